@@ -1,0 +1,68 @@
+# resnet.c — plain Make. `make` builds the library and CLI into $(BUILD)/,
+# `make test` builds and runs the test suite, `make test-asan` the same under sanitizers.
+
+BUILD   ?= build
+CC      ?= gcc
+OPT     ?= -O2
+SAN     ?=
+CFLAGS  ?= $(OPT) -g
+ALL_CFLAGS = $(CFLAGS) $(SAN) -std=c11 -Wall -Wextra -Wshadow -fPIC -fopenmp -Iinclude -Isrc -MMD -MP
+ALL_LDFLAGS = $(LDFLAGS) $(SAN)
+LDLIBS  += -lcjson -lopenblas -lz -lm -fopenmp
+TEST_LDLIBS = -lcmocka
+
+LIB_SRC  := $(sort $(wildcard src/core/*.c src/kernels/*.c src/io/*.c src/nn/*.c src/train/*.c))
+CLI_SRC  := $(sort $(wildcard src/cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TEST_SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
+EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
+
+.PHONY: all test test-asan check demo deps clean
+all: $(BUILD)/libresnet.a $(BUILD)/libresnet.so $(BUILD)/resnet $(EXAMPLE_BIN)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libresnet.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libresnet.so: $(LIB_OBJ)
+	$(CC) -shared -o $@ $^ $(ALL_LDFLAGS) $(LDLIBS)
+
+$(BUILD)/resnet: $(CLI_OBJ) $(BUILD)/libresnet.a
+	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libresnet.a $(ALL_LDFLAGS) $(LDLIBS)
+
+$(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(BUILD)/libresnet.a
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $< $(BUILD)/libresnet.a $(ALL_LDFLAGS) $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_SUPPORT_OBJ) $(BUILD)/libresnet.a
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $< $(TEST_SUPPORT_OBJ) $(BUILD)/libresnet.a $(ALL_LDFLAGS) $(LDLIBS) $(TEST_LDLIBS)
+
+# The test runner regenerates the PyTorch reference states, then runs every test binary.
+test: all $(TEST_BIN)
+	BUILD=$(BUILD) tools/run-tests.sh $(TEST_BIN)
+
+test-asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 \
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
+
+deps:
+	tools/install-deps.sh
+
+demo: all
+	tools/demo.sh $(BUILD)
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:$(BUILD)/tests/%=$(BUILD)/obj/tests/%.d)

@@ -1,0 +1,175 @@
+/* resnet.c — plain, highway and residual networks in C.
+ *
+ * One public header. Every function returns a status (RN_OK = 0) unless it says otherwise;
+ * on failure rn_last_error() holds a readable message (per thread). Tensors are float32,
+ * NCHW (batch, channels, height, width), contiguous. Nothing in the library prints or exits.
+ */
+#ifndef RESNET_H
+#define RESNET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum rn_status {
+    RN_OK = 0,
+    RN_ERR_ARG = 1,      /* a bad argument or option */
+    RN_ERR_NOMEM = 2,    /* an allocation failed */
+    RN_ERR_IO = 3,       /* a file could not be opened, read or written */
+    RN_ERR_FORMAT = 4,   /* a file is not what it claims to be */
+    RN_ERR_MISMATCH = 5, /* a file does not fit the network (names, shapes, dtypes) */
+};
+
+/* The message of the last failure on this thread. */
+const char *rn_last_error(void);
+
+/* ---- options ----------------------------------------------------------------------------
+ * The block orderings of He et al. 2016, "Identity Mappings in Deep Residual Networks",
+ * Fig. 4 (a)-(e). */
+typedef enum {
+    RN_ORDER_DEFAULT = -1,       /* the architecture's own */
+    RN_ORDER_ORIGINAL = 0,       /* (a) conv-BN-ReLU-conv-BN, add, ReLU */
+    RN_ORDER_BN_AFTER_ADD = 1,   /* (b) conv-BN-ReLU-conv, add, BN-ReLU */
+    RN_ORDER_RELU_BEFORE_ADD = 2,/* (c) conv-BN-ReLU-conv-BN-ReLU, add */
+    RN_ORDER_RELU_PREACT = 3,    /* (d) ReLU-conv-BN-ReLU-conv-BN, add */
+    RN_ORDER_FULL_PREACT = 4,    /* (e) BN-ReLU-conv-BN-ReLU-conv, add */
+} rn_ordering;
+
+typedef enum {
+    RN_SHORTCUT_DEFAULT = -1,
+    RN_SHORTCUT_A = 0, /* identity; subsample + zero-padded channels where the shape changes */
+    RN_SHORTCUT_B = 1, /* identity; 1x1 projection where the shape changes */
+    RN_SHORTCUT_C = 2, /* 1x1 projection on every block */
+} rn_shortcut;
+
+typedef struct {
+    int classes;              /* default 10 */
+    int in_c, in_h, in_w;     /* default 3 x 32 x 32 */
+    int ordering;             /* rn_ordering */
+    int shortcut;             /* rn_shortcut */
+    int zero_init_last_bn;    /* start every residual branch at F(x) = 0 */
+    float gate_bias;          /* initial bias of highway gates, default -2 */
+    float survival_last;      /* stochastic depth: survival probability of the last block,
+                                 linearly decaying from 1 (Huang et al. 2016); 1 = off */
+    uint64_t seed;            /* initialisation and stochastic-depth randomness */
+} rn_net_options;
+
+void rn_net_options_init(rn_net_options *opt);
+
+/* "original", "bn-after-add", "relu-before-add", "relu-preact", "full-preact" (also a..e). */
+int rn_ordering_parse(const char *text, rn_ordering *out);
+const char *rn_ordering_name(rn_ordering ordering);
+/* "A", "B", "C" */
+int rn_shortcut_parse(const char *text, rn_shortcut *out);
+const char *rn_shortcut_name(rn_shortcut shortcut);
+
+/* The architecture names rn_net_create accepts, NULL-terminated (wrn-D-K is a pattern). */
+const char *const *rn_arch_names(void);
+
+/* ---- networks ---------------------------------------------------------------------------- */
+typedef struct rn_net rn_net;
+
+/* Builds `arch` ("resnet20", "resnet50", "preresnet164", "highway56", "wrn-16-4", ...) with
+ * fresh torchvision-style initialisation. opt may be NULL for the defaults. */
+int rn_net_create(rn_net **net, const char *arch, const rn_net_options *opt);
+void rn_net_free(rn_net *net);
+
+/* Opens a weights file. Files written by rn_net_save carry their architecture; a plain
+ * torchvision state_dict file needs `arch` (and opt for classes / input shape). When arch is
+ * given it wins over the file's metadata. Every tensor must match by name, shape and dtype. */
+int rn_net_open(rn_net **net, const char *path, const char *arch, const rn_net_options *opt);
+/* Loads weights into an existing network (strict, as rn_net_open). */
+int rn_net_load(rn_net *net, const char *path);
+/* Writes weights and metadata as safetensors, atomically (temporary file + rename). */
+int rn_net_save(const rn_net *net, const char *path);
+
+const char *rn_net_arch(const rn_net *net);
+void rn_net_get_options(const rn_net *net, rn_net_options *opt);
+
+/* Per-channel input normalisation and label names: carried in the file's metadata. */
+int rn_net_set_normalization(rn_net *net, const float *mean, const float *std);
+/* Returns 1 and fills mean/std (in_c floats each) if set, 0 if not. */
+int rn_net_get_normalization(const rn_net *net, float *mean, float *std);
+int rn_net_set_labels(rn_net *net, const char *const *names, int count);
+/* NULL when not set or out of range. */
+const char *rn_net_label(const rn_net *net, int index);
+
+/* ---- running ----------------------------------------------------------------------------- */
+/* Forward pass on x [n, in_c, in_h, in_w]; writes logits [n, classes] when logits != NULL.
+ * training != 0: batch statistics (running ones updated), stochastic depth active, and the
+ * activations kept for rn_net_backward. training == 0: evaluation mode. */
+int rn_net_forward(rn_net *net, const float *x, int n, int training, float *logits);
+/* Mean softmax cross-entropy of the last forward against labels; adds the gradient of that
+ * loss to every parameter gradient (call rn_net_zero_grad first). loss may be NULL. */
+int rn_net_backward(rn_net *net, const int *labels, float *loss);
+void rn_net_zero_grad(rn_net *net);
+/* zero_grad + forward (training) + backward. */
+int rn_net_train_step(rn_net *net, const float *x, const int *labels, int n, float *loss);
+
+/* ---- parameters ---------------------------------------------------------------------------
+ * All trainable parameters live in ONE float array, their gradients in another of the same
+ * length, so optimizers are one flat loop. Each named tensor is a view into them. */
+size_t rn_net_num_params(const rn_net *net);
+float *rn_net_params(rn_net *net);
+float *rn_net_grads(rn_net *net);
+
+typedef enum {
+    RN_TENSOR_PARAM = 0,   /* trainable: data in rn_net_params, grad in rn_net_grads */
+    RN_TENSOR_BUFFER = 1,  /* float state such as BN running statistics; grad is NULL */
+    RN_TENSOR_COUNTER = 2, /* int64 state (BN num_batches_tracked); data NULL, i64 set */
+} rn_tensor_kind;
+
+typedef struct {
+    const char *name; /* torchvision's state_dict name, e.g. "layer2.0.downsample.0.weight" */
+    rn_tensor_kind kind;
+    int ndim;
+    int64_t shape[4];
+    size_t numel;
+    float *data;
+    float *grad;
+    int64_t *i64;
+} rn_tensor_info;
+
+int rn_net_num_tensors(const rn_net *net);
+int rn_net_tensor(const rn_net *net, int index, rn_tensor_info *out);
+/* Returns RN_ERR_ARG (with a message) when no tensor has that name. */
+int rn_net_find_tensor(const rn_net *net, const char *name, rn_tensor_info *out);
+
+/* ---- structure, for summaries and experiments ---------------------------------------------
+ * A network is a stem, a sequence of blocks, and a head (pooling + classifier). */
+typedef struct {
+    char name[32];       /* "stem", "layer2.0", "head" */
+    int stage;           /* 0 for the stem, 1.. for block stages, stages + 1 for the head */
+    int out_c, out_h, out_w;
+    size_t params;       /* trainable parameters */
+    uint64_t macs;       /* multiply-adds per image (convolutions and fully connected) */
+    float survival;      /* stochastic-depth survival probability (1 for stem and head) */
+    int deleted;         /* removed at test time (lesion) */
+} rn_unit_info;
+
+int rn_net_num_units(const rn_net *net);
+int rn_net_unit(const rn_net *net, int index, rn_unit_info *out);
+uint64_t rn_net_macs(const rn_net *net);
+/* Lesion studies: a deleted block passes its shortcut only (y = post(shortcut(x))).
+ * index counts blocks from 0 (unit index - 1). */
+int rn_net_num_blocks(const rn_net *net);
+int rn_net_set_block_deleted(rn_net *net, int block, int deleted);
+int rn_net_set_block_survival(rn_net *net, int block, float survival);
+
+/* ---- optimisation --------------------------------------------------------------------------
+ * SGD with momentum and weight decay exactly as torch.optim.SGD (decay on every parameter):
+ *   g = grad + wd * p;  buf = momentum * buf + g (buf = g on the first step);  p -= lr * buf
+ * (nesterov: p -= lr * (g + momentum * buf)). */
+typedef struct rn_sgd rn_sgd;
+int rn_sgd_create(rn_sgd **opt, const rn_net *net, float momentum, float weight_decay,
+                  int nesterov);
+void rn_sgd_free(rn_sgd *opt);
+int rn_sgd_step(rn_sgd *opt, rn_net *net, float lr);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

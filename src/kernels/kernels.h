@@ -1,0 +1,104 @@
+/* Numeric kernels: pure functions on raw float32 arrays with explicit shapes.
+ *
+ * Layout is NCHW (batch, channels, height, width), row-major, contiguous.
+ * Conventions, so that callers never guess:
+ *   - outputs come first in the argument list;
+ *   - activation gradients (dx) are OVERWRITTEN;
+ *   - parameter gradients (dw, db, dgamma, dbeta) are ACCUMULATED (+=), so zeroing all
+ *     gradients of a network is one memset over its gradient arena;
+ *   - any gradient pointer documented "may be NULL" is skipped when NULL.
+ * A kernel knows nothing of layers, names or training. */
+#ifndef RN_KERNELS_H
+#define RN_KERNELS_H
+
+#include <stddef.h>
+
+/* ---- matrix multiply ------------------------------------------------------------------
+ * C[M,N] = alpha * op(A) * op(B) + beta * C, row-major; op(X) = X or X^T.
+ * lda/ldb/ldc are the row strides of A, B, C as stored. */
+void rn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+              const float *b, int ldb, float beta, float *c, int ldc);
+
+/* ---- 2-D convolution (cross-correlation, as PyTorch) ---------------------------------- */
+typedef struct {
+    int n, c, h, w;      /* input  [n, c, h, w] */
+    int k, r, s;         /* weight [k, c, r, s] (k output channels, r x s kernel) */
+    int stride, pad;     /* same in both directions; zero padding */
+    int oh, ow;          /* output [n, k, oh, ow]; filled by rn_conv_shape_init */
+} rn_conv_shape;
+
+/* Fills oh/ow; returns 0, or -1 if the output would be empty. */
+int rn_conv_shape_init(rn_conv_shape *sh, int n, int c, int h, int w, int k, int r, int s,
+                       int stride, int pad);
+/* Floats of scratch memory that forward/backward need for this shape (may be 0). */
+size_t rn_conv_workspace(const rn_conv_shape *sh);
+/* y = conv(x, w) + b; b may be NULL. */
+void rn_conv_forward(float *y, const float *x, const float *w, const float *b,
+                     const rn_conv_shape *sh, float *work);
+/* dx = conv_transpose(dy, w) (overwritten; may be NULL), dw += ..., db += ... (may be NULL). */
+void rn_conv_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                      const float *w, const rn_conv_shape *sh, float *work);
+
+/* ---- batch normalization over (n, hw) per channel -------------------------------------
+ * Training mode normalizes with the batch mean and the biased batch variance, and returns
+ * both in mean[c] and var[c]; updating running statistics is the caller's job (see
+ * rn_bn_update_running). Evaluation mode uses the given running statistics. */
+void rn_bn_forward_train(float *y, float *mean, float *var, const float *x, const float *gamma,
+                         const float *beta, int n, int c, int hw, float eps);
+void rn_bn_forward_eval(float *y, const float *x, const float *gamma, const float *beta,
+                        const float *run_mean, const float *run_var, int n, int c, int hw,
+                        float eps);
+/* running = (1 - momentum) * running + momentum * batch, with the variance made unbiased
+ * (times count / (count - 1), count = n * hw), exactly as torch.nn.BatchNorm2d. */
+void rn_bn_update_running(float *run_mean, float *run_var, const float *mean, const float *var,
+                          int c, int count, float momentum);
+/* Backward of training mode (batch statistics depend on x). dx may be NULL. */
+void rn_bn_backward_train(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                          const float *gamma, const float *mean, const float *var, int n, int c,
+                          int hw, float eps);
+/* Backward of evaluation mode (statistics are constants). dx may be NULL. */
+void rn_bn_backward_eval(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                         const float *gamma, const float *run_mean, const float *run_var, int n,
+                         int c, int hw, float eps);
+
+/* ---- elementwise ---------------------------------------------------------------------- */
+void rn_relu_forward(float *y, const float *x, size_t len);            /* y may equal x */
+void rn_relu_backward(float *dx, const float *dy, const float *y, size_t len); /* uses output */
+void rn_sigmoid_forward(float *y, const float *x, size_t len);
+void rn_sigmoid_backward(float *dx, const float *dy, const float *y, size_t len);
+/* y = a + alpha * b */
+void rn_add_scaled(float *y, const float *a, const float *b, float alpha, size_t len);
+
+/* ---- pooling -------------------------------------------------------------------------- */
+/* Max pooling, square window k; padded positions never win (as PyTorch).
+ * Output size oh = (h + 2*pad - k) / stride + 1 (floor). */
+void rn_maxpool_forward(float *y, const float *x, int n, int c, int h, int w, int k, int stride,
+                        int pad, int oh, int ow);
+/* dx is overwritten; the gradient goes to the first maximum of each window (row-major scan). */
+void rn_maxpool_backward(float *dx, const float *dy, const float *x, int n, int c, int h, int w,
+                         int k, int stride, int pad, int oh, int ow);
+/* Global average pooling: y[n, c] = mean over hw of x[n, c, :]. */
+void rn_gap_forward(float *y, const float *x, int n, int c, int hw);
+void rn_gap_backward(float *dx, const float *dy, int n, int c, int hw);
+
+/* ---- fully connected: y[n, k] = x[n, d] * w[k, d]^T + b[k] ---------------------------- */
+void rn_fc_forward(float *y, const float *x, const float *w, const float *b, int n, int d, int k);
+/* dx overwritten (may be NULL), dw += , db += (may be NULL). */
+void rn_fc_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                    const float *w, int n, int d, int k);
+
+/* ---- softmax cross-entropy, mean over the batch ---------------------------------------
+ * Returns the mean loss; dlogits (may be NULL) = (softmax - onehot) / n, overwritten.
+ * Labels must be in [0, k); the caller checks. Accumulates in double. */
+double rn_softmax_xent(float *dlogits, const float *logits, const int *labels, int n, int k);
+
+/* ---- option-A shortcut: identity with stride-s subsampling and zero-padded channels ----
+ * y[n, oc, oh, ow] with oh = ceil(h / stride): y[:, pad0 + i, :, :] = x[:, i, ::stride, ::stride]
+ * for i < c, zeros elsewhere; pad0 = (oc - c) / 2 (the rest of the padding goes after). */
+void rn_shortcut_pad_forward(float *y, const float *x, int n, int c, int h, int w, int oc,
+                             int stride);
+/* dx (overwritten) = the matching slice of dy. */
+void rn_shortcut_pad_backward(float *dx, const float *dy, int n, int c, int h, int w, int oc,
+                              int stride);
+
+#endif

@@ -1,0 +1,16 @@
+#!/bin/sh
+# Installs the Debian 12 packages resnet.c needs to build, test and run its reference checks.
+# Safe to run again: it asks apt only for what is missing. Run as root (or with sudo).
+set -eu
+pkgs="build-essential make libcjson-dev libopenblas-dev zlib1g-dev libcmocka-dev libstb-dev
+      python3 python3-torch python3-torchvision dataset-fashion-mnist"
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
