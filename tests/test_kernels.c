@@ -1,0 +1,923 @@
+/* Tests of src/kernels: forward values against naive reference loops and hand-computed
+ * examples, backward against central finite differences, and the overwrite (dx) /
+ * accumulate (dw, db, dgamma, dbeta) conventions.
+ *
+ * Finite differences: each backward is checked with the loss L = sum_i r_i * y_i (r a fixed
+ * random tensor, L accumulated in double), so dL/dy = r is passed as dy; softmax_xent is
+ * checked against its own returned loss. The error of a central difference is truncation,
+ * O(eps^2 * f'''), plus rounding noise of the loss divided by 2*eps. Measured with eps swept
+ * over 3e-4 .. 3e-2 (worst error over the checked coordinates):
+ *   - every kernel with a float32 forward is dominated by the rounding noise of y (roughly
+ *     6e-8 * |y| per output the step touches): conv, fc, gap, maxpool, relu, shortcut and BN
+ *     eval are exactly linear in the checked variable (away from relu kinks and maxpool ties),
+ *     and BN train (in x) and sigmoid are smooth enough that truncation stays below the noise
+ *     up to eps = 3e-2 (BN train dx: 2.4e-2 at eps 3e-4, 7e-3 at 1e-3, 6e-4 at 1e-2, 3e-4 at
+ *     3e-2; sigmoid: 1.1e-2, 1.4e-3, 1.3e-4, 1.4e-4). So EPS_FLOAT = 1e-2 for all of them;
+ *     measured worst errors are then <= 1.6e-3 (conv 7x7 dx), most 1e-6 .. 5e-4;
+ *   - softmax_xent computes in double from float logits, so its noise is negligible and
+ *     truncation dominates (6e-8 at eps 3e-4, 2e-7 at 1e-3, 1.6e-5 at 1e-2): EPS_DOUBLE = 1e-3.
+ * The tolerance FD_TOL = 1e-2 is thus >= 6x above every measured worst case, while a
+ * wrong gradient (a dropped term, a misrouted index) gives errors of O(0.1..1). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "support/check.h"
+
+#define FD_TOL 1e-2
+#define EPS_FLOAT 1e-2f
+#define EPS_DOUBLE 1e-3f
+#define FD_MAX_CHECKS 150
+
+/* ---- helpers ------------------------------------------------------------------------- */
+
+static float *alloc_f(size_t n)
+{
+    float *p = malloc(sizeof(float) * (n ? n : 1));
+    assert_non_null(p);
+    return p;
+}
+
+static float *alloc_nan(size_t n)
+{
+    float *p = alloc_f(n);
+    for (size_t i = 0; i < n; i++) p[i] = NAN;
+    return p;
+}
+
+static float *alloc_zero(size_t n)
+{
+    float *p = calloc(n ? n : 1, sizeof(float));
+    assert_non_null(p);
+    return p;
+}
+
+static double dot_d(const float *a, const float *b, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * (double)b[i];
+    return s;
+}
+
+static void check_fd(const char *what, rn_test_loss_fn loss, void *ctx, float *x,
+                     const float *grad, size_t n, float eps, uint64_t seed)
+{
+    size_t worst = 0;
+    const double err = rn_test_fd_check(loss, ctx, x, grad, n, eps, FD_MAX_CHECKS, seed, &worst);
+    print_message("    fd %-44s worst %.2e (at %zu of %zu, eps %.0e)\n", what, err, worst, n,
+                  (double)eps);
+    assert_true(err <= FD_TOL); /* false on NaN too */
+}
+
+static void assert_rel(const char *what, const float *a, const float *ref, size_t n, double tol)
+{
+    const double e = rn_test_rel_err(a, ref, n);
+    if (!(e <= tol)) print_message("    %s: relative error %.3e > %.1e\n", what, e, tol);
+    assert_true(e <= tol);
+}
+
+static void assert_close(double a, double b, double tol)
+{
+    if (!(fabs(a - b) <= tol)) print_message("    %.9g != %.9g (tol %.1e)\n", a, b, tol);
+    assert_true(fabs(a - b) <= tol);
+}
+
+/* ---- sgemm --------------------------------------------------------------------------- */
+
+static void test_sgemm_all_transposes(void **state)
+{
+    (void)state;
+    const int m = 5, n = 7, k = 6, pad = 3;
+    for (int ta = 0; ta < 2; ta++) {
+        for (int tb = 0; tb < 2; tb++) {
+            /* Stored shapes: A is m x k (or k x m), B is k x n (or n x k); padded rows. */
+            const int arows = ta ? k : m, acols = ta ? m : k;
+            const int brows = tb ? n : k, bcols = tb ? k : n;
+            const int lda = acols + pad, ldb = bcols + pad, ldc = n + pad;
+            float *a = alloc_f((size_t)arows * lda), *b = alloc_f((size_t)brows * ldb);
+            float *c = alloc_f((size_t)m * ldc), *ref = alloc_f((size_t)m * ldc);
+            rn_test_fill_normal(a, (size_t)arows * lda, 1, 1.0f);
+            rn_test_fill_normal(b, (size_t)brows * ldb, 2, 1.0f);
+            rn_test_fill_normal(c, (size_t)m * ldc, 3, 1.0f);
+            memcpy(ref, c, sizeof(float) * (size_t)m * ldc);
+            for (int i = 0; i < m; i++) {
+                for (int j = 0; j < n; j++) {
+                    double s = 0.0;
+                    for (int p = 0; p < k; p++) {
+                        const float av = ta ? a[(size_t)p * lda + i] : a[(size_t)i * lda + p];
+                        const float bv = tb ? b[(size_t)j * ldb + p] : b[(size_t)p * ldb + j];
+                        s += (double)av * bv;
+                    }
+                    ref[(size_t)i * ldc + j] = (float)(0.7 * s + 0.3 * ref[(size_t)i * ldc + j]);
+                }
+            }
+            rn_sgemm(ta, tb, m, n, k, 0.7f, a, lda, b, ldb, 0.3f, c, ldc);
+            assert_rel("sgemm", c, ref, (size_t)m * ldc, 1e-6);
+            free(a);
+            free(b);
+            free(c);
+            free(ref);
+        }
+    }
+}
+
+/* ---- convolution --------------------------------------------------------------------- */
+
+typedef struct {
+    rn_conv_shape sh;
+    float *x, *w, *b, *y, *r, *work;
+    size_t ny;
+} conv_ctx;
+
+static double conv_loss(void *p)
+{
+    conv_ctx *c = p;
+    rn_conv_forward(c->y, c->x, c->w, c->b, &c->sh, c->work);
+    return dot_d(c->r, c->y, c->ny);
+}
+
+static void conv_naive(float *y, const float *x, const float *w, const float *b,
+                       const rn_conv_shape *sh)
+{
+    for (int i = 0; i < sh->n; i++)
+        for (int k = 0; k < sh->k; k++)
+            for (int oy = 0; oy < sh->oh; oy++)
+                for (int ox = 0; ox < sh->ow; ox++) {
+                    double s = b ? b[k] : 0.0;
+                    for (int c = 0; c < sh->c; c++)
+                        for (int ky = 0; ky < sh->r; ky++)
+                            for (int kx = 0; kx < sh->s; kx++) {
+                                const int iy = oy * sh->stride - sh->pad + ky;
+                                const int ix = ox * sh->stride - sh->pad + kx;
+                                if (iy < 0 || iy >= sh->h || ix < 0 || ix >= sh->w) continue;
+                                s += (double)x[(((size_t)i * sh->c + c) * sh->h + iy) * sh->w +
+                                               ix] *
+                                     w[(((size_t)k * sh->c + c) * sh->r + ky) * sh->s + kx];
+                            }
+                    y[(((size_t)i * sh->k + k) * sh->oh + oy) * sh->ow + ox] = (float)s;
+                }
+}
+
+static void conv_case(int n, int c, int h, int w, int k, int r, int s, int stride, int pad,
+                      int with_bias)
+{
+    conv_ctx cx;
+    memset(&cx, 0, sizeof cx);
+    assert_int_equal(rn_conv_shape_init(&cx.sh, n, c, h, w, k, r, s, stride, pad), 0);
+    assert_int_equal(cx.sh.oh, (h + 2 * pad - r) / stride + 1);
+    assert_int_equal(cx.sh.ow, (w + 2 * pad - s) / stride + 1);
+    print_message("  conv n%d c%d %dx%d k%d %dx%d s%d p%d %s -> %dx%d\n", n, c, h, w, k, r, s,
+                  stride, pad, with_bias ? "bias" : "no bias", cx.sh.oh, cx.sh.ow);
+    const size_t nx = (size_t)n * c * h * w, nw = (size_t)k * c * r * s;
+    cx.ny = (size_t)n * k * cx.sh.oh * cx.sh.ow;
+    const size_t nwork = rn_conv_workspace(&cx.sh);
+    if (r == 1 && s == 1 && stride == 1 && pad == 0) assert_int_equal(nwork, 0);
+    cx.x = alloc_f(nx);
+    cx.w = alloc_f(nw);
+    cx.b = with_bias ? alloc_f((size_t)k) : NULL;
+    cx.y = alloc_f(cx.ny);
+    cx.r = alloc_f(cx.ny);
+    cx.work = nwork ? alloc_f(nwork) : NULL;
+    float *ref = alloc_f(cx.ny);
+    rn_test_fill_normal(cx.x, nx, 11, 1.0f);
+    rn_test_fill_normal(cx.w, nw, 12, 1.0f / sqrtf((float)(c * r * s)));
+    if (cx.b) rn_test_fill_normal(cx.b, (size_t)k, 13, 0.5f);
+    rn_test_fill_normal(cx.r, cx.ny, 14, 1.0f);
+
+    /* forward against the direct 7-loop convolution */
+    rn_conv_forward(cx.y, cx.x, cx.w, cx.b, &cx.sh, cx.work);
+    conv_naive(ref, cx.x, cx.w, cx.b, &cx.sh);
+    assert_rel("conv forward", cx.y, ref, cx.ny, 1e-5);
+
+    /* backward: dx starts as garbage (NaN) and must be overwritten; dw, db start at 0 */
+    float *dx = alloc_nan(nx), *dw = alloc_zero(nw), *db = with_bias ? alloc_zero((size_t)k) : NULL;
+    rn_conv_backward(dx, dw, db, cx.r, cx.x, cx.w, &cx.sh, cx.work);
+    check_fd("conv dx", conv_loss, &cx, cx.x, dx, nx, EPS_FLOAT, 101);
+    check_fd("conv dw", conv_loss, &cx, cx.w, dw, nw, EPS_FLOAT, 102);
+    if (with_bias) check_fd("conv db", conv_loss, &cx, cx.b, db, (size_t)k, EPS_FLOAT, 103);
+
+    /* conventions: a second call overwrites dx (from other garbage) and accumulates dw, db */
+    float *dx2 = alloc_f(nx), *dw2 = alloc_f(nw), *db2 = with_bias ? alloc_f((size_t)k) : NULL;
+    for (size_t i = 0; i < nx; i++) dx2[i] = 1e30f;
+    memcpy(dw2, dw, sizeof(float) * nw);
+    if (db2) memcpy(db2, db, sizeof(float) * (size_t)k);
+    rn_conv_backward(dx2, dw2, db2, cx.r, cx.x, cx.w, &cx.sh, cx.work);
+    assert_rel("conv dx overwritten", dx2, dx, nx, 1e-7);
+    for (size_t i = 0; i < nw; i++) dw[i] *= 2.0f;
+    assert_rel("conv dw accumulates", dw2, dw, nw, 1e-6);
+    if (db2) {
+        for (int i = 0; i < k; i++) db[i] *= 2.0f;
+        assert_rel("conv db accumulates", db2, db, (size_t)k, 1e-6);
+    }
+    /* optional outputs: dx and db may be NULL; dw alone still accumulates the same */
+    float *dw3 = alloc_zero(nw);
+    rn_conv_backward(NULL, dw3, NULL, cx.r, cx.x, cx.w, &cx.sh, cx.work);
+    for (size_t i = 0; i < nw; i++) dw3[i] *= 2.0f;
+    assert_rel("conv dw alone", dw3, dw, nw, 1e-6);
+
+    free(cx.x);
+    free(cx.w);
+    free(cx.b);
+    free(cx.y);
+    free(cx.r);
+    free(cx.work);
+    free(ref);
+    free(dx);
+    free(dw);
+    free(db);
+    free(dx2);
+    free(dw2);
+    free(db2);
+    free(dw3);
+}
+
+static void test_conv_shape(void **state)
+{
+    (void)state;
+    rn_conv_shape sh;
+    assert_int_equal(rn_conv_shape_init(&sh, 1, 3, 7, 8, 4, 3, 3, 2, 1), 0);
+    assert_int_equal(sh.oh, 4);
+    assert_int_equal(sh.ow, 4);
+    assert_int_equal(rn_conv_shape_init(&sh, 1, 3, 224, 224, 64, 7, 7, 2, 3), 0);
+    assert_int_equal(sh.oh, 112);
+    assert_int_equal(rn_conv_workspace(&sh), (size_t)3 * 7 * 7 * 112 * 112);
+    assert_int_equal(rn_conv_shape_init(&sh, 1, 3, 2, 8, 4, 5, 5, 1, 0), -1); /* empty */
+    assert_int_equal(rn_conv_shape_init(&sh, 1, 3, 8, 8, 4, 3, 3, 0, 1), -1); /* stride 0 */
+}
+
+static void test_conv_3x3_s1_p1(void **state)
+{
+    (void)state;
+    conv_case(2, 3, 5, 7, 4, 3, 3, 1, 1, 1);
+    conv_case(2, 3, 5, 7, 4, 3, 3, 1, 1, 0);
+}
+
+static void test_conv_3x3_s2_p1(void **state)
+{
+    (void)state;
+    conv_case(2, 3, 7, 5, 5, 3, 3, 2, 1, 1);
+    conv_case(2, 4, 8, 8, 3, 3, 3, 2, 1, 0);
+}
+
+static void test_conv_1x1(void **state)
+{
+    (void)state;
+    conv_case(2, 4, 7, 5, 6, 1, 1, 2, 0, 0); /* projection shortcut: im2col subsamples */
+    conv_case(2, 4, 7, 5, 6, 1, 1, 2, 0, 1);
+    conv_case(2, 4, 5, 7, 3, 1, 1, 1, 0, 1); /* pointwise: no workspace, GEMM on x directly */
+}
+
+static void test_conv_7x7_s2_p3(void **state)
+{
+    (void)state;
+    conv_case(2, 3, 11, 13, 4, 7, 7, 2, 3, 1);
+    conv_case(1, 2, 9, 9, 3, 7, 7, 2, 3, 0);
+}
+
+static void test_conv_rect_kernel(void **state)
+{
+    (void)state;
+    conv_case(2, 2, 6, 5, 3, 3, 2, 1, 1, 1);
+}
+
+/* ---- batch normalization ------------------------------------------------------------- */
+
+typedef struct {
+    float *x, *gamma, *beta, *y, *mean, *var, *rm, *rv, *r;
+    int n, c, hw;
+    float eps;
+    int train;
+} bn_ctx;
+
+static double bn_loss(void *p)
+{
+    bn_ctx *b = p;
+    if (b->train)
+        rn_bn_forward_train(b->y, b->mean, b->var, b->x, b->gamma, b->beta, b->n, b->c, b->hw,
+                            b->eps);
+    else
+        rn_bn_forward_eval(b->y, b->x, b->gamma, b->beta, b->rm, b->rv, b->n, b->c, b->hw,
+                           b->eps);
+    return dot_d(b->r, b->y, (size_t)b->n * b->c * b->hw);
+}
+
+static void bn_setup(bn_ctx *b, int n, int c, int hw, int train)
+{
+    memset(b, 0, sizeof *b);
+    b->n = n;
+    b->c = c;
+    b->hw = hw;
+    b->eps = 1e-5f;
+    b->train = train;
+    const size_t len = (size_t)n * c * hw;
+    b->x = alloc_f(len);
+    b->y = alloc_f(len);
+    b->r = alloc_f(len);
+    b->gamma = alloc_f((size_t)c);
+    b->beta = alloc_f((size_t)c);
+    b->mean = alloc_f((size_t)c);
+    b->var = alloc_f((size_t)c);
+    b->rm = alloc_f((size_t)c);
+    b->rv = alloc_f((size_t)c);
+    /* per-channel offsets and scales, so that statistics differ between channels */
+    rn_test_fill_normal(b->x, len, 21, 1.0f);
+    for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < c; ch++)
+            for (int j = 0; j < hw; j++) {
+                float *v = &b->x[((size_t)i * c + ch) * hw + j];
+                *v = *v * (0.5f + 0.5f * ch) + (float)ch - 1.0f;
+            }
+    rn_test_fill_uniform(b->gamma, (size_t)c, 22, 0.5f, 1.5f);
+    rn_test_fill_normal(b->beta, (size_t)c, 23, 0.5f);
+    rn_test_fill_normal(b->rm, (size_t)c, 24, 1.0f);
+    rn_test_fill_uniform(b->rv, (size_t)c, 25, 0.5f, 2.0f);
+    rn_test_fill_normal(b->r, len, 26, 1.0f);
+}
+
+static void bn_free(bn_ctx *b)
+{
+    free(b->x);
+    free(b->y);
+    free(b->r);
+    free(b->gamma);
+    free(b->beta);
+    free(b->mean);
+    free(b->var);
+    free(b->rm);
+    free(b->rv);
+}
+
+static void test_bn_forward_train_values(void **state)
+{
+    (void)state;
+    bn_ctx b;
+    bn_setup(&b, 3, 4, 35, 1);
+    /* channel 3 sits far from zero: a one-pass E[x^2]-E[x]^2 in float would lose it */
+    for (int i = 0; i < b.n; i++)
+        for (int j = 0; j < b.hw; j++) b.x[((size_t)i * b.c + 3) * b.hw + j] += 1000.0f;
+    rn_bn_forward_train(b.y, b.mean, b.var, b.x, b.gamma, b.beta, b.n, b.c, b.hw, b.eps);
+    const double m = (double)b.n * b.hw;
+    for (int ch = 0; ch < b.c; ch++) {
+        double s = 0.0, ss = 0.0;
+        for (int i = 0; i < b.n; i++)
+            for (int j = 0; j < b.hw; j++) s += b.x[((size_t)i * b.c + ch) * b.hw + j];
+        const double mu = s / m;
+        for (int i = 0; i < b.n; i++)
+            for (int j = 0; j < b.hw; j++) {
+                const double d = b.x[((size_t)i * b.c + ch) * b.hw + j] - mu;
+                ss += d * d;
+            }
+        const double var = ss / m; /* biased */
+        assert_close(b.mean[ch], mu, 1e-6 * (1.0 + fabs(mu)));
+        assert_close(b.var[ch], var, 1e-6 * var);
+        const double invstd = 1.0 / sqrt(var + b.eps);
+        for (int i = 0; i < b.n; i++)
+            for (int j = 0; j < b.hw; j++) {
+                const size_t at = ((size_t)i * b.c + ch) * b.hw + j;
+                const double want = b.gamma[ch] * (b.x[at] - mu) * invstd + b.beta[ch];
+                /* float x - float mean costs ~ulp(1000) / std on the offset channel */
+                assert_close(b.y[at], want, ch == 3 ? 2e-4 : 2e-6);
+            }
+    }
+    bn_free(&b);
+}
+
+static void test_bn_forward_eval_values(void **state)
+{
+    (void)state;
+    bn_ctx b;
+    bn_setup(&b, 2, 3, 10, 0);
+    rn_bn_forward_eval(b.y, b.x, b.gamma, b.beta, b.rm, b.rv, b.n, b.c, b.hw, b.eps);
+    for (int i = 0; i < b.n; i++)
+        for (int ch = 0; ch < b.c; ch++)
+            for (int j = 0; j < b.hw; j++) {
+                const size_t at = ((size_t)i * b.c + ch) * b.hw + j;
+                const double want =
+                    b.gamma[ch] * (b.x[at] - b.rm[ch]) / sqrt(b.rv[ch] + (double)b.eps) +
+                    b.beta[ch];
+                assert_close(b.y[at], want, 2e-6 * (1.0 + fabs(want)));
+            }
+    bn_free(&b);
+}
+
+static void test_bn_update_running(void **state)
+{
+    (void)state;
+    float rm[2] = {0.0f, 1.0f}, rv[2] = {1.0f, 2.0f};
+    const float mean[2] = {1.0f, 2.0f}, var[2] = {4.0f, 9.0f};
+    rn_bn_update_running(rm, rv, mean, var, 2, 5, 0.1f);
+    assert_close(rm[0], 0.1, 1e-7);
+    assert_close(rm[1], 0.9 * 1.0 + 0.1 * 2.0, 1e-6);
+    assert_close(rv[0], 0.9 * 1.0 + 0.1 * 4.0 * 5.0 / 4.0, 1e-6); /* unbiased: * 5/4 */
+    assert_close(rv[1], 0.9 * 2.0 + 0.1 * 9.0 * 5.0 / 4.0, 1e-6);
+    /* count == 1: the variance is used as is */
+    float rm1[1] = {0.0f}, rv1[1] = {1.0f};
+    rn_bn_update_running(rm1, rv1, mean, var, 1, 1, 0.1f);
+    assert_close(rm1[0], 0.1, 1e-7);
+    assert_close(rv1[0], 0.9 + 0.4, 1e-6);
+}
+
+static void bn_backward_case(int train)
+{
+    bn_ctx b;
+    bn_setup(&b, 3, 4, 35, train); /* M = 105, odd hw = 5x7 */
+    const size_t len = (size_t)b.n * b.c * b.hw;
+    bn_loss(&b); /* fills mean/var in training mode */
+    float *dx = alloc_nan(len), *dg = alloc_zero((size_t)b.c), *dbt = alloc_zero((size_t)b.c);
+    if (train)
+        rn_bn_backward_train(dx, dg, dbt, b.r, b.x, b.gamma, b.mean, b.var, b.n, b.c, b.hw,
+                             b.eps);
+    else
+        rn_bn_backward_eval(dx, dg, dbt, b.r, b.x, b.gamma, b.rm, b.rv, b.n, b.c, b.hw, b.eps);
+    check_fd(train ? "bn train dx" : "bn eval dx", bn_loss, &b, b.x, dx, len,
+             EPS_FLOAT, 201);
+    check_fd(train ? "bn train dgamma" : "bn eval dgamma", bn_loss, &b, b.gamma, dg,
+             (size_t)b.c, EPS_FLOAT, 202);
+    check_fd(train ? "bn train dbeta" : "bn eval dbeta", bn_loss, &b, b.beta, dbt, (size_t)b.c,
+             EPS_FLOAT, 203);
+
+    /* conventions: dx overwritten, dgamma/dbeta accumulate; dx may be NULL */
+    bn_loss(&b);
+    float *dx2 = alloc_f(len), *dg2 = alloc_f((size_t)b.c), *dbt2 = alloc_f((size_t)b.c);
+    for (size_t i = 0; i < len; i++) dx2[i] = -7.0f;
+    memcpy(dg2, dg, sizeof(float) * (size_t)b.c);
+    memcpy(dbt2, dbt, sizeof(float) * (size_t)b.c);
+    if (train) {
+        rn_bn_backward_train(dx2, dg2, dbt2, b.r, b.x, b.gamma, b.mean, b.var, b.n, b.c, b.hw,
+                             b.eps);
+        rn_bn_backward_train(NULL, dg2, dbt2, b.r, b.x, b.gamma, b.mean, b.var, b.n, b.c, b.hw,
+                             b.eps);
+    } else {
+        rn_bn_backward_eval(dx2, dg2, dbt2, b.r, b.x, b.gamma, b.rm, b.rv, b.n, b.c, b.hw,
+                            b.eps);
+        rn_bn_backward_eval(NULL, dg2, dbt2, b.r, b.x, b.gamma, b.rm, b.rv, b.n, b.c, b.hw,
+                            b.eps);
+    }
+    assert_rel("bn dx overwritten", dx2, dx, len, 1e-7);
+    for (int i = 0; i < b.c; i++) {
+        dg[i] *= 3.0f;
+        dbt[i] *= 3.0f;
+    }
+    assert_rel("bn dgamma accumulates", dg2, dg, (size_t)b.c, 1e-6);
+    assert_rel("bn dbeta accumulates", dbt2, dbt, (size_t)b.c, 1e-6);
+    if (train) {
+        /* batch-statistics backward: per channel, dx sums to 0 and is orthogonal to xhat */
+        for (int ch = 0; ch < b.c; ch++) {
+            double s = 0.0, sx = 0.0, scale = 0.0;
+            for (int i = 0; i < b.n; i++)
+                for (int j = 0; j < b.hw; j++) {
+                    const size_t at = ((size_t)i * b.c + ch) * b.hw + j;
+                    s += dx[at];
+                    sx += dx[at] * (b.x[at] - b.mean[ch]);
+                    scale += fabs(dx[at]) * (1.0 + fabs(b.x[at] - b.mean[ch]));
+                }
+            assert_true(fabs(s) <= 1e-5 * scale);
+            assert_true(fabs(sx) <= 1e-5 * scale);
+        }
+    }
+    free(dx);
+    free(dg);
+    free(dbt);
+    free(dx2);
+    free(dg2);
+    free(dbt2);
+    bn_free(&b);
+}
+
+static void test_bn_backward_train(void **state)
+{
+    (void)state;
+    bn_backward_case(1);
+}
+
+static void test_bn_backward_eval(void **state)
+{
+    (void)state;
+    bn_backward_case(0);
+}
+
+/* ---- elementwise --------------------------------------------------------------------- */
+
+typedef struct {
+    float *x, *y, *r;
+    size_t len;
+    int sigmoid;
+} act_ctx;
+
+static double act_loss(void *p)
+{
+    act_ctx *a = p;
+    if (a->sigmoid)
+        rn_sigmoid_forward(a->y, a->x, a->len);
+    else
+        rn_relu_forward(a->y, a->x, a->len);
+    return dot_d(a->r, a->y, a->len);
+}
+
+static void test_relu(void **state)
+{
+    (void)state;
+    const size_t len = 2 * 3 * 5 * 7;
+    act_ctx a = {alloc_f(len), alloc_f(len), alloc_f(len), len, 0};
+    /* |x| in [0.05, 1.05): the eps = 1e-2 steps never cross the kink at 0 */
+    rn_test_fill_uniform(a.x, len, 31, 0.05f, 1.05f);
+    float *sign = alloc_f(len);
+    rn_test_fill_uniform(sign, len, 32, -1.0f, 1.0f);
+    for (size_t i = 0; i < len; i++)
+        if (sign[i] < 0.0f) a.x[i] = -a.x[i];
+    rn_test_fill_normal(a.r, len, 33, 1.0f);
+    act_loss(&a);
+    for (size_t i = 0; i < len; i++) assert_true(a.y[i] == (a.x[i] > 0.0f ? a.x[i] : 0.0f));
+    float *dx = alloc_nan(len);
+    rn_relu_backward(dx, a.r, a.y, len);
+    check_fd("relu dx", act_loss, &a, a.x, dx, len, EPS_FLOAT, 301);
+    /* in place (y == x), and zero input gives zero gradient */
+    float *z = alloc_f(len);
+    memcpy(z, a.x, sizeof(float) * len);
+    rn_relu_forward(z, z, len);
+    assert_memory_equal(z, a.y, sizeof(float) * len);
+    const float zero = 0.0f, one = 1.0f;
+    float g = NAN;
+    rn_relu_backward(&g, &one, &zero, 1);
+    assert_true(g == 0.0f);
+    free(a.x);
+    free(a.y);
+    free(a.r);
+    free(sign);
+    free(dx);
+    free(z);
+}
+
+static void test_sigmoid(void **state)
+{
+    (void)state;
+    const size_t len = 3 * 4 * 9;
+    act_ctx a = {alloc_f(len), alloc_f(len), alloc_f(len), len, 1};
+    rn_test_fill_normal(a.x, len, 41, 2.0f);
+    rn_test_fill_normal(a.r, len, 42, 1.0f);
+    act_loss(&a);
+    for (size_t i = 0; i < len; i++) assert_close(a.y[i], 1.0 / (1.0 + exp(-a.x[i])), 1e-7);
+    float *dx = alloc_nan(len);
+    rn_sigmoid_backward(dx, a.r, a.y, len);
+    check_fd("sigmoid dx", act_loss, &a, a.x, dx, len, EPS_FLOAT, 401);
+    /* saturation: no overflow, no NaN */
+    const float big[4] = {0.0f, 100.0f, -100.0f, -1000.0f};
+    float out[4];
+    rn_sigmoid_forward(out, big, 4);
+    assert_true(out[0] == 0.5f);
+    assert_true(out[1] == 1.0f);
+    assert_true(out[2] >= 0.0f && out[2] < 1e-40f);
+    assert_true(out[3] == 0.0f);
+    free(a.x);
+    free(a.y);
+    free(a.r);
+    free(dx);
+}
+
+static void test_add_scaled(void **state)
+{
+    (void)state;
+    float a[5] = {1, 2, 3, 4, 5}, b[5] = {1, -1, 0.5f, 2, 0}, y[5];
+    rn_add_scaled(y, a, b, 2.0f, 5);
+    const float want[5] = {3, 0, 4, 8, 5};
+    assert_memory_equal(y, want, sizeof want);
+    rn_add_scaled(a, a, b, -1.0f, 5); /* in place */
+    const float want2[5] = {0, 3, 2.5f, 2, 5};
+    assert_memory_equal(a, want2, sizeof want2);
+}
+
+/* ---- pooling ------------------------------------------------------------------------- */
+
+typedef struct {
+    float *x, *y, *r;
+    int n, c, h, w, k, stride, pad, oh, ow;
+} pool_ctx;
+
+static double maxpool_loss(void *p)
+{
+    pool_ctx *q = p;
+    rn_maxpool_forward(q->y, q->x, q->n, q->c, q->h, q->w, q->k, q->stride, q->pad, q->oh, q->ow);
+    return dot_d(q->r, q->y, (size_t)q->n * q->c * q->oh * q->ow);
+}
+
+static void test_maxpool_padding_values(void **state)
+{
+    (void)state;
+    /* all-negative 3x3 input, k3 s2 p1: a padded zero would win every window if allowed */
+    const float x[9] = {-1, -2, -3, -4, -5, -6, -7, -8, -9};
+    float y[4];
+    rn_maxpool_forward(y, x, 1, 1, 3, 3, 3, 2, 1, 2, 2);
+    const float want[4] = {-1, -2, -4, -5};
+    assert_memory_equal(y, want, sizeof want);
+    /* ties go to the first maximum in row-major order; dx is overwritten */
+    const float t[4] = {1, 1, 1, 1}, one = 1.0f;
+    float dx[4] = {NAN, NAN, NAN, NAN}, yt;
+    rn_maxpool_forward(&yt, t, 1, 1, 2, 2, 2, 1, 0, 1, 1);
+    assert_true(yt == 1.0f);
+    rn_maxpool_backward(dx, &one, t, 1, 1, 2, 2, 2, 1, 0, 1, 1);
+    const float wantdx[4] = {1, 0, 0, 0};
+    assert_memory_equal(dx, wantdx, sizeof wantdx);
+    /* overlapping windows sharing one maximum: its gradient is the sum */
+    const float x2[9] = {0, 0, 0, 0, 5, 0, 0, 0, 0}, dy2[4] = {1, 2, 3, 4};
+    float y2[4], dx2[9];
+    rn_maxpool_forward(y2, x2, 1, 1, 3, 3, 2, 1, 0, 2, 2);
+    const float want2[4] = {5, 5, 5, 5};
+    assert_memory_equal(y2, want2, sizeof want2);
+    rn_maxpool_backward(dx2, dy2, x2, 1, 1, 3, 3, 2, 1, 0, 2, 2);
+    const float wantdx2[9] = {0, 0, 0, 0, 10, 0, 0, 0, 0};
+    assert_memory_equal(dx2, wantdx2, sizeof wantdx2);
+}
+
+static void test_maxpool_backward(void **state)
+{
+    (void)state;
+    pool_ctx q = {0};
+    q.n = 2;
+    q.c = 3;
+    q.h = 9;
+    q.w = 11;
+    q.k = 3;
+    q.stride = 2;
+    q.pad = 1;
+    q.oh = (q.h + 2 * q.pad - q.k) / q.stride + 1;
+    q.ow = (q.w + 2 * q.pad - q.k) / q.stride + 1;
+    assert_int_equal(q.oh, 5);
+    assert_int_equal(q.ow, 6);
+    const size_t nx = (size_t)q.n * q.c * q.h * q.w, ny = (size_t)q.n * q.c * q.oh * q.ow;
+    q.x = alloc_f(nx);
+    q.y = alloc_f(ny);
+    q.r = alloc_f(ny);
+    /* distinct values 0.05 apart (a seeded shuffle of a ramp), so eps = 1e-2 steps never
+     * change any window's winner */
+    float *key = alloc_f(nx);
+    rn_test_fill_uniform(key, nx, 51, 0.0f, 1.0f);
+    for (size_t i = 0; i < nx; i++) {
+        size_t rank = 0;
+        for (size_t j = 0; j < nx; j++) rank += key[j] < key[i] || (key[j] == key[i] && j < i);
+        q.x[i] = 0.05f * (float)rank - 10.0f;
+    }
+    rn_test_fill_normal(q.r, ny, 52, 1.0f);
+    maxpool_loss(&q);
+    float *dx = alloc_nan(nx);
+    rn_maxpool_backward(dx, q.r, q.x, q.n, q.c, q.h, q.w, q.k, q.stride, q.pad, q.oh, q.ow);
+    check_fd("maxpool 3x3/2/1 dx", maxpool_loss, &q, q.x, dx, nx, EPS_FLOAT, 501);
+    free(q.x);
+    free(q.y);
+    free(q.r);
+    free(key);
+    free(dx);
+}
+
+typedef struct {
+    float *x, *y, *r;
+    int n, c, hw;
+} gap_ctx;
+
+static double gap_loss(void *p)
+{
+    gap_ctx *g = p;
+    rn_gap_forward(g->y, g->x, g->n, g->c, g->hw);
+    return dot_d(g->r, g->y, (size_t)g->n * g->c);
+}
+
+static void test_gap(void **state)
+{
+    (void)state;
+    gap_ctx g = {NULL, NULL, NULL, 2, 5, 49};
+    const size_t nx = (size_t)g.n * g.c * g.hw, ny = (size_t)g.n * g.c;
+    g.x = alloc_f(nx);
+    g.y = alloc_f(ny);
+    g.r = alloc_f(ny);
+    rn_test_fill_normal(g.x, nx, 61, 1.0f);
+    rn_test_fill_normal(g.r, ny, 62, 1.0f);
+    gap_loss(&g);
+    for (size_t p = 0; p < ny; p++) {
+        double s = 0.0;
+        for (int j = 0; j < g.hw; j++) s += g.x[p * g.hw + j];
+        assert_close(g.y[p], s / g.hw, 1e-6);
+    }
+    float *dx = alloc_nan(nx);
+    rn_gap_backward(dx, g.r, g.n, g.c, g.hw);
+    check_fd("gap dx", gap_loss, &g, g.x, dx, nx, EPS_FLOAT, 601);
+    free(g.x);
+    free(g.y);
+    free(g.r);
+    free(dx);
+}
+
+/* ---- fully connected ----------------------------------------------------------------- */
+
+typedef struct {
+    float *x, *w, *b, *y, *r;
+    int n, d, k;
+} fc_ctx;
+
+static double fc_loss(void *p)
+{
+    fc_ctx *f = p;
+    rn_fc_forward(f->y, f->x, f->w, f->b, f->n, f->d, f->k);
+    return dot_d(f->r, f->y, (size_t)f->n * f->k);
+}
+
+static void test_fc(void **state)
+{
+    (void)state;
+    fc_ctx f = {NULL, NULL, NULL, NULL, NULL, 3, 17, 5};
+    const size_t nx = (size_t)f.n * f.d, nw = (size_t)f.k * f.d, ny = (size_t)f.n * f.k;
+    f.x = alloc_f(nx);
+    f.w = alloc_f(nw);
+    f.b = alloc_f((size_t)f.k);
+    f.y = alloc_f(ny);
+    f.r = alloc_f(ny);
+    rn_test_fill_normal(f.x, nx, 71, 1.0f);
+    rn_test_fill_normal(f.w, nw, 72, 0.25f);
+    rn_test_fill_normal(f.b, (size_t)f.k, 73, 0.5f);
+    rn_test_fill_normal(f.r, ny, 74, 1.0f);
+    fc_loss(&f);
+    for (int i = 0; i < f.n; i++)
+        for (int j = 0; j < f.k; j++) {
+            double s = f.b[j];
+            for (int p = 0; p < f.d; p++) s += (double)f.x[i * f.d + p] * f.w[j * f.d + p];
+            assert_close(f.y[i * f.k + j], s, 1e-5);
+        }
+    float *dx = alloc_nan(nx), *dw = alloc_zero(nw), *db = alloc_zero((size_t)f.k);
+    rn_fc_backward(dx, dw, db, f.r, f.x, f.w, f.n, f.d, f.k);
+    check_fd("fc dx", fc_loss, &f, f.x, dx, nx, EPS_FLOAT, 701);
+    check_fd("fc dw", fc_loss, &f, f.w, dw, nw, EPS_FLOAT, 702);
+    check_fd("fc db", fc_loss, &f, f.b, db, (size_t)f.k, EPS_FLOAT, 703);
+    /* conventions */
+    float *dx2 = alloc_f(nx), *dw2 = alloc_f(nw), *db2 = alloc_f((size_t)f.k);
+    for (size_t i = 0; i < nx; i++) dx2[i] = 3.0f;
+    memcpy(dw2, dw, sizeof(float) * nw);
+    memcpy(db2, db, sizeof(float) * (size_t)f.k);
+    rn_fc_backward(dx2, dw2, db2, f.r, f.x, f.w, f.n, f.d, f.k);
+    rn_fc_backward(NULL, dw2, NULL, f.r, f.x, f.w, f.n, f.d, f.k);
+    assert_rel("fc dx overwritten", dx2, dx, nx, 1e-7);
+    for (size_t i = 0; i < nw; i++) dw[i] *= 3.0f;
+    for (int i = 0; i < f.k; i++) db[i] *= 2.0f;
+    assert_rel("fc dw accumulates", dw2, dw, nw, 1e-6);
+    assert_rel("fc db accumulates", db2, db, (size_t)f.k, 1e-6);
+    free(f.x);
+    free(f.w);
+    free(f.b);
+    free(f.y);
+    free(f.r);
+    free(dx);
+    free(dw);
+    free(db);
+    free(dx2);
+    free(dw2);
+    free(db2);
+}
+
+/* ---- softmax cross-entropy ----------------------------------------------------------- */
+
+static void test_softmax_values(void **state)
+{
+    (void)state;
+    const float logits[4] = {0.0f, 0.0f, 1.0f, 2.0f};
+    const int labels[2] = {0, 1};
+    float d[4] = {NAN, NAN, NAN, NAN};
+    const double loss = rn_softmax_xent(d, logits, labels, 2, 2);
+    assert_close(loss, (log(2.0) + log(1.0 + exp(-1.0))) / 2.0, 1e-12);
+    const double p0 = 1.0 / (1.0 + exp(1.0)); /* softmax(1, 2)[0] */
+    assert_close(d[0], -0.25, 1e-7);
+    assert_close(d[1], 0.25, 1e-7);
+    assert_close(d[2], p0 / 2.0, 1e-7);
+    assert_close(d[3], (1.0 - p0 - 1.0) / 2.0, 1e-7);
+    /* stability: huge logits neither overflow nor lose the answer */
+    const float big[2] = {1000.0f, 0.0f};
+    const int wrong = 1;
+    float dbig[2];
+    assert_close(rn_softmax_xent(dbig, big, &wrong, 1, 2), 1000.0, 1e-9);
+    assert_close(dbig[0], 1.0, 1e-7);
+    assert_close(dbig[1], -1.0, 1e-7);
+    assert_close(rn_softmax_xent(NULL, big, &(int){0}, 1, 2), 0.0, 1e-12);
+}
+
+typedef struct {
+    float *z;
+    const int *labels;
+    int n, k;
+} xent_ctx;
+
+static double xent_loss(void *p)
+{
+    xent_ctx *x = p;
+    return rn_softmax_xent(NULL, x->z, x->labels, x->n, x->k);
+}
+
+static void test_softmax_backward(void **state)
+{
+    (void)state;
+    int labels[5] = {0, 6, 3, 3, 1};
+    xent_ctx x = {alloc_f(35), labels, 5, 7};
+    rn_test_fill_normal(x.z, 35, 81, 2.0f);
+    float *d = alloc_nan(35);
+    rn_softmax_xent(d, x.z, labels, x.n, x.k);
+    check_fd("softmax_xent dlogits", xent_loss, &x, x.z, d, 35, EPS_DOUBLE, 801);
+    /* each row of dlogits sums to 0 */
+    for (int i = 0; i < x.n; i++) {
+        double s = 0.0;
+        for (int j = 0; j < x.k; j++) s += d[i * x.k + j];
+        assert_close(s, 0.0, 1e-7);
+    }
+    free(x.z);
+    free(d);
+}
+
+/* ---- option-A shortcut --------------------------------------------------------------- */
+
+typedef struct {
+    float *x, *y, *r;
+    int n, c, h, w, oc, stride;
+    size_t ny;
+} sc_ctx;
+
+static double sc_loss(void *p)
+{
+    sc_ctx *s = p;
+    rn_shortcut_pad_forward(s->y, s->x, s->n, s->c, s->h, s->w, s->oc, s->stride);
+    return dot_d(s->r, s->y, s->ny);
+}
+
+static void shortcut_case(int n, int c, int h, int w, int oc, int stride)
+{
+    sc_ctx s = {NULL, NULL, NULL, n, c, h, w, oc, stride, 0};
+    const int oh = (h + stride - 1) / stride, ow = (w + stride - 1) / stride;
+    const int pad0 = (oc - c) / 2;
+    const size_t nx = (size_t)n * c * h * w;
+    s.ny = (size_t)n * oc * oh * ow;
+    s.x = alloc_f(nx);
+    s.y = alloc_nan(s.ny);
+    s.r = alloc_f(s.ny);
+    rn_test_fill_normal(s.x, nx, 91, 1.0f);
+    rn_test_fill_normal(s.r, s.ny, 92, 1.0f);
+    sc_loss(&s);
+    for (int i = 0; i < n; i++)
+        for (int o = 0; o < oc; o++)
+            for (int yy = 0; yy < oh; yy++)
+                for (int xx = 0; xx < ow; xx++) {
+                    const int ci = o - pad0;
+                    const float want =
+                        (ci >= 0 && ci < c)
+                            ? s.x[(((size_t)i * c + ci) * h + yy * stride) * w + xx * stride]
+                            : 0.0f;
+                    assert_true(s.y[(((size_t)i * oc + o) * oh + yy) * ow + xx] == want);
+                }
+    float *dx = alloc_nan(nx);
+    rn_shortcut_pad_backward(dx, s.r, n, c, h, w, oc, stride);
+    char what[64];
+    snprintf(what, sizeof what, "shortcut c%d->%d s%d %dx%d dx", c, oc, stride, h, w);
+    check_fd(what, sc_loss, &s, s.x, dx, nx, EPS_FLOAT, 901);
+    free(s.x);
+    free(s.y);
+    free(s.r);
+    free(dx);
+}
+
+static void test_shortcut_pad(void **state)
+{
+    (void)state;
+    shortcut_case(2, 16, 8, 8, 32, 2);
+    shortcut_case(2, 3, 7, 5, 8, 2); /* odd sizes (oh = 4, ow = 3); pad 2 before, 3 after */
+    shortcut_case(1, 4, 5, 5, 4, 1); /* identity */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sgemm_all_transposes),
+        cmocka_unit_test(test_conv_shape),
+        cmocka_unit_test(test_conv_3x3_s1_p1),
+        cmocka_unit_test(test_conv_3x3_s2_p1),
+        cmocka_unit_test(test_conv_1x1),
+        cmocka_unit_test(test_conv_7x7_s2_p3),
+        cmocka_unit_test(test_conv_rect_kernel),
+        cmocka_unit_test(test_bn_forward_train_values),
+        cmocka_unit_test(test_bn_forward_eval_values),
+        cmocka_unit_test(test_bn_update_running),
+        cmocka_unit_test(test_bn_backward_train),
+        cmocka_unit_test(test_bn_backward_eval),
+        cmocka_unit_test(test_relu),
+        cmocka_unit_test(test_sigmoid),
+        cmocka_unit_test(test_add_scaled),
+        cmocka_unit_test(test_maxpool_padding_values),
+        cmocka_unit_test(test_maxpool_backward),
+        cmocka_unit_test(test_gap),
+        cmocka_unit_test(test_fc),
+        cmocka_unit_test(test_softmax_values),
+        cmocka_unit_test(test_softmax_backward),
+        cmocka_unit_test(test_shortcut_pad),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
