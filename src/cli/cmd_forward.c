@@ -1,0 +1,125 @@
+/* resnet forward: tensor in, tensor out. Reads the tensor "input" [N, C, H, W] (float32) of a
+ * safetensors file, runs the network in evaluation mode, writes "logits" [N, classes]. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/rng.h"
+#include "io/safetensors.h"
+
+enum { CHUNK = 32 }; /* images per forward: bounds activation memory */
+
+static int read_input(const char *path, float **x, int shape[4])
+{
+    rn_st_file *f;
+    if (rn_st_open(&f, path)) return cli_lib_error(NULL);
+    const rn_st_entry *e = rn_st_find(f, "input");
+    int rc = 0;
+    if (!e) rc = cli_error("%s: no tensor named 'input'", path);
+    else if (strcmp(e->dtype, "F32") || e->ndim != 4)
+        rc = cli_error("%s: tensor 'input' must be F32 with 4 dimensions (N x C x H x W), not %s with %d",
+                       path, e->dtype, e->ndim);
+    else if (e->numel == 0) rc = cli_error("%s: tensor 'input' is empty", path);
+    for (int d = 0; !rc && d < 4; d++) {
+        if (e->shape[d] > 1000000) rc = cli_error("%s: tensor 'input' dimension %d is too large", path, d);
+        shape[d] = (int)e->shape[d];
+    }
+    if (!rc) {
+        *x = malloc(e->numel * sizeof(float));
+        if (!*x) rc = cli_error("out of memory for %s", path);
+        else if (rn_st_read_f32(f, "input", *x, e->numel)) rc = cli_lib_error(NULL);
+    }
+    rn_st_close(f);
+    return rc;
+}
+
+int cmd_forward(int argc, char **argv)
+{
+    cli_net_args a;
+    cli_net_args_init(&a);
+    const char *input = NULL, *output = NULL;
+    long random_n = 0;
+    for (int i = 1; i < argc; i++) {
+        int r = cli_net_arg(&a, argc, argv, &i);
+        if (r < 0) return 2;
+        if (r) continue;
+        if (!strcmp(argv[i], "--input")) {
+            if (!(input = cli_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(argv[i], "--output")) {
+            if (!(output = cli_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(argv[i], "--random-input")) {
+            const char *v = cli_value(argc, argv, &i);
+            if (!v || cli_parse_int("--random-input", v, 1, 4096, &random_n)) return 2;
+        } else if (!strcmp(argv[i], "--help")) {
+            puts("usage: resnet forward (--model FILE | --arch NAME [--weights FILE]) [network options]\n"
+                 "                      (--input X.safetensors | --random-input N) [--output Y.safetensors]\n"
+                 "Reads tensor 'input' [N,C,H,W] float32, runs evaluation mode, writes tensor 'logits'.\n"
+                 "--random-input N draws N standard-normal images (with --seed) instead of reading a file.");
+            return 0;
+        } else return cli_error("forward: unknown option '%s'", argv[i]) + 1;
+    }
+    if (!input == !random_n) return cli_error("forward: give --input FILE or --random-input N") + 1;
+
+    float *x = NULL;
+    int shape[4];
+    if (input) {
+        if (read_input(input, &x, shape)) return 1;
+        /* The tensor decides the input shape the network is built for. */
+        a.opt.in_c = shape[1];
+        a.opt.in_h = shape[2];
+        a.opt.in_w = shape[3];
+    }
+    rn_net *net;
+    if (cli_open_net(&a, &net)) {
+        free(x);
+        return 1;
+    }
+    rn_net_options o;
+    rn_net_get_options(net, &o);
+    if (!input) {
+        shape[0] = (int)random_n, shape[1] = o.in_c, shape[2] = o.in_h, shape[3] = o.in_w;
+        size_t len = (size_t)random_n * o.in_c * o.in_h * o.in_w;
+        x = malloc(len * sizeof(float));
+        if (!x) {
+            rn_net_free(net);
+            return cli_error("out of memory");
+        }
+        rn_rng rng;
+        rn_rng_seed(&rng, o.seed ^ 0x5eed);
+        for (size_t i = 0; i < len; i++) x[i] = rn_rng_normal(&rng);
+    }
+    int n = shape[0], k = o.classes, rc = 0;
+    size_t per_image = (size_t)shape[1] * shape[2] * shape[3];
+    float *logits = malloc((size_t)n * k * sizeof(float));
+    if (!logits) rc = cli_error("out of memory");
+    for (int i = 0; !rc && i < n; i += CHUNK) {
+        int m = n - i < CHUNK ? n - i : CHUNK;
+        if (rn_net_forward(net, x + (size_t)i * per_image, m, 0, logits + (size_t)i * k))
+            rc = cli_lib_error("forward");
+    }
+    if (!rc) {
+        for (int i = 0; i < n && i < 8; i++) {
+            int best = 0;
+            for (int j = 1; j < k; j++)
+                if (logits[(size_t)i * k + j] > logits[(size_t)i * k + best]) best = j;
+            const char *label = rn_net_label(net, best);
+            printf("image %d: class %d%s%s%s (logit %.4f)\n", i, best, label ? " \"" : "",
+                   label ? label : "", label ? "\"" : "", (double)logits[(size_t)i * k + best]);
+        }
+        if (n > 8) printf("... %d images in all\n", n);
+    }
+    if (!rc && output) {
+        rn_st_writer *w = NULL;
+        int64_t lshape[2] = {n, k};
+        if (rn_st_writer_create(&w) || rn_st_writer_add(w, "logits", "F32", 2, lshape, logits) ||
+            rn_st_writer_meta(w, "arch", rn_net_arch(net)) || rn_st_writer_save(w, output))
+            rc = cli_lib_error(output);
+        else printf("wrote %s: logits [%d, %d]\n", output, n, k);
+        rn_st_writer_free(w);
+    }
+    free(logits);
+    free(x);
+    rn_net_free(net);
+    return rc;
+}

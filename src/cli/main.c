@@ -1,0 +1,45 @@
+/* resnet: the command-line tool. One verb per file. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static int usage(FILE *out)
+{
+    fputs("usage: resnet <verb> [options]\n"
+          "\n"
+          "verbs:\n"
+          "  info     summary of a network: per-stage shapes, parameters, multiply-adds\n"
+          "  init     write a freshly initialised network to a safetensors file\n"
+          "  forward  run inference on a tensor file and write the logits\n"
+          "\n"
+          "network options (info, init, forward):\n"
+          "  --arch NAME             resnet20..1202, plain20..110, highway20..110, preresnet110/164/1001,\n"
+          "                          resnet18..152, plain18/34, wrn-D-K (e.g. wrn-16-4)\n"
+          "  --model FILE            a file written by resnet.c (carries its architecture)\n"
+          "  --weights FILE          a torchvision-style state_dict file (needs --arch)\n"
+          "  --ordering O            original | bn-after-add | relu-before-add | relu-preact | full-preact\n"
+          "  --shortcut A|B|C        zero-padded identity | projection where needed | always projection\n"
+          "  --classes K             number of classes\n"
+          "  --input-shape CxHxW     input shape (info also accepts --input CxHxW)\n"
+          "  --zero-init-last-bn     start every residual branch at zero\n"
+          "  --gate-bias B           initial highway gate bias (default -2)\n"
+          "  --stochastic-depth P    survival probability of the last block (linear rule)\n"
+          "  --seed S                initialisation seed (default 1)\n"
+          "\n"
+          "run 'resnet <verb> --help' for a verb's own options.\n",
+          out);
+    return out == stderr ? 2 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) return usage(stderr);
+    const char *verb = argv[1];
+    if (!strcmp(verb, "-h") || !strcmp(verb, "--help") || !strcmp(verb, "help")) return usage(stdout);
+    if (!strcmp(verb, "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(verb, "init")) return cmd_init(argc - 1, argv + 1);
+    if (!strcmp(verb, "forward")) return cmd_forward(argc - 1, argv + 1);
+    fprintf(stderr, "resnet: unknown verb '%s'\n\n", verb);
+    return usage(stderr);
+}

@@ -1,0 +1,289 @@
+/* Blocks: a branch F, a shortcut, a merge (plain, residual, highway) and post ops.
+ * The five orderings of He et al. 2016 are rows of a table of op patterns. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "kernels/kernels.h"
+#include "nn/net.h"
+
+/* C = conv, B = batch norm, R = ReLU. Indexed by rn_ordering. */
+static const struct {
+    const char *basic_branch, *bottleneck_branch, *post;
+} orderings[5] = {
+    [RN_ORDER_ORIGINAL] = {"CBRCB", "CBRCBRCB", "R"},
+    [RN_ORDER_BN_AFTER_ADD] = {"CBRC", "CBRCBRC", "BR"},
+    [RN_ORDER_RELU_BEFORE_ADD] = {"CBRCBR", "CBRCBRCBR", ""},
+    [RN_ORDER_RELU_PREACT] = {"RCBRCB", "RCBRCBRCB", ""},
+    [RN_ORDER_FULL_PREACT] = {"BRCBRC", "BRCBRCBRC", ""},
+};
+
+/* Channels of each BN in order of appearance, walking the same pattern. */
+static void bn_channels(const char *branch, const char *post, const rn_conv *convs, int in_c,
+                        int *chan, int *count)
+{
+    int c = in_c, nc = 0;
+    *count = 0;
+    for (const char *p = branch; *p; p++) {
+        if (*p == 'C') c = convs[nc++].out_c;
+        if (*p == 'B') chan[(*count)++] = c;
+    }
+    for (const char *p = post; *p; p++)
+        if (*p == 'B') chan[(*count)++] = c;
+}
+
+int rn_block_build(rn_net *net, rn_block *b, const char *name, int stage, rn_shape3 in,
+                   const rn_block_spec *spec)
+{
+    char pfx[96];
+    int st;
+    memset(b, 0, sizeof *b);
+    snprintf(b->name, sizeof b->name, "%s", name);
+    b->stage = stage;
+    b->kind = spec->kind;
+    b->bottleneck = spec->bottleneck;
+    b->in = in;
+    b->stride = spec->stride;
+    b->survival = 1.0f;
+    b->scale = 1.0f;
+    if (spec->ordering < 0 || spec->ordering > 4)
+        return rn_fail(RN_ERR_ARG, "%s: unknown block ordering %d", name, spec->ordering);
+
+    /* Convolutions: basic 3x3 (stride) + 3x3; bottleneck 1x1 + 3x3 (stride) + 1x1. */
+    if (spec->bottleneck) {
+        rn_shape3 s = in;
+        snprintf(pfx, sizeof pfx, "%s.conv1", name);
+        st = rn_net_add_conv(net, &b->conv[0], pfx, in.c, spec->mid_c, 1, 1, 0, s);
+        if (st) return st;
+        s = b->conv[0].out;
+        snprintf(pfx, sizeof pfx, "%s.conv2", name);
+        st = rn_net_add_conv(net, &b->conv[1], pfx, spec->mid_c, spec->mid_c, 3, spec->stride, 0, s);
+        if (st) return st;
+        s = b->conv[1].out;
+        snprintf(pfx, sizeof pfx, "%s.conv3", name);
+        st = rn_net_add_conv(net, &b->conv[2], pfx, spec->mid_c, spec->out_c, 1, 1, 0, s);
+        if (st) return st;
+        b->n_conv = 3;
+    } else {
+        snprintf(pfx, sizeof pfx, "%s.conv1", name);
+        st = rn_net_add_conv(net, &b->conv[0], pfx, in.c, spec->out_c, 3, spec->stride, 0, in);
+        if (st) return st;
+        snprintf(pfx, sizeof pfx, "%s.conv2", name);
+        st = rn_net_add_conv(net, &b->conv[1], pfx, spec->out_c, spec->out_c, 3, 1, 0,
+                             b->conv[0].out);
+        if (st) return st;
+        b->n_conv = 2;
+    }
+    b->out = b->conv[b->n_conv - 1].out;
+
+    const char *branch = spec->bottleneck ? orderings[spec->ordering].bottleneck_branch
+                                          : orderings[spec->ordering].basic_branch;
+    const char *post = orderings[spec->ordering].post;
+    int chan[4], nbn;
+    bn_channels(branch, post, b->conv, in.c, chan, &nbn);
+    for (int i = 0; i < nbn; i++) {
+        snprintf(pfx, sizeof pfx, "%s.bn%d", name, i + 1);
+        st = rn_net_add_bn(net, &b->bn[i], pfx, chan[i]);
+        if (st) return st;
+    }
+    b->n_bn = nbn;
+
+    int next_conv = 0, next_bn = 0;
+    rn_shape3 shape = in;
+    st = rn_seq_build(net, &b->branch, branch, b->conv, &next_conv, b->bn, &next_bn, name, &shape);
+    if (st) return st;
+
+    /* Shortcut. */
+    int shape_changes = in.c != b->out.c || in.h != b->out.h || in.w != b->out.w;
+    if (spec->kind == RN_BLOCK_PLAIN) b->sc = RN_SC_NONE;
+    else if (spec->shortcut == RN_SHORTCUT_C) b->sc = RN_SC_PROJECTION;
+    else if (!shape_changes) b->sc = RN_SC_IDENTITY;
+    else if (spec->shortcut == RN_SHORTCUT_B) b->sc = RN_SC_PROJECTION;
+    else b->sc = RN_SC_PAD;
+    if (b->sc == RN_SC_PAD && (b->out.c < in.c || b->out.h != (in.h + spec->stride - 1) / spec->stride ||
+                               b->out.w != (in.w + spec->stride - 1) / spec->stride))
+        return rn_fail(RN_ERR_ARG, "%s: option A cannot map %dx%dx%d to %dx%dx%d", name, in.c,
+                       in.h, in.w, b->out.c, b->out.h, b->out.w);
+    if (b->sc == RN_SC_PROJECTION) {
+        int preact = spec->ordering == RN_ORDER_RELU_PREACT || spec->ordering == RN_ORDER_FULL_PREACT;
+        /* Under full pre-activation the projection shares the branch's leading BN-ReLU. */
+        b->tap = spec->ordering == RN_ORDER_FULL_PREACT ? 2 : 0;
+        rn_shape3 tap_shape = b->branch.ops[b->tap].in;
+        snprintf(pfx, sizeof pfx, "%s.downsample.0", name);
+        st = rn_net_add_conv(net, &b->proj, pfx, in.c, b->out.c, 1, spec->stride, 0, tap_shape);
+        if (st) return st;
+        if (b->proj.out.h != b->out.h || b->proj.out.w != b->out.w)
+            return rn_fail(RN_ERR_ARG, "%s: projection output does not match the branch", name);
+        b->proj_has_bn = !preact;
+        if (b->proj_has_bn) {
+            snprintf(pfx, sizeof pfx, "%s.downsample.1", name);
+            st = rn_net_add_bn(net, &b->proj_bn, pfx, b->out.c);
+            if (st) return st;
+            st = rn_net_add_slot(net, &b->proj_mid, rn_shape3_size(b->out));
+            if (st) return st;
+        }
+    }
+    if (b->sc == RN_SC_PAD || b->sc == RN_SC_PROJECTION) {
+        st = rn_net_add_slot(net, &b->sc_out, rn_shape3_size(b->out));
+        if (st) return st;
+    }
+    if (spec->kind == RN_BLOCK_HIGHWAY) {
+        snprintf(pfx, sizeof pfx, "%s.gate", name);
+        st = rn_net_add_conv(net, &b->gate, pfx, b->out.c, b->out.c, 1, 1, 1, b->out);
+        if (st) return st;
+        st = rn_net_add_slot(net, &b->gate_t, rn_shape3_size(b->out));
+        if (st) return st;
+    }
+    st = rn_net_add_slot(net, &b->merged, rn_shape3_size(b->out));
+    if (st) return st;
+    shape = b->out;
+    return rn_seq_build(net, &b->post, post, b->conv, &next_conv, b->bn, &next_bn, name, &shape);
+}
+
+const float *rn_block_output(const rn_block *b)
+{
+    return b->post.n ? b->post.buf[b->post.n] : b->merged;
+}
+
+void rn_block_forward(rn_net *net, rn_block *b, const float *x)
+{
+    size_t len = rn_shape3_size(b->out) * (size_t)net->n;
+    b->dropped = b->deleted;
+    if (net->training && !b->dropped && b->survival < 1.0f)
+        b->dropped = rn_rng_uniform(&net->rng) >= b->survival;
+    /* At test time a stochastic-depth branch is scaled by its survival probability. */
+    b->scale = b->dropped ? 0.0f : (net->training ? 1.0f : b->survival);
+
+    rn_seq_forward(net, &b->branch, x, 0, b->dropped ? b->tap : b->branch.n);
+    const float *f = rn_seq_output(&b->branch);
+    const float *tap = b->branch.buf[b->tap];
+
+    switch (b->sc) {
+    case RN_SC_NONE: b->s = NULL; break;
+    case RN_SC_IDENTITY: b->s = tap; break;
+    case RN_SC_PAD:
+        rn_shortcut_pad_forward(b->sc_out, tap, net->n, b->in.c, b->in.h, b->in.w, b->out.c,
+                                b->stride);
+        b->s = b->sc_out;
+        break;
+    case RN_SC_PROJECTION:
+        if (b->proj_has_bn) {
+            rn_conv_run_forward(net, &b->proj, b->proj_mid, tap);
+            rn_bn_run_forward(net, &b->proj_bn, b->sc_out, b->proj_mid, b->out);
+        } else {
+            rn_conv_run_forward(net, &b->proj, b->sc_out, tap);
+        }
+        b->s = b->sc_out;
+        break;
+    }
+
+    float *m = b->merged;
+    if (b->kind == RN_BLOCK_PLAIN) {
+        memcpy(m, f, len * sizeof(float));
+    } else if (b->kind == RN_BLOCK_RESIDUAL) {
+        if (b->dropped) memcpy(m, b->s, len * sizeof(float));
+        else rn_add_scaled(m, b->s, f, b->scale, len);
+    } else { /* highway: m = T f + (1 - T) s, T = sigmoid(gate(s)) */
+        rn_conv_run_forward(net, &b->gate, b->gate_t, b->s);
+        rn_sigmoid_forward(b->gate_t, b->gate_t, len);
+        for (size_t i = 0; i < len; i++) {
+            float t = b->gate_t[i], fi = b->dropped ? 0.0f : f[i];
+            m[i] = t * fi + (1.0f - t) * b->s[i];
+        }
+    }
+    rn_seq_forward(net, &b->post, m, 0, b->post.n);
+}
+
+/* Gradient w.r.t. the shortcut's input (the tap), from ds; written to out. */
+static void shortcut_backward(rn_net *net, rn_block *b, const float *ds, float *out, float *tmp)
+{
+    const float *tap = b->branch.buf[b->tap];
+    size_t tap_len = rn_shape3_size(b->branch.ops[b->tap].in) * (size_t)net->n;
+    switch (b->sc) {
+    case RN_SC_NONE: break;
+    case RN_SC_IDENTITY: memcpy(out, ds, tap_len * sizeof(float)); break;
+    case RN_SC_PAD:
+        rn_shortcut_pad_backward(out, ds, net->n, b->in.c, b->in.h, b->in.w, b->out.c,
+                                 b->stride);
+        break;
+    case RN_SC_PROJECTION:
+        if (b->proj_has_bn) {
+            rn_bn_run_backward(net, &b->proj_bn, tmp, ds, b->proj_mid, b->out);
+            rn_conv_run_backward(net, &b->proj, out, tmp, tap);
+        } else {
+            rn_conv_run_backward(net, &b->proj, out, ds, tap);
+        }
+        break;
+    }
+}
+
+void rn_block_backward(rn_net *net, rn_block *b, const float *dy, float *dx)
+{
+    float **g = net->grad_scratch;
+    size_t len = rn_shape3_size(b->out) * (size_t)net->n;
+    /* g[2], g[3]: ping-pong; g[4]: d shortcut output; g[5]: d tap; g[6], g[7]: temporaries */
+    const float *dm = rn_seq_backward(net, &b->post, dy, b->post.n, 0, g[2], g[3], 1);
+    const float *df = NULL;
+    float *ds = g[4];
+
+    if (b->kind == RN_BLOCK_PLAIN) {
+        df = dm;
+    } else if (b->kind == RN_BLOCK_RESIDUAL) {
+        memcpy(ds, dm, len * sizeof(float));
+        if (!b->dropped) {
+            if (b->scale != 1.0f) {
+                for (size_t i = 0; i < len; i++) g[6][i] = b->scale * dm[i];
+                df = g[6];
+            } else {
+                df = dm;
+            }
+        }
+    } else {
+        /* dT = dm (f - s), d gate_pre = dT T (1 - T), ds = dm (1 - T) + gate^T d gate_pre */
+        const float *f = rn_seq_output(&b->branch);
+        float *dpre = g[7], *dfh = g[6];
+        for (size_t i = 0; i < len; i++) {
+            float t = b->gate_t[i], fi = b->dropped ? 0.0f : f[i];
+            dpre[i] = dm[i] * (fi - b->s[i]) * t * (1.0f - t);
+            dfh[i] = dm[i] * t;
+            ds[i] = dm[i] * (1.0f - t);
+        }
+        rn_conv_run_backward(net, &b->gate, g[5], dpre, b->s);
+        rn_add_scaled(ds, ds, g[5], 1.0f, len);
+        if (!b->dropped) df = dfh;
+    }
+
+    /* Shortcut first: the branch's ping-pong may overwrite dm. */
+    float *dtap = g[5];
+    size_t tap_len = rn_shape3_size(b->branch.ops[b->tap].in) * (size_t)net->n;
+    if (b->sc != RN_SC_NONE) shortcut_backward(net, b, ds, dtap, g[7]);
+
+    const float *gtap = dtap;
+    if (df) {
+        /* The branch has ops after the tap, so its gradient lands in g[2] or g[3]. */
+        float *gb = (float *)rn_seq_backward(net, &b->branch, df, b->branch.n, b->tap, g[2], g[3], 1);
+        if (b->sc != RN_SC_NONE) rn_add_scaled(gb, gb, dtap, 1.0f, tap_len);
+        gtap = gb;
+    }
+    const float *gx = rn_seq_backward(net, &b->branch, gtap, b->tap, 0, g[2], g[3], 1);
+    memcpy(dx, gx, rn_shape3_size(b->in) * (size_t)net->n * sizeof(float));
+}
+
+size_t rn_block_params(const rn_block *b)
+{
+    size_t total = rn_seq_params(&b->branch) + rn_seq_params(&b->post);
+    if (b->sc == RN_SC_PROJECTION)
+        total += (size_t)b->proj.out_c * b->proj.in_c + (b->proj_has_bn ? 2 * (size_t)b->out.c : 0);
+    if (b->kind == RN_BLOCK_HIGHWAY) total += (size_t)b->out.c * b->out.c + b->out.c;
+    /* A post-op BN also appears in the block's BN list only once: counted by the post seq. */
+    return total;
+}
+
+uint64_t rn_block_macs(const rn_block *b)
+{
+    uint64_t total = rn_seq_macs(&b->branch);
+    if (b->sc == RN_SC_PROJECTION) total += rn_conv_macs(&b->proj);
+    if (b->kind == RN_BLOCK_HIGHWAY) total += rn_conv_macs(&b->gate);
+    return total;
+}

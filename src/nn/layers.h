@@ -1,0 +1,58 @@
+/* Layers with parameters, and sequences of layer operations.
+ *
+ * A layer never owns memory: its parameters, gradients and running statistics are views into
+ * the network's arenas (bound after construction), and its activations are slots in the
+ * network's activation arena (sized for the batch at forward time). */
+#ifndef RN_NN_LAYERS_H
+#define RN_NN_LAYERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int c, h, w;
+} rn_shape3;
+
+typedef struct {
+    int in_c, out_c, k, stride, pad, has_bias;
+    rn_shape3 in, out;
+    float *w, *b;   /* params */
+    float *dw, *db; /* grads */
+} rn_conv;
+
+typedef struct {
+    int c;
+    float *w, *b, *dw, *db;
+    float *run_mean, *run_var;
+    int64_t *batches_tracked;
+    float *batch_mean, *batch_var; /* saved by the training forward for backward */
+    int used_batch_stats;          /* how the last forward normalised */
+} rn_bn;
+
+typedef struct {
+    int in_dim, out_dim;
+    float *w, *b, *dw, *db;
+} rn_fc;
+
+typedef enum { RN_OP_CONV, RN_OP_BN, RN_OP_RELU, RN_OP_MAXPOOL } rn_op_kind;
+
+typedef struct {
+    rn_op_kind kind;
+    rn_conv *conv; /* RN_OP_CONV */
+    rn_bn *bn;     /* RN_OP_BN */
+    rn_shape3 in, out;
+} rn_op;
+
+#define RN_SEQ_MAX 12
+
+/* A straight chain of operations. buf[0] is the input (not owned); buf[i + 1] is the output
+ * of op i, an activation slot of the network. */
+typedef struct {
+    rn_op ops[RN_SEQ_MAX];
+    int n;
+    float *buf[RN_SEQ_MAX + 1];
+} rn_seq;
+
+static inline size_t rn_shape3_size(rn_shape3 s) { return (size_t)s.c * s.h * s.w; }
+
+#endif

@@ -1,0 +1,166 @@
+/* The network's internal structure: shared by the files of src/nn/ only. */
+#ifndef RN_NN_NET_H
+#define RN_NN_NET_H
+
+#include "core/rng.h"
+#include "nn/layers.h"
+#include "resnet.h"
+
+#define RN_NAME_MAX 64
+
+/* ---- named tensors: registered while building, bound once the arenas exist ------------- */
+typedef struct {
+    char name[RN_NAME_MAX];
+    rn_tensor_kind kind;
+    int ndim;
+    int64_t shape[4];
+    size_t numel;
+    size_t offset;      /* into params (and grads), buffers, or counters, by kind */
+    float **bind_data;  /* where to store the data pointer once bound */
+    float **bind_grad;
+    int64_t **bind_i64;
+} rn_tensor_entry;
+
+/* Activation slots: per-image float counts, bound to the activation arena per batch size. */
+typedef struct {
+    size_t per_image;
+    float **bind;
+} rn_act_slot;
+
+/* ---- blocks ---------------------------------------------------------------------------- */
+typedef enum { RN_BLOCK_PLAIN, RN_BLOCK_RESIDUAL, RN_BLOCK_HIGHWAY } rn_block_kind;
+typedef enum { RN_SC_NONE, RN_SC_IDENTITY, RN_SC_PAD, RN_SC_PROJECTION } rn_sc_kind;
+
+typedef struct {
+    char name[32]; /* "layer2.0" */
+    int stage;
+    rn_block_kind kind;
+    int bottleneck;
+    int stride;
+    rn_shape3 in, out;
+    rn_conv conv[3];
+    rn_bn bn[3];
+    int n_conv, n_bn;
+    rn_seq branch, post;
+    int tap; /* the branch buffer the shortcut reads: 0 = the block input */
+    rn_sc_kind sc;
+    rn_conv proj;
+    rn_bn proj_bn;
+    int proj_has_bn;
+    rn_conv gate;
+    /* activation slots */
+    float *sc_out;    /* shortcut output (pad or projection) */
+    float *proj_mid;  /* projection conv output before its BN */
+    float *gate_t;    /* highway gate T = sigmoid(gate(s)) */
+    float *merged;    /* input of the post ops */
+    const float *s;   /* the shortcut tensor of the last forward */
+    float survival;
+    int deleted;
+    int dropped; /* branch skipped in the last forward */
+    float scale; /* branch scale in the last forward */
+} rn_block;
+
+/* ---- the network ------------------------------------------------------------------------ */
+struct rn_net {
+    char arch[RN_NAME_MAX];
+    rn_net_options opt; /* resolved: no defaults left */
+    int imagenet_layout;
+
+    rn_tensor_entry *tensors;
+    int n_tensors, cap_tensors;
+    size_t n_params, n_buffers, n_counters;
+    float *params, *grads, *buffers;
+    int64_t *counters;
+
+    rn_act_slot *slots;
+    int n_slots, cap_slots;
+    size_t act_per_image; /* sum over slots */
+    size_t max_tensor;    /* largest per-image activation, sizes the gradient scratch */
+    float *act;           /* arena for `batch_cap` images */
+    int batch_cap;
+    float *grad_scratch[8];
+    float *work;          /* convolution workspace */
+    size_t work_floats;
+
+    rn_conv stem_conv;
+    rn_bn stem_bn;
+    rn_seq stem;
+    rn_block **blocks;
+    int n_blocks;
+    int n_stages;
+    rn_bn head_bn;
+    rn_seq head;
+    rn_fc fc;
+    float *pooled; /* [n, fc.in_dim] */
+    float *logits; /* [n, classes] */
+
+    /* state of the last forward */
+    int n;
+    int training;
+    int forward_done;
+
+    rn_rng rng;
+    int has_norm;
+    float norm_mean[16], norm_std[16];
+    char **labels;
+    int n_labels;
+};
+
+/* params.c: registration and arenas */
+int rn_net_add_tensor(rn_net *net, const char *name, rn_tensor_kind kind, int ndim,
+                      const int64_t *shape, float **bind_data, float **bind_grad,
+                      int64_t **bind_i64);
+int rn_net_add_conv(rn_net *net, rn_conv *conv, const char *name, int in_c, int out_c, int k,
+                    int stride, int has_bias, rn_shape3 in);
+int rn_net_add_bn(rn_net *net, rn_bn *bn, const char *name, int c);
+int rn_net_add_fc(rn_net *net, rn_fc *fc, const char *name, int in_dim, int out_dim);
+int rn_net_add_slot(rn_net *net, float **bind, size_t per_image);
+int rn_net_bind(rn_net *net);
+int rn_net_reserve_batch(rn_net *net, int n);
+
+/* seq.c: building and running chains of operations */
+/* Appends ops described by `pattern` (C = next conv of convs, B = next BN, R = ReLU,
+ * M = 3x3/2 max pool), registering output slots. *shape is the input, updated to the
+ * output; the caller has already configured the convs' channels and strides. */
+int rn_seq_build(rn_net *net, rn_seq *seq, const char *pattern, rn_conv *convs, int *next_conv,
+                 rn_bn *bns, int *next_bn, const char *prefix, rn_shape3 *shape);
+void rn_seq_forward(rn_net *net, rn_seq *seq, const float *x, int from, int to);
+static inline const float *rn_seq_output(const rn_seq *seq) { return seq->buf[seq->n]; }
+/* Back-propagates from the gradient `dy` at buf[from] to buf[to], ping-ponging between
+ * p and q; returns the buffer holding the gradient at buf[to] (dy itself if from == to).
+ * need_dx == 0 skips the input gradient of op `to` (for the stem's first convolution). */
+const float *rn_seq_backward(rn_net *net, rn_seq *seq, const float *dy, int from, int to,
+                             float *p, float *q, int need_dx);
+size_t rn_seq_params(const rn_seq *seq);
+uint64_t rn_seq_macs(const rn_seq *seq);
+uint64_t rn_conv_macs(const rn_conv *conv);
+void rn_conv_run_forward(rn_net *net, rn_conv *conv, float *y, const float *x);
+void rn_conv_run_backward(rn_net *net, rn_conv *conv, float *dx, const float *dy,
+                          const float *x);
+void rn_bn_run_forward(rn_net *net, rn_bn *bn, float *y, const float *x, rn_shape3 s);
+void rn_bn_run_backward(rn_net *net, rn_bn *bn, float *dx, const float *dy, const float *x,
+                        rn_shape3 s);
+
+/* block.c */
+typedef struct {
+    rn_block_kind kind;
+    int bottleneck;
+    int ordering;
+    int shortcut; /* rn_shortcut; ignored for plain blocks */
+    int stride;
+    int mid_c, out_c;
+} rn_block_spec;
+int rn_block_build(rn_net *net, rn_block *b, const char *name, int stage, rn_shape3 in,
+                   const rn_block_spec *spec);
+void rn_block_forward(rn_net *net, rn_block *b, const float *x);
+/* dx receives the gradient w.r.t. the block input; uses grad_scratch[2..7]. */
+void rn_block_backward(rn_net *net, rn_block *b, const float *dy, float *dx);
+const float *rn_block_output(const rn_block *b);
+size_t rn_block_params(const rn_block *b);
+uint64_t rn_block_macs(const rn_block *b);
+
+/* zoo.c */
+int rn_net_build(rn_net *net, const char *arch);
+void rn_net_init_weights(rn_net *net);
+
+#endif

@@ -1,0 +1,228 @@
+/* Networks to and from safetensors files with torchvision's names; everything that is not a
+ * tensor (architecture, options, normalisation, labels) sits in __metadata__. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "nn/net.h"
+
+#define FORMAT_NAME "resnet.c"
+
+static int parse_input_shape(const char *text, int *c, int *h, int *w)
+{
+    char tail;
+    return sscanf(text, "%dx%dx%d%c", c, h, w, &tail) == 3 && *c > 0 && *h > 0 && *w > 0 ? 0 : -1;
+}
+
+/* Fills the options that the caller left unset from the file's metadata, or from its tensors. */
+static int options_from_file(const rn_st_file *f, rn_net_options *opt)
+{
+    const char *path = rn_st_path(f), *v;
+    if (opt->ordering == RN_ORDER_DEFAULT && (v = rn_st_meta(f, "ordering"))) {
+        rn_ordering o;
+        if (rn_ordering_parse(v, &o)) return rn_fail_context(RN_ERR_FORMAT, "%s: metadata 'ordering'", path);
+        opt->ordering = o;
+    }
+    if (opt->shortcut == RN_SHORTCUT_DEFAULT && (v = rn_st_meta(f, "shortcut"))) {
+        rn_shortcut s;
+        if (rn_shortcut_parse(v, &s)) return rn_fail_context(RN_ERR_FORMAT, "%s: metadata 'shortcut'", path);
+        opt->shortcut = s;
+    }
+    if (opt->classes <= 0) {
+        const rn_st_entry *fc = rn_st_find(f, "fc.weight");
+        if ((v = rn_st_meta(f, "classes"))) {
+            char *end;
+            long k = strtol(v, &end, 10);
+            if (*end || k <= 0 || k > 1000000)
+                return rn_fail(RN_ERR_FORMAT, "%s: metadata 'classes' is not a positive integer: '%s'", path, v);
+            opt->classes = (int)k;
+        } else if (fc && fc->ndim == 2) {
+            opt->classes = (int)fc->shape[0]; /* a torchvision export: the classifier tells */
+        }
+    }
+    if (opt->in_c <= 0) {
+        const rn_st_entry *conv1 = rn_st_find(f, "conv1.weight");
+        if ((v = rn_st_meta(f, "input"))) {
+            if (parse_input_shape(v, &opt->in_c, &opt->in_h, &opt->in_w))
+                return rn_fail(RN_ERR_FORMAT, "%s: metadata 'input' is not CxHxW: '%s'", path, v);
+        } else if (conv1 && conv1->ndim == 4) {
+            opt->in_c = (int)conv1->shape[1];
+        }
+    }
+    return RN_OK;
+}
+
+static int load_metadata(rn_net *net, const rn_st_file *f)
+{
+    const char *path = rn_st_path(f);
+    const char *mean = rn_st_meta(f, "normalize_mean"), *std = rn_st_meta(f, "normalize_std");
+    if (mean && std) {
+        float m[16], s[16];
+        int cm = 0, cs = 0;
+        for (const char *p = mean; *p && cm < 16; cm++) {
+            char *end;
+            m[cm] = strtof(p, &end);
+            if (end == p) break;
+            p = *end == ',' ? end + 1 : end;
+        }
+        for (const char *p = std; *p && cs < 16; cs++) {
+            char *end;
+            s[cs] = strtof(p, &end);
+            if (end == p) break;
+            p = *end == ',' ? end + 1 : end;
+        }
+        if (cm != net->opt.in_c || cs != net->opt.in_c)
+            return rn_fail(RN_ERR_FORMAT, "%s: metadata normalize_mean/std need %d comma-separated values",
+                           path, net->opt.in_c);
+        int st = rn_net_set_normalization(net, m, s);
+        if (st) return rn_fail_context(RN_ERR_FORMAT, "%s", path);
+    }
+    const char *labels = rn_st_meta(f, "labels");
+    if (labels) {
+        cJSON *arr = cJSON_Parse(labels);
+        int n = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : -1;
+        const char **names = n > 0 ? calloc((size_t)n, sizeof *names) : NULL;
+        int ok = n >= 0 && (n == 0 || names);
+        for (int i = 0; ok && i < n; i++) {
+            cJSON *item = cJSON_GetArrayItem(arr, i);
+            ok = cJSON_IsString(item);
+            if (ok) names[i] = item->valuestring;
+        }
+        int st = ok ? rn_net_set_labels(net, names, n) : RN_ERR_FORMAT;
+        free(names);
+        cJSON_Delete(arr);
+        if (!ok) return rn_fail(RN_ERR_FORMAT, "%s: metadata 'labels' is not a JSON array of strings", path);
+        if (st) return st;
+    }
+    return RN_OK;
+}
+
+static void shape_text(char *buf, size_t size, int ndim, const int64_t *shape)
+{
+    size_t used = (size_t)snprintf(buf, size, "[");
+    for (int i = 0; i < ndim && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (used < size) snprintf(buf + used, size - used, "]");
+}
+
+static int load_tensors(rn_net *net, const rn_st_file *f)
+{
+    const char *path = rn_st_path(f);
+    for (int i = 0; i < rn_st_count(f); i++) {
+        const rn_st_entry *e = rn_st_entry_at(f, i);
+        rn_tensor_info t;
+        if (rn_net_find_tensor(net, e->name, &t))
+            return rn_fail(RN_ERR_MISMATCH, "%s: unexpected tensor '%s' (not part of %s)", path,
+                           e->name, net->arch);
+    }
+    for (int i = 0; i < net->n_tensors; i++) {
+        rn_tensor_info t;
+        rn_net_tensor(net, i, &t);
+        const rn_st_entry *e = rn_st_find(f, t.name);
+        if (!e) return rn_fail(RN_ERR_MISMATCH, "%s: missing tensor '%s'", path, t.name);
+        const char *want = t.kind == RN_TENSOR_COUNTER ? "I64" : "F32";
+        if (strcmp(e->dtype, want))
+            return rn_fail(RN_ERR_MISMATCH, "%s: tensor '%s' is %s, expected %s", path, t.name,
+                           e->dtype, want);
+        int same = e->ndim == t.ndim;
+        for (int d = 0; same && d < t.ndim; d++) same = e->shape[d] == t.shape[d];
+        if (!same) {
+            char got[128], exp[128];
+            shape_text(got, sizeof got, e->ndim, e->shape);
+            shape_text(exp, sizeof exp, t.ndim, t.shape);
+            return rn_fail(RN_ERR_MISMATCH, "%s: tensor '%s' has shape %s, expected %s", path,
+                           t.name, got, exp);
+        }
+        int st = t.kind == RN_TENSOR_COUNTER ? rn_st_read_i64(f, t.name, t.i64, t.numel)
+                                             : rn_st_read_f32(f, t.name, t.data, t.numel);
+        if (st) return st;
+    }
+    return RN_OK;
+}
+
+int rn_net_load(rn_net *net, const char *path)
+{
+    rn_st_file *f;
+    int st = rn_st_open(&f, path);
+    if (st) return st;
+    st = load_tensors(net, f);
+    if (!st) st = load_metadata(net, f);
+    rn_st_close(f);
+    return st;
+}
+
+int rn_net_open(rn_net **out, const char *path, const char *arch, const rn_net_options *opt)
+{
+    *out = NULL;
+    rn_st_file *f;
+    int st = rn_st_open(&f, path);
+    if (st) return st;
+    rn_net_options o;
+    if (opt) o = *opt;
+    else rn_net_options_init(&o);
+    if (!arch) arch = rn_st_meta(f, "arch");
+    if (!arch) {
+        rn_st_close(f);
+        return rn_fail(RN_ERR_FORMAT,
+                       "%s: no architecture in the file's metadata (a torchvision export?): give one, e.g. --arch resnet18",
+                       path);
+    }
+    rn_net *net = NULL;
+    st = options_from_file(f, &o);
+    if (!st) st = rn_net_create(&net, arch, &o);
+    if (!st) st = load_tensors(net, f);
+    if (!st) st = load_metadata(net, f);
+    rn_st_close(f);
+    if (st) {
+        rn_net_free(net);
+        return st;
+    }
+    *out = net;
+    return RN_OK;
+}
+
+int rn_net_save(const rn_net *net, const char *path)
+{
+    rn_st_writer *w;
+    int st = rn_st_writer_create(&w);
+    if (st) return st;
+    for (int i = 0; !st && i < net->n_tensors; i++) {
+        rn_tensor_info t;
+        rn_net_tensor(net, i, &t);
+        if (t.kind == RN_TENSOR_COUNTER) st = rn_st_writer_add(w, t.name, "I64", t.ndim, t.shape, t.i64);
+        else st = rn_st_writer_add(w, t.name, "F32", t.ndim, t.shape, t.data);
+    }
+    char buf[512];
+    const rn_net_options *o = &net->opt;
+    if (!st) st = rn_st_writer_meta(w, "format", FORMAT_NAME);
+    if (!st) st = rn_st_writer_meta(w, "arch", net->arch);
+    if (!st) st = rn_st_writer_meta(w, "ordering", rn_ordering_name(o->ordering));
+    if (!st) st = rn_st_writer_meta(w, "shortcut", rn_shortcut_name(o->shortcut));
+    snprintf(buf, sizeof buf, "%d", o->classes);
+    if (!st) st = rn_st_writer_meta(w, "classes", buf);
+    snprintf(buf, sizeof buf, "%dx%dx%d", o->in_c, o->in_h, o->in_w);
+    if (!st) st = rn_st_writer_meta(w, "input", buf);
+    if (!st && net->has_norm) {
+        char sbuf[512];
+        size_t um = 0, us = 0;
+        for (int c = 0; c < o->in_c; c++) {
+            um += (size_t)snprintf(buf + um, sizeof buf - um, "%s%.9g", c ? "," : "", (double)net->norm_mean[c]);
+            us += (size_t)snprintf(sbuf + us, sizeof sbuf - us, "%s%.9g", c ? "," : "", (double)net->norm_std[c]);
+        }
+        st = rn_st_writer_meta(w, "normalize_mean", buf);
+        if (!st) st = rn_st_writer_meta(w, "normalize_std", sbuf);
+    }
+    if (!st && net->n_labels) {
+        cJSON *arr = cJSON_CreateStringArray((const char *const *)net->labels, net->n_labels);
+        char *text = arr ? cJSON_PrintUnformatted(arr) : NULL;
+        st = text ? rn_st_writer_meta(w, "labels", text) : rn_fail(RN_ERR_NOMEM, "out of memory");
+        free(text);
+        cJSON_Delete(arr);
+    }
+    if (!st) st = rn_st_writer_save(w, path);
+    rn_st_writer_free(w);
+    return st;
+}

@@ -1,0 +1,178 @@
+/* Named tensors and activation slots: registered while a network is built, then bound to a
+ * few large arenas (parameters, gradients, buffers, counters, activations). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "kernels/kernels.h"
+#include "nn/net.h"
+
+int rn_net_add_tensor(rn_net *net, const char *name, rn_tensor_kind kind, int ndim,
+                      const int64_t *shape, float **bind_data, float **bind_grad,
+                      int64_t **bind_i64)
+{
+    if (strlen(name) >= RN_NAME_MAX) return rn_fail(RN_ERR_ARG, "tensor name too long: %s", name);
+    if (net->n_tensors == net->cap_tensors) {
+        int cap = net->cap_tensors ? 2 * net->cap_tensors : 64;
+        rn_tensor_entry *t = realloc(net->tensors, (size_t)cap * sizeof *t);
+        if (!t) return rn_fail(RN_ERR_NOMEM, "out of memory registering tensors");
+        net->tensors = t;
+        net->cap_tensors = cap;
+    }
+    rn_tensor_entry *e = &net->tensors[net->n_tensors++];
+    memset(e, 0, sizeof *e);
+    strcpy(e->name, name);
+    e->kind = kind;
+    e->ndim = ndim;
+    e->numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        e->shape[i] = shape[i];
+        e->numel *= (size_t)shape[i];
+    }
+    e->bind_data = bind_data;
+    e->bind_grad = bind_grad;
+    e->bind_i64 = bind_i64;
+    switch (kind) {
+    case RN_TENSOR_PARAM: e->offset = net->n_params; net->n_params += e->numel; break;
+    case RN_TENSOR_BUFFER: e->offset = net->n_buffers; net->n_buffers += e->numel; break;
+    case RN_TENSOR_COUNTER: e->offset = net->n_counters; net->n_counters += e->numel; break;
+    }
+    return RN_OK;
+}
+
+static int add_named(rn_net *net, const char *prefix, const char *leaf, rn_tensor_kind kind,
+                     int ndim, const int64_t *shape, float **data, float **grad, int64_t **i64)
+{
+    char name[RN_NAME_MAX * 2];
+    snprintf(name, sizeof name, "%s.%s", prefix, leaf);
+    return rn_net_add_tensor(net, name, kind, ndim, shape, data, grad, i64);
+}
+
+int rn_net_add_conv(rn_net *net, rn_conv *conv, const char *name, int in_c, int out_c, int k,
+                    int stride, int has_bias, rn_shape3 in)
+{
+    conv->in_c = in_c;
+    conv->out_c = out_c;
+    conv->k = k;
+    conv->stride = stride;
+    conv->pad = (k - 1) / 2;
+    conv->has_bias = has_bias;
+    conv->in = in;
+    conv->out.c = out_c;
+    conv->out.h = (in.h + 2 * conv->pad - k) / stride + 1;
+    conv->out.w = (in.w + 2 * conv->pad - k) / stride + 1;
+    if (in.c != in_c || conv->out.h < 1 || conv->out.w < 1)
+        return rn_fail(RN_ERR_ARG, "%s: input %dx%dx%d is too small for a %dx%d/%d convolution",
+                       name, in.c, in.h, in.w, k, k, stride);
+    int64_t wshape[4] = {out_c, in_c, k, k};
+    int st = add_named(net, name, "weight", RN_TENSOR_PARAM, 4, wshape, &conv->w, &conv->dw, NULL);
+    if (!st && has_bias) {
+        int64_t bshape[1] = {out_c};
+        st = add_named(net, name, "bias", RN_TENSOR_PARAM, 1, bshape, &conv->b, &conv->db, NULL);
+    }
+    rn_conv_shape sh;
+    rn_conv_shape_init(&sh, 1, in_c, in.h, in.w, out_c, k, k, stride, conv->pad);
+    size_t work = rn_conv_workspace(&sh);
+    if (work > net->work_floats) net->work_floats = work; /* per image; scaled at reserve */
+    return st;
+}
+
+int rn_net_add_bn(rn_net *net, rn_bn *bn, const char *name, int c)
+{
+    int64_t shape[1] = {c};
+    bn->c = c;
+    bn->batch_mean = calloc((size_t)c, sizeof(float));
+    bn->batch_var = calloc((size_t)c, sizeof(float));
+    if (!bn->batch_mean || !bn->batch_var)
+        return rn_fail(RN_ERR_NOMEM, "out of memory for %s", name);
+    int st = add_named(net, name, "weight", RN_TENSOR_PARAM, 1, shape, &bn->w, &bn->dw, NULL);
+    if (!st) st = add_named(net, name, "bias", RN_TENSOR_PARAM, 1, shape, &bn->b, &bn->db, NULL);
+    if (!st)
+        st = add_named(net, name, "running_mean", RN_TENSOR_BUFFER, 1, shape, &bn->run_mean,
+                       NULL, NULL);
+    if (!st)
+        st = add_named(net, name, "running_var", RN_TENSOR_BUFFER, 1, shape, &bn->run_var, NULL,
+                       NULL);
+    if (!st)
+        st = add_named(net, name, "num_batches_tracked", RN_TENSOR_COUNTER, 0, NULL, NULL, NULL,
+                       &bn->batches_tracked);
+    return st;
+}
+
+int rn_net_add_fc(rn_net *net, rn_fc *fc, const char *name, int in_dim, int out_dim)
+{
+    int64_t wshape[2] = {out_dim, in_dim}, bshape[1] = {out_dim};
+    fc->in_dim = in_dim;
+    fc->out_dim = out_dim;
+    int st = add_named(net, name, "weight", RN_TENSOR_PARAM, 2, wshape, &fc->w, &fc->dw, NULL);
+    if (!st) st = add_named(net, name, "bias", RN_TENSOR_PARAM, 1, bshape, &fc->b, &fc->db, NULL);
+    return st;
+}
+
+int rn_net_add_slot(rn_net *net, float **bind, size_t per_image)
+{
+    if (net->n_slots == net->cap_slots) {
+        int cap = net->cap_slots ? 2 * net->cap_slots : 64;
+        rn_act_slot *s = realloc(net->slots, (size_t)cap * sizeof *s);
+        if (!s) return rn_fail(RN_ERR_NOMEM, "out of memory registering activations");
+        net->slots = s;
+        net->cap_slots = cap;
+    }
+    net->slots[net->n_slots].per_image = per_image;
+    net->slots[net->n_slots].bind = bind;
+    net->n_slots++;
+    net->act_per_image += per_image;
+    if (per_image > net->max_tensor) net->max_tensor = per_image;
+    return RN_OK;
+}
+
+int rn_net_bind(rn_net *net)
+{
+    /* One allocation each, so zeroing gradients is one memset and SGD is one loop. */
+    net->params = calloc(net->n_params ? net->n_params : 1, sizeof(float));
+    net->grads = calloc(net->n_params ? net->n_params : 1, sizeof(float));
+    net->buffers = calloc(net->n_buffers ? net->n_buffers : 1, sizeof(float));
+    net->counters = calloc(net->n_counters ? net->n_counters : 1, sizeof(int64_t));
+    if (!net->params || !net->grads || !net->buffers || !net->counters)
+        return rn_fail(RN_ERR_NOMEM, "out of memory for %zu parameters", net->n_params);
+    for (int i = 0; i < net->n_tensors; i++) {
+        rn_tensor_entry *e = &net->tensors[i];
+        switch (e->kind) {
+        case RN_TENSOR_PARAM:
+            *e->bind_data = net->params + e->offset;
+            *e->bind_grad = net->grads + e->offset;
+            break;
+        case RN_TENSOR_BUFFER: *e->bind_data = net->buffers + e->offset; break;
+        case RN_TENSOR_COUNTER: *e->bind_i64 = net->counters + e->offset; break;
+        }
+    }
+    return RN_OK;
+}
+
+int rn_net_reserve_batch(rn_net *net, int n)
+{
+    if (n <= net->batch_cap) return RN_OK;
+    free(net->act);
+    free(net->work);
+    for (int i = 0; i < 8; i++) free(net->grad_scratch[i]);
+    memset(net->grad_scratch, 0, sizeof net->grad_scratch);
+    net->batch_cap = 0;
+    net->act = malloc(net->act_per_image * (size_t)n * sizeof(float));
+    net->work = malloc((net->work_floats * (size_t)n + 1) * sizeof(float));
+    int ok = net->act && net->work;
+    for (int i = 0; ok && i < 8; i++) {
+        net->grad_scratch[i] = malloc(net->max_tensor * (size_t)n * sizeof(float));
+        ok = net->grad_scratch[i] != NULL;
+    }
+    if (!ok)
+        return rn_fail(RN_ERR_NOMEM, "out of memory for activations of a batch of %d (%.1f MiB)",
+                       n, (double)(net->act_per_image + 9 * net->max_tensor) * n * 4 / 1048576.0);
+    float *p = net->act;
+    for (int i = 0; i < net->n_slots; i++) {
+        *net->slots[i].bind = p;
+        p += net->slots[i].per_image * (size_t)n;
+    }
+    net->batch_cap = n;
+    return RN_OK;
+}

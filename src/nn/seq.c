@@ -1,0 +1,175 @@
+/* Chains of layer operations (conv, BN, ReLU, max pool): building from a pattern, running
+ * forward, and back-propagating over any sub-range. Block orderings are patterns, not code. */
+#include <string.h>
+
+#include "core/error.h"
+#include "kernels/kernels.h"
+#include "nn/net.h"
+
+static const float bn_eps = 1e-5f;
+static const float bn_momentum = 0.1f;
+
+int rn_seq_build(rn_net *net, rn_seq *seq, const char *pattern, rn_conv *convs, int *next_conv,
+                 rn_bn *bns, int *next_bn, const char *prefix, rn_shape3 *shape)
+{
+    for (const char *p = pattern; *p; p++) {
+        if (*p == ' ') continue;
+        if (seq->n == RN_SEQ_MAX) return rn_fail(RN_ERR_ARG, "%s: too many operations", prefix);
+        rn_op *op = &seq->ops[seq->n];
+        memset(op, 0, sizeof *op);
+        op->in = *shape;
+        op->out = *shape;
+        switch (*p) {
+        case 'C':
+            op->kind = RN_OP_CONV;
+            op->conv = &convs[(*next_conv)++];
+            if (op->conv->in.c != shape->c || op->conv->in.h != shape->h ||
+                op->conv->in.w != shape->w)
+                return rn_fail(RN_ERR_ARG, "%s: convolution built for another input shape", prefix);
+            op->out = op->conv->out;
+            break;
+        case 'B':
+            op->kind = RN_OP_BN;
+            op->bn = &bns[(*next_bn)++];
+            if (op->bn->c != shape->c)
+                return rn_fail(RN_ERR_ARG, "%s: batch norm built for %d channels, not %d", prefix,
+                               op->bn->c, shape->c);
+            break;
+        case 'R': op->kind = RN_OP_RELU; break;
+        case 'M':
+            op->kind = RN_OP_MAXPOOL;
+            op->out.h = (shape->h + 2 - 3) / 2 + 1;
+            op->out.w = (shape->w + 2 - 3) / 2 + 1;
+            if (op->out.h < 1 || op->out.w < 1)
+                return rn_fail(RN_ERR_ARG, "%s: input too small for max pooling", prefix);
+            break;
+        default: return rn_fail(RN_ERR_ARG, "%s: unknown operation '%c'", prefix, *p);
+        }
+        int st = rn_net_add_slot(net, &seq->buf[seq->n + 1], rn_shape3_size(op->out));
+        if (st) return st;
+        *shape = op->out;
+        seq->n++;
+    }
+    return RN_OK;
+}
+
+static rn_conv_shape conv_shape(const rn_net *net, const rn_conv *conv)
+{
+    rn_conv_shape sh;
+    rn_conv_shape_init(&sh, net->n, conv->in_c, conv->in.h, conv->in.w, conv->out_c, conv->k,
+                       conv->k, conv->stride, conv->pad);
+    return sh;
+}
+
+void rn_conv_run_forward(rn_net *net, rn_conv *conv, float *y, const float *x)
+{
+    rn_conv_shape sh = conv_shape(net, conv);
+    rn_conv_forward(y, x, conv->w, conv->has_bias ? conv->b : NULL, &sh, net->work);
+}
+
+void rn_conv_run_backward(rn_net *net, rn_conv *conv, float *dx, const float *dy, const float *x)
+{
+    rn_conv_shape sh = conv_shape(net, conv);
+    rn_conv_backward(dx, conv->dw, conv->has_bias ? conv->db : NULL, dy, x, conv->w, &sh,
+                     net->work);
+}
+
+void rn_bn_run_forward(rn_net *net, rn_bn *bn, float *y, const float *x, rn_shape3 s)
+{
+    int hw = s.h * s.w;
+    bn->used_batch_stats = net->training;
+    if (net->training) {
+        rn_bn_forward_train(y, bn->batch_mean, bn->batch_var, x, bn->w, bn->b, net->n, s.c, hw,
+                            bn_eps);
+        rn_bn_update_running(bn->run_mean, bn->run_var, bn->batch_mean, bn->batch_var, s.c,
+                             net->n * hw, bn_momentum);
+        (*bn->batches_tracked)++;
+    } else {
+        rn_bn_forward_eval(y, x, bn->w, bn->b, bn->run_mean, bn->run_var, net->n, s.c, hw,
+                           bn_eps);
+    }
+}
+
+void rn_bn_run_backward(rn_net *net, rn_bn *bn, float *dx, const float *dy, const float *x,
+                        rn_shape3 s)
+{
+    int hw = s.h * s.w;
+    if (bn->used_batch_stats)
+        rn_bn_backward_train(dx, bn->dw, bn->db, dy, x, bn->w, bn->batch_mean, bn->batch_var,
+                             net->n, s.c, hw, bn_eps);
+    else
+        rn_bn_backward_eval(dx, bn->dw, bn->db, dy, x, bn->w, bn->run_mean, bn->run_var, net->n,
+                            s.c, hw, bn_eps);
+}
+
+void rn_seq_forward(rn_net *net, rn_seq *seq, const float *x, int from, int to)
+{
+    if (from == 0) seq->buf[0] = (float *)x;
+    for (int i = from; i < to; i++) {
+        rn_op *op = &seq->ops[i];
+        const float *in = seq->buf[i];
+        float *out = seq->buf[i + 1];
+        size_t len = rn_shape3_size(op->out) * (size_t)net->n;
+        switch (op->kind) {
+        case RN_OP_CONV: rn_conv_run_forward(net, op->conv, out, in); break;
+        case RN_OP_BN: rn_bn_run_forward(net, op->bn, out, in, op->in); break;
+        case RN_OP_RELU: rn_relu_forward(out, in, len); break;
+        case RN_OP_MAXPOOL:
+            rn_maxpool_forward(out, in, net->n, op->in.c, op->in.h, op->in.w, 3, 2, 1, op->out.h,
+                               op->out.w);
+            break;
+        }
+    }
+}
+
+const float *rn_seq_backward(rn_net *net, rn_seq *seq, const float *dy, int from, int to,
+                             float *p, float *q, int need_dx)
+{
+    const float *cur = dy;
+    for (int i = from - 1; i >= to; i--) {
+        rn_op *op = &seq->ops[i];
+        float *dx = (cur == p) ? q : p;
+        const float *in = seq->buf[i];
+        int want = need_dx || i > to;
+        switch (op->kind) {
+        case RN_OP_CONV: rn_conv_run_backward(net, op->conv, want ? dx : NULL, cur, in); break;
+        case RN_OP_BN: rn_bn_run_backward(net, op->bn, want ? dx : NULL, cur, in, op->in); break;
+        case RN_OP_RELU:
+            if (want) rn_relu_backward(dx, cur, seq->buf[i + 1], rn_shape3_size(op->out) * net->n);
+            break;
+        case RN_OP_MAXPOOL:
+            if (want)
+                rn_maxpool_backward(dx, cur, in, net->n, op->in.c, op->in.h, op->in.w, 3, 2, 1,
+                                    op->out.h, op->out.w);
+            break;
+        }
+        cur = dx;
+    }
+    return cur;
+}
+
+uint64_t rn_conv_macs(const rn_conv *conv)
+{
+    return (uint64_t)conv->out_c * conv->in_c * conv->k * conv->k * conv->out.h * conv->out.w;
+}
+
+size_t rn_seq_params(const rn_seq *seq)
+{
+    size_t total = 0;
+    for (int i = 0; i < seq->n; i++) {
+        const rn_op *op = &seq->ops[i];
+        if (op->kind == RN_OP_CONV)
+            total += (size_t)op->conv->out_c * op->conv->in_c * op->conv->k * op->conv->k +
+                     (op->conv->has_bias ? (size_t)op->conv->out_c : 0);
+        if (op->kind == RN_OP_BN) total += 2 * (size_t)op->bn->c;
+    }
+    return total;
+}
+
+uint64_t rn_seq_macs(const rn_seq *seq)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < seq->n; i++)
+        if (seq->ops[i].kind == RN_OP_CONV) total += rn_conv_macs(seq->ops[i].conv);
+    return total;
+}
