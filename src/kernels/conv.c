@@ -9,6 +9,7 @@
 #include "kernels/kernels.h"
 
 #include <string.h>
+#include "kernels/parallel.h"
 
 static int conv_is_pointwise(const rn_conv_shape *sh)
 {
@@ -52,7 +53,7 @@ static void im2col(float *col, const float *x, const rn_conv_shape *sh)
     const int c = sh->c, h = sh->h, w = sh->w, r = sh->r, s = sh->s;
     const int oh = sh->oh, ow = sh->ow, st = sh->stride, pad = sh->pad;
     const size_t plane = (size_t)oh * (size_t)ow;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)c * h * w * 9 >= RN_OMP_MIN_WORK)
     for (int ci = 0; ci < c; ci++) {
         const float *xc = x + (size_t)ci * h * w;
         for (int ky = 0; ky < r; ky++) {
@@ -84,7 +85,7 @@ static void col2im(float *dx, const float *col, const rn_conv_shape *sh)
     const int c = sh->c, h = sh->h, w = sh->w, r = sh->r, s = sh->s;
     const int oh = sh->oh, ow = sh->ow, st = sh->stride, pad = sh->pad;
     const size_t plane = (size_t)oh * (size_t)ow;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)c * h * w * 9 >= RN_OMP_MIN_WORK)
     for (int ci = 0; ci < c; ci++) {
         float *xc = dx + (size_t)ci * h * w;
         memset(xc, 0, sizeof(float) * (size_t)h * w);
