@@ -159,6 +159,14 @@ int rn_net_num_blocks(const rn_net *net);
 int rn_net_set_block_deleted(rn_net *net, int block, int deleted);
 int rn_net_set_block_survival(rn_net *net, int block, float survival);
 
+/* ---- tensor files -------------------------------------------------------------------------
+ * One float32 tensor in a safetensors file: how inputs and outputs travel (see `resnet forward`).
+ * rn_tensor_load allocates *data (release it with free()); ndim <= 4. */
+int rn_tensor_load(const char *path, const char *name, float **data, int64_t shape[4], int *ndim);
+/* Writes a file holding the one tensor, atomically. */
+int rn_tensor_save(const char *path, const char *name, const float *data, const int64_t *shape,
+                   int ndim);
+
 /* ---- optimisation --------------------------------------------------------------------------
  * SGD with momentum and weight decay exactly as torch.optim.SGD (decay on every parameter):
  *   g = grad + wd * p;  buf = momentum * buf + g (buf = g on the first step);  p -= lr * buf

@@ -6,31 +6,27 @@
 
 #include "cli/cli.h"
 #include "core/rng.h"
-#include "io/safetensors.h"
 
 enum { CHUNK = 32 }; /* images per forward: bounds activation memory */
 
 static int read_input(const char *path, float **x, int shape[4])
 {
-    rn_st_file *f;
-    if (rn_st_open(&f, path)) return cli_lib_error(NULL);
-    const rn_st_entry *e = rn_st_find(f, "input");
+    int64_t dims[4];
+    int ndim;
+    if (rn_tensor_load(path, "input", x, dims, &ndim)) return cli_lib_error(NULL);
     int rc = 0;
-    if (!e) rc = cli_error("%s: no tensor named 'input'", path);
-    else if (strcmp(e->dtype, "F32") || e->ndim != 4)
-        rc = cli_error("%s: tensor 'input' must be F32 with 4 dimensions (N x C x H x W), not %s with %d",
-                       path, e->dtype, e->ndim);
-    else if (e->numel == 0) rc = cli_error("%s: tensor 'input' is empty", path);
+    if (ndim != 4)
+        rc = cli_error("%s: tensor 'input' must have 4 dimensions (N x C x H x W), not %d", path, ndim);
     for (int d = 0; !rc && d < 4; d++) {
-        if (e->shape[d] > 1000000) rc = cli_error("%s: tensor 'input' dimension %d is too large", path, d);
-        shape[d] = (int)e->shape[d];
+        if (dims[d] < 1 || dims[d] > 1000000)
+            rc = cli_error("%s: tensor 'input' has an empty or huge dimension %d (%lld)", path, d,
+                           (long long)dims[d]);
+        shape[d] = (int)dims[d];
     }
-    if (!rc) {
-        *x = malloc(e->numel * sizeof(float));
-        if (!*x) rc = cli_error("out of memory for %s", path);
-        else if (rn_st_read_f32(f, "input", *x, e->numel)) rc = cli_lib_error(NULL);
+    if (rc) {
+        free(*x);
+        *x = NULL;
     }
-    rn_st_close(f);
     return rc;
 }
 
@@ -110,13 +106,9 @@ int cmd_forward(int argc, char **argv)
         if (n > 8) printf("... %d images in all\n", n);
     }
     if (!rc && output) {
-        rn_st_writer *w = NULL;
         int64_t lshape[2] = {n, k};
-        if (rn_st_writer_create(&w) || rn_st_writer_add(w, "logits", "F32", 2, lshape, logits) ||
-            rn_st_writer_meta(w, "arch", rn_net_arch(net)) || rn_st_writer_save(w, output))
-            rc = cli_lib_error(output);
+        if (rn_tensor_save(output, "logits", logits, lshape, 2)) rc = cli_lib_error(output);
         else printf("wrote %s: logits [%d, %d]\n", output, n, k);
-        rn_st_writer_free(w);
     }
     free(logits);
     free(x);

@@ -27,6 +27,13 @@ int rn_fail_context(int status, const char *fmt, ...)
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, last_error, sizeof old);
-    snprintf(last_error, sizeof last_error, "%s: %s", prefix, old);
+    /* "prefix: old", cut to fit */
+    size_t lp = strlen(prefix), lo = strlen(old), room = sizeof last_error - 1;
+    if (lp > room - 2) lp = room - 2;
+    if (lo > room - 2 - lp) lo = room - 2 - lp;
+    memcpy(last_error, prefix, lp);
+    memcpy(last_error + lp, ": ", 2);
+    memcpy(last_error + lp + 2, old, lo);
+    last_error[lp + 2 + lo] = '\0';
     return status;
 }

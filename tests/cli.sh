@@ -1,0 +1,100 @@
+#!/bin/sh
+# Command-line checks: documented figures, the forward verb against the PyTorch reference,
+# the example program, and clear errors (nonzero exit, the file named) on bad input.
+# Usage: tests/cli.sh BUILD_DIR   (expects BUILD_DIR/ref from tools/torch_ref.py)
+set -u
+B=${1:-build}
+R="$B/resnet"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+json() { # json FIELD < text
+    /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"
+}
+expect_field() { # expect_field FIELD VALUE resnet-args...
+    field=$1 want=$2
+    shift 2
+    got=$("$R" info "$@" --json | json "$field")
+    [ "$got" = "$want" ] && ok || bad "info $* --json: $field = $got, expected $want"
+}
+
+# Parameter counts of the issue (torchvision's and He et al.'s figures).
+for pair in resnet18:11689512 resnet34:21797672 resnet50:25557032 resnet101:44549160 \
+    resnet152:60192808; do
+    expect_field params "${pair#*:}" --arch "${pair%%:*}" --classes 1000 --input 3x224x224
+done
+for pair in resnet20:269722 resnet56:853018 resnet110:1727962; do
+    expect_field params "${pair#*:}" --arch "${pair%%:*}" --classes 10 --input 3x32x32
+done
+# Multiply-adds per image, as in ../shared/PERF-ANCHORS.md (40.55 M, 125.49 M, 30.82 M,
+# 1.814 G, 4.089 G).
+expect_field macs 40551040 --arch resnet20
+expect_field macs 125485696 --arch resnet56
+expect_field macs 30821248 --arch resnet20 --input 1x28x28
+expect_field macs 1814073344 --arch resnet18
+expect_field macs 4089184256 --arch resnet50
+
+# The readable summary names every stage and the total.
+out=$("$R" info --arch resnet20)
+for word in stem layer1 layer2 layer3 head total 269,722; do
+    echo "$out" | grep -q "$word" && ok || bad "info table lacks '$word'"
+done
+
+# forward on a PyTorch state: logits equal PyTorch's evaluation-mode logits.
+case_dir="$B/ref/resnet20-original-A"
+if "$R" forward --arch resnet20 --weights "$case_dir/weights.safetensors" \
+    --input "$case_dir/state.safetensors" --output "$T/logits.safetensors" >/dev/null; then
+    /usr/bin/python3 - "$T/logits.safetensors" "$case_dir/state.safetensors" <<'PY' && ok || bad "forward logits differ from PyTorch"
+import json, struct, sys
+def tensor(path, name):
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    h = json.loads(raw[8:8 + n])[name]
+    a, b = h["data_offsets"]
+    return struct.unpack("<%df" % ((b - a) // 4), raw[8 + n + a:8 + n + b])
+ours, ref = tensor(sys.argv[1], "logits"), tensor(sys.argv[2], "logits_eval")
+err = sum((x - y) ** 2 for x, y in zip(ours, ref)) ** 0.5 / sum(y * y for y in ref) ** 0.5
+print("forward vs PyTorch logits: relative error %.2e" % err)
+sys.exit(0 if len(ours) == len(ref) and err < 1e-4 else 1)
+PY
+else
+    bad "forward on $case_dir failed"
+fi
+
+# init writes a model that carries its architecture; the example classifies with it.
+"$R" init --arch resnet20 --seed 3 --output "$T/model.safetensors" >/dev/null && ok || bad "init"
+out=$("$B/examples/classify" "$T/model.safetensors" "$case_dir/state.safetensors")
+[ "$(echo "$out" | grep -c '^image')" = 4 ] && ok || bad "classify printed: $out"
+# same seed, same bits
+"$R" init --arch resnet20 --seed 3 --output "$T/again.safetensors" >/dev/null
+cmp -s "$T/model.safetensors" "$T/again.safetensors" && ok || bad "init is not deterministic"
+
+# Bad input: a clear message naming the file, a nonzero status, never a crash.
+expect_error() { # expect_error TEXT command...
+    text=$1
+    shift
+    "$@" >"$T/out" 2>"$T/err"
+    status=$?
+    if [ "$status" -ne 0 ] && [ "$status" -lt 128 ] && grep -q -- "$text" "$T/err"; then ok
+    else bad "'$*' exited $status, stderr: $(cat "$T/err")"; fi
+}
+expect_error "missing.safetensors" "$R" forward --model "$T/missing.safetensors" --random-input 1
+printf 'not a safetensors file at all' >"$T/junk.safetensors"
+expect_error "junk.safetensors" "$R" info --model "$T/junk.safetensors"
+head -c 2000 "$T/model.safetensors" >"$T/short.safetensors"
+expect_error "short.safetensors" "$R" info --model "$T/short.safetensors"
+expect_error "missing tensor" "$R" info --arch resnet34 --weights "$B/ref/resnet18/weights.safetensors"
+expect_error "fc.weight" "$R" info --arch resnet20 --classes 100 --weights "$case_dir/weights.safetensors"
+expect_error "no architecture" "$R" info --weights "$case_dir/weights.safetensors"
+expect_error "unknown architecture" "$R" info --arch resnet21
+expect_error "ordering" "$R" info --arch resnet20 --ordering sideways
+expect_error "input-shape" "$R" info --arch resnet20 --input 3x32
+expect_error "no tensor named 'input'" "$R" forward --model "$T/model.safetensors" --input "$T/model.safetensors"
+expect_error "unknown verb" "$R" frobnicate
+
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,439 @@
+#define _XOPEN_SOURCE 700 /* mkdtemp */
+/* The public API: creation of every architecture, files (round trip, strict loading), errors,
+ * determinism, training steps, stochastic depth and lesions. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "io/safetensors.h"
+#include "resnet.h"
+#include "support/check.h"
+
+static char tmpdir[256];
+
+static const char *tmp_path(const char *name)
+{
+    static char path[4][512];
+    static int next;
+    char *p = path[next++ % 4];
+    snprintf(p, 512, "%s/%s", tmpdir, name);
+    return p;
+}
+
+static rn_net *small_net(const char *arch, uint64_t seed)
+{
+    rn_net_options o;
+    rn_net_options_init(&o);
+    o.in_c = 3, o.in_h = 16, o.in_w = 16;
+    o.classes = 4;
+    o.seed = seed;
+    rn_net *net = NULL;
+    assert_int_equal(rn_net_create(&net, arch, &o), RN_OK);
+    return net;
+}
+
+static void test_every_architecture_builds(void **state)
+{
+    (void)state;
+    const char *extra[] = {"wrn-16-4", "wrn-28-10", "plain50", "preresnet11", "resnet8", "highway8"};
+    const char *const *names = rn_arch_names();
+    int count = 0;
+    while (names[count]) count++;
+    for (int i = 0; i < count + 6; i++) {
+        const char *arch = i < count ? names[i] : extra[i - count];
+        if (strchr(arch, 'D')) continue; /* the wrn-D-K pattern itself */
+        rn_net *net;
+        assert_int_equal(rn_net_create(&net, arch, NULL), RN_OK);
+        /* the per-unit summary adds up to the totals */
+        size_t params = 0;
+        uint64_t macs = 0;
+        for (int u = 0; u < rn_net_num_units(net); u++) {
+            rn_unit_info info;
+            assert_int_equal(rn_net_unit(net, u, &info), RN_OK);
+            params += info.params;
+            macs += info.macs;
+        }
+        assert_int_equal(params, rn_net_num_params(net));
+        assert_int_equal(macs, rn_net_macs(net));
+        rn_net_free(net);
+    }
+}
+
+static void test_counts(void **state)
+{
+    (void)state;
+    static const struct { const char *arch; int classes, in_hw; size_t params; int blocks; } cases[] = {
+        {"resnet18", 1000, 224, 11689512, 8},   {"resnet34", 1000, 224, 21797672, 16},
+        {"resnet50", 1000, 224, 25557032, 16},  {"resnet101", 1000, 224, 44549160, 33},
+        {"resnet152", 1000, 224, 60192808, 50}, {"resnet20", 10, 32, 269722, 9},
+        {"resnet56", 10, 32, 853018, 27},       {"resnet110", 10, 32, 1727962, 54},
+        {"resnet1202", 10, 32, 19421274, 600},  {"preresnet164", 10, 32, 1703258, 54},
+        {"preresnet1001", 10, 32, 10327706, 333}, {"wrn-28-10", 10, 32, 36479194, 12},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rn_net_options o;
+        rn_net_options_init(&o);
+        o.classes = cases[i].classes;
+        o.in_c = 3, o.in_h = o.in_w = cases[i].in_hw;
+        rn_net *net;
+        assert_int_equal(rn_net_create(&net, cases[i].arch, &o), RN_OK);
+        print_message("%-14s %zu parameters, %d blocks\n", cases[i].arch, rn_net_num_params(net),
+                      rn_net_num_blocks(net));
+        assert_int_equal(rn_net_num_params(net), cases[i].params);
+        assert_int_equal(rn_net_num_blocks(net), cases[i].blocks);
+        rn_net_free(net);
+    }
+}
+
+static void test_bad_options(void **state)
+{
+    (void)state;
+    rn_net *net = (rn_net *)1;
+    assert_int_equal(rn_net_create(&net, "resnet21", NULL), RN_ERR_ARG);
+    assert_null(net);
+    assert_non_null(strstr(rn_last_error(), "resnet21"));
+    assert_int_equal(rn_net_create(&net, "wrn-15-2", NULL), RN_ERR_ARG);
+    rn_net_options o;
+    rn_net_options_init(&o);
+    o.in_c = 17;
+    assert_int_equal(rn_net_create(&net, "resnet18", &o), RN_ERR_ARG);
+    rn_net_options_init(&o);
+    o.survival_last = 0.0f;
+    assert_int_equal(rn_net_create(&net, "resnet20", &o), RN_ERR_ARG);
+    rn_ordering ord;
+    assert_int_equal(rn_ordering_parse("full-preact", &ord), RN_OK);
+    assert_int_equal(ord, RN_ORDER_FULL_PREACT);
+    assert_int_equal(rn_ordering_parse("e", &ord), RN_OK);
+    assert_int_equal(ord, RN_ORDER_FULL_PREACT);
+    assert_int_equal(rn_ordering_parse("upside-down", &ord), RN_ERR_ARG);
+    rn_shortcut sc;
+    assert_int_equal(rn_shortcut_parse("b", &sc), RN_OK);
+    assert_int_equal(sc, RN_SHORTCUT_B);
+    assert_int_equal(rn_shortcut_parse("D", &sc), RN_ERR_ARG);
+}
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    rn_net_options o;
+    rn_net_options_init(&o);
+    o.ordering = RN_ORDER_RELU_PREACT;
+    o.shortcut = RN_SHORTCUT_C;
+    o.classes = 3;
+    o.in_c = 1, o.in_h = 20, o.in_w = 12;
+    rn_net *net, *back;
+    assert_int_equal(rn_net_create(&net, "resnet8", &o), RN_OK);
+    const char *labels[] = {"cat", "dog", "\"quoted\" label"};
+    float mean = 0.286f, std = 0.353f;
+    assert_int_equal(rn_net_set_labels(net, labels, 3), RN_OK);
+    assert_int_equal(rn_net_set_normalization(net, &mean, &std), RN_OK);
+    /* some training so that BN statistics and counters are not at their init */
+    float x[2 * 20 * 12];
+    int y[2] = {0, 2};
+    rn_test_fill_normal(x, 2 * 20 * 12, 3, 1.0f);
+    assert_int_equal(rn_net_train_step(net, x, y, 2, NULL), RN_OK);
+
+    const char *path = tmp_path("round.safetensors");
+    assert_int_equal(rn_net_save(net, path), RN_OK);
+    assert_int_equal(rn_net_open(&back, path, NULL, NULL), RN_OK);
+    assert_string_equal(rn_net_arch(back), "resnet8");
+    rn_net_options ob;
+    rn_net_get_options(back, &ob);
+    assert_int_equal(ob.ordering, RN_ORDER_RELU_PREACT);
+    assert_int_equal(ob.shortcut, RN_SHORTCUT_C);
+    assert_int_equal(ob.classes, 3);
+    assert_int_equal(ob.in_c, 1);
+    assert_int_equal(ob.in_h, 20);
+    assert_int_equal(ob.in_w, 12);
+    assert_string_equal(rn_net_label(back, 2), "\"quoted\" label");
+    assert_null(rn_net_label(back, 3));
+    float m2, s2;
+    assert_int_equal(rn_net_get_normalization(back, &m2, &s2), 1);
+    assert_true(m2 == mean && s2 == std);
+    assert_int_equal(rn_net_num_tensors(back), rn_net_num_tensors(net));
+    for (int t = 0; t < rn_net_num_tensors(net); t++) {
+        rn_tensor_info a, b;
+        rn_net_tensor(net, t, &a);
+        assert_int_equal(rn_net_find_tensor(back, a.name, &b), RN_OK);
+        assert_int_equal(a.numel, b.numel);
+        if (a.kind == RN_TENSOR_COUNTER) assert_int_equal(*a.i64, *b.i64);
+        else assert_memory_equal(a.data, b.data, a.numel * sizeof(float));
+    }
+    /* the same logits, bit for bit */
+    float la[6], lb[6];
+    assert_int_equal(rn_net_forward(net, x, 2, 0, la), RN_OK);
+    assert_int_equal(rn_net_forward(back, x, 2, 0, lb), RN_OK);
+    assert_memory_equal(la, lb, sizeof la);
+    rn_net_free(back);
+    rn_net_free(net);
+}
+
+/* Writes the tensors of `net` to path, with one of them altered by `how`. */
+static void write_altered(rn_net *net, const char *path, const char *target, const char *how)
+{
+    rn_st_writer *w;
+    assert_int_equal(rn_st_writer_create(&w), RN_OK);
+    for (int t = 0; t < rn_net_num_tensors(net); t++) {
+        rn_tensor_info ti;
+        rn_net_tensor(net, t, &ti);
+        int is_target = !strcmp(ti.name, target);
+        if (is_target && !strcmp(how, "drop")) continue;
+        int64_t shape[4];
+        memcpy(shape, ti.shape, sizeof shape);
+        int ndim = ti.ndim;
+        if (is_target && !strcmp(how, "reshape")) shape[0] += 1;
+        const void *data = ti.kind == RN_TENSOR_COUNTER ? (const void *)ti.i64 : (const void *)ti.data;
+        const char *dtype = ti.kind == RN_TENSOR_COUNTER ? "I64" : "F32";
+        float *bigger = NULL;
+        if (is_target && !strcmp(how, "reshape")) {
+            size_t numel = 1;
+            for (int d = 0; d < ndim; d++) numel *= (size_t)shape[d];
+            bigger = calloc(numel, sizeof(float));
+            data = bigger;
+        }
+        if (is_target && !strcmp(how, "retype")) dtype = "F32"; /* a counter stored as float... */
+        if (is_target && !strcmp(how, "retype") && ti.kind == RN_TENSOR_COUNTER) {
+            static float zero[1];
+            data = zero;
+        }
+        assert_int_equal(rn_st_writer_add(w, ti.name, dtype, ndim, shape, data), RN_OK);
+        free(bigger);
+    }
+    if (!strcmp(how, "extra")) {
+        int64_t shape[1] = {2};
+        float v[2] = {1, 2};
+        assert_int_equal(rn_st_writer_add(w, target, "F32", 1, shape, v), RN_OK);
+    }
+    assert_int_equal(rn_st_writer_meta(w, "arch", rn_net_arch(net)), RN_OK);
+    assert_int_equal(rn_st_writer_save(w, path), RN_OK);
+    rn_st_writer_free(w);
+}
+
+static void expect_refused(rn_net *net, const char *target, const char *how, const char *words)
+{
+    const char *path = tmp_path("altered.safetensors");
+    write_altered(net, path, target, how);
+    rn_net *back = (rn_net *)1;
+    int st = rn_net_open(&back, path, NULL, NULL);
+    print_message("%s %s: %s\n", how, target, rn_last_error());
+    assert_int_equal(st, RN_ERR_MISMATCH);
+    assert_null(back);
+    assert_non_null(strstr(rn_last_error(), target));
+    assert_non_null(strstr(rn_last_error(), words));
+    assert_non_null(strstr(rn_last_error(), "altered.safetensors"));
+    /* rn_net_load refuses the same file and says the same */
+    assert_int_equal(rn_net_load(net, path), RN_ERR_MISMATCH);
+    assert_non_null(strstr(rn_last_error(), target));
+}
+
+static void test_strict_loading(void **state)
+{
+    (void)state;
+    rn_net *net = small_net("resnet8", 1);
+    expect_refused(net, "layer2.0.conv1.weight", "drop", "missing");
+    expect_refused(net, "layer9.0.conv1.weight", "extra", "unexpected");
+    expect_refused(net, "layer1.0.conv1.weight", "reshape", "shape");
+    expect_refused(net, "layer1.0.bn1.num_batches_tracked", "retype", "F32");
+    rn_net_free(net);
+}
+
+static void test_torchvision_style_file(void **state)
+{
+    (void)state;
+    /* a state_dict without metadata: needs the architecture; classes come from fc.weight */
+    rn_net *net = small_net("resnet8", 2);
+    rn_st_writer *w;
+    assert_int_equal(rn_st_writer_create(&w), RN_OK);
+    for (int t = 0; t < rn_net_num_tensors(net); t++) {
+        rn_tensor_info ti;
+        rn_net_tensor(net, t, &ti);
+        assert_int_equal(rn_st_writer_add(w, ti.name, ti.kind == RN_TENSOR_COUNTER ? "I64" : "F32", ti.ndim,
+                                          ti.shape, ti.kind == RN_TENSOR_COUNTER ? (void *)ti.i64 : (void *)ti.data),
+                         RN_OK);
+    }
+    const char *path = tmp_path("plain_state_dict.safetensors");
+    assert_int_equal(rn_st_writer_save(w, path), RN_OK);
+    rn_st_writer_free(w);
+    rn_net *back;
+    assert_int_equal(rn_net_open(&back, path, NULL, NULL), RN_ERR_FORMAT);
+    assert_non_null(strstr(rn_last_error(), "--arch"));
+    rn_net_options o;
+    rn_net_options_init(&o);
+    o.in_c = 3, o.in_h = 16, o.in_w = 16;
+    assert_int_equal(rn_net_open(&back, path, "resnet8", &o), RN_OK);
+    rn_net_options got;
+    rn_net_get_options(back, &got);
+    assert_int_equal(got.classes, 4);
+    rn_net_free(back);
+    rn_net_free(net);
+}
+
+static void test_errors_at_run_time(void **state)
+{
+    (void)state;
+    rn_net *net = small_net("resnet8", 1);
+    float x[2 * 3 * 16 * 16];
+    rn_test_fill_normal(x, sizeof x / sizeof x[0], 1, 1.0f);
+    int labels[2] = {0, 4};
+    assert_int_equal(rn_net_backward(net, labels, NULL), RN_ERR_ARG); /* no forward yet */
+    assert_int_equal(rn_net_forward(net, x, 0, 0, NULL), RN_ERR_ARG);
+    assert_int_equal(rn_net_train_step(net, x, labels, 2, NULL), RN_ERR_ARG); /* label 4 of 4 classes */
+    assert_non_null(strstr(rn_last_error(), "label 4"));
+    assert_int_equal(rn_net_set_block_deleted(net, 3, 1), RN_ERR_ARG);
+    assert_int_equal(rn_net_set_block_survival(net, 0, 1.5f), RN_ERR_ARG);
+    rn_net_free(net);
+    net = small_net("plain8", 1);
+    assert_int_equal(rn_net_set_block_deleted(net, 0, 1), RN_ERR_ARG);
+    assert_non_null(strstr(rn_last_error(), "plain"));
+    rn_net_free(net);
+    rn_net *none = (rn_net *)1;
+    assert_int_equal(rn_net_open(&none, tmp_path("does-not-exist.safetensors"), NULL, NULL), RN_ERR_IO);
+    assert_null(none);
+    assert_non_null(strstr(rn_last_error(), "does-not-exist.safetensors"));
+}
+
+static void test_deterministic(void **state)
+{
+    (void)state;
+    rn_net *a = small_net("preresnet11", 9), *b = small_net("preresnet11", 9), *c = small_net("preresnet11", 10);
+    assert_memory_equal(rn_net_params(a), rn_net_params(b), rn_net_num_params(a) * sizeof(float));
+    assert_memory_not_equal(rn_net_params(a), rn_net_params(c), rn_net_num_params(a) * sizeof(float));
+    float x[4 * 3 * 16 * 16];
+    int y[4] = {0, 1, 2, 3};
+    rn_test_fill_normal(x, sizeof x / sizeof x[0], 4, 1.0f);
+    float la, lb;
+    assert_int_equal(rn_net_train_step(a, x, y, 4, &la), RN_OK);
+    assert_int_equal(rn_net_train_step(b, x, y, 4, &lb), RN_OK);
+    assert_true(la == lb);
+    assert_memory_equal(rn_net_grads(a), rn_net_grads(b), rn_net_num_params(a) * sizeof(float));
+    rn_net_free(a);
+    rn_net_free(b);
+    rn_net_free(c);
+}
+
+static void test_sgd_learns_a_batch(void **state)
+{
+    (void)state;
+    rn_net *net = small_net("resnet8", 5);
+    rn_sgd *opt;
+    assert_int_equal(rn_sgd_create(&opt, net, 0.9f, 5e-4f, 0), RN_OK);
+    float x[8 * 3 * 16 * 16];
+    int y[8] = {0, 1, 2, 3, 0, 1, 2, 3};
+    rn_test_fill_normal(x, sizeof x / sizeof x[0], 8, 1.0f);
+    float first = 0, loss = 0;
+    for (int step = 0; step < 30; step++) {
+        assert_int_equal(rn_net_train_step(net, x, y, 8, &loss), RN_OK);
+        if (step == 0) first = loss;
+        assert_int_equal(rn_sgd_step(opt, net, 0.05f), RN_OK);
+    }
+    print_message("loss %.4f -> %.4f after 30 steps\n", first, loss);
+    assert_true(loss < 0.2f * first);
+    rn_sgd_free(opt);
+    rn_net_free(net);
+}
+
+static void test_stochastic_depth_and_lesions(void **state)
+{
+    (void)state;
+    rn_net_options o;
+    rn_net_options_init(&o);
+    o.in_c = 3, o.in_h = 16, o.in_w = 16;
+    o.classes = 4;
+    o.survival_last = 0.5f;
+    rn_net *net;
+    assert_int_equal(rn_net_create(&net, "resnet14", &o), RN_OK);
+    /* linear rule: block l of L survives with 1 - l/L * 0.5 */
+    rn_unit_info u;
+    rn_net_unit(net, 1, &u);
+    assert_true(fabsf(u.survival - (1.0f - 0.5f / 6.0f)) < 1e-6f);
+    rn_net_unit(net, 6, &u);
+    assert_true(fabsf(u.survival - 0.5f) < 1e-6f);
+
+    float x[2 * 3 * 16 * 16], l1[8], l2[8], l3[8];
+    rn_test_fill_normal(x, sizeof x / sizeof x[0], 8, 1.0f);
+    /* training draws a new set of blocks each time */
+    int differ = 0;
+    for (int i = 0; i < 10 && !differ; i++) {
+        assert_int_equal(rn_net_forward(net, x, 2, 1, l2), RN_OK);
+        assert_int_equal(rn_net_forward(net, x, 2, 1, l3), RN_OK);
+        differ = memcmp(l2, l3, sizeof l2) != 0;
+    }
+    assert_true(differ);
+    /* evaluation is deterministic (and, training done, running statistics stay put) */
+    assert_int_equal(rn_net_forward(net, x, 2, 0, l1), RN_OK);
+    assert_int_equal(rn_net_forward(net, x, 2, 0, l2), RN_OK);
+    assert_memory_equal(l1, l2, sizeof l1);
+    /* deleting a block changes the test-time output; restoring it restores the output */
+    assert_int_equal(rn_net_set_block_deleted(net, 2, 1), RN_OK);
+    assert_int_equal(rn_net_forward(net, x, 2, 0, l2), RN_OK);
+    assert_memory_not_equal(l1, l2, sizeof l1);
+    assert_int_equal(rn_net_set_block_deleted(net, 2, 0), RN_OK);
+    assert_int_equal(rn_net_forward(net, x, 2, 0, l2), RN_OK);
+    assert_memory_equal(l1, l2, sizeof l1);
+    rn_net_free(net);
+}
+
+static void test_zero_init_last_bn(void **state)
+{
+    (void)state;
+    /* every residual branch starts at F = 0: each block is the identity (or its shortcut) */
+    for (int ord = 0; ord < 5; ord++) {
+        rn_net_options o;
+        rn_net_options_init(&o);
+        o.in_c = 3, o.in_h = 16, o.in_w = 16;
+        o.ordering = ord;
+        o.zero_init_last_bn = 1;
+        rn_net *net, *lesioned;
+        assert_int_equal(rn_net_create(&net, "resnet14", &o), RN_OK);
+        assert_int_equal(rn_net_create(&lesioned, "resnet14", &o), RN_OK);
+        for (int b = 0; b < rn_net_num_blocks(net); b++) rn_net_set_block_deleted(lesioned, b, 1);
+        float x[2 * 3 * 16 * 16], la[20], lb[20];
+        rn_test_fill_normal(x, sizeof x / sizeof x[0], 8, 1.0f);
+        assert_int_equal(rn_net_forward(net, x, 2, 0, la), RN_OK);
+        assert_int_equal(rn_net_forward(lesioned, x, 2, 0, lb), RN_OK);
+        assert_true(rn_test_rel_err(la, lb, 20) < 1e-6);
+        rn_net_free(net);
+        rn_net_free(lesioned);
+    }
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/rn_test_net.XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_architecture_builds),
+        cmocka_unit_test(test_counts),
+        cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_strict_loading),
+        cmocka_unit_test(test_torchvision_style_file),
+        cmocka_unit_test(test_errors_at_run_time),
+        cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_sgd_learns_a_batch),
+        cmocka_unit_test(test_stochastic_depth_and_lesions),
+        cmocka_unit_test(test_zero_init_last_bn),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,33 @@
+#!/bin/sh
+# The whole test suite: regenerate the PyTorch reference states (live PyTorch, every run), then
+# run each test program, the CLI checks and the example. Usage: tools/run-tests.sh TEST_BIN...
+# Ends with "tests: N passed, M failed" and a nonzero status if anything failed.
+set -u
+BUILD=${BUILD:-build}
+pass=0
+fail=0
+failed=""
+run() {
+    name=$1
+    shift
+    echo "=== $name"
+    start=$(date +%s)
+    if "$@"; then
+        pass=$((pass + 1))
+        echo "--- $name: ok ($(($(date +%s) - start)) s)"
+    else
+        fail=$((fail + 1))
+        failed="$failed $name"
+        echo "--- $name: FAILED ($(($(date +%s) - start)) s)"
+    fi
+}
+
+# Debian's PyTorch lives in /usr/bin/python3; another python3 may come first on PATH.
+run torch-reference /usr/bin/python3 tools/torch_ref.py --out "$BUILD/ref"
+for t in "$@"; do
+    RN_REF_DIR="$BUILD/ref" run "$(basename "$t")" "$t"
+done
+run cli sh tests/cli.sh "$BUILD"
+[ -n "$failed" ] && echo "failed:$failed"
+echo "tests: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
