@@ -27,15 +27,17 @@ typedef struct {
     int oh, ow;          /* output [n, k, oh, ow]; filled by rn_conv_shape_init */
 } rn_conv_shape;
 
-/* Fills oh/ow; returns 0, or -1 if the output would be empty. */
+/* Fills oh/ow; returns 0, or -1 for non-positive sizes or stride, negative padding, or an
+ * empty output. */
 int rn_conv_shape_init(rn_conv_shape *sh, int n, int c, int h, int w, int k, int r, int s,
                        int stride, int pad);
-/* Floats of scratch memory that forward/backward need for this shape (may be 0). */
+/* Floats of scratch memory that forward and backward need for this shape (the same for both;
+ * may be 0, and then work may be NULL). */
 size_t rn_conv_workspace(const rn_conv_shape *sh);
 /* y = conv(x, w) + b; b may be NULL. */
 void rn_conv_forward(float *y, const float *x, const float *w, const float *b,
                      const rn_conv_shape *sh, float *work);
-/* dx = conv_transpose(dy, w) (overwritten; may be NULL), dw += ..., db += ... (may be NULL). */
+/* dx = conv_transpose(dy, w) (overwritten), dw += ..., db += ...; each may be NULL. */
 void rn_conv_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                       const float *w, const rn_conv_shape *sh, float *work);
 
@@ -52,11 +54,11 @@ void rn_bn_forward_eval(float *y, const float *x, const float *gamma, const floa
  * (times count / (count - 1), count = n * hw), exactly as torch.nn.BatchNorm2d. */
 void rn_bn_update_running(float *run_mean, float *run_var, const float *mean, const float *var,
                           int c, int count, float momentum);
-/* Backward of training mode (batch statistics depend on x). dx may be NULL. */
+/* Backward of training mode (batch statistics depend on x). dx, dgamma, dbeta may be NULL. */
 void rn_bn_backward_train(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                           const float *gamma, const float *mean, const float *var, int n, int c,
                           int hw, float eps);
-/* Backward of evaluation mode (statistics are constants). dx may be NULL. */
+/* Backward of evaluation mode (statistics are constants). dx, dgamma, dbeta may be NULL. */
 void rn_bn_backward_eval(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                          const float *gamma, const float *run_mean, const float *run_var, int n,
                          int c, int hw, float eps);
@@ -70,7 +72,8 @@ void rn_sigmoid_backward(float *dx, const float *dy, const float *y, size_t len)
 void rn_add_scaled(float *y, const float *a, const float *b, float alpha, size_t len);
 
 /* ---- pooling -------------------------------------------------------------------------- */
-/* Max pooling, square window k; padded positions never win (as PyTorch).
+/* Max pooling, square window k, pad <= k / 2 (as PyTorch requires); padded positions never
+ * win.
  * Output size oh = (h + 2*pad - k) / stride + 1 (floor). */
 void rn_maxpool_forward(float *y, const float *x, int n, int c, int h, int w, int k, int stride,
                         int pad, int oh, int ow);
@@ -81,7 +84,7 @@ void rn_maxpool_backward(float *dx, const float *dy, const float *x, int n, int 
 void rn_gap_forward(float *y, const float *x, int n, int c, int hw);
 void rn_gap_backward(float *dx, const float *dy, int n, int c, int hw);
 
-/* ---- fully connected: y[n, k] = x[n, d] * w[k, d]^T + b[k] ---------------------------- */
+/* ---- fully connected: y[n, k] = x[n, d] * w[k, d]^T + b[k] (b may be NULL) ----------- */
 void rn_fc_forward(float *y, const float *x, const float *w, const float *b, int n, int d, int k);
 /* dx overwritten (may be NULL), dw += , db += (may be NULL). */
 void rn_fc_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
@@ -94,7 +97,8 @@ double rn_softmax_xent(float *dlogits, const float *logits, const int *labels, i
 
 /* ---- option-A shortcut: identity with stride-s subsampling and zero-padded channels ----
  * y[n, oc, oh, ow] with oh = ceil(h / stride): y[:, pad0 + i, :, :] = x[:, i, ::stride, ::stride]
- * for i < c, zeros elsewhere; pad0 = (oc - c) / 2 (the rest of the padding goes after). */
+ * for i < c, zeros elsewhere; pad0 = (oc - c) / 2 (the rest of the padding goes after).
+ * Requires oc >= c. */
 void rn_shortcut_pad_forward(float *y, const float *x, int n, int c, int h, int w, int oc,
                              int stride);
 /* dx (overwritten) = the matching slice of dy. */
