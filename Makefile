@@ -23,7 +23,9 @@ TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test test-asan check demo deps clean
+.PHONY: all test test-asan demo deps clean
+# keep object files of examples and tests between builds
+.SECONDARY:
 all: $(BUILD)/libresnet.a $(BUILD)/libresnet.so $(BUILD)/resnet $(EXAMPLE_BIN)
 
 $(BUILD)/obj/%.o: %.c
