@@ -55,25 +55,27 @@ static int options_from_file(const rn_st_file *f, rn_net_options *opt)
     return RN_OK;
 }
 
+/* "0.1,0.2,0.3" -> values; returns how many, or -1 if the text is not such a list. */
+static int parse_floats(const char *text, float *out, int max)
+{
+    int n = 0;
+    for (const char *p = text; *p; n++) {
+        char *end;
+        if (n == max) return -1;
+        out[n] = strtof(p, &end);
+        if (end == p || (*end && *end != ',')) return -1;
+        p = *end ? end + 1 : end;
+    }
+    return n;
+}
+
 static int load_metadata(rn_net *net, const rn_st_file *f)
 {
     const char *path = rn_st_path(f);
     const char *mean = rn_st_meta(f, "normalize_mean"), *std = rn_st_meta(f, "normalize_std");
     if (mean && std) {
         float m[16], s[16];
-        int cm = 0, cs = 0;
-        for (const char *p = mean; *p && cm < 16; cm++) {
-            char *end;
-            m[cm] = strtof(p, &end);
-            if (end == p) break;
-            p = *end == ',' ? end + 1 : end;
-        }
-        for (const char *p = std; *p && cs < 16; cs++) {
-            char *end;
-            s[cs] = strtof(p, &end);
-            if (end == p) break;
-            p = *end == ',' ? end + 1 : end;
-        }
+        int cm = parse_floats(mean, m, 16), cs = parse_floats(std, s, 16);
         if (cm != net->opt.in_c || cs != net->opt.in_c)
             return rn_fail(RN_ERR_FORMAT, "%s: metadata normalize_mean/std need %d comma-separated values",
                            path, net->opt.in_c);
