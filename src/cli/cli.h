@@ -32,5 +32,6 @@ int cli_lib_error(const char *context);
 int cmd_info(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

@@ -12,8 +12,9 @@ static int usage(FILE *out)
           "  info     summary of a network: per-stage shapes, parameters, multiply-adds\n"
           "  init     write a freshly initialised network to a safetensors file\n"
           "  forward  run inference on a tensor file and write the logits\n"
+          "  bench    time a training step or inference of a network on random data\n"
           "\n"
-          "network options (info, init, forward):\n"
+          "network options (info, init, forward, bench):\n"
           "  --arch NAME             resnet20..1202, plain20..110, highway20..110, preresnet110/164/1001,\n"
           "                          resnet18..152, plain18/34, wrn-D-K (e.g. wrn-16-4)\n"
           "  --model FILE            a file written by resnet.c (carries its architecture)\n"
@@ -40,6 +41,7 @@ int main(int argc, char **argv)
     if (!strcmp(verb, "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(verb, "init")) return cmd_init(argc - 1, argv + 1);
     if (!strcmp(verb, "forward")) return cmd_forward(argc - 1, argv + 1);
+    if (!strcmp(verb, "bench")) return cmd_bench(argc - 1, argv + 1);
     fprintf(stderr, "resnet: unknown verb '%s'\n\n", verb);
     return usage(stderr);
 }
