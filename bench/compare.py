@@ -13,16 +13,17 @@ Engines (a column is skipped, with a note, when its interpreter or package is mi
   PyTorch new   the newest PyTorch from PyPI in bench/.venv (made by bench/setup.sh)
   ONNX Runtime  onnxruntime from PyPI in bench/.venv; inference rows only; the models are exported
                 by torch.onnx.export (opset 13, constant folding) from Debian's PyTorch
-PyTorch variants: training eager NCHW and eager channels_last; inference channels_last (see
-VARIANTS); torch.compile with 2.x (by default only at the largest thread count: compiling costs
-20-60 s per network and thread count); for inference with 1.x trace + freeze +
-optimize_for_inference. The fastest variant counts. CIFAR networks are the modules
+PyTorch variants (see VARIANTS): training eager NCHW and eager channels_last; inference with
+1.x trace + freeze + optimize_for_inference, with 2.x eager channels_last; with 2.x also
+torch.compile (by default only at the largest thread count: compiling costs 5-60 s per network
+and thread count). The fastest variant counts. CIFAR networks are the modules
 of tools/torch_ref.py (imported, not copied); resnet18/50 are torchvision's.
 
 Timing: perf_counter around zero_grad / forward / loss / backward / step (training), or one
 forward in evaluation mode under inference_mode / no_grad (inference), after warm-up steps;
-median of 10 (a measurement stops early, after at least 5 steps, only when it would take
-far longer than planned). Ours: median of up to 10 steps, at least 3 (see SETTINGS). Every process gets OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and
+median of 10 (of at least 6 when 10 would take over 20 s: resnet56 training and resnet50 at
+batch 16 with 1 thread). Ours: median of up to 10 steps, at least 3 unless a step takes over
+6 s (see SETTINGS). Every process gets OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and
 MKL_NUM_THREADS = T, PyTorch also torch.set_num_threads(T), ONNX Runtime intra_op_num_threads = T
 (inter_op 1, sequential, all graph optimisations), ours --threads T.
 FLOPs: 2 x multiply-adds per image (rn_net_macs) for a forward pass, 3 x that for a training
@@ -58,18 +59,23 @@ ROWS = {
     "r50-b16": ("resnet50 infer 3x224x224 b16", "resnet50", "infer", (3, 224, 224), 16, 1000),
 }
 CIFAR_ARCHS = ("resnet20", "resnet56")
-# PyTorch variants tried per mode (plus jit-freeze for inference with 1.x and torch.compile with
-# 2.x). Eager NCHW inference is left out (--variants eager,... puts it back): in a trial run
-# (1.13 and 2.15; resnet18/50; batch 1 and 16; 1 and 2 threads) it was never faster than the
-# best other variant of the same version beyond the noise, and every variant costs a minute.
-VARIANTS = {"train": ("eager", "channels_last"), "infer": ("channels_last",)}
+# PyTorch variants tried by default, per mode and major version (--variants chooses others).
+# torch.compile runs only at the thread counts of --compile-threads. Left out to keep a full run
+# near 15 minutes, because in two trial runs (resnet18/50, batch 1 and 16, 1 and 2 threads) they
+# never beat the best variant of the same version beyond the noise: eager NCHW inference (both
+# versions; channels_last was as fast or faster), 1.x eager channels_last inference (trace +
+# freeze + optimize_for_inference was faster, 1.3-2x, except once within its own noise).
+VARIANTS = {("train", 1): ("eager", "channels_last"), ("infer", 1): ("jit-freeze",),
+            ("train", 2): ("eager", "channels_last", "compile"),
+            ("infer", 2): ("channels_last", "compile")}
+ALL_VARIANTS = ("eager", "channels_last", "jit-freeze", "compile")
 
 # Iterations. Ours is slow before optimisation: its measurements stop after max_s seconds once
 # 3 steps are timed (after 3 x max_s whatever the count). The anchors' stop early (after
 # min_iters) only in pathological cases. torch.compile warms up 3 steps (the first compiles).
 SETTINGS = {
-    "full": dict(ours_warmup=1, ours_iters=10, ours_max_s=10.0,
-                 pt_warmup=2, pt_iters=10, pt_min_iters=5, pt_max_s=40.0),
+    "full": dict(ours_warmup=1, ours_iters=10, ours_max_s=6.0,
+                 pt_warmup=2, pt_iters=10, pt_min_iters=6, pt_max_s=20.0),
     "quick": dict(ours_warmup=1, ours_iters=3, ours_max_s=2.0,
                   pt_warmup=1, pt_iters=3, pt_min_iters=2, pt_max_s=5.0),
 }
@@ -89,7 +95,7 @@ def emit(kind, obj):
 
 def measure(step, warmup, iters, max_s, min_iters, min_warmup=1):
     """Returns (sorted step times in s, time of the first warm-up step or None). After
-    min_warmup steps, warm-up stops early when a step takes over a second."""
+    min_warmup steps, warm-up stops early when a step takes over half a second."""
     first = None
     for i in range(warmup):
         t0 = time.perf_counter()
@@ -97,7 +103,7 @@ def measure(step, warmup, iters, max_s, min_iters, min_warmup=1):
         dt = time.perf_counter() - t0
         if i == 0:
             first = dt
-        if i + 1 >= min_warmup and dt > 1.0:
+        if i + 1 >= min_warmup and dt > 0.5:
             break
     times, spent = [], 0.0
     while len(times) < iters:
@@ -157,15 +163,10 @@ def worker_torch(a):
     s = json.loads(a.settings)
     for key in a.rows.split(","):
         label, arch, mode, (c, h, w), batch, classes = ROWS[key]
-        variants = list(a.variants.split(",") if a.variants else VARIANTS[mode])
-        if mode == "infer" and major < 2 and (not a.variants or "jit-freeze" in variants):
-            variants.append("jit-freeze")
-        if can_compile and (not a.variants or "compile" in variants):
-            variants.append("compile")
-        # jit-freeze: inference with 1.x only; compile: where it can (see can_compile)
-        variants = [v for i, v in enumerate(variants) if v not in variants[:i] and not (
-            v == "jit-freeze" and (mode != "infer" or major >= 2)) and not (
-            v == "compile" and not can_compile)]
+        variants = a.variants.split(",") if a.variants else VARIANTS[mode, min(major, 2)]
+        # jit-freeze: inference only; compile: 2.x with a C++ compiler, at --compile-threads
+        variants = [v for v in ALL_VARIANTS if v in variants and not (
+            v == "jit-freeze" and mode != "infer") and not (v == "compile" and not can_compile)]
         for var in variants:
             torch.manual_seed(0)
             if arch in CIFAR_ARCHS:
@@ -443,6 +444,10 @@ def driver(a):
         assert all(t >= 1 for t in threads)
     except (ValueError, AssertionError):
         log("compare.py: --threads: expected a list such as 1,2, got '%s'" % a.threads)
+        return 2
+    bad = [v for v in (a.variants or "").split(",") if v and v not in ALL_VARIANTS]
+    if bad:
+        log("compare.py: --variants: unknown '%s' (%s)" % (",".join(bad), ",".join(ALL_VARIANTS)))
         return 2
     infer_rows = [r for r in rows if ROWS[r][2] == "infer"]
     compile_threads = [] if a.no_compile else [
@@ -723,8 +728,8 @@ def main():
     ap.add_argument("--no-compile", action="store_true", help="leave out torch.compile")
     ap.add_argument("--compile-threads", help="thread counts that try torch.compile "
                     "(default: the largest of --threads)")
-    ap.add_argument("--variants", help="PyTorch variants to try (default: all that apply): "
-                    "eager,channels_last,jit-freeze,compile")
+    ap.add_argument("--variants", help="PyTorch variants to try instead of the defaults "
+                    "(VARIANTS): any of " + ",".join(ALL_VARIANTS))
     ap.add_argument("--out", help="every measurement goes to this JSON file as it is made "
                     "(default bench/.work/last.json)")
     ap.add_argument("--resume", action="store_true",
