@@ -106,6 +106,10 @@ int rn_net_forward(rn_net *net, const float *x, int n, int training, float *logi
  * loss to every parameter gradient (call rn_net_zero_grad first). loss may be NULL. */
 int rn_net_backward(rn_net *net, const int *labels, float *loss);
 void rn_net_zero_grad(rn_net *net);
+/* Label smoothing of the loss in rn_net_backward: targets (1 - eps) * onehot + eps / classes,
+ * as torch.nn.CrossEntropyLoss(label_smoothing=eps). 0 (the default) is plain cross-entropy. */
+int rn_net_set_label_smoothing(rn_net *net, float eps);
+float rn_net_label_smoothing(const rn_net *net);
 /* zero_grad + forward (training) + backward. */
 int rn_net_train_step(rn_net *net, const float *x, const int *labels, int n, float *loss);
 

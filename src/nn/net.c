@@ -151,7 +151,9 @@ int rn_net_backward(rn_net *net, const int *labels, float *loss)
         if (labels[i] < 0 || labels[i] >= k)
             return rn_fail(RN_ERR_ARG, "label %d of sample %d is outside [0, %d)", labels[i], i, k);
     float **g = net->grad_scratch;
-    double l = rn_softmax_xent(g[0], net->logits, labels, n, k);
+    double l = net->label_smoothing > 0.0f
+                   ? rn_softmax_xent_smooth(g[0], net->logits, labels, n, k, net->label_smoothing)
+                   : rn_softmax_xent(g[0], net->logits, labels, n, k);
     if (loss) *loss = (float)l;
     rn_fc_backward(g[1], net->fc.dw, net->fc.db, g[0], net->pooled, net->fc.w, n, net->fc.in_dim, k);
     rn_shape3 last = net->blocks[net->n_blocks - 1]->out;
@@ -168,6 +170,16 @@ int rn_net_backward(rn_net *net, const int *labels, float *loss)
     rn_seq_backward(net, &net->stem, g[cur], net->stem.n, 0, g[2], g[3], 0);
     return RN_OK;
 }
+
+int rn_net_set_label_smoothing(rn_net *net, float eps)
+{
+    if (!(eps >= 0.0f && eps < 1.0f))
+        return rn_fail(RN_ERR_ARG, "label smoothing must be in [0, 1), not %g", (double)eps);
+    net->label_smoothing = eps;
+    return RN_OK;
+}
+
+float rn_net_label_smoothing(const rn_net *net) { return net->label_smoothing; }
 
 void rn_net_zero_grad(rn_net *net) { memset(net->grads, 0, net->n_params * sizeof(float)); }
 

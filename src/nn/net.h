@@ -100,6 +100,7 @@ struct rn_net {
     int forward_done;
 
     rn_rng rng;
+    float label_smoothing; /* loss of rn_net_backward: 0 = plain cross-entropy */
     int has_norm;
     float norm_mean[16], norm_std[16];
     char **labels;
