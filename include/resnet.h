@@ -110,6 +110,10 @@ void rn_net_zero_grad(rn_net *net);
  * as torch.nn.CrossEntropyLoss(label_smoothing=eps). 0 (the default) is plain cross-entropy. */
 int rn_net_set_label_smoothing(rn_net *net, float eps);
 float rn_net_label_smoothing(const rn_net *net);
+/* The state of the network's random generator (stochastic depth draws from it during training):
+ * saved in checkpoints so that a resumed run draws the same numbers. */
+void rn_net_get_rng_state(const rn_net *net, uint64_t state[4]);
+void rn_net_set_rng_state(rn_net *net, const uint64_t state[4]);
 /* zero_grad + forward (training) + backward. */
 int rn_net_train_step(rn_net *net, const float *x, const int *labels, int n, float *loss);
 

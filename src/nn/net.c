@@ -181,6 +181,16 @@ int rn_net_set_label_smoothing(rn_net *net, float eps)
 
 float rn_net_label_smoothing(const rn_net *net) { return net->label_smoothing; }
 
+void rn_net_get_rng_state(const rn_net *net, uint64_t state[4])
+{
+    memcpy(state, net->rng.s, sizeof net->rng.s);
+}
+
+void rn_net_set_rng_state(rn_net *net, const uint64_t state[4])
+{
+    memcpy(net->rng.s, state, sizeof net->rng.s);
+}
+
 void rn_net_zero_grad(rn_net *net) { memset(net->grads, 0, net->n_params * sizeof(float)); }
 
 int rn_net_train_step(rn_net *net, const float *x, const int *labels, int n, float *loss)
