@@ -8,7 +8,7 @@ SAN     ?=
 CFLAGS  ?= $(OPT) -g
 ALL_CFLAGS = $(CFLAGS) $(SAN) -std=c11 -Wall -Wextra -Wshadow -fPIC -fopenmp -Iinclude -Isrc -MMD -MP
 ALL_LDFLAGS = $(LDFLAGS) $(SAN)
-LDLIBS  += -lcjson -lopenblas -lz -lm -fopenmp
+LDLIBS  += -lcjson -lopenblas -lstb -lz -lm -lpthread -fopenmp
 TEST_LDLIBS = -lcmocka
 
 LIB_SRC  := $(sort $(wildcard src/core/*.c src/kernels/*.c src/io/*.c src/nn/*.c src/train/*.c))

@@ -4,8 +4,8 @@
  *
  * Sources and the files each one reads (DIR = rn_data_source.dir):
  *   fashion-mnist, mnist  DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]; the .gz name is
- *                         tried first. Default DIR for fashion-mnist: RN_FASHION_MNIST_DIR (Debian's
- *                         dataset-fashion-mnist); mnist has no default.
+ *                         tried first. Default DIR for fashion-mnist: RN_FASHION_MNIST_DIR
+ *                         (Debian's dataset-fashion-mnist); mnist has no default.
  *   cifar10               DIR/data_batch_{1..5}.bin (train), DIR/test_batch.bin (test); records
  *                         of 1 label byte + 3072 pixel bytes; names from DIR/batches.meta.txt when
  *                         present, else the published ten.
