@@ -21,6 +21,7 @@ enum rn_status {
     RN_ERR_IO = 3,       /* a file could not be opened, read or written */
     RN_ERR_FORMAT = 4,   /* a file is not what it claims to be */
     RN_ERR_MISMATCH = 5, /* a file does not fit the network (names, shapes, dtypes) */
+    RN_ERR_NUMERIC = 6,  /* training produced NaN or infinity */
 };
 
 /* The message of the last failure on this thread. */
@@ -184,6 +185,17 @@ int rn_sgd_create(rn_sgd **opt, const rn_net *net, float momentum, float weight_
                   int nesterov);
 void rn_sgd_free(rn_sgd *opt);
 int rn_sgd_step(rn_sgd *opt, rn_net *net, float lr);
+/* decay = 0: no weight decay on one-dimensional parameters (batch-norm weights and biases,
+ * biases of convolutions, the classifier and highway gates), the usual exemption of Goyal et al.
+ * 2017; multi-dimensional weights keep it. decay = 1 (the default) decays every parameter.
+ * Same as torch.optim.SGD with two parameter groups. */
+int rn_sgd_set_decay_1d(rn_sgd *opt, const rn_net *net, int decay);
+
+/* The optimizer's state, for checkpoints: the momentum buffer (rn_net_num_params floats, in the
+ * order of rn_net_params; *count receives that number) and whether a step has filled it. */
+float *rn_sgd_momentum_buffer(rn_sgd *opt, size_t *count);
+int rn_sgd_started(const rn_sgd *opt);
+void rn_sgd_set_started(rn_sgd *opt, int started);
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,10 @@ static int usage(FILE *out)
           "  init     write a freshly initialised network to a safetensors file\n"
           "  forward  run inference on a tensor file and write the logits\n"
           "  bench    time a training step or inference of a network on random data\n"
+          "  train    train a network on a data set (default: resnet20 on Fashion-MNIST), with\n"
+          "           checkpoints, resume (--resume RUN_DIR) and metrics\n"
+          "  eval     accuracy, loss, per-class accuracy and confusion matrix of a model on a data set\n"
+          "  predict  the top classes of image files, with probabilities and label names\n"
           "\n"
           "network options (info, init, forward, bench):\n"
           "  --arch NAME             resnet20..1202, plain20..110, highway20..110, preresnet110/164/1001,\n"
@@ -42,6 +46,9 @@ int main(int argc, char **argv)
     if (!strcmp(verb, "init")) return cmd_init(argc - 1, argv + 1);
     if (!strcmp(verb, "forward")) return cmd_forward(argc - 1, argv + 1);
     if (!strcmp(verb, "bench")) return cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(verb, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(verb, "eval")) return cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(verb, "predict")) return cmd_predict(argc - 1, argv + 1);
     fprintf(stderr, "resnet: unknown verb '%s'\n\n", verb);
     return usage(stderr);
 }

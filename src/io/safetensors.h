@@ -53,7 +53,7 @@ int rn_st_writer_add(rn_st_writer *w, const char *name, const char *dtype, int n
                      const int64_t *shape, const void *data);
 int rn_st_writer_meta(rn_st_writer *w, const char *key, const char *value);
 /* Writes path atomically: a temporary file beside it, flushed and fsync'ed, then renamed over
- * path, so a crash never leaves a half-written file under that name. */
+ * path, and the folder fsync'ed, so a crash never leaves a half-written file under that name. */
 int rn_st_writer_save(rn_st_writer *w, const char *path);
 
 #endif

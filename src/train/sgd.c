@@ -1,9 +1,14 @@
 /* SGD with momentum and weight decay, exactly torch.optim.SGD's update, as one flat loop over
- * the network's parameter arena. */
+ * the network's parameter arena (one loop per run of parameters that share a weight decay). */
 #include <stdlib.h>
 
 #include "core/error.h"
 #include "resnet.h"
+
+typedef struct {
+    size_t begin, end; /* [begin, end) of the parameter arena */
+    float weight_decay;
+} sgd_range;
 
 struct rn_sgd {
     size_t n;
@@ -11,6 +16,8 @@ struct rn_sgd {
     int nesterov;
     int started; /* torch initialises the momentum buffer with the first gradient */
     float *buf;
+    sgd_range *ranges; /* cover [0, n) in order */
+    int n_ranges;
 };
 
 int rn_sgd_create(rn_sgd **out, const rn_net *net, float momentum, float weight_decay, int nesterov)
@@ -24,7 +31,9 @@ int rn_sgd_create(rn_sgd **out, const rn_net *net, float momentum, float weight_
     rn_sgd *o = calloc(1, sizeof *o);
     size_t n = rn_net_num_params(net);
     if (o) o->buf = calloc(n ? n : 1, sizeof(float));
-    if (!o || !o->buf) {
+    if (o) o->ranges = malloc(sizeof *o->ranges);
+    if (!o || !o->buf || !o->ranges) {
+        if (o) free(o->buf);
         free(o);
         return rn_fail(RN_ERR_NOMEM, "out of memory for SGD momentum (%zu floats)", n);
     }
@@ -32,6 +41,8 @@ int rn_sgd_create(rn_sgd **out, const rn_net *net, float momentum, float weight_
     o->momentum = momentum;
     o->weight_decay = weight_decay;
     o->nesterov = nesterov;
+    o->ranges[0] = (sgd_range){0, n, weight_decay};
+    o->n_ranges = 1;
     *out = o;
     return RN_OK;
 }
@@ -40,7 +51,45 @@ void rn_sgd_free(rn_sgd *opt)
 {
     if (!opt) return;
     free(opt->buf);
+    free(opt->ranges);
     free(opt);
+}
+
+int rn_sgd_set_decay_1d(rn_sgd *opt, const rn_net *net, int decay)
+{
+    if (rn_net_num_params(net) != opt->n)
+        return rn_fail(RN_ERR_ARG, "this optimizer was created for another network");
+    /* One weight decay per parameter, then runs of equal values. The parameter views tile the
+     * arena; anything not covered by a view (there should be nothing) keeps the decay. */
+    float *wd = malloc((opt->n ? opt->n : 1) * sizeof *wd);
+    if (!wd) return rn_fail(RN_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < opt->n; i++) wd[i] = opt->weight_decay;
+    const float *base = rn_net_params((rn_net *)net);
+    for (int t = 0; !decay && t < rn_net_num_tensors(net); t++) {
+        rn_tensor_info info;
+        rn_net_tensor(net, t, &info);
+        if (info.kind != RN_TENSOR_PARAM || info.ndim > 1) continue;
+        size_t off = (size_t)(info.data - base);
+        for (size_t i = 0; i < info.numel; i++) wd[off + i] = 0.0f;
+    }
+    int runs = 0;
+    for (size_t i = 0; i < opt->n; i++)
+        if (i == 0 || wd[i] != wd[i - 1]) runs++;
+    sgd_range *r = malloc((runs ? (size_t)runs : 1) * sizeof *r);
+    if (!r) {
+        free(wd);
+        return rn_fail(RN_ERR_NOMEM, "out of memory");
+    }
+    int k = -1;
+    for (size_t i = 0; i < opt->n; i++) {
+        if (i == 0 || wd[i] != wd[i - 1]) r[++k] = (sgd_range){i, i, wd[i]};
+        r[k].end = i + 1;
+    }
+    free(wd);
+    free(opt->ranges);
+    opt->ranges = r;
+    opt->n_ranges = runs;
+    return RN_OK;
 }
 
 int rn_sgd_step(rn_sgd *opt, rn_net *net, float lr)
@@ -49,16 +98,28 @@ int rn_sgd_step(rn_sgd *opt, rn_net *net, float lr)
         return rn_fail(RN_ERR_ARG, "this optimizer was created for another network");
     float *p = rn_net_params(net);
     const float *g = rn_net_grads(net);
-    const float mu = opt->momentum, wd = opt->weight_decay;
-    for (size_t i = 0; i < opt->n; i++) {
-        float d = g[i] + wd * p[i];
-        if (mu != 0.0f) {
-            float b = opt->started ? mu * opt->buf[i] + d : d;
-            opt->buf[i] = b;
-            d = opt->nesterov ? d + mu * b : b;
+    const float mu = opt->momentum;
+    for (int r = 0; r < opt->n_ranges; r++) {
+        const float wd = opt->ranges[r].weight_decay;
+        for (size_t i = opt->ranges[r].begin; i < opt->ranges[r].end; i++) {
+            float d = g[i] + wd * p[i];
+            if (mu != 0.0f) {
+                float b = opt->started ? mu * opt->buf[i] + d : d;
+                opt->buf[i] = b;
+                d = opt->nesterov ? d + mu * b : b;
+            }
+            p[i] = p[i] - lr * d;
         }
-        p[i] = p[i] - lr * d;
     }
     opt->started = 1;
     return RN_OK;
 }
+
+float *rn_sgd_momentum_buffer(rn_sgd *opt, size_t *count)
+{
+    if (count) *count = opt->n;
+    return opt->buf;
+}
+
+int rn_sgd_started(const rn_sgd *opt) { return opt->started; }
+void rn_sgd_set_started(rn_sgd *opt, int started) { opt->started = started != 0; }

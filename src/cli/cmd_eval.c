@@ -1,0 +1,200 @@
+#define _POSIX_C_SOURCE 200809L
+/* resnet eval: accuracy, loss, per-class accuracy and the confusion matrix of a model on a data
+ * set. */
+#include <cjson/cJSON.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/cli.h"
+#include "train/dataset.h"
+#include "train/evaluate.h"
+
+void openblas_set_num_threads(int num_threads);
+
+static const char usage_text[] =
+    "usage: resnet eval --model FILE [--data KIND] [--data-dir DIR] [--split test|train]\n"
+    "                   [--subset N] [--batch N] [--threads T] [--json]\n"
+    "Evaluates a model (e.g. RUN_DIR/model.safetensors from resnet train) on a data set in\n"
+    "evaluation mode: accuracy, mean cross-entropy, per-class accuracy, confusion matrix.\n"
+    "  --data KIND      fashion-mnist (default) | mnist | cifar10 | cifar100 | folder\n"
+    "  --data-dir DIR   where the files are (see resnet train --help); a folder data set is read\n"
+    "                   with the model's label names and input size\n"
+    "  --split S        test (default) or train\n"
+    "  --subset N       only the first N images\n"
+    "  --json           one JSON object (with the full confusion matrix) instead of the table\n"
+    "  --arch/--weights a torchvision state_dict instead of --model (see resnet --help)\n"
+    "The images are normalised with the model's stored mean and std; the image shape and the\n"
+    "number of classes must fit the model.\n";
+
+static int load_eval_data(rn_dataset **out, const rn_net *net, rn_data_kind kind, const char *dir,
+                          rn_split split)
+{
+    rn_net_options o;
+    rn_net_get_options(net, &o);
+    rn_data_source src;
+    rn_data_source_init(&src, kind, dir);
+    src.c = o.in_c, src.h = o.in_h, src.w = o.in_w;
+    int labelled = rn_net_label(net, o.classes - 1) != NULL && rn_net_label(net, o.classes) == NULL;
+    if (kind == RN_DATA_FOLDER && dir && labelled) {
+        /* the model's label names fix the class numbering */
+        char path[4200];
+        snprintf(path, sizeof path, "%s/train", dir);
+        struct stat sb;
+        if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+            snprintf(path, sizeof path, "%s/%s", dir, split == RN_SPLIT_TEST ? "test" : "train");
+        else snprintf(path, sizeof path, "%s", dir);
+        const char **names = malloc((size_t)o.classes * sizeof *names);
+        if (!names) return cli_error("out of memory");
+        for (int i = 0; i < o.classes; i++) names[i] = rn_net_label(net, i);
+        int st = rn_dataset_load_folder(out, path, o.in_c, o.in_h, o.in_w, names, o.classes);
+        free(names);
+        return st ? cli_lib_error(NULL) : 0;
+    }
+    if (!rn_dataset_has_split(&src, split))
+        return cli_error("%s: the data set has no %s split", dir ? dir : rn_data_kind_name(kind),
+                         split == RN_SPLIT_TEST ? "test" : "train");
+    return rn_dataset_load(out, &src, split) ? cli_lib_error(NULL) : 0;
+}
+
+static void print_json(const char *model, const rn_net *net, const char *data, const char *split,
+                       const rn_eval_result *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", model);
+    cJSON_AddStringToObject(o, "arch", rn_net_arch(net));
+    cJSON_AddStringToObject(o, "data", data);
+    cJSON_AddStringToObject(o, "split", split);
+    cJSON_AddNumberToObject(o, "images", r->n);
+    cJSON_AddNumberToObject(o, "accuracy", r->n ? (double)r->correct / r->n : 0.0);
+    cJSON_AddNumberToObject(o, "error", r->n ? 1.0 - (double)r->correct / r->n : 0.0);
+    cJSON_AddNumberToObject(o, "loss", r->loss);
+    cJSON *pc = cJSON_AddArrayToObject(o, "per_class");
+    cJSON *cm = cJSON_AddArrayToObject(o, "confusion");
+    for (int k = 0; k < r->classes; k++) {
+        long count = 0;
+        cJSON *row = cJSON_CreateArray();
+        for (int j = 0; j < r->classes; j++) {
+            long v = r->confusion[(size_t)k * r->classes + j];
+            count += v;
+            cJSON_AddItemToArray(row, cJSON_CreateNumber((double)v));
+        }
+        cJSON_AddItemToArray(cm, row);
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddNumberToObject(c, "class", k);
+        if (rn_net_label(net, k)) cJSON_AddStringToObject(c, "label", rn_net_label(net, k));
+        cJSON_AddNumberToObject(c, "images", (double)count);
+        cJSON_AddNumberToObject(c, "accuracy",
+                                count ? (double)r->confusion[(size_t)k * r->classes + k] / count : 0.0);
+        cJSON_AddItemToArray(pc, c);
+    }
+    char *text = cJSON_Print(o);
+    if (text) puts(text);
+    free(text);
+    cJSON_Delete(o);
+}
+
+static void print_table(const char *model, const rn_net *net, const char *data, const char *split,
+                        const rn_eval_result *r)
+{
+    printf("%s (%s) on %s %s: %d images\n", model, rn_net_arch(net), data, split, r->n);
+    printf("accuracy %.2f%%  error %.2f%%  loss %.4f\n", r->n ? 100.0 * r->correct / r->n : 0.0,
+           r->n ? 100.0 - 100.0 * r->correct / r->n : 0.0, r->loss);
+    printf("\nper class:\n");
+    for (int k = 0; k < r->classes; k++) {
+        long count = 0;
+        for (int j = 0; j < r->classes; j++) count += r->confusion[(size_t)k * r->classes + j];
+        const char *label = rn_net_label(net, k);
+        printf("  %3d  %-20s %7.2f%%  (%ld images)\n", k, label ? label : "",
+               count ? 100.0 * r->confusion[(size_t)k * r->classes + k] / count : 0.0, count);
+    }
+    if (r->classes > 20) {
+        printf("\n(confusion matrix of %d classes: see --json)\n", r->classes);
+        return;
+    }
+    printf("\nconfusion matrix (rows: true class, columns: predicted class):\n     ");
+    for (int j = 0; j < r->classes; j++) printf(" %5d", j);
+    printf("\n");
+    for (int k = 0; k < r->classes; k++) {
+        printf("  %3d", k);
+        for (int j = 0; j < r->classes; j++) printf(" %5ld", r->confusion[(size_t)k * r->classes + j]);
+        printf("\n");
+    }
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    cli_net_args na;
+    cli_net_args_init(&na);
+    rn_data_kind kind = RN_DATA_FASHION_MNIST;
+    const char *dir = NULL;
+    rn_split split = RN_SPLIT_TEST;
+    long subset = 0, batch = 128, threads = 0;
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i], *v;
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            fputs(usage_text, stdout);
+            return 0;
+        }
+        int r = cli_net_arg(&na, argc, argv, &i);
+        if (r < 0) return 2;
+        if (r) continue;
+        if (!strcmp(o, "--json")) json = 1;
+        else if (!strcmp(o, "--data") || !strcmp(o, "--data-dir") || !strcmp(o, "--split") ||
+                 !strcmp(o, "--subset") || !strcmp(o, "--batch") || !strcmp(o, "--threads")) {
+            if (!(v = cli_value(argc, argv, &i))) return 2;
+            if (!strcmp(o, "--data")) {
+                if (rn_data_kind_parse(v, &kind)) return cli_lib_error("--data") + 1;
+            } else if (!strcmp(o, "--data-dir")) dir = v;
+            else if (!strcmp(o, "--split")) {
+                if (!strcmp(v, "test")) split = RN_SPLIT_TEST;
+                else if (!strcmp(v, "train")) split = RN_SPLIT_TRAIN;
+                else return cli_error("--split: expected test or train, got '%s'", v) + 1;
+            } else if (!strcmp(o, "--subset")) {
+                if (cli_parse_int(o, v, 1, 100000000, &subset)) return 2;
+            } else if (!strcmp(o, "--batch")) {
+                if (cli_parse_int(o, v, 1, 65536, &batch)) return 2;
+            } else if (cli_parse_int(o, v, 1, 1024, &threads)) return 2;
+        } else return cli_error("eval: unknown option '%s' (see resnet eval --help)", o) + 1;
+    }
+    if (!na.model && !na.weights) return cli_error("eval: which model? give --model FILE") + 1;
+    if (threads) {
+        omp_set_num_threads((int)threads);
+        openblas_set_num_threads((int)threads);
+    }
+    rn_net *net;
+    if (cli_open_net(&na, &net)) return 1;
+    rn_dataset *data = NULL;
+    if (load_eval_data(&data, net, kind, dir, split)) {
+        rn_net_free(net);
+        return 1;
+    }
+    int rc = 0;
+    if (subset && subset < data->n) {
+        rn_dataset *sub;
+        if (rn_dataset_subset(&sub, data, 0, (int)subset)) rc = cli_lib_error(NULL);
+        else {
+            rn_dataset_free(data);
+            data = sub;
+        }
+    }
+    const char *what = dir ? dir : rn_data_kind_name(kind);
+    char context[4200];
+    snprintf(context, sizeof context, "%s does not fit the data", na.model ? na.model : na.weights);
+    if (!rc && rn_check_data_fits(net, data, what)) rc = cli_lib_error(context);
+    rn_eval_result r;
+    if (!rc && rn_evaluate(net, data, (int)batch, 1, &r)) rc = cli_lib_error("eval");
+    if (!rc) {
+        const char *model = na.model ? na.model : na.weights;
+        const char *sname = split == RN_SPLIT_TEST ? "test" : "train";
+        if (json) print_json(model, net, rn_data_kind_name(kind), sname, &r);
+        else print_table(model, net, rn_data_kind_name(kind), sname, &r);
+        rn_eval_result_free(&r);
+    }
+    rn_dataset_free(data);
+    rn_net_free(net);
+    return rc;
+}

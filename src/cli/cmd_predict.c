@@ -1,0 +1,143 @@
+/* resnet predict: the top classes of image files, with probabilities and label names. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "train/dataset.h"
+
+static const char usage_text[] =
+    "usage: resnet predict --model FILE IMAGE... [--top K] [--json]\n"
+    "Classifies image files (PNG, JPEG, BMP, ...): each is decoded, converted to the model's\n"
+    "channels, resized to its input size (as the folder data set does), normalised with the\n"
+    "model's stored mean and std, and run in evaluation mode.\n"
+    "  --top K    the K most probable classes (default 5, at most the number of classes)\n"
+    "  --json     a JSON array: per image its file and the top classes with probabilities\n";
+
+int cmd_predict(int argc, char **argv)
+{
+    cli_net_args na;
+    cli_net_args_init(&na);
+    long top = 5;
+    int json = 0, n_images = 0;
+    const char **images = calloc((size_t)argc, sizeof *images);
+    if (!images) return cli_error("out of memory");
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i], *v;
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            fputs(usage_text, stdout);
+            free(images);
+            return 0;
+        }
+        int r = cli_net_arg(&na, argc, argv, &i);
+        if (r < 0) {
+            free(images);
+            return 2;
+        }
+        if (r) continue;
+        if (!strcmp(o, "--json")) json = 1;
+        else if (!strcmp(o, "--top")) {
+            if (!(v = cli_value(argc, argv, &i)) || cli_parse_int(o, v, 1, 100000, &top)) {
+                free(images);
+                return 2;
+            }
+        } else if (o[0] == '-' && o[1]) {
+            free(images);
+            return cli_error("predict: unknown option '%s' (see resnet predict --help)", o) + 1;
+        } else images[n_images++] = o;
+    }
+    if (!na.model && !na.weights) {
+        free(images);
+        return cli_error("predict: which model? give --model FILE") + 1;
+    }
+    if (!n_images) {
+        free(images);
+        return cli_error("predict: no image files given") + 1;
+    }
+    rn_net *net;
+    if (cli_open_net(&na, &net)) {
+        free(images);
+        return 1;
+    }
+    rn_net_options o;
+    rn_net_get_options(net, &o);
+    const int k = o.classes;
+    if (top > k) top = k;
+    const size_t per = (size_t)o.in_c * o.in_h * o.in_w;
+    float mean[16] = {0}, std[16];
+    for (int c = 0; c < 16; c++) std[c] = 1.0f;
+    rn_net_get_normalization(net, mean, std);
+    uint8_t *pix = malloc(per);
+    float *x = malloc(per * sizeof *x), *logits = malloc((size_t)k * sizeof *logits);
+    double *prob = malloc((size_t)k * sizeof *prob);
+    int *order = malloc((size_t)k * sizeof *order);
+    int rc = 0;
+    if (!pix || !x || !logits || !prob || !order) rc = cli_error("out of memory");
+    cJSON *all = json ? cJSON_CreateArray() : NULL;
+    for (int i = 0; !rc && i < n_images; i++) {
+        if (rn_image_load(images[i], o.in_c, o.in_h, o.in_w, pix)) {
+            rc = cli_lib_error(NULL);
+            break;
+        }
+        const size_t plane = (size_t)o.in_h * o.in_w;
+        for (size_t j = 0; j < per; j++) {
+            int c = (int)(j / plane);
+            x[j] = ((float)pix[j] / 255.0f - mean[c]) / std[c];
+        }
+        if (rn_net_forward(net, x, 1, 0, logits)) {
+            rc = cli_lib_error(images[i]);
+            break;
+        }
+        double mx = logits[0], sum = 0.0;
+        for (int j = 1; j < k; j++)
+            if (logits[j] > mx) mx = logits[j];
+        for (int j = 0; j < k; j++) sum += prob[j] = exp((double)logits[j] - mx);
+        for (int j = 0; j < k; j++) prob[j] /= sum, order[j] = j;
+        /* the top classes by selection, ties to the lower index */
+        for (int a = 0; a < top; a++) {
+            int best = a;
+            for (int b = a + 1; b < k; b++)
+                if (prob[order[b]] > prob[order[best]]) best = b;
+            int tmp = order[a];
+            order[a] = order[best];
+            order[best] = tmp;
+        }
+        if (json) {
+            cJSON *item = cJSON_CreateObject(), *arr = cJSON_CreateArray();
+            cJSON_AddStringToObject(item, "image", images[i]);
+            for (int a = 0; a < top; a++) {
+                cJSON *c = cJSON_CreateObject();
+                cJSON_AddNumberToObject(c, "class", order[a]);
+                if (rn_net_label(net, order[a])) cJSON_AddStringToObject(c, "label", rn_net_label(net, order[a]));
+                cJSON_AddNumberToObject(c, "probability", prob[order[a]]);
+                cJSON_AddItemToArray(arr, c);
+            }
+            cJSON_AddItemToObject(item, "top", arr);
+            cJSON_AddItemToArray(all, item);
+        } else {
+            printf("%s\n", images[i]);
+            for (int a = 0; a < top; a++) {
+                const char *label = rn_net_label(net, order[a]);
+                printf("  %2d. %-20s %8.4f  (class %d)\n", a + 1, label ? label : "", prob[order[a]],
+                       order[a]);
+            }
+        }
+    }
+    if (!rc && all) {
+        char *text = cJSON_Print(all);
+        if (text) puts(text);
+        free(text);
+    }
+    cJSON_Delete(all);
+    free(pix);
+    free(x);
+    free(logits);
+    free(prob);
+    free(order);
+    free(images);
+    rn_net_free(net);
+    return rc;
+}

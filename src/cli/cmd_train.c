@@ -1,0 +1,479 @@
+#define _POSIX_C_SOURCE 200809L /* sigaction, isatty, mkdir, localtime_r */
+/* resnet train: trains a network on a data set, with checkpoints, resume and metrics. */
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "train/trainer.h"
+
+void openblas_set_num_threads(int num_threads);
+
+/* The defaults of `resnet train` with no arguments: the one place to change them. */
+#define TRAIN_DEFAULT_DATA RN_DATA_FASHION_MNIST
+#define TRAIN_DEFAULT_ARCH "resnet20"
+#define TRAIN_DEFAULT_EPOCHS 5
+#define TRAIN_DEFAULT_BATCH 128
+#define TRAIN_DEFAULT_LR 0.1f
+#define TRAIN_DEFAULT_SCHEDULE "cosine"
+#define TRAIN_DEFAULT_WARMUP 0.0f
+#define TRAIN_DEFAULT_WD 5e-4f
+
+static const char usage_text[] =
+    "usage: resnet train [options]            train a network (default: " TRAIN_DEFAULT_ARCH
+    " on Fashion-MNIST)\n"
+    "       resnet train --resume RUN_DIR     continue an interrupted run exactly where it stopped\n"
+    "\n"
+    "data:\n"
+    "  --data KIND           fashion-mnist (default) | mnist | cifar10 | cifar100 | folder\n"
+    "  --data-dir DIR        where the files are (fashion-mnist: " RN_FASHION_MNIST_DIR ");\n"
+    "                        folder: DIR/<class>/*.png|jpg, or DIR/train and DIR/test of those\n"
+    "  --subset N            only the first N training and N test images (quick runs, tests)\n"
+    "  --val N               hold out N training images (seeded) and evaluate on them instead of\n"
+    "                        the test set: tune on this, never on the test set\n"
+    "  --input-shape CxHxW   folder: the size images are converted to (default 3x32x32)\n"
+    "augmentation (defaults per data set: pad 4 + flip for CIFAR, pad 2 + flip Fashion-MNIST,\n"
+    "pad 2 without flip MNIST):\n"
+    "  --crop-pad P          random crop with P pixels of zero padding;  --no-crop: none\n"
+    "  --flip | --no-flip    random horizontal flip on or off\n"
+    "network:\n"
+    "  --arch NAME           resnet20 (default) ... resnet1202, plain20..., highway20..., preresnet110,\n"
+    "                        resnet18..152, wrn-D-K (see resnet --help)\n"
+    "  --ordering O          original | bn-after-add | relu-before-add | relu-preact | full-preact\n"
+    "  --shortcut A|B|C      option A (zero-padded identity), B (projections where needed), C (all)\n"
+    "  --zero-init-last-bn   start each residual branch at zero\n"
+    "  --stochastic-depth P  survival probability of the last block (linear decay rule)\n"
+    "  --gate-bias B         highway gates' initial bias (default -2)\n"
+    "optimisation:\n"
+    "  --epochs N            passes over the training set (default 5)\n"
+    "  --batch N             images per step (default 128)\n"
+    "  --accum K             split each batch into K micro-batches whose gradients add up to the\n"
+    "                        batch's (when a batch does not fit in memory; BN sees micro-batches)\n"
+    "  --lr LR               base learning rate (default 0.1)\n"
+    "  --schedule S          cosine (default) | step (divide by 10 at 50% and 75% of training, the\n"
+    "                        paper's) | step:F1,F2,... (at those fractions) | constant\n"
+    "  --warmup E            linear warm-up over the first E epochs (fractions allowed)\n"
+    "  --momentum M          SGD momentum (default 0.9);  --nesterov: Nesterov momentum\n"
+    "  --wd W                weight decay (default 5e-4);  --no-wd-bn: none on BN parameters and biases\n"
+    "  --label-smoothing E   targets (1 - E) one-hot + E / classes\n"
+    "run:\n"
+    "  --seed S              every random choice (init, split, order, augmentation); default 1\n"
+    "  --threads T           OpenMP/BLAS threads; the same seed and thread count give the same bits\n"
+    "  --out DIR             the run folder (default runs/<date-time>): checkpoint.safetensors,\n"
+    "                        metrics.jsonl, model.safetensors\n"
+    "  --force               start over in an existing run folder (its files are replaced)\n"
+    "  --resume DIR          continue the run in DIR (only --threads may be given with it)\n"
+    "  --quiet               no progress line, only one line per epoch\n"
+    "\n"
+    "A checkpoint is written after every epoch and on Ctrl-C (SIGINT) or SIGTERM, which then stop\n"
+    "the run with status 130 (143); 'resnet train --resume DIR' continues it and ends with the same\n"
+    "model bits as an uninterrupted run.\n";
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig) { stop_signal = sig; }
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C kills at once (the last checkpoint stays whole) */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* ---- progress ---------------------------------------------------------------------------------- */
+typedef struct {
+    int tty, quiet;
+    double last_print;
+    int line_open;
+} progress_ctx;
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void format_duration(char *buf, size_t size, double s)
+{
+    if (!(s >= 0) || s > 1e7) snprintf(buf, size, "?");
+    else if (s < 60) snprintf(buf, size, "%.0fs", s);
+    else if (s < 3600) snprintf(buf, size, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(buf, size, "%dh%02dm", (int)s / 3600, (int)s % 3600 / 60);
+}
+
+static void on_step(void *vctx, const rn_train_progress *p)
+{
+    progress_ctx *c = vctx;
+    if (c->quiet || !c->tty) return;
+    double now = mono_s();
+    if (now - c->last_print < 0.2 && p->batch != p->batches) return;
+    c->last_print = now;
+    char eta[32];
+    format_duration(eta, sizeof eta, p->eta_s);
+    printf("\r\033[Kepoch %d/%d  step %d/%d  loss %.4f  acc %.2f%%  lr %.4g  %.0f img/s  ETA %s",
+           p->epoch + 1, p->epochs, p->batch, p->batches, p->loss, 100.0 * p->accuracy,
+           (double)p->lr, p->images_per_s, eta);
+    fflush(stdout);
+    c->line_open = 1;
+}
+
+static void on_epoch(void *vctx, const rn_epoch_metrics *m)
+{
+    progress_ctx *c = vctx;
+    if (c->line_open) printf("\r\033[K");
+    c->line_open = 0;
+    printf("epoch %d  train loss %.4f err %.2f%%", m->epoch, m->train_loss, 100.0 * m->train_error);
+    if (m->eval_name)
+        printf("  %s loss %.4f err %.2f%%", m->eval_name, m->eval_loss, 100.0 * m->eval_error);
+    printf("  lr %.4g  %.1f s (data %.1f s, eval %.1f s)  %.0f img/s\n", (double)m->lr, m->time_s,
+           m->data_s, m->eval_s, m->images_per_s);
+    fflush(stdout);
+}
+
+/* ---- the run folder ---------------------------------------------------------------------------- */
+static int file_exists(const char *dir, const char *name)
+{
+    char path[RN_TRAIN_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+static int make_dirs(const char *path)
+{
+    char buf[RN_TRAIN_PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || !*p) {
+            char saved = *p;
+            *p = 0;
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return cli_error("--out: cannot create the folder %s: %s", buf, strerror(errno));
+            *p = saved;
+            if (!saved) break;
+        }
+    }
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return cli_error("--out: %s is not a folder", path);
+    return 0;
+}
+
+/* A fresh run folder: refuses one that holds a run unless --force. */
+static int prepare_out(char *out, size_t size, const char *given, int force)
+{
+    if (given) {
+        if (strlen(given) >= RN_TRAIN_PATH_MAX - 64) return cli_error("--out: path too long");
+        snprintf(out, size, "%s", given);
+    } else {
+        time_t now = time(NULL);
+        struct tm tm;
+        localtime_r(&now, &tm);
+        char stamp[32];
+        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+        snprintf(out, size, "runs/%s", stamp);
+        for (int i = 2; file_exists(out, "."); i++) snprintf(out, size, "runs/%s-%d", stamp, i);
+    }
+    size_t len = strlen(out);
+    while (len > 1 && out[len - 1] == '/') out[--len] = 0;
+    static const char *const files[] = {"checkpoint.safetensors", "model.safetensors", "metrics.jsonl"};
+    for (int i = 0; i < 3; i++)
+        if (file_exists(out, files[i]) && !force)
+            return cli_error("%s already holds a run (%s): continue it with --resume %s, or start "
+                             "over with --force",
+                             out, files[i], out);
+    if (make_dirs(out)) return 1;
+    if (force)
+        for (int i = 1; i < 3; i++) { /* the checkpoint is replaced atomically at the start */
+            char path[RN_TRAIN_PATH_MAX + 64];
+            snprintf(path, sizeof path, "%s/%s", out, files[i]);
+            if (remove(path) != 0 && errno != ENOENT)
+                return cli_error("%s: cannot remove: %s", path, strerror(errno));
+        }
+    return 0;
+}
+
+/* ---- options ------------------------------------------------------------------------------------ */
+static int parse_float(const char *opt, const char *text, float *out)
+{
+    char *end;
+    errno = 0;
+    float v = strtof(text, &end);
+    if (errno || end == text || *end || !isfinite(v))
+        return cli_error("%s: expected a number, got '%s'", opt, text);
+    *out = v;
+    return 0;
+}
+
+static void with_commas(char *buf, size_t size, unsigned long long v)
+{
+    char digits[32];
+    int n = snprintf(digits, sizeof digits, "%llu", v), o = 0;
+    for (int i = 0; i < n && (size_t)o + 2 < size; i++) {
+        if (i && (n - i) % 3 == 0) buf[o++] = ',';
+        buf[o++] = digits[i];
+    }
+    buf[o] = 0;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    rn_train_config cfg;
+    rn_train_config_init(&cfg);
+    cfg.data = TRAIN_DEFAULT_DATA;
+    snprintf(cfg.arch, sizeof cfg.arch, "%s", TRAIN_DEFAULT_ARCH);
+    cfg.epochs = TRAIN_DEFAULT_EPOCHS;
+    cfg.batch = TRAIN_DEFAULT_BATCH;
+    cfg.lr = TRAIN_DEFAULT_LR;
+    cfg.warmup = TRAIN_DEFAULT_WARMUP;
+    cfg.weight_decay = TRAIN_DEFAULT_WD;
+    {
+        rn_schedule s;
+        rn_schedule_init(&s, RN_SCHEDULE_STEP, 0.1f, 1);
+        rn_schedule_parse(TRAIN_DEFAULT_SCHEDULE, &s);
+        cfg.schedule = s.kind;
+    }
+    cli_net_args na;
+    cli_net_args_init(&na);
+    const char *out_dir = NULL, *resume = NULL;
+    int force = 0, quiet = 0, run_options = 0;
+    long threads = 0, stop_after = 0, classes = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i], *v;
+        long n;
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            fputs(usage_text, stdout);
+            return 0;
+        }
+        if (!strcmp(o, "--model") || !strcmp(o, "--weights"))
+            return cli_error("train: %s is not a train option (training starts from a fresh "
+                             "network; see resnet train --help)",
+                             o) + 1;
+        if (!strcmp(o, "--input")) argv[i] = (char *)"--input-shape", o = argv[i];
+        int r = cli_net_arg(&na, argc, argv, &i);
+        if (r < 0) return 2;
+        if (r) {
+            run_options++;
+            continue;
+        }
+        if (!strcmp(o, "--nesterov")) cfg.nesterov = 1;
+        else if (!strcmp(o, "--no-wd-bn")) cfg.decay_1d = 0;
+        else if (!strcmp(o, "--no-crop")) cfg.crop_pad = 0;
+        else if (!strcmp(o, "--flip")) cfg.flip = 1;
+        else if (!strcmp(o, "--no-flip")) cfg.flip = 0;
+        else if (!strcmp(o, "--force")) force = 1;
+        else if (!strcmp(o, "--quiet")) {
+            quiet = 1;
+            run_options--;
+        } else if (!strcmp(o, "--data") || !strcmp(o, "--data-dir") || !strcmp(o, "--subset") ||
+                   !strcmp(o, "--val") || !strcmp(o, "--epochs") || !strcmp(o, "--batch") ||
+                   !strcmp(o, "--accum") || !strcmp(o, "--lr") || !strcmp(o, "--schedule") ||
+                   !strcmp(o, "--warmup") || !strcmp(o, "--momentum") || !strcmp(o, "--wd") ||
+                   !strcmp(o, "--label-smoothing") || !strcmp(o, "--crop-pad") ||
+                   !strcmp(o, "--threads") || !strcmp(o, "--out") || !strcmp(o, "--resume") ||
+                   !strcmp(o, "--stop-after")) {
+            if (!(v = cli_value(argc, argv, &i))) return 2;
+            if (!strcmp(o, "--data")) {
+                rn_data_kind k;
+                if (rn_data_kind_parse(v, &k)) return cli_lib_error("--data") + 1;
+                cfg.data = k;
+            } else if (!strcmp(o, "--data-dir")) {
+                if (strlen(v) >= sizeof cfg.data_dir) return cli_error("--data-dir: path too long") + 1;
+                snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", v);
+            } else if (!strcmp(o, "--subset")) {
+                if (cli_parse_int(o, v, 1, 100000000, &n)) return 2;
+                cfg.subset = (int)n;
+            } else if (!strcmp(o, "--val")) {
+                if (cli_parse_int(o, v, 1, 100000000, &n)) return 2;
+                cfg.val = (int)n;
+            } else if (!strcmp(o, "--epochs")) {
+                if (cli_parse_int(o, v, 1, 100000, &n)) return 2;
+                cfg.epochs = (int)n;
+            } else if (!strcmp(o, "--batch")) {
+                if (cli_parse_int(o, v, 1, 65536, &n)) return 2;
+                cfg.batch = (int)n;
+            } else if (!strcmp(o, "--accum")) {
+                if (cli_parse_int(o, v, 1, 65536, &n)) return 2;
+                cfg.accum = (int)n;
+            } else if (!strcmp(o, "--crop-pad")) {
+                if (cli_parse_int(o, v, 0, 64, &n)) return 2;
+                cfg.crop_pad = (int)n;
+            } else if (!strcmp(o, "--threads")) {
+                if (cli_parse_int(o, v, 1, 1024, &threads)) return 2;
+                run_options--;
+            } else if (!strcmp(o, "--stop-after")) { /* for tests: stop as if interrupted */
+                if (cli_parse_int(o, v, 1, 1L << 40, &stop_after)) return 2;
+                run_options--;
+            } else if (!strcmp(o, "--lr")) {
+                if (parse_float(o, v, &cfg.lr)) return 2;
+            } else if (!strcmp(o, "--warmup")) {
+                if (parse_float(o, v, &cfg.warmup)) return 2;
+            } else if (!strcmp(o, "--momentum")) {
+                if (parse_float(o, v, &cfg.momentum)) return 2;
+            } else if (!strcmp(o, "--wd")) {
+                if (parse_float(o, v, &cfg.weight_decay)) return 2;
+            } else if (!strcmp(o, "--label-smoothing")) {
+                if (parse_float(o, v, &cfg.label_smoothing)) return 2;
+            } else if (!strcmp(o, "--schedule")) {
+                rn_schedule s;
+                rn_schedule_init(&s, RN_SCHEDULE_STEP, 0.1f, 1);
+                if (rn_schedule_parse(v, &s)) return cli_lib_error("--schedule") + 1;
+                cfg.schedule = s.kind;
+                cfg.n_milestones = s.n_milestones;
+                memcpy(cfg.milestones, s.milestones, sizeof cfg.milestones);
+            } else if (!strcmp(o, "--out")) out_dir = v;
+            else if (!strcmp(o, "--resume")) {
+                resume = v;
+                run_options--;
+            }
+        } else {
+            return cli_error("train: unknown option '%s' (see resnet train --help)", o) + 1;
+        }
+        run_options++;
+    }
+    if (threads) {
+        omp_set_num_threads((int)threads);
+        openblas_set_num_threads((int)threads);
+    }
+
+    char dir[RN_TRAIN_PATH_MAX];
+    int epoch0 = 0, batch0 = 0;
+    long step0 = 0;
+    if (resume) {
+        if (run_options > 0)
+            return cli_error("train: --resume continues a run with the options it was started "
+                             "with; only --threads (and --quiet) may be given with it") + 1;
+        if (strlen(resume) >= RN_TRAIN_PATH_MAX - 64) return cli_error("--resume: path too long") + 1;
+        snprintf(dir, sizeof dir, "%s", resume);
+        char path[RN_TRAIN_PATH_MAX + 64];
+        snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
+        if (!file_exists(dir, "checkpoint.safetensors"))
+            return cli_error("--resume %s: no checkpoint.safetensors there (%s: %s)", dir, path,
+                             strerror(ENOENT));
+        if (rn_checkpoint_read_config(path, &cfg, &epoch0, &batch0, &step0)) return cli_lib_error(NULL);
+        if (!threads && cfg.threads > 0) {
+            omp_set_num_threads(cfg.threads);
+            openblas_set_num_threads(cfg.threads);
+        } else if (threads && cfg.threads > 0 && threads != cfg.threads) {
+            fprintf(stderr, "resnet: note: the run used %d threads, this session %ld: the result "
+                            "will not be bit-identical to an uninterrupted run\n",
+                    cfg.threads, threads);
+        }
+    } else {
+        /* the network options */
+        if (na.arch) {
+            if (strlen(na.arch) >= sizeof cfg.arch) return cli_error("--arch: name too long") + 1;
+            snprintf(cfg.arch, sizeof cfg.arch, "%s", na.arch);
+        }
+        cfg.ordering = na.opt.ordering;
+        cfg.shortcut = na.opt.shortcut;
+        cfg.zero_init_last_bn = na.opt.zero_init_last_bn;
+        cfg.survival_last = na.opt.survival_last;
+        cfg.gate_bias = na.opt.gate_bias;
+        cfg.seed = na.opt.seed;
+        cfg.in_c = na.opt.in_c, cfg.in_h = na.opt.in_h, cfg.in_w = na.opt.in_w;
+        classes = na.opt.classes;
+        cfg.threads = omp_get_max_threads();
+        if (rn_train_config_check(&cfg)) return cli_lib_error(NULL) + 1;
+        /* an unknown architecture is an option error: check before touching data or folders */
+        rn_net *probe;
+        rn_net_options po;
+        rn_net_options_init(&po);
+        po.ordering = cfg.ordering, po.shortcut = cfg.shortcut;
+        if (cfg.in_c > 0) po.in_c = cfg.in_c, po.in_h = cfg.in_h, po.in_w = cfg.in_w;
+        else po.in_c = 1, po.in_h = 28, po.in_w = 28;
+        if (rn_net_create(&probe, cfg.arch, &po)) return cli_lib_error("--arch") + 1;
+        rn_net_free(probe);
+    }
+
+    rn_dataset *train = NULL, *eval = NULL;
+    const char *eval_name = "";
+    if (rn_train_load_data(&cfg, &train, &eval, &eval_name)) return cli_lib_error(NULL);
+    int rc = 0;
+    if (classes && classes != train->classes)
+        rc = cli_error("--classes %ld does not fit the data: %s has %d classes", classes,
+                       rn_data_kind_name(cfg.data), train->classes);
+    if (!rc && !resume && prepare_out(dir, sizeof dir, out_dir, force)) rc = 1;
+    rn_trainer *t = NULL;
+    if (!rc && rn_trainer_create(&t, &cfg, dir, train, eval, eval_name)) rc = cli_lib_error(NULL);
+    if (!rc && resume && rn_trainer_restore(t)) rc = cli_lib_error(NULL);
+    if (rc) {
+        rn_trainer_free(t);
+        rn_dataset_free(train);
+        rn_dataset_free(eval);
+        return rc;
+    }
+
+    rn_net *net = rn_trainer_net(t);
+    char params[32];
+    with_commas(params, sizeof params, rn_net_num_params(net));
+    rn_net_options no;
+    rn_net_get_options(net, &no);
+    int batches = (train->n + cfg.batch - 1) / cfg.batch;
+    printf("%s %s (%s parameters, input %dx%dx%d, %d classes) on %s: %d training images",
+           resume ? "resuming" : "training", rn_net_arch(net), params, no.in_c, no.in_h, no.in_w,
+           no.classes, rn_data_kind_name(cfg.data), train->n);
+    if (eval) printf(", %d %s images", eval->n, eval_name);
+    char sched[64];
+    {
+        rn_schedule s;
+        rn_schedule_init(&s, cfg.schedule, cfg.lr, 1);
+        s.n_milestones = cfg.n_milestones;
+        memcpy(s.milestones, cfg.milestones, sizeof s.milestones);
+        rn_schedule_format(&s, sched, sizeof sched);
+    }
+    printf("\n  %d epochs of %d batches of %d%s, lr %g %s", cfg.epochs, batches, cfg.batch,
+           cfg.accum > 1 ? " (accumulated)" : "", (double)cfg.lr, sched);
+    if (cfg.warmup > 0) printf(" (warm-up %g epochs)", (double)cfg.warmup);
+    printf(", momentum %g%s, wd %g%s, seed %llu, %d threads\n", (double)cfg.momentum,
+           cfg.nesterov ? " nesterov" : "", (double)cfg.weight_decay,
+           cfg.decay_1d ? "" : " (not on BN/biases)", (unsigned long long)cfg.seed,
+           omp_get_max_threads());
+    if (resume) printf("  from epoch %d, batch %d (step %ld)\n", epoch0 + 1, batch0, step0);
+    printf("  run folder %s\n", dir);
+    fflush(stdout);
+
+    progress_ctx pc = {.tty = isatty(STDOUT_FILENO), .quiet = quiet};
+    rn_train_hooks hooks = {.on_step = on_step, .on_epoch = on_epoch, .ctx = &pc, .stop = &stop_signal,
+                            .stop_at_step = stop_after};
+    install_signals();
+    rn_train_outcome oc;
+    int st = rn_trainer_run(t, &hooks, &oc);
+    if (pc.line_open) printf("\r\033[K");
+    fflush(stdout);
+    if (st) {
+        if (st == RN_ERR_NUMERIC)
+            rc = cli_error("%s; training stopped, the last good checkpoint %s/checkpoint.safetensors "
+                           "is kept",
+                           rn_last_error(), dir);
+        else rc = cli_lib_error(NULL);
+    } else if (oc.interrupted) {
+        int sig = stop_signal ? (int)stop_signal : SIGINT;
+        fprintf(stderr,
+                "resnet: %s at epoch %d, batch %d (step %ld): checkpoint written to "
+                "%s/checkpoint.safetensors; continue with: resnet train --resume %s\n",
+                stop_signal ? (sig == SIGTERM ? "terminated" : "interrupted") : "stopped",
+                oc.epoch + 1, oc.batch, oc.step, dir, dir);
+        rc = 128 + sig;
+    } else {
+        printf("done: %s/model.safetensors", dir);
+        if (oc.steps_run == 0) printf(" (the run had already finished)");
+        printf("\n");
+    }
+    rn_trainer_free(t);
+    rn_dataset_free(train);
+    rn_dataset_free(eval);
+    return rc;
+}

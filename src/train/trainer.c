@@ -1,0 +1,750 @@
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, fsync */
+/* The trainer (see trainer.h). */
+#include "train/trainer.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "train/checkpoint.h"
+#include "train/evaluate.h"
+#include "train/loader.h"
+
+/* Seeds of the independent random streams, all derived from the one --seed. */
+#define SEED_LOADER 0x6c6f61646572ULL /* "loader" */
+#define SEED_SPLIT 0x73706c6974ULL    /* "split" */
+
+/* ---- configuration -------------------------------------------------------------------------- */
+void rn_train_config_init(rn_train_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->data = RN_DATA_FASHION_MNIST;
+    snprintf(cfg->arch, sizeof cfg->arch, "resnet20");
+    cfg->ordering = RN_ORDER_DEFAULT;
+    cfg->shortcut = RN_SHORTCUT_DEFAULT;
+    cfg->survival_last = 1.0f;
+    cfg->gate_bias = -2.0f;
+    cfg->epochs = 10;
+    cfg->batch = 128;
+    cfg->accum = 1;
+    cfg->lr = 0.1f;
+    cfg->schedule = RN_SCHEDULE_STEP;
+    cfg->n_milestones = 2;
+    cfg->milestones[0] = 0.5f;
+    cfg->milestones[1] = 0.75f;
+    cfg->momentum = 0.9f;
+    cfg->weight_decay = 1e-4f;
+    cfg->decay_1d = 1;
+    cfg->crop_pad = -1;
+    cfg->flip = -1;
+    cfg->seed = 1;
+}
+
+static void config_schedule(const rn_train_config *cfg, rn_schedule *s, long total_steps,
+                            long warmup_steps)
+{
+    rn_schedule_init(s, cfg->schedule, cfg->lr, total_steps);
+    s->warmup_steps = warmup_steps;
+    s->n_milestones = cfg->n_milestones;
+    memcpy(s->milestones, cfg->milestones, sizeof s->milestones);
+}
+
+int rn_train_config_check(const rn_train_config *c)
+{
+    if (c->epochs < 1 || c->epochs > 100000)
+        return rn_fail(RN_ERR_ARG, "--epochs must be in [1, 100000], not %d", c->epochs);
+    if (c->batch < 1 || c->batch > 65536)
+        return rn_fail(RN_ERR_ARG, "--batch must be in [1, 65536], not %d", c->batch);
+    if (c->accum < 1 || c->accum > c->batch)
+        return rn_fail(RN_ERR_ARG, "--accum must be in [1, batch = %d], not %d", c->batch, c->accum);
+    if (!(c->lr > 0.0f) || !isfinite(c->lr))
+        return rn_fail(RN_ERR_ARG, "--lr must be a positive number, not %g", (double)c->lr);
+    if (!(c->warmup >= 0.0f) || !(c->warmup < (float)c->epochs))
+        return rn_fail(RN_ERR_ARG, "--warmup must be in [0, epochs = %d), not %g", c->epochs,
+                       (double)c->warmup);
+    if (!(c->momentum >= 0.0f && c->momentum < 1.0f))
+        return rn_fail(RN_ERR_ARG, "--momentum must be in [0, 1), not %g", (double)c->momentum);
+    if (c->nesterov && c->momentum == 0.0f)
+        return rn_fail(RN_ERR_ARG, "--nesterov needs a momentum > 0");
+    if (!(c->weight_decay >= 0.0f) || !isfinite(c->weight_decay))
+        return rn_fail(RN_ERR_ARG, "--wd must be >= 0, not %g", (double)c->weight_decay);
+    if (!(c->label_smoothing >= 0.0f && c->label_smoothing < 1.0f))
+        return rn_fail(RN_ERR_ARG, "--label-smoothing must be in [0, 1), not %g",
+                       (double)c->label_smoothing);
+    if (c->crop_pad < -1 || c->crop_pad > 64)
+        return rn_fail(RN_ERR_ARG, "--crop-pad must be in [0, 64], not %d", c->crop_pad);
+    if (c->subset < 0 || c->val < 0) return rn_fail(RN_ERR_ARG, "--subset and --val must be >= 0");
+    if (c->subset && c->val >= c->subset)
+        return rn_fail(RN_ERR_ARG, "--val %d leaves no training images of --subset %d", c->val,
+                       c->subset);
+    if (!(c->survival_last > 0.0f && c->survival_last <= 1.0f))
+        return rn_fail(RN_ERR_ARG, "--stochastic-depth must be in (0, 1], not %g",
+                       (double)c->survival_last);
+    if (!c->arch[0]) return rn_fail(RN_ERR_ARG, "no architecture given");
+    rn_schedule s;
+    config_schedule(c, &s, 1000, 0);
+    if (c->schedule == RN_SCHEDULE_STEP) {
+        if (c->n_milestones < 0 || c->n_milestones > RN_SCHEDULE_MAX_MILESTONES)
+            return rn_fail(RN_ERR_ARG, "--schedule: bad number of milestones");
+        for (int i = 0; i < c->n_milestones; i++)
+            if (!(c->milestones[i] > 0.0f && c->milestones[i] < 1.0f) ||
+                (i && !(c->milestones[i] > c->milestones[i - 1])))
+                return rn_fail(RN_ERR_ARG, "--schedule: milestones must be increasing fractions in (0, 1)");
+    }
+    return rn_schedule_check(&s);
+}
+
+char *rn_train_config_to_json(const rn_train_config *c)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    char buf[128];
+    cJSON_AddStringToObject(o, "data", rn_data_kind_name(c->data));
+    cJSON_AddStringToObject(o, "data_dir", c->data_dir);
+    cJSON_AddNumberToObject(o, "subset", c->subset);
+    cJSON_AddNumberToObject(o, "val", c->val);
+    if (c->in_c > 0) snprintf(buf, sizeof buf, "%dx%dx%d", c->in_c, c->in_h, c->in_w);
+    else buf[0] = 0;
+    cJSON_AddStringToObject(o, "input", buf);
+    cJSON_AddStringToObject(o, "arch", c->arch);
+    cJSON_AddStringToObject(o, "ordering", rn_ordering_name((rn_ordering)c->ordering));
+    cJSON_AddStringToObject(o, "shortcut", rn_shortcut_name((rn_shortcut)c->shortcut));
+    cJSON_AddBoolToObject(o, "zero_init_last_bn", c->zero_init_last_bn);
+    cJSON_AddNumberToObject(o, "stochastic_depth", c->survival_last);
+    cJSON_AddNumberToObject(o, "gate_bias", c->gate_bias);
+    cJSON_AddNumberToObject(o, "epochs", c->epochs);
+    cJSON_AddNumberToObject(o, "batch", c->batch);
+    cJSON_AddNumberToObject(o, "accum", c->accum);
+    cJSON_AddNumberToObject(o, "lr", c->lr);
+    rn_schedule s;
+    config_schedule(c, &s, 1, 0);
+    rn_schedule_format(&s, buf, sizeof buf);
+    cJSON_AddStringToObject(o, "schedule", buf);
+    cJSON_AddNumberToObject(o, "warmup", c->warmup);
+    cJSON_AddNumberToObject(o, "momentum", c->momentum);
+    cJSON_AddBoolToObject(o, "nesterov", c->nesterov);
+    cJSON_AddNumberToObject(o, "weight_decay", c->weight_decay);
+    cJSON_AddBoolToObject(o, "decay_bn", c->decay_1d);
+    cJSON_AddNumberToObject(o, "label_smoothing", c->label_smoothing);
+    cJSON_AddNumberToObject(o, "crop_pad", c->crop_pad);
+    cJSON_AddNumberToObject(o, "flip", c->flip);
+    snprintf(buf, sizeof buf, "%" PRIu64, c->seed);
+    cJSON_AddStringToObject(o, "seed", buf);
+    cJSON_AddNumberToObject(o, "threads", c->threads);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+static int json_num(const cJSON *o, const char *key, double *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v) return 0;
+    if (cJSON_IsBool(v)) *out = cJSON_IsTrue(v);
+    else if (cJSON_IsNumber(v)) *out = v->valuedouble;
+    else return rn_fail(RN_ERR_FORMAT, "configuration field '%s' is not a number", key);
+    return 0;
+}
+
+static int json_str(const cJSON *o, const char *key, const char **out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v) return 0;
+    if (!cJSON_IsString(v)) return rn_fail(RN_ERR_FORMAT, "configuration field '%s' is not a string", key);
+    *out = v->valuestring;
+    return 0;
+}
+
+int rn_train_config_from_json(rn_train_config *c, const char *json)
+{
+    rn_train_config_init(c);
+    cJSON *o = cJSON_Parse(json);
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return rn_fail(RN_ERR_FORMAT, "the configuration is not a JSON object");
+    }
+    int st = RN_OK;
+    const char *data = NULL, *dir = NULL, *input = NULL, *arch = NULL, *ord = NULL, *sc = NULL,
+               *sched = NULL, *seed = NULL;
+    st = json_str(o, "data", &data) || json_str(o, "data_dir", &dir) || json_str(o, "input", &input) ||
+         json_str(o, "arch", &arch) || json_str(o, "ordering", &ord) || json_str(o, "shortcut", &sc) ||
+         json_str(o, "schedule", &sched) || json_str(o, "seed", &seed);
+    static const char *const num_keys[] = {"subset",   "val",          "zero_init_last_bn",
+                                           "stochastic_depth", "epochs", "batch",
+                                           "accum",    "lr",           "warmup",
+                                           "momentum", "nesterov",     "weight_decay",
+                                           "decay_bn", "label_smoothing", "crop_pad",
+                                           "flip",     "threads",      "gate_bias"};
+    enum { NK = sizeof num_keys / sizeof *num_keys };
+    double v[NK];
+    double def[NK] = {c->subset,   c->val,          c->zero_init_last_bn, c->survival_last,
+                      c->epochs,   c->batch,        c->accum,             c->lr,
+                      c->warmup,   c->momentum,     c->nesterov,          c->weight_decay,
+                      c->decay_1d, c->label_smoothing, c->crop_pad,       c->flip,
+                      c->threads,  c->gate_bias};
+    for (int i = 0; !st && i < NK; i++) {
+        v[i] = def[i];
+        st = json_num(o, num_keys[i], &v[i]);
+    }
+    if (!st) {
+        c->subset = (int)v[0], c->val = (int)v[1], c->zero_init_last_bn = (int)v[2];
+        c->survival_last = (float)v[3], c->epochs = (int)v[4], c->batch = (int)v[5];
+        c->accum = (int)v[6], c->lr = (float)v[7], c->warmup = (float)v[8];
+        c->momentum = (float)v[9], c->nesterov = (int)v[10], c->weight_decay = (float)v[11];
+        c->decay_1d = (int)v[12], c->label_smoothing = (float)v[13], c->crop_pad = (int)v[14];
+        c->flip = (int)v[15], c->threads = (int)v[16], c->gate_bias = (float)v[17];
+    }
+    if (!st && data) {
+        rn_data_kind k;
+        st = rn_data_kind_parse(data, &k);
+        if (!st) c->data = k;
+    }
+    if (!st && dir) {
+        if (strlen(dir) >= sizeof c->data_dir) st = rn_fail(RN_ERR_FORMAT, "data_dir is too long");
+        else snprintf(c->data_dir, sizeof c->data_dir, "%s", dir);
+    }
+    if (!st && input && input[0]) {
+        char tail;
+        if (sscanf(input, "%dx%dx%d%c", &c->in_c, &c->in_h, &c->in_w, &tail) != 3 || c->in_c <= 0 ||
+            c->in_h <= 0 || c->in_w <= 0)
+            st = rn_fail(RN_ERR_FORMAT, "configuration 'input' is not CxHxW: '%s'", input);
+    }
+    if (!st && arch) {
+        if (strlen(arch) >= sizeof c->arch) st = rn_fail(RN_ERR_FORMAT, "arch is too long");
+        else snprintf(c->arch, sizeof c->arch, "%s", arch);
+    }
+    if (!st && ord) {
+        rn_ordering x = RN_ORDER_DEFAULT;
+        if (strcmp(ord, "default")) st = rn_ordering_parse(ord, &x);
+        c->ordering = x;
+    }
+    if (!st && sc) {
+        rn_shortcut x = RN_SHORTCUT_DEFAULT;
+        if (strcmp(sc, "default")) st = rn_shortcut_parse(sc, &x);
+        c->shortcut = x;
+    }
+    if (!st && sched) {
+        rn_schedule s;
+        rn_schedule_init(&s, RN_SCHEDULE_STEP, 0.1f, 1);
+        st = rn_schedule_parse(sched, &s);
+        if (!st) {
+            c->schedule = s.kind;
+            c->n_milestones = s.n_milestones;
+            memcpy(c->milestones, s.milestones, sizeof c->milestones);
+        }
+    }
+    if (!st && seed) {
+        char *end;
+        errno = 0;
+        c->seed = strtoull(seed, &end, 10);
+        if (errno || *end || end == seed) st = rn_fail(RN_ERR_FORMAT, "configuration 'seed' is not a number");
+    }
+    cJSON_Delete(o);
+    return st;
+}
+
+/* ---- data ------------------------------------------------------------------------------------ */
+int rn_train_load_data(const rn_train_config *cfg, rn_dataset **train, rn_dataset **eval,
+                       const char **eval_name)
+{
+    *train = *eval = NULL;
+    *eval_name = "";
+    rn_data_source src;
+    rn_data_source_init(&src, cfg->data, cfg->data_dir[0] ? cfg->data_dir : NULL);
+    src.c = cfg->in_c, src.h = cfg->in_h, src.w = cfg->in_w;
+    rn_dataset *all = NULL, *test = NULL;
+    int st = rn_dataset_load(&all, &src, RN_SPLIT_TRAIN);
+    if (!st && cfg->subset && cfg->subset < all->n) {
+        rn_dataset *sub;
+        st = rn_dataset_subset(&sub, all, 0, cfg->subset);
+        rn_dataset_free(all);
+        all = st ? NULL : sub;
+    }
+    if (!st && cfg->val) {
+        if (cfg->val >= all->n) {
+            st = rn_fail(RN_ERR_ARG, "--val %d leaves no training images (the training set has %d)",
+                         cfg->val, all->n);
+        } else {
+            rn_dataset *tr, *va;
+            st = rn_dataset_split(all, cfg->val, cfg->seed ^ SEED_SPLIT, &tr, &va);
+            if (!st) {
+                rn_dataset_free(all);
+                all = tr;
+                *eval = va;
+                *eval_name = "val";
+            }
+        }
+    } else if (!st && rn_dataset_has_split(&src, RN_SPLIT_TEST)) {
+        st = rn_dataset_load(&test, &src, RN_SPLIT_TEST);
+        if (!st && cfg->subset && cfg->subset < test->n) {
+            rn_dataset *sub;
+            st = rn_dataset_subset(&sub, test, 0, cfg->subset);
+            rn_dataset_free(test);
+            test = st ? NULL : sub;
+        }
+        if (!st) {
+            *eval = test;
+            *eval_name = "test";
+        }
+    }
+    if (st) {
+        rn_dataset_free(all);
+        rn_dataset_free(*eval);
+        *eval = NULL;
+        return st;
+    }
+    *train = all;
+    return RN_OK;
+}
+
+/* ---- the trainer ----------------------------------------------------------------------------- */
+struct rn_trainer {
+    rn_train_config cfg;
+    char dir[RN_TRAIN_PATH_MAX];
+    char checkpoint_path[RN_TRAIN_PATH_MAX + 32], metrics_path[RN_TRAIN_PATH_MAX + 32],
+        model_path[RN_TRAIN_PATH_MAX + 32];
+    const rn_dataset *train, *eval;
+    const char *eval_name;
+    rn_net *net;
+    rn_sgd *sgd;
+    rn_loader *loader;
+    rn_schedule sched;
+    int batches;      /* per epoch */
+    long total_steps;
+    float *logits;    /* [batch, classes] */
+    float *accum;     /* gradient sum over micro-batches (accum > 1) */
+    size_t image_floats;
+    int classes;
+    rn_train_state s;
+    cJSON *metrics;   /* array of per-epoch objects */
+    int restored;
+};
+
+rn_net *rn_trainer_net(rn_trainer *t) { return t->net; }
+
+void rn_trainer_free(rn_trainer *t)
+{
+    if (!t) return;
+    rn_loader_free(t->loader);
+    rn_sgd_free(t->sgd);
+    rn_net_free(t->net);
+    free(t->logits);
+    free(t->accum);
+    cJSON_Delete(t->metrics);
+    free(t);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int rn_trainer_create(rn_trainer **out, const rn_train_config *cfg, const char *run_dir,
+                      const rn_dataset *train, const rn_dataset *eval, const char *eval_name)
+{
+    *out = NULL;
+    int st = rn_train_config_check(cfg);
+    if (st) return st;
+    if (strlen(run_dir) >= RN_TRAIN_PATH_MAX) return rn_fail(RN_ERR_ARG, "run folder name too long");
+    if (train->n < 1) return rn_fail(RN_ERR_ARG, "the training set is empty");
+    if (cfg->in_c > 0 && (cfg->in_c != train->c || cfg->in_h != train->h || cfg->in_w != train->w))
+        return rn_fail(RN_ERR_MISMATCH, "--input-shape %dx%dx%d does not fit the data's %dx%dx%d images",
+                       cfg->in_c, cfg->in_h, cfg->in_w, train->c, train->h, train->w);
+    if (train->c > 16) return rn_fail(RN_ERR_ARG, "images with %d channels: at most 16", train->c);
+    rn_trainer *t = calloc(1, sizeof *t);
+    if (!t) return rn_fail(RN_ERR_NOMEM, "out of memory");
+    t->cfg = *cfg;
+    snprintf(t->dir, sizeof t->dir, "%s", run_dir);
+    snprintf(t->checkpoint_path, sizeof t->checkpoint_path, "%s/checkpoint.safetensors", run_dir);
+    snprintf(t->metrics_path, sizeof t->metrics_path, "%s/metrics.jsonl", run_dir);
+    snprintf(t->model_path, sizeof t->model_path, "%s/model.safetensors", run_dir);
+    t->train = train;
+    t->eval = eval;
+    t->eval_name = eval ? eval_name : NULL;
+    t->classes = train->classes;
+    t->image_floats = (size_t)train->c * train->h * train->w;
+
+    rn_net_options no;
+    rn_net_options_init(&no);
+    no.classes = train->classes;
+    no.in_c = train->c, no.in_h = train->h, no.in_w = train->w;
+    no.ordering = cfg->ordering;
+    no.shortcut = cfg->shortcut;
+    no.zero_init_last_bn = cfg->zero_init_last_bn;
+    no.survival_last = cfg->survival_last;
+    no.gate_bias = cfg->gate_bias;
+    no.seed = cfg->seed;
+    float mean[16], std[16];
+    st = rn_net_create(&t->net, cfg->arch, &no);
+    if (!st) st = rn_dataset_stats(train, mean, std);
+    if (!st) {
+        /* A constant channel (std 0) would divide by zero: leave it unscaled. */
+        for (int c = 0; c < train->c; c++)
+            if (!(std[c] > 1e-6f)) std[c] = 1.0f;
+        st = rn_net_set_normalization(t->net, mean, std);
+    }
+    if (!st && train->names) st = rn_net_set_labels(t->net, (const char *const *)train->names, train->classes);
+    if (!st) st = rn_net_set_label_smoothing(t->net, cfg->label_smoothing);
+    if (!st && eval) st = rn_check_data_fits(t->net, eval, eval_name && eval_name[0] ? eval_name : NULL);
+    if (!st) st = rn_sgd_create(&t->sgd, t->net, cfg->momentum, cfg->weight_decay, cfg->nesterov);
+    if (!st && !cfg->decay_1d) st = rn_sgd_set_decay_1d(t->sgd, t->net, 0);
+    if (!st) {
+        rn_loader_options lo;
+        rn_loader_options_init(&lo, 1);
+        lo.batch = cfg->batch;
+        int pad, flip;
+        rn_loader_default_augment(cfg->data, train->w, &pad, &flip);
+        lo.crop_pad = cfg->crop_pad >= 0 ? cfg->crop_pad : pad;
+        lo.flip = cfg->flip >= 0 ? cfg->flip : flip;
+        lo.seed = cfg->seed ^ SEED_LOADER;
+        lo.mean = mean;
+        lo.std = std;
+        st = rn_loader_create(&t->loader, train, &lo);
+    }
+    if (!st) {
+        t->batches = rn_loader_num_batches(t->loader);
+        t->total_steps = (long)t->batches * cfg->epochs;
+        long warm = lround((double)cfg->warmup * t->batches);
+        config_schedule(cfg, &t->sched, t->total_steps, warm);
+        st = rn_schedule_check(&t->sched);
+    }
+    if (!st) {
+        t->logits = malloc((size_t)cfg->batch * (size_t)t->classes * sizeof *t->logits);
+        if (cfg->accum > 1) t->accum = malloc((rn_net_num_params(t->net) + 1) * sizeof *t->accum);
+        t->metrics = cJSON_CreateArray();
+        if (!t->logits || (cfg->accum > 1 && !t->accum) || !t->metrics)
+            st = rn_fail(RN_ERR_NOMEM, "out of memory");
+    }
+    if (st) {
+        rn_trainer_free(t);
+        return st;
+    }
+    rn_net_get_rng_state(t->net, t->s.rng);
+    *out = t;
+    return RN_OK;
+}
+
+/* ---- files ----------------------------------------------------------------------------------- */
+static int write_text_atomic(const char *path, const char *text)
+{
+    char tmp[RN_TRAIN_PATH_MAX + 64];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) return rn_fail(RN_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    size_t len = strlen(text);
+    int ok = fwrite(text, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        return rn_fail(RN_ERR_IO, "%s: cannot write: %s", path, strerror(e));
+    }
+    /* and the folder, so that the rename is durable */
+    const char *slash = strrchr(path, '/');
+    char dir[RN_TRAIN_PATH_MAX + 64];
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+    int fd = open(dir[0] ? dir : "/", O_RDONLY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    return RN_OK;
+}
+
+/* metrics.jsonl from the metrics array. */
+static int write_metrics_file(rn_trainer *t)
+{
+    size_t cap = 64, len = 0;
+    char *all = malloc(cap);
+    if (!all) return rn_fail(RN_ERR_NOMEM, "out of memory");
+    all[0] = 0;
+    int st = RN_OK;
+    for (int i = 0; !st && i < cJSON_GetArraySize(t->metrics); i++) {
+        char *line = cJSON_PrintUnformatted(cJSON_GetArrayItem(t->metrics, i));
+        size_t l = line ? strlen(line) : 0;
+        if (line && len + l + 2 > cap) {
+            while (len + l + 2 > cap) cap *= 2;
+            char *grown = realloc(all, cap);
+            if (grown) all = grown;
+            else {
+                free(line);
+                line = NULL;
+            }
+        }
+        if (!line) {
+            st = rn_fail(RN_ERR_NOMEM, "out of memory");
+            break;
+        }
+        memcpy(all + len, line, l);
+        all[len + l] = '\n';
+        len += l + 1;
+        all[len] = 0;
+        free(line);
+    }
+    if (!st) st = write_text_atomic(t->metrics_path, all);
+    free(all);
+    return st;
+}
+
+static int append_metrics_line(rn_trainer *t, const cJSON *m)
+{
+    char *line = cJSON_PrintUnformatted(m);
+    if (!line) return rn_fail(RN_ERR_NOMEM, "out of memory");
+    FILE *f = fopen(t->metrics_path, "a");
+    int ok = f && fprintf(f, "%s\n", line) > 0 && fflush(f) == 0;
+    int e = errno;
+    if (f && fclose(f) != 0) ok = 0;
+    free(line);
+    if (!ok) return rn_fail(RN_ERR_IO, "%s: cannot append: %s", t->metrics_path, strerror(e));
+    return RN_OK;
+}
+
+static int save_checkpoint(rn_trainer *t)
+{
+    rn_train_state s = t->s;
+    s.sgd_started = rn_sgd_started(t->sgd);
+    rn_net_get_rng_state(t->net, s.rng);
+    char *metrics = cJSON_PrintUnformatted(t->metrics);
+    if (!metrics) return rn_fail(RN_ERR_NOMEM, "out of memory");
+    int st = rn_checkpoint_save(t->checkpoint_path, t->net, t->sgd, &t->cfg, &s, metrics);
+    free(metrics);
+    return st;
+}
+
+int rn_trainer_restore(rn_trainer *t)
+{
+    char *metrics = NULL;
+    rn_train_state s;
+    int st = rn_checkpoint_load(t->checkpoint_path, t->net, t->sgd, &s, &metrics);
+    if (!st && (s.epoch > t->cfg.epochs || s.batch > t->batches ||
+                s.step != (long)s.epoch * t->batches + s.batch))
+        st = rn_fail(RN_ERR_MISMATCH,
+                     "%s: position (epoch %d, batch %d, step %ld) does not fit this run's %d epochs of %d batches",
+                     t->checkpoint_path, s.epoch, s.batch, s.step, t->cfg.epochs, t->batches);
+    cJSON *m = NULL;
+    if (!st) {
+        m = cJSON_Parse(metrics);
+        if (!cJSON_IsArray(m)) st = rn_fail(RN_ERR_FORMAT, "%s: bad metrics", t->checkpoint_path);
+    }
+    free(metrics);
+    if (st) {
+        cJSON_Delete(m);
+        return st;
+    }
+    cJSON_Delete(t->metrics);
+    t->metrics = m;
+    t->s = s;
+    t->restored = 1;
+    return write_metrics_file(t);
+}
+
+/* ---- one optimizer step ------------------------------------------------------------------------ */
+static int check_finite(rn_trainer *t, double loss)
+{
+    const rn_train_state *s = &t->s;
+    if (!isfinite(loss))
+        return rn_fail(RN_ERR_NUMERIC, "step %ld (epoch %d, batch %d): the loss is %s", s->step + 1,
+                       s->epoch + 1, s->batch + 1, isnan(loss) ? "NaN" : "infinite");
+    const float *g = rn_net_grads(t->net);
+    size_t n = rn_net_num_params(t->net);
+    float sum = 0.0f;
+    for (size_t i = 0; i < n; i++) sum += g[i] * 0.0f; /* NaN or Inf anywhere makes it NaN */
+    if (sum == 0.0f) return RN_OK;
+    for (int i = 0; i < rn_net_num_tensors(t->net); i++) {
+        rn_tensor_info info;
+        rn_net_tensor(t->net, i, &info);
+        if (info.kind != RN_TENSOR_PARAM) continue;
+        for (size_t j = 0; j < info.numel; j++)
+            if (!isfinite(info.grad[j]))
+                return rn_fail(RN_ERR_NUMERIC, "step %ld (epoch %d, batch %d): the gradient of '%s' is %s",
+                               s->step + 1, s->epoch + 1, s->batch + 1, info.name,
+                               isnan(info.grad[j]) ? "NaN" : "infinite");
+    }
+    return rn_fail(RN_ERR_NUMERIC, "step %ld: a gradient is NaN or infinite", s->step + 1);
+}
+
+/* Forward and backward of one batch (in accum micro-batches): gradients of the batch's mean loss
+ * in rn_net_grads, logits of every image in t->logits. */
+static int forward_backward(rn_trainer *t, const rn_batch *b, double *loss)
+{
+    const int n = b->n, parts = t->cfg.accum < n ? t->cfg.accum : n;
+    if (parts == 1) {
+        float l;
+        rn_net_zero_grad(t->net);
+        int st = rn_net_forward(t->net, b->x, n, 1, t->logits);
+        if (!st) st = rn_net_backward(t->net, b->labels, &l);
+        *loss = l;
+        return st;
+    }
+    const size_t np = rn_net_num_params(t->net);
+    const float *g = rn_net_grads(t->net);
+    memset(t->accum, 0, np * sizeof *t->accum);
+    double total = 0.0;
+    for (int k = 0, off = 0; k < parts; k++) {
+        const int m = n / parts + (k < n % parts);
+        float l;
+        rn_net_zero_grad(t->net);
+        int st = rn_net_forward(t->net, b->x + (size_t)off * t->image_floats, m, 1,
+                                t->logits + (size_t)off * t->classes);
+        if (!st) st = rn_net_backward(t->net, b->labels + off, &l);
+        if (st) return st;
+        /* the batch's mean loss weighs each micro-batch's mean by its share of the images */
+        const float w = (float)m / (float)n;
+        for (size_t i = 0; i < np; i++) t->accum[i] += w * g[i];
+        total += (double)l * m;
+        off += m;
+    }
+    memcpy(rn_net_grads(t->net), t->accum, np * sizeof *t->accum);
+    *loss = total / n;
+    return RN_OK;
+}
+
+static long count_correct(const rn_trainer *t, const rn_batch *b)
+{
+    long correct = 0;
+    for (int i = 0; i < b->n; i++) {
+        const float *z = t->logits + (size_t)i * t->classes;
+        int best = 0;
+        for (int j = 1; j < t->classes; j++)
+            if (z[j] > z[best]) best = j;
+        correct += best == b->labels[i];
+    }
+    return correct;
+}
+
+static int end_epoch(rn_trainer *t, const rn_train_hooks *hooks, float lr)
+{
+    rn_train_state *s = &t->s;
+    rn_epoch_metrics m = {0};
+    m.epoch = s->epoch + 1;
+    m.train_loss = s->seen ? s->loss_sum / s->seen : 0.0;
+    m.train_error = s->seen ? 1.0 - (double)s->correct / s->seen : 0.0;
+    m.lr = lr;
+    m.time_s = s->time_s;
+    m.data_s = s->data_s;
+    m.images_per_s = s->time_s > 0 ? s->seen / s->time_s : 0.0;
+    m.eval_loss = m.eval_error = NAN;
+    if (t->eval) {
+        double t0 = now_s();
+        rn_eval_result r;
+        int st = rn_evaluate(t->net, t->eval, t->cfg.batch, 0, &r);
+        if (st) return rn_fail_context(st, "evaluating after epoch %d", m.epoch);
+        m.eval_name = t->eval_name;
+        m.eval_loss = r.loss;
+        m.eval_error = r.n ? 1.0 - (double)r.correct / r.n : 0.0;
+        m.eval_s = now_s() - t0;
+    }
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return rn_fail(RN_ERR_NOMEM, "out of memory");
+    char key[32];
+    cJSON_AddNumberToObject(o, "epoch", m.epoch);
+    cJSON_AddNumberToObject(o, "train_loss", m.train_loss);
+    cJSON_AddNumberToObject(o, "train_error", m.train_error);
+    if (m.eval_name) {
+        snprintf(key, sizeof key, "%s_loss", m.eval_name);
+        cJSON_AddNumberToObject(o, key, m.eval_loss);
+        snprintf(key, sizeof key, "%s_error", m.eval_name);
+        cJSON_AddNumberToObject(o, key, m.eval_error);
+    }
+    cJSON_AddNumberToObject(o, "lr", m.lr);
+    cJSON_AddNumberToObject(o, "time_s", m.time_s);
+    cJSON_AddNumberToObject(o, "data_time_s", m.data_s);
+    cJSON_AddNumberToObject(o, "eval_time_s", m.eval_s);
+    cJSON_AddNumberToObject(o, "images_per_s", m.images_per_s);
+    cJSON_AddItemToArray(t->metrics, o);
+
+    s->epoch++;
+    s->batch = 0;
+    s->loss_sum = 0.0;
+    s->correct = s->seen = 0;
+    s->time_s = s->data_s = 0.0;
+    int st = save_checkpoint(t);
+    if (!st) st = append_metrics_line(t, o);
+    if (st) return st;
+    if (hooks && hooks->on_epoch) hooks->on_epoch(hooks->ctx, &m);
+    return RN_OK;
+}
+
+int rn_trainer_run(rn_trainer *t, const rn_train_hooks *hooks, rn_train_outcome *outcome)
+{
+    rn_train_outcome dummy;
+    if (!outcome) outcome = &dummy;
+    memset(outcome, 0, sizeof *outcome);
+    rn_train_state *s = &t->s;
+    int st = RN_OK;
+    if (!t->restored && s->step == 0) {
+        /* A fresh run: claim the folder with a checkpoint of the initial state. */
+        st = save_checkpoint(t);
+        if (!st) st = write_metrics_file(t);
+        if (!st) t->restored = 1;
+    }
+    const double session_start = now_s();
+    float lr = rn_schedule_lr(&t->sched, s->step > 0 ? s->step - 1 : 0);
+    while (!st && s->epoch < t->cfg.epochs) {
+        st = rn_loader_start(t->loader, s->epoch, s->batch);
+        double last = now_s();
+        while (!st) {
+            if ((hooks && hooks->stop && *hooks->stop) ||
+                (hooks && hooks->stop_at_step > 0 && outcome->steps_run >= hooks->stop_at_step)) {
+                st = save_checkpoint(t);
+                if (!st) outcome->interrupted = 1;
+                goto done;
+            }
+            rn_batch b;
+            st = rn_loader_next(t->loader, &b);
+            if (st || b.n == 0) break;
+            double loss;
+            st = forward_backward(t, &b, &loss);
+            if (!st) st = check_finite(t, loss);
+            if (st) break;
+            lr = rn_schedule_lr(&t->sched, s->step);
+            st = rn_sgd_step(t->sgd, t->net, lr);
+            if (st) break;
+            s->step++;
+            s->batch++;
+            outcome->steps_run++;
+            s->loss_sum += loss * b.n;
+            s->correct += count_correct(t, &b);
+            s->seen += b.n;
+            double now = now_s();
+            s->time_s += now - last;
+            s->data_s += b.wait_s;
+            last = now;
+            if (hooks && hooks->on_step) {
+                rn_train_progress p;
+                p.epoch = s->epoch, p.epochs = t->cfg.epochs;
+                p.batch = s->batch, p.batches = t->batches;
+                p.step = s->step, p.total_steps = t->total_steps;
+                p.loss = s->loss_sum / s->seen;
+                p.accuracy = (double)s->correct / s->seen;
+                p.lr = lr;
+                p.images_per_s = s->time_s > 0 ? s->seen / s->time_s : 0.0;
+                double per_step = (now - session_start) / outcome->steps_run;
+                p.eta_s = per_step * (double)(t->total_steps - s->step);
+                p.time_s = s->time_s;
+                p.data_s = s->data_s;
+                hooks->on_step(hooks->ctx, &p);
+            }
+        }
+        if (!st) st = end_epoch(t, hooks, lr);
+    }
+    if (!st) {
+        st = rn_net_save(t->net, t->model_path);
+        if (!st) outcome->finished = 1;
+    }
+done:
+    outcome->epoch = s->epoch;
+    outcome->batch = s->batch;
+    outcome->step = s->step;
+    return st;
+}
