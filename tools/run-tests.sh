@@ -28,6 +28,7 @@ for t in "$@"; do
     RN_REF_DIR="$BUILD/ref" run "$(basename "$t")" "$t"
 done
 run cli sh tests/cli.sh "$BUILD"
+run train sh tests/train.sh "$BUILD"
 [ -n "$failed" ] && echo "failed:$failed"
 echo "tests: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

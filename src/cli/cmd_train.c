@@ -171,8 +171,8 @@ static int make_dirs(const char *path)
     return 0;
 }
 
-/* A fresh run folder: refuses one that holds a run unless --force. */
-static int prepare_out(char *out, size_t size, const char *given, int force)
+/* The folder of a fresh run: refuses one that holds a run unless --force. Creates nothing. */
+static int choose_out(char *out, size_t size, const char *given, int force)
 {
     if (given) {
         if (strlen(given) >= RN_TRAIN_PATH_MAX - 64) return cli_error("--out: path too long");
@@ -194,14 +194,21 @@ static int prepare_out(char *out, size_t size, const char *given, int force)
             return cli_error("%s already holds a run (%s): continue it with --resume %s, or start "
                              "over with --force",
                              out, files[i], out);
+    return 0;
+}
+
+/* Creates the folder; with --force removes the old model and metrics (the checkpoint is replaced
+ * atomically when the run starts). */
+static int create_out(const char *out, int force)
+{
     if (make_dirs(out)) return 1;
-    if (force)
-        for (int i = 1; i < 3; i++) { /* the checkpoint is replaced atomically at the start */
-            char path[RN_TRAIN_PATH_MAX + 64];
-            snprintf(path, sizeof path, "%s/%s", out, files[i]);
-            if (remove(path) != 0 && errno != ENOENT)
-                return cli_error("%s: cannot remove: %s", path, strerror(errno));
-        }
+    static const char *const old[] = {"model.safetensors", "metrics.jsonl"};
+    for (int i = 0; force && i < 2; i++) {
+        char path[RN_TRAIN_PATH_MAX + 64];
+        snprintf(path, sizeof path, "%s/%s", out, old[i]);
+        if (remove(path) != 0 && errno != ENOENT)
+            return cli_error("%s: cannot remove: %s", path, strerror(errno));
+    }
     return 0;
 }
 
@@ -405,9 +412,10 @@ int cmd_train(int argc, char **argv)
     if (classes && classes != train->classes)
         rc = cli_error("--classes %ld does not fit the data: %s has %d classes", classes,
                        rn_data_kind_name(cfg.data), train->classes);
-    if (!rc && !resume && prepare_out(dir, sizeof dir, out_dir, force)) rc = 1;
+    if (!rc && !resume && choose_out(dir, sizeof dir, out_dir, force)) rc = 1;
     rn_trainer *t = NULL;
     if (!rc && rn_trainer_create(&t, &cfg, dir, train, eval, eval_name)) rc = cli_lib_error(NULL);
+    if (!rc && !resume && create_out(dir, force)) rc = 1;
     if (!rc && resume && rn_trainer_restore(t)) rc = cli_lib_error(NULL);
     if (rc) {
         rn_trainer_free(t);

@@ -61,6 +61,13 @@ static int add_u64_hex(cJSON *arr, uint64_t v)
     return cJSON_AddItemToArray(arr, cJSON_CreateString(buf)) ? 0 : -1;
 }
 
+static void add_exact(cJSON *o, const char *key, double v)
+{
+    char buf[40];
+    snprintf(buf, sizeof buf, "%.17g", v);
+    cJSON_AddStringToObject(o, key, buf);
+}
+
 int rn_checkpoint_save(const char *path, rn_net *net, rn_sgd *sgd, const rn_train_config *cfg,
                        const rn_train_state *state, const char *metrics)
 {
@@ -93,11 +100,12 @@ int rn_checkpoint_save(const char *path, rn_net *net, rn_sgd *sgd, const rn_trai
         cJSON_AddNumberToObject(s, "step", (double)state->step);
         cJSON_AddNumberToObject(s, "sgd_started", state->sgd_started);
         cJSON_AddItemToObject(s, "rng", rng), rng = NULL;
-        cJSON_AddNumberToObject(s, "loss_sum", state->loss_sum);
+        /* doubles as exact text: cJSON prints 15 digits when they are merely close */
+        add_exact(s, "loss_sum", state->loss_sum);
         cJSON_AddNumberToObject(s, "correct", (double)state->correct);
         cJSON_AddNumberToObject(s, "seen", (double)state->seen);
-        cJSON_AddNumberToObject(s, "time_s", state->time_s);
-        cJSON_AddNumberToObject(s, "data_s", state->data_s);
+        add_exact(s, "time_s", state->time_s);
+        add_exact(s, "data_s", state->data_s);
         cJSON_AddItemToObject(root, "state", s), s = NULL;
         cJSON_AddItemToObject(root, "metrics", mj), mj = NULL;
     }
@@ -138,12 +146,15 @@ static cJSON *checkpoint_json(const rn_st_file *f)
     return root;
 }
 
+/* A number, or a number written as exact text. */
 static int get_number(const cJSON *obj, const char *key, double *out, const char *path)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!cJSON_IsNumber(v))
+    char *end = NULL;
+    if (cJSON_IsNumber(v)) *out = v->valuedouble;
+    else if (cJSON_IsString(v)) *out = strtod(v->valuestring, &end);
+    if (!(cJSON_IsNumber(v) || (cJSON_IsString(v) && end != v->valuestring && !*end)))
         return rn_fail(RN_ERR_FORMAT, "%s: checkpoint state lacks the number '%s'", path, key);
-    *out = v->valuedouble;
     return RN_OK;
 }
 

@@ -1,7 +1,7 @@
 /* Checkpoints: one safetensors file with the network's tensors (torchvision names), the SGD
  * momentum buffer ("optimizer.momentum_buffer", in the order of rn_net_params) and, in the
  * metadata, the model metadata of rn_net_save plus "checkpoint": a JSON object
- *   {"version": 1, "config": {...}, "state": {...}, "metrics": [{...}, ...]}
+ *   {"version": 1, "config": {...}, "state": {...}, "metrics": ["<metrics.jsonl line>", ...]}
  * Written atomically (temporary file, fsync, rename, fsync of the folder). */
 #ifndef RN_TRAIN_CHECKPOINT_H
 #define RN_TRAIN_CHECKPOINT_H
@@ -26,7 +26,7 @@ typedef struct {
     double time_s, data_s;
 } rn_train_state;
 
-/* metrics: a JSON array text (NULL = []). */
+/* metrics: a JSON array text (NULL = []) of the metrics.jsonl lines as strings. */
 int rn_checkpoint_save(const char *path, rn_net *net, rn_sgd *sgd, const rn_train_config *cfg,
                        const rn_train_state *state, const char *metrics);
 /* Loads tensors, momentum and state into an existing network and optimizer built from the

@@ -71,9 +71,15 @@ int rn_schedule_parse(const char *text, rn_schedule *s)
 void rn_schedule_format(const rn_schedule *s, char *buf, int size)
 {
     int used = snprintf(buf, (size_t)size, "%s", rn_schedule_kind_name(s->kind));
-    for (int i = 0; s->kind == RN_SCHEDULE_STEP && i < s->n_milestones && used < size; i++)
-        used += snprintf(buf + used, (size_t)(size - used), "%c%g", i ? ',' : ':',
-                         (double)s->milestones[i]);
+    for (int i = 0; s->kind == RN_SCHEDULE_STEP && i < s->n_milestones && used < size; i++) {
+        /* the shortest text that reads back as the same float */
+        char num[32];
+        for (int digits = 6; digits <= 9; digits++) {
+            snprintf(num, sizeof num, "%.*g", digits, (double)s->milestones[i]);
+            if (strtof(num, NULL) == s->milestones[i]) break;
+        }
+        used += snprintf(buf + used, (size_t)(size - used), "%c%s", i ? ',' : ':', num);
+    }
 }
 
 int rn_schedule_check(const rn_schedule *s)

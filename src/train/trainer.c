@@ -321,10 +321,9 @@ struct rn_trainer {
     long total_steps;
     float *logits;    /* [batch, classes] */
     float *accum;     /* gradient sum over micro-batches (accum > 1) */
-    size_t image_floats;
     int classes;
     rn_train_state s;
-    cJSON *metrics;   /* array of per-epoch objects */
+    cJSON *metrics;   /* array of the metrics.jsonl lines (strings) */
     int restored;
 };
 
@@ -372,7 +371,6 @@ int rn_trainer_create(rn_trainer **out, const rn_train_config *cfg, const char *
     t->eval = eval;
     t->eval_name = eval ? eval_name : NULL;
     t->classes = train->classes;
-    t->image_floats = (size_t)train->c * train->h * train->w;
 
     rn_net_options no;
     rn_net_options_init(&no);
@@ -470,16 +468,13 @@ static int write_metrics_file(rn_trainer *t)
     all[0] = 0;
     int st = RN_OK;
     for (int i = 0; !st && i < cJSON_GetArraySize(t->metrics); i++) {
-        char *line = cJSON_PrintUnformatted(cJSON_GetArrayItem(t->metrics, i));
+        const char *line = cJSON_GetStringValue(cJSON_GetArrayItem(t->metrics, i));
         size_t l = line ? strlen(line) : 0;
         if (line && len + l + 2 > cap) {
             while (len + l + 2 > cap) cap *= 2;
             char *grown = realloc(all, cap);
             if (grown) all = grown;
-            else {
-                free(line);
-                line = NULL;
-            }
+            else line = NULL;
         }
         if (!line) {
             st = rn_fail(RN_ERR_NOMEM, "out of memory");
@@ -489,22 +484,18 @@ static int write_metrics_file(rn_trainer *t)
         all[len + l] = '\n';
         len += l + 1;
         all[len] = 0;
-        free(line);
     }
     if (!st) st = write_text_atomic(t->metrics_path, all);
     free(all);
     return st;
 }
 
-static int append_metrics_line(rn_trainer *t, const cJSON *m)
+static int append_metrics_line(rn_trainer *t, const char *line)
 {
-    char *line = cJSON_PrintUnformatted(m);
-    if (!line) return rn_fail(RN_ERR_NOMEM, "out of memory");
     FILE *f = fopen(t->metrics_path, "a");
     int ok = f && fprintf(f, "%s\n", line) > 0 && fflush(f) == 0;
     int e = errno;
     if (f && fclose(f) != 0) ok = 0;
-    free(line);
     if (!ok) return rn_fail(RN_ERR_IO, "%s: cannot append: %s", t->metrics_path, strerror(e));
     return RN_OK;
 }
@@ -534,7 +525,9 @@ int rn_trainer_restore(rn_trainer *t)
     cJSON *m = NULL;
     if (!st) {
         m = cJSON_Parse(metrics);
-        if (!cJSON_IsArray(m)) st = rn_fail(RN_ERR_FORMAT, "%s: bad metrics", t->checkpoint_path);
+        int ok = cJSON_IsArray(m);
+        for (int i = 0; ok && i < cJSON_GetArraySize(m); i++) ok = cJSON_IsString(cJSON_GetArrayItem(m, i));
+        if (!ok) st = rn_fail(RN_ERR_FORMAT, "%s: the metrics are not a list of lines", t->checkpoint_path);
     }
     free(metrics);
     if (st) {
@@ -573,38 +566,41 @@ static int check_finite(rn_trainer *t, double loss)
     return rn_fail(RN_ERR_NUMERIC, "step %ld: a gradient is NaN or infinite", s->step + 1);
 }
 
-/* Forward and backward of one batch (in accum micro-batches): gradients of the batch's mean loss
- * in rn_net_grads, logits of every image in t->logits. */
-static int forward_backward(rn_trainer *t, const rn_batch *b, double *loss)
+int rn_train_forward_backward(rn_net *net, const float *x, const int *labels, int n, int parts,
+                              float *logits, float *accum, double *loss)
 {
-    const int n = b->n, parts = t->cfg.accum < n ? t->cfg.accum : n;
+    if (n < 1 || parts < 1) return rn_fail(RN_ERR_ARG, "a batch needs images and parts");
+    if (parts > n) parts = n;
+    rn_net_options o;
+    rn_net_get_options(net, &o);
+    const size_t image = (size_t)o.in_c * o.in_h * o.in_w;
     if (parts == 1) {
         float l;
-        rn_net_zero_grad(t->net);
-        int st = rn_net_forward(t->net, b->x, n, 1, t->logits);
-        if (!st) st = rn_net_backward(t->net, b->labels, &l);
+        rn_net_zero_grad(net);
+        int st = rn_net_forward(net, x, n, 1, logits);
+        if (!st) st = rn_net_backward(net, labels, &l);
         *loss = l;
         return st;
     }
-    const size_t np = rn_net_num_params(t->net);
-    const float *g = rn_net_grads(t->net);
-    memset(t->accum, 0, np * sizeof *t->accum);
+    const size_t np = rn_net_num_params(net);
+    float *g = rn_net_grads(net);
+    memset(accum, 0, np * sizeof *accum);
     double total = 0.0;
     for (int k = 0, off = 0; k < parts; k++) {
         const int m = n / parts + (k < n % parts);
         float l;
-        rn_net_zero_grad(t->net);
-        int st = rn_net_forward(t->net, b->x + (size_t)off * t->image_floats, m, 1,
-                                t->logits + (size_t)off * t->classes);
-        if (!st) st = rn_net_backward(t->net, b->labels + off, &l);
+        rn_net_zero_grad(net);
+        int st = rn_net_forward(net, x + (size_t)off * image, m, 1,
+                                logits ? logits + (size_t)off * o.classes : NULL);
+        if (!st) st = rn_net_backward(net, labels + off, &l);
         if (st) return st;
         /* the batch's mean loss weighs each micro-batch's mean by its share of the images */
         const float w = (float)m / (float)n;
-        for (size_t i = 0; i < np; i++) t->accum[i] += w * g[i];
+        for (size_t i = 0; i < np; i++) accum[i] += w * g[i];
         total += (double)l * m;
         off += m;
     }
-    memcpy(rn_net_grads(t->net), t->accum, np * sizeof *t->accum);
+    memcpy(g, accum, np * sizeof *accum);
     *loss = total / n;
     return RN_OK;
 }
@@ -661,7 +657,12 @@ static int end_epoch(rn_trainer *t, const rn_train_hooks *hooks, float lr)
     cJSON_AddNumberToObject(o, "data_time_s", m.data_s);
     cJSON_AddNumberToObject(o, "eval_time_s", m.eval_s);
     cJSON_AddNumberToObject(o, "images_per_s", m.images_per_s);
-    cJSON_AddItemToArray(t->metrics, o);
+    char *line = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    cJSON *item = line ? cJSON_CreateString(line) : NULL;
+    free(line);
+    if (!item) return rn_fail(RN_ERR_NOMEM, "out of memory");
+    cJSON_AddItemToArray(t->metrics, item);
 
     s->epoch++;
     s->batch = 0;
@@ -669,7 +670,7 @@ static int end_epoch(rn_trainer *t, const rn_train_hooks *hooks, float lr)
     s->correct = s->seen = 0;
     s->time_s = s->data_s = 0.0;
     int st = save_checkpoint(t);
-    if (!st) st = append_metrics_line(t, o);
+    if (!st) st = append_metrics_line(t, cJSON_GetStringValue(item));
     if (st) return st;
     if (hooks && hooks->on_epoch) hooks->on_epoch(hooks->ctx, &m);
     return RN_OK;
@@ -704,7 +705,8 @@ int rn_trainer_run(rn_trainer *t, const rn_train_hooks *hooks, rn_train_outcome 
             st = rn_loader_next(t->loader, &b);
             if (st || b.n == 0) break;
             double loss;
-            st = forward_backward(t, &b, &loss);
+            st = rn_train_forward_backward(t->net, b.x, b.labels, b.n, t->cfg.accum, t->logits,
+                                           t->accum, &loss);
             if (!st) st = check_finite(t, loss);
             if (st) break;
             lr = rn_schedule_lr(&t->sched, s->step);

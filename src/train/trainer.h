@@ -133,6 +133,14 @@ int rn_trainer_restore(rn_trainer *t);
 int rn_trainer_run(rn_trainer *t, const rn_train_hooks *hooks, rn_train_outcome *outcome);
 rn_net *rn_trainer_net(rn_trainer *t);
 
+/* Forward and backward of n images as `parts` micro-batches (near-equal sizes, in order; gradient
+ * accumulation): rn_net_grads receives sum_k (n_k / n) * grad_k, the gradient of the batch's
+ * mean loss (each micro-batch normalised by its own BN statistics); logits (may be NULL when
+ * parts is 1) [n, classes]; *loss the batch's mean loss. accum: scratch of rn_net_num_params
+ * floats, needed when parts > 1. */
+int rn_train_forward_backward(rn_net *net, const float *x, const int *labels, int n, int parts,
+                              float *logits, float *accum, double *loss);
+
 /* Reads only the configuration and position stored in a checkpoint. */
 int rn_checkpoint_read_config(const char *path, rn_train_config *cfg, int *epoch, int *batch,
                               long *step);

@@ -1,0 +1,268 @@
+#!/bin/sh
+# The train, eval and predict verbs: a tiny real training run on Fashion-MNIST, exact resume
+# (after a stop at an epoch boundary, in the middle of an epoch, and after a real SIGINT), eval
+# and predict on the result, PyTorch parity of the trained model, and a clear one-line error
+# (nonzero exit, the file or option named, nothing overwritten) for each kind of bad input.
+# Usage: tests/train.sh BUILD_DIR
+set -u
+B=${1:-build}
+R="$B/resnet"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+PY=/usr/bin/python3
+FM=/usr/share/datasets/fashion-mnist
+pass=0
+fail=0
+skip=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+skipped() { skip=$((skip + 1)); echo "SKIP: $*"; }
+
+expect_error() { # expect_error TEXT command...
+    text=$1
+    shift
+    "$@" >"$T/out" 2>"$T/err"
+    status=$?
+    if [ "$status" -ne 0 ] && [ "$status" -lt 128 ] && grep -q -- "$text" "$T/err" &&
+        [ "$(wc -l <"$T/err")" -eq 1 ]; then ok
+    else bad "'$*' exited $status, stderr: $(cat "$T/err")"; fi
+}
+
+# Tiny settings: resnet8, one thread (tiny nets gain nothing from more; same bits every time).
+TINY="--arch resnet8 --batch 50 --subset 200 --threads 1 --quiet"
+
+# ---- generated data sets: IDX (MNIST layout) and CIFAR-10, small, in the published formats ----
+$PY - "$T" <<'PY' || bad "cannot generate the test data"
+import gzip, os, struct, sys
+t = sys.argv[1]
+os.makedirs(t + "/idx"); os.makedirs(t + "/cifar")
+def idx_images(path, n, rows=28, cols=28, magic=0x803, count=None, gz=True):
+    data = struct.pack(">IIII", magic, n if count is None else count, rows, cols)
+    data += bytes((i * 7 + j) % 256 for i in range(n) for j in range(rows * cols))
+    (gzip.open if gz else open)(path, "wb").write(data)
+def idx_labels(path, labels, gz=True):
+    data = struct.pack(">II", 0x801, len(labels)) + bytes(labels)
+    (gzip.open if gz else open)(path, "wb").write(data)
+d = t + "/idx/"
+idx_images(d + "train-images-idx3-ubyte.gz", 60)
+idx_labels(d + "train-labels-idx1-ubyte.gz", [i % 10 for i in range(60)])
+idx_images(d + "t10k-images-idx3-ubyte.gz", 20)
+idx_labels(d + "t10k-labels-idx1-ubyte.gz", [i % 10 for i in range(20)])
+# broken variants, one per directory
+def variant(name, **kw):
+    v = t + "/" + name + "/"
+    os.makedirs(v)
+    for f in os.listdir(d):
+        os.link(d + f, v + f)
+    return v
+v = variant("truncated"); os.remove(v + "train-images-idx3-ubyte.gz")
+raw = gzip.open(d + "train-images-idx3-ubyte.gz").read()
+gzip.open(v + "train-images-idx3-ubyte.gz", "wb").write(raw[:5000])
+v = variant("magic"); os.remove(v + "train-images-idx3-ubyte.gz")
+idx_images(v + "train-images-idx3-ubyte.gz", 60, magic=0x1234)
+v = variant("counts"); os.remove(v + "train-labels-idx1-ubyte.gz")
+idx_labels(v + "train-labels-idx1-ubyte.gz", [i % 10 for i in range(59)])
+v = variant("range"); os.remove(v + "train-labels-idx1-ubyte.gz")
+idx_labels(v + "train-labels-idx1-ubyte.gz", [i % 10 for i in range(59)] + [10])
+v = variant("missing"); os.remove(v + "t10k-labels-idx1-ubyte.gz"); os.remove(v + "train-labels-idx1-ubyte.gz")
+for i in range(1, 6):
+    open(t + "/cifar/data_batch_%d.bin" % i, "wb").write(
+        b"".join(bytes([k % 10]) + bytes((k + j) % 256 for j in range(3072)) for k in range(10)))
+open(t + "/cifar/test_batch.bin", "wb").write(
+    b"".join(bytes([k % 10]) + bytes((k * 3 + j) % 256 for j in range(3072)) for k in range(10)))
+PY
+
+# ---- the help and the defaults -----------------------------------------------------------
+"$R" train --help >"$T/out" && grep -q -- "--resume DIR" "$T/out" && grep -q -- "--label-smoothing" "$T/out" &&
+    ok || bad "train --help"
+"$R" --help | grep -q "train" && ok || bad "resnet --help does not list train"
+"$R" eval --help | grep -q -- "--model" && ok || bad "eval --help"
+"$R" predict --help | grep -q -- "--top" && ok || bad "predict --help"
+
+# ---- bad options and bad data: one line naming the option or file, nonzero, no run folder ----
+expect_error "unknown option '--frobnicate'" "$R" train --frobnicate --out "$T/x"
+expect_error "unknown architecture" "$R" train --arch resnet21 --out "$T/x"
+expect_error "ordering" "$R" train --ordering sideways --out "$T/x"
+expect_error "schedule" "$R" train --schedule linear --out "$T/x"
+expect_error "schedule" "$R" train --schedule step:0.9,0.5 --out "$T/x"
+expect_error "\-\-epochs" "$R" train --epochs 0 --out "$T/x"
+expect_error "\-\-lr" "$R" train --lr -1 --out "$T/x"
+expect_error "\-\-lr" "$R" train --lr fast --out "$T/x"
+expect_error "\-\-accum" "$R" train --batch 8 --accum 9 --out "$T/x"
+expect_error "\-\-warmup" "$R" train --epochs 2 --warmup 2 --out "$T/x"
+expect_error "\-\-momentum" "$R" train --momentum 1 --out "$T/x"
+expect_error "\-\-label-smoothing" "$R" train --label-smoothing 1.5 --out "$T/x"
+expect_error "\-\-data" "$R" train --data imagenet --out "$T/x"
+expect_error "needs a value" "$R" train --epochs
+expect_error "not a train option" "$R" train --model "$T/m.safetensors"
+expect_error "$T/nowhere" "$R" train --data mnist --data-dir "$T/nowhere" --out "$T/x"
+expect_error "train-labels-idx1-ubyte" "$R" train --data mnist --data-dir "$T/missing" --out "$T/x"
+expect_error "train-images-idx3-ubyte.gz" "$R" train --data mnist --data-dir "$T/truncated" --out "$T/x"
+expect_error "train-images-idx3-ubyte.gz" "$R" train --data mnist --data-dir "$T/magic" --out "$T/x"
+expect_error "train-labels-idx1-ubyte.gz" "$R" train --data mnist --data-dir "$T/counts" --out "$T/x"
+expect_error "train-labels-idx1-ubyte.gz" "$R" train --data mnist --data-dir "$T/range" --out "$T/x"
+expect_error "\-\-input-shape 3x32x32" "$R" train --data mnist --data-dir "$T/idx" --input-shape 3x32x32 --out "$T/x"
+expect_error "\-\-classes 5" "$R" train --data mnist --data-dir "$T/idx" --classes 5 --out "$T/x"
+expect_error "\-\-val" "$R" train --data mnist --data-dir "$T/idx" --subset 30 --val 30 --out "$T/x"
+[ ! -e "$T/x" ] && ok || bad "a failed start left the run folder $T/x behind"
+expect_error "no checkpoint.safetensors" "$R" train --resume "$T/nowhere"
+
+# ---- a tiny real training run on Fashion-MNIST ---------------------------------------------
+if [ ! -f "$FM/train-images-idx3-ubyte.gz" ]; then
+    skipped "no Fashion-MNIST in $FM (Debian's dataset-fashion-mnist): the training runs"
+    echo "train: $pass passed, $fail failed, $skip skipped"
+    [ "$fail" -eq 0 ]
+    exit
+fi
+run="$T/run"
+if "$R" train $TINY --epochs 2 --out "$run" >"$T/out" 2>"$T/err"; then ok; else bad "tiny training run: $(cat "$T/err")"; fi
+for f in checkpoint.safetensors model.safetensors metrics.jsonl; do
+    [ -s "$run/$f" ] && ok || bad "the run folder lacks $f"
+done
+grep -q "^epoch 2 .*test loss" "$T/out" && ok || bad "no per-epoch line: $(cat "$T/out")"
+$PY - "$run/metrics.jsonl" <<'PY' && ok || bad "metrics.jsonl: $(cat "$run/metrics.jsonl")"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+keys = {"epoch", "train_loss", "train_error", "test_loss", "test_error", "lr", "time_s",
+        "data_time_s", "images_per_s"}
+assert [l["epoch"] for l in lines] == [1, 2], lines
+assert all(keys <= set(l) for l in lines), lines
+assert all(0 <= l["test_error"] <= 1 and l["train_loss"] > 0 for l in lines)
+PY
+"$R" info --model "$run/model.safetensors" >/dev/null && ok || bad "info cannot read the trained model"
+
+# an existing run folder is refused, and nothing in it changes
+cp "$run/model.safetensors" "$T/model.before"
+expect_error "already holds a run" "$R" train $TINY --epochs 2 --out "$run"
+cmp -s "$run/model.safetensors" "$T/model.before" && ok || bad "a refused run changed the model"
+expect_error "only --threads" "$R" train --resume "$run" --epochs 3
+# resuming a finished run: nothing to do, the same model
+"$R" train --resume "$run" >"$T/out" 2>&1 && grep -q "already finished" "$T/out" && ok ||
+    bad "resume of a finished run: $(cat "$T/out")"
+cmp -s "$run/model.safetensors" "$T/model.before" && ok || bad "resuming a finished run changed the model"
+
+# ---- exact resume: stop after epoch 1 (4 steps), or in epoch 2 (step 6), then --resume ----
+for stop in 4 6; do
+    d="$T/stop$stop"
+    "$R" train $TINY --epochs 2 --out "$d" --stop-after $stop >/dev/null 2>"$T/err"
+    status=$?
+    [ "$status" -eq 130 ] && grep -q "resume $d" "$T/err" && ok || bad "--stop-after $stop exited $status: $(cat "$T/err")"
+    "$R" train --resume "$d" >/dev/null 2>"$T/err" && ok || bad "resume after step $stop: $(cat "$T/err")"
+    cmp -s "$d/model.safetensors" "$run/model.safetensors" && ok ||
+        bad "stopped at step $stop and resumed: the model differs from the uninterrupted run's"
+    # the metrics agree too (all but the timings)
+    a=$(sed 's/,"time_s".*//' "$run/metrics.jsonl")
+    b=$(sed 's/,"time_s".*//' "$d/metrics.jsonl")
+    [ "$a" = "$b" ] && ok || bad "metrics after resume differ: $b vs $a"
+done
+
+# ---- a real SIGINT in the middle of a run --------------------------------------------------
+d="$T/sigint"
+"$R" train $TINY --epochs 2 --out "$d" >"$T/sig.out" 2>"$T/sig.err" &
+pid=$!
+i=0
+while [ $i -lt 200 ] && ! grep -q "^epoch 1" "$T/sig.out" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
+kill -INT $pid 2>/dev/null
+wait $pid
+status=$?
+if [ "$status" -eq 130 ]; then
+    grep -q "interrupted at epoch" "$T/sig.err" && ok || bad "SIGINT message: $(cat "$T/sig.err")"
+    "$R" train --resume "$d" >/dev/null 2>"$T/err" && ok || bad "resume after SIGINT: $(cat "$T/err")"
+elif [ "$status" -eq 0 ]; then
+    skipped "the run finished before SIGINT arrived"
+else
+    bad "SIGINT: exit status $status: $(cat "$T/sig.err")"
+fi
+cmp -s "$d/model.safetensors" "$run/model.safetensors" && ok || bad "SIGINT + resume: the model differs"
+
+# ---- eval --------------------------------------------------------------------------------
+M="$run/model.safetensors"
+"$R" eval --model "$M" --subset 100 --threads 1 >"$T/out" 2>"$T/err" && grep -q "^accuracy" "$T/out" &&
+    grep -q "Ankle boot" "$T/out" && grep -q "confusion matrix" "$T/out" && ok || bad "eval: $(cat "$T/out" "$T/err")"
+"$R" eval --model "$M" --subset 100 --threads 1 --json >"$T/eval.json" 2>"$T/err" && ok || bad "eval --json: $(cat "$T/err")"
+$PY - "$T/eval.json" <<'PY' && ok || bad "eval --json output: $(head -c 600 "$T/eval.json")"
+import json, sys
+e = json.load(open(sys.argv[1]))
+assert e["images"] == 100 and len(e["per_class"]) == 10 and len(e["confusion"]) == 10
+assert sum(map(sum, e["confusion"])) == 100
+assert abs(e["accuracy"] - sum(e["confusion"][k][k] for k in range(10)) / 100) < 1e-12
+assert e["per_class"][9]["label"] == "Ankle boot"
+PY
+expect_error "missing.safetensors" "$R" eval --model "$T/missing.safetensors"
+expect_error "does not fit the data" "$R" eval --model "$M" --data cifar10 --data-dir "$T/cifar"
+expect_error "which model" "$R" eval --data mnist --data-dir "$T/idx"
+expect_error "\-\-split" "$R" eval --model "$M" --split validation
+
+# ---- predict -------------------------------------------------------------------------------
+# Two test images as PGM files (stb_image reads them), exactly the data set's pixels.
+$PY - "$FM" "$T" <<'PY' || bad "cannot write the test images"
+import gzip, sys
+raw = gzip.open(sys.argv[1] + "/t10k-images-idx3-ubyte.gz").read()
+for i in range(2):
+    px = raw[16 + 784 * i:16 + 784 * (i + 1)]
+    open("%s/img%d.pgm" % (sys.argv[2], i), "wb").write(b"P5\n28 28\n255\n" + px)
+open(sys.argv[2] + "/junk.png", "wb").write(b"this is not a picture")
+PY
+"$R" predict --model "$M" "$T/img0.pgm" "$T/img1.pgm" --top 3 >"$T/out" 2>"$T/err" &&
+    [ "$(grep -c '^  [ 0-9]*\. ' "$T/out")" = 6 ] && ok || bad "predict: $(cat "$T/out" "$T/err")"
+"$R" predict --model "$M" "$T/img0.pgm" "$T/img1.pgm" --top 10 --json >"$T/pred.json" 2>"$T/err" && ok ||
+    bad "predict --json: $(cat "$T/err")"
+$PY - "$T/pred.json" <<'PY' && ok || bad "predict --json output: $(head -c 600 "$T/pred.json")"
+import json, sys
+p = json.load(open(sys.argv[1]))
+assert len(p) == 2 and all(len(x["top"]) == 10 for x in p)
+for x in p:
+    probs = [c["probability"] for c in x["top"]]
+    assert probs == sorted(probs, reverse=True) and abs(sum(probs) - 1) < 1e-5
+    assert {c["label"] for c in x["top"]} >= {"Sneaker", "Trouser"}
+PY
+expect_error "nothere.png" "$R" predict --model "$M" "$T/nothere.png"
+expect_error "junk.png" "$R" predict --model "$M" "$T/junk.png"
+expect_error "no image files" "$R" predict --model "$M"
+expect_error "\-\-top" "$R" predict --model "$M" --top 0 "$T/img0.pgm"
+
+# ---- PyTorch parity: the trained model in the equivalent PyTorch module -------------------
+if ! $PY -c "import torch" 2>/dev/null; then
+    skipped "PyTorch parity: $PY has no torch"
+else
+    # 64 test images, normalised with the model's own metadata; the C logits from `forward`.
+    $PY - "$M" "$FM" "$T/x.safetensors" <<'PY' || bad "cannot write the parity input"
+import gzip, json, struct, sys
+sys.path.insert(0, "tools")
+from torch_ref import load_safetensors, save_safetensors
+import torch
+meta, _ = load_safetensors(sys.argv[1])
+mean, std = float(meta["normalize_mean"]), float(meta["normalize_std"])
+raw = gzip.open(sys.argv[2] + "/t10k-images-idx3-ubyte.gz").read()[16:16 + 64 * 784]
+x = (torch.tensor(list(raw), dtype=torch.float32).reshape(64, 1, 28, 28) / 255 - mean) / std
+save_safetensors(sys.argv[3], [("input", x)])
+PY
+    "$R" forward --model "$M" --input "$T/x.safetensors" --output "$T/y.safetensors" \
+        >/dev/null 2>"$T/err" || bad "forward: $(cat "$T/err")"
+    "$R" predict --model "$M" "$T/img0.pgm" --top 10 --json >"$T/pred0.json" 2>/dev/null
+    $PY - "$M" "$T/x.safetensors" "$T/y.safetensors" "$T/pred0.json" <<'PY' && ok || bad "PyTorch parity"
+import json, sys
+sys.path.insert(0, "tools")
+from torch_ref import build, load_safetensors
+import torch
+meta, state = load_safetensors(sys.argv[1])
+c = int(meta["input"].split("x")[0])
+model = build(meta["arch"], meta["ordering"], meta["shortcut"], int(meta["classes"]), c)
+model.load_state_dict(state, strict=True)
+model.eval()
+x = load_safetensors(sys.argv[2])[1]["input"]
+ours = torch.softmax(load_safetensors(sys.argv[3])[1]["logits"].double(), 1)
+with torch.no_grad():
+    ref = torch.softmax(model(x).double(), 1)
+same = bool((ours.argmax(1) == ref.argmax(1)).all())
+err = float((ours - ref).abs().max())
+pred = {c["class"]: c["probability"] for c in json.load(open(sys.argv[4]))[0]["top"]}
+perr = max(abs(pred[k] - float(ref[0, k])) for k in range(10))
+print("PyTorch parity of the trained model: argmax %s on 64 images, max |p - p_torch| %.1e "
+      "(forward), %.1e (predict)" % ("identical" if same else "DIFFERENT", err, perr))
+sys.exit(0 if same and err < 1e-4 and perr < 1e-4 else 1)
+PY
+fi
+
+echo "train: $pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ]
