@@ -8,7 +8,7 @@ SAN     ?=
 CFLAGS  ?= $(OPT) -g
 ALL_CFLAGS = $(CFLAGS) $(SAN) -std=c11 -Wall -Wextra -Wshadow -fPIC -fopenmp -Iinclude -Isrc -MMD -MP
 ALL_LDFLAGS = $(LDFLAGS) $(SAN)
-LDLIBS  += -lcjson -lopenblas -lstb -lz -lm -lpthread -fopenmp
+LDLIBS  += -lcjson -lstb -lz -lm -lpthread -fopenmp
 TEST_LDLIBS = -lcmocka
 
 LIB_SRC  := $(sort $(wildcard src/core/*.c src/kernels/*.c src/io/*.c src/nn/*.c src/train/*.c))
@@ -31,6 +31,16 @@ all: $(BUILD)/libresnet.a $(BUILD)/libresnet.so $(BUILD)/resnet $(EXAMPLE_BIN)
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# Microkernels: the AVX2 ones are built for AVX2 + FMA and only called where the CPU has them
+# (src/kernels/cpu.c); -O3 so that their fixed-size loops unroll into registers.
+$(BUILD)/obj/src/kernels/%_avx2.o: src/kernels/%_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -O3 -mavx2 -mfma -c $< -o $@
+
+$(BUILD)/obj/src/kernels/%_generic.o: src/kernels/%_generic.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -O3 -c $< -o $@
 
 $(BUILD)/libresnet.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)

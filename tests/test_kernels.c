@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/cpu.h"
 #include "kernels/kernels.h"
 #include "support/check.h"
 
@@ -180,7 +181,6 @@ static void conv_case(int n, int c, int h, int w, int k, int r, int s, int strid
     const size_t nx = (size_t)n * c * h * w, nw = (size_t)k * c * r * s;
     cx.ny = (size_t)n * k * cx.sh.oh * cx.sh.ow;
     const size_t nwork = rn_conv_workspace(&cx.sh);
-    if (r == 1 && s == 1 && stride == 1 && pad == 0) assert_int_equal(nwork, 0);
     cx.x = alloc_f(nx);
     cx.w = alloc_f(nw);
     cx.b = with_bias ? alloc_f((size_t)k) : NULL;
@@ -249,9 +249,13 @@ static void test_conv_shape(void **state)
     assert_int_equal(sh.ow, 4);
     assert_int_equal(rn_conv_shape_init(&sh, 1, 3, 224, 224, 64, 7, 7, 2, 3), 0);
     assert_int_equal(sh.oh, 112);
-    assert_int_equal(rn_conv_workspace(&sh), (size_t)3 * 7 * 7 * 112 * 112);
+    /* the workspace grows with the thread count (a slice of scratch per thread) */
+    const size_t one = rn_conv_workspace(&sh);
+    sh.threads = 2;
+    assert_true(rn_conv_workspace(&sh) > one);
     assert_int_equal(rn_conv_shape_init(&sh, 1, 3, 2, 8, 4, 5, 5, 1, 0), -1); /* empty */
     assert_int_equal(rn_conv_shape_init(&sh, 1, 3, 8, 8, 4, 3, 3, 0, 1), -1); /* stride 0 */
+    assert_int_equal(rn_conv_shape_init(&sh, 1, 3, 8, 8, 4, 3, 3, 1, 3), -1); /* pad >= 3 */
 }
 
 static void test_conv_3x3_s1_p1(void **state)
@@ -273,7 +277,7 @@ static void test_conv_1x1(void **state)
     (void)state;
     conv_case(2, 4, 7, 5, 6, 1, 1, 2, 0, 0); /* projection shortcut: im2col subsamples */
     conv_case(2, 4, 7, 5, 6, 1, 1, 2, 0, 1);
-    conv_case(2, 4, 5, 7, 3, 1, 1, 1, 0, 1); /* pointwise: no workspace, GEMM on x directly */
+    conv_case(2, 4, 5, 7, 3, 1, 1, 1, 0, 1); /* pointwise: GEMM on x directly */
 }
 
 static void test_conv_7x7_s2_p3(void **state)
@@ -287,6 +291,120 @@ static void test_conv_rect_kernel(void **state)
 {
     (void)state;
     conv_case(2, 2, 6, 5, 3, 3, 2, 1, 1, 1);
+    conv_case(2, 2, 6, 5, 3, 2, 3, 1, 1, 0);
+    conv_case(2, 2, 6, 7, 3, 3, 3, 1, 0, 1); /* no padding, stride 1 */
+}
+
+/* Direct loops for the three products of a convolution, accumulated in double. */
+static void conv_backward_naive(float *dx, float *dw, float *db, const float *dy, const float *x,
+                                const float *w, const rn_conv_shape *sh)
+{
+    const size_t nx = (size_t)sh->n * sh->c * sh->h * sh->w, nw = (size_t)sh->k * sh->c * sh->r * sh->s;
+    double *ax = calloc(nx, sizeof(double)), *aw = calloc(nw, sizeof(double));
+    double *ab = calloc((size_t)sh->k, sizeof(double));
+    assert_non_null(ax);
+    assert_non_null(aw);
+    assert_non_null(ab);
+    for (int i = 0; i < sh->n; i++)
+        for (int k = 0; k < sh->k; k++)
+            for (int oy = 0; oy < sh->oh; oy++)
+                for (int ox = 0; ox < sh->ow; ox++) {
+                    const double g = dy[(((size_t)i * sh->k + k) * sh->oh + oy) * sh->ow + ox];
+                    ab[k] += g;
+                    for (int c = 0; c < sh->c; c++)
+                        for (int ky = 0; ky < sh->r; ky++)
+                            for (int kx = 0; kx < sh->s; kx++) {
+                                const int iy = oy * sh->stride - sh->pad + ky;
+                                const int ix = ox * sh->stride - sh->pad + kx;
+                                if (iy < 0 || iy >= sh->h || ix < 0 || ix >= sh->w) continue;
+                                const size_t xi = (((size_t)i * sh->c + c) * sh->h + iy) * sh->w + ix;
+                                const size_t wi = (((size_t)k * sh->c + c) * sh->r + ky) * sh->s + kx;
+                                ax[xi] += g * w[wi];
+                                aw[wi] += g * x[xi];
+                            }
+                }
+    for (size_t i = 0; i < nx; i++) dx[i] = (float)ax[i];
+    for (size_t i = 0; i < nw; i++) dw[i] = (float)aw[i];
+    for (int k = 0; k < sh->k; k++) db[k] = (float)ab[k];
+    free(ax);
+    free(aw);
+    free(ab);
+}
+
+/* Shapes large enough for every blocking path of the matrix multiply (several k and column
+ * blocks, row and column tails, several weight-gradient groups of images): forward and the
+ * three gradients against direct loops, and bit-identical results for 1, 2 and 3 threads. */
+static void conv_blocked_case(int n, int c, int h, int w, int k, int r, int stride, int pad)
+{
+    rn_conv_shape sh;
+    assert_int_equal(rn_conv_shape_init(&sh, n, c, h, w, k, r, r, stride, pad), 0);
+    print_message("  blocked conv n%d c%d %dx%d k%d %dx%d s%d p%d\n", n, c, h, w, k, r, r, stride,
+                  pad);
+    const size_t nx = (size_t)n * c * h * w, nw = (size_t)k * c * r * r;
+    const size_t ny = (size_t)n * k * sh.oh * sh.ow;
+    float *x = alloc_f(nx), *wt = alloc_f(nw), *b = alloc_f((size_t)k), *dy = alloc_f(ny);
+    float *ref_y = alloc_f(ny), *ref_dx = alloc_f(nx), *ref_dw = alloc_f(nw), *ref_db = alloc_f((size_t)k);
+    rn_test_fill_normal(x, nx, 21, 1.0f);
+    rn_test_fill_normal(wt, nw, 22, 1.0f / sqrtf((float)(c * r * r)));
+    rn_test_fill_normal(b, (size_t)k, 23, 0.5f);
+    rn_test_fill_normal(dy, ny, 24, 1.0f);
+    conv_naive(ref_y, x, wt, b, &sh);
+    conv_backward_naive(ref_dx, ref_dw, ref_db, dy, x, wt, &sh);
+    float *first[4] = {NULL, NULL, NULL, NULL};
+    for (int threads = 1; threads <= 3; threads++) {
+        sh.threads = threads;
+        float *work = alloc_f(rn_conv_workspace(&sh));
+        float *y = alloc_f(ny), *dx = alloc_nan(nx), *dw = alloc_zero(nw), *db = alloc_zero((size_t)k);
+        rn_conv_forward(y, x, wt, b, &sh, work);
+        rn_conv_backward(dx, dw, db, dy, x, wt, &sh, work);
+        assert_rel("blocked conv forward", y, ref_y, ny, 1e-5);
+        assert_rel("blocked conv dx", dx, ref_dx, nx, 1e-5);
+        assert_rel("blocked conv dw", dw, ref_dw, nw, 1e-5);
+        assert_rel("blocked conv db", db, ref_db, (size_t)k, 1e-5);
+        float *got[4] = {y, dx, dw, db};
+        const size_t len[4] = {ny, nx, nw, (size_t)k};
+        for (int j = 0; j < 4; j++) {
+            if (threads == 1) {
+                first[j] = got[j];
+                continue;
+            }
+            assert_memory_equal(got[j], first[j], len[j] * sizeof(float));
+            free(got[j]);
+        }
+        free(work);
+    }
+    for (int j = 0; j < 4; j++) free(first[j]);
+    free(x);
+    free(wt);
+    free(b);
+    free(dy);
+    free(ref_y);
+    free(ref_dx);
+    free(ref_dw);
+    free(ref_db);
+}
+
+/* RN_SIMD=generic must select the portable kernels: tools/run-tests.sh runs this program a
+ * second time that way, and this check makes sure that run tested what it claims to. */
+static void test_simd_selection(void **state)
+{
+    (void)state;
+    const char *want = getenv("RN_SIMD");
+    if (want && !strcmp(want, "generic")) {
+        assert_int_equal(rn_cpu_simd(), RN_SIMD_GENERIC);
+        print_message("  kernels: portable C (RN_SIMD=generic)\n");
+    } else {
+        print_message("  kernels: %s\n", rn_cpu_simd() == RN_SIMD_AVX2 ? "AVX2 + FMA" : "portable C");
+    }
+}
+
+static void test_conv_blocked_and_threads(void **state)
+{
+    (void)state;
+    conv_blocked_case(17, 35, 19, 18, 13, 3, 1, 1); /* crs 315 > KC, q 342 > NC, 3 groups */
+    conv_blocked_case(9, 20, 15, 15, 70, 3, 2, 1);  /* strided, 12 row panels */
+    conv_blocked_case(10, 300, 6, 6, 7, 1, 1, 0);   /* pointwise, crs 300 */
+    conv_blocked_case(3, 3, 30, 30, 8, 7, 2, 3);    /* the ImageNet stem's shape, small */
 }
 
 /* ---- batch normalization ------------------------------------------------------------- */
@@ -903,6 +1021,8 @@ int main(void)
         cmocka_unit_test(test_conv_1x1),
         cmocka_unit_test(test_conv_7x7_s2_p3),
         cmocka_unit_test(test_conv_rect_kernel),
+        cmocka_unit_test(test_simd_selection),
+        cmocka_unit_test(test_conv_blocked_and_threads),
         cmocka_unit_test(test_bn_forward_train_values),
         cmocka_unit_test(test_bn_forward_eval_values),
         cmocka_unit_test(test_bn_update_running),

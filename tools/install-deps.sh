@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages resnet.c needs to build, test and run its reference checks.
 # Safe to run again: it asks apt only for what is missing. Run as root (or with sudo).
 set -eu
-pkgs="build-essential make libcjson-dev libopenblas-dev zlib1g-dev libcmocka-dev libstb-dev
+pkgs="build-essential make libcjson-dev zlib1g-dev libcmocka-dev libstb-dev
       python3 python3-torch python3-torchvision dataset-fashion-mnist"
 missing=""
 for p in $pkgs; do

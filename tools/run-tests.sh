@@ -27,6 +27,11 @@ run torch-reference /usr/bin/python3 tools/torch_ref.py --out "$BUILD/ref"
 for t in "$@"; do
     RN_REF_DIR="$BUILD/ref" run "$(basename "$t")" "$t"
 done
+# The portable kernels, as on a CPU without AVX2 (the same checks against direct loops and
+# finite differences).
+for t in "$@"; do
+    case "$t" in */test_kernels) RN_SIMD=generic run "test_kernels (portable C)" "$t" ;; esac
+done
 run cli sh tests/cli.sh "$BUILD"
 run train sh tests/train.sh "$BUILD"
 [ -n "$failed" ] && echo "failed:$failed"

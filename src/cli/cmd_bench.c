@@ -6,7 +6,6 @@
  * milliseconds per batch over the timed iterations, images/s and GFLOP/s, counting
  * 2 x rn_net_macs per image for a forward pass and 3 x that for a training step. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
-#include <cblas.h>
 #include <cjson/cJSON.h>
 #include <omp.h>
 #include <stdio.h>
@@ -109,7 +108,6 @@ int cmd_bench(int argc, char **argv)
     if (!batch) return cli_error("bench: give --batch N (images per step)") + 1;
     if (threads) {
         omp_set_num_threads((int)threads);
-        openblas_set_num_threads((int)threads);
     }
 
     rn_net *net;
@@ -157,7 +155,7 @@ int cmd_bench(int argc, char **argv)
         double macs = (double)rn_net_macs(net);
         double flop_per_image = 2.0 * macs * (mode == MODE_TRAIN ? 3 : 1);
         double ips = (double)batch / med, gflops = flop_per_image * (double)batch / med / 1e9;
-        int omp_threads = omp_get_max_threads(), blas_threads = openblas_get_num_threads();
+        int omp_threads = omp_get_max_threads();
         const char *mode_name = mode == MODE_TRAIN ? "train" : "infer";
         if (json) {
             cJSON *root = cJSON_CreateObject();
@@ -169,7 +167,6 @@ int cmd_bench(int argc, char **argv)
             cJSON_AddNumberToObject(root, "classes", o.classes);
             cJSON_AddNumberToObject(root, "threads", (double)threads);
             cJSON_AddNumberToObject(root, "omp_threads", omp_threads);
-            cJSON_AddNumberToObject(root, "blas_threads", blas_threads);
             cJSON_AddNumberToObject(root, "warmup", (double)warmup);
             cJSON_AddNumberToObject(root, "iters", timed);
             cJSON_AddNumberToObject(root, "ms_per_batch", 1e3 * med);
@@ -190,10 +187,10 @@ int cmd_bench(int argc, char **argv)
             free(text);
             cJSON_Delete(root);
         } else {
-            printf("bench %s %s: batch %ld, input %dx%dx%d, %d classes; OpenMP %d / OpenBLAS %d "
-                   "threads; %ld warm-up + %d timed steps\n",
+            printf("bench %s %s: batch %ld, input %dx%dx%d, %d classes; %d threads; "
+                   " %ld warm-up + %d timed steps\n",
                    rn_net_arch(net), mode_name, batch, o.in_c, o.in_h, o.in_w, o.classes,
-                   omp_threads, blas_threads, warmup, timed);
+                   omp_threads, warmup, timed);
             printf("  ms/batch  median %.2f  min %.2f  max %.2f\n", 1e3 * med, 1e3 * times[0],
                    1e3 * times[timed - 1]);
             printf("  images/s  %.1f\n", ips);

@@ -1,15 +1,39 @@
-/* 2-D convolution (cross-correlation) by im2col + GEMM, one image at a time.
+/* 2-D convolution (cross-correlation) as matrix multiplies on rn_gemm (gemm.h).
  *
- * For one image, with CRS = c*r*s and P = oh*ow:
- *   col[CRS, P]   = im2col(x)                       (col[(ci*r+ky)*s+kx][oy*ow+ox])
- *   y[k, P]       = w[k, CRS] * col[CRS, P] (+ b)
- *   dw[k, CRS]   += dy[k, P] * col[CRS, P]^T
- *   dcol[CRS, P]  = w[k, CRS]^T * dy[k, P];  dx = col2im(dcol)
- * A 1x1 stride-1 pad-0 convolution has col == x, so it needs no workspace. */
+ * Stride 1 ("shifted rows"): the input is copied into a zero-padded plane per channel, of
+ * width Wp = w + 2*pad. On that grid, output pixel (oy, ox) sits at q = oy*Wp + ox and reads
+ * tap (ky, kx) of channel ci at ci*plane + ky*Wp + kx + q, so each row of the im2col matrix is
+ * a contiguous run of the padded input: the GEMM packs it straight from there, and
+ *   Y'[k, q] = W[k, (ci, ky, kx)] * Xpad[ci*plane + ky*Wp + kx + q]
+ * computes columns ow .. Wp - 1 of every output row as junk, dropped afterwards.
+ * The input gradient is the same operation on dy with the weights transposed and flipped
+ * and padding r - 1 - pad; the weight gradient multiplies dy' (dy on the same grid, junk
+ * columns zero) by the transposed shifted rows.
+ * Other strides: an explicit im2col matrix per image, and col2im for the input gradient.
+ *
+ * Threads: images are split between threads (each with its own slice of the workspace);
+ * with fewer images than threads the matrix multiplies themselves are split. Weight
+ * gradients are summed per fixed group of images, then the groups in order, so that no
+ * result depends on the thread count. */
 #include "kernels/kernels.h"
 
 #include <string.h>
-#include "kernels/parallel.h"
+#include "kernels/gemm.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Images per weight-gradient partial sum: fixed, so the summation order is too. */
+#define DW_GROUP 8
+
+static int thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
 
 static int conv_is_pointwise(const rn_conv_shape *sh)
 {
@@ -19,6 +43,7 @@ static int conv_is_pointwise(const rn_conv_shape *sh)
 int rn_conv_shape_init(rn_conv_shape *sh, int n, int c, int h, int w, int k, int r, int s,
                        int stride, int pad)
 {
+    memset(sh, 0, sizeof *sh);
     sh->n = n;
     sh->c = c;
     sh->h = h;
@@ -28,10 +53,9 @@ int rn_conv_shape_init(rn_conv_shape *sh, int n, int c, int h, int w, int k, int
     sh->s = s;
     sh->stride = stride;
     sh->pad = pad;
-    sh->oh = 0;
-    sh->ow = 0;
+    sh->threads = 1;
     if (n <= 0 || c <= 0 || h <= 0 || w <= 0 || k <= 0 || r <= 0 || s <= 0 || stride <= 0 ||
-        pad < 0)
+        pad < 0 || pad >= r || pad >= s)
         return -1;
     int eh = h + 2 * pad - r, ew = w + 2 * pad - s;
     if (eh < 0 || ew < 0) return -1;
@@ -40,20 +64,117 @@ int rn_conv_shape_init(rn_conv_shape *sh, int n, int c, int h, int w, int k, int
     return 0;
 }
 
-size_t rn_conv_workspace(const rn_conv_shape *sh)
+/* ---- the stride-1 geometry ------------------------------------------------------------- */
+typedef struct {
+    int c, h, w, k, r, s;      /* a stride-1 convolution of one image */
+    int ph, pw;                /* padding: top and bottom, left and right */
+    int hp, wp, oh, ow;
+    size_t plane;              /* hp * wp */
+    size_t xpad;               /* floats of the padded input, with slack for the last taps */
+    size_t ypad;               /* floats of the output on the padded-width grid */
+} s1_geom;
+
+static s1_geom s1_make(int c, int h, int w, int k, int r, int s, int ph, int pw)
 {
-    if (conv_is_pointwise(sh)) return 0;
-    return (size_t)sh->c * (size_t)sh->r * (size_t)sh->s * (size_t)sh->oh * (size_t)sh->ow;
+    s1_geom g;
+    g.c = c, g.h = h, g.w = w, g.k = k, g.r = r, g.s = s, g.ph = ph, g.pw = pw;
+    g.hp = h + 2 * ph;
+    g.wp = w + 2 * pw;
+    g.oh = g.hp - r + 1;
+    g.ow = g.wp - s + 1;
+    g.plane = (size_t)g.hp * g.wp;
+    g.xpad = (size_t)c * g.plane + (size_t)s;
+    g.ypad = (size_t)k * g.oh * g.wp;
+    return g;
 }
 
-/* col[CRS, P] from one image x[c, h, w]; out-of-image taps are 0. Each (ci, ky, kx) row is
- * written by exactly one iteration, so the channel loop is safe to run in parallel. */
+static void pad_input(float *xp, const float *x, const s1_geom *g)
+{
+    memset(xp, 0, g->xpad * sizeof(float));
+    for (int ci = 0; ci < g->c; ci++)
+        for (int y = 0; y < g->h; y++)
+            memcpy(xp + ci * g->plane + (size_t)(y + g->ph) * g->wp + g->pw,
+                   x + ((size_t)ci * g->h + y) * g->w, (size_t)g->w * sizeof(float));
+}
+
+/* The im2col row offsets of a padded plane: row (ci, ky, kx) starts at ci*plane + ky*wp + kx. */
+static void s1_offsets(int *off, const s1_geom *g)
+{
+    int i = 0;
+    for (int ci = 0; ci < g->c; ci++)
+        for (int ky = 0; ky < g->r; ky++)
+            for (int kx = 0; kx < g->s; kx++) off[i++] = (int)(ci * g->plane) + ky * g->wp + kx;
+}
+
+/* One image: y[k, oh, ow] = conv(x) (+ b). xp and yp are scratch (g->xpad, g->ypad floats). */
+static void s1_image(float *y, const float *x, const float *w, const float *b, const s1_geom *g,
+                     const int *off, float *xp, float *yp, float *pack, int threads)
+{
+    const int crs = g->c * g->r * g->s;
+    const int pointwise = g->r == 1 && g->s == 1 && g->ph == 0 && g->pw == 0;
+    const float *src = x;
+    if (!pointwise) {
+        pad_input(xp, x, g);
+        src = xp;
+    }
+    float *out = pointwise ? y : yp;
+    const int q = g->oh * g->wp;
+    rn_gemm_b bd = {src, off, NULL};
+    rn_gemm(g->k, q, crs, w, crs, &bd, out, q, 0, pack, threads);
+    const size_t p = (size_t)g->oh * g->ow;
+    for (int kk = 0; kk < g->k; kk++) {
+        const float bk = b ? b[kk] : 0.0f;
+        float *yk = y + kk * p;
+        if (pointwise) {
+            if (b)
+                for (size_t j = 0; j < p; j++) yk[j] += bk;
+            continue;
+        }
+        for (int oy = 0; oy < g->oh; oy++) {
+            const float *row = yp + ((size_t)kk * g->oh + oy) * g->wp;
+            float *dst = yk + (size_t)oy * g->ow;
+            for (int ox = 0; ox < g->ow; ox++) dst[ox] = row[ox] + bk;
+        }
+    }
+}
+
+/* Per-thread scratch of the stride-1 path besides the packing buffer, in floats. */
+static size_t s1_rest_floats(const s1_geom *g)
+{
+    return g->xpad + g->ypad;
+}
+
+/* n images through the stride-1 path. packs: threads packing buffers; rest: threads slices of
+ * s1_rest_floats; off: crs ints. */
+static void s1_run(float *y, const float *x, const float *w, const float *b, int n,
+                   const s1_geom *g, int *off, float *packs, float *rest, int threads)
+{
+    const size_t rf = s1_rest_floats(g);
+    s1_offsets(off, g);
+    const size_t xs = (size_t)g->c * g->h * g->w, ys = (size_t)g->k * g->oh * g->ow;
+    if (n < threads || threads <= 1) {
+        for (int i = 0; i < n; i++)
+            s1_image(y + i * ys, x + i * xs, w, b, g, off, rest, rest + g->xpad, packs,
+                     threads);
+        return;
+    }
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int i = 0; i < n; i++) {
+        const int t = thread_id();
+        float *mine = rest + (size_t)t * rf;
+        s1_image(y + i * ys, x + i * xs, w, b, g, off, mine, mine + g->xpad,
+                 packs + (size_t)t * GEMM_PACK_FLOATS, 1);
+    }
+}
+
+/* ---- explicit im2col (strides other than 1) --------------------------------------------- */
+
+/* col[CRS, P] from one image x[c, h, w]; out-of-image taps are 0. */
 static void im2col(float *col, const float *x, const rn_conv_shape *sh)
 {
     const int c = sh->c, h = sh->h, w = sh->w, r = sh->r, s = sh->s;
     const int oh = sh->oh, ow = sh->ow, st = sh->stride, pad = sh->pad;
     const size_t plane = (size_t)oh * (size_t)ow;
-#pragma omp parallel for schedule(static) if ((size_t)c * h * w * 9 >= RN_OMP_MIN_WORK)
     for (int ci = 0; ci < c; ci++) {
         const float *xc = x + (size_t)ci * h * w;
         for (int ky = 0; ky < r; ky++) {
@@ -77,18 +198,16 @@ static void im2col(float *col, const float *x, const rn_conv_shape *sh)
     }
 }
 
-/* dx[c, h, w] = col2im(col): overwrites dx, summing every tap that reads a pixel. Each input
- * channel only receives from its own rows, so the channel loop is safe in parallel and the
- * summation order within a channel is fixed. */
+/* dx[c, h, w] = col2im(col): overwrites dx, summing every tap that reads a pixel, in a fixed
+ * order. */
 static void col2im(float *dx, const float *col, const rn_conv_shape *sh)
 {
     const int c = sh->c, h = sh->h, w = sh->w, r = sh->r, s = sh->s;
     const int oh = sh->oh, ow = sh->ow, st = sh->stride, pad = sh->pad;
     const size_t plane = (size_t)oh * (size_t)ow;
-#pragma omp parallel for schedule(static) if ((size_t)c * h * w * 9 >= RN_OMP_MIN_WORK)
+    memset(dx, 0, sizeof(float) * (size_t)c * h * w);
     for (int ci = 0; ci < c; ci++) {
         float *xc = dx + (size_t)ci * h * w;
-        memset(xc, 0, sizeof(float) * (size_t)h * w);
         for (int ky = 0; ky < r; ky++) {
             for (int kx = 0; kx < s; kx++) {
                 const float *row = col + ((size_t)(ci * r + ky) * s + kx) * plane;
@@ -107,68 +226,224 @@ static void col2im(float *dx, const float *col, const rn_conv_shape *sh)
     }
 }
 
+static size_t col_floats(const rn_conv_shape *sh)
+{
+    return (size_t)sh->c * sh->r * sh->s * sh->oh * sh->ow;
+}
+
+/* ---- workspace ---------------------------------------------------------------------------- */
+
+static s1_geom fwd_geom(const rn_conv_shape *sh)
+{
+    return s1_make(sh->c, sh->h, sh->w, sh->k, sh->r, sh->s, sh->pad, sh->pad);
+}
+
+/* The input gradient of a stride-1 convolution as a stride-1 convolution of dy. */
+static s1_geom bwd_geom(const rn_conv_shape *sh)
+{
+    return s1_make(sh->k, sh->oh, sh->ow, sh->c, sh->r, sh->s, sh->r - 1 - sh->pad,
+                   sh->s - 1 - sh->pad);
+}
+
+static int threads_of(const rn_conv_shape *sh)
+{
+    return sh->threads > 1 ? sh->threads : 1;
+}
+
+/* The workspace: shared part (offsets, flipped weights, weight-gradient partials), then one
+ * packing buffer per thread, then one slice of the rest per thread. */
+typedef struct {
+    int *off;
+    float *wflip, *partials, *packs, *rest;
+    size_t rest_floats;
+} conv_work;
+
+static size_t rest_floats(const rn_conv_shape *sh)
+{
+    if (sh->stride != 1) return col_floats(sh);
+    s1_geom f = fwd_geom(sh), bk = bwd_geom(sh);
+    size_t a = s1_rest_floats(&f), b = s1_rest_floats(&bk);
+    return a > b ? a : b; /* the weight gradient needs xpad + ypad of the forward geometry */
+}
+
+static conv_work carve(const rn_conv_shape *sh, float *work, size_t *total)
+{
+    const size_t t = (size_t)threads_of(sh);
+    const size_t crs = (size_t)sh->c * sh->r * sh->s, krs = (size_t)sh->k * sh->r * sh->s;
+    const size_t wsize = (size_t)sh->k * crs;
+    const size_t groups = (size_t)(sh->n + DW_GROUP - 1) / DW_GROUP;
+    const size_t rf = rest_floats(sh);
+    const size_t o_wflip = crs > krs ? crs : krs; /* the offsets are ints, one float each */
+    const size_t o_partials = o_wflip + wsize;
+    const size_t o_packs = o_partials + groups * wsize;
+    const size_t o_rest = o_packs + t * GEMM_PACK_FLOATS;
+    if (total) *total = o_rest + t * rf;
+    conv_work cw = {NULL, NULL, NULL, NULL, NULL, rf};
+    if (work) {
+        cw.off = (int *)work;
+        cw.wflip = work + o_wflip;
+        cw.partials = work + o_partials;
+        cw.packs = work + o_packs;
+        cw.rest = work + o_rest;
+    }
+    return cw;
+}
+
+size_t rn_conv_workspace(const rn_conv_shape *sh)
+{
+    size_t total = 0;
+    (void)carve(sh, NULL, &total);
+    return total;
+}
+
+/* ---- forward ------------------------------------------------------------------------------ */
+
+static void strided_forward(float *y, const float *x, const float *w, const float *b,
+                            const rn_conv_shape *sh, const conv_work *cw, int threads)
+{
+    const int crs = sh->c * sh->r * sh->s, p = sh->oh * sh->ow;
+    for (int i = 0; i < crs; i++) cw->off[i] = i * p;
+    const size_t xs = (size_t)sh->c * sh->h * sh->w, ys = (size_t)sh->k * p;
+    const int split = sh->n >= threads && threads > 1;
+#pragma omp parallel for num_threads(threads) schedule(static) if (split)
+    for (int i = 0; i < sh->n; i++) {
+        const int t = split ? thread_id() : 0;
+        float *col = cw->rest + (size_t)t * cw->rest_floats;
+        im2col(col, x + i * xs, sh);
+        rn_gemm_b bd = {col, cw->off, NULL};
+        rn_gemm(sh->k, p, crs, w, crs, &bd, y + i * ys, p, 0,
+                cw->packs + (size_t)t * GEMM_PACK_FLOATS, split ? 1 : threads);
+        if (b)
+            for (int kk = 0; kk < sh->k; kk++)
+                for (int j = 0; j < p; j++) y[i * ys + (size_t)kk * p + j] += b[kk];
+    }
+}
+
 void rn_conv_forward(float *y, const float *x, const float *w, const float *b,
                      const rn_conv_shape *sh, float *work)
 {
-    const int crs = sh->c * sh->r * sh->s;
-    const int p = sh->oh * sh->ow;
-    const size_t xstride = (size_t)sh->c * sh->h * sh->w;
-    const size_t ystride = (size_t)sh->k * p;
-    const int pointwise = conv_is_pointwise(sh);
+    conv_work cw = carve(sh, work, NULL);
+    if (sh->stride == 1) {
+        s1_geom g = fwd_geom(sh);
+        s1_run(y, x, w, b, sh->n, &g, cw.off, cw.packs, cw.rest, threads_of(sh));
+    } else {
+        strided_forward(y, x, w, b, sh, &cw, threads_of(sh));
+    }
+}
+
+/* ---- backward ----------------------------------------------------------------------------- */
+
+/* Weight gradient of images [i0, i1) into part[k, crs] (overwritten). */
+static void dw_group(float *part, const float *dy, const float *x, int i0, int i1,
+                     const rn_conv_shape *sh, const int *off, float *pack, float *rest,
+                     int threads)
+{
+    const int crs = sh->c * sh->r * sh->s, p = sh->oh * sh->ow;
+    const size_t xs = (size_t)sh->c * sh->h * sh->w, ys = (size_t)sh->k * p;
+    for (int i = i0; i < i1; i++) {
+        const float *a = dy + i * ys, *src = x + i * xs;
+        int q = p;
+        if (sh->stride != 1) {
+            im2col(rest, src, sh);
+            src = rest;
+        } else if (!conv_is_pointwise(sh)) {
+            /* dy on the padded-width grid, zero in the junk columns, against shifted rows */
+            s1_geom g = fwd_geom(sh);
+            float *dyp = rest + g.xpad;
+            pad_input(rest, src, &g);
+            for (int kk = 0; kk < sh->k; kk++)
+                for (int oy = 0; oy < g.oh; oy++) {
+                    float *row = dyp + ((size_t)kk * g.oh + oy) * g.wp;
+                    memcpy(row, a + (size_t)kk * p + (size_t)oy * g.ow, (size_t)g.ow * sizeof(float));
+                    memset(row + g.ow, 0, (size_t)(g.wp - g.ow) * sizeof(float));
+                }
+            a = dyp;
+            src = rest;
+            q = g.oh * g.wp;
+        }
+        rn_gemm_b bd = {src, NULL, off};
+        rn_gemm(sh->k, crs, q, a, q, &bd, part, crs, i > i0, pack, threads);
+    }
+}
+
+static void weight_grad(float *dw, const float *dy, const float *x, const rn_conv_shape *sh,
+                        const conv_work *cw, int threads)
+{
+    const int crs = sh->c * sh->r * sh->s, p = sh->oh * sh->ow;
+    const size_t wsize = (size_t)sh->k * crs;
+    const int groups = (sh->n + DW_GROUP - 1) / DW_GROUP;
+    if (sh->stride == 1 && !conv_is_pointwise(sh)) {
+        s1_geom g = fwd_geom(sh);
+        s1_offsets(cw->off, &g);
+    } else {
+        for (int j = 0; j < crs; j++) cw->off[j] = j * p;
+    }
+    const int split = groups >= threads && threads > 1;
+#pragma omp parallel for num_threads(threads) schedule(static) if (split)
+    for (int gi = 0; gi < groups; gi++) {
+        const int t = split ? thread_id() : 0;
+        const int i1 = (gi + 1) * DW_GROUP < sh->n ? (gi + 1) * DW_GROUP : sh->n;
+        dw_group(cw->partials + (size_t)gi * wsize, dy, x, gi * DW_GROUP, i1, sh, cw->off,
+                 cw->packs + (size_t)t * GEMM_PACK_FLOATS, cw->rest + (size_t)t * cw->rest_floats,
+                 split ? 1 : threads);
+    }
+    for (size_t j = 0; j < wsize; j++) {
+        float s = 0.0f;
+        for (int gi = 0; gi < groups; gi++) s += cw->partials[(size_t)gi * wsize + j];
+        dw[j] += s;
+    }
+}
+
+static void strided_input_grad(float *dx, const float *dy, const rn_conv_shape *sh,
+                               const conv_work *cw, int threads)
+{
+    const int crs = sh->c * sh->r * sh->s, p = sh->oh * sh->ow;
+    const size_t xs = (size_t)sh->c * sh->h * sh->w, ys = (size_t)sh->k * p;
+    for (int kk = 0; kk < sh->k; kk++) cw->off[kk] = kk * p;
+    const int split = sh->n >= threads && threads > 1;
+#pragma omp parallel for num_threads(threads) schedule(static) if (split)
     for (int i = 0; i < sh->n; i++) {
-        const float *xi = x + (size_t)i * xstride;
-        float *yi = y + (size_t)i * ystride;
-        const float *col = xi;
-        if (!pointwise) {
-            im2col(work, xi, sh);
-            col = work;
-        }
-        rn_sgemm(0, 0, sh->k, p, crs, 1.0f, w, crs, col, p, 0.0f, yi, p);
-        if (b) {
-            for (int kk = 0; kk < sh->k; kk++) {
-                float *yk = yi + (size_t)kk * p;
-                const float bk = b[kk];
-                for (int j = 0; j < p; j++) yk[j] += bk;
-            }
-        }
+        const int t = split ? thread_id() : 0;
+        float *dcol = cw->rest + (size_t)t * cw->rest_floats;
+        rn_gemm_b bd = {dy + i * ys, cw->off, NULL};
+        rn_gemm(crs, p, sh->k, cw->wflip, sh->k, &bd, dcol, p, 0,
+                cw->packs + (size_t)t * GEMM_PACK_FLOATS, split ? 1 : threads);
+        col2im(dx + i * xs, dcol, sh);
     }
 }
 
 void rn_conv_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                       const float *w, const rn_conv_shape *sh, float *work)
 {
-    const int crs = sh->c * sh->r * sh->s;
-    const int p = sh->oh * sh->ow;
-    const size_t xstride = (size_t)sh->c * sh->h * sh->w;
-    const size_t ystride = (size_t)sh->k * p;
-    const int pointwise = conv_is_pointwise(sh);
-    for (int i = 0; i < sh->n; i++) {
-        const float *xi = x + (size_t)i * xstride;
-        const float *dyi = dy + (size_t)i * ystride;
-        if (db) {
-            for (int kk = 0; kk < sh->k; kk++) {
-                const float *dyk = dyi + (size_t)kk * p;
-                double acc = 0.0;
-                for (int j = 0; j < p; j++) acc += dyk[j];
-                db[kk] += (float)acc;
+    conv_work cw = carve(sh, work, NULL);
+    const int threads = threads_of(sh);
+    const int k = sh->k, c = sh->c, r = sh->r, s = sh->s, crs = c * r * s;
+    const size_t p = (size_t)sh->oh * sh->ow;
+    if (db) {
+        for (int kk = 0; kk < k; kk++) {
+            double acc = 0.0;
+            for (int i = 0; i < sh->n; i++) {
+                const float *dyk = dy + ((size_t)i * k + kk) * p;
+                for (size_t j = 0; j < p; j++) acc += dyk[j];
             }
-        }
-        if (dw) {
-            const float *col = xi;
-            if (!pointwise) {
-                im2col(work, xi, sh);
-                col = work;
-            }
-            rn_sgemm(0, 1, sh->k, crs, p, 1.0f, dyi, p, col, p, 1.0f, dw, crs);
-        }
-        if (dx) {
-            float *dxi = dx + (size_t)i * xstride;
-            if (pointwise) {
-                rn_sgemm(1, 0, crs, p, sh->k, 1.0f, w, crs, dyi, p, 0.0f, dxi, p);
-            } else {
-                rn_sgemm(1, 0, crs, p, sh->k, 1.0f, w, crs, dyi, p, 0.0f, work, p);
-                col2im(dxi, work, sh);
-            }
+            db[kk] += (float)acc;
         }
     }
+    if (dw) weight_grad(dw, dy, x, sh, &cw, threads);
+    if (!dx) return;
+    if (sh->stride != 1) {
+        for (int kk = 0; kk < k; kk++) /* w^T: [crs, k] */
+            for (int j = 0; j < crs; j++) cw.wflip[(size_t)j * k + kk] = w[(size_t)kk * crs + j];
+        strided_input_grad(dx, dy, sh, &cw, threads);
+        return;
+    }
+    /* wflip[ci, kk, ky, kx] = w[kk, ci, r-1-ky, s-1-kx] */
+    for (int kk = 0; kk < k; kk++)
+        for (int ci = 0; ci < c; ci++)
+            for (int ky = 0; ky < r; ky++)
+                for (int kx = 0; kx < s; kx++)
+                    cw.wflip[(((size_t)ci * k + kk) * r + ky) * s + kx] =
+                        w[(((size_t)kk * c + ci) * r + (r - 1 - ky)) * s + (s - 1 - kx)];
+    s1_geom g = bwd_geom(sh);
+    s1_run(dx, dy, cw.wflip, NULL, sh->n, &g, cw.off, cw.packs, cw.rest, threads);
 }

@@ -1,22 +1,166 @@
-/* rn_sgemm: a thin row-major wrapper over OpenBLAS's cblas_sgemm. */
-#include "kernels/kernels.h"
+/* The blocked matrix multiply (see gemm.h) and rn_sgemm on top of it. */
+#include "kernels/gemm.h"
 
-#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+#include "kernels/cpu.h"
+#include "kernels/kernels.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static rn_gemm_ukernel pick_ukernel(void)
+{
+    return rn_cpu_simd() == RN_SIMD_AVX2 ? rn_gemm_ukernel_avx2 : rn_gemm_ukernel_generic;
+}
+
+/* Packs B[k0 .. k0+kc, j0 .. j0+nc] into strips of GEMM_NR columns, each strip kc rows of
+ * GEMM_NR floats; the columns past nc in the last strip are zero. */
+static void pack_b(float *dst, const rn_gemm_b *b, int k0, int kc, int j0, int nc)
+{
+    for (int s = 0; s < nc; s += GEMM_NR) {
+        const int w = nc - s < GEMM_NR ? nc - s : GEMM_NR;
+        float *d = dst + (size_t)s * kc;
+        if (b->row_off) {
+            for (int p = 0; p < kc; p++) {
+                const float *src = b->src + b->row_off[k0 + p] + j0 + s;
+                float *dp = d + (size_t)p * GEMM_NR;
+                if (w == GEMM_NR) {
+                    memcpy(dp, src, GEMM_NR * sizeof(float));
+                } else {
+                    for (int j = 0; j < w; j++) dp[j] = src[j];
+                    for (int j = w; j < GEMM_NR; j++) dp[j] = 0.0f;
+                }
+            }
+        } else {
+            for (int j = 0; j < GEMM_NR; j++) {
+                if (j >= w) {
+                    for (int p = 0; p < kc; p++) d[(size_t)p * GEMM_NR + j] = 0.0f;
+                    continue;
+                }
+                const float *src = b->src + b->col_off[j0 + s + j] + k0;
+                for (int p = 0; p < kc; p++) d[(size_t)p * GEMM_NR + j] = src[p];
+            }
+        }
+    }
+}
+
+/* One work item: the columns of block jb, the row panels [p0, p1). */
+static void run_item(rn_gemm_ukernel uk, int m, int n, int k, const float *a, int lda,
+                     const rn_gemm_b *b, float *c, int ldc, int accumulate, float *pack, int jb,
+                     int p0, int p1)
+{
+    const int j0 = jb * GEMM_NC;
+    const int nc = n - j0 < GEMM_NC ? n - j0 : GEMM_NC;
+    for (int k0 = 0; k0 < k; k0 += GEMM_KC) {
+        const int kc = k - k0 < GEMM_KC ? k - k0 : GEMM_KC;
+        pack_b(pack, b, k0, kc, j0, nc);
+        const int acc = accumulate || k0 > 0;
+        for (int panel = p0; panel < p1; panel++) {
+            const int i0 = panel * GEMM_MR;
+            const int mr = m - i0 < GEMM_MR ? m - i0 : GEMM_MR;
+            const float *ap = a + (size_t)i0 * lda + k0;
+            float *cp = c + (size_t)i0 * ldc + j0;
+            for (int s = 0; s < nc; s += GEMM_NR) {
+                const int nr = nc - s < GEMM_NR ? nc - s : GEMM_NR;
+                uk(kc, ap, lda, pack + (size_t)s * kc, cp + s, ldc, mr, nr, acc);
+            }
+        }
+    }
+}
+
+void rn_gemm(int m, int n, int k, const float *a, int lda, const rn_gemm_b *b, float *c,
+             int ldc, int accumulate, float *pack, int threads)
+{
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {
+        if (!accumulate)
+            for (int i = 0; i < m; i++) memset(c + (size_t)i * ldc, 0, (size_t)n * sizeof(float));
+        return;
+    }
+    const rn_gemm_ukernel uk = pick_ukernel();
+    const int nblocks = (n + GEMM_NC - 1) / GEMM_NC;
+    const int panels = (m + GEMM_MR - 1) / GEMM_MR;
+    /* Enough items for the threads to balance; splitting rows repeats the packing of B, so
+     * only when there are too few column blocks. */
+    int chunks = 1;
+    if (threads > 1 && nblocks < 4 * threads) {
+        chunks = (4 * threads + nblocks - 1) / nblocks;
+        if (chunks > panels) chunks = panels;
+    }
+    const int items = nblocks * chunks;
+    if (threads <= 1 || items == 1) {
+        run_item(uk, m, n, k, a, lda, b, c, ldc, accumulate, pack, 0, 0, panels);
+        for (int jb = 1; jb < nblocks; jb++)
+            run_item(uk, m, n, k, a, lda, b, c, ldc, accumulate, pack, jb, 0, panels);
+        return;
+    }
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+    for (int it = 0; it < items; it++) {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        const int jb = it / chunks, ch = it % chunks;
+        const int p0 = (int)((long)panels * ch / chunks), p1 = (int)((long)panels * (ch + 1) / chunks);
+        run_item(uk, m, n, k, a, lda, b, c, ldc, accumulate, pack + (size_t)tid * GEMM_PACK_FLOATS,
+                 jb, p0, p1);
+    }
+}
+
+/* The textbook loop, for when scratch memory cannot be had. */
+static void sgemm_naive(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                        const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                        int ldc)
+{
+    for (int i = 0; i < m; i++) {
+        for (int j = 0; j < n; j++) {
+            float s = 0.0f;
+            for (int p = 0; p < k; p++)
+                s += (trans_a ? a[(size_t)p * lda + i] : a[(size_t)i * lda + p]) *
+                     (trans_b ? b[(size_t)j * ldb + p] : b[(size_t)p * ldb + j]);
+            float *cij = c + (size_t)i * ldc + j;
+            *cij = alpha * s + (beta == 0.0f ? 0.0f : beta * *cij);
+        }
+    }
+}
 
 void rn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
               const float *b, int ldb, float beta, float *c, int ldc)
 {
     if (m <= 0 || n <= 0) return;
-    if (k <= 0) {
-        /* Nothing to multiply: C = beta * C. Done here because BLAS rejects lda < 1 (and
-         * prints through xerbla) when k == 0. beta == 0 overwrites, as BLAS does. */
-        for (int i = 0; i < m; i++) {
-            float *ci = c + (size_t)i * (size_t)ldc;
-            for (int j = 0; j < n; j++) ci[j] = beta == 0.0f ? 0.0f : beta * ci[j];
-        }
+    const int direct = alpha == 1.0f && (beta == 0.0f || beta == 1.0f);
+    const size_t at_floats = trans_a ? (size_t)m * k : 0;
+    const size_t t_floats = direct ? 0 : (size_t)m * n;
+    const int offs = trans_b ? n : k;
+    float *scratch = malloc((GEMM_PACK_FLOATS + at_floats + t_floats) * sizeof(float));
+    int *off = malloc((size_t)(offs > 0 ? offs : 1) * sizeof(int));
+    if (!scratch || !off) {
+        free(scratch);
+        free(off);
+        sgemm_naive(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
-                ldc);
+    float *pack = scratch, *at = scratch + GEMM_PACK_FLOATS, *t = at + at_floats;
+    if (trans_a) {
+        for (int i = 0; i < m; i++)
+            for (int p = 0; p < k; p++) at[(size_t)i * k + p] = a[(size_t)p * lda + i];
+        a = at;
+        lda = k;
+    }
+    for (int i = 0; i < offs; i++) off[i] = i * ldb;
+    rn_gemm_b bd = {b, trans_b ? NULL : off, trans_b ? off : NULL};
+    if (direct) {
+        rn_gemm(m, n, k, a, lda, &bd, c, ldc, beta == 1.0f, pack, 1);
+    } else {
+        rn_gemm(m, n, k, a, lda, &bd, t, n, 0, pack, 1);
+        for (int i = 0; i < m; i++) {
+            float *ci = c + (size_t)i * ldc;
+            const float *ti = t + (size_t)i * n;
+            for (int j = 0; j < n; j++)
+                ci[j] = alpha * ti[j] + (beta == 0.0f ? 0.0f : beta * ci[j]);
+        }
+    }
+    free(scratch);
+    free(off);
 }

@@ -25,14 +25,16 @@ typedef struct {
     int k, r, s;         /* weight [k, c, r, s] (k output channels, r x s kernel) */
     int stride, pad;     /* same in both directions; zero padding */
     int oh, ow;          /* output [n, k, oh, ow]; filled by rn_conv_shape_init */
+    int threads;         /* threads the kernels may use (1 after rn_conv_shape_init); the
+                          * workspace size depends on it */
 } rn_conv_shape;
 
-/* Fills oh/ow; returns 0, or -1 for non-positive sizes or stride, negative padding, or an
- * empty output. */
+/* Fills oh/ow; returns 0, or -1 for non-positive sizes or stride, a padding outside
+ * [0, kernel size), or an empty output. */
 int rn_conv_shape_init(rn_conv_shape *sh, int n, int c, int h, int w, int k, int r, int s,
                        int stride, int pad);
-/* Floats of scratch memory that forward and backward need for this shape (the same for both;
- * may be 0, and then work may be NULL). */
+/* Floats of scratch memory that forward and backward need for this shape, batch size and
+ * thread count (the same for both). Results do not depend on the thread count. */
 size_t rn_conv_workspace(const rn_conv_shape *sh);
 /* y = conv(x, w) + b; b may be NULL. */
 void rn_conv_forward(float *y, const float *x, const float *w, const float *b,

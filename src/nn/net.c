@@ -87,6 +87,7 @@ void rn_net_free(rn_net *net)
     free(net->counters);
     free(net->act);
     free(net->work);
+    free(net->convs);
     for (int i = 0; i < 8; i++) free(net->grad_scratch[i]);
     for (int i = 0; i < net->n_labels; i++) free(net->labels[i]);
     free(net->labels);

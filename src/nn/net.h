@@ -3,6 +3,7 @@
 #define RN_NN_NET_H
 
 #include "core/rng.h"
+#include "kernels/kernels.h"
 #include "nn/layers.h"
 #include "resnet.h"
 
@@ -79,8 +80,11 @@ struct rn_net {
     float *act;           /* arena for `batch_cap` images */
     int batch_cap;
     float *grad_scratch[8];
-    float *work;          /* convolution workspace */
+    float *work;          /* convolution workspace, for batch_cap images and work_threads */
     size_t work_floats;
+    int work_threads;
+    rn_conv **convs;      /* every convolution, to size the workspace */
+    int n_convs, cap_convs;
 
     rn_conv stem_conv;
     rn_bn stem_bn;
@@ -135,6 +139,10 @@ const float *rn_seq_backward(rn_net *net, rn_seq *seq, const float *dy, int from
 size_t rn_seq_params(const rn_seq *seq);
 uint64_t rn_seq_macs(const rn_seq *seq);
 uint64_t rn_conv_macs(const rn_conv *conv);
+/* The kernel's shape of a convolution for n images and a thread count. */
+rn_conv_shape rn_conv_shape_of(const rn_conv *conv, int n, int threads);
+/* The threads the kernels will use now (OpenMP's current setting). */
+int rn_net_threads(void);
 void rn_conv_run_forward(rn_net *net, rn_conv *conv, float *y, const float *x);
 void rn_conv_run_backward(rn_net *net, rn_conv *conv, float *dx, const float *dy,
                           const float *x);

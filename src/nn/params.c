@@ -71,10 +71,14 @@ int rn_net_add_conv(rn_net *net, rn_conv *conv, const char *name, int in_c, int 
         int64_t bshape[1] = {out_c};
         st = add_named(net, name, "bias", RN_TENSOR_PARAM, 1, bshape, &conv->b, &conv->db, NULL);
     }
-    rn_conv_shape sh;
-    rn_conv_shape_init(&sh, 1, in_c, in.h, in.w, out_c, k, k, stride, conv->pad);
-    size_t work = rn_conv_workspace(&sh);
-    if (work > net->work_floats) net->work_floats = work; /* per image; scaled at reserve */
+    if (!st && net->n_convs == net->cap_convs) {
+        int cap = net->cap_convs ? 2 * net->cap_convs : 32;
+        rn_conv **cs = realloc(net->convs, (size_t)cap * sizeof *cs);
+        if (!cs) return rn_fail(RN_ERR_NOMEM, "out of memory registering %s", name);
+        net->convs = cs;
+        net->cap_convs = cap;
+    }
+    if (!st) net->convs[net->n_convs++] = conv;
     return st;
 }
 
@@ -152,14 +156,23 @@ int rn_net_bind(rn_net *net)
 
 int rn_net_reserve_batch(rn_net *net, int n)
 {
-    if (n <= net->batch_cap) return RN_OK;
+    const int threads = rn_net_threads();
+    if (n <= net->batch_cap && threads == net->work_threads) return RN_OK;
+    if (n < net->batch_cap) n = net->batch_cap;
+    net->work_floats = 0;
+    net->work_threads = threads;
+    for (int i = 0; i < net->n_convs; i++) {
+        rn_conv_shape sh = rn_conv_shape_of(net->convs[i], n, threads);
+        size_t f = rn_conv_workspace(&sh);
+        if (f > net->work_floats) net->work_floats = f;
+    }
     free(net->act);
     free(net->work);
     for (int i = 0; i < 8; i++) free(net->grad_scratch[i]);
     memset(net->grad_scratch, 0, sizeof net->grad_scratch);
     net->batch_cap = 0;
     net->act = malloc(net->act_per_image * (size_t)n * sizeof(float));
-    net->work = malloc((net->work_floats * (size_t)n + 1) * sizeof(float));
+    net->work = malloc((net->work_floats + 1) * sizeof(float));
     int ok = net->act && net->work;
     for (int i = 0; ok && i < 8; i++) {
         net->grad_scratch[i] = malloc(net->max_tensor * (size_t)n * sizeof(float));

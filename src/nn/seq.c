@@ -5,6 +5,9 @@
 #include "core/error.h"
 #include "kernels/kernels.h"
 #include "nn/net.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 static const float bn_eps = 1e-5f;
 static const float bn_momentum = 0.1f;
@@ -53,12 +56,27 @@ int rn_seq_build(rn_net *net, rn_seq *seq, const char *pattern, rn_conv *convs, 
     return RN_OK;
 }
 
-static rn_conv_shape conv_shape(const rn_net *net, const rn_conv *conv)
+rn_conv_shape rn_conv_shape_of(const rn_conv *conv, int n, int threads)
 {
     rn_conv_shape sh;
-    rn_conv_shape_init(&sh, net->n, conv->in_c, conv->in.h, conv->in.w, conv->out_c, conv->k,
-                       conv->k, conv->stride, conv->pad);
+    rn_conv_shape_init(&sh, n, conv->in_c, conv->in.h, conv->in.w, conv->out_c, conv->k, conv->k,
+                       conv->stride, conv->pad);
+    sh.threads = threads;
     return sh;
+}
+
+int rn_net_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static rn_conv_shape conv_shape(const rn_net *net, const rn_conv *conv)
+{
+    return rn_conv_shape_of(conv, net->n, net->work_threads);
 }
 
 void rn_conv_run_forward(rn_net *net, rn_conv *conv, float *y, const float *x)

@@ -1,0 +1,46 @@
+/* The matrix-multiply core shared by the convolution and fully connected kernels.
+ *
+ * C[m, n] (+)= A[m, k] * B[k, n], row-major C and A, and B described by offsets so that a
+ * convolution can multiply by its im2col matrix without building it:
+ *   rows mode:    B[p][j] = src[row_off[p] + j]      (a row of B is contiguous)
+ *   columns mode: B[p][j] = src[col_off[j] + p]      (a column of B is contiguous)
+ * B is packed in blocks of GEMM_KC x GEMM_NC into strips of GEMM_NR columns; A is read in
+ * place, GEMM_MR rows at a time, by a register-blocked microkernel chosen once at run time
+ * (AVX2 + FMA where the CPU has it, portable C elsewhere).
+ *
+ * Every element of C is summed over k in the same order whatever the number of threads and
+ * however the work is split, so results are bit-identical for any thread count. */
+#ifndef RN_KERNELS_GEMM_H
+#define RN_KERNELS_GEMM_H
+
+#include <stddef.h>
+
+#define GEMM_MR 6
+#define GEMM_NR 16
+#define GEMM_KC 256
+#define GEMM_NC 256
+/* Floats of packing buffer one thread needs. */
+#define GEMM_PACK_FLOATS ((size_t)GEMM_KC * GEMM_NC)
+
+typedef struct {
+    const float *src;
+    const int *row_off; /* k entries, or NULL */
+    const int *col_off; /* n entries, or NULL */
+} rn_gemm_b;
+
+/* C (+)= A * B over the whole matrix. accumulate == 0 overwrites C. pack holds
+ * threads * GEMM_PACK_FLOATS floats. threads > 1 opens a parallel region (call it from
+ * outside one); threads == 1 runs in the calling thread. */
+void rn_gemm(int m, int n, int k, const float *a, int lda, const rn_gemm_b *b, float *c,
+             int ldc, int accumulate, float *pack, int threads);
+
+/* Microkernel: C[mr, nr] (+)= A[mr, kc] * Bp, Bp a packed strip (kc rows of GEMM_NR floats).
+ * mr <= GEMM_MR, nr <= GEMM_NR. */
+typedef void (*rn_gemm_ukernel)(int kc, const float *a, int lda, const float *bp, float *c,
+                                int ldc, int mr, int nr, int accumulate);
+void rn_gemm_ukernel_generic(int kc, const float *a, int lda, const float *bp, float *c, int ldc,
+                             int mr, int nr, int accumulate);
+void rn_gemm_ukernel_avx2(int kc, const float *a, int lda, const float *bp, float *c, int ldc,
+                          int mr, int nr, int accumulate);
+
+#endif

@@ -1,0 +1,20 @@
+/* Portable microkernel: the same blocking as the AVX2 one in plain C, for CPUs without AVX2
+ * (the compiler vectorises the column loop with whatever the target has). */
+#include "kernels/gemm.h"
+
+void rn_gemm_ukernel_generic(int kc, const float *a, int lda, const float *bp, float *c, int ldc,
+                             int mr, int nr, int accumulate)
+{
+    float acc[GEMM_MR][GEMM_NR] = {{0.0f}};
+    for (int p = 0; p < kc; p++) {
+        const float *b = bp + (size_t)p * GEMM_NR;
+        for (int i = 0; i < mr; i++) {
+            const float ai = a[(size_t)i * lda + p];
+            for (int j = 0; j < GEMM_NR; j++) acc[i][j] += ai * b[j];
+        }
+    }
+    for (int i = 0; i < mr; i++) {
+        float *ci = c + (size_t)i * ldc;
+        for (int j = 0; j < nr; j++) ci[j] = accumulate ? ci[j] + acc[i][j] : acc[i][j];
+    }
+}
