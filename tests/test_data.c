@@ -65,12 +65,13 @@ static int group_teardown(void **state)
     return 0;
 }
 
-/* g_dir/rel, with the directory made fresh (removed first) when mk is set. */
+/* g_dir/rel: every generated file lives under the temporary directory. */
 static void tpath(char *buf, size_t cap, const char *rel)
 {
     snprintf(buf, cap, "%s/%s", g_dir, rel);
 }
 
+/* Makes g_dir/rel (and its parents), removing what was there first. */
 static void mkdir_fresh(const char *rel)
 {
     char p[512];
