@@ -175,6 +175,23 @@ else
 fi
 cmp -s "$d/model.safetensors" "$run/model.safetensors" && ok || bad "SIGINT + resume: the model differs"
 
+# ---- the other options in one short run: validation split, accumulation, smoothing, ... ----
+d="$T/options"
+if "$R" train $TINY --epochs 1 --val 50 --accum 2 --label-smoothing 0.1 --no-wd-bn --nesterov \
+    --warmup 0.5 --schedule step:0.5 --crop-pad 1 --flip --seed 5 --out "$d" >"$T/out" 2>"$T/err"; then
+    grep -q "val loss" "$T/out" && grep -q '"val_error"' "$d/metrics.jsonl" && ok ||
+        bad "--val run: no validation metrics: $(cat "$T/out")"
+else
+    bad "a run with every option: $(cat "$T/err")"
+fi
+
+# ---- NaN: a learning rate of 1e30 blows up; the step is named, the last checkpoint is kept ----
+d="$T/nan"
+expect_error "step [0-9]* (epoch 1, batch [0-9]*): the .* is \(NaN\|infinite\).*last good checkpoint" \
+    "$R" train $TINY --epochs 1 --lr 1e30 --schedule constant --out "$d"
+[ -s "$d/checkpoint.safetensors" ] && [ ! -e "$d/model.safetensors" ] && ok ||
+    bad "after NaN: checkpoint kept, no model expected"
+
 # ---- eval --------------------------------------------------------------------------------
 M="$run/model.safetensors"
 "$R" eval --model "$M" --subset 100 --threads 1 >"$T/out" 2>"$T/err" && grep -q "^accuracy" "$T/out" &&

@@ -12,8 +12,6 @@
 #include "train/dataset.h"
 #include "train/evaluate.h"
 
-void openblas_set_num_threads(int num_threads);
-
 static const char usage_text[] =
     "usage: resnet eval --model FILE [--data KIND] [--data-dir DIR] [--split test|train]\n"
     "                   [--subset N] [--batch N] [--threads T] [--json]\n"
@@ -163,7 +161,6 @@ int cmd_eval(int argc, char **argv)
     if (!na.model && !na.weights) return cli_error("eval: which model? give --model FILE") + 1;
     if (threads) {
         omp_set_num_threads((int)threads);
-        openblas_set_num_threads((int)threads);
     }
     rn_net *net;
     if (cli_open_net(&na, &net)) return 1;

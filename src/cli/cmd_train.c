@@ -14,8 +14,6 @@
 #include "cli/cli.h"
 #include "train/trainer.h"
 
-void openblas_set_num_threads(int num_threads);
-
 /* The defaults of `resnet train` with no arguments: the one place to change them. */
 #define TRAIN_DEFAULT_DATA RN_DATA_FASHION_MNIST
 #define TRAIN_DEFAULT_ARCH "resnet20"
@@ -352,7 +350,6 @@ int cmd_train(int argc, char **argv)
     }
     if (threads) {
         omp_set_num_threads((int)threads);
-        openblas_set_num_threads((int)threads);
     }
 
     char dir[RN_TRAIN_PATH_MAX];
@@ -372,7 +369,6 @@ int cmd_train(int argc, char **argv)
         if (rn_checkpoint_read_config(path, &cfg, &epoch0, &batch0, &step0)) return cli_lib_error(NULL);
         if (!threads && cfg.threads > 0) {
             omp_set_num_threads(cfg.threads);
-            openblas_set_num_threads(cfg.threads);
         } else if (threads && cfg.threads > 0 && threads != cfg.threads) {
             fprintf(stderr, "resnet: note: the run used %d threads, this session %ld: the result "
                             "will not be bit-identical to an uninterrupted run\n",
