@@ -119,7 +119,7 @@ if "$R" train $TINY --epochs 2 --out "$run" >"$T/out" 2>"$T/err"; then ok; else 
 for f in checkpoint.safetensors model.safetensors metrics.jsonl; do
     [ -s "$run/$f" ] && ok || bad "the run folder lacks $f"
 done
-grep -q "^epoch 2 .*test loss" "$T/out" && ok || bad "no per-epoch line: $(cat "$T/out")"
+grep -q "^epoch 2/2 .*test loss" "$T/out" && ok || bad "no per-epoch line: $(cat "$T/out")"
 $PY - "$run/metrics.jsonl" <<'PY' && ok || bad "metrics.jsonl: $(cat "$run/metrics.jsonl")"
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]
@@ -161,7 +161,7 @@ d="$T/sigint"
 "$R" train $TINY --epochs 2 --out "$d" >"$T/sig.out" 2>"$T/sig.err" &
 pid=$!
 i=0
-while [ $i -lt 200 ] && ! grep -q "^epoch 1" "$T/sig.out" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
+while [ $i -lt 200 ] && ! grep -q "^epoch 1/" "$T/sig.out" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
 kill -INT $pid 2>/dev/null
 wait $pid
 status=$?

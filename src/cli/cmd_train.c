@@ -92,6 +92,7 @@ static void install_signals(void)
 /* ---- progress ---------------------------------------------------------------------------------- */
 typedef struct {
     int tty, quiet;
+    int epochs;
     double last_print;
     int line_open;
 } progress_ctx;
@@ -132,7 +133,8 @@ static void on_epoch(void *vctx, const rn_epoch_metrics *m)
     progress_ctx *c = vctx;
     if (c->line_open) printf("\r\033[K");
     c->line_open = 0;
-    printf("epoch %d  train loss %.4f err %.2f%%", m->epoch, m->train_loss, 100.0 * m->train_error);
+    printf("epoch %d/%d  train loss %.4f err %.2f%%", m->epoch, c->epochs, m->train_loss,
+           100.0 * m->train_error);
     if (m->eval_name)
         printf("  %s loss %.4f err %.2f%%", m->eval_name, m->eval_loss, 100.0 * m->eval_error);
     printf("  lr %.4g  %.1f s (data %.1f s, eval %.1f s)  %.0f img/s\n", (double)m->lr, m->time_s,
@@ -449,7 +451,7 @@ int cmd_train(int argc, char **argv)
     printf("  run folder %s\n", dir);
     fflush(stdout);
 
-    progress_ctx pc = {.tty = isatty(STDOUT_FILENO), .quiet = quiet};
+    progress_ctx pc = {.tty = isatty(STDOUT_FILENO), .quiet = quiet, .epochs = cfg.epochs};
     rn_train_hooks hooks = {.on_step = on_step, .on_epoch = on_epoch, .ctx = &pc, .stop = &stop_signal,
                             .stop_at_step = stop_after};
     install_signals();
