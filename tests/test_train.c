@@ -695,6 +695,13 @@ static void test_checkpoint_errors(void **state)
     assert_memory_equal(before, after, len);
     free(before);
     free(after);
+    /* other training data than the run's */
+    rn_dataset *changed = quadrants(20, 9);
+    assert_int_equal(rn_trainer_create(&t, &cfg, dir, changed, NULL, NULL), RN_OK);
+    assert_int_equal(rn_trainer_restore(t), RN_ERR_MISMATCH);
+    assert_non_null(strstr(rn_last_error(), "data changed"));
+    rn_trainer_free(t);
+    rn_dataset_free(changed);
     /* input shape that does not fit the data */
     other = cfg;
     other.in_c = 3, other.in_h = 8, other.in_w = 8;

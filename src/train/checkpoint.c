@@ -12,6 +12,21 @@
 
 #define CHECKPOINT_VERSION 1
 
+/* The normalisation as the metadata holds it; 0 when the network has none. */
+static int norm_text(const rn_net *net, char *mean_buf, char *std_buf, size_t size)
+{
+    rn_net_options o;
+    rn_net_get_options(net, &o);
+    float mean[16], std[16];
+    if (!rn_net_get_normalization(net, mean, std)) return 0;
+    size_t um = 0, us = 0;
+    for (int c = 0; c < o.in_c && c < 16 && um < size && us < size; c++) {
+        um += (size_t)snprintf(mean_buf + um, size - um, "%s%.9g", c ? "," : "", (double)mean[c]);
+        us += (size_t)snprintf(std_buf + us, size - us, "%s%.9g", c ? "," : "", (double)std[c]);
+    }
+    return 1;
+}
+
 /* The model metadata, as rn_net_save writes it. */
 static int add_model_meta(rn_st_writer *w, const rn_net *net)
 {
@@ -26,13 +41,7 @@ static int add_model_meta(rn_st_writer *w, const rn_net *net)
     if (!st) st = rn_st_writer_meta(w, "classes", buf);
     snprintf(buf, sizeof buf, "%dx%dx%d", o.in_c, o.in_h, o.in_w);
     if (!st) st = rn_st_writer_meta(w, "input", buf);
-    float mean[16], std[16];
-    if (!st && rn_net_get_normalization(net, mean, std)) {
-        size_t um = 0, us = 0;
-        for (int c = 0; c < o.in_c && c < 16; c++) {
-            um += (size_t)snprintf(buf + um, sizeof buf - um, "%s%.9g", c ? "," : "", (double)mean[c]);
-            us += (size_t)snprintf(sbuf + us, sizeof sbuf - us, "%s%.9g", c ? "," : "", (double)std[c]);
-        }
+    if (!st && norm_text(net, buf, sbuf, sizeof buf)) {
         st = rn_st_writer_meta(w, "normalize_mean", buf);
         if (!st) st = rn_st_writer_meta(w, "normalize_std", sbuf);
     }
@@ -248,6 +257,17 @@ int rn_checkpoint_load(const char *path, rn_net *net, rn_sgd *sgd, rn_train_stat
     if (!st && (!arch || strcmp(arch, rn_net_arch(net))))
         st = rn_fail(RN_ERR_MISMATCH, "%s: checkpoint of '%s', not of %s", path, arch ? arch : "?",
                      rn_net_arch(net));
+    /* The normalisation is computed from the training images: a different value means the data
+     * changed since the run began, and the resumed run could not end as the uninterrupted one. */
+    char mean[512], std[512];
+    if (!st && norm_text(net, mean, std, sizeof mean)) {
+        const char *m = rn_st_meta(f, "normalize_mean"), *s = rn_st_meta(f, "normalize_std");
+        if (!m || !s || strcmp(m, mean) || strcmp(s, std))
+            st = rn_fail(RN_ERR_MISMATCH,
+                         "%s: the training data changed since the run began (their mean/std are now "
+                         "%s / %s, the run's %s / %s)",
+                         path, mean, std, m ? m : "none", s ? s : "none");
+    }
     for (int i = 0; !st && i < rn_net_num_tensors(net); i++) {
         rn_tensor_info t;
         rn_net_tensor(net, i, &t);
