@@ -14,15 +14,18 @@
 #include "cli/cli.h"
 #include "train/trainer.h"
 
-/* The defaults of `resnet train` with no arguments: the one place to change them. */
-#define TRAIN_DEFAULT_DATA RN_DATA_FASHION_MNIST
+/* The defaults of `resnet train` with no arguments: the one place to change them (the help text
+ * follows). The data set is Fashion-MNIST. */
 #define TRAIN_DEFAULT_ARCH "resnet20"
 #define TRAIN_DEFAULT_EPOCHS 5
 #define TRAIN_DEFAULT_BATCH 128
-#define TRAIN_DEFAULT_LR 0.1f
+#define TRAIN_DEFAULT_LR 0.1
 #define TRAIN_DEFAULT_SCHEDULE "cosine"
-#define TRAIN_DEFAULT_WARMUP 0.0f
-#define TRAIN_DEFAULT_WD 5e-4f
+#define TRAIN_DEFAULT_WARMUP 0
+#define TRAIN_DEFAULT_WD 5e-4
+#define TRAIN_DEFAULT_MOMENTUM 0.9
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 static const char usage_text[] =
     "usage: resnet train [options]            train a network (default: " TRAIN_DEFAULT_ARCH
@@ -42,7 +45,7 @@ static const char usage_text[] =
     "  --crop-pad P          random crop with P pixels of zero padding;  --no-crop: none\n"
     "  --flip | --no-flip    random horizontal flip on or off\n"
     "network:\n"
-    "  --arch NAME           resnet20 (default) ... resnet1202, plain20..., highway20..., preresnet110,\n"
+    "  --arch NAME           " TRAIN_DEFAULT_ARCH " (default); resnet20 ... resnet1202, plain20..., highway20..., preresnet110,\n"
     "                        resnet18..152, wrn-D-K (see resnet --help)\n"
     "  --ordering O          original | bn-after-add | relu-before-add | relu-preact | full-preact\n"
     "  --shortcut A|B|C      option A (zero-padded identity), B (projections where needed), C (all)\n"
@@ -50,20 +53,22 @@ static const char usage_text[] =
     "  --stochastic-depth P  survival probability of the last block (linear decay rule)\n"
     "  --gate-bias B         highway gates' initial bias (default -2)\n"
     "optimisation:\n"
-    "  --epochs N            passes over the training set (default 5)\n"
-    "  --batch N             images per step (default 128)\n"
+    "  --epochs N            passes over the training set (default " STR(TRAIN_DEFAULT_EPOCHS) ")\n"
+    "  --batch N             images per step (default " STR(TRAIN_DEFAULT_BATCH) ")\n"
     "  --accum K             split each batch into K micro-batches whose gradients add up to the\n"
     "                        batch's (when a batch does not fit in memory; BN sees micro-batches)\n"
-    "  --lr LR               base learning rate (default 0.1)\n"
-    "  --schedule S          cosine (default) | step (divide by 10 at 50% and 75% of training, the\n"
-    "                        paper's) | step:F1,F2,... (at those fractions) | constant\n"
-    "  --warmup E            linear warm-up over the first E epochs (fractions allowed)\n"
-    "  --momentum M          SGD momentum (default 0.9);  --nesterov: Nesterov momentum\n"
-    "  --wd W                weight decay (default 5e-4);  --no-wd-bn: none on BN parameters and biases\n"
+    "  --lr LR               base learning rate (default " STR(TRAIN_DEFAULT_LR) ")\n"
+    "  --schedule S          cosine | step (divide by 10 at 50% and 75% of training, the paper's) |\n"
+    "                        step:F1,F2,... (at those fractions) | constant; default " TRAIN_DEFAULT_SCHEDULE "\n"
+    "  --warmup E            linear warm-up over the first E epochs (fractions allowed; default "
+    STR(TRAIN_DEFAULT_WARMUP) ")\n"
+    "  --momentum M          SGD momentum (default " STR(TRAIN_DEFAULT_MOMENTUM) ");  --nesterov: Nesterov momentum\n"
+    "  --wd W                weight decay (default " STR(TRAIN_DEFAULT_WD) ");  --no-wd-bn: none on BN parameters\n"
+    "                        and biases\n"
     "  --label-smoothing E   targets (1 - E) one-hot + E / classes\n"
     "run:\n"
     "  --seed S              every random choice (init, split, order, augmentation); default 1\n"
-    "  --threads T           OpenMP/BLAS threads; the same seed and thread count give the same bits\n"
+    "  --threads T           OpenMP threads; the same seed and thread count give the same bits\n"
     "  --out DIR             the run folder (default runs/<date-time>): checkpoint.safetensors,\n"
     "                        metrics.jsonl, model.safetensors\n"
     "  --force               start over in an existing run folder (its files are replaced)\n"
@@ -239,13 +244,13 @@ int cmd_train(int argc, char **argv)
 {
     rn_train_config cfg;
     rn_train_config_init(&cfg);
-    cfg.data = TRAIN_DEFAULT_DATA;
     snprintf(cfg.arch, sizeof cfg.arch, "%s", TRAIN_DEFAULT_ARCH);
     cfg.epochs = TRAIN_DEFAULT_EPOCHS;
     cfg.batch = TRAIN_DEFAULT_BATCH;
-    cfg.lr = TRAIN_DEFAULT_LR;
-    cfg.warmup = TRAIN_DEFAULT_WARMUP;
-    cfg.weight_decay = TRAIN_DEFAULT_WD;
+    cfg.lr = (float)TRAIN_DEFAULT_LR;
+    cfg.warmup = (float)TRAIN_DEFAULT_WARMUP;
+    cfg.weight_decay = (float)TRAIN_DEFAULT_WD;
+    cfg.momentum = (float)TRAIN_DEFAULT_MOMENTUM;
     {
         rn_schedule s;
         rn_schedule_init(&s, RN_SCHEDULE_STEP, 0.1f, 1);
