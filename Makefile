@@ -32,8 +32,13 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-# Microkernels: the AVX2 ones are built for AVX2 + FMA and only called where the CPU has them
-# (src/kernels/cpu.c); -O3 so that their fixed-size loops unroll into registers.
+# Kernels: -O3, so that loops over arrays vectorise (GCC 12's -O2 leaves a loop of unknown
+# length scalar) and the microkernels' fixed-size loops unroll into registers. The AVX2 ones
+# are built for AVX2 + FMA and only called where the CPU has them (src/kernels/cpu.c).
+$(BUILD)/obj/src/kernels/%.o: src/kernels/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -O3 -c $< -o $@
+
 $(BUILD)/obj/src/kernels/%_avx2.o: src/kernels/%_avx2.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -O3 -mavx2 -mfma -c $< -o $@

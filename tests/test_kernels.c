@@ -384,6 +384,53 @@ static void conv_blocked_case(int n, int c, int h, int w, int k, int r, int stri
     free(ref_db);
 }
 
+/* The fused BN + ReLU kernels against the two kernels one after the other: the same bits. */
+static void test_bn_relu_fused(void **state)
+{
+    (void)state;
+    const int n = 3, c = 5, hw = 37; /* hw not a multiple of the 8 partial sums */
+    const size_t len = (size_t)n * c * hw;
+    float *x = alloc_f(len), *dy = alloc_f(len), *gamma = alloc_f(c), *beta = alloc_f(c);
+    float *rm = alloc_f(c), *rv = alloc_f(c), *mean = alloc_f(c), *var = alloc_f(c);
+    float *mean2 = alloc_f(c), *var2 = alloc_f(c);
+    float *y = alloc_f(len), *yr = alloc_f(len), *yf = alloc_f(len);
+    float *dr = alloc_f(len), *dx = alloc_f(len), *dxf = alloc_f(len);
+    float *dg = alloc_zero(c), *db = alloc_zero(c), *dgf = alloc_zero(c), *dbf = alloc_zero(c);
+    rn_test_fill_normal(x, len, 31, 1.0f);
+    rn_test_fill_normal(dy, len, 32, 1.0f);
+    rn_test_fill_normal(gamma, c, 33, 1.0f);
+    rn_test_fill_normal(beta, c, 34, 1.0f);
+    rn_test_fill_normal(rm, c, 35, 0.3f);
+    for (int i = 0; i < c; i++) rv[i] = 0.5f + 0.1f * (float)i;
+    for (int train = 0; train <= 1; train++) {
+        if (train) {
+            rn_bn_forward_train(y, mean, var, x, gamma, beta, n, c, hw, 1e-5f);
+            rn_bn_relu_forward_train(yf, mean2, var2, x, gamma, beta, n, c, hw, 1e-5f);
+            assert_memory_equal(mean, mean2, c * sizeof(float));
+            assert_memory_equal(var, var2, c * sizeof(float));
+        } else {
+            rn_bn_forward_eval(y, x, gamma, beta, rm, rv, n, c, hw, 1e-5f);
+            rn_bn_relu_forward_eval(yf, x, gamma, beta, rm, rv, n, c, hw, 1e-5f);
+        }
+        rn_relu_forward(yr, y, len);
+        assert_memory_equal(yr, yf, len * sizeof(float));
+        rn_relu_backward(dr, dy, yr, len);
+        if (train) {
+            rn_bn_backward_train(dx, dg, db, dr, x, gamma, mean, var, n, c, hw, 1e-5f);
+            rn_bn_relu_backward_train(dxf, dgf, dbf, dy, yf, x, gamma, mean, var, n, c, hw, 1e-5f);
+        } else {
+            rn_bn_backward_eval(dx, dg, db, dr, x, gamma, rm, rv, n, c, hw, 1e-5f);
+            rn_bn_relu_backward_eval(dxf, dgf, dbf, dy, yf, x, gamma, rm, rv, n, c, hw, 1e-5f);
+        }
+        assert_memory_equal(dx, dxf, len * sizeof(float));
+        assert_memory_equal(dg, dgf, c * sizeof(float));
+        assert_memory_equal(db, dbf, c * sizeof(float));
+    }
+    float *all[] = {x, dy, gamma, beta, rm, rv, mean, var, mean2, var2, y, yr, yf, dr, dx, dxf,
+                    dg, db, dgf, dbf};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
+}
+
 /* RN_SIMD=generic must select the portable kernels: tools/run-tests.sh runs this program a
  * second time that way, and this check makes sure that run tested what it claims to. */
 static void test_simd_selection(void **state)
@@ -1022,6 +1069,7 @@ int main(void)
         cmocka_unit_test(test_conv_7x7_s2_p3),
         cmocka_unit_test(test_conv_rect_kernel),
         cmocka_unit_test(test_simd_selection),
+        cmocka_unit_test(test_bn_relu_fused),
         cmocka_unit_test(test_conv_blocked_and_threads),
         cmocka_unit_test(test_bn_forward_train_values),
         cmocka_unit_test(test_bn_forward_eval_values),

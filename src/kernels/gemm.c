@@ -56,14 +56,18 @@ static void run_item(rn_gemm_ukernel uk, int m, int n, int k, const float *a, in
         const int kc = k - k0 < GEMM_KC ? k - k0 : GEMM_KC;
         pack_b(pack, b, k0, kc, j0, nc);
         const int acc = accumulate || k0 > 0;
+        float *apack = pack + (size_t)GEMM_KC * GEMM_NC;
         for (int panel = p0; panel < p1; panel++) {
             const int i0 = panel * GEMM_MR;
             const int mr = m - i0 < GEMM_MR ? m - i0 : GEMM_MR;
+            /* the rows of A side by side: one stream for the microkernel instead of six */
             const float *ap = a + (size_t)i0 * lda + k0;
+            for (int p = 0; p < kc; p++)
+                for (int i = 0; i < mr; i++) apack[p * GEMM_MR + i] = ap[(size_t)i * lda + p];
             float *cp = c + (size_t)i0 * ldc + j0;
             for (int s = 0; s < nc; s += GEMM_NR) {
                 const int nr = nc - s < GEMM_NR ? nc - s : GEMM_NR;
-                uk(kc, ap, lda, pack + (size_t)s * kc, cp + s, ldc, mr, nr, acc);
+                uk(kc, apack, pack + (size_t)s * kc, cp + s, ldc, mr, nr, acc);
             }
         }
     }

@@ -4,8 +4,8 @@
  * convolution can multiply by its im2col matrix without building it:
  *   rows mode:    B[p][j] = src[row_off[p] + j]      (a row of B is contiguous)
  *   columns mode: B[p][j] = src[col_off[j] + p]      (a column of B is contiguous)
- * B is packed in blocks of GEMM_KC x GEMM_NC into strips of GEMM_NR columns; A is read in
- * place, GEMM_MR rows at a time, by a register-blocked microkernel chosen once at run time
+ * B is packed in blocks of GEMM_KC x GEMM_NC into strips of GEMM_NR columns, and A in panels of
+ * GEMM_MR rows, for a register-blocked microkernel chosen once at run time
  * (AVX2 + FMA where the CPU has it, portable C elsewhere).
  *
  * Every element of C is summed over k in the same order whatever the number of threads and
@@ -20,7 +20,7 @@
 #define GEMM_KC 256
 #define GEMM_NC 256
 /* Floats of packing buffer one thread needs. */
-#define GEMM_PACK_FLOATS ((size_t)GEMM_KC * GEMM_NC)
+#define GEMM_PACK_FLOATS ((size_t)GEMM_KC * (GEMM_NC + GEMM_MR))
 
 typedef struct {
     const float *src;
@@ -34,13 +34,14 @@ typedef struct {
 void rn_gemm(int m, int n, int k, const float *a, int lda, const rn_gemm_b *b, float *c,
              int ldc, int accumulate, float *pack, int threads);
 
-/* Microkernel: C[mr, nr] (+)= A[mr, kc] * Bp, Bp a packed strip (kc rows of GEMM_NR floats).
+/* Microkernel: C[mr, nr] (+)= A[mr, kc] * Bp, with A packed as kc groups of GEMM_MR floats
+ * (column p of the rows side by side) and Bp a packed strip (kc rows of GEMM_NR floats).
  * mr <= GEMM_MR, nr <= GEMM_NR. */
-typedef void (*rn_gemm_ukernel)(int kc, const float *a, int lda, const float *bp, float *c,
+typedef void (*rn_gemm_ukernel)(int kc, const float *ap, const float *bp, float *c,
                                 int ldc, int mr, int nr, int accumulate);
-void rn_gemm_ukernel_generic(int kc, const float *a, int lda, const float *bp, float *c, int ldc,
+void rn_gemm_ukernel_generic(int kc, const float *ap, const float *bp, float *c, int ldc,
                              int mr, int nr, int accumulate);
-void rn_gemm_ukernel_avx2(int kc, const float *a, int lda, const float *bp, float *c, int ldc,
+void rn_gemm_ukernel_avx2(int kc, const float *ap, const float *bp, float *c, int ldc,
                           int mr, int nr, int accumulate);
 
 #endif

@@ -2,14 +2,14 @@
  * (the compiler vectorises the column loop with whatever the target has). */
 #include "kernels/gemm.h"
 
-void rn_gemm_ukernel_generic(int kc, const float *a, int lda, const float *bp, float *c, int ldc,
+void rn_gemm_ukernel_generic(int kc, const float *ap, const float *bp, float *c, int ldc,
                              int mr, int nr, int accumulate)
 {
     float acc[GEMM_MR][GEMM_NR] = {{0.0f}};
     for (int p = 0; p < kc; p++) {
         const float *b = bp + (size_t)p * GEMM_NR;
         for (int i = 0; i < mr; i++) {
-            const float ai = a[(size_t)i * lda + p];
+            const float ai = ap[(size_t)p * GEMM_MR + i];
             for (int j = 0; j < GEMM_NR; j++) acc[i][j] += ai * b[j];
         }
     }

@@ -65,6 +65,24 @@ void rn_bn_backward_eval(float *dx, float *dgamma, float *dbeta, const float *dy
                          const float *gamma, const float *run_mean, const float *run_var, int n,
                          int c, int hw, float eps);
 
+/* Fused with the ReLU that follows: y = max(0, bn(x)); the backward takes dy with respect to
+ * that output and the output itself (relu_y), and equals rn_relu_backward followed by the
+ * plain backward, bit for bit. */
+void rn_bn_relu_forward_train(float *y, float *mean, float *var, const float *x,
+                              const float *gamma, const float *beta, int n, int c, int hw,
+                              float eps);
+void rn_bn_relu_forward_eval(float *y, const float *x, const float *gamma, const float *beta,
+                             const float *run_mean, const float *run_var, int n, int c, int hw,
+                             float eps);
+void rn_bn_relu_backward_train(float *dx, float *dgamma, float *dbeta, const float *dy,
+                               const float *relu_y, const float *x, const float *gamma,
+                               const float *mean, const float *var, int n, int c, int hw,
+                               float eps);
+void rn_bn_relu_backward_eval(float *dx, float *dgamma, float *dbeta, const float *dy,
+                              const float *relu_y, const float *x, const float *gamma,
+                              const float *run_mean, const float *run_var, int n, int c, int hw,
+                              float eps);
+
 /* ---- elementwise ---------------------------------------------------------------------- */
 void rn_relu_forward(float *y, const float *x, size_t len);            /* y may equal x */
 void rn_relu_backward(float *dx, const float *dy, const float *y, size_t len); /* uses output */

@@ -92,32 +92,62 @@ void rn_conv_run_backward(rn_net *net, rn_conv *conv, float *dx, const float *dy
                      net->work);
 }
 
-void rn_bn_run_forward(rn_net *net, rn_bn *bn, float *y, const float *x, rn_shape3 s)
+/* relu: the BN is followed by a ReLU, computed in the same pass (y is then its output). */
+static void bn_forward(rn_net *net, rn_bn *bn, float *y, const float *x, rn_shape3 s, int relu)
 {
     int hw = s.h * s.w;
     bn->used_batch_stats = net->training;
     if (net->training) {
-        rn_bn_forward_train(y, bn->batch_mean, bn->batch_var, x, bn->w, bn->b, net->n, s.c, hw,
-                            bn_eps);
+        (relu ? rn_bn_relu_forward_train : rn_bn_forward_train)(
+            y, bn->batch_mean, bn->batch_var, x, bn->w, bn->b, net->n, s.c, hw, bn_eps);
         rn_bn_update_running(bn->run_mean, bn->run_var, bn->batch_mean, bn->batch_var, s.c,
                              net->n * hw, bn_momentum);
         (*bn->batches_tracked)++;
     } else {
-        rn_bn_forward_eval(y, x, bn->w, bn->b, bn->run_mean, bn->run_var, net->n, s.c, hw,
-                           bn_eps);
+        (relu ? rn_bn_relu_forward_eval : rn_bn_forward_eval)(
+            y, x, bn->w, bn->b, bn->run_mean, bn->run_var, net->n, s.c, hw, bn_eps);
+    }
+}
+
+void rn_bn_run_forward(rn_net *net, rn_bn *bn, float *y, const float *x, rn_shape3 s)
+{
+    bn_forward(net, bn, y, x, s, 0);
+}
+
+/* relu_y: the output of a ReLU fused after the BN (dy is then with respect to it), or NULL. */
+static void bn_backward(rn_net *net, rn_bn *bn, float *dx, const float *dy, const float *relu_y,
+                        const float *x, rn_shape3 s)
+{
+    int hw = s.h * s.w;
+    if (bn->used_batch_stats) {
+        if (relu_y)
+            rn_bn_relu_backward_train(dx, bn->dw, bn->db, dy, relu_y, x, bn->w, bn->batch_mean,
+                                      bn->batch_var, net->n, s.c, hw, bn_eps);
+        else
+            rn_bn_backward_train(dx, bn->dw, bn->db, dy, x, bn->w, bn->batch_mean,
+                                 bn->batch_var, net->n, s.c, hw, bn_eps);
+    } else {
+        if (relu_y)
+            rn_bn_relu_backward_eval(dx, bn->dw, bn->db, dy, relu_y, x, bn->w, bn->run_mean,
+                                     bn->run_var, net->n, s.c, hw, bn_eps);
+        else
+            rn_bn_backward_eval(dx, bn->dw, bn->db, dy, x, bn->w, bn->run_mean, bn->run_var,
+                                net->n, s.c, hw, bn_eps);
     }
 }
 
 void rn_bn_run_backward(rn_net *net, rn_bn *bn, float *dx, const float *dy, const float *x,
                         rn_shape3 s)
 {
-    int hw = s.h * s.w;
-    if (bn->used_batch_stats)
-        rn_bn_backward_train(dx, bn->dw, bn->db, dy, x, bn->w, bn->batch_mean, bn->batch_var,
-                             net->n, s.c, hw, bn_eps);
-    else
-        rn_bn_backward_eval(dx, bn->dw, bn->db, dy, x, bn->w, bn->run_mean, bn->run_var, net->n,
-                            s.c, hw, bn_eps);
+    bn_backward(net, bn, dx, dy, NULL, x, s);
+}
+
+/* Op i is a BN followed by a ReLU, both in [lo, hi): they run as one kernel, and the BN's own
+ * output slot (buf[i + 1]) is never written. */
+static int fused_bn_relu(const rn_seq *seq, int i, int lo, int hi)
+{
+    return i >= lo && i + 1 < hi && seq->ops[i].kind == RN_OP_BN &&
+           seq->ops[i + 1].kind == RN_OP_RELU;
 }
 
 void rn_seq_forward(rn_net *net, rn_seq *seq, const float *x, int from, int to)
@@ -128,6 +158,11 @@ void rn_seq_forward(rn_net *net, rn_seq *seq, const float *x, int from, int to)
         const float *in = seq->buf[i];
         float *out = seq->buf[i + 1];
         size_t len = rn_shape3_size(op->out) * (size_t)net->n;
+        if (fused_bn_relu(seq, i, from, to)) {
+            bn_forward(net, op->bn, seq->buf[i + 2], in, op->in, 1);
+            i++;
+            continue;
+        }
         switch (op->kind) {
         case RN_OP_CONV: rn_conv_run_forward(net, op->conv, out, in); break;
         case RN_OP_BN: rn_bn_run_forward(net, op->bn, out, in, op->in); break;
@@ -149,6 +184,14 @@ const float *rn_seq_backward(rn_net *net, rn_seq *seq, const float *dy, int from
         float *dx = (cur == p) ? q : p;
         const float *in = seq->buf[i];
         int want = need_dx || i > to;
+        if (fused_bn_relu(seq, i - 1, to, from)) {
+            want = need_dx || i - 1 > to;
+            bn_backward(net, seq->ops[i - 1].bn, want ? dx : NULL, cur, seq->buf[i + 1],
+                        seq->buf[i - 1], seq->ops[i - 1].in);
+            cur = dx;
+            i--;
+            continue;
+        }
         switch (op->kind) {
         case RN_OP_CONV: rn_conv_run_backward(net, op->conv, want ? dx : NULL, cur, in); break;
         case RN_OP_BN: rn_bn_run_backward(net, op->bn, want ? dx : NULL, cur, in, op->in); break;
