@@ -73,7 +73,8 @@ static const char usage_text[] =
     "                        metrics.jsonl, model.safetensors\n"
     "  --force               start over in an existing run folder (its files are replaced)\n"
     "  --resume DIR          continue the run in DIR (only --threads may be given with it)\n"
-    "  --quiet               no progress line, only one line per epoch\n"
+    "  --quiet               only one line per epoch (no progress line on a terminal, no\n"
+    "                        progress lines every 30 s in a log)\n"
     "\n"
     "A checkpoint is written after every epoch and on Ctrl-C (SIGINT) or SIGTERM, which then stop\n"
     "the run with status 130 (143); 'resnet train --resume DIR' continues it and ends with the same\n"
@@ -120,17 +121,20 @@ static void format_duration(char *buf, size_t size, double s)
 static void on_step(void *vctx, const rn_train_progress *p)
 {
     progress_ctx *c = vctx;
-    if (c->quiet || !c->tty) return;
+    if (c->quiet) return;
+    /* a terminal: one line redrawn 5 times a second; a log: a plain line every 30 s */
     double now = mono_s();
-    if (now - c->last_print < 0.2 && p->batch != p->batches) return;
+    if (!c->last_print) c->last_print = now;
+    if (c->tty ? now - c->last_print < 0.2 && p->batch != p->batches : now - c->last_print < 30.0)
+        return;
     c->last_print = now;
     char eta[32];
     format_duration(eta, sizeof eta, p->eta_s);
-    printf("\r\033[Kepoch %d/%d  step %d/%d  loss %.4f  acc %.2f%%  lr %.4g  %.0f img/s  ETA %s",
-           p->epoch + 1, p->epochs, p->batch, p->batches, p->loss, 100.0 * p->accuracy,
-           (double)p->lr, p->images_per_s, eta);
+    printf("%sepoch %d/%d  step %d/%d  loss %.4f  acc %.2f%%  lr %.4g  %.0f img/s  ETA %s%s",
+           c->tty ? "\r\033[K" : "", p->epoch + 1, p->epochs, p->batch, p->batches, p->loss,
+           100.0 * p->accuracy, (double)p->lr, p->images_per_s, eta, c->tty ? "" : "\n");
     fflush(stdout);
-    c->line_open = 1;
+    c->line_open = c->tty;
 }
 
 static void on_epoch(void *vctx, const rn_epoch_metrics *m)
