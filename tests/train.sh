@@ -156,24 +156,28 @@ for stop in 4 6; do
     [ "$a" = "$b" ] && ok || bad "metrics after resume differ: $b vs $a"
 done
 
-# ---- a real SIGINT in the middle of a run --------------------------------------------------
-d="$T/sigint"
-"$R" train $TINY --epochs 2 --out "$d" >"$T/sig.out" 2>"$T/sig.err" &
-pid=$!
-i=0
-while [ $i -lt 200 ] && ! grep -q "^epoch 1/" "$T/sig.out" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
-kill -INT $pid 2>/dev/null
-wait $pid
-status=$?
-if [ "$status" -eq 130 ]; then
-    grep -q "interrupted at epoch" "$T/sig.err" && ok || bad "SIGINT message: $(cat "$T/sig.err")"
-    "$R" train --resume "$d" >/dev/null 2>"$T/err" && ok || bad "resume after SIGINT: $(cat "$T/err")"
-elif [ "$status" -eq 0 ]; then
-    skipped "the run finished before SIGINT arrived"
-else
-    bad "SIGINT: exit status $status: $(cat "$T/sig.err")"
-fi
-cmp -s "$d/model.safetensors" "$run/model.safetensors" && ok || bad "SIGINT + resume: the model differs"
+# ---- a real SIGINT (and SIGTERM) in the middle of a run ------------------------------------
+for sig in INT TERM; do
+    d="$T/sig$sig"
+    out="$T/sig$sig.out"
+    "$R" train $TINY --epochs 2 --out "$d" >"$out" 2>"$T/sig.err" &
+    pid=$!
+    i=0
+    while [ $i -lt 200 ] && ! grep -q "^epoch 1/" "$out" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
+    kill -$sig $pid 2>/dev/null
+    wait $pid
+    status=$?
+    if [ $sig = INT ]; then want=130 word=interrupted; else want=143 word=terminated; fi
+    if [ "$status" -eq $want ]; then
+        grep -q "$word at epoch" "$T/sig.err" && ok || bad "SIG$sig message: $(cat "$T/sig.err")"
+        "$R" train --resume "$d" >/dev/null 2>"$T/err" && ok || bad "resume after SIG$sig: $(cat "$T/err")"
+    elif [ "$status" -eq 0 ]; then
+        skipped "the run finished before SIG$sig arrived"
+    else
+        bad "SIG$sig: exit status $status: $(cat "$T/sig.err")"
+    fi
+    cmp -s "$d/model.safetensors" "$run/model.safetensors" && ok || bad "SIG$sig + resume: the model differs"
+done
 
 # ---- the other options in one short run: validation split, accumulation, smoothing, ... ----
 d="$T/options"
