@@ -2,68 +2,103 @@
  * that follows it (forward: one pass writes relu(bn(x)); backward: the ReLU's mask is applied
  * to dy on the fly), which saves a pass over memory each way.
  *
- * Statistics and gradient sums are accumulated in double, in eight interleaved partial sums
- * (so that the compiler can vectorise them without reassociating anything: the order is fixed
- * by the code); the per-element passes run in float. Every channel is independent, so the
+ * Statistics and gradient sums are accumulated in double, in vector lanes whose order is
+ * fixed by the code (not by the compiler or the thread count); the per-element passes run in
+ * float. Every channel is independent, so the
  * channel loops run in parallel without changing any result. */
 #include "kernels/kernels.h"
 
 #include <math.h>
+#include <string.h>
 #include "kernels/parallel.h"
 
-#define LANES 8
+/* GCC vector extensions, two lanes of double (an SSE2 register): GCC does not vectorise a
+ * float-to-double reduction written as scalar code. Four accumulators per row, combined in a
+ * fixed order. */
+typedef float v2f __attribute__((vector_size(8)));
+typedef int v2i __attribute__((vector_size(8)));
+typedef double v2d __attribute__((vector_size(16)));
 
-static double combine(const double *acc)
+static inline v2d load2d(const float *p)
 {
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    v2f f;
+    memcpy(&f, p, sizeof f);
+    return __builtin_convertvector(f, v2d);
 }
 
-/* acc[l] += x[j] for j = l (mod LANES) */
-static void add_sum(double *acc, const float *x, int len)
+/* dy, zeroed where the fused ReLU's output is not positive (as torch: no gradient at 0). */
+static inline v2d load2d_masked(const float *dy, const float *relu_y)
 {
-    int j = 0;
-    for (; j + LANES <= len; j += LANES)
-        for (int l = 0; l < LANES; l++) acc[l] += x[j + l];
-    for (int l = 0; j < len; j++, l++) acc[l] += x[j];
-}
-
-static void add_sqdev(double *acc, const float *x, int len, double mu)
-{
-    int j = 0;
-    for (; j + LANES <= len; j += LANES)
-        for (int l = 0; l < LANES; l++) {
-            const double d = x[j + l] - mu;
-            acc[l] += d * d;
-        }
-    for (int l = 0; j < len; j++, l++) {
-        const double d = x[j] - mu;
-        acc[l] += d * d;
+    v2f d, y;
+    memcpy(&d, dy, sizeof d);
+    if (relu_y) {
+        memcpy(&y, relu_y, sizeof y);
+        const v2f zero = {0.0f, 0.0f};
+        d = (v2f)((v2i)d & (y > zero));
     }
+    return __builtin_convertvector(d, v2d);
 }
 
-/* The gradient that reaches the normalisation: dy, or dy where the fused ReLU's output is
- * positive (as torch: no gradient at 0). */
+static inline double hsum(const v2d *a)
+{
+    const v2d s = (a[0] + a[1]) + (a[2] + a[3]);
+    return s[0] + s[1];
+}
+
+/* Fixed-order double sums over one row of a channel: sum(x) and sum((x - mu)^2). */
+static double row_sum(const float *x, int len)
+{
+    v2d a[4] = {{0}};
+    int j = 0;
+    for (; j + 8 <= len; j += 8)
+        for (int l = 0; l < 4; l++) a[l] += load2d(x + j + 2 * l);
+    double t = hsum(a);
+    for (; j < len; j++) t += x[j];
+    return t;
+}
+
+static double row_sqdev(const float *x, int len, double mu)
+{
+    const v2d m = {mu, mu};
+    v2d a[4] = {{0}};
+    int j = 0;
+    for (; j + 8 <= len; j += 8)
+        for (int l = 0; l < 4; l++) {
+            const v2d d = load2d(x + j + 2 * l) - m;
+            a[l] += d * d;
+        }
+    double t = hsum(a);
+    for (; j < len; j++) t += (x[j] - mu) * (x[j] - mu);
+    return t;
+}
+
 static inline float masked(const float *dy, const float *relu_y, int j)
 {
-    return relu_y ? (relu_y[j] > 0.0f ? dy[j] : 0.0f) : dy[j];
+    const float g = dy[j];
+    return relu_y ? (relu_y[j] > 0.0f ? g : 0.0f) : g;
 }
 
-/* sdy += dy, sdyx += dy * (x - mu), over one row */
-static void add_grad_sums(double *sdy, double *sdyx, const float *dy, const float *relu_y,
-                          const float *x, int len, double mu)
+/* sum(g) and sum(g * (x - mu)) over one row, g = dy masked by the fused ReLU. */
+static void row_grad_sums(const float *dy, const float *relu_y, const float *x, int len,
+                          double mu, double *sdy, double *sdyx)
 {
+    const v2d m = {mu, mu};
+    v2d a[4] = {{0}}, b[4] = {{0}};
     int j = 0;
-    for (; j + LANES <= len; j += LANES)
-        for (int l = 0; l < LANES; l++) {
-            const double g = masked(dy, relu_y, j + l);
-            sdy[l] += g;
-            sdyx[l] += g * (x[j + l] - mu);
+    for (; j + 8 <= len; j += 8)
+        for (int l = 0; l < 4; l++) {
+            const v2d g = load2d_masked(dy + j + 2 * l, relu_y ? relu_y + j + 2 * l : NULL);
+            a[l] += g;
+            b[l] += g * (load2d(x + j + 2 * l) - m);
         }
-    for (int l = 0; j < len; j++, l++) {
+    double ta = hsum(a), tb = hsum(b);
+    for (; j < len; j++) {
         const double g = masked(dy, relu_y, j);
-        sdy[l] += g;
-        sdyx[l] += g * (x[j] - mu);
+        ta += g;
+        tb += g * (x[j] - mu);
     }
+    *sdy += ta;
+    *sdyx += tb;
 }
 
 /* y = (x - mean) * scale + shift, then max(0, .) when relu. Centred first rather than folded
@@ -95,12 +130,12 @@ static void forward_train(float *y, float *mean, float *var, const float *x, con
 #pragma omp parallel for schedule(static) if ((size_t)n * c * hw >= RN_OMP_MIN_WORK)
     for (int ch = 0; ch < c; ch++) {
         /* Two passes (mean, then squared deviations): no cancellation when |mean| >> std. */
-        double acc[LANES] = {0};
-        for (int i = 0; i < n; i++) add_sum(acc, x + i * cs + (size_t)ch * hw, hw);
-        const double mu = combine(acc) / m;
-        double sq[LANES] = {0};
-        for (int i = 0; i < n; i++) add_sqdev(sq, x + i * cs + (size_t)ch * hw, hw, mu);
-        const double v = combine(sq) / m;
+        double sum = 0.0;
+        for (int i = 0; i < n; i++) sum += row_sum(x + i * cs + (size_t)ch * hw, hw);
+        const double mu = sum / m;
+        double sq = 0.0;
+        for (int i = 0; i < n; i++) sq += row_sqdev(x + i * cs + (size_t)ch * hw, hw, mu);
+        const double v = sq / m;
         mean[ch] = (float)mu;
         var[ch] = (float)v;
         const double scale = gamma[ch] / sqrt(v + (double)eps);
@@ -160,6 +195,20 @@ void rn_bn_update_running(float *run_mean, float *run_var, const float *mean, co
     }
 }
 
+/* dx = fs * g - off - (x - mu) * k over one row, g = dy masked by the fused ReLU. restrict:
+ * the rows never overlap, and without it GCC keeps this loop scalar. */
+static void dx_row(float *restrict dx, const float *restrict dy, const float *restrict relu_y,
+                   const float *restrict x, int len, float fs, float off, float mu, float k)
+{
+    if (relu_y)
+        for (int j = 0; j < len; j++) {
+            const float d = dy[j]; /* read unconditionally, so the loop vectorises */
+            dx[j] = fs * (relu_y[j] > 0.0f ? d : 0.0f) - off - (x[j] - mu) * k;
+        }
+    else
+        for (int j = 0; j < len; j++) dx[j] = fs * dy[j] - off - (x[j] - mu) * k;
+}
+
 /* Per channel, with xhat = (x - mean) * invstd, M = n*hw and g the gradient reaching the
  * normalisation (dy, masked by a fused ReLU):
  *   dbeta  += sum(g),  dgamma += sum(g * xhat),
@@ -178,12 +227,10 @@ static void backward(float *dx, float *dgamma, float *dbeta, const float *dy, co
         const double invstd = 1.0 / sqrt((double)var[ch] + (double)eps);
         double sdy = 0.0, sdyx = 0.0;
         if (train || dgamma || dbeta) {
-            double a[LANES] = {0}, b[LANES] = {0};
             for (int i = 0; i < n; i++)
-                add_grad_sums(a, b, dy + i * cs + o, relu_y ? relu_y + i * cs + o : NULL,
-                              x + i * cs + o, hw, mu);
-            sdy = combine(a);
-            sdyx = combine(b) * invstd;
+                row_grad_sums(dy + i * cs + o, relu_y ? relu_y + i * cs + o : NULL,
+                              x + i * cs + o, hw, mu, &sdy, &sdyx);
+            sdyx *= invstd;
         }
         if (dbeta) dbeta[ch] += (float)sdy;
         if (dgamma) dgamma[ch] += (float)sdyx;
@@ -193,12 +240,9 @@ static void backward(float *dx, float *dgamma, float *dbeta, const float *dy, co
         const float fs = (float)scale, fmu = (float)mu;
         const float off = train ? (float)(scale * sdy / m) : 0.0f;
         const float k = train ? (float)(scale * invstd * sdyx / m) : 0.0f;
-        for (int i = 0; i < n; i++) {
-            const float *dyc = dy + i * cs + o, *xc = x + i * cs + o;
-            const float *yc = relu_y ? relu_y + i * cs + o : NULL;
-            float *dxc = dx + i * cs + o;
-            for (int j = 0; j < hw; j++) dxc[j] = fs * masked(dyc, yc, j) - off - (xc[j] - fmu) * k;
-        }
+        for (int i = 0; i < n; i++)
+            dx_row(dx + i * cs + o, dy + i * cs + o, relu_y ? relu_y + i * cs + o : NULL,
+                   x + i * cs + o, hw, fs, off, fmu, k);
     }
 }
 

@@ -106,8 +106,9 @@ static void s1_offsets(int *off, const s1_geom *g)
             for (int kx = 0; kx < g->s; kx++) off[i++] = (int)(ci * g->plane) + ky * g->wp + kx;
 }
 
-/* One image: y[k, oh, ow] = conv(x) (+ b). xp and yp are scratch (g->xpad, g->ypad floats). */
-static void s1_image(float *y, const float *x, const float *w, const float *b, const s1_geom *g,
+/* One image: y[k, oh, ow] = conv(x) (+ b), wp the weights packed by rn_gemm_pack_a. xp and yp
+ * are scratch (g->xpad, g->ypad floats). */
+static void s1_image(float *y, const float *x, const float *wp, const float *b, const s1_geom *g,
                      const int *off, float *xp, float *yp, float *pack, int threads)
 {
     const int crs = g->c * g->r * g->s;
@@ -120,7 +121,7 @@ static void s1_image(float *y, const float *x, const float *w, const float *b, c
     float *out = pointwise ? y : yp;
     const int q = g->oh * g->wp;
     rn_gemm_b bd = {src, off, NULL};
-    rn_gemm(g->k, q, crs, w, crs, &bd, out, q, 0, pack, threads);
+    rn_gemm_packed(g->k, q, crs, wp, &bd, out, q, 0, pack, threads);
     const size_t p = (size_t)g->oh * g->ow;
     for (int kk = 0; kk < g->k; kk++) {
         const float bk = b ? b[kk] : 0.0f;
@@ -145,12 +146,14 @@ static size_t s1_rest_floats(const s1_geom *g)
 }
 
 /* n images through the stride-1 path. packs: threads packing buffers; rest: threads slices of
- * s1_rest_floats; off: crs ints. */
+ * s1_rest_floats; off: crs ints; wp: room for the packed weights. */
 static void s1_run(float *y, const float *x, const float *w, const float *b, int n,
-                   const s1_geom *g, int *off, float *packs, float *rest, int threads)
+                   const s1_geom *g, int *off, float *wp, float *packs, float *rest, int threads)
 {
     const size_t rf = s1_rest_floats(g);
     s1_offsets(off, g);
+    rn_gemm_pack_a(wp, w, g->c * g->r * g->s, g->k, g->c * g->r * g->s);
+    w = wp;
     const size_t xs = (size_t)g->c * g->h * g->w, ys = (size_t)g->k * g->oh * g->ow;
     if (n < threads || threads <= 1) {
         for (int i = 0; i < n; i++)
@@ -254,7 +257,7 @@ static int threads_of(const rn_conv_shape *sh)
  * packing buffer per thread, then one slice of the rest per thread. */
 typedef struct {
     int *off;
-    float *wflip, *partials, *packs, *rest;
+    float *wflip, *wpack, *partials, *packs, *rest;
     size_t rest_floats;
 } conv_work;
 
@@ -274,14 +277,21 @@ static conv_work carve(const rn_conv_shape *sh, float *work, size_t *total)
     const size_t groups = (size_t)(sh->n + DW_GROUP - 1) / DW_GROUP;
     const size_t rf = rest_floats(sh);
     const size_t o_wflip = crs > krs ? crs : krs; /* the offsets are ints, one float each */
-    const size_t o_partials = o_wflip + wsize;
+    size_t wpack = rn_gemm_packed_a_floats(sh->k, (int)crs); /* forward */
+    size_t alt = rn_gemm_packed_a_floats(sh->c, (int)krs);     /* stride-1 input gradient */
+    if (alt > wpack) wpack = alt;
+    alt = rn_gemm_packed_a_floats((int)crs, sh->k);            /* strided input gradient */
+    if (alt > wpack) wpack = alt;
+    const size_t o_wpack = o_wflip + wsize;
+    const size_t o_partials = o_wpack + wpack;
     const size_t o_packs = o_partials + groups * wsize;
     const size_t o_rest = o_packs + t * GEMM_PACK_FLOATS;
     if (total) *total = o_rest + t * rf;
-    conv_work cw = {NULL, NULL, NULL, NULL, NULL, rf};
+    conv_work cw = {NULL, NULL, NULL, NULL, NULL, NULL, rf};
     if (work) {
         cw.off = (int *)work;
         cw.wflip = work + o_wflip;
+        cw.wpack = work + o_wpack;
         cw.partials = work + o_partials;
         cw.packs = work + o_packs;
         cw.rest = work + o_rest;
@@ -303,6 +313,7 @@ static void strided_forward(float *y, const float *x, const float *w, const floa
 {
     const int crs = sh->c * sh->r * sh->s, p = sh->oh * sh->ow;
     for (int i = 0; i < crs; i++) cw->off[i] = i * p;
+    rn_gemm_pack_a(cw->wpack, w, crs, sh->k, crs);
     const size_t xs = (size_t)sh->c * sh->h * sh->w, ys = (size_t)sh->k * p;
     const int split = sh->n >= threads && threads > 1;
 #pragma omp parallel for num_threads(threads) schedule(static) if (split)
@@ -311,7 +322,7 @@ static void strided_forward(float *y, const float *x, const float *w, const floa
         float *col = cw->rest + (size_t)t * cw->rest_floats;
         im2col(col, x + i * xs, sh);
         rn_gemm_b bd = {col, cw->off, NULL};
-        rn_gemm(sh->k, p, crs, w, crs, &bd, y + i * ys, p, 0,
+        rn_gemm_packed(sh->k, p, crs, cw->wpack, &bd, y + i * ys, p, 0,
                 cw->packs + (size_t)t * GEMM_PACK_FLOATS, split ? 1 : threads);
         if (b)
             for (int kk = 0; kk < sh->k; kk++)
@@ -325,7 +336,7 @@ void rn_conv_forward(float *y, const float *x, const float *w, const float *b,
     conv_work cw = carve(sh, work, NULL);
     if (sh->stride == 1) {
         s1_geom g = fwd_geom(sh);
-        s1_run(y, x, w, b, sh->n, &g, cw.off, cw.packs, cw.rest, threads_of(sh));
+        s1_run(y, x, w, b, sh->n, &g, cw.off, cw.wpack, cw.packs, cw.rest, threads_of(sh));
     } else {
         strided_forward(y, x, w, b, sh, &cw, threads_of(sh));
     }
@@ -400,13 +411,14 @@ static void strided_input_grad(float *dx, const float *dy, const rn_conv_shape *
     const int crs = sh->c * sh->r * sh->s, p = sh->oh * sh->ow;
     const size_t xs = (size_t)sh->c * sh->h * sh->w, ys = (size_t)sh->k * p;
     for (int kk = 0; kk < sh->k; kk++) cw->off[kk] = kk * p;
+    rn_gemm_pack_a(cw->wpack, cw->wflip, sh->k, crs, sh->k);
     const int split = sh->n >= threads && threads > 1;
 #pragma omp parallel for num_threads(threads) schedule(static) if (split)
     for (int i = 0; i < sh->n; i++) {
         const int t = split ? thread_id() : 0;
         float *dcol = cw->rest + (size_t)t * cw->rest_floats;
         rn_gemm_b bd = {dy + i * ys, cw->off, NULL};
-        rn_gemm(crs, p, sh->k, cw->wflip, sh->k, &bd, dcol, p, 0,
+        rn_gemm_packed(crs, p, sh->k, cw->wpack, &bd, dcol, p, 0,
                 cw->packs + (size_t)t * GEMM_PACK_FLOATS, split ? 1 : threads);
         col2im(dx + i * xs, dcol, sh);
     }
@@ -445,5 +457,5 @@ void rn_conv_backward(float *dx, float *dw, float *db, const float *dy, const fl
                     cw.wflip[(((size_t)ci * k + kk) * r + ky) * s + kx] =
                         w[(((size_t)kk * c + ci) * r + (r - 1 - ky)) * s + (s - 1 - kx)];
     s1_geom g = bwd_geom(sh);
-    s1_run(dx, dy, cw.wflip, NULL, sh->n, &g, cw.off, cw.packs, cw.rest, threads);
+    s1_run(dx, dy, cw.wflip, NULL, sh->n, &g, cw.off, cw.wpack, cw.packs, cw.rest, threads);
 }

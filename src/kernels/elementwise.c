@@ -14,7 +14,10 @@ void rn_relu_forward(float *y, const float *x, size_t len)
 void rn_relu_backward(float *dx, const float *dy, const float *y, size_t len)
 {
 #pragma omp parallel for schedule(static) if (len >= RN_OMP_MIN_WORK)
-    for (size_t i = 0; i < len; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    for (size_t i = 0; i < len; i++) {
+        const float g = dy[i]; /* read unconditionally, so the loop vectorises */
+        dx[i] = y[i] > 0.0f ? g : 0.0f;
+    }
 }
 
 void rn_sigmoid_forward(float *y, const float *x, size_t len)

@@ -32,6 +32,8 @@ static void pack_b(float *dst, const rn_gemm_b *b, int k0, int kc, int j0, int n
                     for (int j = w; j < GEMM_NR; j++) dp[j] = 0.0f;
                 }
             }
+        } else if (w == GEMM_NR && rn_cpu_simd() == RN_SIMD_AVX2) {
+            rn_gemm_pack_cols_avx2(d, b->src, b->col_off + j0 + s, k0, kc);
         } else {
             for (int j = 0; j < GEMM_NR; j++) {
                 if (j >= w) {
@@ -45,46 +47,78 @@ static void pack_b(float *dst, const rn_gemm_b *b, int k0, int kc, int j0, int n
     }
 }
 
+/* A packed in panels of GEMM_MR rows, each panel k groups of GEMM_MR floats (column p of its
+ * rows side by side); the rows past m in the last panel are zero. */
+size_t rn_gemm_packed_a_floats(int m, int k)
+{
+    return (size_t)((m + GEMM_MR - 1) / GEMM_MR) * GEMM_MR * (size_t)k;
+}
+
+static void pack_a_panel(float *dst, const float *a, int lda, int mr, int k0, int kc)
+{
+    for (int p = 0; p < kc; p++) {
+        for (int i = 0; i < mr; i++) dst[p * GEMM_MR + i] = a[(size_t)i * lda + k0 + p];
+        for (int i = mr; i < GEMM_MR; i++) dst[p * GEMM_MR + i] = 0.0f;
+    }
+}
+
+void rn_gemm_pack_a(float *dst, const float *a, int lda, int m, int k)
+{
+    for (int i0 = 0; i0 < m; i0 += GEMM_MR)
+        pack_a_panel(dst + (size_t)i0 * k, a + (size_t)i0 * lda, lda,
+                     m - i0 < GEMM_MR ? m - i0 : GEMM_MR, 0, k);
+}
+
+typedef struct {
+    int m, n, k;
+    const float *a; /* raw, with lda, or packed (lda == 0) */
+    int lda;
+    const rn_gemm_b *b;
+    float *c;
+    int ldc, accumulate;
+} gemm_args;
+
 /* One work item: the columns of block jb, the row panels [p0, p1). */
-static void run_item(rn_gemm_ukernel uk, int m, int n, int k, const float *a, int lda,
-                     const rn_gemm_b *b, float *c, int ldc, int accumulate, float *pack, int jb,
-                     int p0, int p1)
+static void run_item(rn_gemm_ukernel uk, const gemm_args *g, float *pack, int jb, int p0, int p1)
 {
     const int j0 = jb * GEMM_NC;
-    const int nc = n - j0 < GEMM_NC ? n - j0 : GEMM_NC;
-    for (int k0 = 0; k0 < k; k0 += GEMM_KC) {
-        const int kc = k - k0 < GEMM_KC ? k - k0 : GEMM_KC;
-        pack_b(pack, b, k0, kc, j0, nc);
-        const int acc = accumulate || k0 > 0;
-        float *apack = pack + (size_t)GEMM_KC * GEMM_NC;
+    const int nc = g->n - j0 < GEMM_NC ? g->n - j0 : GEMM_NC;
+    float *apack = pack + (size_t)GEMM_KC * GEMM_NC;
+    for (int k0 = 0; k0 < g->k; k0 += GEMM_KC) {
+        const int kc = g->k - k0 < GEMM_KC ? g->k - k0 : GEMM_KC;
+        pack_b(pack, g->b, k0, kc, j0, nc);
+        const int acc = g->accumulate || k0 > 0;
         for (int panel = p0; panel < p1; panel++) {
             const int i0 = panel * GEMM_MR;
-            const int mr = m - i0 < GEMM_MR ? m - i0 : GEMM_MR;
-            /* the rows of A side by side: one stream for the microkernel instead of six */
-            const float *ap = a + (size_t)i0 * lda + k0;
-            for (int p = 0; p < kc; p++)
-                for (int i = 0; i < mr; i++) apack[p * GEMM_MR + i] = ap[(size_t)i * lda + p];
-            float *cp = c + (size_t)i0 * ldc + j0;
+            const int mr = g->m - i0 < GEMM_MR ? g->m - i0 : GEMM_MR;
+            const float *ap;
+            if (g->lda) {
+                pack_a_panel(apack, g->a + (size_t)i0 * g->lda, g->lda, mr, k0, kc);
+                ap = apack;
+            } else {
+                ap = g->a + (size_t)i0 * g->k + (size_t)k0 * GEMM_MR;
+            }
+            float *cp = g->c + (size_t)i0 * g->ldc + j0;
             for (int s = 0; s < nc; s += GEMM_NR) {
                 const int nr = nc - s < GEMM_NR ? nc - s : GEMM_NR;
-                uk(kc, apack, pack + (size_t)s * kc, cp + s, ldc, mr, nr, acc);
+                uk(kc, ap, pack + (size_t)s * kc, cp + s, g->ldc, mr, nr, acc);
             }
         }
     }
 }
 
-void rn_gemm(int m, int n, int k, const float *a, int lda, const rn_gemm_b *b, float *c,
-             int ldc, int accumulate, float *pack, int threads)
+static void gemm_run(const gemm_args *g, float *pack, int threads)
 {
-    if (m <= 0 || n <= 0) return;
-    if (k <= 0) {
-        if (!accumulate)
-            for (int i = 0; i < m; i++) memset(c + (size_t)i * ldc, 0, (size_t)n * sizeof(float));
+    if (g->m <= 0 || g->n <= 0) return;
+    if (g->k <= 0) {
+        if (!g->accumulate)
+            for (int i = 0; i < g->m; i++)
+                memset(g->c + (size_t)i * g->ldc, 0, (size_t)g->n * sizeof(float));
         return;
     }
     const rn_gemm_ukernel uk = pick_ukernel();
-    const int nblocks = (n + GEMM_NC - 1) / GEMM_NC;
-    const int panels = (m + GEMM_MR - 1) / GEMM_MR;
+    const int nblocks = (g->n + GEMM_NC - 1) / GEMM_NC;
+    const int panels = (g->m + GEMM_MR - 1) / GEMM_MR;
     /* Enough items for the threads to balance; splitting rows repeats the packing of B, so
      * only when there are too few column blocks. */
     int chunks = 1;
@@ -94,9 +128,7 @@ void rn_gemm(int m, int n, int k, const float *a, int lda, const rn_gemm_b *b, f
     }
     const int items = nblocks * chunks;
     if (threads <= 1 || items == 1) {
-        run_item(uk, m, n, k, a, lda, b, c, ldc, accumulate, pack, 0, 0, panels);
-        for (int jb = 1; jb < nblocks; jb++)
-            run_item(uk, m, n, k, a, lda, b, c, ldc, accumulate, pack, jb, 0, panels);
+        for (int jb = 0; jb < nblocks; jb++) run_item(uk, g, pack, jb, 0, panels);
         return;
     }
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
@@ -107,9 +139,22 @@ void rn_gemm(int m, int n, int k, const float *a, int lda, const rn_gemm_b *b, f
 #endif
         const int jb = it / chunks, ch = it % chunks;
         const int p0 = (int)((long)panels * ch / chunks), p1 = (int)((long)panels * (ch + 1) / chunks);
-        run_item(uk, m, n, k, a, lda, b, c, ldc, accumulate, pack + (size_t)tid * GEMM_PACK_FLOATS,
-                 jb, p0, p1);
+        run_item(uk, g, pack + (size_t)tid * GEMM_PACK_FLOATS, jb, p0, p1);
     }
+}
+
+void rn_gemm(int m, int n, int k, const float *a, int lda, const rn_gemm_b *b, float *c,
+             int ldc, int accumulate, float *pack, int threads)
+{
+    gemm_args g = {m, n, k, a, lda > 0 ? lda : 1, b, c, ldc, accumulate};
+    gemm_run(&g, pack, threads);
+}
+
+void rn_gemm_packed(int m, int n, int k, const float *ap, const rn_gemm_b *b, float *c, int ldc,
+                    int accumulate, float *pack, int threads)
+{
+    gemm_args g = {m, n, k, ap, 0, b, c, ldc, accumulate};
+    gemm_run(&g, pack, threads);
 }
 
 /* The textbook loop, for when scratch memory cannot be had. */

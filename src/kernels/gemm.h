@@ -34,6 +34,13 @@ typedef struct {
 void rn_gemm(int m, int n, int k, const float *a, int lda, const rn_gemm_b *b, float *c,
              int ldc, int accumulate, float *pack, int threads);
 
+/* The same with A packed beforehand by rn_gemm_pack_a (worth it when one A meets many B,
+ * as a convolution's weights meet every image). */
+size_t rn_gemm_packed_a_floats(int m, int k);
+void rn_gemm_pack_a(float *dst, const float *a, int lda, int m, int k);
+void rn_gemm_packed(int m, int n, int k, const float *ap, const rn_gemm_b *b, float *c, int ldc,
+                    int accumulate, float *pack, int threads);
+
 /* Microkernel: C[mr, nr] (+)= A[mr, kc] * Bp, with A packed as kc groups of GEMM_MR floats
  * (column p of the rows side by side) and Bp a packed strip (kc rows of GEMM_NR floats).
  * mr <= GEMM_MR, nr <= GEMM_NR. */
@@ -41,6 +48,8 @@ typedef void (*rn_gemm_ukernel)(int kc, const float *ap, const float *bp, float 
                                 int ldc, int mr, int nr, int accumulate);
 void rn_gemm_ukernel_generic(int kc, const float *ap, const float *bp, float *c, int ldc,
                              int mr, int nr, int accumulate);
+/* Packs one full strip in columns mode (off: its GEMM_NR column offsets). */
+void rn_gemm_pack_cols_avx2(float *dst, const float *src, const int *off, int k0, int kc);
 void rn_gemm_ukernel_avx2(int kc, const float *ap, const float *bp, float *c, int ldc,
                           int mr, int nr, int accumulate);
 

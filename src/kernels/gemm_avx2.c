@@ -75,7 +75,50 @@ void rn_gemm_ukernel_avx2(int kc, const float *ap, const float *bp, float *c, in
                                                 : tmp[i * GEMM_NR + j];
 }
 
+/* A full strip of GEMM_NR columns in columns mode (B[p][j] = src[off[j] + p]): eight values
+ * down each of eight columns, transposed in registers, give eight packed rows of eight. */
+static inline __attribute__((always_inline)) void transpose8(__m256 *r)
+{
+    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+void rn_gemm_pack_cols_avx2(float *dst, const float *src, const int *off, int k0, int kc)
+{
+    int p = 0;
+    for (; p + 8 <= kc; p += 8) {
+        for (int h = 0; h < GEMM_NR; h += 8) {
+            __m256 r[8];
+            for (int j = 0; j < 8; j++) r[j] = _mm256_loadu_ps(src + off[h + j] + k0 + p);
+            transpose8(r);
+            for (int q = 0; q < 8; q++) _mm256_storeu_ps(dst + (size_t)(p + q) * GEMM_NR + h, r[q]);
+        }
+    }
+    for (; p < kc; p++)
+        for (int j = 0; j < GEMM_NR; j++) dst[(size_t)p * GEMM_NR + j] = src[off[j] + k0 + p];
+}
+
 #else
+void rn_gemm_pack_cols_avx2(float *dst, const float *src, const int *off, int k0, int kc)
+{
+    for (int p = 0; p < kc; p++)
+        for (int j = 0; j < GEMM_NR; j++) dst[(size_t)p * GEMM_NR + j] = src[off[j] + k0 + p];
+}
+
 /* Without AVX2 support in the compiler this file is never selected (kernels/cpu.c). */
 void rn_gemm_ukernel_avx2(int kc, const float *ap, const float *bp, float *c, int ldc,
                           int mr, int nr, int accumulate)
