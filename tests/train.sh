@@ -242,6 +242,30 @@ expect_error "junk.png" "$R" predict --model "$M" "$T/junk.png"
 expect_error "no image files" "$R" predict --model "$M"
 expect_error "\-\-top" "$R" predict --model "$M" --top 0 "$T/img0.pgm"
 
+# ---- a folder of PNG images: train, eval (class numbers from the model's labels), predict ----
+$PY - "$T/folder" <<'PY' || bad "cannot write the PNG folder"
+import os, struct, sys, zlib
+def png(path, w, h, rows):
+    raw = b"".join(b"\0" + bytes(r) for r in rows)
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+                           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+for split, n in (("train", 12), ("test", 4)):
+    for k, name in enumerate(("dark", "light", "stripes")):
+        os.makedirs("%s/%s/%s" % (sys.argv[1], split, name))
+        for i in range(n):
+            rows = [[(40 + 10 * i, 200 - 5 * i, 255 * (x % 2))[k] for x in range(12)] for y in range(12)]
+            png("%s/%s/%s/%d.png" % (sys.argv[1], split, name, i), 12, 12, rows)
+PY
+d="$T/folderrun"
+"$R" train --data folder --data-dir "$T/folder" --input-shape 1x8x8 --arch resnet8 --batch 12 \
+    --epochs 2 --threads 1 --quiet --out "$d" >"$T/out" 2>"$T/err" && ok || bad "folder training: $(cat "$T/err")"
+"$R" eval --model "$d/model.safetensors" --data folder --data-dir "$T/folder" --json >"$T/eval.json" 2>"$T/err" &&
+    $PY -c "import json,sys; e=json.load(open(sys.argv[1])); assert e['images'] == 12 and e['per_class'][2]['label'] == 'stripes'" \
+    "$T/eval.json" && ok || bad "folder eval: $(cat "$T/err" "$T/eval.json")"
+"$R" predict --model "$d/model.safetensors" "$T/folder/test/stripes/0.png" --top 3 --json >"$T/out" 2>"$T/err" &&
+    grep -q '"stripes"' "$T/out" && ok || bad "folder predict: $(cat "$T/err" "$T/out")"
+
 # ---- PyTorch parity: the trained model in the equivalent PyTorch module -------------------
 if ! $PY -c "import torch" 2>/dev/null; then
     skipped "PyTorch parity: $PY has no torch"
