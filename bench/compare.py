@@ -1,11 +1,14 @@
 #!/usr/bin/python3
 """Side-by-side benchmark: this engine (build/resnet bench) against PyTorch and ONNX Runtime on
 the same shapes and the same thread counts, in one run, with the machine's FMA peak measured in
-the same run. Prints one table (markdown) plus the details behind each cell.
+the same run. Prints one table (markdown) plus the details behind each cell, and the kernel
+tables: every distinct convolution of resnet20 and resnet50, forward, backward-data and
+backward-weights, one table per network and thread count.
 
-    /usr/bin/python3 bench/compare.py            # full run (about 10-15 minutes)
+    /usr/bin/python3 bench/compare.py            # full run (about 20-25 minutes)
     /usr/bin/python3 bench/compare.py --quick    # smoke run: few iterations
     /usr/bin/python3 bench/compare.py --threads 2 --rows r20-train,r50-b1 --out result.json
+    /usr/bin/python3 bench/compare.py --kernels  # the kernel tables only (rows *-kernels)
 
 Engines (a column is skipped, with a note, when its interpreter or package is missing):
   ours          build/resnet bench ... --json (run `make` first)
@@ -29,6 +32,17 @@ MKL_NUM_THREADS = T, PyTorch also torch.set_num_threads(T), ONNX Runtime intra_o
 FLOPs: 2 x multiply-adds per image (rn_net_macs) for a forward pass, 3 x that for a training
 step. The FMA peak comes from bench/fma_peak.c, compiled here with cc -O2 -mavx2 -mfma -fopenmp.
 Ratios are speeds: ours img/s / theirs img/s (above 1 = ours faster).
+
+Kernel tables (rows r20-kernels, r50-kernels): ours is `resnet bench --kernels --json` (every
+distinct convolution shape of the network and its count, timed alone through rn_conv_forward /
+rn_conv_backward); PyTorch runs the same shapes (taken from our output) with the same batch and
+threads: torch.nn.functional.conv2d (no bias) for forward, torch.ops.aten.convolution_backward
+with output_mask (input only) for backward-data and (weight only) for backward-weights, under
+no_grad, eager NCHW and channels_last (input, weight and output gradient all converted), the
+fastest per cell. Median over up to kern_iters runs per shape and direction (SETTINGS).
+FLOPs: 2 x N x K x C x R x S x OH x OW for each direction. Totals weigh each shape by its
+count; the input gradient of the network's first convolution, which training never computes,
+is measured (marked *) but left out of them.
 
 This file is also its own worker: `compare.py --worker torch|ort|export ...` runs one engine
 under the interpreter that has it and prints RESULT / VERSION lines (JSON) on stdout.
@@ -57,7 +71,12 @@ ROWS = {
     "r18-b16": ("resnet18 infer 3x224x224 b16", "resnet18", "infer", (3, 224, 224), 16, 1000),
     "r50-b1": ("resnet50 infer 3x224x224 b1", "resnet50", "infer", (3, 224, 224), 1, 1000),
     "r50-b16": ("resnet50 infer 3x224x224 b16", "resnet50", "infer", (3, 224, 224), 16, 1000),
+    # kernel tables: every distinct convolution of the network at this batch size
+    "r20-kernels": ("resnet20 kernels 3x32x32 b128", "resnet20", "kernels", (3, 32, 32), 128, 10),
+    "r50-kernels": ("resnet50 kernels 3x224x224 b16", "resnet50", "kernels", (3, 224, 224), 16,
+                    1000),
 }
+KERNEL_DIRS = ("forward", "backward_data", "backward_weights")
 CIFAR_ARCHS = ("resnet20", "resnet56")
 # PyTorch variants tried by default, per mode and major version (--variants chooses others).
 # torch.compile runs only at the thread counts of --compile-threads. Left out to keep a full run
@@ -67,17 +86,22 @@ CIFAR_ARCHS = ("resnet20", "resnet56")
 # freeze + optimize_for_inference was faster, 1.3-2x, except once within its own noise).
 VARIANTS = {("train", 1): ("eager", "channels_last"), ("infer", 1): ("jit-freeze",),
             ("train", 2): ("eager", "channels_last", "compile"),
-            ("infer", 2): ("channels_last", "compile")}
+            ("infer", 2): ("channels_last", "compile"),
+            ("kernels", 1): ("eager", "channels_last"), ("kernels", 2): ("eager", "channels_last")}
 ALL_VARIANTS = ("eager", "channels_last", "jit-freeze", "compile")
 
 # Iterations. Ours is slow before optimisation: its measurements stop after max_s seconds once
 # 3 steps are timed (after 3 x max_s whatever the count). The anchors' stop early (after
 # min_iters) only in pathological cases. torch.compile warms up 3 steps (the first compiles).
+# kern_*: each shape and direction of a kernel table, ours and PyTorch alike (stop after
+# kern_max_s seconds once kern_min_iters runs are timed; ours after 3 x kern_max_s regardless).
 SETTINGS = {
     "full": dict(ours_warmup=1, ours_iters=10, ours_max_s=6.0,
-                 pt_warmup=2, pt_iters=10, pt_min_iters=6, pt_max_s=20.0),
+                 pt_warmup=2, pt_iters=10, pt_min_iters=6, pt_max_s=20.0,
+                 kern_warmup=2, kern_iters=10, kern_min_iters=3, kern_max_s=2.0),
     "quick": dict(ours_warmup=1, ours_iters=3, ours_max_s=2.0,
-                  pt_warmup=1, pt_iters=3, pt_min_iters=2, pt_max_s=5.0),
+                  pt_warmup=1, pt_iters=3, pt_min_iters=2, pt_max_s=5.0,
+                  kern_warmup=1, kern_iters=3, kern_min_iters=2, kern_max_s=0.5),
 }
 LR, MOMENTUM, WEIGHT_DECAY = 0.01, 0.9, 1e-4
 
@@ -142,6 +166,51 @@ def compiler_ok():
         os.path.join(inc, "Python.h"))
 
 
+def kernel_steps(torch, F, shape, batch, channels_last):
+    """The three steps of one convolution shape [c, h, w, k, r, stride, pad]."""
+    c, h, w, k, r, stride, pad = shape
+    oh, ow = (h + 2 * pad - r) // stride + 1, (w + 2 * pad - r) // stride + 1
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, c, h, w, generator=g)
+    wt = torch.randn(k, c, r, r, generator=g)
+    dy = torch.randn(batch, k, oh, ow, generator=g)
+    if channels_last:
+        x, wt, dy = (t.contiguous(memory_format=torch.channels_last) for t in (x, wt, dy))
+    cb = torch.ops.aten.convolution_backward
+    st, pd = [stride, stride], [pad, pad]
+
+    def fwd():
+        F.conv2d(x, wt, None, stride, pad)
+
+    def bwd_data():
+        cb(dy, x, wt, None, st, pd, [1, 1], False, [0, 0], 1, [True, False, False])
+
+    def bwd_weights():
+        cb(dy, x, wt, None, st, pd, [1, 1], False, [0, 0], 1, [False, True, False])
+    return dict(forward=fwd, backward_data=bwd_data, backward_weights=bwd_weights)
+
+
+def worker_torch_kernels(torch, F, key, variants, shapes, threads, s):
+    """One RESULT per variant: every shape, every direction."""
+    batch = ROWS[key][4]
+    for var in variants:
+        res = dict(engine="torch", row=key, variant=var, threads=threads, kernels=[])
+        try:
+            with torch.no_grad():
+                for shape in shapes:
+                    steps = kernel_steps(torch, F, shape, batch, var == "channels_last")
+                    k = dict(shape=shape, times_ms={})
+                    for d in KERNEL_DIRS:
+                        times, _ = measure(steps[d], s["kern_warmup"], s["kern_iters"],
+                                           s["kern_max_s"], s["kern_min_iters"])
+                        k["times_ms"][d] = [1e3 * t for t in times]
+                    res["kernels"].append(k)
+                    del steps
+        except Exception as e:  # noqa: BLE001 - one variant failing must not end the run
+            res["error"] = "%s: %s" % (type(e).__name__, str(e).splitlines()[0][:200] if str(e) else "")
+        emit("RESULT", res)
+
+
 def worker_torch(a):
     import torch
     import torch.nn.functional as F
@@ -161,12 +230,17 @@ def worker_torch(a):
     # counter (a Python side effect) breaks torch.compile's graphs. Same math, plain F.relu.
     torch_ref.relu = F.relu
     s = json.loads(a.settings)
+    kernel_shapes = json.loads(a.kernel_shapes) if a.kernel_shapes else {}
     for key in a.rows.split(","):
         label, arch, mode, (c, h, w), batch, classes = ROWS[key]
         variants = a.variants.split(",") if a.variants else VARIANTS[mode, min(major, 2)]
         # jit-freeze: inference only; compile: 2.x with a C++ compiler, at --compile-threads
         variants = [v for v in ALL_VARIANTS if v in variants and not (
             v == "jit-freeze" and mode != "infer") and not (v == "compile" and not can_compile)]
+        if mode == "kernels":  # single convolutions: eager only (NCHW, channels_last)
+            variants = [v for v in variants if v in ("eager", "channels_last")]
+            worker_torch_kernels(torch, F, key, variants, kernel_shapes[key], a.threads, s)
+            continue
         for var in variants:
             torch.manual_seed(0)
             if arch in CIFAR_ARCHS:
@@ -352,20 +426,34 @@ def run_peak(exe, threads, quick):
 def run_ours(resnet, key, threads, s):
     label, arch, mode, (c, h, w), batch, classes = ROWS[key]
     cmd = [resnet, "bench", "--arch", arch, "--classes", str(classes), "--input",
-           "%dx%dx%d" % (c, h, w), "--batch", str(batch), "--mode", mode, "--threads",
-           str(threads), "--warmup", str(s["ours_warmup"]), "--iters", str(s["ours_iters"]),
-           "--max-seconds", str(s["ours_max_s"]), "--json"]
+           "%dx%dx%d" % (c, h, w), "--batch", str(batch), "--threads", str(threads)]
+    if mode == "kernels":
+        cmd += ["--kernels", "--warmup", str(s["kern_warmup"]), "--iters", str(s["kern_iters"]),
+                "--max-seconds", str(s["kern_max_s"]), "--json"]
+    else:
+        cmd += ["--mode", mode, "--warmup", str(s["ours_warmup"]), "--iters",
+                str(s["ours_iters"]), "--max-seconds", str(s["ours_max_s"]), "--json"]
     res = dict(engine="ours", row=key, variant="ours", threads=threads, cmd=" ".join(cmd))
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
         if p.returncode != 0:
             res["error"] = "exit %d: %s" % (p.returncode, p.stderr.strip()[:300])
+        elif mode == "kernels":
+            j = json.loads(p.stdout)
+            res.update(omp=j["omp_threads"], kernels=[dict(
+                shape=[k["input"][0], k["input"][1], k["input"][2], k["output"][0], k["kernel"],
+                       k["stride"], k["pad"]],
+                count=k["count"], names=k["names"], dx_count=k["dx_count"],
+                times_ms={d: k[d]["ms_sorted"] for d in KERNEL_DIRS}) for k in j["rows"]])
         else:
             j = json.loads(p.stdout)
+            # blas_threads: builds before the engine dropped OpenBLAS reported it
             res.update(times_ms=j["ms_sorted"], macs=j["macs_per_image"], rss_mb=j["max_rss_mb"],
-                       omp=j["omp_threads"], blas=j["blas_threads"])
+                       omp=j["omp_threads"], blas=j.get("blas_threads"))
     except subprocess.TimeoutExpired:
         res["error"] = "timed out"
+    except (ValueError, KeyError) as e:
+        res["error"] = "unreadable output: %s: %s" % (type(e).__name__, e)
     return res
 
 
@@ -434,7 +522,10 @@ def driver(a):
     if not os.access(resnet, os.X_OK):
         log("compare.py: %s not found: run `make` first" % resnet)
         return 2
-    rows = a.rows.split(",")
+    if a.rows:
+        rows = a.rows.split(",")
+    else:
+        rows = [r for r in ROWS if ROWS[r][2] == "kernels" or not a.kernels]
     for r in rows:
         if r not in ROWS:
             log("compare.py: unknown row '%s' (rows: %s)" % (r, ",".join(ROWS)))
@@ -484,6 +575,13 @@ def driver(a):
     def have(engine, row, t):
         return any(x["engine"] == engine and x["row"] == row and x["threads"] == t
                    for x in results)
+
+    def kernel_shapes(row):
+        """The shapes of a kernel table, from our engine's measurement at any thread count."""
+        for x in results:
+            if x["engine"] == "ours" and x["row"] == row and x.get("kernels"):
+                return [k["shape"] for k in x["kernels"]]
+        return None
 
     def add(x):
         results.append(x)
@@ -550,6 +648,9 @@ def driver(a):
         name = x["engine"] + ("" if x["variant"] in ("ours", "ort") else " " + x["variant"])
         if "error" in x:
             log("    %s %s: error: %s" % (x["row"], name, x["error"]))
+        elif "kernels" in x:
+            log("    %s %s: %d shapes, %.1f ms per training step's convolutions" % (
+                x["row"], name, len(x["kernels"]), sum(kernel_total_ms(x["kernels"]).values())))
         else:
             first = (" (first step %.1f s)" % (x["first_ms"] / 1e3)
                      if x["variant"] == "compile" and x.get("first_ms") else "")
@@ -575,16 +676,25 @@ def driver(a):
         engines += [(venv_py, "ort", "ort", infer_rows)] if has_ort else []
         for py, name, kind, todo in engines:
             todo = [r for r in todo if not have(name, r, t)]
+            shapes = {}
+            for r in [r for r in todo if ROWS[r][2] == "kernels"]:
+                shapes[r] = kernel_shapes(r)
+                if not shapes[r]:
+                    todo.remove(r)
+                    notes.append("%s %s (T=%d) skipped: our engine gave no shapes" % (name, r, t))
             if not todo:
                 continue
             log("[T=%d] %s (%s) ..." % (t, name, py))
 
             def got(x, name=name):
                 x["engine"] = name
+                if "kernels" in x:
+                    kernel_annotate(x, results)
                 show(x)
                 add(x)
-            v, err = run_worker(py, ["--worker", kind, "--rows", ",".join(todo)] + worker_common,
-                                t, 3600, got)
+            extra = ["--kernel-shapes", json.dumps(shapes, separators=(",", ":"))] if shapes else []
+            v, err = run_worker(py, ["--worker", kind, "--rows", ",".join(todo)] + worker_common
+                                + extra, t, 3600, got)
             if v:
                 versions[name] = v
             if err:
@@ -597,6 +707,155 @@ def driver(a):
     report(state)
     log("wrote " + out)
     return 0
+
+
+def kernel_annotate(x, results):
+    """Copies count and dx_count of each shape from our engine's result of the same row."""
+    meta = {}
+    for o in results:
+        if o["engine"] == "ours" and o["row"] == x["row"] and o.get("kernels"):
+            for k in o["kernels"]:
+                meta[tuple(k["shape"])] = dict(count=k["count"], dx_count=k["dx_count"])
+    for k in x["kernels"]:
+        k.update(meta.get(tuple(k["shape"]), dict(count=1, dx_count=1)))
+
+
+def kernel_count(k, d):
+    """How many convolutions of the network run this shape in direction d."""
+    return k.get("dx_count", k.get("count", 1)) if d == "backward_data" else k.get("count", 1)
+
+
+def kernel_gflop(shape, batch):
+    c, h, w, k, r, stride, pad = shape
+    oh, ow = (h + 2 * pad - r) // stride + 1, (w + 2 * pad - r) // stride + 1
+    return 2.0 * batch * k * c * r * r * oh * ow / 1e9
+
+
+def kernel_total_ms(kernels):
+    """Per direction: sum over shapes of count x median ms (the input gradient of the network's
+    first convolution, which training never computes, left out)."""
+    tot = dict.fromkeys(KERNEL_DIRS, 0.0)
+    for k in kernels:
+        for d in KERNEL_DIRS:
+            tot[d] += kernel_count(k, d) * med(k["times_ms"][d])
+    return tot
+
+
+def kernel_report(st, row, t, pk, pt_names):
+    """One kernel table: a row per distinct convolution shape, a total row."""
+    label, arch, mode, (c, h, w), batch, classes = ROWS[row]
+    results = st["results"]
+    tag = {"eager": "", "channels_last": " cl"}
+    ours = next((x for x in results if x["engine"] == "ours" and x["row"] == row
+                 and x["threads"] == t and x.get("kernels")), None)
+    print("### kernels: %s, %d thread%s%s" % (arch, t, "s" if t > 1 else "",
+                                             ", FMA peak %.1f GFLOP/s" % pk[t] if t in pk else ""))
+    print()
+    if not ours:
+        err = next((x.get("error") for x in results if x["engine"] == "ours"
+                    and x["row"] == row and x["threads"] == t), None)
+        print("no measurement of ours%s" % (": " + err if err else ""))
+        print()
+        return
+    # engine name -> variant -> shape -> kernel entry (complete results and partial ones alike)
+    anchors = {}
+    for name, _ in pt_names:
+        for x in results:
+            if x["engine"] == name and x["row"] == row and x["threads"] == t and x.get("kernels"):
+                anchors.setdefault(name, {})[x["variant"]] = {
+                    tuple(k["shape"]): k for k in x["kernels"]}
+    short = {"forward": "fwd", "backward_data": "bwd-data", "backward_weights": "bwd-weights"}
+    hdr = ["#", "convolution C->K RxS/stride HxW", "count"]
+    hdr += ["ours %s GFLOP/s (%% peak)" % short[d] for d in KERNEL_DIRS]
+    for _, v in pt_names:
+        hdr += ["PT %s %s" % (v, short[d]) for d in KERNEL_DIRS]
+    hdr += ["ours/best %s" % short[d] for d in KERNEL_DIRS]
+    print("| " + " | ".join(hdr) + " |")
+    print("|" + "---|" * len(hdr))
+
+    def pct(g):
+        return " (%.0f%%)" % (100 * g / pk[t]) if t in pk else ""
+
+    def best_cell(name, shape, d, gf):
+        """(GFLOP/s, cell text) of the fastest variant of one engine, or (None, '-')."""
+        cands = [(med(ks[shape]["times_ms"][d]), var) for var, ks in anchors.get(name, {}).items()
+                 if shape in ks]
+        if not cands:
+            return None, "-"
+        ms, var = min(cands)
+        return gf / (ms / 1e3), fmt(gf / (ms / 1e3)) + tag.get(var, " " + var)
+
+    for i, k in enumerate(ours["kernels"]):
+        shape = tuple(k["shape"])
+        gf = kernel_gflop(shape, batch)
+        cells = [str(i + 1), "%d->%d %dx%d/%d %dx%d" % (shape[0], shape[3], shape[4], shape[4],
+                                                       shape[5], shape[1], shape[2]),
+                 str(k["count"])]
+        mine = {}
+        for d in KERNEL_DIRS:
+            mine[d] = gf / (med(k["times_ms"][d]) / 1e3)
+            star = "*" if d == "backward_data" and k["dx_count"] < k["count"] else ""
+            cells.append(fmt(mine[d]) + pct(mine[d]) + star)
+        top = dict.fromkeys(KERNEL_DIRS)
+        for name, _ in pt_names:
+            for d in KERNEL_DIRS:
+                g, text = best_cell(name, shape, d, gf)
+                cells.append(text)
+                if g and (top[d] is None or g > top[d]):
+                    top[d] = g
+        cells += ["%.2f" % (mine[d] / top[d]) if top[d] else "-" for d in KERNEL_DIRS]
+        print("| " + " | ".join(cells) + " |")
+
+    # totals: count x each; PyTorch's best variant overall (one layout for the whole network)
+    flop = dict.fromkeys(KERNEL_DIRS, 0.0)
+    for k in ours["kernels"]:
+        for d in KERNEL_DIRS:
+            flop[d] += kernel_count(k, d) * kernel_gflop(k["shape"], batch)
+    tot_ours = kernel_total_ms(ours["kernels"])
+    shapes = [tuple(k["shape"]) for k in ours["kernels"]]
+    meta = {tuple(k["shape"]): k for k in ours["kernels"]}
+    step = {}  # engine -> (ms of the training step's convolutions, variant)
+    cells = ["", "all (count x each)", str(sum(k["count"] for k in ours["kernels"]))]
+    cells += ["%s%s" % (fmt(flop[d] / (tot_ours[d] / 1e3)), pct(flop[d] / (tot_ours[d] / 1e3)))
+              for d in KERNEL_DIRS]
+    top = dict.fromkeys(KERNEL_DIRS)
+    for name, _ in pt_names:
+        totals = {}
+        for var, ks in anchors.get(name, {}).items():
+            if all(sh in ks for sh in shapes):
+                totals[var] = kernel_total_ms([dict(ks[sh], count=meta[sh]["count"],
+                                                    dx_count=meta[sh]["dx_count"])
+                                               for sh in shapes])
+        for d in KERNEL_DIRS:
+            if not totals:
+                cells.append("-")
+                continue
+            var = min(totals, key=lambda v: totals[v][d])
+            g = flop[d] / (totals[var][d] / 1e3)
+            cells.append(fmt(g) + tag.get(var, " " + var))
+            if top[d] is None or g > top[d]:
+                top[d] = g
+        if totals:
+            var = min(totals, key=lambda v: sum(totals[v].values()))
+            step[name] = (sum(totals[var].values()), var)
+    cells += ["%.2f" % (flop[d] / (tot_ours[d] / 1e3) / top[d]) if top[d] else "-"
+              for d in KERNEL_DIRS]
+    print("| " + " | ".join(cells) + " |")
+    print()
+    mine = sum(tot_ours.values())
+    line = "the training step's convolutions (count x all three), batch %d: ours %.1f ms, %s GFLOP/s%s" % (
+        batch, mine, fmt(sum(flop.values()) / (mine / 1e3)), pct(sum(flop.values()) / (mine / 1e3)))
+    for name, v in pt_names:
+        if name in step:
+            line += "; PT %s %.1f ms%s (ours/PT %.2f)" % (v, step[name][0],
+                                                          tag.get(step[name][1]) or " eager",
+                                                          step[name][0] / mine)
+    print(line)
+    errs = ["%s/%s: %s" % (x["engine"], x["variant"], x["error"][:120]) for x in results
+            if x["row"] == row and x["threads"] == t and "error" in x]
+    if errs:
+        print("errors: " + "; ".join(errs))
+    print()
 
 
 def report(st):
@@ -618,7 +877,9 @@ def report(st):
                                                    if quick else ""))
     print()
     print("machine: %s; %s" % (st["machine"], st["cores"]))
-    print("ours: %s (git %s), OpenBLAS %s" % (st["resnet"], st["git"], st["openblas"]))
+    uses_blas = any(x["engine"] == "ours" and x.get("blas") for x in results)
+    print("ours: %s (git %s)%s" % (st["resnet"], st["git"], ", OpenBLAS %s" % st["openblas"]
+                                   if uses_blas else ""))
     for name in ("torch-debian", "torch-pypi"):
         v = versions.get(name)
         if v:
@@ -637,13 +898,46 @@ def report(st):
             print("FMA peak, %d thread%s: %.1f GFLOP/s (best of %s; per-measurement medians %s)" % (
                 t, "s" if t > 1 else "", pk[t], len(peaks[t]),
                 ", ".join("%.1f" % p["median"] for p in peaks[t])))
-    print("settings: ours %d warm-up + up to %d steps (stop after %.0f s once 3 are timed, after "
-          "%.0f s regardless); anchors up to %d warm-up + %d steps (stop after %.0f s once %d are "
-          "timed)" % (s["ours_warmup"], s["ours_iters"], s["ours_max_s"], 3 * s["ours_max_s"],
-                      s["pt_warmup"], s["pt_iters"], s["pt_max_s"], s["pt_min_iters"]))
+    kernel_rows = [r for r in rows if ROWS[r][2] == "kernels"]
+    rows = [r for r in rows if ROWS[r][2] != "kernels"]
+    if rows:
+        print("settings: ours %d warm-up + up to %d steps (stop after %.0f s once 3 are timed, "
+              "after %.0f s regardless); anchors up to %d warm-up + %d steps (stop after %.0f s "
+              "once %d are timed)" % (s["ours_warmup"], s["ours_iters"], s["ours_max_s"],
+                                      3 * s["ours_max_s"], s["pt_warmup"], s["pt_iters"],
+                                      s["pt_max_s"], s["pt_min_iters"]))
+    if kernel_rows:
+        print("kernel tables: each shape and direction %d warm-up + up to %d runs (stop after "
+              "%.1f s once %d are timed; ours after %.1f s regardless)" % (
+                  s["kern_warmup"], s["kern_iters"], s["kern_max_s"], s["kern_min_iters"],
+                  3 * s["kern_max_s"]))
     print("load average (1, 5, 15 min): at the start %s, at the end %s; total time %.0f s" % (
         st["load_start"], st.get("load_end", "?"), st["elapsed_s"]))
     print()
+    if rows:
+        main_table(st, rows, pk, best, short, pt1_v, ptn_v, ort_v)
+    pt_names = [("torch-debian", pt1_v), ("torch-pypi", ptn_v)]
+    pt_names = [(n, v) for n, v in pt_names if any(x["engine"] == n for x in results)] or pt_names
+    for r in kernel_rows:
+        for t in threads:
+            kernel_report(st, r, t, pk, pt_names)
+    if kernel_rows:
+        print("kernel tables: GFLOP/s = 2 x N x K x C x R x S x OH x OW / median time, for each "
+              "direction; % peak = of the FMA peak at that thread count; PyTorch cells show its "
+              "fastest variant for that cell (cl = channels_last), the total row its fastest "
+              "variant for the whole network; ours/best = ours / the fastest PyTorch cell (above "
+              "1: ours faster); *: holds the network's first convolution, whose input gradient "
+              "training never computes (left out of the totals).")
+        print()
+    if notes:
+        print("notes:")
+        for n in notes:
+            print("  - " + n)
+
+
+def main_table(st, rows, pk, best, short, pt1_v, ptn_v, ort_v):
+    """The workload table (training steps and inference) and the details behind it."""
+    results, threads = st["results"], st["threads"]
     hdr = ["workload", "T", "ours ms", "ours img/s", "ours GFLOP/s", "ours % peak",
            "PT %s ms" % pt1_v, "PT %s img/s" % pt1_v, "PT %s ms" % ptn_v, "PT %s img/s" % ptn_v,
            "ORT %s ms" % ort_v, "ORT img/s", "best anchor GFLOP/s (% peak)",
@@ -704,16 +998,13 @@ def report(st):
                 if x["variant"] == "compile" and x.get("first_ms"):
                     extra = ", first step %.1f s" % (x["first_ms"] / 1e3)
                 if x["engine"] == "ours":
-                    extra = ", OpenMP %s / OpenBLAS %s threads, peak RSS %.0f MB" % (
-                        x["omp"], x["blas"], x["rss_mb"])
+                    extra = ", OpenMP %s%s threads, peak RSS %.0f MB" % (
+                        x["omp"], " / OpenBLAS %s" % x["blas"] if x.get("blas") else "",
+                        x["rss_mb"])
                 line.append("%s %s [%s-%s] n=%d%s" % (name, fmt(med(tm)), fmt(tm[0]), fmt(tm[-1]),
                                                      len(tm), extra))
             print("  %s, T=%d: %s" % (r, t, "; ".join(line)))
-    if notes:
-        print()
-        print("notes:")
-        for n in notes:
-            print("  - " + n)
+    print()
 
 
 def main():
@@ -721,7 +1012,9 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="few iterations: a smoke run")
     ap.add_argument("--threads", default="1,2", help="thread counts, e.g. 1,2 (default)")
-    ap.add_argument("--rows", default=",".join(ROWS), help="subset of: " + ",".join(ROWS))
+    ap.add_argument("--rows", help="subset of: " + ",".join(ROWS) + " (default: all)")
+    ap.add_argument("--kernels", action="store_true",
+                    help="the kernel tables only (the *-kernels rows), unless --rows says otherwise")
     ap.add_argument("--resnet", default="build/resnet", help="our binary (relative to the repo)")
     ap.add_argument("--venv", default="bench/.venv", help="venv with newest torch / onnxruntime")
     ap.add_argument("--skip", default="", help="engines to leave out: pt1,ptnew,ort")
@@ -737,6 +1030,7 @@ def main():
     ap.add_argument("--report", metavar="FILE", help="print the table of a saved JSON file only")
     ap.add_argument("--worker", choices=["torch", "ort", "export"], help=argparse.SUPPRESS)
     ap.add_argument("--settings", help=argparse.SUPPRESS)
+    ap.add_argument("--kernel-shapes", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.report:
         with open(a.report) as f:

@@ -168,6 +168,19 @@ int rn_net_num_blocks(const rn_net *net);
 int rn_net_set_block_deleted(rn_net *net, int block, int deleted);
 int rn_net_set_block_survival(rn_net *net, int block, float survival);
 
+/* Every convolution, in the order the network was built (the stem's first): its shapes, for
+ * kernel benchmarks and summaries. The kernel is k x k, padding pad on every side. */
+typedef struct {
+    char name[64];           /* torchvision's module name, e.g. "layer2.0.downsample.0" */
+    int in_c, in_h, in_w;    /* input per image */
+    int out_c, out_h, out_w; /* output per image */
+    int k, stride, pad;
+    int has_bias;
+} rn_conv_info;
+
+int rn_net_num_convs(const rn_net *net);
+int rn_net_conv_info(const rn_net *net, int index, rn_conv_info *out);
+
 /* ---- tensor files -------------------------------------------------------------------------
  * One float32 tensor in a safetensors file: how inputs and outputs travel (see `resnet forward`).
  * rn_tensor_load allocates *data (release it with free()); ndim <= 4. */

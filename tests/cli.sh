@@ -96,5 +96,23 @@ expect_error "input-shape" "$R" info --arch resnet20 --input 3x32
 expect_error "no tensor named 'input'" "$R" forward --model "$T/model.safetensors" --input "$T/model.safetensors"
 expect_error "unknown verb" "$R" frobnicate
 
+# bench --kernels: resnet8's 7 convolutions in 6 distinct shapes, whose FLOPs add up to the
+# network's multiply-adds less the classifier's (64 x 10).
+"$R" bench --kernels --arch resnet8 --batch 2 --threads 1 --warmup 0 --iters 1 --json >"$T/k.json" \
+    2>"$T/err" && ok || bad "bench --kernels: $(cat "$T/err")"
+macs=$("$R" info --arch resnet8 --json | json macs)
+/usr/bin/python3 - "$T/k.json" "$macs" <<'PY' && ok || bad "bench --kernels --json: $(cat "$T/k.json")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+rows = j["rows"]
+flop = sum(r["count"] * r["gflop"] for r in rows) * 1e9
+assert j["convs"] == 7 and len(rows) == 6 and sum(r["count"] for r in rows) == 7, rows
+assert abs(flop / (2 * j["batch"]) - (int(sys.argv[2]) - 640)) < 1, flop
+assert rows[0]["names"] == ["conv1"] and rows[0]["dx_count"] == 0, rows[0]
+assert all(r[d]["ms"] > 0 and r[d]["gflop_per_s"] > 0 for r in rows
+           for d in ("forward", "backward_data", "backward_weights")), rows
+PY
+expect_error "takes no --mode" "$R" bench --kernels --mode train --arch resnet8 --batch 2
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -4,7 +4,14 @@
  *        weight decay 1e-4), per batch; infer: rn_net_forward in evaluation mode, per batch.
  * Input is standard-normal and labels uniform, drawn from --seed. Reports the median (min, max)
  * milliseconds per batch over the timed iterations, images/s and GFLOP/s, counting
- * 2 x rn_net_macs per image for a forward pass and 3 x that for a training step. */
+ * 2 x rn_net_macs per image for a forward pass and 3 x that for a training step.
+ *
+ * --kernels: the kernel table. Every distinct convolution shape of the network (from
+ * rn_net_conv_info), with how many convolutions of the network have it, timed alone at the
+ * batch size through the kernels' own interface (kernels/kernels.h): forward (rn_conv_forward,
+ * no bias), backward-data (rn_conv_backward, dx only) and backward-weights (rn_conv_backward,
+ * dw only), each the median over the timed runs; each counts 2 x N x K x C x R x S x OH x OW
+ * FLOPs. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <cjson/cJSON.h>
 #include <omp.h>
@@ -13,9 +20,11 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "core/rng.h"
+#include "kernels/kernels.h"
 
 enum { MODE_NONE, MODE_TRAIN, MODE_INFER };
 
@@ -49,21 +58,278 @@ static double max_rss_mb(void)
 static void usage_text(void)
 {
     puts("usage: resnet bench (--arch NAME | --model FILE) [network options] --batch N\n"
-         "                    --mode train|infer [--input CxHxW] [--threads T] [--warmup W]\n"
-         "                    [--iters K] [--max-seconds S] [--json]\n"
+         "                    (--mode train|infer | --kernels) [--input CxHxW] [--threads T]\n"
+         "                    [--warmup W] [--iters K] [--max-seconds S] [--json]\n"
          "Times this engine alone on random data (from --seed):\n"
-         "  train  rn_net_train_step + rn_sgd_step (lr 0.01, momentum 0.9, weight decay 1e-4)\n"
-         "  infer  rn_net_forward in evaluation mode\n"
+         "  --mode train  rn_net_train_step + rn_sgd_step (lr 0.01, momentum 0.9, weight decay\n"
+         "                1e-4)\n"
+         "  --mode infer  rn_net_forward in evaluation mode\n"
+         "  --kernels     the kernel table: every distinct convolution shape of the network and\n"
+         "                its count, each timed alone at the batch size: forward, backward-data\n"
+         "                (input gradient only) and backward-weights (weight gradient only);\n"
+         "                warm-up, iterations and time limit apply to each of those\n"
          "--batch N        images per step (required)\n"
          "--input CxHxW    input shape (default: the network's)\n"
-         "--threads T      OpenMP and OpenBLAS threads (default: as the environment sets them)\n"
+         "--threads T      OpenMP threads (default: as the environment sets them)\n"
          "--warmup W       untimed steps first (default 2)\n"
          "--iters K        timed steps (default 10)\n"
          "--max-seconds S  stop timing after S seconds once 3 steps are timed, or after 3 x S\n"
          "                 seconds whatever the count (default: no limit)\n"
          "--json           one JSON object: ms_per_batch (median), ms_min, ms_max, images_per_s,\n"
-         "                 gflop_per_s, the per-step times and the settings\n"
-         "GFLOP counts 2 x multiply-adds per image for a forward pass, 3 x that for a training step.");
+         "                 gflop_per_s, the per-step times and the settings; with --kernels, the\n"
+         "                 settings and an array `rows`, one per shape\n"
+         "GFLOP counts 2 x multiply-adds per image for a forward pass, 3 x that for a training step;\n"
+         "for a kernel, 2 x N x K x C x R x S x OH x OW, the same for each of the three.");
+}
+
+/* ---- the kernel table (--kernels) ------------------------------------------------------ */
+
+typedef struct {
+    int batch, threads, warmup, iters;
+    double max_seconds;
+    int json;
+} bench_settings;
+
+enum { DIR_FORWARD, DIR_BACKWARD_DATA, DIR_BACKWARD_WEIGHTS, N_DIRS };
+static const char *const DIR_KEY[N_DIRS] = {"forward", "backward_data", "backward_weights"};
+
+/* One distinct convolution shape of the network. */
+typedef struct {
+    rn_conv_info info; /* the first convolution with this shape */
+    int count;
+    int dx_count;      /* convolutions whose input gradient training computes: all but the
+                        * network's first */
+    double *ms[N_DIRS]; /* sorted times of the timed runs */
+    int runs[N_DIRS];
+} kernel_row;
+
+static int same_shape(const rn_conv_info *a, const rn_conv_info *b)
+{
+    return a->in_c == b->in_c && a->in_h == b->in_h && a->in_w == b->in_w &&
+           a->out_c == b->out_c && a->k == b->k && a->stride == b->stride && a->pad == b->pad;
+}
+
+static double kernel_gflop(const rn_conv_info *c, int batch)
+{
+    return 2.0 * batch * c->out_c * c->in_c * c->k * c->k * c->out_h * c->out_w / 1e9;
+}
+
+/* The names of the convolutions of row r, as a cJSON array. */
+static cJSON *row_names(const rn_net *net, const kernel_row *r)
+{
+    cJSON *arr = cJSON_CreateArray();
+    int n = rn_net_num_convs(net);
+    for (int i = 0; i < n; i++) {
+        rn_conv_info c;
+        if (!rn_net_conv_info(net, i, &c) && same_shape(&c, &r->info))
+            cJSON_AddItemToArray(arr, cJSON_CreateString(c.name));
+    }
+    return arr;
+}
+
+static float *random_floats(size_t len, rn_rng *rng)
+{
+    float *p = malloc((len ? len : 1) * sizeof(float));
+    if (p)
+        for (size_t i = 0; i < len; i++) p[i] = rn_rng_normal(rng);
+    return p;
+}
+
+/* Times the three directions of one shape; fills r->ms and r->runs. Returns 0 or prints. */
+static int time_kernel(kernel_row *r, const bench_settings *bs, uint64_t seed)
+{
+    const rn_conv_info *c = &r->info;
+    rn_conv_shape sh;
+    if (rn_conv_shape_init(&sh, bs->batch, c->in_c, c->in_h, c->in_w, c->out_c, c->k, c->k,
+                           c->stride, c->pad))
+        return cli_error("bench: %s: not a valid convolution shape", c->name);
+    sh.threads = bs->threads;
+    size_t xlen = (size_t)sh.n * sh.c * sh.h * sh.w, ylen = (size_t)sh.n * sh.k * sh.oh * sh.ow;
+    size_t wlen = (size_t)sh.k * sh.c * sh.r * sh.s, work_len = rn_conv_workspace(&sh);
+    rn_rng rng;
+    rn_rng_seed(&rng, seed);
+    float *x = random_floats(xlen, &rng), *w = random_floats(wlen, &rng);
+    float *dy = random_floats(ylen, &rng), *y = malloc(ylen * sizeof(float));
+    float *dx = malloc(xlen * sizeof(float)), *dw = calloc(wlen, sizeof(float));
+    float *work = malloc((work_len + 1) * sizeof(float));
+    int rc = 0;
+    if (!x || !w || !dy || !y || !dx || !dw || !work)
+        rc = cli_error("bench: %s: out of memory for a batch of %d", c->name, bs->batch);
+    for (int d = 0; !rc && d < N_DIRS; d++) {
+        r->ms[d] = malloc((size_t)bs->iters * sizeof(double));
+        if (!r->ms[d]) {
+            rc = cli_error("out of memory");
+            break;
+        }
+        int timed = 0;
+        double spent = 0;
+        for (int it = 0; it < bs->warmup + bs->iters; it++) {
+            double t0 = now_s();
+            if (d == DIR_FORWARD) rn_conv_forward(y, x, w, NULL, &sh, work);
+            else if (d == DIR_BACKWARD_DATA) rn_conv_backward(dx, NULL, NULL, dy, x, w, &sh, work);
+            else rn_conv_backward(NULL, dw, NULL, dy, x, w, &sh, work);
+            double dt = now_s() - t0;
+            if (it < bs->warmup) continue;
+            r->ms[d][timed++] = 1e3 * dt;
+            spent += dt;
+            if (bs->max_seconds > 0 &&
+                ((spent >= bs->max_seconds && timed >= 3) || spent >= 3 * bs->max_seconds))
+                break;
+        }
+        qsort(r->ms[d], (size_t)timed, sizeof(double), cmp_double);
+        r->runs[d] = timed;
+    }
+    free(work);
+    free(dw);
+    free(dx);
+    free(y);
+    free(dy);
+    free(w);
+    free(x);
+    return rc;
+}
+
+static double row_ms(const kernel_row *r, int d)
+{
+    return median_of(r->ms[d], r->runs[d]);
+}
+
+static int kernels_json(const rn_net *net, const bench_settings *bs, const kernel_row *rows,
+                        int n_rows)
+{
+    rn_net_options o;
+    rn_net_get_options(net, &o);
+    cJSON *root = cJSON_CreateObject(), *arr = cJSON_CreateArray();
+    cJSON_AddStringToObject(root, "arch", rn_net_arch(net));
+    cJSON_AddStringToObject(root, "mode", "kernels");
+    cJSON_AddNumberToObject(root, "batch", bs->batch);
+    int shape[3] = {o.in_c, o.in_h, o.in_w};
+    cJSON_AddItemToObject(root, "input", cJSON_CreateIntArray(shape, 3));
+    cJSON_AddNumberToObject(root, "threads", bs->threads);
+    cJSON_AddNumberToObject(root, "omp_threads", omp_get_max_threads());
+    cJSON_AddNumberToObject(root, "warmup", bs->warmup);
+    cJSON_AddNumberToObject(root, "iters", bs->iters);
+    cJSON_AddNumberToObject(root, "convs", rn_net_num_convs(net));
+    for (int i = 0; i < n_rows; i++) {
+        const kernel_row *r = &rows[i];
+        const rn_conv_info *c = &r->info;
+        cJSON *j = cJSON_CreateObject();
+        int in[3] = {c->in_c, c->in_h, c->in_w}, out[3] = {c->out_c, c->out_h, c->out_w};
+        cJSON_AddItemToObject(j, "input", cJSON_CreateIntArray(in, 3));
+        cJSON_AddItemToObject(j, "output", cJSON_CreateIntArray(out, 3));
+        cJSON_AddNumberToObject(j, "kernel", c->k);
+        cJSON_AddNumberToObject(j, "stride", c->stride);
+        cJSON_AddNumberToObject(j, "pad", c->pad);
+        cJSON_AddNumberToObject(j, "count", r->count);
+        cJSON_AddNumberToObject(j, "dx_count", r->dx_count);
+        cJSON_AddItemToObject(j, "names", row_names(net, r));
+        double gf = kernel_gflop(c, bs->batch);
+        cJSON_AddNumberToObject(j, "gflop", gf);
+        for (int d = 0; d < N_DIRS; d++) {
+            cJSON *m = cJSON_CreateObject();
+            double ms = row_ms(r, d);
+            cJSON_AddNumberToObject(m, "ms", ms);
+            cJSON_AddNumberToObject(m, "gflop_per_s", gf / (ms / 1e3));
+            cJSON_AddItemToObject(m, "ms_sorted", cJSON_CreateDoubleArray(r->ms[d], r->runs[d]));
+            cJSON_AddItemToObject(j, DIR_KEY[d], m);
+        }
+        cJSON_AddItemToArray(arr, j);
+    }
+    cJSON_AddItemToObject(root, "rows", arr);
+    char *text = cJSON_PrintUnformatted(root);
+    int rc = text ? 0 : cli_error("out of memory");
+    if (text) puts(text);
+    free(text);
+    cJSON_Delete(root);
+    return rc;
+}
+
+static void kernels_table(const rn_net *net, const bench_settings *bs, const kernel_row *rows,
+                          int n_rows)
+{
+    rn_net_options o;
+    rn_net_get_options(net, &o);
+    printf("bench %s kernels: batch %d, input %dx%dx%d; %d threads; %d convolutions, %d distinct "
+           "shapes; %d warm-up + up to %d timed runs each, median\n\n",
+           rn_net_arch(net), bs->batch, o.in_c, o.in_h, o.in_w, omp_get_max_threads(),
+           rn_net_num_convs(net), n_rows, bs->warmup, bs->iters);
+    printf("%-3s %-24s %5s %8s | %-17s | %-17s | %-17s |\n", "", "", "", "", "forward",
+           "backward-data", "backward-weights");
+    printf("%-3s %-24s %5s %8s | %9s %7s | %9s %7s | %9s %7s | %6s\n", "#", "C->K RxS/stride HxW",
+           "count", "GFLOP", "ms", "GFLOP/s", "ms", "GFLOP/s", "ms", "GFLOP/s", "share");
+    double total[N_DIRS] = {0}, flop[N_DIRS] = {0}, all = 0;
+    for (int i = 0; i < n_rows; i++)
+        for (int d = 0; d < N_DIRS; d++) {
+            int m = d == DIR_BACKWARD_DATA ? rows[i].dx_count : rows[i].count;
+            total[d] += m * row_ms(&rows[i], d);
+            flop[d] += m * kernel_gflop(&rows[i].info, bs->batch);
+        }
+    all = total[0] + total[1] + total[2];
+    int starred = 0;
+    for (int i = 0; i < n_rows; i++) {
+        const kernel_row *r = &rows[i];
+        const rn_conv_info *c = &r->info;
+        char shape[64];
+        snprintf(shape, sizeof shape, "%d->%d %dx%d/%d %dx%d", c->in_c, c->out_c, c->k, c->k,
+                 c->stride, c->in_h, c->in_w);
+        double gf = kernel_gflop(c, bs->batch), mine = 0;
+        int star = r->dx_count < r->count;
+        starred |= star;
+        printf("%-3d %-24s %5d %8.3f", i + 1, shape, r->count, gf);
+        for (int d = 0; d < N_DIRS; d++) {
+            double ms = row_ms(r, d);
+            mine += (d == DIR_BACKWARD_DATA ? r->dx_count : r->count) * ms;
+            printf(" | %9.3f %6.1f%s", ms, gf / (ms / 1e3),
+                   d == DIR_BACKWARD_DATA && star ? "*" : " ");
+        }
+        printf(" | %5.1f%%\n", all > 0 ? 100 * mine / all : 0);
+    }
+    printf("\nthe network's convolutions (count x each), per batch:\n");
+    for (int d = 0; d < N_DIRS; d++)
+        printf("  %-16s %9.2f ms  %7.1f GFLOP/s\n", DIR_KEY[d], total[d],
+               total[d] > 0 ? flop[d] / (total[d] / 1e3) : 0);
+    printf("  %-16s %9.2f ms  %7.1f GFLOP/s\n", "training step", all,
+           all > 0 ? (flop[0] + flop[1] + flop[2]) / (all / 1e3) : 0);
+    printf("share: of the training step's convolution time (count x all three)\n");
+    if (starred)
+        printf("*: holds the network's first convolution, whose input gradient training never "
+               "computes (left out of the totals)\n");
+}
+
+static int bench_kernels(rn_net *net, bench_settings *bs)
+{
+    if (!bs->threads) bs->threads = omp_get_max_threads();
+    int n_convs = rn_net_num_convs(net), n_rows = 0, rc = 0;
+    kernel_row *rows = calloc(n_convs ? (size_t)n_convs : 1, sizeof *rows);
+    if (!rows) return cli_error("out of memory");
+    for (int i = 0; i < n_convs && !rc; i++) {
+        rn_conv_info c;
+        if (rn_net_conv_info(net, i, &c)) {
+            rc = cli_lib_error("convolution info");
+            break;
+        }
+        int j = 0;
+        while (j < n_rows && !same_shape(&rows[j].info, &c)) j++;
+        if (j == n_rows) rows[n_rows++].info = c;
+        rows[j].count++;
+        rows[j].dx_count += i > 0;
+    }
+    rn_net_options o;
+    rn_net_get_options(net, &o);
+    const int progress = !bs->json && isatty(STDERR_FILENO);
+    for (int i = 0; i < n_rows && !rc; i++) {
+        if (progress) fprintf(stderr, "\r[%d/%d] %-40s", i + 1, n_rows, rows[i].info.name);
+        rc = time_kernel(&rows[i], bs, o.seed ^ (0x6b65726eULL + (uint64_t)i));
+    }
+    if (progress) fprintf(stderr, "\r%*s\r", 50, "");
+    if (!rc) {
+        if (bs->json) rc = kernels_json(net, bs, rows, n_rows);
+        else kernels_table(net, bs, rows, n_rows);
+    }
+    for (int i = 0; i < n_rows; i++)
+        for (int d = 0; d < N_DIRS; d++) free(rows[i].ms[d]);
+    free(rows);
+    return rc;
 }
 
 int cmd_bench(int argc, char **argv)
@@ -72,7 +338,7 @@ int cmd_bench(int argc, char **argv)
     cli_net_args_init(&a);
     long batch = 0, threads = 0, warmup = 2, iters = 10;
     double max_seconds = 0;
-    int mode = MODE_NONE, json = 0;
+    int mode = MODE_NONE, json = 0, kernels = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--input")) argv[i] = "--input-shape"; /* bench takes a shape */
         int r = cli_net_arg(&a, argc, argv, &i);
@@ -80,6 +346,7 @@ int cmd_bench(int argc, char **argv)
         if (r) continue;
         const char *o = argv[i], *v;
         if (!strcmp(o, "--json")) json = 1;
+        else if (!strcmp(o, "--kernels")) kernels = 1;
         else if (!strcmp(o, "--help")) {
             usage_text();
             return 0;
@@ -104,7 +371,9 @@ int cmd_bench(int argc, char **argv)
             else return cli_error("--mode: expected train or infer, got '%s'", v) + 1;
         } else return cli_error("bench: unknown option '%s'", o) + 1;
     }
-    if (mode == MODE_NONE) return cli_error("bench: give --mode train or --mode infer") + 1;
+    if (kernels && mode != MODE_NONE) return cli_error("bench: --kernels takes no --mode") + 1;
+    if (!kernels && mode == MODE_NONE)
+        return cli_error("bench: give --mode train, --mode infer or --kernels") + 1;
     if (!batch) return cli_error("bench: give --batch N (images per step)") + 1;
     if (threads) {
         omp_set_num_threads((int)threads);
@@ -112,6 +381,12 @@ int cmd_bench(int argc, char **argv)
 
     rn_net *net;
     if (cli_open_net(&a, &net)) return 1;
+    if (kernels) {
+        bench_settings bs = {(int)batch, (int)threads, (int)warmup, (int)iters, max_seconds, json};
+        int krc = bench_kernels(net, &bs);
+        rn_net_free(net);
+        return krc;
+    }
     rn_net_options o;
     rn_net_get_options(net, &o);
     size_t per_image = (size_t)o.in_c * o.in_h * o.in_w, len = (size_t)batch * per_image;
@@ -188,7 +463,7 @@ int cmd_bench(int argc, char **argv)
             cJSON_Delete(root);
         } else {
             printf("bench %s %s: batch %ld, input %dx%dx%d, %d classes; %d threads; "
-                   " %ld warm-up + %d timed steps\n",
+                   "%ld warm-up + %d timed steps\n",
                    rn_net_arch(net), mode_name, batch, o.in_c, o.in_h, o.in_w, o.classes,
                    omp_threads, warmup, timed);
             printf("  ms/batch  median %.2f  min %.2f  max %.2f\n", 1e3 * med, 1e3 * times[0],

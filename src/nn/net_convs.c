@@ -1,0 +1,44 @@
+/* Read-only listing of a network's convolutions (rn_net_num_convs, rn_net_conv_info): the
+ * shapes a kernel benchmark or a summary needs, which the named tensors alone do not give
+ * (strides and input sizes). */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "nn/net.h"
+
+int rn_net_num_convs(const rn_net *net)
+{
+    return net->n_convs;
+}
+
+int rn_net_conv_info(const rn_net *net, int index, rn_conv_info *out)
+{
+    if (index < 0 || index >= net->n_convs)
+        return rn_fail(RN_ERR_ARG, "convolution %d out of range (the network has %d)", index,
+                       net->n_convs);
+    const rn_conv *c = net->convs[index];
+    memset(out, 0, sizeof *out);
+    /* The name: the weight tensor registered for this convolution, less ".weight". */
+    for (int i = 0; i < net->n_tensors; i++) {
+        const rn_tensor_entry *e = &net->tensors[i];
+        if ((const void *)e->bind_data != (const void *)&c->w) continue;
+        size_t len = strlen(e->name), leaf = strlen(".weight");
+        if (len > leaf && !strcmp(e->name + len - leaf, ".weight")) len -= leaf;
+        if (len >= sizeof out->name) len = sizeof out->name - 1;
+        memcpy(out->name, e->name, len);
+        out->name[len] = '\0';
+        break;
+    }
+    out->in_c = c->in_c;
+    out->in_h = c->in.h;
+    out->in_w = c->in.w;
+    out->out_c = c->out_c;
+    out->out_h = c->out.h;
+    out->out_w = c->out.w;
+    out->k = c->k;
+    out->stride = c->stride;
+    out->pad = c->pad;
+    out->has_bias = c->has_bias;
+    return RN_OK;
+}
