@@ -127,7 +127,7 @@ static void forward_train(float *y, float *mean, float *var, const float *x, con
 {
     const size_t cs = (size_t)c * hw;
     const double m = (double)n * hw;
-#pragma omp parallel for schedule(static) if ((size_t)n * c * hw >= RN_OMP_MIN_WORK)
+#pragma omp parallel for schedule(dynamic, 1) if ((size_t)n * c * hw >= RN_OMP_MIN_WORK)
     for (int ch = 0; ch < c; ch++) {
         /* Two passes (mean, then squared deviations): no cancellation when |mean| >> std. */
         double sum = 0.0;
@@ -149,7 +149,7 @@ static void forward_eval(float *y, const float *x, const float *gamma, const flo
                          float eps, int relu)
 {
     const size_t cs = (size_t)c * hw;
-#pragma omp parallel for schedule(static) if ((size_t)n * c * hw >= RN_OMP_MIN_WORK)
+#pragma omp parallel for schedule(dynamic, 1) if ((size_t)n * c * hw >= RN_OMP_MIN_WORK)
     for (int ch = 0; ch < c; ch++) {
         const double scale = gamma[ch] / sqrt((double)run_var[ch] + (double)eps);
         normalize_rows(y + (size_t)ch * hw, x + (size_t)ch * hw, n, cs, hw, run_mean[ch],
@@ -220,7 +220,7 @@ static void backward(float *dx, float *dgamma, float *dbeta, const float *dy, co
 {
     const size_t cs = (size_t)c * hw;
     const double m = (double)n * hw;
-#pragma omp parallel for schedule(static) if ((size_t)n * c * hw >= RN_OMP_MIN_WORK)
+#pragma omp parallel for schedule(dynamic, 1) if ((size_t)n * c * hw >= RN_OMP_MIN_WORK)
     for (int ch = 0; ch < c; ch++) {
         const size_t o = (size_t)ch * hw;
         const double mu = mean[ch];

@@ -161,7 +161,7 @@ static void s1_run(float *y, const float *x, const float *w, const float *b, int
                      threads);
         return;
     }
-#pragma omp parallel for num_threads(threads) schedule(static)
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
     for (int i = 0; i < n; i++) {
         const int t = thread_id();
         float *mine = rest + (size_t)t * rf;
@@ -316,7 +316,7 @@ static void strided_forward(float *y, const float *x, const float *w, const floa
     rn_gemm_pack_a(cw->wpack, w, crs, sh->k, crs);
     const size_t xs = (size_t)sh->c * sh->h * sh->w, ys = (size_t)sh->k * p;
     const int split = sh->n >= threads && threads > 1;
-#pragma omp parallel for num_threads(threads) schedule(static) if (split)
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (split)
     for (int i = 0; i < sh->n; i++) {
         const int t = split ? thread_id() : 0;
         float *col = cw->rest + (size_t)t * cw->rest_floats;
@@ -390,7 +390,7 @@ static void weight_grad(float *dw, const float *dy, const float *x, const rn_con
         for (int j = 0; j < crs; j++) cw->off[j] = j * p;
     }
     const int split = groups >= threads && threads > 1;
-#pragma omp parallel for num_threads(threads) schedule(static) if (split)
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (split)
     for (int gi = 0; gi < groups; gi++) {
         const int t = split ? thread_id() : 0;
         const int i1 = (gi + 1) * DW_GROUP < sh->n ? (gi + 1) * DW_GROUP : sh->n;
@@ -413,7 +413,7 @@ static void strided_input_grad(float *dx, const float *dy, const rn_conv_shape *
     for (int kk = 0; kk < sh->k; kk++) cw->off[kk] = kk * p;
     rn_gemm_pack_a(cw->wpack, cw->wflip, sh->k, crs, sh->k);
     const int split = sh->n >= threads && threads > 1;
-#pragma omp parallel for num_threads(threads) schedule(static) if (split)
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (split)
     for (int i = 0; i < sh->n; i++) {
         const int t = split ? thread_id() : 0;
         float *dcol = cw->rest + (size_t)t * cw->rest_floats;

@@ -6,14 +6,14 @@
 
 void rn_relu_forward(float *y, const float *x, size_t len)
 {
-#pragma omp parallel for schedule(static) if (len >= RN_OMP_MIN_WORK)
+#pragma omp parallel for schedule(dynamic, RN_OMP_CHUNK) if (len >= RN_OMP_MIN_WORK)
     for (size_t i = 0; i < len; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
 /* From the output: y > 0 exactly where x > 0, so the gradient at x == 0 is 0 (as torch). */
 void rn_relu_backward(float *dx, const float *dy, const float *y, size_t len)
 {
-#pragma omp parallel for schedule(static) if (len >= RN_OMP_MIN_WORK)
+#pragma omp parallel for schedule(dynamic, RN_OMP_CHUNK) if (len >= RN_OMP_MIN_WORK)
     for (size_t i = 0; i < len; i++) {
         const float g = dy[i]; /* read unconditionally, so the loop vectorises */
         dx[i] = y[i] > 0.0f ? g : 0.0f;
@@ -22,7 +22,7 @@ void rn_relu_backward(float *dx, const float *dy, const float *y, size_t len)
 
 void rn_sigmoid_forward(float *y, const float *x, size_t len)
 {
-#pragma omp parallel for schedule(static) if (len >= RN_OMP_MIN_WORK)
+#pragma omp parallel for schedule(dynamic, RN_OMP_CHUNK) if (len >= RN_OMP_MIN_WORK)
     for (size_t i = 0; i < len; i++) {
         const float v = x[i];
         /* exp of a non-positive argument only: no overflow for large |x|. */
@@ -37,12 +37,12 @@ void rn_sigmoid_forward(float *y, const float *x, size_t len)
 
 void rn_sigmoid_backward(float *dx, const float *dy, const float *y, size_t len)
 {
-#pragma omp parallel for schedule(static) if (len >= RN_OMP_MIN_WORK)
+#pragma omp parallel for schedule(dynamic, RN_OMP_CHUNK) if (len >= RN_OMP_MIN_WORK)
     for (size_t i = 0; i < len; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
 }
 
 void rn_add_scaled(float *y, const float *a, const float *b, float alpha, size_t len)
 {
-#pragma omp parallel for schedule(static) if (len >= RN_OMP_MIN_WORK)
+#pragma omp parallel for schedule(dynamic, RN_OMP_CHUNK) if (len >= RN_OMP_MIN_WORK)
     for (size_t i = 0; i < len; i++) y[i] = a[i] + alpha * b[i];
 }

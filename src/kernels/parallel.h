@@ -1,7 +1,14 @@
-/* When a kernel loop is worth splitting across threads. Below this many floats of work the
- * fork/join (and, on a busy machine, waiting for a descheduled thread) costs more than the
- * loop itself. */
+/* When and how a kernel loop is split across threads.
+ *
+ * Below RN_OMP_MIN_WORK floats of work the fork/join (and, on a busy machine, waiting for a
+ * descheduled thread) costs more than the loop itself. Loops are scheduled dynamically: when
+ * another process takes a core, the threads still running pick up the work instead of waiting
+ * at the barrier for the one that is not (measured with 2 threads on a machine shared with
+ * other jobs: half the samples were spent in libgomp's barrier with static schedules). Every
+ * iteration writes its own outputs, so results do not depend on the assignment. */
 #ifndef RN_KERNELS_PARALLEL_H
 #define RN_KERNELS_PARALLEL_H
 #define RN_OMP_MIN_WORK ((size_t)1 << 16)
+/* Elements per chunk of an element-wise loop. */
+#define RN_OMP_CHUNK 16384
 #endif
