@@ -5,10 +5,10 @@ the same run. Prints one table (markdown) plus the details behind each cell, and
 tables: every distinct convolution of resnet20 and resnet50, forward, backward-data and
 backward-weights, one table per network and thread count.
 
-    /usr/bin/python3 bench/compare.py            # full run (about 20-25 minutes)
+    /usr/bin/python3 bench/compare.py            # full run (about 30 minutes, half of it kernels)
     /usr/bin/python3 bench/compare.py --quick    # smoke run: few iterations
     /usr/bin/python3 bench/compare.py --threads 2 --rows r20-train,r50-b1 --out result.json
-    /usr/bin/python3 bench/compare.py --kernels  # the kernel tables only (rows *-kernels)
+    /usr/bin/python3 bench/compare.py --kernels  # the kernel tables only (about 15 minutes)
 
 Engines (a column is skipped, with a note, when its interpreter or package is missing):
   ours          build/resnet bench ... --json (run `make` first)
