@@ -88,13 +88,17 @@ static s1_geom s1_make(int c, int h, int w, int k, int r, int s, int ph, int pw)
     return g;
 }
 
-static void pad_input(float *xp, const float *x, const s1_geom *g)
+/* threads > 1: split over channels (called outside a parallel region). */
+static void pad_input(float *xp, const float *x, const s1_geom *g, int threads)
 {
-    memset(xp, 0, g->xpad * sizeof(float));
-    for (int ci = 0; ci < g->c; ci++)
+    memset(xp + (size_t)g->c * g->plane, 0, (size_t)g->s * sizeof(float));
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
+    for (int ci = 0; ci < g->c; ci++) {
+        memset(xp + ci * g->plane, 0, g->plane * sizeof(float));
         for (int y = 0; y < g->h; y++)
             memcpy(xp + ci * g->plane + (size_t)(y + g->ph) * g->wp + g->pw,
                    x + ((size_t)ci * g->h + y) * g->w, (size_t)g->w * sizeof(float));
+    }
 }
 
 /* The im2col row offsets of a padded plane: row (ci, ky, kx) starts at ci*plane + ky*wp + kx. */
@@ -115,7 +119,7 @@ static void s1_image(float *y, const float *x, const float *wp, const float *b, 
     const int pointwise = g->r == 1 && g->s == 1 && g->ph == 0 && g->pw == 0;
     const float *src = x;
     if (!pointwise) {
-        pad_input(xp, x, g);
+        pad_input(xp, x, g, threads);
         src = xp;
     }
     float *out = pointwise ? y : yp;
@@ -152,7 +156,7 @@ static void s1_run(float *y, const float *x, const float *w, const float *b, int
 {
     const size_t rf = s1_rest_floats(g);
     s1_offsets(off, g);
-    rn_gemm_pack_a(wp, w, g->c * g->r * g->s, g->k, g->c * g->r * g->s);
+    rn_gemm_pack_a(wp, w, g->c * g->r * g->s, g->k, g->c * g->r * g->s, threads);
     w = wp;
     const size_t xs = (size_t)g->c * g->h * g->w, ys = (size_t)g->k * g->oh * g->ow;
     if (n < threads || threads <= 1) {
@@ -173,11 +177,12 @@ static void s1_run(float *y, const float *x, const float *w, const float *b, int
 /* ---- explicit im2col (strides other than 1) --------------------------------------------- */
 
 /* col[CRS, P] from one image x[c, h, w]; out-of-image taps are 0. */
-static void im2col(float *col, const float *x, const rn_conv_shape *sh)
+static void im2col(float *col, const float *x, const rn_conv_shape *sh, int threads)
 {
     const int c = sh->c, h = sh->h, w = sh->w, r = sh->r, s = sh->s;
     const int oh = sh->oh, ow = sh->ow, st = sh->stride, pad = sh->pad;
     const size_t plane = (size_t)oh * (size_t)ow;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
     for (int ci = 0; ci < c; ci++) {
         const float *xc = x + (size_t)ci * h * w;
         for (int ky = 0; ky < r; ky++) {
@@ -313,14 +318,14 @@ static void strided_forward(float *y, const float *x, const float *w, const floa
 {
     const int crs = sh->c * sh->r * sh->s, p = sh->oh * sh->ow;
     for (int i = 0; i < crs; i++) cw->off[i] = i * p;
-    rn_gemm_pack_a(cw->wpack, w, crs, sh->k, crs);
+    rn_gemm_pack_a(cw->wpack, w, crs, sh->k, crs, threads);
     const size_t xs = (size_t)sh->c * sh->h * sh->w, ys = (size_t)sh->k * p;
     const int split = sh->n >= threads && threads > 1;
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (split)
     for (int i = 0; i < sh->n; i++) {
         const int t = split ? thread_id() : 0;
         float *col = cw->rest + (size_t)t * cw->rest_floats;
-        im2col(col, x + i * xs, sh);
+        im2col(col, x + i * xs, sh, split ? 1 : threads);
         rn_gemm_b bd = {col, cw->off, NULL};
         rn_gemm_packed(sh->k, p, crs, cw->wpack, &bd, y + i * ys, p, 0,
                 cw->packs + (size_t)t * GEMM_PACK_FLOATS, split ? 1 : threads);
@@ -355,13 +360,13 @@ static void dw_group(float *part, const float *dy, const float *x, int i0, int i
         const float *a = dy + i * ys, *src = x + i * xs;
         int q = p;
         if (sh->stride != 1) {
-            im2col(rest, src, sh);
+            im2col(rest, src, sh, threads);
             src = rest;
         } else if (!conv_is_pointwise(sh)) {
             /* dy on the padded-width grid, zero in the junk columns, against shifted rows */
             s1_geom g = fwd_geom(sh);
             float *dyp = rest + g.xpad;
-            pad_input(rest, src, &g);
+            pad_input(rest, src, &g, threads);
             for (int kk = 0; kk < sh->k; kk++)
                 for (int oy = 0; oy < g.oh; oy++) {
                     float *row = dyp + ((size_t)kk * g.oh + oy) * g.wp;
@@ -411,7 +416,7 @@ static void strided_input_grad(float *dx, const float *dy, const rn_conv_shape *
     const int crs = sh->c * sh->r * sh->s, p = sh->oh * sh->ow;
     const size_t xs = (size_t)sh->c * sh->h * sh->w, ys = (size_t)sh->k * p;
     for (int kk = 0; kk < sh->k; kk++) cw->off[kk] = kk * p;
-    rn_gemm_pack_a(cw->wpack, cw->wflip, sh->k, crs, sh->k);
+    rn_gemm_pack_a(cw->wpack, cw->wflip, sh->k, crs, sh->k, threads);
     const int split = sh->n >= threads && threads > 1;
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (split)
     for (int i = 0; i < sh->n; i++) {

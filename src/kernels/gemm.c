@@ -62,11 +62,16 @@ static void pack_a_panel(float *dst, const float *a, int lda, int mr, int k0, in
     }
 }
 
-void rn_gemm_pack_a(float *dst, const float *a, int lda, int m, int k)
+void rn_gemm_pack_a(float *dst, const float *a, int lda, int m, int k, int threads)
 {
-    for (int i0 = 0; i0 < m; i0 += GEMM_MR)
+    const int panels = (m + GEMM_MR - 1) / GEMM_MR;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 4) \
+    if (threads > 1 && (size_t)m * k >= ((size_t)1 << 16))
+    for (int p = 0; p < panels; p++) {
+        const int i0 = p * GEMM_MR;
         pack_a_panel(dst + (size_t)i0 * k, a + (size_t)i0 * lda, lda,
                      m - i0 < GEMM_MR ? m - i0 : GEMM_MR, 0, k);
+    }
 }
 
 typedef struct {
@@ -79,10 +84,11 @@ typedef struct {
 } gemm_args;
 
 /* One work item: the columns of block jb, the row panels [p0, p1). */
-static void run_item(rn_gemm_ukernel uk, const gemm_args *g, float *pack, int jb, int p0, int p1)
+static void run_item(rn_gemm_ukernel uk, const gemm_args *g, float *pack, int ncb, int jb, int p0,
+                     int p1)
 {
-    const int j0 = jb * GEMM_NC;
-    const int nc = g->n - j0 < GEMM_NC ? g->n - j0 : GEMM_NC;
+    const int j0 = jb * ncb;
+    const int nc = g->n - j0 < ncb ? g->n - j0 : ncb;
     float *apack = pack + (size_t)GEMM_KC * GEMM_NC;
     for (int k0 = 0; k0 < g->k; k0 += GEMM_KC) {
         const int kc = g->k - k0 < GEMM_KC ? g->k - k0 : GEMM_KC;
@@ -117,10 +123,15 @@ static void gemm_run(const gemm_args *g, float *pack, int threads)
         return;
     }
     const rn_gemm_ukernel uk = pick_ukernel();
-    const int nblocks = (g->n + GEMM_NC - 1) / GEMM_NC;
+    /* Enough items for the threads to balance: narrower column blocks first (down to one
+     * strip), then rows, whose split repeats the packing of B. */
+    int ncb = GEMM_NC;
+    if (threads > 1 && (g->n + ncb - 1) / ncb < 2 * threads) {
+        const int want = (g->n + 2 * threads - 1) / (2 * threads);
+        ncb = (want + GEMM_NR - 1) / GEMM_NR * GEMM_NR;
+    }
+    const int nblocks = (g->n + ncb - 1) / ncb;
     const int panels = (g->m + GEMM_MR - 1) / GEMM_MR;
-    /* Enough items for the threads to balance; splitting rows repeats the packing of B, so
-     * only when there are too few column blocks. */
     int chunks = 1;
     if (threads > 1 && nblocks < 4 * threads) {
         chunks = (4 * threads + nblocks - 1) / nblocks;
@@ -128,7 +139,7 @@ static void gemm_run(const gemm_args *g, float *pack, int threads)
     }
     const int items = nblocks * chunks;
     if (threads <= 1 || items == 1) {
-        for (int jb = 0; jb < nblocks; jb++) run_item(uk, g, pack, jb, 0, panels);
+        for (int jb = 0; jb < nblocks; jb++) run_item(uk, g, pack, ncb, jb, 0, panels);
         return;
     }
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
@@ -139,7 +150,7 @@ static void gemm_run(const gemm_args *g, float *pack, int threads)
 #endif
         const int jb = it / chunks, ch = it % chunks;
         const int p0 = (int)((long)panels * ch / chunks), p1 = (int)((long)panels * (ch + 1) / chunks);
-        run_item(uk, g, pack + (size_t)tid * GEMM_PACK_FLOATS, jb, p0, p1);
+        run_item(uk, g, pack + (size_t)tid * GEMM_PACK_FLOATS, ncb, jb, p0, p1);
     }
 }
 

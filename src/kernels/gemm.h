@@ -35,9 +35,10 @@ void rn_gemm(int m, int n, int k, const float *a, int lda, const rn_gemm_b *b, f
              int ldc, int accumulate, float *pack, int threads);
 
 /* The same with A packed beforehand by rn_gemm_pack_a (worth it when one A meets many B,
- * as a convolution's weights meet every image). */
+ * as a convolution's weights meet every image). threads > 1 splits the packing (call it from
+ * outside a parallel region). */
 size_t rn_gemm_packed_a_floats(int m, int k);
-void rn_gemm_pack_a(float *dst, const float *a, int lda, int m, int k);
+void rn_gemm_pack_a(float *dst, const float *a, int lda, int m, int k, int threads);
 void rn_gemm_packed(int m, int n, int k, const float *ap, const rn_gemm_b *b, float *c, int ldc,
                     int accumulate, float *pack, int threads);
 
