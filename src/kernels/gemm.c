@@ -14,6 +14,11 @@ static rn_gemm_ukernel pick_ukernel(void)
     return rn_cpu_simd() == RN_SIMD_AVX2 ? rn_gemm_ukernel_avx2 : rn_gemm_ukernel_generic;
 }
 
+static rn_gemm_ukernel_rows pick_ukernel_rows(void)
+{
+    return rn_cpu_simd() == RN_SIMD_AVX2 ? rn_gemm_ukernel_rows_avx2 : rn_gemm_ukernel_rows_generic;
+}
+
 /* Packs B[k0 .. k0+kc, j0 .. j0+nc] into strips of GEMM_NR columns, each strip kc rows of
  * GEMM_NR floats; the columns past nc in the last strip are zero. */
 static void pack_b(float *dst, const rn_gemm_b *b, int k0, int kc, int j0, int nc)
@@ -83,16 +88,19 @@ typedef struct {
     int ldc, accumulate;
 } gemm_args;
 
-/* One work item: the columns of block jb, the row panels [p0, p1). */
-static void run_item(rn_gemm_ukernel uk, const gemm_args *g, float *pack, int ncb, int jb, int p0,
-                     int p1)
+/* One work item: the columns of block jb (ncb wide), the row panels [p0, p1). In rows mode
+ * the full strips of B are read in place and only a partial last strip is packed. */
+static void run_item(rn_gemm_ukernel uk, rn_gemm_ukernel_rows ukr, const gemm_args *g,
+                     float *pack, int ncb, int jb, int p0, int p1)
 {
     const int j0 = jb * ncb;
     const int nc = g->n - j0 < ncb ? g->n - j0 : ncb;
+    const int direct = g->b->row_off != NULL;
+    const int full = direct ? nc / GEMM_NR * GEMM_NR : 0; /* columns read in place */
     float *apack = pack + (size_t)GEMM_KC * GEMM_NC;
     for (int k0 = 0; k0 < g->k; k0 += GEMM_KC) {
         const int kc = g->k - k0 < GEMM_KC ? g->k - k0 : GEMM_KC;
-        pack_b(pack, g->b, k0, kc, j0, nc);
+        if (full < nc) pack_b(pack, g->b, k0, kc, j0 + full, nc - full);
         const int acc = g->accumulate || k0 > 0;
         for (int panel = p0; panel < p1; panel++) {
             const int i0 = panel * GEMM_MR;
@@ -105,9 +113,11 @@ static void run_item(rn_gemm_ukernel uk, const gemm_args *g, float *pack, int nc
                 ap = g->a + (size_t)i0 * g->k + (size_t)k0 * GEMM_MR;
             }
             float *cp = g->c + (size_t)i0 * g->ldc + j0;
-            for (int s = 0; s < nc; s += GEMM_NR) {
+            for (int s = 0; s < full; s += GEMM_NR)
+                ukr(kc, ap, g->b->src + j0 + s, g->b->row_off + k0, cp + s, g->ldc, mr, acc);
+            for (int s = full; s < nc; s += GEMM_NR) {
                 const int nr = nc - s < GEMM_NR ? nc - s : GEMM_NR;
-                uk(kc, ap, pack + (size_t)s * kc, cp + s, g->ldc, mr, nr, acc);
+                uk(kc, ap, pack + (size_t)(s - full) * kc, cp + s, g->ldc, mr, nr, acc);
             }
         }
     }
@@ -123,6 +133,7 @@ static void gemm_run(const gemm_args *g, float *pack, int threads)
         return;
     }
     const rn_gemm_ukernel uk = pick_ukernel();
+    const rn_gemm_ukernel_rows ukr = pick_ukernel_rows();
     /* Enough items for the threads to balance: narrower column blocks first (down to one
      * strip), then rows, whose split repeats the packing of B. */
     int ncb = GEMM_NC;
@@ -139,7 +150,7 @@ static void gemm_run(const gemm_args *g, float *pack, int threads)
     }
     const int items = nblocks * chunks;
     if (threads <= 1 || items == 1) {
-        for (int jb = 0; jb < nblocks; jb++) run_item(uk, g, pack, ncb, jb, 0, panels);
+        for (int jb = 0; jb < nblocks; jb++) run_item(uk, ukr, g, pack, ncb, jb, 0, panels);
         return;
     }
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
@@ -150,7 +161,7 @@ static void gemm_run(const gemm_args *g, float *pack, int threads)
 #endif
         const int jb = it / chunks, ch = it % chunks;
         const int p0 = (int)((long)panels * ch / chunks), p1 = (int)((long)panels * (ch + 1) / chunks);
-        run_item(uk, g, pack + (size_t)tid * GEMM_PACK_FLOATS, ncb, jb, p0, p1);
+        run_item(uk, ukr, g, pack + (size_t)tid * GEMM_PACK_FLOATS, ncb, jb, p0, p1);
     }
 }
 

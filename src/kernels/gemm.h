@@ -49,6 +49,14 @@ typedef void (*rn_gemm_ukernel)(int kc, const float *ap, const float *bp, float 
                                 int ldc, int mr, int nr, int accumulate);
 void rn_gemm_ukernel_generic(int kc, const float *ap, const float *bp, float *c, int ldc,
                              int mr, int nr, int accumulate);
+/* Microkernel on a full strip of B read in place in rows mode: row p of the strip at
+ * src + off[p] (GEMM_NR floats). */
+typedef void (*rn_gemm_ukernel_rows)(int kc, const float *ap, const float *src, const int *off,
+                                     float *c, int ldc, int mr, int accumulate);
+void rn_gemm_ukernel_rows_generic(int kc, const float *ap, const float *src, const int *off,
+                                  float *c, int ldc, int mr, int accumulate);
+void rn_gemm_ukernel_rows_avx2(int kc, const float *ap, const float *src, const int *off, float *c,
+                               int ldc, int mr, int accumulate);
 /* Packs one full strip in columns mode (off: its GEMM_NR column offsets). */
 void rn_gemm_pack_cols_avx2(float *dst, const float *src, const int *off, int k0, int kc);
 void rn_gemm_ukernel_avx2(int kc, const float *ap, const float *bp, float *c, int ldc,

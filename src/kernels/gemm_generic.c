@@ -18,3 +18,20 @@ void rn_gemm_ukernel_generic(int kc, const float *ap, const float *bp, float *c,
         for (int j = 0; j < nr; j++) ci[j] = accumulate ? ci[j] + acc[i][j] : acc[i][j];
     }
 }
+
+void rn_gemm_ukernel_rows_generic(int kc, const float *ap, const float *src, const int *off,
+                                  float *c, int ldc, int mr, int accumulate)
+{
+    float acc[GEMM_MR][GEMM_NR] = {{0.0f}};
+    for (int p = 0; p < kc; p++) {
+        const float *b = src + off[p];
+        for (int i = 0; i < mr; i++) {
+            const float ai = ap[(size_t)p * GEMM_MR + i];
+            for (int j = 0; j < GEMM_NR; j++) acc[i][j] += ai * b[j];
+        }
+    }
+    for (int i = 0; i < mr; i++) {
+        float *ci = c + (size_t)i * ldc;
+        for (int j = 0; j < GEMM_NR; j++) ci[j] = accumulate ? ci[j] + acc[i][j] : acc[i][j];
+    }
+}
