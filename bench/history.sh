@@ -1,0 +1,41 @@
+#!/bin/sh
+# Before/after of each optimisation: builds the given commits in temporary worktrees and times
+# the same workloads with each, alternating commits round by round so that a change in the
+# machine's load hits all of them alike. Prints one line per commit and workload: the median
+# over rounds of each round's median ms per batch.
+# Usage: sh bench/history.sh [-r ROUNDS] COMMIT...
+set -eu
+rounds=3
+if [ "${1:-}" = "-r" ]; then rounds=$2; shift 2; fi
+[ $# -gt 0 ] || { echo "usage: sh bench/history.sh [-r ROUNDS] COMMIT..." >&2; exit 2; }
+top=$(git rev-parse --show-toplevel)
+work=$(mktemp -d)
+trap 'for d in "$work"/wt-*; do git -C "$top" worktree remove --force "$d" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+for c in "$@"; do
+    d="$work/wt-$c"
+    git -C "$top" worktree add --detach -q "$d" "$c"
+    make -C "$d" -s -j2 build/resnet >/dev/null 2>&1 || { echo "$c: build failed" >&2; exit 1; }
+done
+# workload: label | arguments of resnet bench
+workloads="resnet20 train 3x32x32 b128|--arch resnet20 --batch 128 --mode train --max-seconds 3
+resnet50 infer b1|--arch resnet50 --batch 1 --mode infer --max-seconds 3"
+echo "$workloads" | while IFS='|' read -r label args; do
+    for t in 1 2; do
+        r=0
+        : >"$work/times"
+        while [ $r -lt "$rounds" ]; do
+            for c in "$@"; do
+                # shellcheck disable=SC2086
+                ms=$("$work/wt-$c/build/resnet" bench $args --threads $t --json |
+                     sed 's/.*"ms_per_batch":\([0-9.]*\).*/\1/')
+                echo "$c $ms" >>"$work/times"
+            done
+            r=$((r + 1))
+        done
+        for c in "$@"; do
+            med=$(grep "^$c " "$work/times" | cut -d' ' -f2 | sort -n |
+                  awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}')
+            printf '%-30s T=%d  %-10s %10.1f ms\n' "$label" "$t" "$c" "$med"
+        done
+    done
+done
