@@ -3,18 +3,31 @@
 # the same workloads with each, alternating commits round by round so that a change in the
 # machine's load hits all of them alike. Prints one line per commit and workload: the median
 # over rounds of each round's median ms per batch.
-# Usage: sh bench/history.sh [-r ROUNDS] COMMIT...
+# Usage: sh bench/history.sh [-r ROUNDS] [-l "LDLIBS"] COMMIT...
+#   -l: link with these libraries instead of the Makefile's (for a commit whose tree did not
+#       link as committed, e.g. "-lcjson -lopenblas -lstb -lz -lm -lpthread -fopenmp").
 set -eu
 rounds=3
-if [ "${1:-}" = "-r" ]; then rounds=$2; shift 2; fi
-[ $# -gt 0 ] || { echo "usage: sh bench/history.sh [-r ROUNDS] COMMIT..." >&2; exit 2; }
+libs=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+    -r) rounds=$2; shift 2 ;;
+    -l) libs=$2; shift 2 ;;
+    *) break ;;
+    esac
+done
+[ $# -gt 0 ] || { echo "usage: sh bench/history.sh [-r ROUNDS] [-l LDLIBS] COMMIT..." >&2; exit 2; }
 top=$(git rev-parse --show-toplevel)
 work=$(mktemp -d)
 trap 'for d in "$work"/wt-*; do git -C "$top" worktree remove --force "$d" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 for c in "$@"; do
     d="$work/wt-$c"
     git -C "$top" worktree add --detach -q "$d" "$c"
-    make -C "$d" -s -j2 build/resnet >/dev/null 2>&1 || { echo "$c: build failed" >&2; exit 1; }
+    if [ -n "$libs" ]; then
+        make -C "$d" -s -j2 build/resnet LDLIBS="$libs" >/dev/null 2>&1
+    else
+        make -C "$d" -s -j2 build/resnet >/dev/null 2>&1
+    fi || { echo "$c: build failed" >&2; exit 1; }
 done
 # workload: label | arguments of resnet bench
 workloads="resnet20 train 3x32x32 b128|--arch resnet20 --batch 128 --mode train --max-seconds 3
