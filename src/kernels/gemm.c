@@ -89,13 +89,17 @@ typedef struct {
 } gemm_args;
 
 /* One work item: the columns of block jb (ncb wide), the row panels [p0, p1). In rows mode
- * the full strips of B are read in place and only a partial last strip is packed. */
+ * with few panels the full strips of B are read in place and only a partial last strip is
+ * packed: packing costs about as much as the multiply-adds of three panels, while with many
+ * panels the packed block's locality wins (measured: resnet20 training, 16-64 output channels,
+ * 10% faster in place; resnet50 inference, 64-2048, 25% slower in place). */
+#define GEMM_IN_PLACE_PANELS 4
 static void run_item(rn_gemm_ukernel uk, rn_gemm_ukernel_rows ukr, const gemm_args *g,
                      float *pack, int ncb, int jb, int p0, int p1)
 {
     const int j0 = jb * ncb;
     const int nc = g->n - j0 < ncb ? g->n - j0 : ncb;
-    const int direct = g->b->row_off != NULL;
+    const int direct = g->b->row_off != NULL && p1 - p0 <= GEMM_IN_PLACE_PANELS;
     const int full = direct ? nc / GEMM_NR * GEMM_NR : 0; /* columns read in place */
     float *apack = pack + (size_t)GEMM_KC * GEMM_NC;
     for (int k0 = 0; k0 < g->k; k0 += GEMM_KC) {
