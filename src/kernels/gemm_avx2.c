@@ -6,61 +6,24 @@
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 
-/* mr is a compile-time constant at every call site below, so the row branches fold away.
+/* mr is a compile-time constant at every call site below, so the row branches fold away; so
+ * is off: NULL reads B from a packed strip (row p at bp + p * GEMM_NR), otherwise B is read in
+ * place (row p at bp + off[p], rows mode, a full strip), which for few rows of A (16 output
+ * channels) saves packing that cost as much as the multiply-adds it fed.
  * Named accumulators rather than an array: GCC keeps an array of vectors in memory and
  * stores it back every iteration (measured: 13-29 GFLOP/s instead of 80+). */
 #define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
 static inline __attribute__((always_inline)) void block(int mr, int kc, const float *ap,
-                                                        const float *bp, float *c, int ldc,
-                                                        int accumulate)
+                                                        const float *bp, const int *off, float *c,
+                                                        int ldc, int accumulate)
 {
 #define DECL(i) __m256 c##i##0 = _mm256_setzero_ps(), c##i##1 = _mm256_setzero_ps();
     ROWS(DECL)
 #undef DECL
     for (int p = 0; p < kc; p++) {
-        const __m256 b0 = _mm256_loadu_ps(bp);
-        const __m256 b1 = _mm256_loadu_ps(bp + 8);
-#define FMA(i)                                                            \
-        if (mr > i) {                                                     \
-            const __m256 ai = _mm256_broadcast_ss(ap + i); \
-            c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0);                   \
-            c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1);                   \
-        }
-        ROWS(FMA)
-#undef FMA
-        ap += GEMM_MR;
-        bp += GEMM_NR;
-    }
-#define STORE(i)                                                          \
-    if (mr > i) {                                                         \
-        float *ci = c + (size_t)i * ldc;                                  \
-        if (accumulate) {                                                 \
-            c##i##0 = _mm256_add_ps(c##i##0, _mm256_loadu_ps(ci));        \
-            c##i##1 = _mm256_add_ps(c##i##1, _mm256_loadu_ps(ci + 8));    \
-        }                                                                 \
-        _mm256_storeu_ps(ci, c##i##0);                                    \
-        _mm256_storeu_ps(ci + 8, c##i##1);                                \
-    }
-    ROWS(STORE)
-#undef STORE
-}
-#undef ROWS
-
-/* The same block reading B in place, row p at src + off[p] (rows mode, a full strip): no
- * packing, which for few rows of A (a convolution with 16 output channels) cost as much as
- * the multiply-adds it fed. */
-static inline __attribute__((always_inline)) void block_rows(int mr, int kc, const float *ap,
-                                                             const float *src, const int *off,
-                                                             float *c, int ldc, int accumulate)
-{
-#define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
-#define DECL(i) __m256 c##i##0 = _mm256_setzero_ps(), c##i##1 = _mm256_setzero_ps();
-    ROWS(DECL)
-#undef DECL
-    for (int p = 0; p < kc; p++) {
-        const float *bp = src + off[p];
-        const __m256 b0 = _mm256_loadu_ps(bp);
-        const __m256 b1 = _mm256_loadu_ps(bp + 8);
+        const float *b = off ? bp + off[p] : bp + (size_t)p * GEMM_NR;
+        const __m256 b0 = _mm256_loadu_ps(b);
+        const __m256 b1 = _mm256_loadu_ps(b + 8);
 #define FMA(i)                                                            \
         if (mr > i) {                                                     \
             const __m256 ai = _mm256_broadcast_ss(ap + i);                \
@@ -83,33 +46,35 @@ static inline __attribute__((always_inline)) void block_rows(int mr, int kc, con
     }
     ROWS(STORE)
 #undef STORE
+}
 #undef ROWS
+
+/* A full-width block for any mr; off as in block(). */
+static inline __attribute__((always_inline)) void any_rows(int kc, const float *ap,
+                                                           const float *bp, const int *off,
+                                                           float *c, int ldc, int mr,
+                                                           int accumulate)
+{
+    switch (mr) {
+    case 6: block(6, kc, ap, bp, off, c, ldc, accumulate); break;
+    case 5: block(5, kc, ap, bp, off, c, ldc, accumulate); break;
+    case 4: block(4, kc, ap, bp, off, c, ldc, accumulate); break;
+    case 3: block(3, kc, ap, bp, off, c, ldc, accumulate); break;
+    case 2: block(2, kc, ap, bp, off, c, ldc, accumulate); break;
+    default: block(1, kc, ap, bp, off, c, ldc, accumulate); break;
+    }
 }
 
 void rn_gemm_ukernel_rows_avx2(int kc, const float *ap, const float *src, const int *off, float *c,
                                int ldc, int mr, int accumulate)
 {
-    switch (mr) {
-    case 6: block_rows(6, kc, ap, src, off, c, ldc, accumulate); break;
-    case 5: block_rows(5, kc, ap, src, off, c, ldc, accumulate); break;
-    case 4: block_rows(4, kc, ap, src, off, c, ldc, accumulate); break;
-    case 3: block_rows(3, kc, ap, src, off, c, ldc, accumulate); break;
-    case 2: block_rows(2, kc, ap, src, off, c, ldc, accumulate); break;
-    default: block_rows(1, kc, ap, src, off, c, ldc, accumulate); break;
-    }
+    any_rows(kc, ap, src, off, c, ldc, mr, accumulate);
 }
 
-static void full_width(int kc, const float *ap, const float *bp, float *c, int ldc,
-                       int mr, int accumulate)
+static void full_width(int kc, const float *ap, const float *bp, float *c, int ldc, int mr,
+                       int accumulate)
 {
-    switch (mr) {
-    case 6: block(6, kc, ap, bp, c, ldc, accumulate); break;
-    case 5: block(5, kc, ap, bp, c, ldc, accumulate); break;
-    case 4: block(4, kc, ap, bp, c, ldc, accumulate); break;
-    case 3: block(3, kc, ap, bp, c, ldc, accumulate); break;
-    case 2: block(2, kc, ap, bp, c, ldc, accumulate); break;
-    default: block(1, kc, ap, bp, c, ldc, accumulate); break;
-    }
+    any_rows(kc, ap, bp, NULL, c, ldc, mr, accumulate);
 }
 
 void rn_gemm_ukernel_avx2(int kc, const float *ap, const float *bp, float *c, int ldc,

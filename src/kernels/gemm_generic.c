@@ -2,12 +2,14 @@
  * (the compiler vectorises the column loop with whatever the target has). */
 #include "kernels/gemm.h"
 
-void rn_gemm_ukernel_generic(int kc, const float *ap, const float *bp, float *c, int ldc,
-                             int mr, int nr, int accumulate)
+/* off == NULL: B is a packed strip (row p at bp + p * GEMM_NR); otherwise row p of a full
+ * strip is read in place at bp + off[p]. */
+static void block(int kc, const float *ap, const float *bp, const int *off, float *c, int ldc,
+                  int mr, int nr, int accumulate)
 {
     float acc[GEMM_MR][GEMM_NR] = {{0.0f}};
     for (int p = 0; p < kc; p++) {
-        const float *b = bp + (size_t)p * GEMM_NR;
+        const float *b = off ? bp + off[p] : bp + (size_t)p * GEMM_NR;
         for (int i = 0; i < mr; i++) {
             const float ai = ap[(size_t)p * GEMM_MR + i];
             for (int j = 0; j < GEMM_NR; j++) acc[i][j] += ai * b[j];
@@ -19,19 +21,14 @@ void rn_gemm_ukernel_generic(int kc, const float *ap, const float *bp, float *c,
     }
 }
 
+void rn_gemm_ukernel_generic(int kc, const float *ap, const float *bp, float *c, int ldc, int mr,
+                             int nr, int accumulate)
+{
+    block(kc, ap, bp, NULL, c, ldc, mr, nr, accumulate);
+}
+
 void rn_gemm_ukernel_rows_generic(int kc, const float *ap, const float *src, const int *off,
                                   float *c, int ldc, int mr, int accumulate)
 {
-    float acc[GEMM_MR][GEMM_NR] = {{0.0f}};
-    for (int p = 0; p < kc; p++) {
-        const float *b = src + off[p];
-        for (int i = 0; i < mr; i++) {
-            const float ai = ap[(size_t)p * GEMM_MR + i];
-            for (int j = 0; j < GEMM_NR; j++) acc[i][j] += ai * b[j];
-        }
-    }
-    for (int i = 0; i < mr; i++) {
-        float *ci = c + (size_t)i * ldc;
-        for (int j = 0; j < GEMM_NR; j++) ci[j] = accumulate ? ci[j] + acc[i][j] : acc[i][j];
-    }
+    block(kc, ap, src, off, c, ldc, mr, GEMM_NR, accumulate);
 }
