@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <omp.h>
+
 #include "io/safetensors.h"
 #include "resnet.h"
 #include "support/check.h"
@@ -319,6 +321,50 @@ static void test_deterministic(void **state)
     rn_net_free(c);
 }
 
+/* Two training steps (forward, backward, SGD) with 1, 2 and 3 threads: the same bits. The
+ * kernels split work by images, channels or fixed groups, never by thread count, so a run may
+ * resume with another thread count. Batch 20: more than one weight-gradient group of 8. */
+static void test_thread_count_independent(void **state)
+{
+    (void)state;
+    const char *archs[] = {"resnet8", "preresnet11"};
+    enum { N = 20 };
+    static float x[N * 3 * 16 * 16];
+    int y[N];
+    for (int i = 0; i < N; i++) y[i] = i % 4;
+    rn_test_fill_normal(x, sizeof x / sizeof x[0], 21, 1.0f);
+    const int saved = omp_get_max_threads();
+    for (int a = 0; a < 2; a++) {
+        float *first = NULL;
+        float first_loss = 0;
+        for (int t = 1; t <= 3; t++) {
+            omp_set_num_threads(t);
+            rn_net *net = small_net(archs[a], 3);
+            rn_sgd *opt;
+            assert_int_equal(rn_sgd_create(&opt, net, 0.9f, 5e-4f, 0), RN_OK);
+            float loss = 0;
+            for (int step = 0; step < 2; step++) {
+                assert_int_equal(rn_net_train_step(net, x, y, N, &loss), RN_OK);
+                assert_int_equal(rn_sgd_step(opt, net, 0.1f), RN_OK);
+            }
+            const size_t bytes = rn_net_num_params(net) * sizeof(float);
+            if (t == 1) {
+                first = malloc(bytes);
+                assert_non_null(first);
+                memcpy(first, rn_net_params(net), bytes);
+                first_loss = loss;
+            } else {
+                assert_true(loss == first_loss);
+                assert_memory_equal(rn_net_params(net), first, bytes);
+            }
+            rn_sgd_free(opt);
+            rn_net_free(net);
+        }
+        free(first);
+    }
+    omp_set_num_threads(saved);
+}
+
 static void test_sgd_learns_a_batch(void **state)
 {
     (void)state;
@@ -431,6 +477,7 @@ int main(void)
         cmocka_unit_test(test_torchvision_style_file),
         cmocka_unit_test(test_errors_at_run_time),
         cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_thread_count_independent),
         cmocka_unit_test(test_sgd_learns_a_batch),
         cmocka_unit_test(test_stochastic_depth_and_lesions),
         cmocka_unit_test(test_zero_init_last_bn),
