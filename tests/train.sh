@@ -156,6 +156,13 @@ for stop in 4 6; do
     [ "$a" = "$b" ] && ok || bad "metrics after resume differ: $b vs $a"
 done
 
+# ---- resume with another thread count: the same bits (results do not depend on it) ----------
+d="$T/stop6t"
+"$R" train $TINY --epochs 2 --out "$d" --stop-after 6 >/dev/null 2>"$T/err"
+"$R" train --resume "$d" --threads 2 >/dev/null 2>"$T/err" && ok || bad "resume with --threads 2: $(cat "$T/err")"
+cmp -s "$d/model.safetensors" "$run/model.safetensors" && ok ||
+    bad "1 thread, stopped at step 6, resumed with 2 threads: the model differs from the 1-thread run's"
+
 # ---- a real SIGINT (and SIGTERM) in the middle of a run ------------------------------------
 for sig in INT TERM; do
     d="$T/sig$sig"

@@ -69,7 +69,7 @@ static const char usage_text[] =
     "  --label-smoothing E   targets (1 - E) one-hot + E / classes\n"
     "run:\n"
     "  --seed S              every random choice (init, split, order, augmentation); default 1\n"
-    "  --threads T           OpenMP threads; the same seed and thread count give the same bits\n"
+    "  --threads T           OpenMP threads (default: all cores); results do not depend on it\n"
     "  --out DIR             the run folder (default runs/<date-time>): checkpoint.safetensors,\n"
     "                        metrics.jsonl, model.safetensors\n"
     "  --force               start over in an existing run folder (its files are replaced)\n"
@@ -379,13 +379,9 @@ int cmd_train(int argc, char **argv)
             return cli_error("--resume %s: no checkpoint.safetensors there (%s: %s)", dir, path,
                              strerror(ENOENT));
         if (rn_checkpoint_read_config(path, &cfg, &epoch0, &batch0, &step0)) return cli_lib_error(NULL);
-        if (!threads && cfg.threads > 0) {
-            omp_set_num_threads(cfg.threads);
-        } else if (threads && cfg.threads > 0 && threads != cfg.threads) {
-            fprintf(stderr, "resnet: note: the run used %d threads, this session %ld: the result "
-                            "will not be bit-identical to an uninterrupted run\n",
-                    cfg.threads, threads);
-        }
+        /* Another thread count gives the same bits (the kernels never split work by thread
+         * count; test_net's test_thread_count_independent), so --threads may change. */
+        if (!threads && cfg.threads > 0) omp_set_num_threads(cfg.threads);
     } else {
         /* the network options */
         if (na.arch) {
