@@ -22,6 +22,7 @@
 #include <stb/stb_image_write.h>
 
 #include "resnet.h"
+#include "support/tmpdir.h"
 #include "train/dataset.h"
 #include "train/loader.h"
 
@@ -29,39 +30,16 @@ static char g_dir[64];
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
-static void rm_rf(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        if (d) {
-            struct dirent *de;
-            while ((de = readdir(d)) != NULL) {
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-                char sub[1024];
-                snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
-                rm_rf(sub);
-            }
-            closedir(d);
-        }
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 static int group_setup(void **state)
 {
     (void)state;
-    strcpy(g_dir, "/tmp/rn_data_test.XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return rn_test_tmpdir_create(g_dir, sizeof g_dir, "rn_data_test");
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    if (!getenv("RN_TEST_KEEP")) rm_rf(g_dir); /* RN_TEST_KEEP=1 keeps the files to inspect */
+    rn_test_tmpdir_remove(g_dir); /* RN_TEST_KEEP=1 keeps the files to inspect */
     return 0;
 }
 
@@ -76,7 +54,7 @@ static void mkdir_fresh(const char *rel)
 {
     char p[512];
     tpath(p, sizeof p, rel);
-    rm_rf(p);
+    rn_test_rm_rf(p);
     /* parents too */
     for (char *s = p + strlen(g_dir) + 1; *s; s++) {
         if (*s == '/') {
@@ -658,7 +636,7 @@ static void test_folder_errors(void **state)
     expect_error(rn_dataset_load(&d, &src, RN_SPLIT_TRAIN), RN_ERR_FORMAT, p,
                  "empty class folder");
     assert_null(d);
-    rm_rf(p);
+    rn_test_rm_rf(p);
 
     /* unreadable image */
     snprintf(p, sizeof p, "%s/train/cat/broken.png", dir);
@@ -677,7 +655,7 @@ static void test_folder_errors(void **state)
 
     /* train/ without test/ */
     snprintf(p, sizeof p, "%s/test", dir);
-    rm_rf(p);
+    rn_test_rm_rf(p);
     expect_error(rn_dataset_load(&d, &src, RN_SPLIT_TEST), RN_ERR_IO, p, "missing test folder");
 
     /* no class folders at all */

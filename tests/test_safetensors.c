@@ -20,45 +20,23 @@
 #include <unistd.h>
 
 #include "resnet.h"
+#include "support/tmpdir.h"
 #include "io/safetensors.h"
 
 static char g_dir[64];
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
-static void rm_rf(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        if (d) {
-            struct dirent *de;
-            while ((de = readdir(d)) != NULL) {
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-                char sub[512];
-                snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
-                rm_rf(sub);
-            }
-            closedir(d);
-        }
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 static int group_setup(void **state)
 {
     (void)state;
-    strcpy(g_dir, "/tmp/rn_st_test.XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return rn_test_tmpdir_create(g_dir, sizeof g_dir, "rn_st_test");
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    if (!getenv("RN_TEST_KEEP")) rm_rf(g_dir); /* RN_TEST_KEEP=1 keeps the files to inspect */
+    rn_test_tmpdir_remove(g_dir); /* RN_TEST_KEEP=1 keeps the files to inspect */
     return 0;
 }
 

@@ -1,0 +1,14 @@
+/* A temporary folder per test program, for the files the tests write. */
+#ifndef RN_TESTS_SUPPORT_TMPDIR_H
+#define RN_TESTS_SUPPORT_TMPDIR_H
+
+#include <stddef.h>
+
+/* Makes /tmp/<prefix>.XXXXXX and writes its path into dir (cap bytes). 0 or -1. */
+int rn_test_tmpdir_create(char *dir, size_t cap, const char *prefix);
+/* Removes path and everything below it (a file or a folder). */
+void rn_test_rm_rf(const char *path);
+/* Removes the folder unless RN_TEST_KEEP is set (to inspect the files). */
+void rn_test_tmpdir_remove(const char *dir);
+
+#endif
