@@ -16,11 +16,13 @@
 
 /* The defaults of `resnet train` with no arguments: the one place to change them (the help text
  * follows). The data set is Fashion-MNIST. */
-/* resnet8 for 7 epochs: what fits in 10 minutes on 2 cores (measured; see README.md) */
+/* resnet8 for 7 epochs: what fits in 10 minutes on 2 cores (measured; see README.md). Batch 64
+ * at lr 0.05 rather than 128 at 0.1: 7.00% against 7.24% error on a 5000-image validation
+ * split, at the same images/s. */
 #define TRAIN_DEFAULT_ARCH "resnet8"
 #define TRAIN_DEFAULT_EPOCHS 7
-#define TRAIN_DEFAULT_BATCH 128
-#define TRAIN_DEFAULT_LR 0.1
+#define TRAIN_DEFAULT_BATCH 64
+#define TRAIN_DEFAULT_LR 0.05
 #define TRAIN_DEFAULT_SCHEDULE "cosine"
 #define TRAIN_DEFAULT_WARMUP 0
 #define TRAIN_DEFAULT_WD 5e-4
