@@ -270,6 +270,8 @@ static void test_conv_3x3_s2_p1(void **state)
     (void)state;
     conv_case(2, 3, 7, 5, 5, 3, 3, 2, 1, 1);
     conv_case(2, 4, 8, 8, 3, 3, 3, 2, 1, 0);
+    conv_case(2, 3, 10, 11, 4, 3, 3, 3, 1, 1); /* stride 3: nine phase planes */
+    conv_case(2, 2, 9, 8, 3, 5, 5, 2, 2, 0);   /* taps 2 apart in one phase plane */
 }
 
 static void test_conv_1x1(void **state)
@@ -452,6 +454,7 @@ static void test_conv_blocked_and_threads(void **state)
     conv_blocked_case(9, 20, 15, 15, 70, 3, 2, 1);  /* strided, 12 row panels */
     conv_blocked_case(10, 300, 6, 6, 7, 1, 1, 0);   /* pointwise, crs 300 */
     conv_blocked_case(3, 3, 30, 30, 8, 7, 2, 3);    /* the ImageNet stem's shape, small */
+    conv_blocked_case(9, 40, 13, 13, 24, 1, 2, 0);  /* projection shortcut, odd size */
 }
 
 /* ---- batch normalization ------------------------------------------------------------- */

@@ -1,15 +1,19 @@
 /* 2-D convolution (cross-correlation) as matrix multiplies on rn_gemm (gemm.h).
  *
- * Stride 1 ("shifted rows"): the input is copied into a zero-padded plane per channel, of
- * width Wp = w + 2*pad. On that grid, output pixel (oy, ox) sits at q = oy*Wp + ox and reads
- * tap (ky, kx) of channel ci at ci*plane + ky*Wp + kx + q, so each row of the im2col matrix is
- * a contiguous run of the padded input: the GEMM packs it straight from there, and
+ * "Shifted rows": the input is copied into zero-padded planes. At stride 1, one plane per
+ * channel of width Wp = w + 2*pad: output pixel (oy, ox) sits at q = oy*Wp + ox and reads tap
+ * (ky, kx) of channel ci at ci*plane + ky*Wp + kx + q, so each row of the im2col matrix is a
+ * contiguous run of the padded input: the GEMM packs it straight from there, and
  *   Y'[k, q] = W[k, (ci, ky, kx)] * Xpad[ci*plane + ky*Wp + kx + q]
  * computes columns ow .. Wp - 1 of every output row as junk, dropped afterwards.
- * The input gradient is the same operation on dy with the weights transposed and flipped
- * and padding r - 1 - pad; the weight gradient multiplies dy' (dy on the same grid, junk
- * columns zero) by the transposed shifted rows.
- * Other strides: an explicit im2col matrix per image, and col2im for the input gradient.
+ * At stride st the padded input is split into st*st phase planes per channel (padded pixel
+ * (py, px) into plane (py % st, px % st) at (py / st, px / st)), each of width ceil(Wp / st):
+ * tap (ky, kx) then reads plane (ky % st, kx % st) shifted by (ky / st, kx / st), contiguous
+ * again, with no im2col matrix.
+ * The stride-1 input gradient is the same operation on dy with the weights transposed and
+ * flipped and padding r - 1 - pad; the strided one is a GEMM into columns and col2im. The
+ * weight gradient multiplies dy' (dy on the output grid, junk columns zero) by the transposed
+ * shifted rows.
  *
  * Threads: images are split between threads (each with its own slice of the workspace);
  * with fewer images than threads the matrix multiplies themselves are split. Weight
@@ -64,66 +68,97 @@ int rn_conv_shape_init(rn_conv_shape *sh, int n, int c, int h, int w, int k, int
     return 0;
 }
 
-/* ---- the stride-1 geometry ------------------------------------------------------------- */
+/* ---- the shifted-rows geometry ------------------------------------------------------- */
 typedef struct {
-    int c, h, w, k, r, s;      /* a stride-1 convolution of one image */
+    int c, h, w, k, r, s, st;  /* a convolution of one image */
     int ph, pw;                /* padding: top and bottom, left and right */
-    int hp, wp, oh, ow;
-    size_t plane;              /* hp * wp */
-    size_t xpad;               /* floats of the padded input, with slack for the last taps */
-    size_t ypad;               /* floats of the output on the padded-width grid */
-} s1_geom;
+    int hp, wp;                /* the padded input */
+    int gh, gw;                /* one phase plane: rows, and the width of the output grid */
+    int oh, ow;
+    size_t plane;              /* gh * gw */
+    size_t xpad;               /* floats of the phase planes, with slack for the last taps */
+    size_t ypad;               /* floats of the output on the grid */
+} rows_geom;
 
-static s1_geom s1_make(int c, int h, int w, int k, int r, int s, int ph, int pw)
+static rows_geom rows_make(int c, int h, int w, int k, int r, int s, int st, int ph, int pw)
 {
-    s1_geom g;
-    g.c = c, g.h = h, g.w = w, g.k = k, g.r = r, g.s = s, g.ph = ph, g.pw = pw;
+    rows_geom g;
+    g.c = c, g.h = h, g.w = w, g.k = k, g.r = r, g.s = s, g.st = st, g.ph = ph, g.pw = pw;
     g.hp = h + 2 * ph;
     g.wp = w + 2 * pw;
-    g.oh = g.hp - r + 1;
-    g.ow = g.wp - s + 1;
-    g.plane = (size_t)g.hp * g.wp;
-    g.xpad = (size_t)c * g.plane + (size_t)s;
-    g.ypad = (size_t)k * g.oh * g.wp;
+    g.gh = (g.hp + st - 1) / st;
+    g.gw = (g.wp + st - 1) / st;
+    g.oh = (g.hp - r) / st + 1;
+    g.ow = (g.wp - s) / st + 1;
+    g.plane = (size_t)g.gh * g.gw;
+    g.xpad = (size_t)c * st * st * g.plane + (size_t)s;
+    g.ypad = (size_t)k * g.oh * g.gw;
     return g;
 }
 
-/* threads > 1: split over channels (called outside a parallel region). */
-static void pad_input(float *xp, const float *x, const s1_geom *g, int threads)
+/* Copies x into zeroed phase planes: padded pixel (py, px) of channel ci goes to plane
+ * (ci, py % st, px % st) at row py / st, column px / st. threads > 1: split over channels
+ * (called outside a parallel region). */
+static void pad_input(float *xp, const float *x, const rows_geom *g, int threads)
 {
-    memset(xp + (size_t)g->c * g->plane, 0, (size_t)g->s * sizeof(float));
+    const int st = g->st;
+    const size_t per_channel = (size_t)st * st * g->plane;
+    memset(xp + (size_t)g->c * per_channel, 0, (size_t)g->s * sizeof(float));
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
     for (int ci = 0; ci < g->c; ci++) {
-        memset(xp + ci * g->plane, 0, g->plane * sizeof(float));
-        for (int y = 0; y < g->h; y++)
-            memcpy(xp + ci * g->plane + (size_t)(y + g->ph) * g->wp + g->pw,
-                   x + ((size_t)ci * g->h + y) * g->w, (size_t)g->w * sizeof(float));
+        float *xc = xp + ci * per_channel;
+        memset(xc, 0, per_channel * sizeof(float));
+        for (int y = 0; y < g->h; y++) {
+            const int py = y + g->ph;
+            const float *src = x + ((size_t)ci * g->h + y) * g->w;
+            float *row = xc + (size_t)(py % st) * st * g->plane + (size_t)(py / st) * g->gw;
+            if (st == 1) {
+                memcpy(row + g->pw, src, (size_t)g->w * sizeof(float));
+                continue;
+            }
+            for (int b = 0; b < st; b++) {
+                float *dst = row + (size_t)b * g->plane;
+                const int x0 = ((b - g->pw) % st + st) % st; /* first x with (x + pw) % st == b */
+                float *d = dst + (x0 + g->pw) / st;
+                for (int xx = x0; xx < g->w; xx += st) *d++ = src[xx];
+            }
+        }
     }
 }
 
-/* The im2col row offsets of a padded plane: row (ci, ky, kx) starts at ci*plane + ky*wp + kx. */
-static void s1_offsets(int *off, const s1_geom *g)
+/* The im2col row offsets: row (ci, ky, kx) starts at plane (ci, ky % st, kx % st), row
+ * ky / st, column kx / st. */
+static void rows_offsets(int *off, const rows_geom *g)
 {
+    const int st = g->st;
     int i = 0;
     for (int ci = 0; ci < g->c; ci++)
         for (int ky = 0; ky < g->r; ky++)
-            for (int kx = 0; kx < g->s; kx++) off[i++] = (int)(ci * g->plane) + ky * g->wp + kx;
+            for (int kx = 0; kx < g->s; kx++)
+                off[i++] = (int)((((size_t)ci * st + ky % st) * st + kx % st) * g->plane) +
+                           ky / st * g->gw + kx / st;
+}
+
+static int rows_pointwise(const rows_geom *g)
+{
+    return g->r == 1 && g->s == 1 && g->st == 1 && g->ph == 0 && g->pw == 0;
 }
 
 /* One image: y[k, oh, ow] = conv(x) (+ b), wp the weights packed by rn_gemm_pack_a. xp and yp
  * are scratch (g->xpad, g->ypad floats). */
-static void s1_image(float *y, const float *x, const float *wp, const float *b, const s1_geom *g,
-                     const int *off, float *xp, float *yp, float *pack, int threads)
+static void rows_image(float *y, const float *x, const float *wp, const float *b,
+                       const rows_geom *g, const int *off, float *xp, float *yp, float *pack,
+                       int threads)
 {
     const int crs = g->c * g->r * g->s;
-    const int pointwise = g->r == 1 && g->s == 1 && g->ph == 0 && g->pw == 0;
+    const int pointwise = rows_pointwise(g);
     const float *src = x;
     if (!pointwise) {
         pad_input(xp, x, g, threads);
         src = xp;
     }
     float *out = pointwise ? y : yp;
-    const int q = g->oh * g->wp;
+    const int q = g->oh * g->gw;
     rn_gemm_b bd = {src, off, NULL};
     rn_gemm_packed(g->k, q, crs, wp, &bd, out, q, 0, pack, threads);
     const size_t p = (size_t)g->oh * g->ow;
@@ -136,78 +171,49 @@ static void s1_image(float *y, const float *x, const float *wp, const float *b, 
             continue;
         }
         for (int oy = 0; oy < g->oh; oy++) {
-            const float *row = yp + ((size_t)kk * g->oh + oy) * g->wp;
+            const float *row = yp + ((size_t)kk * g->oh + oy) * g->gw;
             float *dst = yk + (size_t)oy * g->ow;
             for (int ox = 0; ox < g->ow; ox++) dst[ox] = row[ox] + bk;
         }
     }
 }
 
-/* Per-thread scratch of the stride-1 path besides the packing buffer, in floats. */
-static size_t s1_rest_floats(const s1_geom *g)
+/* Per-thread scratch of the shifted-rows path besides the packing buffer, in floats. */
+static size_t rows_rest_floats(const rows_geom *g)
 {
     return g->xpad + g->ypad;
 }
 
-/* n images through the stride-1 path. packs: threads packing buffers; rest: threads slices of
- * s1_rest_floats; off: crs ints; wp: room for the packed weights. */
-static void s1_run(float *y, const float *x, const float *w, const float *b, int n,
-                   const s1_geom *g, int *off, float *wp, float *packs, float *rest, int threads)
+/* n images through the shifted-rows path. packs: threads packing buffers; rest: threads
+ * slices of rows_rest_floats; off: crs ints; wp: room for the packed weights. */
+static void rows_run(float *y, const float *x, const float *w, const float *b, int n,
+                     const rows_geom *g, int *off, float *wp, float *packs, float *rest,
+                     int threads)
 {
-    const size_t rf = s1_rest_floats(g);
-    s1_offsets(off, g);
+    const size_t rf = rows_rest_floats(g);
+    rows_offsets(off, g);
     rn_gemm_pack_a(wp, w, g->c * g->r * g->s, g->k, g->c * g->r * g->s, threads);
     w = wp;
     const size_t xs = (size_t)g->c * g->h * g->w, ys = (size_t)g->k * g->oh * g->ow;
     if (n < threads || threads <= 1) {
         for (int i = 0; i < n; i++)
-            s1_image(y + i * ys, x + i * xs, w, b, g, off, rest, rest + g->xpad, packs,
-                     threads);
+            rows_image(y + i * ys, x + i * xs, w, b, g, off, rest, rest + g->xpad, packs,
+                       threads);
         return;
     }
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
     for (int i = 0; i < n; i++) {
         const int t = thread_id();
         float *mine = rest + (size_t)t * rf;
-        s1_image(y + i * ys, x + i * xs, w, b, g, off, mine, mine + g->xpad,
-                 packs + (size_t)t * GEMM_PACK_FLOATS, 1);
+        rows_image(y + i * ys, x + i * xs, w, b, g, off, mine, mine + g->xpad,
+                   packs + (size_t)t * GEMM_PACK_FLOATS, 1);
     }
 }
 
-/* ---- explicit im2col (strides other than 1) --------------------------------------------- */
+/* ---- the strided input gradient ---------------------------------------------------------- */
 
-/* col[CRS, P] from one image x[c, h, w]; out-of-image taps are 0. */
-static void im2col(float *col, const float *x, const rn_conv_shape *sh, int threads)
-{
-    const int c = sh->c, h = sh->h, w = sh->w, r = sh->r, s = sh->s;
-    const int oh = sh->oh, ow = sh->ow, st = sh->stride, pad = sh->pad;
-    const size_t plane = (size_t)oh * (size_t)ow;
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
-    for (int ci = 0; ci < c; ci++) {
-        const float *xc = x + (size_t)ci * h * w;
-        for (int ky = 0; ky < r; ky++) {
-            for (int kx = 0; kx < s; kx++) {
-                float *row = col + ((size_t)(ci * r + ky) * s + kx) * plane;
-                for (int oy = 0; oy < oh; oy++) {
-                    const int iy = oy * st - pad + ky;
-                    float *dst = row + (size_t)oy * ow;
-                    if (iy < 0 || iy >= h) {
-                        for (int ox = 0; ox < ow; ox++) dst[ox] = 0.0f;
-                        continue;
-                    }
-                    const float *src = xc + (size_t)iy * w;
-                    for (int ox = 0; ox < ow; ox++) {
-                        const int ix = ox * st - pad + kx;
-                        dst[ox] = (ix >= 0 && ix < w) ? src[ix] : 0.0f;
-                    }
-                }
-            }
-        }
-    }
-}
-
-/* dx[c, h, w] = col2im(col): overwrites dx, summing every tap that reads a pixel, in a fixed
- * order. */
+/* dx[c, h, w] = col2im(col), col[(ci, ky, kx), oh * ow]: overwrites dx, summing every tap that
+ * reads a pixel, in a fixed order. */
 static void col2im(float *dx, const float *col, const rn_conv_shape *sh)
 {
     const int c = sh->c, h = sh->h, w = sh->w, r = sh->r, s = sh->s;
@@ -219,15 +225,16 @@ static void col2im(float *dx, const float *col, const rn_conv_shape *sh)
         for (int ky = 0; ky < r; ky++) {
             for (int kx = 0; kx < s; kx++) {
                 const float *row = col + ((size_t)(ci * r + ky) * s + kx) * plane;
+                /* the output columns whose tap kx lands inside the image: ix in [0, w) */
+                int ox0 = 0, ox1 = ow;
+                while (ox0 < ow && ox0 * st - pad + kx < 0) ox0++;
+                while (ox1 > ox0 && (ox1 - 1) * st - pad + kx >= w) ox1--;
                 for (int oy = 0; oy < oh; oy++) {
                     const int iy = oy * st - pad + ky;
                     if (iy < 0 || iy >= h) continue;
                     const float *src = row + (size_t)oy * ow;
-                    float *dst = xc + (size_t)iy * w;
-                    for (int ox = 0; ox < ow; ox++) {
-                        const int ix = ox * st - pad + kx;
-                        if (ix >= 0 && ix < w) dst[ix] += src[ox];
-                    }
+                    float *dst = xc + (size_t)iy * w - pad + kx;
+                    for (int ox = ox0; ox < ox1; ox++) dst[ox * st] += src[ox];
                 }
             }
         }
@@ -241,16 +248,16 @@ static size_t col_floats(const rn_conv_shape *sh)
 
 /* ---- workspace ---------------------------------------------------------------------------- */
 
-static s1_geom fwd_geom(const rn_conv_shape *sh)
+static rows_geom fwd_geom(const rn_conv_shape *sh)
 {
-    return s1_make(sh->c, sh->h, sh->w, sh->k, sh->r, sh->s, sh->pad, sh->pad);
+    return rows_make(sh->c, sh->h, sh->w, sh->k, sh->r, sh->s, sh->stride, sh->pad, sh->pad);
 }
 
 /* The input gradient of a stride-1 convolution as a stride-1 convolution of dy. */
-static s1_geom bwd_geom(const rn_conv_shape *sh)
+static rows_geom bwd_geom(const rn_conv_shape *sh)
 {
-    return s1_make(sh->k, sh->oh, sh->ow, sh->c, sh->r, sh->s, sh->r - 1 - sh->pad,
-                   sh->s - 1 - sh->pad);
+    return rows_make(sh->k, sh->oh, sh->ow, sh->c, sh->r, sh->s, 1, sh->r - 1 - sh->pad,
+                     sh->s - 1 - sh->pad);
 }
 
 static int threads_of(const rn_conv_shape *sh)
@@ -268,10 +275,14 @@ typedef struct {
 
 static size_t rest_floats(const rn_conv_shape *sh)
 {
-    if (sh->stride != 1) return col_floats(sh);
-    s1_geom f = fwd_geom(sh), bk = bwd_geom(sh);
-    size_t a = s1_rest_floats(&f), b = s1_rest_floats(&bk);
-    return a > b ? a : b; /* the weight gradient needs xpad + ypad of the forward geometry */
+    rows_geom f = fwd_geom(sh);
+    const size_t a = rows_rest_floats(&f); /* forward and weight gradient */
+    size_t b = col_floats(sh);             /* the strided input gradient */
+    if (sh->stride == 1) {
+        rows_geom bk = bwd_geom(sh);
+        b = rows_rest_floats(&bk);
+    }
+    return a > b ? a : b;
 }
 
 static conv_work carve(const rn_conv_shape *sh, float *work, size_t *total)
@@ -313,38 +324,12 @@ size_t rn_conv_workspace(const rn_conv_shape *sh)
 
 /* ---- forward ------------------------------------------------------------------------------ */
 
-static void strided_forward(float *y, const float *x, const float *w, const float *b,
-                            const rn_conv_shape *sh, const conv_work *cw, int threads)
-{
-    const int crs = sh->c * sh->r * sh->s, p = sh->oh * sh->ow;
-    for (int i = 0; i < crs; i++) cw->off[i] = i * p;
-    rn_gemm_pack_a(cw->wpack, w, crs, sh->k, crs, threads);
-    const size_t xs = (size_t)sh->c * sh->h * sh->w, ys = (size_t)sh->k * p;
-    const int split = sh->n >= threads && threads > 1;
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (split)
-    for (int i = 0; i < sh->n; i++) {
-        const int t = split ? thread_id() : 0;
-        float *col = cw->rest + (size_t)t * cw->rest_floats;
-        im2col(col, x + i * xs, sh, split ? 1 : threads);
-        rn_gemm_b bd = {col, cw->off, NULL};
-        rn_gemm_packed(sh->k, p, crs, cw->wpack, &bd, y + i * ys, p, 0,
-                cw->packs + (size_t)t * GEMM_PACK_FLOATS, split ? 1 : threads);
-        if (b)
-            for (int kk = 0; kk < sh->k; kk++)
-                for (int j = 0; j < p; j++) y[i * ys + (size_t)kk * p + j] += b[kk];
-    }
-}
-
 void rn_conv_forward(float *y, const float *x, const float *w, const float *b,
                      const rn_conv_shape *sh, float *work)
 {
     conv_work cw = carve(sh, work, NULL);
-    if (sh->stride == 1) {
-        s1_geom g = fwd_geom(sh);
-        s1_run(y, x, w, b, sh->n, &g, cw.off, cw.wpack, cw.packs, cw.rest, threads_of(sh));
-    } else {
-        strided_forward(y, x, w, b, sh, &cw, threads_of(sh));
-    }
+    rows_geom g = fwd_geom(sh);
+    rows_run(y, x, w, b, sh->n, &g, cw.off, cw.wpack, cw.packs, cw.rest, threads_of(sh));
 }
 
 /* ---- backward ----------------------------------------------------------------------------- */
@@ -359,23 +344,20 @@ static void dw_group(float *part, const float *dy, const float *x, int i0, int i
     for (int i = i0; i < i1; i++) {
         const float *a = dy + i * ys, *src = x + i * xs;
         int q = p;
-        if (sh->stride != 1) {
-            im2col(rest, src, sh, threads);
-            src = rest;
-        } else if (!conv_is_pointwise(sh)) {
-            /* dy on the padded-width grid, zero in the junk columns, against shifted rows */
-            s1_geom g = fwd_geom(sh);
+        if (!conv_is_pointwise(sh)) {
+            /* dy on the output grid, zero in the junk columns, against shifted rows */
+            rows_geom g = fwd_geom(sh);
             float *dyp = rest + g.xpad;
             pad_input(rest, src, &g, threads);
             for (int kk = 0; kk < sh->k; kk++)
                 for (int oy = 0; oy < g.oh; oy++) {
-                    float *row = dyp + ((size_t)kk * g.oh + oy) * g.wp;
+                    float *row = dyp + ((size_t)kk * g.oh + oy) * g.gw;
                     memcpy(row, a + (size_t)kk * p + (size_t)oy * g.ow, (size_t)g.ow * sizeof(float));
-                    memset(row + g.ow, 0, (size_t)(g.wp - g.ow) * sizeof(float));
+                    memset(row + g.ow, 0, (size_t)(g.gw - g.ow) * sizeof(float));
                 }
             a = dyp;
             src = rest;
-            q = g.oh * g.wp;
+            q = g.oh * g.gw;
         }
         rn_gemm_b bd = {src, NULL, off};
         rn_gemm(sh->k, crs, q, a, q, &bd, part, crs, i > i0, pack, threads);
@@ -388,9 +370,9 @@ static void weight_grad(float *dw, const float *dy, const float *x, const rn_con
     const int crs = sh->c * sh->r * sh->s, p = sh->oh * sh->ow;
     const size_t wsize = (size_t)sh->k * crs;
     const int groups = (sh->n + DW_GROUP - 1) / DW_GROUP;
-    if (sh->stride == 1 && !conv_is_pointwise(sh)) {
-        s1_geom g = fwd_geom(sh);
-        s1_offsets(cw->off, &g);
+    if (!conv_is_pointwise(sh)) {
+        rows_geom g = fwd_geom(sh);
+        rows_offsets(cw->off, &g);
     } else {
         for (int j = 0; j < crs; j++) cw->off[j] = j * p;
     }
@@ -461,6 +443,6 @@ void rn_conv_backward(float *dx, float *dw, float *db, const float *dy, const fl
                 for (int kx = 0; kx < s; kx++)
                     cw.wflip[(((size_t)ci * k + kk) * r + ky) * s + kx] =
                         w[(((size_t)kk * c + ci) * r + (r - 1 - ky)) * s + (s - 1 - kx)];
-    s1_geom g = bwd_geom(sh);
-    s1_run(dx, dy, cw.wflip, NULL, sh->n, &g, cw.off, cw.wpack, cw.packs, cw.rest, threads);
+    rows_geom g = bwd_geom(sh);
+    rows_run(dx, dy, cw.wflip, NULL, sh->n, &g, cw.off, cw.wpack, cw.packs, cw.rest, threads);
 }
