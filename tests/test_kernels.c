@@ -168,16 +168,18 @@ static void conv_naive(float *y, const float *x, const float *w, const float *b,
                 }
 }
 
-static void conv_case(int n, int c, int h, int w, int k, int r, int s, int stride, int pad,
-                      int with_bias)
+static void conv_case_algo(int n, int c, int h, int w, int k, int r, int s, int stride, int pad,
+                           int with_bias, rn_conv_algo algo)
 {
     conv_ctx cx;
     memset(&cx, 0, sizeof cx);
     assert_int_equal(rn_conv_shape_init(&cx.sh, n, c, h, w, k, r, s, stride, pad), 0);
+    cx.sh.algo = algo;
     assert_int_equal(cx.sh.oh, (h + 2 * pad - r) / stride + 1);
     assert_int_equal(cx.sh.ow, (w + 2 * pad - s) / stride + 1);
-    print_message("  conv n%d c%d %dx%d k%d %dx%d s%d p%d %s -> %dx%d\n", n, c, h, w, k, r, s,
-                  stride, pad, with_bias ? "bias" : "no bias", cx.sh.oh, cx.sh.ow);
+    print_message("  conv n%d c%d %dx%d k%d %dx%d s%d p%d %s%s -> %dx%d\n", n, c, h, w, k, r, s,
+                  stride, pad, with_bias ? "bias" : "no bias",
+                  algo == RN_CONV_WINOGRAD ? " winograd" : "", cx.sh.oh, cx.sh.ow);
     const size_t nx = (size_t)n * c * h * w, nw = (size_t)k * c * r * s;
     cx.ny = (size_t)n * k * cx.sh.oh * cx.sh.ow;
     const size_t nwork = rn_conv_workspace(&cx.sh);
@@ -238,6 +240,24 @@ static void conv_case(int n, int c, int h, int w, int k, int r, int s, int strid
     free(dw2);
     free(db2);
     free(dw3);
+}
+
+static void conv_case(int n, int c, int h, int w, int k, int r, int s, int stride, int pad,
+                      int with_bias)
+{
+    conv_case_algo(n, c, h, w, k, r, s, stride, pad, with_bias, RN_CONV_AUTO);
+}
+
+/* Winograd F(2x2, 3x3) forced on small shapes: forward against direct loops, the gradients
+ * against finite differences; odd and even sizes (partial tiles), padding 1 and 0 (whose
+ * input gradient pads by 2), one image and several. */
+static void test_conv_winograd(void **state)
+{
+    (void)state;
+    conv_case_algo(2, 3, 5, 7, 4, 3, 3, 1, 1, 1, RN_CONV_WINOGRAD);
+    conv_case_algo(3, 4, 8, 6, 5, 3, 3, 1, 1, 0, RN_CONV_WINOGRAD);
+    conv_case_algo(1, 2, 7, 9, 3, 3, 3, 1, 0, 1, RN_CONV_WINOGRAD);
+    conv_case_algo(2, 3, 3, 3, 2, 3, 3, 1, 1, 0, RN_CONV_WINOGRAD);
 }
 
 static void test_conv_shape(void **state)
@@ -336,12 +356,14 @@ static void conv_backward_naive(float *dx, float *dw, float *db, const float *dy
 /* Shapes large enough for every blocking path of the matrix multiply (several k and column
  * blocks, row and column tails, several weight-gradient groups of images): forward and the
  * three gradients against direct loops, and bit-identical results for 1, 2 and 3 threads. */
-static void conv_blocked_case(int n, int c, int h, int w, int k, int r, int stride, int pad)
+static void conv_blocked_case_algo(int n, int c, int h, int w, int k, int r, int stride, int pad,
+                                   rn_conv_algo algo)
 {
     rn_conv_shape sh;
     assert_int_equal(rn_conv_shape_init(&sh, n, c, h, w, k, r, r, stride, pad), 0);
-    print_message("  blocked conv n%d c%d %dx%d k%d %dx%d s%d p%d\n", n, c, h, w, k, r, r, stride,
-                  pad);
+    sh.algo = algo;
+    print_message("  blocked conv n%d c%d %dx%d k%d %dx%d s%d p%d%s\n", n, c, h, w, k, r, r,
+                  stride, pad, algo == RN_CONV_WINOGRAD ? " winograd" : "");
     const size_t nx = (size_t)n * c * h * w, nw = (size_t)k * c * r * r;
     const size_t ny = (size_t)n * k * sh.oh * sh.ow;
     float *x = alloc_f(nx), *wt = alloc_f(nw), *b = alloc_f((size_t)k), *dy = alloc_f(ny);
@@ -384,6 +406,11 @@ static void conv_blocked_case(int n, int c, int h, int w, int k, int r, int stri
     free(ref_dx);
     free(ref_dw);
     free(ref_db);
+}
+
+static void conv_blocked_case(int n, int c, int h, int w, int k, int r, int stride, int pad)
+{
+    conv_blocked_case_algo(n, c, h, w, k, r, stride, pad, RN_CONV_AUTO);
 }
 
 /* The fused BN + ReLU kernels against the two kernels one after the other: the same bits. */
@@ -455,6 +482,11 @@ static void test_conv_blocked_and_threads(void **state)
     conv_blocked_case(10, 300, 6, 6, 7, 1, 1, 0);   /* pointwise, crs 300 */
     conv_blocked_case(3, 3, 30, 30, 8, 7, 2, 3);    /* the ImageNet stem's shape, small */
     conv_blocked_case(9, 40, 13, 13, 24, 1, 2, 0);  /* projection shortcut, odd size */
+    /* Winograd: 16 matrix multiplies of 40 x 300 x 70 (k blocks, row panels, column tails);
+     * a 7x7 map whose images are batched, in groups that change with the thread count */
+    conv_blocked_case_algo(5, 300, 10, 9, 40, 3, 1, 1, RN_CONV_WINOGRAD);
+    conv_blocked_case(11, 24, 7, 7, 20, 3, 1, 1);
+    conv_blocked_case_algo(11, 24, 7, 7, 20, 3, 1, 1, RN_CONV_DIRECT);
 }
 
 /* ---- batch normalization ------------------------------------------------------------- */
@@ -1073,6 +1105,7 @@ int main(void)
         cmocka_unit_test(test_conv_rect_kernel),
         cmocka_unit_test(test_simd_selection),
         cmocka_unit_test(test_bn_relu_fused),
+        cmocka_unit_test(test_conv_winograd),
         cmocka_unit_test(test_conv_blocked_and_threads),
         cmocka_unit_test(test_bn_forward_train_values),
         cmocka_unit_test(test_bn_forward_eval_values),

@@ -21,8 +21,10 @@
  * result depends on the thread count. */
 #include "kernels/kernels.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include "kernels/gemm.h"
+#include "kernels/winograd.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -273,16 +275,67 @@ typedef struct {
     size_t rest_floats;
 } conv_work;
 
+/* When Winograd wins (RN_CONV_AUTO): with fewer channels its 16 matrix multiplies are too
+ * thin, and with fewer tiles in the whole batch too narrow, while the weight transform, paid
+ * per call, outweighs them (measured, resnet50 at batch 1: 512 channels at 7x7, 20 tiles,
+ * 3x slower than direct; 256 at 14x14, 56 tiles, 15% faster). */
+#define WINO_MIN_CHANNELS 16
+#define WINO_MIN_TILES 48
+
+static int wino_allowed(void)
+{
+    static int cached = -1;
+    if (cached < 0) {
+        const char *v = getenv("RN_WINOGRAD");
+        cached = !(v && !strcmp(v, "0"));
+    }
+    return cached;
+}
+
+/* 1 and *wg when this stride-1 geometry of sh goes through Winograd. */
+static int wino_geom(rn_wino_geom *wg, const rn_conv_shape *sh, const rows_geom *g)
+{
+    if (g->r != 3 || g->s != 3 || g->st != 1 || sh->algo == RN_CONV_DIRECT) return 0;
+    if (sh->algo == RN_CONV_AUTO &&
+        (g->c < WINO_MIN_CHANNELS || g->k < WINO_MIN_CHANNELS || !wino_allowed()))
+        return 0;
+    if (rn_wino_make(wg, g->c, g->h, g->w, g->k, g->ph, g->pw, sh->n, threads_of(sh)) != 0)
+        return 0;
+    return sh->algo == RN_CONV_WINOGRAD || (size_t)sh->n * wg->th * wg->tw >= WINO_MIN_TILES;
+}
+
+static size_t max_size(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
+
 static size_t rest_floats(const rn_conv_shape *sh)
 {
     rows_geom f = fwd_geom(sh);
-    const size_t a = rows_rest_floats(&f); /* forward and weight gradient */
-    size_t b = col_floats(sh);             /* the strided input gradient */
+    rn_wino_geom wg;
+    size_t a = rows_rest_floats(&f); /* forward and weight gradient */
+    if (wino_geom(&wg, sh, &f)) a = max_size(a, rn_wino_rest_floats(&wg));
+    size_t b = col_floats(sh);       /* the strided input gradient */
     if (sh->stride == 1) {
         rows_geom bk = bwd_geom(sh);
         b = rows_rest_floats(&bk);
+        if (wino_geom(&wg, sh, &bk)) b = max_size(b, rn_wino_rest_floats(&wg));
     }
-    return a > b ? a : b;
+    return max_size(a, b);
+}
+
+/* Floats of packed weights: the forward's, the input gradient's, or Winograd's. */
+static size_t wpack_floats(const rn_conv_shape *sh)
+{
+    const int crs = sh->c * sh->r * sh->s, krs = sh->k * sh->r * sh->s;
+    size_t n = rn_gemm_packed_a_floats(sh->k, crs);
+    n = max_size(n, rn_gemm_packed_a_floats(sh->c, krs));
+    n = max_size(n, rn_gemm_packed_a_floats(crs, sh->k));
+    rows_geom f = fwd_geom(sh), bk = bwd_geom(sh);
+    rn_wino_geom wg;
+    if (wino_geom(&wg, sh, &f)) n = max_size(n, rn_wino_weights_floats(&wg));
+    if (sh->stride == 1 && wino_geom(&wg, sh, &bk)) n = max_size(n, rn_wino_weights_floats(&wg));
+    return n;
 }
 
 static conv_work carve(const rn_conv_shape *sh, float *work, size_t *total)
@@ -293,11 +346,7 @@ static conv_work carve(const rn_conv_shape *sh, float *work, size_t *total)
     const size_t groups = (size_t)(sh->n + DW_GROUP - 1) / DW_GROUP;
     const size_t rf = rest_floats(sh);
     const size_t o_wflip = crs > krs ? crs : krs; /* the offsets are ints, one float each */
-    size_t wpack = rn_gemm_packed_a_floats(sh->k, (int)crs); /* forward */
-    size_t alt = rn_gemm_packed_a_floats(sh->c, (int)krs);     /* stride-1 input gradient */
-    if (alt > wpack) wpack = alt;
-    alt = rn_gemm_packed_a_floats((int)crs, sh->k);            /* strided input gradient */
-    if (alt > wpack) wpack = alt;
+    const size_t wpack = wpack_floats(sh);
     const size_t o_wpack = o_wflip + wsize;
     const size_t o_partials = o_wpack + wpack;
     const size_t o_packs = o_partials + groups * wsize;
@@ -329,7 +378,11 @@ void rn_conv_forward(float *y, const float *x, const float *w, const float *b,
 {
     conv_work cw = carve(sh, work, NULL);
     rows_geom g = fwd_geom(sh);
-    rows_run(y, x, w, b, sh->n, &g, cw.off, cw.wpack, cw.packs, cw.rest, threads_of(sh));
+    rn_wino_geom wg;
+    if (wino_geom(&wg, sh, &g))
+        rn_wino_run(y, x, w, b, sh->n, &wg, cw.wpack, cw.off, cw.packs, cw.rest, threads_of(sh));
+    else
+        rows_run(y, x, w, b, sh->n, &g, cw.off, cw.wpack, cw.packs, cw.rest, threads_of(sh));
 }
 
 /* ---- backward ----------------------------------------------------------------------------- */
@@ -444,5 +497,9 @@ void rn_conv_backward(float *dx, float *dw, float *db, const float *dy, const fl
                     cw.wflip[(((size_t)ci * k + kk) * r + ky) * s + kx] =
                         w[(((size_t)kk * c + ci) * r + (r - 1 - ky)) * s + (s - 1 - kx)];
     rows_geom g = bwd_geom(sh);
-    rows_run(dx, dy, cw.wflip, NULL, sh->n, &g, cw.off, cw.wpack, cw.packs, cw.rest, threads);
+    rn_wino_geom wg;
+    if (wino_geom(&wg, sh, &g))
+        rn_wino_run(dx, dy, cw.wflip, NULL, sh->n, &wg, cw.wpack, cw.off, cw.packs, cw.rest, threads);
+    else
+        rows_run(dx, dy, cw.wflip, NULL, sh->n, &g, cw.off, cw.wpack, cw.packs, cw.rest, threads);
 }

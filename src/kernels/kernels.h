@@ -27,7 +27,14 @@ typedef struct {
     int oh, ow;          /* output [n, k, oh, ow]; filled by rn_conv_shape_init */
     int threads;         /* threads the kernels may use (1 after rn_conv_shape_init); the
                           * workspace size depends on it */
+    int algo;            /* rn_conv_algo, RN_CONV_AUTO after rn_conv_shape_init; the
+                          * workspace size depends on it */
 } rn_conv_shape;
+
+/* How 3x3 stride-1 convolutions (forward and input gradient) are computed. AUTO: Winograd
+ * F(2x2, 3x3) when both channel counts are at least 16, unless the environment variable
+ * RN_WINOGRAD=0 says otherwise; DIRECT and WINOGRAD force one (tests, benchmarks). */
+typedef enum { RN_CONV_AUTO = 0, RN_CONV_DIRECT = 1, RN_CONV_WINOGRAD = 2 } rn_conv_algo;
 
 /* Fills oh/ow; returns 0, or -1 for non-positive sizes or stride, a padding outside
  * [0, kernel size), or an empty output. */
