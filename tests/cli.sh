@@ -91,6 +91,7 @@ expect_error "missing tensor" "$R" info --arch resnet34 --weights "$B/ref/resnet
 expect_error "fc.weight" "$R" info --arch resnet20 --classes 100 --weights "$case_dir/weights.safetensors"
 expect_error "no architecture" "$R" info --weights "$case_dir/weights.safetensors"
 expect_error "unknown architecture" "$R" info --arch resnet21
+expect_error "resnet8-w0" "$R" info --arch resnet8-w0
 expect_error "ordering" "$R" info --arch resnet20 --ordering sideways
 expect_error "input-shape" "$R" info --arch resnet20 --input 3x32
 expect_error "no tensor named 'input'" "$R" forward --model "$T/model.safetensors" --input "$T/model.safetensors"

@@ -45,11 +45,13 @@ static rn_net *small_net(const char *arch, uint64_t seed)
 static void test_every_architecture_builds(void **state)
 {
     (void)state;
-    const char *extra[] = {"wrn-16-4", "wrn-28-10", "plain50", "preresnet11", "resnet8", "highway8"};
+    const char *extra[] = {"wrn-16-4", "wrn-28-10", "plain50",   "preresnet11",   "resnet8",
+                           "highway8", "resnet8-w32-s2", "plain20-w24", "highway8-s2"};
+    const int n_extra = (int)(sizeof extra / sizeof extra[0]);
     const char *const *names = rn_arch_names();
     int count = 0;
     while (names[count]) count++;
-    for (int i = 0; i < count + 6; i++) {
+    for (int i = 0; i < count + n_extra; i++) {
         const char *arch = i < count ? names[i] : extra[i - count];
         if (strchr(arch, 'D')) continue; /* the wrn-D-K pattern itself */
         rn_net *net;
@@ -79,6 +81,7 @@ static void test_counts(void **state)
         {"resnet56", 10, 32, 853018, 27},       {"resnet110", 10, 32, 1727962, 54},
         {"resnet1202", 10, 32, 19421274, 600},  {"preresnet164", 10, 32, 1703258, 54},
         {"preresnet1001", 10, 32, 10327706, 333}, {"wrn-28-10", 10, 32, 36479194, 12},
+        {"resnet8-w32-s2", 10, 32, 298026, 3},  {"resnet20-s2", 10, 32, 269722, 9},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         rn_net_options o;
@@ -103,6 +106,11 @@ static void test_bad_options(void **state)
     assert_null(net);
     assert_non_null(strstr(rn_last_error(), "resnet21"));
     assert_int_equal(rn_net_create(&net, "wrn-15-2", NULL), RN_ERR_ARG);
+    /* variants: only of CIFAR depths, W >= 1, stride 1 or 2, in the order -w then -s */
+    const char *bad[] = {"resnet8-", "resnet8-w0", "resnet8-s3", "resnet8-s2-w32", "resnet9-w16",
+                         "resnet50-w16", "preresnet8-w32", "resnet8-w16x", "resnet8-s2-s2"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(rn_net_create(&net, bad[i], NULL), RN_ERR_ARG);
     rn_net_options o;
     rn_net_options_init(&o);
     o.in_c = 17;

@@ -44,6 +44,7 @@ static const char *const CASES[] = {
     "highway20",
     "preresnet164",
     "wrn-16-2",
+    "resnet8-w24-s2",
     "resnet18",
     "resnet50",
     "resnet50-bn-after-add",

@@ -23,6 +23,7 @@ import argparse
 import json
 import math
 import os
+import re
 import struct
 import sys
 import time
@@ -207,14 +208,14 @@ class Net(nn.Module):
     """stem: conv1 [bn1 relu] [maxpool]; layer1..layerS; head: [bn_final] [relu] gap fc."""
 
     def __init__(self, kind, block, ordering, shortcut, stages, classes=10, in_c=3,
-                 stem_c=16, imagenet=False, gate_bias=-2.0):
+                 stem_c=16, imagenet=False, gate_bias=-2.0, stem_stride=1):
         super().__init__()
         spec = ORDERINGS[ordering]
         self.imagenet = imagenet
         if imagenet:
             self.conv1 = nn.Conv2d(in_c, stem_c, 7, 2, 3, bias=False)
         else:
-            self.conv1 = nn.Conv2d(in_c, stem_c, 3, 1, 1, bias=False)
+            self.conv1 = nn.Conv2d(in_c, stem_c, 3, stem_stride, 1, bias=False)
         self.stem_bn = not (ordering == "full-preact" and not imagenet)
         if self.stem_bn:
             self.bn1 = nn.BatchNorm2d(stem_c)
@@ -262,10 +263,12 @@ IMAGENET_DEPTHS = {18: ("basic", [2, 2, 2, 2]), 34: ("basic", [3, 4, 6, 3]),
 
 def arch_spec(arch):
     """Returns a dict: kind, block, stages, stem_c, imagenet, ordering, shortcut (defaults)."""
-    def cifar(kind, n, widths=(16, 32, 64), block="basic", ordering="original", shortcut="A"):
+    def cifar(kind, n, widths=(16, 32, 64), block="basic", ordering="original", shortcut="A",
+              stem_c=16, stem_stride=1):
         return dict(kind=kind, block=block, stages=[(n, w, 1 if i == 0 else 2)
                                                     for i, w in enumerate(widths)],
-                    stem_c=16, imagenet=False, ordering=ordering, shortcut=shortcut)
+                    stem_c=stem_c, stem_stride=stem_stride, imagenet=False, ordering=ordering,
+                    shortcut=shortcut)
 
     def imagenet(kind, depth):
         block, ns = IMAGENET_DEPTHS[depth]
@@ -273,6 +276,14 @@ def arch_spec(arch):
                                                     enumerate(zip(ns, (64, 128, 256, 512)))],
                     stem_c=64, imagenet=True, ordering="original", shortcut="B")
 
+    # CIFAR variants: resnetD-wW (W, 2W, 4W channels, a W-channel stem), -s2 (stride-2 stem)
+    m = re.fullmatch(r"(resnet|plain|highway)(\d+)(?:-w(\d+))?(?:-s([12]))?", arch)
+    if m and (m.group(3) or m.group(4)):
+        kind = {"resnet": "residual", "plain": "plain", "highway": "highway"}[m.group(1)]
+        d, w, st = int(m.group(2)), int(m.group(3) or 16), int(m.group(4) or 1)
+        if d < 8 or (d - 2) % 6 or d in IMAGENET_DEPTHS:
+            raise ValueError("bad depth: " + arch)
+        return cifar(kind, (d - 2) // 6, widths=(w, 2 * w, 4 * w), stem_c=w, stem_stride=st)
     for prefix, kind in (("resnet", "residual"), ("plain", "plain"), ("highway", "highway")):
         if arch.startswith(prefix) and arch[len(prefix):].isdigit():
             d = int(arch[len(prefix):])
@@ -305,7 +316,7 @@ def build(arch, ordering=None, shortcut=None, classes=10, in_c=3, gate_bias=-2.0
             and ordering == "original" and shortcut == "B" and in_c == 3):
         return route_relus_(getattr(torchvision.models, arch)(weights=None, num_classes=classes))
     return Net(spec["kind"], spec["block"], ordering, shortcut, spec["stages"], classes, in_c,
-               spec["stem_c"], spec["imagenet"], gate_bias)
+               spec["stem_c"], spec["imagenet"], gate_bias, spec.get("stem_stride", 1))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -324,6 +335,7 @@ CASES = [
     ("highway20", "highway20", "original", "A"),
     ("preresnet164", "preresnet164", "full-preact", "B"),
     ("wrn-16-2", "wrn-16-2", "full-preact", "B"),
+    ("resnet8-w24-s2", "resnet8-w24-s2", "original", "A"),
     ("resnet18", "resnet18", "original", "B"),
     ("resnet50", "resnet50", "original", "B"),
     ("resnet50-bn-after-add", "resnet50", "bn-after-add", "B"),

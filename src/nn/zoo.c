@@ -17,6 +17,7 @@ typedef struct {
     int blocks[4];
     int width[4];        /* basic: output channels; bottleneck: mid channels (out = 4x) */
     int stem_c;
+    int stem_stride;
 } rn_layout;
 
 static const char *const arch_names[] = {
@@ -45,6 +46,7 @@ static void cifar_layout(rn_layout *l, int n, int bottleneck, int w0)
     l->bottleneck = bottleneck;
     l->stages = 3;
     l->stem_c = 16;
+    l->stem_stride = 1;
     for (int i = 0; i < 3; i++) {
         l->blocks[i] = n;
         l->width[i] = w0 << i;
@@ -63,6 +65,7 @@ static int imagenet_layout(rn_layout *l, int depth)
         l->bottleneck = table[i].bottleneck;
         l->stages = 4;
         l->stem_c = 64;
+        l->stem_stride = 2;
         for (int s = 0; s < 4; s++) {
             l->blocks[s] = table[i].blocks[s];
             l->width[s] = 64 << s;
@@ -70,6 +73,37 @@ static int imagenet_layout(rn_layout *l, int depth)
         return 0;
     }
     return -1;
+}
+
+/* A CIFAR-layout name with a variant: resnetD-wW (W, 2W, 4W channels and a W-channel stem
+ * instead of 16) and/or -s2 (a stride-2 stem: every map half the size, for the cost of the
+ * base net at 4x the width when W = 32). */
+static int cifar_variant(rn_layout *l, const char *digits, const char *variant)
+{
+    int depth, w = 16, stride = 1;
+    char num[16];
+    snprintf(num, sizeof num, "%.*s", (int)(variant - digits), digits);
+    rn_layout imagenet;
+    if (parse_int(num, &depth) || depth < 8 || (depth - 2) % 6 || !imagenet_layout(&imagenet, depth))
+        return -1; /* resnet50-w32 would read as a variant of the ImageNet resnet50 */
+    const char *p = variant;
+    if (!strncmp(p, "-w", 2)) {
+        char *end;
+        long v = strtol(p + 2, &end, 10);
+        if (end == p + 2 || v < 1 || v > 1024) return -1;
+        w = (int)v;
+        p = end;
+    }
+    if (!strncmp(p, "-s", 2)) {
+        if (strcmp(p + 2, "1") && strcmp(p + 2, "2")) return -1;
+        stride = p[2] - '0';
+        p += 3;
+    }
+    if (*p || p == variant) return -1;
+    cifar_layout(l, (depth - 2) / 6, 0, w);
+    l->stem_c = w;
+    l->stem_stride = stride;
+    return 0;
 }
 
 static int parse_arch(const char *arch, rn_layout *l)
@@ -88,6 +122,7 @@ static int parse_arch(const char *arch, rn_layout *l)
         if (parse_int(buf, &depth) || parse_int(dash + 1, &k) || depth < 10 || (depth - 4) % 6)
             return -1;
         cifar_layout(l, (depth - 4) / 6, 0, 16 * k);
+        l->stem_c = 16;
         l->ordering = RN_ORDER_FULL_PREACT;
         l->shortcut = RN_SHORTCUT_B;
         return 0;
@@ -98,6 +133,10 @@ static int parse_arch(const char *arch, rn_layout *l)
     else if (!strncmp(arch, "plain", 5)) digits = arch + 5;
     else if (!strncmp(arch, "highway", 7)) digits = arch + 7;
     else return -1;
+    if (!strncmp(arch, "plain", 5)) l->kind = RN_BLOCK_PLAIN;
+    if (!strncmp(arch, "highway", 7)) l->kind = RN_BLOCK_HIGHWAY;
+    const char *variant = strchr(digits, '-');
+    if (variant) return strncmp(arch, "preresnet", 9) ? cifar_variant(l, digits, variant) : -1;
     if (parse_int(digits, &depth)) return -1;
 
     if (!strncmp(arch, "preresnet", 9)) {
@@ -111,8 +150,6 @@ static int parse_arch(const char *arch, rn_layout *l)
         else return -1;
         return 0;
     }
-    if (!strncmp(arch, "plain", 5)) l->kind = RN_BLOCK_PLAIN;
-    if (!strncmp(arch, "highway", 7)) l->kind = RN_BLOCK_HIGHWAY;
     /* The ImageNet depths win over 6n+2 (resnet50, resnet152), but plain nets have no
      * bottleneck layout: plain50 is the CIFAR one. */
     if (l->kind != RN_BLOCK_HIGHWAY && !imagenet_layout(l, depth) &&
@@ -131,7 +168,7 @@ int rn_net_build(rn_net *net, const char *arch)
     if (parse_arch(arch, &l))
         return rn_fail(RN_ERR_ARG,
                        "unknown architecture '%s' (try resnet20..1202, plain20..110, highway20..110,"
-                       " preresnet110/164/1001, resnet18..152, plain18/34, wrn-D-K)",
+                       " preresnet110/164/1001, resnet18..152, plain18/34, wrn-D-K, resnetD-wW-s2)",
                        arch);
     rn_net_options *o = &net->opt;
     if (o->ordering == RN_ORDER_DEFAULT) o->ordering = l.ordering;
@@ -152,7 +189,7 @@ int rn_net_build(rn_net *net, const char *arch)
     int st;
     rn_shape3 shape = {o->in_c, o->in_h, o->in_w};
     int preact = o->ordering == RN_ORDER_FULL_PREACT;
-    int k = l.imagenet ? 7 : 3, stride = l.imagenet ? 2 : 1;
+    int k = l.imagenet ? 7 : 3, stride = l.stem_stride;
     st = rn_net_add_conv(net, &net->stem_conv, "conv1", o->in_c, l.stem_c, k, stride, 0, shape);
     if (st) return st;
     const char *stem = l.imagenet ? "CBRM" : preact ? "C" : "CBR";
