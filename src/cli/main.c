@@ -13,7 +13,7 @@ static int usage(FILE *out)
           "  init     write a freshly initialised network to a safetensors file\n"
           "  forward  run inference on a tensor file and write the logits\n"
           "  bench    time a training step or inference of a network on random data\n"
-          "  train    train a network on a data set (default: resnet20 on Fashion-MNIST), with\n"
+          "  train    train a network on a data set (default: resnet8 on Fashion-MNIST), with\n"
           "           checkpoints, resume (--resume RUN_DIR) and metrics\n"
           "  eval     accuracy, loss, per-class accuracy and confusion matrix of a model on a data set\n"
           "  predict  the top classes of image files, with probabilities and label names\n"
