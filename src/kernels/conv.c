@@ -25,21 +25,11 @@
 #include <string.h>
 #include "kernels/gemm.h"
 #include "kernels/winograd.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "kernels/parallel.h"
 
 /* Images per weight-gradient partial sum: fixed, so the summation order is too. */
 #define DW_GROUP 8
 
-static int thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
 
 static int conv_is_pointwise(const rn_conv_shape *sh)
 {
@@ -205,7 +195,7 @@ static void rows_run(float *y, const float *x, const float *w, const float *b, i
     }
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
     for (int i = 0; i < n; i++) {
-        const int t = thread_id();
+        const int t = rn_thread_id();
         float *mine = rest + (size_t)t * rf;
         rows_image(y + i * ys, x + i * xs, w, b, g, off, mine, mine + g->xpad,
                    packs + (size_t)t * GEMM_PACK_FLOATS, 1);
@@ -432,7 +422,7 @@ static void weight_grad(float *dw, const float *dy, const float *x, const rn_con
     const int split = groups >= threads && threads > 1;
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (split)
     for (int gi = 0; gi < groups; gi++) {
-        const int t = split ? thread_id() : 0;
+        const int t = split ? rn_thread_id() : 0;
         const int i1 = (gi + 1) * DW_GROUP < sh->n ? (gi + 1) * DW_GROUP : sh->n;
         dw_group(cw->partials + (size_t)gi * wsize, dy, x, gi * DW_GROUP, i1, sh, cw->off,
                  cw->packs + (size_t)t * GEMM_PACK_FLOATS, cw->rest + (size_t)t * cw->rest_floats,
@@ -455,7 +445,7 @@ static void strided_input_grad(float *dx, const float *dy, const rn_conv_shape *
     const int split = sh->n >= threads && threads > 1;
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (split)
     for (int i = 0; i < sh->n; i++) {
-        const int t = split ? thread_id() : 0;
+        const int t = split ? rn_thread_id() : 0;
         float *dcol = cw->rest + (size_t)t * cw->rest_floats;
         rn_gemm_b bd = {dy + i * ys, cw->off, NULL};
         rn_gemm_packed(crs, p, sh->k, cw->wpack, &bd, dcol, p, 0,

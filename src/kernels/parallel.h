@@ -11,4 +11,18 @@
 #define RN_OMP_MIN_WORK ((size_t)1 << 16)
 /* Elements per chunk of an element-wise loop. */
 #define RN_OMP_CHUNK 16384
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* This thread's number in the current team (0 outside one, or without OpenMP). */
+static inline int rn_thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
 #endif

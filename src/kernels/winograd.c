@@ -4,9 +4,7 @@
 #include <string.h>
 #include "kernels/cpu.h"
 #include "kernels/gemm.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "kernels/parallel.h"
 
 #define TRANSFORMS_NAME rn_wino_generic
 #include "kernels/winograd_transforms.h"
@@ -93,14 +91,6 @@ static float *thread_scratch(float *rest, size_t rf, const rn_wino_geom *g, int 
     return rest + (size_t)slot * rf + vm_floats(g);
 }
 
-static int thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
 
 /* Images [i0, i0 + cnt) (cnt <= nb) with the V and M of slice `slot` of rest and packing
  * buffer `slot` of packs. threads > 1 splits the transforms over channels and the 16 matrix
@@ -120,7 +110,7 @@ static void run_group(float *y, const float *x, const float *b, int i0, int cnt,
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
     for (int job = 0; job < cnt * c; job++) {
         const int i = job / c, ci = job % c;
-        float *planes = thread_scratch(rest, rf, g, threads > 1 ? thread_id() : slot);
+        float *planes = thread_scratch(rest, rf, g, threads > 1 ? rn_thread_id() : slot);
         tf->split(planes, g->ps, x + (size_t)(i0 + i) * xs + (size_t)ci * g->h * g->w, g->h,
                   g->w, g->ph, g->pw, g->gw);
         tf->input(v + (size_t)ci * ld + (size_t)i * tiles, vstride, planes, g->ps, g->gw, tiles);
@@ -129,14 +119,14 @@ static void run_group(float *y, const float *x, const float *b, int i0, int cnt,
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
     for (int xi = 0; xi < 16; xi++) {
         rn_gemm_b bd = {v + xi * vstride, off, NULL};
-        float *mine = packs + (size_t)(threads > 1 ? thread_id() : slot) * GEMM_PACK_FLOATS;
+        float *mine = packs + (size_t)(threads > 1 ? rn_thread_id() : slot) * GEMM_PACK_FLOATS;
         rn_gemm_packed(k, cnt * tiles, c, upack + xi * per, &bd, m + xi * mstride, (int)ld, 0,
                        mine, 1);
     }
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
     for (int job = 0; job < cnt * k; job++) {
         const int i = job / k, kk = job % k;
-        float *tmp = thread_scratch(rest, rf, g, threads > 1 ? thread_id() : slot);
+        float *tmp = thread_scratch(rest, rf, g, threads > 1 ? rn_thread_id() : slot);
         tf->output(y + (size_t)(i0 + i) * ys + (size_t)kk * g->oh * g->ow,
                    m + (size_t)kk * ld + (size_t)i * tiles, mstride, g->th, g->gw, g->oh,
                    g->ow, b ? b[kk] : 0.0f, tmp);
@@ -161,7 +151,7 @@ void rn_wino_run(float *y, const float *x, const float *w, const float *b, int n
     }
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
     for (int gi = 0; gi < groups; gi++) {
-        const int t = thread_id();
+        const int t = rn_thread_id();
         const int i0 = gi * g->nb, cnt = n - i0 < g->nb ? n - i0 : g->nb;
         run_group(y, x, b, i0, cnt, g, tf, upack, off, packs, rest, rf, t, 1);
     }
