@@ -39,11 +39,6 @@ size_t rn_wino_weights_floats(const rn_wino_geom *g)
     return 16 * rn_gemm_packed_a_floats(g->k, g->c);
 }
 
-size_t rn_wino_offsets(const rn_wino_geom *g)
-{
-    return (size_t)g->c;
-}
-
 /* U[xi] = G g G^T for every (k, c), written straight into the layout of rn_gemm_pack_a
  * (panels of GEMM_MR rows, column p of a panel at p * GEMM_MR). Computed in double. */
 static void pack_weights(float *upack, const float *w, const rn_wino_geom *g, int threads)
@@ -90,7 +85,6 @@ static float *thread_scratch(float *rest, size_t rf, const rn_wino_geom *g, int 
 {
     return rest + (size_t)slot * rf + vm_floats(g);
 }
-
 
 /* Images [i0, i0 + cnt) (cnt <= nb) with the V and M of slice `slot` of rest and packing
  * buffer `slot` of packs. threads > 1 splits the transforms over channels and the 16 matrix

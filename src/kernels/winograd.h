@@ -33,11 +33,9 @@ int rn_wino_make(rn_wino_geom *g, int c, int h, int w, int k, int ph, int pw, in
 size_t rn_wino_weights_floats(const rn_wino_geom *g);
 /* Floats of scratch one thread needs besides its GEMM packing buffer. */
 size_t rn_wino_rest_floats(const rn_wino_geom *g);
-/* Ints of row offsets (shared, read-only during the run). */
-size_t rn_wino_offsets(const rn_wino_geom *g);
 
-/* y[n, k, oh, ow] = conv3x3(x[n, c, h, w], w) (+ b). upack: rn_wino_weights_floats; off:
- * rn_wino_offsets ints; packs: threads GEMM packing buffers; rest: threads slices of
+/* y[n, k, oh, ow] = conv3x3(x[n, c, h, w], w) (+ b). upack: rn_wino_weights_floats; off: c
+ * ints; packs: threads GEMM packing buffers; rest: threads slices of
  * rn_wino_rest_floats. threads > 1 opens a parallel region (call it from outside one). */
 void rn_wino_run(float *y, const float *x, const float *w, const float *b, int n,
                  const rn_wino_geom *g, float *upack, int *off, float *packs, float *rest,
