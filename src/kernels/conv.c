@@ -31,11 +31,6 @@
 #define DW_GROUP 8
 
 
-static int conv_is_pointwise(const rn_conv_shape *sh)
-{
-    return sh->r == 1 && sh->s == 1 && sh->stride == 1 && sh->pad == 0;
-}
-
 int rn_conv_shape_init(rn_conv_shape *sh, int n, int c, int h, int w, int k, int r, int s,
                        int stride, int pad)
 {
@@ -387,9 +382,9 @@ static void dw_group(float *part, const float *dy, const float *x, int i0, int i
     for (int i = i0; i < i1; i++) {
         const float *a = dy + i * ys, *src = x + i * xs;
         int q = p;
-        if (!conv_is_pointwise(sh)) {
+        const rows_geom g = fwd_geom(sh);
+        if (!rows_pointwise(&g)) {
             /* dy on the output grid, zero in the junk columns, against shifted rows */
-            rows_geom g = fwd_geom(sh);
             float *dyp = rest + g.xpad;
             pad_input(rest, src, &g, threads);
             for (int kk = 0; kk < sh->k; kk++)
@@ -413,8 +408,8 @@ static void weight_grad(float *dw, const float *dy, const float *x, const rn_con
     const int crs = sh->c * sh->r * sh->s, p = sh->oh * sh->ow;
     const size_t wsize = (size_t)sh->k * crs;
     const int groups = (sh->n + DW_GROUP - 1) / DW_GROUP;
-    if (!conv_is_pointwise(sh)) {
-        rows_geom g = fwd_geom(sh);
+    const rows_geom g = fwd_geom(sh);
+    if (!rows_pointwise(&g)) {
         rows_offsets(cw->off, &g);
     } else {
         for (int j = 0; j < crs; j++) cw->off[j] = j * p;

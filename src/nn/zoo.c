@@ -122,7 +122,6 @@ static int parse_arch(const char *arch, rn_layout *l)
         if (parse_int(buf, &depth) || parse_int(dash + 1, &k) || depth < 10 || (depth - 4) % 6)
             return -1;
         cifar_layout(l, (depth - 4) / 6, 0, 16 * k);
-        l->stem_c = 16;
         l->ordering = RN_ORDER_FULL_PREACT;
         l->shortcut = RN_SHORTCUT_B;
         return 0;
