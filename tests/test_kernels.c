@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/batchnorm_rows.h"
 #include "kernels/cpu.h"
 #include "kernels/kernels.h"
 #include "support/check.h"
@@ -458,6 +459,41 @@ static void test_bn_relu_fused(void **state)
     float *all[] = {x, dy, gamma, beta, rm, rv, mean, var, mean2, var2, y, yr, yf, dr, dx, dxf,
                     dg, db, dgf, dbf};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
+}
+
+/* Batch normalization's row loops give the same bits in the portable and the AVX2 build
+ * (their summation order is fixed by the code, batchnorm_rows.h): lengths with and without a
+ * tail, masked and unmasked. */
+static void test_bn_rows_builds_agree(void **state)
+{
+    (void)state;
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) skip();
+    const rn_bn_rows *g = &rn_bn_rows_generic, *a = &rn_bn_rows_avx2;
+    enum { MAXLEN = 53 };
+    float x[MAXLEN], dy[MAXLEN], ry[MAXLEN], y1[MAXLEN], y2[MAXLEN];
+    rn_test_fill_normal(x, MAXLEN, 41, 2.0f);
+    rn_test_fill_normal(dy, MAXLEN, 42, 1.0f);
+    rn_test_fill_normal(ry, MAXLEN, 43, 1.0f);
+    for (int i = 0; i < MAXLEN; i++) x[i] += 3.0f; /* a mean away from zero */
+    const int lens[] = {1, 7, 8, 16, 37, 49, 53};
+    for (size_t t = 0; t < sizeof lens / sizeof lens[0]; t++) {
+        const int len = lens[t];
+        assert_true(g->sum(x, len) == a->sum(x, len));
+        assert_true(g->sqdev(x, len, 2.9) == a->sqdev(x, len, 2.9));
+        for (int relu = 0; relu <= 1; relu++) {
+            const float *mask = relu ? ry : NULL;
+            double s1 = 0.5, s2 = 0.5, p1 = -1.0, p2 = -1.0;
+            g->grad_sums(dy, mask, x, len, 2.9, &s1, &p1);
+            a->grad_sums(dy, mask, x, len, 2.9, &s2, &p2);
+            assert_true(s1 == s2 && p1 == p2);
+            g->normalize(y1, x, len, 2.9f, 1.3f, -0.2f, relu);
+            a->normalize(y2, x, len, 2.9f, 1.3f, -0.2f, relu);
+            assert_memory_equal(y1, y2, len * sizeof(float));
+            g->dx(y1, dy, mask, x, len, 0.7f, 0.01f, 2.9f, 0.03f);
+            a->dx(y2, dy, mask, x, len, 0.7f, 0.01f, 2.9f, 0.03f);
+            assert_memory_equal(y1, y2, len * sizeof(float));
+        }
+    }
 }
 
 /* RN_SIMD=generic must select the portable kernels: tools/run-tests.sh runs this program a
@@ -1105,6 +1141,7 @@ int main(void)
         cmocka_unit_test(test_conv_rect_kernel),
         cmocka_unit_test(test_simd_selection),
         cmocka_unit_test(test_bn_relu_fused),
+        cmocka_unit_test(test_bn_rows_builds_agree),
         cmocka_unit_test(test_conv_winograd),
         cmocka_unit_test(test_conv_blocked_and_threads),
         cmocka_unit_test(test_bn_forward_train_values),
