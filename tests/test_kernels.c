@@ -32,6 +32,7 @@
 
 #include "kernels/batchnorm_rows.h"
 #include "kernels/cpu.h"
+#include "kernels/gemm.h"
 #include "kernels/kernels.h"
 #include "support/check.h"
 
@@ -130,6 +131,50 @@ static void test_sgemm_all_transposes(void **state)
             free(ref);
         }
     }
+}
+
+/* rn_gemm_rows_a (A read in place through row offsets, B packed from columns) against double
+ * loops: rows in any order and overlapping, m not a multiple of the 6-row panel, n with a
+ * partial 16-column strip, k over one 256-deep block; accumulate on and off; 1, 2 and 3
+ * threads give the same bits. */
+static void test_gemm_rows_a(void **state)
+{
+    (void)state;
+    const int m = 17, n = 21, k = 300, src_len = 4000, ldc = n + 2;
+    float *src = alloc_f(src_len), *bsrc = alloc_f((size_t)n * k);
+    float *c0 = alloc_f((size_t)m * ldc), *c = alloc_f((size_t)m * ldc);
+    float *ref = alloc_f((size_t)m * ldc), *c1 = alloc_f((size_t)m * ldc);
+    float *pack = alloc_f(3 * GEMM_PACK_FLOATS);
+    int a_off[17], b_off[21];
+    for (int i = 0; i < m; i++) a_off[i] = (i * 211) % (src_len - k); /* scattered, overlapping */
+    for (int j = 0; j < n; j++) b_off[j] = (n - 1 - j) * k;           /* columns reversed */
+    rn_test_fill_normal(src, src_len, 51, 1.0f);
+    rn_test_fill_normal(bsrc, (size_t)n * k, 52, 1.0f);
+    rn_test_fill_normal(c0, (size_t)m * ldc, 53, 1.0f);
+    const rn_gemm_b b = {bsrc, NULL, b_off};
+    for (int acc = 0; acc <= 1; acc++) {
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < ldc; j++) {
+                double s = acc ? c0[(size_t)i * ldc + j] : 0.0;
+                for (int p = 0; p < k; p++)
+                    s += (double)src[a_off[i] + p] * bsrc[b_off[j < n ? j : 0] + p];
+                ref[(size_t)i * ldc + j] = j < n ? (float)s : c0[(size_t)i * ldc + j];
+            }
+        for (int threads = 1; threads <= 3; threads++) {
+            memcpy(c, c0, (size_t)m * ldc * sizeof(float));
+            rn_gemm_rows_a(m, n, k, src, a_off, &b, c, ldc, acc, pack, threads);
+            assert_rel("rows_a", c, ref, (size_t)m * ldc, 1e-5);
+            if (threads == 1) memcpy(c1, c, (size_t)m * ldc * sizeof(float));
+            else assert_memory_equal(c, c1, (size_t)m * ldc * sizeof(float));
+        }
+    }
+    free(src);
+    free(bsrc);
+    free(c0);
+    free(c);
+    free(ref);
+    free(c1);
+    free(pack);
 }
 
 /* ---- convolution --------------------------------------------------------------------- */
@@ -1133,6 +1178,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sgemm_all_transposes),
+        cmocka_unit_test(test_gemm_rows_a),
         cmocka_unit_test(test_conv_shape),
         cmocka_unit_test(test_conv_3x3_s1_p1),
         cmocka_unit_test(test_conv_3x3_s2_p1),

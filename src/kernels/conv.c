@@ -298,7 +298,7 @@ static size_t rest_floats(const rn_conv_shape *sh)
 {
     rows_geom f = fwd_geom(sh);
     rn_wino_geom wg;
-    size_t a = rows_rest_floats(&f); /* forward and weight gradient */
+    size_t a = rows_rest_floats(&f) + (size_t)sh->k; /* forward; weight gradient (+ k offsets) */
     if (wino_geom(&wg, sh, &f)) a = max_size(a, rn_wino_rest_floats(&wg));
     size_t b = col_floats(sh);       /* the strided input gradient */
     if (sh->stride == 1) {
@@ -372,19 +372,24 @@ void rn_conv_forward(float *y, const float *x, const float *w, const float *b,
 
 /* ---- backward ----------------------------------------------------------------------------- */
 
-/* Weight gradient of images [i0, i1) into part[k, crs] (overwritten). */
+/* Weight gradient of images [i0, i1) into part[crs, k] (transposed; overwritten):
+ * part[j, kk] = sum over pixels q of X[j, q] * dy'[kk, q], with row j of the im2col matrix X
+ * read in place (a run of the phase planes, or of x for a pointwise convolution) and dy' = dy
+ * on the output grid, junk columns zero. The small dy' is packed, the large X never is. */
 static void dw_group(float *part, const float *dy, const float *x, int i0, int i1,
                      const rn_conv_shape *sh, const int *off, float *pack, float *rest,
                      int threads)
 {
     const int crs = sh->c * sh->r * sh->s, p = sh->oh * sh->ow;
     const size_t xs = (size_t)sh->c * sh->h * sh->w, ys = (size_t)sh->k * p;
+    const rows_geom g = fwd_geom(sh);
+    const int pointwise = rows_pointwise(&g);
+    const int q = pointwise ? p : g.oh * g.gw;
+    int *dy_off = (int *)rest + (pointwise ? 0 : g.xpad + g.ypad);
+    for (int kk = 0; kk < sh->k; kk++) dy_off[kk] = kk * q;
     for (int i = i0; i < i1; i++) {
         const float *a = dy + i * ys, *src = x + i * xs;
-        int q = p;
-        const rows_geom g = fwd_geom(sh);
-        if (!rows_pointwise(&g)) {
-            /* dy on the output grid, zero in the junk columns, against shifted rows */
+        if (!pointwise) {
             float *dyp = rest + g.xpad;
             pad_input(rest, src, &g, threads);
             for (int kk = 0; kk < sh->k; kk++)
@@ -395,10 +400,9 @@ static void dw_group(float *part, const float *dy, const float *x, int i0, int i
                 }
             a = dyp;
             src = rest;
-            q = g.oh * g.gw;
         }
-        rn_gemm_b bd = {src, NULL, off};
-        rn_gemm(sh->k, crs, q, a, q, &bd, part, crs, i > i0, pack, threads);
+        rn_gemm_b bd = {a, NULL, dy_off};
+        rn_gemm_rows_a(crs, sh->k, q, src, off, &bd, part, sh->k, i > i0, pack, threads);
     }
 }
 
@@ -423,11 +427,13 @@ static void weight_grad(float *dw, const float *dy, const float *x, const rn_con
                  cw->packs + (size_t)t * GEMM_PACK_FLOATS, cw->rest + (size_t)t * cw->rest_floats,
                  split ? 1 : threads);
     }
-    for (size_t j = 0; j < wsize; j++) {
-        float s = 0.0f;
-        for (int gi = 0; gi < groups; gi++) s += cw->partials[(size_t)gi * wsize + j];
-        dw[j] += s;
-    }
+    for (int kk = 0; kk < sh->k; kk++)
+        for (int j = 0; j < crs; j++) {
+            float s = 0.0f;
+            for (int gi = 0; gi < groups; gi++)
+                s += cw->partials[(size_t)gi * wsize + (size_t)j * sh->k + kk];
+            dw[(size_t)kk * crs + j] += s;
+        }
 }
 
 static void strided_input_grad(float *dx, const float *dy, const rn_conv_shape *sh,

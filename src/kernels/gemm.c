@@ -19,6 +19,12 @@ static rn_gemm_ukernel_rows pick_ukernel_rows(void)
     return rn_cpu_simd() == RN_SIMD_AVX2 ? rn_gemm_ukernel_rows_avx2 : rn_gemm_ukernel_rows_generic;
 }
 
+static rn_gemm_ukernel_arows pick_ukernel_arows(void)
+{
+    return rn_cpu_simd() == RN_SIMD_AVX2 ? rn_gemm_ukernel_arows_avx2
+                                         : rn_gemm_ukernel_arows_generic;
+}
+
 /* Packs B[k0 .. k0+kc, j0 .. j0+nc] into strips of GEMM_NR columns, each strip kc rows of
  * GEMM_NR floats; the columns past nc in the last strip are zero. */
 static void pack_b(float *dst, const rn_gemm_b *b, int k0, int kc, int j0, int nc)
@@ -81,8 +87,9 @@ void rn_gemm_pack_a(float *dst, const float *a, int lda, int m, int k, int threa
 
 typedef struct {
     int m, n, k;
-    const float *a; /* raw, with lda, or packed (lda == 0) */
+    const float *a; /* raw, with lda, or packed (lda == 0), or in place (a_off) */
     int lda;
+    const int *a_off; /* in place: row i of A at a + a_off[i] */
     const rn_gemm_b *b;
     float *c;
     int ldc, accumulate;
@@ -94,12 +101,18 @@ typedef struct {
  * panels the packed block's locality wins (measured: resnet20 training, 16-64 output channels,
  * 10% faster in place; resnet50 inference, 64-2048, 25% slower in place). */
 #define GEMM_IN_PLACE_PANELS 4
-static void run_item(rn_gemm_ukernel uk, rn_gemm_ukernel_rows ukr, const gemm_args *g,
-                     float *pack, int ncb, int jb, int p0, int p1)
+typedef struct {
+    rn_gemm_ukernel packed;
+    rn_gemm_ukernel_rows rows;   /* B in place */
+    rn_gemm_ukernel_arows arows; /* A in place */
+} ukernels;
+
+static void run_item(const ukernels *uk, const gemm_args *g, float *pack, int ncb, int jb,
+                     int p0, int p1)
 {
     const int j0 = jb * ncb;
     const int nc = g->n - j0 < ncb ? g->n - j0 : ncb;
-    const int direct = g->b->row_off != NULL && p1 - p0 <= GEMM_IN_PLACE_PANELS;
+    const int direct = g->b->row_off != NULL && !g->a_off && p1 - p0 <= GEMM_IN_PLACE_PANELS;
     const int full = direct ? nc / GEMM_NR * GEMM_NR : 0; /* columns read in place */
     float *apack = pack + (size_t)GEMM_KC * GEMM_NC;
     for (int k0 = 0; k0 < g->k; k0 += GEMM_KC) {
@@ -109,6 +122,16 @@ static void run_item(rn_gemm_ukernel uk, rn_gemm_ukernel_rows ukr, const gemm_ar
         for (int panel = p0; panel < p1; panel++) {
             const int i0 = panel * GEMM_MR;
             const int mr = g->m - i0 < GEMM_MR ? g->m - i0 : GEMM_MR;
+            float *cp = g->c + (size_t)i0 * g->ldc + j0;
+            if (g->a_off) {
+                const float *arow[GEMM_MR];
+                for (int i = 0; i < mr; i++) arow[i] = g->a + g->a_off[i0 + i] + k0;
+                for (int s = 0; s < nc; s += GEMM_NR) {
+                    const int nr = nc - s < GEMM_NR ? nc - s : GEMM_NR;
+                    uk->arows(kc, arow, pack + (size_t)s * kc, cp + s, g->ldc, mr, nr, acc);
+                }
+                continue;
+            }
             const float *ap;
             if (g->lda) {
                 pack_a_panel(apack, g->a + (size_t)i0 * g->lda, g->lda, mr, k0, kc);
@@ -116,12 +139,11 @@ static void run_item(rn_gemm_ukernel uk, rn_gemm_ukernel_rows ukr, const gemm_ar
             } else {
                 ap = g->a + (size_t)i0 * g->k + (size_t)k0 * GEMM_MR;
             }
-            float *cp = g->c + (size_t)i0 * g->ldc + j0;
             for (int s = 0; s < full; s += GEMM_NR)
-                ukr(kc, ap, g->b->src + j0 + s, g->b->row_off + k0, cp + s, g->ldc, mr, acc);
+                uk->rows(kc, ap, g->b->src + j0 + s, g->b->row_off + k0, cp + s, g->ldc, mr, acc);
             for (int s = full; s < nc; s += GEMM_NR) {
                 const int nr = nc - s < GEMM_NR ? nc - s : GEMM_NR;
-                uk(kc, ap, pack + (size_t)(s - full) * kc, cp + s, g->ldc, mr, nr, acc);
+                uk->packed(kc, ap, pack + (size_t)(s - full) * kc, cp + s, g->ldc, mr, nr, acc);
             }
         }
     }
@@ -136,8 +158,7 @@ static void gemm_run(const gemm_args *g, float *pack, int threads)
                 memset(g->c + (size_t)i * g->ldc, 0, (size_t)g->n * sizeof(float));
         return;
     }
-    const rn_gemm_ukernel uk = pick_ukernel();
-    const rn_gemm_ukernel_rows ukr = pick_ukernel_rows();
+    const ukernels uk = {pick_ukernel(), pick_ukernel_rows(), pick_ukernel_arows()};
     /* Enough items for the threads to balance: narrower column blocks first (down to one
      * strip), then rows, whose split repeats the packing of B. */
     int ncb = GEMM_NC;
@@ -154,7 +175,7 @@ static void gemm_run(const gemm_args *g, float *pack, int threads)
     }
     const int items = nblocks * chunks;
     if (threads <= 1 || items == 1) {
-        for (int jb = 0; jb < nblocks; jb++) run_item(uk, ukr, g, pack, ncb, jb, 0, panels);
+        for (int jb = 0; jb < nblocks; jb++) run_item(&uk, g, pack, ncb, jb, 0, panels);
         return;
     }
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
@@ -165,21 +186,28 @@ static void gemm_run(const gemm_args *g, float *pack, int threads)
 #endif
         const int jb = it / chunks, ch = it % chunks;
         const int p0 = (int)((long)panels * ch / chunks), p1 = (int)((long)panels * (ch + 1) / chunks);
-        run_item(uk, ukr, g, pack + (size_t)tid * GEMM_PACK_FLOATS, ncb, jb, p0, p1);
+        run_item(&uk, g, pack + (size_t)tid * GEMM_PACK_FLOATS, ncb, jb, p0, p1);
     }
 }
 
 void rn_gemm(int m, int n, int k, const float *a, int lda, const rn_gemm_b *b, float *c,
              int ldc, int accumulate, float *pack, int threads)
 {
-    gemm_args g = {m, n, k, a, lda > 0 ? lda : 1, b, c, ldc, accumulate};
+    gemm_args g = {m, n, k, a, lda > 0 ? lda : 1, NULL, b, c, ldc, accumulate};
+    gemm_run(&g, pack, threads);
+}
+
+void rn_gemm_rows_a(int m, int n, int k, const float *a_src, const int *a_off, const rn_gemm_b *b,
+                    float *c, int ldc, int accumulate, float *pack, int threads)
+{
+    gemm_args g = {m, n, k, a_src, 0, a_off, b, c, ldc, accumulate};
     gemm_run(&g, pack, threads);
 }
 
 void rn_gemm_packed(int m, int n, int k, const float *ap, const rn_gemm_b *b, float *c, int ldc,
                     int accumulate, float *pack, int threads)
 {
-    gemm_args g = {m, n, k, ap, 0, b, c, ldc, accumulate};
+    gemm_args g = {m, n, k, ap, 0, NULL, b, c, ldc, accumulate};
     gemm_run(&g, pack, threads);
 }
 

@@ -42,6 +42,13 @@ void rn_gemm_pack_a(float *dst, const float *a, int lda, int m, int k, int threa
 void rn_gemm_packed(int m, int n, int k, const float *ap, const rn_gemm_b *b, float *c, int ldc,
                     int accumulate, float *pack, int threads);
 
+/* The same with A read in place, row i at a_src + a_off[i] (k contiguous floats), and B
+ * always packed: for an A much larger than B that meets B once (a convolution's weight
+ * gradient, transposed: A the shifted rows of the input, B the output gradient), where
+ * packing A would cost as much as the multiply-adds it feeds. */
+void rn_gemm_rows_a(int m, int n, int k, const float *a_src, const int *a_off, const rn_gemm_b *b,
+                    float *c, int ldc, int accumulate, float *pack, int threads);
+
 /* Microkernel: C[mr, nr] (+)= A[mr, kc] * Bp, with A packed as kc groups of GEMM_MR floats
  * (column p of the rows side by side) and Bp a packed strip (kc rows of GEMM_NR floats).
  * mr <= GEMM_MR, nr <= GEMM_NR. */
@@ -57,6 +64,13 @@ void rn_gemm_ukernel_rows_generic(int kc, const float *ap, const float *src, con
                                   float *c, int ldc, int mr, int accumulate);
 void rn_gemm_ukernel_rows_avx2(int kc, const float *ap, const float *src, const int *off, float *c,
                                int ldc, int mr, int accumulate);
+/* Microkernel with row i of A read in place from arow[i] (kc floats); Bp as above. */
+typedef void (*rn_gemm_ukernel_arows)(int kc, const float *const *arow, const float *bp, float *c,
+                                      int ldc, int mr, int nr, int accumulate);
+void rn_gemm_ukernel_arows_generic(int kc, const float *const *arow, const float *bp, float *c,
+                                   int ldc, int mr, int nr, int accumulate);
+void rn_gemm_ukernel_arows_avx2(int kc, const float *const *arow, const float *bp, float *c,
+                                int ldc, int mr, int nr, int accumulate);
 /* Packs one full strip in columns mode (off: its GEMM_NR column offsets). */
 void rn_gemm_pack_cols_avx2(float *dst, const float *src, const int *off, int k0, int kc);
 void rn_gemm_ukernel_avx2(int kc, const float *ap, const float *bp, float *c, int ldc,

@@ -9,30 +9,33 @@
 /* mr is a compile-time constant at every call site below, so the row branches fold away; so
  * is off: NULL reads B from a packed strip (row p at bp + p * GEMM_NR), otherwise B is read in
  * place (row p at bp + off[p], rows mode, a full strip), which for few rows of A (16 output
- * channels) saves packing that cost as much as the multiply-adds it fed.
+ * channels) saves packing that cost as much as the multiply-adds it fed; and so is arow:
+ * NULL reads A packed (ap), otherwise row i of A in place from arow[i].
  * Named accumulators rather than an array: GCC keeps an array of vectors in memory and
  * stores it back every iteration (measured: 13-29 GFLOP/s instead of 80+). */
 #define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
 static inline __attribute__((always_inline)) void block(int mr, int kc, const float *ap,
+                                                        const float *const *arow,
                                                         const float *bp, const int *off, float *c,
                                                         int ldc, int accumulate)
 {
-#define DECL(i) __m256 c##i##0 = _mm256_setzero_ps(), c##i##1 = _mm256_setzero_ps();
+#define DECL(i)                                                                            \
+    __m256 c##i##0 = _mm256_setzero_ps(), c##i##1 = _mm256_setzero_ps();                   \
+    const float *a##i = arow && mr > i ? arow[i] : NULL;
     ROWS(DECL)
 #undef DECL
     for (int p = 0; p < kc; p++) {
         const float *b = off ? bp + off[p] : bp + (size_t)p * GEMM_NR;
         const __m256 b0 = _mm256_loadu_ps(b);
         const __m256 b1 = _mm256_loadu_ps(b + 8);
-#define FMA(i)                                                            \
-        if (mr > i) {                                                     \
-            const __m256 ai = _mm256_broadcast_ss(ap + i);                \
-            c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0);                   \
-            c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1);                   \
+#define FMA(i)                                                                             \
+        if (mr > i) {                                                                      \
+            const __m256 ai = _mm256_broadcast_ss(arow ? a##i + p : ap + (size_t)p * GEMM_MR + i); \
+            c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0);                                    \
+            c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1);                                    \
         }
         ROWS(FMA)
 #undef FMA
-        ap += GEMM_MR;
     }
 #define STORE(i)                                                          \
     if (mr > i) {                                                         \
@@ -51,30 +54,47 @@ static inline __attribute__((always_inline)) void block(int mr, int kc, const fl
 
 /* A full-width block for any mr; off as in block(). */
 static inline __attribute__((always_inline)) void any_rows(int kc, const float *ap,
+                                                           const float *const *arow,
                                                            const float *bp, const int *off,
                                                            float *c, int ldc, int mr,
                                                            int accumulate)
 {
     switch (mr) {
-    case 6: block(6, kc, ap, bp, off, c, ldc, accumulate); break;
-    case 5: block(5, kc, ap, bp, off, c, ldc, accumulate); break;
-    case 4: block(4, kc, ap, bp, off, c, ldc, accumulate); break;
-    case 3: block(3, kc, ap, bp, off, c, ldc, accumulate); break;
-    case 2: block(2, kc, ap, bp, off, c, ldc, accumulate); break;
-    default: block(1, kc, ap, bp, off, c, ldc, accumulate); break;
+    case 6: block(6, kc, ap, arow, bp, off, c, ldc, accumulate); break;
+    case 5: block(5, kc, ap, arow, bp, off, c, ldc, accumulate); break;
+    case 4: block(4, kc, ap, arow, bp, off, c, ldc, accumulate); break;
+    case 3: block(3, kc, ap, arow, bp, off, c, ldc, accumulate); break;
+    case 2: block(2, kc, ap, arow, bp, off, c, ldc, accumulate); break;
+    default: block(1, kc, ap, arow, bp, off, c, ldc, accumulate); break;
     }
 }
 
 void rn_gemm_ukernel_rows_avx2(int kc, const float *ap, const float *src, const int *off, float *c,
                                int ldc, int mr, int accumulate)
 {
-    any_rows(kc, ap, src, off, c, ldc, mr, accumulate);
+    any_rows(kc, ap, NULL, src, off, c, ldc, mr, accumulate);
 }
 
 static void full_width(int kc, const float *ap, const float *bp, float *c, int ldc, int mr,
                        int accumulate)
 {
-    any_rows(kc, ap, bp, NULL, c, ldc, mr, accumulate);
+    any_rows(kc, ap, NULL, bp, NULL, c, ldc, mr, accumulate);
+}
+
+static void full_width_arows(int kc, const float *const *arow, const float *bp, float *c,
+                             int ldc, int mr, int accumulate)
+{
+    any_rows(kc, NULL, arow, bp, NULL, c, ldc, mr, accumulate);
+}
+
+/* The padded columns of a partial strip are zero: the full block is computed aside and its
+ * first nr columns added or copied. */
+static void partial_store(float *c, int ldc, const float *tmp, int mr, int nr, int accumulate)
+{
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++)
+            c[(size_t)i * ldc + j] = accumulate ? c[(size_t)i * ldc + j] + tmp[i * GEMM_NR + j]
+                                                : tmp[i * GEMM_NR + j];
 }
 
 void rn_gemm_ukernel_avx2(int kc, const float *ap, const float *bp, float *c, int ldc,
@@ -84,13 +104,21 @@ void rn_gemm_ukernel_avx2(int kc, const float *ap, const float *bp, float *c, in
         full_width(kc, ap, bp, c, ldc, mr, accumulate);
         return;
     }
-    /* A partial strip: the padded columns of bp are zero; compute the full block aside. */
     float tmp[GEMM_MR * GEMM_NR];
     full_width(kc, ap, bp, tmp, GEMM_NR, mr, 0);
-    for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++)
-            c[(size_t)i * ldc + j] = accumulate ? c[(size_t)i * ldc + j] + tmp[i * GEMM_NR + j]
-                                                : tmp[i * GEMM_NR + j];
+    partial_store(c, ldc, tmp, mr, nr, accumulate);
+}
+
+void rn_gemm_ukernel_arows_avx2(int kc, const float *const *arow, const float *bp, float *c,
+                                int ldc, int mr, int nr, int accumulate)
+{
+    if (nr == GEMM_NR) {
+        full_width_arows(kc, arow, bp, c, ldc, mr, accumulate);
+        return;
+    }
+    float tmp[GEMM_MR * GEMM_NR];
+    full_width_arows(kc, arow, bp, tmp, GEMM_NR, mr, 0);
+    partial_store(c, ldc, tmp, mr, nr, accumulate);
 }
 
 /* A full strip of GEMM_NR columns in columns mode (B[p][j] = src[off[j] + p]): eight values
@@ -148,5 +176,11 @@ void rn_gemm_ukernel_avx2(int kc, const float *ap, const float *bp, float *c, in
                           int mr, int nr, int accumulate)
 {
     rn_gemm_ukernel_generic(kc, ap, bp, c, ldc, mr, nr, accumulate);
+}
+
+void rn_gemm_ukernel_arows_avx2(int kc, const float *const *arow, const float *bp, float *c,
+                                int ldc, int mr, int nr, int accumulate)
+{
+    rn_gemm_ukernel_arows_generic(kc, arow, bp, c, ldc, mr, nr, accumulate);
 }
 #endif
