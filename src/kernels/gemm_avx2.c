@@ -75,22 +75,18 @@ void rn_gemm_ukernel_rows_avx2(int kc, const float *ap, const float *src, const 
     any_rows(kc, ap, NULL, src, off, c, ldc, mr, accumulate);
 }
 
-static void full_width(int kc, const float *ap, const float *bp, float *c, int ldc, int mr,
-                       int accumulate)
+/* One strip of B, full or partial (nr < GEMM_NR: its padded columns are zero, so the full
+ * block is computed aside and its first nr columns added or copied); A packed (ap) or in
+ * place (arow), as in block(). */
+static inline __attribute__((always_inline)) void strip(int kc, const float *ap,
+                                                        const float *const *arow,
+                                                        const float *bp, float *c, int ldc,
+                                                        int mr, int nr, int accumulate)
 {
-    any_rows(kc, ap, NULL, bp, NULL, c, ldc, mr, accumulate);
-}
-
-static void full_width_arows(int kc, const float *const *arow, const float *bp, float *c,
-                             int ldc, int mr, int accumulate)
-{
-    any_rows(kc, NULL, arow, bp, NULL, c, ldc, mr, accumulate);
-}
-
-/* The padded columns of a partial strip are zero: the full block is computed aside and its
- * first nr columns added or copied. */
-static void partial_store(float *c, int ldc, const float *tmp, int mr, int nr, int accumulate)
-{
+    const int full = nr == GEMM_NR;
+    float tmp[GEMM_MR * GEMM_NR];
+    any_rows(kc, ap, arow, bp, NULL, full ? c : tmp, full ? ldc : GEMM_NR, mr, full && accumulate);
+    if (full) return;
     for (int i = 0; i < mr; i++)
         for (int j = 0; j < nr; j++)
             c[(size_t)i * ldc + j] = accumulate ? c[(size_t)i * ldc + j] + tmp[i * GEMM_NR + j]
@@ -100,25 +96,13 @@ static void partial_store(float *c, int ldc, const float *tmp, int mr, int nr, i
 void rn_gemm_ukernel_avx2(int kc, const float *ap, const float *bp, float *c, int ldc,
                           int mr, int nr, int accumulate)
 {
-    if (nr == GEMM_NR) {
-        full_width(kc, ap, bp, c, ldc, mr, accumulate);
-        return;
-    }
-    float tmp[GEMM_MR * GEMM_NR];
-    full_width(kc, ap, bp, tmp, GEMM_NR, mr, 0);
-    partial_store(c, ldc, tmp, mr, nr, accumulate);
+    strip(kc, ap, NULL, bp, c, ldc, mr, nr, accumulate);
 }
 
 void rn_gemm_ukernel_arows_avx2(int kc, const float *const *arow, const float *bp, float *c,
                                 int ldc, int mr, int nr, int accumulate)
 {
-    if (nr == GEMM_NR) {
-        full_width_arows(kc, arow, bp, c, ldc, mr, accumulate);
-        return;
-    }
-    float tmp[GEMM_MR * GEMM_NR];
-    full_width_arows(kc, arow, bp, tmp, GEMM_NR, mr, 0);
-    partial_store(c, ldc, tmp, mr, nr, accumulate);
+    strip(kc, NULL, arow, bp, c, ldc, mr, nr, accumulate);
 }
 
 /* A full strip of GEMM_NR columns in columns mode (B[p][j] = src[off[j] + p]): eight values
