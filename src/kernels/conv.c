@@ -12,8 +12,8 @@
  * again, with no im2col matrix.
  * The stride-1 input gradient is the same operation on dy with the weights transposed and
  * flipped and padding r - 1 - pad; the strided one is a GEMM into columns and col2im. The
- * weight gradient multiplies dy' (dy on the output grid, junk columns zero) by the transposed
- * shifted rows.
+ * weight gradient is computed transposed, dW^T = X dy'^T: the shifted rows X read in place,
+ * times dy' (dy on the output grid, junk columns zero), which alone is packed.
  *
  * Threads: images are split between threads (each with its own slice of the workspace);
  * with fewer images than threads the matrix multiplies themselves are split. Weight
