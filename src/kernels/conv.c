@@ -406,6 +406,41 @@ static void dw_group(float *part, const float *dy, const float *x, int i0, int i
     }
 }
 
+/* Group 0's partials become the sum of all groups, added in group order for every element.
+ * Reading the groups element-wise in contiguous chunks (not one strided dot per element)
+ * keeps this a streaming pass: strided, it took 10% of a resnet14-w32-s2 training step. */
+static void sum_partials(float *part, int groups, size_t wsize, int threads)
+{
+    enum { CHUNK = 1024 };
+    const long chunks = (long)((wsize + CHUNK - 1) / CHUNK);
+    const int split = threads > 1 && (size_t)groups * wsize >= RN_OMP_MIN_WORK;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (split)
+    for (long ch = 0; ch < chunks; ch++) {
+        const size_t e0 = (size_t)ch * CHUNK;
+        const size_t n = wsize - e0 < CHUNK ? wsize - e0 : CHUNK;
+        float acc[CHUNK];
+        for (size_t e = 0; e < n; e++) acc[e] = 0.0f;
+        for (int gi = 0; gi < groups; gi++) {
+            const float *pg = part + (size_t)gi * wsize + e0;
+            for (size_t e = 0; e < n; e++) acc[e] += pg[e];
+        }
+        memcpy(part + e0, acc, n * sizeof(float));
+    }
+}
+
+/* dw[kk, j] += part[j, kk], in blocks of rows of part so that its lines stay in cache. */
+static void add_transposed(float *dw, const float *part, int crs, int k)
+{
+    enum { ROWS = 16 };
+    for (int j0 = 0; j0 < crs; j0 += ROWS) {
+        const int j1 = j0 + ROWS < crs ? j0 + ROWS : crs;
+        for (int kk = 0; kk < k; kk++) {
+            float *d = dw + (size_t)kk * crs;
+            for (int j = j0; j < j1; j++) d[j] += part[(size_t)j * k + kk];
+        }
+    }
+}
+
 static void weight_grad(float *dw, const float *dy, const float *x, const rn_conv_shape *sh,
                         const conv_work *cw, int threads)
 {
@@ -427,13 +462,8 @@ static void weight_grad(float *dw, const float *dy, const float *x, const rn_con
                  cw->packs + (size_t)t * GEMM_PACK_FLOATS, cw->rest + (size_t)t * cw->rest_floats,
                  split ? 1 : threads);
     }
-    for (int kk = 0; kk < sh->k; kk++)
-        for (int j = 0; j < crs; j++) {
-            float s = 0.0f;
-            for (int gi = 0; gi < groups; gi++)
-                s += cw->partials[(size_t)gi * wsize + (size_t)j * sh->k + kk];
-            dw[(size_t)kk * crs + j] += s;
-        }
+    sum_partials(cw->partials, groups, wsize, threads);
+    add_transposed(dw, cw->partials, crs, sh->k);
 }
 
 static void strided_input_grad(float *dx, const float *dy, const rn_conv_shape *sh,
