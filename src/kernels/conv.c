@@ -29,6 +29,8 @@
 
 /* Images per weight-gradient partial sum: fixed, so the summation order is too. */
 #define DW_GROUP 8
+/* Output-grid pixels that the weight gradient's multiply aims for (dw_geom). */
+#define DW_DEPTH 256
 
 
 int rn_conv_shape_init(rn_conv_shape *sh, int n, int c, int h, int w, int k, int r, int s,
@@ -62,7 +64,8 @@ typedef struct {
     int hp, wp;                /* the padded input */
     int gh, gw;                /* one phase plane: rows, and the width of the output grid */
     int oh, ow;
-    size_t plane;              /* gh * gw */
+    int side, ld;              /* images side by side in each plane row; row stride side * gw */
+    size_t plane;              /* gh * ld */
     size_t xpad;               /* floats of the phase planes, with slack for the last taps */
     size_t ypad;               /* floats of the output on the grid */
 } rows_geom;
@@ -77,39 +80,62 @@ static rows_geom rows_make(int c, int h, int w, int k, int r, int s, int st, int
     g.gw = (g.wp + st - 1) / st;
     g.oh = (g.hp - r) / st + 1;
     g.ow = (g.wp - s) / st + 1;
+    g.side = 1;
+    g.ld = g.gw;
     g.plane = (size_t)g.gh * g.gw;
     g.xpad = (size_t)c * st * st * g.plane + (size_t)s;
     g.ypad = (size_t)k * g.oh * g.gw;
     return g;
 }
 
-/* Copies x into zeroed phase planes: padded pixel (py, px) of channel ci goes to plane
- * (ci, py % st, px % st) at row py / st, column px / st. threads > 1: split over channels
- * (called outside a parallel region). */
-static void pad_input(float *xp, const float *x, const rows_geom *g, int threads)
+/* The same geometry with `side` images side by side in every row of the planes, image i in
+ * columns [i * gw, (i + 1) * gw): a tap's run of the output grid then crosses all of them,
+ * because each image's valid outputs read only its own columns, and its junk columns read
+ * the next image's, which are multiplied by zero. */
+static rows_geom rows_side(rows_geom g, int side)
+{
+    g.side = side;
+    g.ld = side * g.gw;
+    g.plane = (size_t)g.gh * g.ld;
+    g.xpad = (size_t)g.c * g.st * g.st * g.plane + (size_t)g.s;
+    g.ypad = (size_t)g.k * g.oh * g.ld;
+    return g;
+}
+
+/* Copies channel ci of x (one image) into its zeroed phase planes xc, starting at column col0:
+ * padded pixel (py, px) goes to plane (py % st, px % st) at row py / st, column px / st. */
+static void pad_channel(float *xc, const float *x, const rows_geom *g, int ci, int col0)
 {
     const int st = g->st;
-    const size_t per_channel = (size_t)st * st * g->plane;
+    for (int y = 0; y < g->h; y++) {
+        const int py = y + g->ph;
+        const float *src = x + ((size_t)ci * g->h + y) * g->w;
+        float *row = xc + (size_t)(py % st) * st * g->plane + (size_t)(py / st) * g->ld + col0;
+        if (st == 1) {
+            memcpy(row + g->pw, src, (size_t)g->w * sizeof(float));
+            continue;
+        }
+        for (int b = 0; b < st; b++) {
+            float *dst = row + (size_t)b * g->plane;
+            const int x0 = ((b - g->pw) % st + st) % st; /* first x with (x + pw) % st == b */
+            float *d = dst + (x0 + g->pw) / st;
+            for (int xx = x0; xx < g->w; xx += st) *d++ = src[xx];
+        }
+    }
+}
+
+/* Copies the g->side images of x (consecutive) into zeroed phase planes. threads > 1: split
+ * over channels (called outside a parallel region). */
+static void pad_input(float *xp, const float *x, const rows_geom *g, int threads)
+{
+    const size_t per_channel = (size_t)g->st * g->st * g->plane;
+    const size_t xs = (size_t)g->c * g->h * g->w;
     memset(xp + (size_t)g->c * per_channel, 0, (size_t)g->s * sizeof(float));
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
     for (int ci = 0; ci < g->c; ci++) {
         float *xc = xp + ci * per_channel;
         memset(xc, 0, per_channel * sizeof(float));
-        for (int y = 0; y < g->h; y++) {
-            const int py = y + g->ph;
-            const float *src = x + ((size_t)ci * g->h + y) * g->w;
-            float *row = xc + (size_t)(py % st) * st * g->plane + (size_t)(py / st) * g->gw;
-            if (st == 1) {
-                memcpy(row + g->pw, src, (size_t)g->w * sizeof(float));
-                continue;
-            }
-            for (int b = 0; b < st; b++) {
-                float *dst = row + (size_t)b * g->plane;
-                const int x0 = ((b - g->pw) % st + st) % st; /* first x with (x + pw) % st == b */
-                float *d = dst + (x0 + g->pw) / st;
-                for (int xx = x0; xx < g->w; xx += st) *d++ = src[xx];
-            }
-        }
+        for (int i = 0; i < g->side; i++) pad_channel(xc, x + i * xs, g, ci, i * g->gw);
     }
 }
 
@@ -123,7 +149,7 @@ static void rows_offsets(int *off, const rows_geom *g)
         for (int ky = 0; ky < g->r; ky++)
             for (int kx = 0; kx < g->s; kx++)
                 off[i++] = (int)((((size_t)ci * st + ky % st) * st + kx % st) * g->plane) +
-                           ky / st * g->gw + kx / st;
+                           ky / st * g->ld + kx / st;
 }
 
 static int rows_pointwise(const rows_geom *g)
@@ -247,6 +273,18 @@ static rows_geom bwd_geom(const rn_conv_shape *sh)
                      sh->s - 1 - sh->pad);
 }
 
+/* The weight gradient's geometry: the forward's with DW_SIDE images side by side, a power of
+ * two (so that groups of DW_GROUP split evenly), as many as keep the multiply's depth (pixels
+ * of the output grid) within DW_DEPTH. On small maps one image alone is a shallow multiply
+ * that reloads its crs x k accumulators for a few dozen multiply-adds each. */
+static rows_geom dw_geom(const rn_conv_shape *sh)
+{
+    const rows_geom g = fwd_geom(sh);
+    int side = 1;
+    while (side * 2 <= DW_GROUP && (size_t)side * 2 * g.oh * g.gw <= DW_DEPTH) side *= 2;
+    return rows_side(g, side);
+}
+
 static int threads_of(const rn_conv_shape *sh)
 {
     return sh->threads > 1 ? sh->threads : 1;
@@ -296,9 +334,10 @@ static size_t max_size(size_t a, size_t b)
 
 static size_t rest_floats(const rn_conv_shape *sh)
 {
-    rows_geom f = fwd_geom(sh);
+    rows_geom f = fwd_geom(sh), d = dw_geom(sh);
     rn_wino_geom wg;
-    size_t a = rows_rest_floats(&f) + (size_t)sh->k; /* forward; weight gradient (+ k offsets) */
+    size_t a = rows_rest_floats(&f);                          /* forward */
+    a = max_size(a, rows_rest_floats(&d) + (size_t)sh->k);    /* weight gradient (+ k offsets) */
     if (wino_geom(&wg, sh, &f)) a = max_size(a, rn_wino_rest_floats(&wg));
     size_t b = col_floats(sh);       /* the strided input gradient */
     if (sh->stride == 1) {
@@ -374,30 +413,34 @@ void rn_conv_forward(float *y, const float *x, const float *w, const float *b,
 
 /* Weight gradient of images [i0, i1) into part[crs, k] (transposed; overwritten):
  * part[j, kk] = sum over pixels q of X[j, q] * dy'[kk, q], with row j of the im2col matrix X
- * read in place (a run of the phase planes, or of x for a pointwise convolution) and dy' = dy
- * on the output grid, junk columns zero. The small dy' is packed, the large X never is. */
+ * read in place (a run of the phase planes of g->side images side by side, or of x for a
+ * pointwise convolution one image at a time) and dy' = dy on the output grid, junk columns
+ * and absent images zero. The small dy' is packed, the large X never is. */
 static void dw_group(float *part, const float *dy, const float *x, int i0, int i1,
-                     const rn_conv_shape *sh, const int *off, float *pack, float *rest,
-                     int threads)
+                     const rn_conv_shape *sh, const rows_geom *g, const int *off, float *pack,
+                     float *rest, int threads)
 {
     const int crs = sh->c * sh->r * sh->s, p = sh->oh * sh->ow;
     const size_t xs = (size_t)sh->c * sh->h * sh->w, ys = (size_t)sh->k * p;
-    const rows_geom g = fwd_geom(sh);
-    const int pointwise = rows_pointwise(&g);
-    const int q = pointwise ? p : g.oh * g.gw;
-    int *dy_off = (int *)rest + (pointwise ? 0 : g.xpad + g.ypad);
+    const int in_place = rows_pointwise(g) && g->side == 1;
+    const int q = in_place ? p : g->oh * g->ld;
+    int *dy_off = (int *)rest + (in_place ? 0 : g->xpad + g->ypad);
     for (int kk = 0; kk < sh->k; kk++) dy_off[kk] = kk * q;
-    for (int i = i0; i < i1; i++) {
+    for (int i = i0; i < i1; i += g->side) {
+        const int count = i1 - i < g->side ? i1 - i : g->side;
         const float *a = dy + i * ys, *src = x + i * xs;
-        if (!pointwise) {
-            float *dyp = rest + g.xpad;
-            pad_input(rest, src, &g, threads);
-            for (int kk = 0; kk < sh->k; kk++)
-                for (int oy = 0; oy < g.oh; oy++) {
-                    float *row = dyp + ((size_t)kk * g.oh + oy) * g.gw;
-                    memcpy(row, a + (size_t)kk * p + (size_t)oy * g.ow, (size_t)g.ow * sizeof(float));
-                    memset(row + g.ow, 0, (size_t)(g.gw - g.ow) * sizeof(float));
-                }
+        if (!in_place) {
+            float *dyp = rest + g->xpad;
+            rows_geom gi = *g;
+            gi.side = count;
+            pad_input(rest, src, &gi, threads);
+            memset(dyp, 0, g->ypad * sizeof(float));
+            for (int m = 0; m < count; m++)
+                for (int kk = 0; kk < sh->k; kk++)
+                    for (int oy = 0; oy < g->oh; oy++)
+                        memcpy(dyp + ((size_t)kk * g->oh + oy) * g->ld + (size_t)m * g->gw,
+                               a + m * ys + (size_t)kk * p + (size_t)oy * g->ow,
+                               (size_t)g->ow * sizeof(float));
             a = dyp;
             src = rest;
         }
@@ -447,8 +490,8 @@ static void weight_grad(float *dw, const float *dy, const float *x, const rn_con
     const int crs = sh->c * sh->r * sh->s, p = sh->oh * sh->ow;
     const size_t wsize = (size_t)sh->k * crs;
     const int groups = (sh->n + DW_GROUP - 1) / DW_GROUP;
-    const rows_geom g = fwd_geom(sh);
-    if (!rows_pointwise(&g)) {
+    const rows_geom g = dw_geom(sh);
+    if (!rows_pointwise(&g) || g.side > 1) {
         rows_offsets(cw->off, &g);
     } else {
         for (int j = 0; j < crs; j++) cw->off[j] = j * p;
@@ -458,7 +501,7 @@ static void weight_grad(float *dw, const float *dy, const float *x, const rn_con
     for (int gi = 0; gi < groups; gi++) {
         const int t = split ? rn_thread_id() : 0;
         const int i1 = (gi + 1) * DW_GROUP < sh->n ? (gi + 1) * DW_GROUP : sh->n;
-        dw_group(cw->partials + (size_t)gi * wsize, dy, x, gi * DW_GROUP, i1, sh, cw->off,
+        dw_group(cw->partials + (size_t)gi * wsize, dy, x, gi * DW_GROUP, i1, sh, &g, cw->off,
                  cw->packs + (size_t)t * GEMM_PACK_FLOATS, cw->rest + (size_t)t * cw->rest_floats,
                  split ? 1 : threads);
     }
