@@ -568,10 +568,11 @@ static void test_conv_blocked_and_threads(void **state)
     conv_blocked_case_algo(5, 300, 10, 9, 40, 3, 1, 1, RN_CONV_WINOGRAD);
     conv_blocked_case(11, 24, 7, 7, 20, 3, 1, 1);
     conv_blocked_case_algo(11, 24, 7, 7, 20, 3, 1, 1, RN_CONV_DIRECT);
-    /* weight gradients with images side by side: 8 of 4x4 (groups 8, 8, 3); none for a
+    /* direct weight gradients with images side by side: 8 of 4x4 (groups 8, 8, 3); none for a
      * pointwise 17x17 (read in place); the cases above put 4 (7x7, projection, pointwise 6x6)
      * or 2 (strided 15x15) side by side, with partial last groups */
-    conv_blocked_case(19, 16, 4, 4, 24, 3, 1, 1);
+    conv_blocked_case_algo(19, 16, 4, 4, 24, 3, 1, 1, RN_CONV_DIRECT);
+    conv_blocked_case(19, 16, 4, 4, 24, 3, 1, 1); /* the same, forward by Winograd */
     conv_blocked_case(3, 20, 17, 17, 9, 1, 1, 0);
 }
 
