@@ -472,9 +472,11 @@ static void sum_partials(float *part, int groups, size_t wsize, int threads)
 }
 
 /* dw[kk, j] += part[j, kk], in blocks of rows of part so that its lines stay in cache. */
-static void add_transposed(float *dw, const float *part, int crs, int k)
+static void add_transposed(float *dw, const float *part, int crs, int k, int threads)
 {
     enum { ROWS = 16 };
+    const int split = threads > 1 && (size_t)crs * k >= RN_OMP_MIN_WORK;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 4) if (split)
     for (int j0 = 0; j0 < crs; j0 += ROWS) {
         const int j1 = j0 + ROWS < crs ? j0 + ROWS : crs;
         for (int kk = 0; kk < k; kk++) {
@@ -506,7 +508,7 @@ static void weight_grad(float *dw, const float *dy, const float *x, const rn_con
                  split ? 1 : threads);
     }
     sum_partials(cw->partials, groups, wsize, threads);
-    add_transposed(dw, cw->partials, crs, sh->k);
+    add_transposed(dw, cw->partials, crs, sh->k, threads);
 }
 
 static void strided_input_grad(float *dx, const float *dy, const rn_conv_shape *sh,
@@ -547,15 +549,18 @@ void rn_conv_backward(float *dx, float *dw, float *db, const float *dy, const fl
     }
     if (dw) weight_grad(dw, dy, x, sh, &cw, threads);
     if (!dx) return;
+    const int split = threads > 1 && (size_t)k * crs >= RN_OMP_MIN_WORK;
     if (sh->stride != 1) {
-        for (int kk = 0; kk < k; kk++) /* w^T: [crs, k] */
-            for (int j = 0; j < crs; j++) cw.wflip[(size_t)j * k + kk] = w[(size_t)kk * crs + j];
+#pragma omp parallel for num_threads(threads) schedule(static) if (split)
+        for (int j = 0; j < crs; j++) /* w^T: [crs, k] */
+            for (int kk = 0; kk < k; kk++) cw.wflip[(size_t)j * k + kk] = w[(size_t)kk * crs + j];
         strided_input_grad(dx, dy, sh, &cw, threads);
         return;
     }
     /* wflip[ci, kk, ky, kx] = w[kk, ci, r-1-ky, s-1-kx] */
-    for (int kk = 0; kk < k; kk++)
-        for (int ci = 0; ci < c; ci++)
+#pragma omp parallel for num_threads(threads) schedule(static) if (split)
+    for (int ci = 0; ci < c; ci++)
+        for (int kk = 0; kk < k; kk++)
             for (int ky = 0; ky < r; ky++)
                 for (int kx = 0; kx < s; kx++)
                     cw.wflip[(((size_t)ci * k + kk) * r + ky) * s + kx] =
