@@ -2,7 +2,7 @@
 # Before/after of each optimisation: builds the given commits in temporary worktrees and times
 # the same workloads with each, alternating commits round by round so that a change in the
 # machine's load hits all of them alike. Prints one line per commit and workload: the median
-# over rounds of each round's median ms per batch.
+# over rounds of each round's median ms per batch, and the lowest round's.
 # Usage: sh bench/history.sh [-r ROUNDS] [-l "LDLIBS"] COMMIT...
 #   -l: link with these libraries instead of the Makefile's (for a commit whose tree did not
 #       link as committed, e.g. "-lcjson -lopenblas -lstb -lz -lm -lpthread -fopenmp").
@@ -32,6 +32,7 @@ done
 # workload: label | arguments of resnet bench
 workloads="resnet20 train 3x32x32 b128|--arch resnet20 --batch 128 --mode train --max-seconds 3
 resnet8 train 1x28x28 b64|--arch resnet8 --batch 64 --input 1x28x28 --mode train --max-seconds 3
+resnet8-w32-s2 train 1x28x28 b64|--arch resnet8-w32-s2 --batch 64 --input 1x28x28 --mode train --max-seconds 3
 resnet50 infer b1|--arch resnet50 --batch 1 --mode infer --max-seconds 3"
 echo "$workloads" | while IFS='|' read -r label args; do
     for t in 1 2; do
@@ -47,9 +48,9 @@ echo "$workloads" | while IFS='|' read -r label args; do
             r=$((r + 1))
         done
         for c in "$@"; do
-            med=$(grep "^$c " "$work/times" | cut -d' ' -f2 | sort -n |
-                  awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}')
-            printf '%-30s T=%d  %-10s %10.1f ms\n' "$label" "$t" "$c" "$med"
+            stats=$(grep "^$c " "$work/times" | cut -d' ' -f2 | sort -n |
+                    awk '{v[NR]=$1} END {print ((NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2), v[1]}')
+            printf '%-34s T=%d  %-10s %10.1f ms  (lowest round %.1f)\n' "$label" "$t" "$c" $stats
         done
     done
 done
