@@ -2,6 +2,7 @@
 #include "kernels/kernels.h"
 
 #include <math.h>
+#include <string.h>
 #include "kernels/parallel.h"
 
 void rn_relu_forward(float *y, const float *x, size_t len)
@@ -45,4 +46,31 @@ void rn_add_scaled(float *y, const float *a, const float *b, float alpha, size_t
 {
 #pragma omp parallel for schedule(dynamic, RN_OMP_CHUNK) if (len >= RN_OMP_MIN_WORK)
     for (size_t i = 0; i < len; i++) y[i] = a[i] + alpha * b[i];
+}
+
+void rn_copy(float *y, const float *x, size_t len)
+{
+    const size_t chunks = (len + RN_OMP_CHUNK - 1) / RN_OMP_CHUNK;
+#pragma omp parallel for schedule(dynamic, 1) if (len >= RN_OMP_MIN_WORK)
+    for (size_t c = 0; c < chunks; c++) {
+        const size_t i0 = c * RN_OMP_CHUNK, n = len - i0 < RN_OMP_CHUNK ? len - i0 : RN_OMP_CHUNK;
+        memcpy(y + i0, x + i0, n * sizeof(float));
+    }
+}
+
+void rn_sgd_update(float *p, const float *g, float *buf, size_t len, float lr, float wd, float mu,
+                   int started, int nesterov)
+{
+    if (mu == 0.0f) {
+#pragma omp parallel for schedule(dynamic, RN_OMP_CHUNK) if (len >= RN_OMP_MIN_WORK)
+        for (size_t i = 0; i < len; i++) p[i] = p[i] - lr * (g[i] + wd * p[i]);
+        return;
+    }
+#pragma omp parallel for schedule(dynamic, RN_OMP_CHUNK) if (len >= RN_OMP_MIN_WORK)
+    for (size_t i = 0; i < len; i++) {
+        const float d = g[i] + wd * p[i];
+        const float b = started ? mu * buf[i] + d : d;
+        buf[i] = b;
+        p[i] = p[i] - lr * (nesterov ? d + mu * b : b);
+    }
 }

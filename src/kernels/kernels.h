@@ -97,6 +97,12 @@ void rn_sigmoid_forward(float *y, const float *x, size_t len);
 void rn_sigmoid_backward(float *dx, const float *dy, const float *y, size_t len);
 /* y = a + alpha * b */
 void rn_add_scaled(float *y, const float *a, const float *b, float alpha, size_t len);
+/* y = x (not overlapping), split between threads like the loops above */
+void rn_copy(float *y, const float *x, size_t len);
+/* One SGD step on p[0, len): d = g + wd p; with momentum mu != 0, buf = mu buf + d (buf = d
+ * when !started) and d = buf, or d + mu buf when nesterov; then p -= lr d. */
+void rn_sgd_update(float *p, const float *g, float *buf, size_t len, float lr, float wd, float mu,
+                   int started, int nesterov);
 
 /* ---- pooling -------------------------------------------------------------------------- */
 /* Max pooling, square window k, pad <= k / 2 (as PyTorch requires); padded positions never

@@ -230,7 +230,7 @@ void rn_block_backward(rn_net *net, rn_block *b, const float *dy, float *dx)
     if (b->kind == RN_BLOCK_PLAIN) {
         df = dm;
     } else if (b->kind == RN_BLOCK_RESIDUAL) {
-        memcpy(ds, dm, len * sizeof(float));
+        rn_copy(ds, dm, len);
         if (!b->dropped) {
             if (b->scale != 1.0f) {
                 for (size_t i = 0; i < len; i++) g[6][i] = b->scale * dm[i];
@@ -267,7 +267,7 @@ void rn_block_backward(rn_net *net, rn_block *b, const float *dy, float *dx)
         gtap = gb;
     }
     const float *gx = rn_seq_backward(net, &b->branch, gtap, b->tap, 0, g[2], g[3], 1);
-    memcpy(dx, gx, rn_shape3_size(b->in) * (size_t)net->n * sizeof(float));
+    rn_copy(dx, gx, rn_shape3_size(b->in) * (size_t)net->n);
 }
 
 size_t rn_block_params(const rn_block *b)

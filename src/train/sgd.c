@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "core/error.h"
+#include "kernels/kernels.h"
 #include "resnet.h"
 
 typedef struct {
@@ -100,16 +101,9 @@ int rn_sgd_step(rn_sgd *opt, rn_net *net, float lr)
     const float *g = rn_net_grads(net);
     const float mu = opt->momentum;
     for (int r = 0; r < opt->n_ranges; r++) {
-        const float wd = opt->ranges[r].weight_decay;
-        for (size_t i = opt->ranges[r].begin; i < opt->ranges[r].end; i++) {
-            float d = g[i] + wd * p[i];
-            if (mu != 0.0f) {
-                float b = opt->started ? mu * opt->buf[i] + d : d;
-                opt->buf[i] = b;
-                d = opt->nesterov ? d + mu * b : b;
-            }
-            p[i] = p[i] - lr * d;
-        }
+        const size_t b = opt->ranges[r].begin;
+        rn_sgd_update(p + b, g + b, opt->buf + b, opt->ranges[r].end - b, lr,
+                      opt->ranges[r].weight_decay, mu, opt->started, opt->nesterov);
     }
     opt->started = 1;
     return RN_OK;
