@@ -16,6 +16,16 @@
 #include <omp.h>
 #endif
 
+/* Planes of plane_floats floats per dynamically scheduled chunk: about RN_OMP_CHUNK floats,
+ * so that small planes (a 4x4 map: 16 floats) are not handed out one by one (measured: the
+ * global average pool over 64 x 128 planes of 16 floats took 2.5x longer on 2 threads than
+ * on 1). */
+static inline int rn_omp_plane_chunk(size_t plane_floats)
+{
+    const size_t c = plane_floats ? RN_OMP_CHUNK / plane_floats : 1;
+    return c > 1 ? (int)c : 1;
+}
+
 /* This thread's number in the current team (0 outside one, or without OpenMP). */
 static inline int rn_thread_id(void)
 {

@@ -33,7 +33,8 @@ void rn_maxpool_forward(float *y, const float *x, int n, int c, int h, int w, in
                         int pad, int oh, int ow)
 {
     const long planes = (long)n * c;
-#pragma omp parallel for schedule(dynamic, 1) if ((size_t)planes * h * w >= RN_OMP_MIN_WORK)
+    const int chunk = rn_omp_plane_chunk((size_t)h * w);
+#pragma omp parallel for schedule(dynamic, chunk) if ((size_t)planes * h * w >= RN_OMP_MIN_WORK)
     for (long p = 0; p < planes; p++) {
         const float *xp = x + (size_t)p * h * w;
         float *yp = y + (size_t)p * oh * ow;
@@ -50,7 +51,8 @@ void rn_maxpool_backward(float *dx, const float *dy, const float *x, int n, int 
                          int k, int stride, int pad, int oh, int ow)
 {
     const long planes = (long)n * c;
-#pragma omp parallel for schedule(dynamic, 1) if ((size_t)planes * h * w >= RN_OMP_MIN_WORK)
+    const int chunk = rn_omp_plane_chunk((size_t)h * w);
+#pragma omp parallel for schedule(dynamic, chunk) if ((size_t)planes * h * w >= RN_OMP_MIN_WORK)
     for (long p = 0; p < planes; p++) {
         const float *xp = x + (size_t)p * h * w;
         const float *dyp = dy + (size_t)p * oh * ow;
@@ -68,7 +70,8 @@ void rn_maxpool_backward(float *dx, const float *dy, const float *x, int n, int 
 void rn_gap_forward(float *y, const float *x, int n, int c, int hw)
 {
     const long planes = (long)n * c;
-#pragma omp parallel for schedule(dynamic, 1) if ((size_t)planes * hw >= RN_OMP_MIN_WORK)
+    const int chunk = rn_omp_plane_chunk((size_t)hw);
+#pragma omp parallel for schedule(dynamic, chunk) if ((size_t)planes * hw >= RN_OMP_MIN_WORK)
     for (long p = 0; p < planes; p++) {
         const float *xp = x + (size_t)p * hw;
         double s = 0.0;
@@ -80,7 +83,8 @@ void rn_gap_forward(float *y, const float *x, int n, int c, int hw)
 void rn_gap_backward(float *dx, const float *dy, int n, int c, int hw)
 {
     const long planes = (long)n * c;
-#pragma omp parallel for schedule(dynamic, 1) if ((size_t)planes * hw >= RN_OMP_MIN_WORK)
+    const int chunk = rn_omp_plane_chunk((size_t)hw);
+#pragma omp parallel for schedule(dynamic, chunk) if ((size_t)planes * hw >= RN_OMP_MIN_WORK)
     for (long p = 0; p < planes; p++) {
         const float g = (float)((double)dy[p] / hw);
         float *dxp = dx + (size_t)p * hw;

@@ -12,7 +12,8 @@ void rn_shortcut_pad_forward(float *y, const float *x, int n, int c, int h, int 
     const int pad0 = (oc - c) / 2;
     const size_t oplane = (size_t)oh * ow, iplane = (size_t)h * w;
     const long planes = (long)n * oc;
-#pragma omp parallel for schedule(dynamic, 1) if ((size_t)planes * h * w >= RN_OMP_MIN_WORK)
+    const int chunk = rn_omp_plane_chunk(iplane);
+#pragma omp parallel for schedule(dynamic, chunk) if ((size_t)planes * h * w >= RN_OMP_MIN_WORK)
     for (long p = 0; p < planes; p++) {
         const int i = (int)(p / oc), ch = (int)(p % oc) - pad0;
         float *yp = y + (size_t)p * oplane;
@@ -34,7 +35,8 @@ void rn_shortcut_pad_backward(float *dx, const float *dy, int n, int c, int h, i
     const int pad0 = (oc - c) / 2;
     const size_t oplane = (size_t)oh * ow, iplane = (size_t)h * w;
     const long planes = (long)n * c;
-#pragma omp parallel for schedule(dynamic, 1) if ((size_t)planes * h * w >= RN_OMP_MIN_WORK)
+    const int chunk = rn_omp_plane_chunk(iplane);
+#pragma omp parallel for schedule(dynamic, chunk) if ((size_t)planes * h * w >= RN_OMP_MIN_WORK)
     for (long p = 0; p < planes; p++) {
         const int i = (int)(p / c), ch = (int)(p % c);
         float *dxp = dx + (size_t)p * iplane;
