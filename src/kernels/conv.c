@@ -273,9 +273,9 @@ static rows_geom bwd_geom(const rn_conv_shape *sh)
                      sh->s - 1 - sh->pad);
 }
 
-/* The weight gradient's geometry: the forward's with DW_SIDE images side by side, a power of
- * two (so that groups of DW_GROUP split evenly), as many as keep the multiply's depth (pixels
- * of the output grid) within DW_DEPTH. On small maps one image alone is a shallow multiply
+/* The weight gradient's geometry: the forward's with up to DW_GROUP images side by side, a
+ * power of two (so that groups of DW_GROUP split evenly), as many as keep the multiply's depth
+ * (pixels of the output grid) within DW_DEPTH. On small maps one image alone is a shallow multiply
  * that reloads its crs x k accumulators for a few dozen multiply-adds each. */
 static rows_geom dw_geom(const rn_conv_shape *sh)
 {
