@@ -434,13 +434,19 @@ static void dw_group(float *part, const float *dy, const float *x, int i0, int i
             rows_geom gi = *g;
             gi.side = count;
             pad_input(rest, src, &gi, threads);
-            memset(dyp, 0, g->ypad * sizeof(float));
-            for (int m = 0; m < count; m++)
-                for (int kk = 0; kk < sh->k; kk++)
-                    for (int oy = 0; oy < g->oh; oy++)
-                        memcpy(dyp + ((size_t)kk * g->oh + oy) * g->ld + (size_t)m * g->gw,
+            for (int kk = 0; kk < sh->k; kk++) /* each float of dy' written once */
+                for (int oy = 0; oy < g->oh; oy++) {
+                    float *row = dyp + ((size_t)kk * g->oh + oy) * g->ld;
+                    for (int m = 0; m < count; m++) {
+                        memcpy(row + (size_t)m * g->gw,
                                a + m * ys + (size_t)kk * p + (size_t)oy * g->ow,
                                (size_t)g->ow * sizeof(float));
+                        memset(row + (size_t)m * g->gw + g->ow, 0,
+                               (size_t)(g->gw - g->ow) * sizeof(float));
+                    }
+                    memset(row + (size_t)count * g->gw, 0,
+                           (size_t)(g->side - count) * g->gw * sizeof(float));
+                }
             a = dyp;
             src = rest;
         }
