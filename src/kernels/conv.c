@@ -91,10 +91,16 @@ static rows_geom rows_make(int c, int h, int w, int k, int r, int s, int st, int
 /* The same geometry with `side` images side by side in every row of the planes, image i in
  * columns [i * gw, (i + 1) * gw): a tap's run of the output grid then crosses all of them,
  * because each image's valid outputs read only its own columns, and its junk columns read
- * the next image's, which are multiplied by zero. */
+ * the next image's, which are multiplied by zero. A stride-1 "same" convolution (2 * pw =
+ * s - 1) lets neighbours share their zero columns: image i's right padding is image i + 1's
+ * left, so gw = w + pw. The last image's right padding is the next row's left (or the next
+ * plane's top row, or the slack): zero too. A 4x4 map's grid then holds 4 valid columns in
+ * 5, not in 6. */
 static rows_geom rows_side(rows_geom g, int side)
 {
     g.side = side;
+    const int shared = side > 1 && g.st == 1 && g.pw > 0 && 2 * g.pw == g.s - 1;
+    if (shared) g.gw = g.w + g.pw;
     g.ld = side * g.gw;
     g.plane = (size_t)g.gh * g.ld;
     g.xpad = (size_t)g.c * g.st * g.st * g.plane + (size_t)g.s;
@@ -157,38 +163,41 @@ static int rows_pointwise(const rows_geom *g)
     return g->r == 1 && g->s == 1 && g->st == 1 && g->ph == 0 && g->pw == 0;
 }
 
-/* One image: y[k, oh, ow] = conv(x) (+ b), wp the weights packed by rn_gemm_pack_a. xp and yp
- * are scratch (g->xpad, g->ypad floats). */
-static void rows_image(float *y, const float *x, const float *wp, const float *b,
-                       const rows_geom *g, const int *off, float *xp, float *yp, float *pack,
-                       int threads)
+/* count <= g->side consecutive images: y[i, k, oh, ow] = conv(x) (+ b), wp the weights packed
+ * by rn_gemm_pack_a. xp and yp are scratch (g->xpad, g->ypad floats). */
+static void rows_images(float *y, const float *x, int count, const float *wp, const float *b,
+                        const rows_geom *g, const int *off, float *xp, float *yp, float *pack,
+                        int threads)
 {
     const int crs = g->c * g->r * g->s;
     const int pointwise = rows_pointwise(g);
     const float *src = x;
     if (!pointwise) {
-        pad_input(xp, x, g, threads);
+        rows_geom gi = *g;
+        gi.side = count;
+        pad_input(xp, x, &gi, threads); /* zeroes the absent images' columns too */
         src = xp;
     }
     float *out = pointwise ? y : yp;
-    const int q = g->oh * g->gw;
+    const int q = g->oh * g->ld;
     rn_gemm_b bd = {src, off, NULL};
     rn_gemm_packed(g->k, q, crs, wp, &bd, out, q, 0, pack, threads);
-    const size_t p = (size_t)g->oh * g->ow;
-    for (int kk = 0; kk < g->k; kk++) {
-        const float bk = b ? b[kk] : 0.0f;
-        float *yk = y + kk * p;
-        if (pointwise) {
-            if (b)
-                for (size_t j = 0; j < p; j++) yk[j] += bk;
-            continue;
+    const size_t p = (size_t)g->oh * g->ow, ys = (size_t)g->k * p;
+    for (int m = 0; m < count; m++)
+        for (int kk = 0; kk < g->k; kk++) {
+            const float bk = b ? b[kk] : 0.0f;
+            float *yk = y + m * ys + kk * p;
+            if (pointwise) {
+                if (b)
+                    for (size_t j = 0; j < p; j++) yk[j] += bk;
+                continue;
+            }
+            for (int oy = 0; oy < g->oh; oy++) {
+                const float *row = yp + ((size_t)kk * g->oh + oy) * g->ld + (size_t)m * g->gw;
+                float *dst = yk + (size_t)oy * g->ow;
+                for (int ox = 0; ox < g->ow; ox++) dst[ox] = row[ox] + bk;
+            }
         }
-        for (int oy = 0; oy < g->oh; oy++) {
-            const float *row = yp + ((size_t)kk * g->oh + oy) * g->gw;
-            float *dst = yk + (size_t)oy * g->ow;
-            for (int ox = 0; ox < g->ow; ox++) dst[ox] = row[ox] + bk;
-        }
-    }
 }
 
 /* Per-thread scratch of the shifted-rows path besides the packing buffer, in floats. */
@@ -197,47 +206,71 @@ static size_t rows_rest_floats(const rows_geom *g)
     return g->xpad + g->ypad;
 }
 
-/* n images through the shifted-rows path. packs: threads packing buffers; rest: threads
- * slices of rows_rest_floats; off: crs ints; wp: room for the packed weights. */
+static int threads_of(const rn_conv_shape *sh)
+{
+    return sh->threads > 1 ? sh->threads : 1;
+}
+
+/* Images side by side in the forward's planes (rows_side): a power of two, as many as keep the
+ * output grid within FWD_WIDTH columns and leave every thread a group. One 7x7 image's grid
+ * is 20-63 columns wide, so its multiply ran strips of 16 a few times each, the last one
+ * partly empty. The junk columns' cost is unchanged; every output's sum is the same. */
+#define FWD_WIDTH 256
+#define FWD_SIDE_MAX 8
+
+static rows_geom run_geom(rows_geom g, int n, int threads)
+{
+    if (rows_pointwise(&g)) return g;
+    int side = 1;
+    while (side * 2 <= FWD_SIDE_MAX && (size_t)side * 2 * g.oh * g.gw <= FWD_WIDTH &&
+           side * 2 * (threads > 1 ? threads : 1) <= n)
+        side *= 2;
+    return rows_side(g, side);
+}
+
+/* n images through the shifted-rows path (g: one image's geometry). packs: threads packing
+ * buffers; rest: threads slices of rows_rest_floats(run_geom); off: crs ints; wp: room for the
+ * packed weights. */
 static void rows_run(float *y, const float *x, const float *w, const float *b, int n,
-                     const rows_geom *g, int *off, float *wp, float *packs, float *rest,
+                     const rows_geom *g1, int *off, float *wp, float *packs, float *rest,
                      int threads)
 {
+    const rows_geom gs = run_geom(*g1, n, threads), *g = &gs;
     const size_t rf = rows_rest_floats(g);
     rows_offsets(off, g);
     rn_gemm_pack_a(wp, w, g->c * g->r * g->s, g->k, g->c * g->r * g->s, threads);
     w = wp;
     const size_t xs = (size_t)g->c * g->h * g->w, ys = (size_t)g->k * g->oh * g->ow;
-    if (n < threads || threads <= 1) {
-        for (int i = 0; i < n; i++)
-            rows_image(y + i * ys, x + i * xs, w, b, g, off, rest, rest + g->xpad, packs,
-                       threads);
+    const int side = g->side, groups = (n + side - 1) / side;
+    if (groups < threads || threads <= 1) {
+        for (int i = 0; i < n; i += side)
+            rows_images(y + i * ys, x + i * xs, n - i < side ? n - i : side, w, b, g, off, rest,
+                        rest + g->xpad, packs, threads);
         return;
     }
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-    for (int i = 0; i < n; i++) {
-        const int t = rn_thread_id();
+    for (int gi = 0; gi < groups; gi++) {
+        const int t = rn_thread_id(), i = gi * side;
         float *mine = rest + (size_t)t * rf;
-        rows_image(y + i * ys, x + i * xs, w, b, g, off, mine, mine + g->xpad,
-                   packs + (size_t)t * GEMM_PACK_FLOATS, 1);
+        rows_images(y + i * ys, x + i * xs, n - i < side ? n - i : side, w, b, g, off, mine,
+                    mine + g->xpad, packs + (size_t)t * GEMM_PACK_FLOATS, 1);
     }
 }
 
 /* ---- the strided input gradient ---------------------------------------------------------- */
 
-/* dx[c, h, w] = col2im(col), col[(ci, ky, kx), oh * ow]: overwrites dx, summing every tap that
- * reads a pixel, in a fixed order. */
-static void col2im(float *dx, const float *col, const rn_conv_shape *sh)
+/* dx[c, h, w] = col2im(col), col[(ci, ky, kx), ld] with this image's oh * ow columns first in
+ * each row: overwrites dx, summing every tap that reads a pixel, in a fixed order. */
+static void col2im(float *dx, const float *col, size_t ld, const rn_conv_shape *sh)
 {
     const int c = sh->c, h = sh->h, w = sh->w, r = sh->r, s = sh->s;
     const int oh = sh->oh, ow = sh->ow, st = sh->stride, pad = sh->pad;
-    const size_t plane = (size_t)oh * (size_t)ow;
     memset(dx, 0, sizeof(float) * (size_t)c * h * w);
     for (int ci = 0; ci < c; ci++) {
         float *xc = dx + (size_t)ci * h * w;
         for (int ky = 0; ky < r; ky++) {
             for (int kx = 0; kx < s; kx++) {
-                const float *row = col + ((size_t)(ci * r + ky) * s + kx) * plane;
+                const float *row = col + ((size_t)(ci * r + ky) * s + kx) * ld;
                 /* the output columns whose tap kx lands inside the image: ix in [0, w) */
                 int ox0 = 0, ox1 = ow;
                 while (ox0 < ow && ox0 * st - pad + kx < 0) ox0++;
@@ -254,9 +287,30 @@ static void col2im(float *dx, const float *col, const rn_conv_shape *sh)
     }
 }
 
+/* Images side by side in the strided input gradient's multiply, as in the forward (run_geom),
+ * while the columns stay within COL_MAX_FLOATS: col2im reads them back, and beyond about half
+ * of L2 that costs more than the wider multiply saves (measured: 32->64 3x3/2 at 14x14, b64,
+ * best of 12 rounds 2.92 -> 2.59 ms with 4 images side by side; 64->128 at 7x7 within noise
+ * at 1, 2, 4 or 8). */
+#define COL_MAX_FLOATS 65536
+static int col_side(const rn_conv_shape *sh)
+{
+    const size_t p = (size_t)sh->oh * sh->ow;
+    const int t = threads_of(sh);
+    int side = 1;
+    const size_t crs = (size_t)sh->c * sh->r * sh->s;
+    while (side * 2 <= FWD_SIDE_MAX && side * 2 * p <= FWD_WIDTH && side * 2 * t <= sh->n &&
+           crs * side * 2 * p <= COL_MAX_FLOATS)
+        side *= 2;
+    return side;
+}
+
+/* Per-thread scratch of the strided input gradient: the columns and the images' dy side by
+ * side. */
 static size_t col_floats(const rn_conv_shape *sh)
 {
-    return (size_t)sh->c * sh->r * sh->s * sh->oh * sh->ow;
+    const size_t p = (size_t)sh->oh * sh->ow, side = (size_t)col_side(sh);
+    return ((size_t)sh->c * sh->r * sh->s + (side > 1 ? (size_t)sh->k : 0)) * side * p;
 }
 
 /* ---- workspace ---------------------------------------------------------------------------- */
@@ -283,11 +337,6 @@ static rows_geom dw_geom(const rn_conv_shape *sh)
     int side = 1;
     while (side * 2 <= DW_GROUP && (size_t)side * 2 * g.oh * g.gw <= DW_DEPTH) side *= 2;
     return rows_side(g, side);
-}
-
-static int threads_of(const rn_conv_shape *sh)
-{
-    return sh->threads > 1 ? sh->threads : 1;
 }
 
 /* The workspace: shared part (offsets, flipped weights, weight-gradient partials), then one
@@ -336,13 +385,15 @@ static size_t rest_floats(const rn_conv_shape *sh)
 {
     rows_geom f = fwd_geom(sh), d = dw_geom(sh);
     rn_wino_geom wg;
-    size_t a = rows_rest_floats(&f);                          /* forward */
+    const int t = threads_of(sh);
+    rows_geom fs = run_geom(f, sh->n, t);
+    size_t a = rows_rest_floats(&fs);                         /* forward */
     a = max_size(a, rows_rest_floats(&d) + (size_t)sh->k);    /* weight gradient (+ k offsets) */
     if (wino_geom(&wg, sh, &f)) a = max_size(a, rn_wino_rest_floats(&wg));
     size_t b = col_floats(sh);       /* the strided input gradient */
     if (sh->stride == 1) {
-        rows_geom bk = bwd_geom(sh);
-        b = rows_rest_floats(&bk);
+        rows_geom bk = bwd_geom(sh), bks = run_geom(bk, sh->n, t);
+        b = rows_rest_floats(&bks);
         if (wino_geom(&wg, sh, &bk)) b = max_size(b, rn_wino_rest_floats(&wg));
     }
     return max_size(a, b);
@@ -445,7 +496,7 @@ static void dw_group(float *part, const float *dy, const float *x, int i0, int i
                                (size_t)(g->gw - g->ow) * sizeof(float));
                     }
                     memset(row + (size_t)count * g->gw, 0,
-                           (size_t)(g->side - count) * g->gw * sizeof(float));
+                           (size_t)(g->ld - count * g->gw) * sizeof(float));
                 }
             a = dyp;
             src = rest;
@@ -522,17 +573,33 @@ static void strided_input_grad(float *dx, const float *dy, const rn_conv_shape *
 {
     const int crs = sh->c * sh->r * sh->s, p = sh->oh * sh->ow;
     const size_t xs = (size_t)sh->c * sh->h * sh->w, ys = (size_t)sh->k * p;
-    for (int kk = 0; kk < sh->k; kk++) cw->off[kk] = kk * p;
+    const int side = col_side(sh), groups = (sh->n + side - 1) / side;
+    const size_t ld = (size_t)side * p;
+    for (int kk = 0; kk < sh->k; kk++) cw->off[kk] = side > 1 ? (int)(kk * ld) : kk * p;
     rn_gemm_pack_a(cw->wpack, cw->wflip, sh->k, crs, sh->k, threads);
-    const int split = sh->n >= threads && threads > 1;
+    const int split = groups >= threads && threads > 1;
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (split)
-    for (int i = 0; i < sh->n; i++) {
-        const int t = split ? rn_thread_id() : 0;
+    for (int gi = 0; gi < groups; gi++) {
+        const int t = split ? rn_thread_id() : 0, i0 = gi * side;
+        const int count = sh->n - i0 < side ? sh->n - i0 : side;
         float *dcol = cw->rest + (size_t)t * cw->rest_floats;
-        rn_gemm_b bd = {dy + i * ys, cw->off, NULL};
-        rn_gemm_packed(crs, p, sh->k, cw->wpack, &bd, dcol, p, 0,
-                cw->packs + (size_t)t * GEMM_PACK_FLOATS, split ? 1 : threads);
-        col2im(dx + i * xs, dcol, sh);
+        const float *b = dy + i0 * ys;
+        if (side > 1) { /* dy'[kk, m * p + j] = dy[i0 + m, kk, j], absent images zero */
+            float *dyp = dcol + (size_t)crs * ld;
+            for (int kk = 0; kk < sh->k; kk++)
+                for (int m = 0; m < side; m++) {
+                    float *d = dyp + kk * ld + (size_t)m * p;
+                    if (m < count)
+                        memcpy(d, b + m * ys + (size_t)kk * p, (size_t)p * sizeof(float));
+                    else
+                        memset(d, 0, (size_t)p * sizeof(float));
+                }
+            b = dyp;
+        }
+        rn_gemm_b bd = {b, cw->off, NULL};
+        rn_gemm_packed(crs, (int)ld, sh->k, cw->wpack, &bd, dcol, (int)ld, 0,
+                       cw->packs + (size_t)t * GEMM_PACK_FLOATS, split ? 1 : threads);
+        for (int m = 0; m < count; m++) col2im(dx + (i0 + m) * xs, dcol + (size_t)m * p, ld, sh);
     }
 }
 
