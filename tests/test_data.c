@@ -1082,6 +1082,62 @@ static void test_crop_flip(void **state)
     rn_dataset_free(d);
 }
 
+/* Random erasing changes one rectangle of 2-40% of the image (the same in every channel) and
+ * nothing else: the crop and flip draws come first and stay as they were. With probability
+ * 1/2 about half the images change; with 0 the loader rejects nothing and changes nothing. */
+static void test_random_erasing(void **state)
+{
+    (void)state;
+    enum { N = 200, C = 2, H = 12, W = 10 };
+    rn_dataset *d = make_synthetic(N, C, H, W);
+    rn_batch a, b;
+    rn_loader_options o;
+    rn_loader_options_init(&o, 1);
+    o.batch = N;
+    o.crop_pad = 2;
+    o.flip = 1;
+    o.seed = 5;
+    o.prefetch = 0;
+    o.erase = 1.5f;
+    rn_loader *bad = NULL;
+    assert_int_equal(rn_loader_create(&bad, d, &o), RN_ERR_ARG);
+    const float probs[] = {1.0f, 0.5f};
+    for (int pi = 0; pi < 2; pi++) {
+        rn_loader *plain, *erasing;
+        o.erase = 0.0f;
+        assert_int_equal(rn_loader_create(&plain, d, &o), RN_OK);
+        o.erase = probs[pi];
+        assert_int_equal(rn_loader_create(&erasing, d, &o), RN_OK);
+        assert_int_equal(rn_loader_start(plain, 3, 0), RN_OK);
+        assert_int_equal(rn_loader_start(erasing, 3, 0), RN_OK);
+        assert_int_equal(rn_loader_next(plain, &a), RN_OK);
+        assert_int_equal(rn_loader_next(erasing, &b), RN_OK);
+        assert_int_equal(a.n, N);
+        assert_int_equal(b.n, N);
+        int changed = 0;
+        for (int i = 0; i < N; i++) {
+            int y0 = H, y1 = -1, x0 = W, x1 = -1;
+            for (int ch = 0; ch < C; ch++)
+                for (int y = 0; y < H; y++)
+                    for (int x = 0; x < W; x++) {
+                        size_t e = (((size_t)i * C + ch) * H + y) * W + x;
+                        if (a.x[e] == b.x[e]) continue;
+                        y0 = y < y0 ? y : y0, y1 = y > y1 ? y : y1;
+                        x0 = x < x0 ? x : x0, x1 = x > x1 ? x : x1;
+                    }
+            if (y1 < 0) continue;
+            changed++;
+            /* the changed pixels' box lies within a rectangle of at most 40% (+ rounding) */
+            assert_true((y1 - y0 + 1) * (x1 - x0 + 1) <= (int)(0.4 * H * W) + H + W);
+        }
+        if (pi == 0) assert_true(changed >= N - 4); /* random values rarely match all pixels */
+        else assert_true(changed > N / 2 - 30 && changed < N / 2 + 30);
+        rn_loader_free(plain);
+        rn_loader_free(erasing);
+    }
+    rn_dataset_free(d);
+}
+
 /* Freeing while the thread is mid-batch, after a few batches, or before any start. */
 static void test_loader_shutdown(void **state)
 {
@@ -1189,6 +1245,7 @@ int main(void)
         cmocka_unit_test(test_loader_resume),
         cmocka_unit_test(test_loader_restart_stress),
         cmocka_unit_test(test_crop_flip),
+        cmocka_unit_test(test_random_erasing),
         cmocka_unit_test(test_loader_shutdown),
         cmocka_unit_test(test_fashion_mnist_installed),
     };

@@ -380,7 +380,8 @@ static void test_config_json(void **state)
     a.lr = 0.0123f, a.schedule = RN_SCHEDULE_STEP, a.n_milestones = 3;
     a.milestones[0] = 0.3f, a.milestones[1] = 0.6f, a.milestones[2] = 0.9f;
     a.warmup = 0.7f, a.momentum = 0.85f, a.nesterov = 1, a.weight_decay = 3e-5f, a.decay_1d = 0;
-    a.label_smoothing = 0.15f, a.crop_pad = 3, a.flip = 0, a.seed = 18446744073709551557ULL;
+    a.label_smoothing = 0.15f, a.crop_pad = 3, a.flip = 0, a.erase = 0.25f;
+    a.seed = 18446744073709551557ULL;
     a.threads = 3;
     assert_int_equal(rn_train_config_check(&a), RN_OK);
     char *ja = rn_train_config_to_json(&a);

@@ -47,6 +47,8 @@ static const char usage_text[] =
     "MNIST, whose short default runs learn faster without; folders: pad W/8 + flip):\n"
     "  --crop-pad P          random crop with P pixels of zero padding;  --no-crop: none\n"
     "  --flip | --no-flip    random horizontal flip on or off\n"
+    "  --erase P             random erasing: with probability P a rectangle of 2-40% of the\n"
+    "                        image becomes random pixels (default 0: off)\n"
     "network:\n"
     "  --arch NAME           default " TRAIN_DEFAULT_ARCH "; resnet20..1202, plain20..., highway20...,\n"
     "                        preresnet110/164, resnet18..152, wrn-D-K, resnetD-wW-s2\n"
@@ -302,6 +304,7 @@ int cmd_train(int argc, char **argv)
                    !strcmp(o, "--accum") || !strcmp(o, "--lr") || !strcmp(o, "--schedule") ||
                    !strcmp(o, "--warmup") || !strcmp(o, "--momentum") || !strcmp(o, "--wd") ||
                    !strcmp(o, "--label-smoothing") || !strcmp(o, "--crop-pad") ||
+                   !strcmp(o, "--erase") ||
                    !strcmp(o, "--threads") || !strcmp(o, "--out") || !strcmp(o, "--resume") ||
                    !strcmp(o, "--stop-after")) {
             if (!(v = cli_value(argc, argv, &i))) return 2;
@@ -346,6 +349,8 @@ int cmd_train(int argc, char **argv)
                 if (parse_float(o, v, &cfg.weight_decay)) return 2;
             } else if (!strcmp(o, "--label-smoothing")) {
                 if (parse_float(o, v, &cfg.label_smoothing)) return 2;
+            } else if (!strcmp(o, "--erase")) {
+                if (parse_float(o, v, &cfg.erase)) return 2;
             } else if (!strcmp(o, "--schedule")) {
                 rn_schedule s;
                 rn_schedule_init(&s, RN_SCHEDULE_STEP, 0.1f, 1);

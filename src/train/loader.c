@@ -6,6 +6,7 @@
 
 #include "train/loader.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +123,29 @@ static void put_sample(const rn_loader *l, float *out, int src, int dy, int dx, 
     }
 }
 
+/* Random erasing: the area and aspect ratio of Zhong et al. (2017), up to 10 tries for a
+ * rectangle that fits (as torchvision's RandomErasing), every channel's pixels random. Draws
+ * come after the crop and flip draws, so erasing leaves those unchanged. */
+static void erase_sample(const rn_loader *l, float *out, rn_rng *rng)
+{
+    const rn_dataset *d = l->data;
+    if (!(rn_rng_uniform(rng) < l->opt.erase)) return;
+    for (int attempt = 0; attempt < 10; attempt++) {
+        const double area = (0.02 + 0.38 * rn_rng_uniform(rng)) * d->h * d->w;
+        const double ratio = exp(log(0.3) + 2.0 * log(1.0 / 0.3) * rn_rng_uniform(rng));
+        const int eh = (int)lround(sqrt(area * ratio)), ew = (int)lround(sqrt(area / ratio));
+        if (eh < 1 || ew < 1 || eh > d->h || ew > d->w) continue;
+        const int y0 = (int)rn_rng_below(rng, (uint32_t)(d->h - eh + 1));
+        const int x0 = (int)rn_rng_below(rng, (uint32_t)(d->w - ew + 1));
+        for (int ch = 0; ch < d->c; ch++)
+            for (int y = y0; y < y0 + eh; y++) {
+                float *row = out + ((size_t)ch * (size_t)d->h + (size_t)y) * (size_t)d->w;
+                for (int x = x0; x < x0 + ew; x++) row[x] = l->lut[ch * 256 + rn_rng_below(rng, 256)];
+            }
+        return;
+    }
+}
+
 static void fill(rn_loader *l, int slot, int epoch, int k)
 {
     int n = batch_size(l, k), pad = l->opt.crop_pad;
@@ -137,6 +161,7 @@ static void fill(rn_loader *l, int slot, int epoch, int k)
         int dx = (int)rn_rng_below(&rng, 2u * (uint32_t)pad + 1) - pad;
         int flip = (int)rn_rng_below(&rng, 2) && l->opt.flip;
         put_sample(l, x + (size_t)i * (size_t)l->per, src, dy, dx, flip);
+        if (l->opt.erase > 0.0f) erase_sample(l, x + (size_t)i * (size_t)l->per, &rng);
         labels[i] = l->data->labels[src];
         index[i] = src;
     }
@@ -178,11 +203,11 @@ int rn_loader_create(rn_loader **out, const rn_dataset *data, const rn_loader_op
     if (!data || data->n < 0 || data->c <= 0)
         return rn_fail(RN_ERR_ARG, "loader: no data set");
     if (opt->batch <= 0 || opt->crop_pad < 0 || opt->crop_pad > 4096 || opt->prefetch < 0 ||
-        opt->prefetch > 64)
+        opt->prefetch > 64 || !(opt->erase >= 0.0f && opt->erase <= 1.0f))
         return rn_fail(RN_ERR_ARG,
                        "loader: bad options (batch %d must be > 0, crop padding %d in 0..4096, "
-                       "prefetch %d in 0..64)",
-                       opt->batch, opt->crop_pad, opt->prefetch);
+                       "prefetch %d in 0..64, erasing probability %g in [0, 1])",
+                       opt->batch, opt->crop_pad, opt->prefetch, (double)opt->erase);
     for (int ch = 0; opt->std && ch < data->c; ch++)
         if (!(opt->std[ch] > 0.0f))
             return rn_fail(RN_ERR_ARG, "loader: std of channel %d is %g, must be > 0", ch,

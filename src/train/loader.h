@@ -10,7 +10,8 @@
  *
  * Padding is pixel value 0, normalised like every other pixel (as torchvision's RandomCrop
  * before Normalize). The crop keeps the image size: the output is the h x w window at a random
- * offset in [-pad, pad] on each axis. Flip mirrors the cropped window. */
+ * offset in [-pad, pad] on each axis. Flip mirrors the cropped window. Erasing then replaces a
+ * rectangle of it by uniformly random pixel values (0..255, normalised like the rest). */
 #ifndef RN_TRAIN_LOADER_H
 #define RN_TRAIN_LOADER_H
 
@@ -23,6 +24,9 @@ typedef struct {
     int shuffle;       /* a new seeded order every epoch; 0 keeps the data set's order */
     int crop_pad;      /* random crop with this zero padding; 0 = no crop */
     int flip;          /* random horizontal flip with probability 1/2 */
+    float erase;       /* random erasing (Zhong et al. 2017): with this probability a rectangle
+                          of 2-40% of the image, aspect ratio 0.3-3.3, becomes random pixels;
+                          0 = never */
     int drop_last;     /* drop the last partial batch of an epoch */
     uint64_t seed;
     int prefetch;      /* batches prepared ahead on the background thread; 0 = no thread, each

@@ -79,6 +79,8 @@ int rn_train_config_check(const rn_train_config *c)
     if (!(c->label_smoothing >= 0.0f && c->label_smoothing < 1.0f))
         return rn_fail(RN_ERR_ARG, "--label-smoothing must be in [0, 1), not %g",
                        (double)c->label_smoothing);
+    if (!(c->erase >= 0.0f && c->erase <= 1.0f))
+        return rn_fail(RN_ERR_ARG, "--erase must be in [0, 1], not %g", (double)c->erase);
     if (c->crop_pad < -1 || c->crop_pad > 64)
         return rn_fail(RN_ERR_ARG, "--crop-pad must be in [0, 64], not %d", c->crop_pad);
     if (c->subset < 0 || c->val < 0) return rn_fail(RN_ERR_ARG, "--subset and --val must be >= 0");
@@ -136,6 +138,7 @@ char *rn_train_config_to_json(const rn_train_config *c)
     cJSON_AddNumberToObject(o, "label_smoothing", c->label_smoothing);
     cJSON_AddNumberToObject(o, "crop_pad", c->crop_pad);
     cJSON_AddNumberToObject(o, "flip", c->flip);
+    cJSON_AddNumberToObject(o, "erase", c->erase);
     snprintf(buf, sizeof buf, "%" PRIu64, c->seed);
     cJSON_AddStringToObject(o, "seed", buf);
     cJSON_AddNumberToObject(o, "threads", c->threads);
@@ -182,14 +185,15 @@ int rn_train_config_from_json(rn_train_config *c, const char *json)
                                            "accum",    "lr",           "warmup",
                                            "momentum", "nesterov",     "weight_decay",
                                            "decay_bn", "label_smoothing", "crop_pad",
-                                           "flip",     "threads",      "gate_bias"};
+                                           "flip",     "threads",      "gate_bias",
+                                           "erase"};
     enum { NK = sizeof num_keys / sizeof *num_keys };
     double v[NK];
     double def[NK] = {c->subset,   c->val,          c->zero_init_last_bn, c->survival_last,
                       c->epochs,   c->batch,        c->accum,             c->lr,
                       c->warmup,   c->momentum,     c->nesterov,          c->weight_decay,
                       c->decay_1d, c->label_smoothing, c->crop_pad,       c->flip,
-                      c->threads,  c->gate_bias};
+                      c->threads,  c->gate_bias,     c->erase};
     for (int i = 0; !st && i < NK; i++) {
         v[i] = def[i];
         st = json_num(o, num_keys[i], &v[i]);
@@ -201,6 +205,7 @@ int rn_train_config_from_json(rn_train_config *c, const char *json)
         c->momentum = (float)v[9], c->nesterov = (int)v[10], c->weight_decay = (float)v[11];
         c->decay_1d = (int)v[12], c->label_smoothing = (float)v[13], c->crop_pad = (int)v[14];
         c->flip = (int)v[15], c->threads = (int)v[16], c->gate_bias = (float)v[17];
+        c->erase = (float)v[18];
     }
     if (!st && data) {
         rn_data_kind k;
@@ -404,6 +409,7 @@ int rn_trainer_create(rn_trainer **out, const rn_train_config *cfg, const char *
         rn_loader_default_augment(cfg->data, train->w, &pad, &flip);
         lo.crop_pad = cfg->crop_pad >= 0 ? cfg->crop_pad : pad;
         lo.flip = cfg->flip >= 0 ? cfg->flip : flip;
+        lo.erase = cfg->erase;
         lo.seed = cfg->seed ^ SEED_LOADER;
         lo.mean = mean;
         lo.std = std;

@@ -59,6 +59,7 @@ typedef struct {
     float label_smoothing;
     int crop_pad;    /* -1 = the data set's default (rn_loader_default_augment) */
     int flip;        /* -1 = the data set's default */
+    float erase;     /* random erasing probability (0 = none) */
     uint64_t seed;
     int threads;     /* recorded: bit-identical results need the same count */
 } rn_train_config;
