@@ -140,7 +140,8 @@ static void erase_sample(const rn_loader *l, float *out, rn_rng *rng)
         for (int ch = 0; ch < d->c; ch++)
             for (int y = y0; y < y0 + eh; y++) {
                 float *row = out + ((size_t)ch * (size_t)d->h + (size_t)y) * (size_t)d->w;
-                for (int x = x0; x < x0 + ew; x++) row[x] = l->lut[ch * 256 + rn_rng_below(rng, 256)];
+                for (int x = x0; x < x0 + ew; x++)
+                    row[x] = l->lut[ch * 256 + rn_rng_below(rng, 256)];
             }
         return;
     }
