@@ -218,14 +218,21 @@ static int threads_of(const rn_conv_shape *sh)
 #define FWD_WIDTH 256
 #define FWD_SIDE_MAX 8
 
+/* Images side by side: the largest power of two up to cap whose side * per_image stays within
+ * width. */
+static int side_by_side(size_t per_image, size_t width, long cap)
+{
+    int side = 1;
+    while (side * 2 <= cap && (size_t)side * 2 * per_image <= width) side *= 2;
+    return side;
+}
+
 static rows_geom run_geom(rows_geom g, int n, int threads)
 {
     if (rows_pointwise(&g)) return g;
-    int side = 1;
-    while (side * 2 <= FWD_SIDE_MAX && (size_t)side * 2 * g.oh * g.gw <= FWD_WIDTH &&
-           side * 2 * (threads > 1 ? threads : 1) <= n)
-        side *= 2;
-    return rows_side(g, side);
+    const long cap = n / (threads > 1 ? threads : 1);
+    return rows_side(g, side_by_side((size_t)g.oh * g.gw, FWD_WIDTH,
+                                     cap < FWD_SIDE_MAX ? cap : FWD_SIDE_MAX));
 }
 
 /* n images through the shifted-rows path (g: one image's geometry). packs: threads packing
@@ -295,14 +302,11 @@ static void col2im(float *dx, const float *col, size_t ld, const rn_conv_shape *
 #define COL_MAX_FLOATS 65536
 static int col_side(const rn_conv_shape *sh)
 {
-    const size_t p = (size_t)sh->oh * sh->ow;
-    const int t = threads_of(sh);
-    int side = 1;
-    const size_t crs = (size_t)sh->c * sh->r * sh->s;
-    while (side * 2 <= FWD_SIDE_MAX && side * 2 * p <= FWD_WIDTH && side * 2 * t <= sh->n &&
-           crs * side * 2 * p <= COL_MAX_FLOATS)
-        side *= 2;
-    return side;
+    const size_t p = (size_t)sh->oh * sh->ow, crs = (size_t)sh->c * sh->r * sh->s;
+    long cap = sh->n / threads_of(sh);
+    if (cap > FWD_SIDE_MAX) cap = FWD_SIDE_MAX;
+    if ((size_t)cap > COL_MAX_FLOATS / (crs * p)) cap = (long)(COL_MAX_FLOATS / (crs * p));
+    return side_by_side(p, FWD_WIDTH, cap);
 }
 
 /* Per-thread scratch of the strided input gradient: the columns and the images' dy side by
@@ -334,9 +338,7 @@ static rows_geom bwd_geom(const rn_conv_shape *sh)
 static rows_geom dw_geom(const rn_conv_shape *sh)
 {
     const rows_geom g = fwd_geom(sh);
-    int side = 1;
-    while (side * 2 <= DW_GROUP && (size_t)side * 2 * g.oh * g.gw <= DW_DEPTH) side *= 2;
-    return rows_side(g, side);
+    return rows_side(g, side_by_side((size_t)g.oh * g.gw, DW_DEPTH, DW_GROUP));
 }
 
 /* The workspace: shared part (offsets, flipped weights, weight-gradient partials), then one
