@@ -295,10 +295,10 @@ static void col2im(float *dx, const float *col, size_t ld, const rn_conv_shape *
 }
 
 /* Images side by side in the strided input gradient's multiply, as in the forward (run_geom),
- * while the columns stay within COL_MAX_FLOATS: col2im reads them back, and beyond about half
- * of L2 that costs more than the wider multiply saves (measured: 32->64 3x3/2 at 14x14, b64,
- * best of 12 rounds 2.92 -> 2.59 ms with 4 images side by side; 64->128 at 7x7 within noise
- * at 1, 2, 4 or 8). */
+ * while the columns stay within COL_MAX_FLOATS (half of L2), since col2im reads them back
+ * (measured: 32->64 3x3/2 at 14x14, b64, best of 12 rounds 2.92 -> 2.59 ms with 4 images side
+ * by side; 64->128 at 7x7 with 8, past the cap, 3.6-4.2 against 3.3 ms in one A/B, within
+ * the noise of 1, 2 and 4 in another). */
 #define COL_MAX_FLOATS 65536
 static int col_side(const rn_conv_shape *sh)
 {
@@ -577,7 +577,7 @@ static void strided_input_grad(float *dx, const float *dy, const rn_conv_shape *
     const size_t xs = (size_t)sh->c * sh->h * sh->w, ys = (size_t)sh->k * p;
     const int side = col_side(sh), groups = (sh->n + side - 1) / side;
     const size_t ld = (size_t)side * p;
-    for (int kk = 0; kk < sh->k; kk++) cw->off[kk] = side > 1 ? (int)(kk * ld) : kk * p;
+    for (int kk = 0; kk < sh->k; kk++) cw->off[kk] = (int)(kk * ld);
     rn_gemm_pack_a(cw->wpack, cw->wflip, sh->k, crs, sh->k, threads);
     const int split = groups >= threads && threads > 1;
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (split)
