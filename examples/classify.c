@@ -28,7 +28,8 @@ int main(int argc, char **argv)
     }
     int n = (int)shape[0];
     logits = malloc((size_t)n * o.classes * sizeof(float));
-    if (!logits || rn_net_forward(net, x, n, 0, logits)) goto fail;
+    /* inference only: fold the batch norms into the convolutions and pack the weights once */
+    if (!logits || rn_net_freeze(net, 1) || rn_net_forward(net, x, n, 0, logits)) goto fail;
     for (int i = 0; i < n; i++) {
         const float *z = logits + (size_t)i * o.classes;
         int best = 0;

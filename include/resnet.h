@@ -103,6 +103,15 @@ const char *rn_net_label(const rn_net *net, int index);
  * training != 0: batch statistics (running ones updated), stochastic depth active, and the
  * activations kept for rn_net_backward. training == 0: evaluation mode. */
 int rn_net_forward(rn_net *net, const float *x, int n, int training, float *logits);
+/* Inference: folds every batch norm that directly follows a convolution into that
+ * convolution's weights and bias (with the ReLU after them in the same pass) and packs the
+ * weights once, so that evaluation forwards skip both; the logits agree with the unfrozen
+ * evaluation forward to float rounding. While frozen, the weights and running statistics
+ * must not change except through rn_net_load (which folds the new ones), and training
+ * forwards and rn_net_backward fail. frozen = 0 returns to the plain forward and frees the
+ * folded copies (about 2-3 times the convolution weights' memory). */
+int rn_net_freeze(rn_net *net, int frozen);
+int rn_net_frozen(const rn_net *net);
 /* Mean softmax cross-entropy of the last forward against labels; adds the gradient of that
  * loss to every parameter gradient (call rn_net_zero_grad first). loss may be NULL. */
 int rn_net_backward(rn_net *net, const int *labels, float *loss);

@@ -576,6 +576,52 @@ static void test_conv_blocked_and_threads(void **state)
     conv_blocked_case(3, 20, 17, 17, 9, 1, 1, 0);
 }
 
+/* The forward with weights packed once (rn_conv_pack + rn_conv_forward_packed) gives the bits
+ * of rn_conv_forward followed by a ReLU, on every path: Winograd, direct stride 1 (images side
+ * by side), strided, pointwise, strided pointwise; 1 and 2 threads. */
+static void packed_case(int n, int c, int hw, int k, int r, int stride, int algo, int threads)
+{
+    rn_conv_shape sh;
+    assert_int_equal(rn_conv_shape_init(&sh, n, c, hw, hw, k, r, r, stride, r / 2), 0);
+    sh.algo = algo;
+    sh.threads = threads;
+    const size_t xl = (size_t)n * c * hw * hw, yl = (size_t)n * k * sh.oh * sh.ow;
+    float *x = alloc_f(xl), *w = alloc_f((size_t)k * c * r * r), *b = alloc_f((size_t)k);
+    float *ref = alloc_f(yl), *got = alloc_f(yl), *work = alloc_f(rn_conv_workspace(&sh));
+    float *packed = alloc_f(rn_conv_packed_floats_max(&sh));
+    assert_true(rn_conv_packed_floats(&sh) <= rn_conv_packed_floats_max(&sh));
+    rn_test_fill_normal(x, xl, 31, 1.0f);
+    rn_test_fill_normal(w, (size_t)k * c * r * r, 32, 0.3f);
+    rn_test_fill_normal(b, (size_t)k, 33, 0.5f);
+    rn_conv_forward(ref, x, w, b, &sh, work);
+    rn_conv_pack(packed, w, &sh);
+    rn_conv_forward_packed(got, x, packed, b, 0, &sh, work);
+    assert_memory_equal(got, ref, yl * sizeof(float));
+    int negative = 0;
+    for (size_t i = 0; i < yl; i++) {
+        negative += ref[i] < 0.0f;
+        ref[i] = ref[i] > 0.0f ? ref[i] : 0.0f;
+    }
+    assert_true(negative > 0);
+    rn_conv_forward_packed(got, x, packed, b, 1, &sh, work);
+    assert_memory_equal(got, ref, yl * sizeof(float));
+    free(x), free(w), free(b), free(ref), free(got), free(work), free(packed);
+}
+
+static void test_conv_packed(void **state)
+{
+    (void)state;
+    for (int t = 1; t <= 2; t++) {
+        packed_case(6, 20, 9, 24, 3, 1, RN_CONV_WINOGRAD, t);
+        packed_case(6, 20, 9, 24, 3, 1, RN_CONV_DIRECT, t);
+        packed_case(1, 20, 9, 24, 3, 1, RN_CONV_AUTO, t); /* too few tiles: direct */
+        packed_case(5, 8, 11, 12, 3, 2, RN_CONV_AUTO, t);
+        packed_case(4, 30, 6, 10, 1, 1, RN_CONV_AUTO, t);
+        packed_case(4, 12, 7, 16, 1, 2, RN_CONV_AUTO, t);
+        packed_case(3, 3, 20, 8, 7, 2, RN_CONV_AUTO, t);
+    }
+}
+
 /* ---- batch normalization ------------------------------------------------------------- */
 
 typedef struct {
@@ -1196,6 +1242,7 @@ int main(void)
         cmocka_unit_test(test_bn_rows_builds_agree),
         cmocka_unit_test(test_conv_winograd),
         cmocka_unit_test(test_conv_blocked_and_threads),
+        cmocka_unit_test(test_conv_packed),
         cmocka_unit_test(test_bn_forward_train_values),
         cmocka_unit_test(test_bn_forward_eval_values),
         cmocka_unit_test(test_bn_update_running),

@@ -474,6 +474,110 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* Gives every BN weight, bias and running statistic a value far from its initial one, so
+ * that folding them into the convolutions is put to the test. */
+static void scramble_bns(rn_net *net, uint64_t seed)
+{
+    for (int i = 0; i < rn_net_num_tensors(net); i++) {
+        rn_tensor_info t;
+        rn_net_tensor(net, i, &t);
+        if (t.ndim != 1 || !t.data || strstr(t.name, "fc.")) continue;
+        rn_test_fill_uniform(t.data, t.numel, seed + (uint64_t)i, 0.5f, 1.5f);
+        if (strstr(t.name, "bias") || strstr(t.name, "running_mean"))
+            for (size_t j = 0; j < t.numel; j++) t.data[j] -= 1.0f;
+    }
+}
+
+/* A frozen network (BN folded into the convolutions, weights packed once) computes the
+ * evaluation forward's logits to float rounding, for every kind of block, ordering and
+ * shortcut, at batch sizes whose convolutions pack differently; it refuses to train, and
+ * unfreezing or loading new weights gives the plain forward's results again. */
+static void test_freeze(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *arch;
+        int ordering, shortcut, in_hw;
+    } nets[] = {
+        {"resnet8", RN_ORDER_ORIGINAL, RN_SHORTCUT_A, 16},
+        {"resnet8", RN_ORDER_BN_AFTER_ADD, RN_SHORTCUT_B, 16},
+        {"resnet8", RN_ORDER_RELU_BEFORE_ADD, RN_SHORTCUT_C, 16},
+        {"resnet8", RN_ORDER_RELU_PREACT, RN_SHORTCUT_B, 16},
+        {"resnet8", RN_ORDER_FULL_PREACT, RN_SHORTCUT_C, 16},
+        {"resnet8-w32-s2", RN_ORDER_ORIGINAL, RN_SHORTCUT_A, 16},
+        {"plain20-w24", RN_ORDER_ORIGINAL, RN_SHORTCUT_A, 16},
+        {"highway8", RN_ORDER_ORIGINAL, RN_SHORTCUT_A, 16},
+        {"preresnet11", RN_ORDER_FULL_PREACT, RN_SHORTCUT_B, 16},
+        {"resnet18", RN_ORDER_ORIGINAL, RN_SHORTCUT_B, 32},
+        {"resnet50", RN_ORDER_ORIGINAL, RN_SHORTCUT_B, 32},
+    };
+    for (size_t a = 0; a < sizeof nets / sizeof nets[0]; a++) {
+        rn_net_options o;
+        rn_net_options_init(&o);
+        o.in_c = 3, o.in_h = o.in_w = nets[a].in_hw;
+        o.classes = 5;
+        o.ordering = nets[a].ordering;
+        o.shortcut = nets[a].shortcut;
+        rn_net *net;
+        assert_int_equal(rn_net_create(&net, nets[a].arch, &o), RN_OK);
+        scramble_bns(net, 40 + a);
+        const int n = 9;
+        const size_t image = (size_t)3 * o.in_h * o.in_w;
+        float *x = malloc(n * image * sizeof(float));
+        float ref[9 * 5], got[9 * 5], again[9 * 5], one[5];
+        rn_test_fill_normal(x, n * image, 7 + a, 1.0f);
+        assert_int_equal(rn_net_forward(net, x, n, 0, ref), RN_OK);
+        assert_int_equal(rn_net_freeze(net, 1), RN_OK);
+        assert_true(rn_net_frozen(net));
+        assert_int_equal(rn_net_forward(net, x, n, 0, got), RN_OK);
+        double err = rn_test_rel_err(got, ref, n * 5);
+        print_message("%-14s %-16s %s: frozen vs plain %.2e\n", nets[a].arch,
+                      rn_ordering_name(nets[a].ordering), rn_shortcut_name(nets[a].shortcut), err);
+        assert_true(err < 1e-5);
+        /* one image (other packings), then the batch again (packed back) */
+        assert_int_equal(rn_net_forward(net, x, 1, 0, one), RN_OK);
+        assert_true(rn_test_rel_err(one, ref, 5) < 1e-5);
+        assert_int_equal(rn_net_forward(net, x, n, 0, again), RN_OK);
+        assert_memory_equal(again, got, sizeof got);
+        /* no training while frozen */
+        int labels[9] = {0};
+        assert_int_equal(rn_net_forward(net, x, n, 1, NULL), RN_ERR_ARG);
+        assert_int_equal(rn_net_backward(net, labels, NULL), RN_ERR_ARG);
+        rn_sgd *opt;
+        assert_int_equal(rn_sgd_create(&opt, net, 0.9f, 0.0f, 0), RN_OK);
+        assert_int_equal(rn_sgd_step(opt, net, 0.1f), RN_ERR_ARG);
+        rn_sgd_free(opt);
+        /* unfrozen: the plain forward's bits again */
+        assert_int_equal(rn_net_freeze(net, 0), RN_OK);
+        assert_false(rn_net_frozen(net));
+        assert_int_equal(rn_net_forward(net, x, n, 0, got), RN_OK);
+        assert_memory_equal(ref, got, sizeof got);
+        free(x);
+        rn_net_free(net);
+    }
+}
+
+/* rn_net_load into a frozen network folds the loaded weights, not the old ones. */
+static void test_freeze_then_load(void **state)
+{
+    (void)state;
+    rn_net *a = small_net("resnet8", 1), *b = small_net("resnet8", 2);
+    scramble_bns(a, 11);
+    assert_int_equal(rn_net_save(a, tmp_path("frozen.safetensors")), RN_OK);
+    float x[4 * 3 * 16 * 16], ref[4 * 4], got[4 * 4];
+    rn_test_fill_normal(x, sizeof x / sizeof x[0], 3, 1.0f);
+    assert_int_equal(rn_net_forward(a, x, 4, 0, ref), RN_OK);
+    assert_int_equal(rn_net_freeze(b, 1), RN_OK);
+    assert_int_equal(rn_net_forward(b, x, 4, 0, got), RN_OK);
+    assert_true(rn_test_rel_err(got, ref, 16) > 1e-2); /* another network so far */
+    assert_int_equal(rn_net_load(b, tmp_path("frozen.safetensors")), RN_OK);
+    assert_true(rn_net_frozen(b));
+    assert_int_equal(rn_net_forward(b, x, 4, 0, got), RN_OK);
+    assert_true(rn_test_rel_err(got, ref, 16) < 1e-5);
+    rn_net_free(a);
+    rn_net_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -489,6 +593,8 @@ int main(void)
         cmocka_unit_test(test_sgd_learns_a_batch),
         cmocka_unit_test(test_stochastic_depth_and_lesions),
         cmocka_unit_test(test_zero_init_last_bn),
+        cmocka_unit_test(test_freeze),
+        cmocka_unit_test(test_freeze_then_load),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -110,3 +110,14 @@ int cli_open_net(const cli_net_args *a, rn_net **net)
     if (rn_net_create(net, a->arch, &a->opt)) return cli_lib_error(NULL);
     return 0;
 }
+
+int cli_open_frozen_net(const cli_net_args *a, rn_net **net)
+{
+    if (cli_open_net(a, net)) return 1;
+    if (rn_net_freeze(*net, 1)) {
+        rn_net_free(*net);
+        *net = NULL;
+        return cli_lib_error("freezing the network for inference");
+    }
+    return 0;
+}

@@ -18,6 +18,8 @@ int cli_net_arg(cli_net_args *a, int argc, char **argv, int *i);
 /* Creates (--arch) or opens (--model / --weights) the network; prints the error and returns
  * nonzero on failure. */
 int cli_open_net(const cli_net_args *a, rn_net **net);
+/* The same, frozen for inference (rn_net_freeze): for commands that only run forwards. */
+int cli_open_frozen_net(const cli_net_args *a, rn_net **net);
 /* The value after option argv[*i], advancing *i; prints an error and returns NULL if missing. */
 const char *cli_value(int argc, char **argv, int *i);
 int cli_parse_int(const char *opt, const char *text, long lo, long hi, long *out);

@@ -63,7 +63,9 @@ static void usage_text(void)
          "Times this engine alone on random data (from --seed):\n"
          "  --mode train  rn_net_train_step + rn_sgd_step (lr 0.01, momentum 0.9, weight decay\n"
          "                1e-4)\n"
-         "  --mode infer  rn_net_forward in evaluation mode\n"
+         "  --mode infer  rn_net_forward in evaluation mode, the network frozen for inference\n"
+         "                (rn_net_freeze: BN folded into the convolutions, weights packed once,\n"
+         "                before the clock starts; --no-freeze: the plain evaluation forward)\n"
          "  --kernels     the kernel table: every distinct convolution shape of the network and\n"
          "                its count, each timed alone at the batch size: forward, backward-data\n"
          "                (input gradient only) and backward-weights (weight gradient only);\n"
@@ -338,7 +340,7 @@ int cmd_bench(int argc, char **argv)
     cli_net_args_init(&a);
     long batch = 0, threads = 0, warmup = 2, iters = 10;
     double max_seconds = 0;
-    int mode = MODE_NONE, json = 0, kernels = 0;
+    int mode = MODE_NONE, json = 0, kernels = 0, freeze = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--input")) argv[i] = "--input-shape"; /* bench takes a shape */
         int r = cli_net_arg(&a, argc, argv, &i);
@@ -346,6 +348,7 @@ int cmd_bench(int argc, char **argv)
         if (r) continue;
         const char *o = argv[i], *v;
         if (!strcmp(o, "--json")) json = 1;
+        else if (!strcmp(o, "--no-freeze")) freeze = 0;
         else if (!strcmp(o, "--kernels")) kernels = 1;
         else if (!strcmp(o, "--help")) {
             usage_text();
@@ -399,6 +402,7 @@ int cmd_bench(int argc, char **argv)
     if (!x || !logits || !labels || !times) rc = cli_error("out of memory");
     if (!rc && mode == MODE_TRAIN && rn_sgd_create(&sgd, net, MOMENTUM, WEIGHT_DECAY, 0))
         rc = cli_lib_error("sgd");
+    if (!rc && mode == MODE_INFER && freeze && rn_net_freeze(net, 1)) rc = cli_lib_error("freeze");
     if (!rc) {
         rn_rng rng;
         rn_rng_seed(&rng, o.seed ^ 0xbe9c4);
@@ -431,11 +435,13 @@ int cmd_bench(int argc, char **argv)
         double flop_per_image = 2.0 * macs * (mode == MODE_TRAIN ? 3 : 1);
         double ips = (double)batch / med, gflops = flop_per_image * (double)batch / med / 1e9;
         int omp_threads = omp_get_max_threads();
-        const char *mode_name = mode == MODE_TRAIN ? "train" : "infer";
+        const char *mode_name = mode == MODE_TRAIN  ? "train"
+                                : rn_net_frozen(net) ? "infer (frozen)"
+                                                     : "infer";
         if (json) {
             cJSON *root = cJSON_CreateObject();
             cJSON_AddStringToObject(root, "arch", rn_net_arch(net));
-            cJSON_AddStringToObject(root, "mode", mode_name);
+            cJSON_AddStringToObject(root, "mode", mode == MODE_TRAIN ? "train" : "infer");
             cJSON_AddNumberToObject(root, "batch", (double)batch);
             int shape[3] = {o.in_c, o.in_h, o.in_w};
             cJSON_AddItemToObject(root, "input", cJSON_CreateIntArray(shape, 3));
@@ -453,6 +459,7 @@ int cmd_bench(int argc, char **argv)
             cJSON_AddNumberToObject(root, "gflop_per_s", gflops);
             cJSON_AddNumberToObject(root, "max_rss_mb", max_rss_mb());
             if (mode == MODE_TRAIN) cJSON_AddNumberToObject(root, "last_loss", loss);
+            else cJSON_AddBoolToObject(root, "frozen", rn_net_frozen(net));
             cJSON *arr = cJSON_CreateArray();
             for (int i = 0; i < timed; i++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(1e3 * times[i]));
             cJSON_AddItemToObject(root, "ms_sorted", arr);

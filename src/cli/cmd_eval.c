@@ -163,7 +163,7 @@ int cmd_eval(int argc, char **argv)
         omp_set_num_threads((int)threads);
     }
     rn_net *net;
-    if (cli_open_net(&na, &net)) return 1;
+    if (cli_open_frozen_net(&na, &net)) return 1;
     rn_dataset *data = NULL;
     if (load_eval_data(&data, net, kind, dir, split)) {
         rn_net_free(net);

@@ -67,7 +67,7 @@ int cmd_forward(int argc, char **argv)
         a.opt.in_w = shape[3];
     }
     rn_net *net;
-    if (cli_open_net(&a, &net)) {
+    if (cli_open_frozen_net(&a, &net)) {
         free(x);
         return 1;
     }

@@ -58,7 +58,7 @@ int cmd_predict(int argc, char **argv)
         return cli_error("predict: no image files given") + 1;
     }
     rn_net *net;
-    if (cli_open_net(&na, &net)) {
+    if (cli_open_frozen_net(&na, &net)) {
         free(images);
         return 1;
     }

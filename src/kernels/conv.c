@@ -163,11 +163,11 @@ static int rows_pointwise(const rows_geom *g)
     return g->r == 1 && g->s == 1 && g->st == 1 && g->ph == 0 && g->pw == 0;
 }
 
-/* count <= g->side consecutive images: y[i, k, oh, ow] = conv(x) (+ b), wp the weights packed
- * by rn_gemm_pack_a. xp and yp are scratch (g->xpad, g->ypad floats). */
+/* count <= g->side consecutive images: y[i, k, oh, ow] = conv(x) (+ b), then max(y, 0) when
+ * relu; wp the weights packed by rows_pack. xp and yp are scratch (g->xpad, g->ypad floats). */
 static void rows_images(float *y, const float *x, int count, const float *wp, const float *b,
-                        const rows_geom *g, const int *off, float *xp, float *yp, float *pack,
-                        int threads)
+                        int relu, const rows_geom *g, const int *off, float *xp, float *yp,
+                        float *pack, int threads)
 {
     const int crs = g->c * g->r * g->s;
     const int pointwise = rows_pointwise(g);
@@ -190,12 +190,20 @@ static void rows_images(float *y, const float *x, int count, const float *wp, co
             if (pointwise) {
                 if (b)
                     for (size_t j = 0; j < p; j++) yk[j] += bk;
+                if (relu)
+                    for (size_t j = 0; j < p; j++) yk[j] = yk[j] > 0.0f ? yk[j] : 0.0f;
                 continue;
             }
             for (int oy = 0; oy < g->oh; oy++) {
                 const float *row = yp + ((size_t)kk * g->oh + oy) * g->ld + (size_t)m * g->gw;
                 float *dst = yk + (size_t)oy * g->ow;
-                for (int ox = 0; ox < g->ow; ox++) dst[ox] = row[ox] + bk;
+                if (relu)
+                    for (int ox = 0; ox < g->ow; ox++) {
+                        const float v = row[ox] + bk;
+                        dst[ox] = v > 0.0f ? v : 0.0f;
+                    }
+                else
+                    for (int ox = 0; ox < g->ow; ox++) dst[ox] = row[ox] + bk;
             }
         }
 }
@@ -235,31 +243,34 @@ static rows_geom run_geom(rows_geom g, int n, int threads)
                                      cap < FWD_SIDE_MAX ? cap : FWD_SIDE_MAX));
 }
 
-/* n images through the shifted-rows path (g: one image's geometry). packs: threads packing
- * buffers; rest: threads slices of rows_rest_floats(run_geom); off: crs ints; wp: room for the
- * packed weights. */
-static void rows_run(float *y, const float *x, const float *w, const float *b, int n,
-                     const rows_geom *g1, int *off, float *wp, float *packs, float *rest,
-                     int threads)
+/* The weights w[k, c, r, s] of the shifted-rows path packed for its multiply. */
+static void rows_pack(float *wp, const float *w, const rows_geom *g, int threads)
+{
+    rn_gemm_pack_a(wp, w, g->c * g->r * g->s, g->k, g->c * g->r * g->s, threads);
+}
+
+/* n images through the shifted-rows path (g: one image's geometry), then max(y, 0) when relu.
+ * w: the weights packed by rows_pack; packs: threads packing buffers; rest: threads slices of
+ * rows_rest_floats(run_geom); off: crs ints. */
+static void rows_run(float *y, const float *x, const float *w, const float *b, int relu, int n,
+                     const rows_geom *g1, int *off, float *packs, float *rest, int threads)
 {
     const rows_geom gs = run_geom(*g1, n, threads), *g = &gs;
     const size_t rf = rows_rest_floats(g);
     rows_offsets(off, g);
-    rn_gemm_pack_a(wp, w, g->c * g->r * g->s, g->k, g->c * g->r * g->s, threads);
-    w = wp;
     const size_t xs = (size_t)g->c * g->h * g->w, ys = (size_t)g->k * g->oh * g->ow;
     const int side = g->side, groups = (n + side - 1) / side;
     if (groups < threads || threads <= 1) {
         for (int i = 0; i < n; i += side)
-            rows_images(y + i * ys, x + i * xs, n - i < side ? n - i : side, w, b, g, off, rest,
-                        rest + g->xpad, packs, threads);
+            rows_images(y + i * ys, x + i * xs, n - i < side ? n - i : side, w, b, relu, g, off,
+                        rest, rest + g->xpad, packs, threads);
         return;
     }
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
     for (int gi = 0; gi < groups; gi++) {
         const int t = rn_thread_id(), i = gi * side;
         float *mine = rest + (size_t)t * rf;
-        rows_images(y + i * ys, x + i * xs, n - i < side ? n - i : side, w, b, g, off, mine,
+        rows_images(y + i * ys, x + i * xs, n - i < side ? n - i : side, w, b, relu, g, off, mine,
                     mine + g->xpad, packs + (size_t)t * GEMM_PACK_FLOATS, 1);
     }
 }
@@ -450,16 +461,59 @@ size_t rn_conv_workspace(const rn_conv_shape *sh)
 
 /* ---- forward ------------------------------------------------------------------------------ */
 
-void rn_conv_forward(float *y, const float *x, const float *w, const float *b,
-                     const rn_conv_shape *sh, float *work)
+int rn_conv_packing(const rn_conv_shape *sh)
+{
+    rows_geom g = fwd_geom(sh);
+    rn_wino_geom wg;
+    return wino_geom(&wg, sh, &g) ? RN_CONV_WINOGRAD : RN_CONV_DIRECT;
+}
+
+size_t rn_conv_packed_floats(const rn_conv_shape *sh)
+{
+    rows_geom g = fwd_geom(sh);
+    rn_wino_geom wg;
+    if (wino_geom(&wg, sh, &g)) return rn_wino_weights_floats(&wg);
+    return rn_gemm_packed_a_floats(sh->k, sh->c * sh->r * sh->s);
+}
+
+size_t rn_conv_packed_floats_max(const rn_conv_shape *sh)
+{
+    rn_conv_shape any = *sh;
+    any.algo = RN_CONV_DIRECT;
+    size_t n = rn_conv_packed_floats(&any);
+    if (sh->algo != RN_CONV_DIRECT) {
+        any.algo = RN_CONV_WINOGRAD; /* whatever the batch size */
+        n = max_size(n, rn_conv_packed_floats(&any));
+    }
+    return n;
+}
+
+void rn_conv_pack(float *packed, const float *w, const rn_conv_shape *sh)
+{
+    rows_geom g = fwd_geom(sh);
+    rn_wino_geom wg;
+    if (wino_geom(&wg, sh, &g)) rn_wino_pack(packed, w, &wg, threads_of(sh));
+    else rows_pack(packed, w, &g, threads_of(sh));
+}
+
+void rn_conv_forward_packed(float *y, const float *x, const float *packed, const float *b,
+                            int relu, const rn_conv_shape *sh, float *work)
 {
     conv_work cw = carve(sh, work, NULL);
     rows_geom g = fwd_geom(sh);
     rn_wino_geom wg;
     if (wino_geom(&wg, sh, &g))
-        rn_wino_run(y, x, w, b, sh->n, &wg, cw.wpack, cw.off, cw.packs, cw.rest, threads_of(sh));
+        rn_wino_run(y, x, packed, b, relu, sh->n, &wg, cw.off, cw.packs, cw.rest, threads_of(sh));
     else
-        rows_run(y, x, w, b, sh->n, &g, cw.off, cw.wpack, cw.packs, cw.rest, threads_of(sh));
+        rows_run(y, x, packed, b, relu, sh->n, &g, cw.off, cw.packs, cw.rest, threads_of(sh));
+}
+
+void rn_conv_forward(float *y, const float *x, const float *w, const float *b,
+                     const rn_conv_shape *sh, float *work)
+{
+    conv_work cw = carve(sh, work, NULL);
+    rn_conv_pack(cw.wpack, w, sh);
+    rn_conv_forward_packed(y, x, cw.wpack, b, 0, sh, work);
 }
 
 /* ---- backward ----------------------------------------------------------------------------- */
@@ -642,8 +696,11 @@ void rn_conv_backward(float *dx, float *dw, float *db, const float *dy, const fl
                         w[(((size_t)kk * c + ci) * r + (r - 1 - ky)) * s + (s - 1 - kx)];
     rows_geom g = bwd_geom(sh);
     rn_wino_geom wg;
-    if (wino_geom(&wg, sh, &g))
-        rn_wino_run(dx, dy, cw.wflip, NULL, sh->n, &wg, cw.wpack, cw.off, cw.packs, cw.rest, threads);
-    else
-        rows_run(dx, dy, cw.wflip, NULL, sh->n, &g, cw.off, cw.wpack, cw.packs, cw.rest, threads);
+    if (wino_geom(&wg, sh, &g)) {
+        rn_wino_pack(cw.wpack, cw.wflip, &wg, threads);
+        rn_wino_run(dx, dy, cw.wpack, NULL, 0, sh->n, &wg, cw.off, cw.packs, cw.rest, threads);
+    } else {
+        rows_pack(cw.wpack, cw.wflip, &g, threads);
+        rows_run(dx, dy, cw.wpack, NULL, 0, sh->n, &g, cw.off, cw.packs, cw.rest, threads);
+    }
 }

@@ -47,7 +47,7 @@ size_t rn_wino_weights_floats(const rn_wino_geom *g)
 
 /* U[xi] = G g G^T for every (k, c), written straight into the layout of rn_gemm_pack_a
  * (panels of GEMM_MR rows, column p of a panel at p * GEMM_MR). Computed in double. */
-static void pack_weights(float *upack, const float *w, const rn_wino_geom *g, int threads)
+void rn_wino_pack(float *upack, const float *w, const rn_wino_geom *g, int threads)
 {
     const size_t per = rn_gemm_packed_a_floats(g->k, g->c);
     memset(upack, 0, 16 * per * sizeof(float));
@@ -96,7 +96,7 @@ static float *thread_scratch(float *rest, size_t rf, const rn_wino_geom *g, int 
  * buffer `slot` of packs. threads > 1 splits the transforms over channels and the 16 matrix
  * multiplies between threads (called outside a parallel region; each thread's scratch is
  * then in its own slice and its own packing buffer). */
-static void run_group(float *y, const float *x, const float *b, int i0, int cnt,
+static void run_group(float *y, const float *x, const float *b, int relu, int i0, int cnt,
                       const rn_wino_geom *g, const rn_wino_transforms *tf, const float *upack,
                       const int *off, float *packs, float *rest, size_t rf, int slot,
                       int threads)
@@ -129,23 +129,21 @@ static void run_group(float *y, const float *x, const float *b, int i0, int cnt,
         float *tmp = thread_scratch(rest, rf, g, threads > 1 ? rn_thread_id() : slot);
         tf->output(y + (size_t)(i0 + i) * ys + (size_t)kk * g->oh * g->ow,
                    m + (size_t)kk * ld + (size_t)i * tiles, mstride, g->th, g->gw, g->oh,
-                   g->ow, b ? b[kk] : 0.0f, tmp);
+                   g->ow, b ? b[kk] : 0.0f, relu, tmp);
     }
 }
 
-void rn_wino_run(float *y, const float *x, const float *w, const float *b, int n,
-                 const rn_wino_geom *g, float *upack, int *off, float *packs, float *rest,
-                 int threads)
+void rn_wino_run(float *y, const float *x, const float *upack, const float *b, int relu, int n,
+                 const rn_wino_geom *g, int *off, float *packs, float *rest, int threads)
 {
     const rn_wino_transforms *tf = rn_cpu_simd() == RN_SIMD_AVX2 ? &rn_wino_avx2 : &rn_wino_generic;
-    pack_weights(upack, w, g, threads);
     for (int ci = 0; ci < g->c; ci++) off[ci] = ci * g->nb * g->tiles;
     const int groups = (n + g->nb - 1) / g->nb;
     const size_t rf = rn_wino_rest_floats(g);
     if (groups < threads || threads <= 1) {
         for (int gi = 0; gi < groups; gi++) {
             const int i0 = gi * g->nb, cnt = n - i0 < g->nb ? n - i0 : g->nb;
-            run_group(y, x, b, i0, cnt, g, tf, upack, off, packs, rest, rf, 0, threads);
+            run_group(y, x, b, relu, i0, cnt, g, tf, upack, off, packs, rest, rf, 0, threads);
         }
         return;
     }
@@ -153,6 +151,6 @@ void rn_wino_run(float *y, const float *x, const float *w, const float *b, int n
     for (int gi = 0; gi < groups; gi++) {
         const int t = rn_thread_id();
         const int i0 = gi * g->nb, cnt = n - i0 < g->nb ? n - i0 : g->nb;
-        run_group(y, x, b, i0, cnt, g, tf, upack, off, packs, rest, rf, t, 1);
+        run_group(y, x, b, relu, i0, cnt, g, tf, upack, off, packs, rest, rf, t, 1);
     }
 }

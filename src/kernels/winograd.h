@@ -34,12 +34,15 @@ size_t rn_wino_weights_floats(const rn_wino_geom *g);
 /* Floats of scratch one thread needs besides its GEMM packing buffer. */
 size_t rn_wino_rest_floats(const rn_wino_geom *g);
 
-/* y[n, k, oh, ow] = conv3x3(x[n, c, h, w], w) (+ b). upack: rn_wino_weights_floats; off: c
- * ints; packs: threads GEMM packing buffers; rest: threads slices of
- * rn_wino_rest_floats. threads > 1 opens a parallel region (call it from outside one). */
-void rn_wino_run(float *y, const float *x, const float *w, const float *b, int n,
-                 const rn_wino_geom *g, float *upack, int *off, float *packs, float *rest,
-                 int threads);
+/* The weights w[k, c, 3, 3] transformed and packed for rn_wino_run into upack
+ * (rn_wino_weights_floats). */
+void rn_wino_pack(float *upack, const float *w, const rn_wino_geom *g, int threads);
+/* y[n, k, oh, ow] = conv3x3(x[n, c, h, w], w) (+ b), then max(y, 0) when relu. upack: the
+ * weights packed by rn_wino_pack; off: c ints; packs: threads GEMM packing buffers; rest:
+ * threads slices of rn_wino_rest_floats. threads > 1 opens a parallel region (call it from
+ * outside one). */
+void rn_wino_run(float *y, const float *x, const float *upack, const float *b, int relu, int n,
+                 const rn_wino_geom *g, int *off, float *packs, float *rest, int threads);
 
 /* The transforms, one instance per instruction set (winograd_transforms.h). */
 typedef struct {
@@ -50,9 +53,10 @@ typedef struct {
      * apart, at this channel's row and this image's first tile; n = tiles. */
     void (*input)(float *v, size_t vstride, const float *p, size_t ps, int gw, int n);
     /* m: the first of 16 matrices mstride apart at this output channel's row and this
-     * image's first tile; y: [oh, ow] of one channel. tmp: 4 * th * gw floats. */
+     * image's first tile; y: [oh, ow] of one channel, + bias, then max(y, 0) when relu.
+     * tmp: 4 * th * gw floats. */
     void (*output)(float *y, const float *m, size_t mstride, int th, int gw, int oh, int ow,
-                   float bias, float *tmp);
+                   float bias, int relu, float *tmp);
 } rn_wino_transforms;
 extern const rn_wino_transforms rn_wino_generic, rn_wino_avx2;
 

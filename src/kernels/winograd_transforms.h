@@ -56,7 +56,7 @@ static void input_transform(float *v, size_t vstride, const float *p, size_t ps,
 }
 
 static void output_transform(float *y, const float *m, size_t mstride, int th, int gw, int oh,
-                             int ow, float bias, float *tmp)
+                             int ow, float bias, int relu, float *tmp)
 {
     const int n = th * gw;
     float *y00 = tmp, *y01 = tmp + n, *y10 = tmp + 2 * (size_t)n, *y11 = tmp + 3 * (size_t)n;
@@ -78,6 +78,8 @@ static void output_transform(float *y, const float *m, size_t mstride, int th, i
         y10[u] = s10 - s20 - s30 + bias;
         y11[u] = s11 - s21 - s31 + bias;
     }
+    if (relu)
+        for (int u = 0; u < 4 * n; u++) tmp[u] = tmp[u] > 0.0f ? tmp[u] : 0.0f;
     for (int ty = 0; ty < th; ty++) {
         for (int half = 0; half < 2 && 2 * ty + half < oh; half++) {
             const float *ev = (half ? y10 : y00) + (size_t)ty * gw;

@@ -168,7 +168,9 @@ void rn_block_forward(rn_net *net, rn_block *b, const float *x)
         b->s = b->sc_out;
         break;
     case RN_SC_PROJECTION:
-        if (b->proj_has_bn) {
+        if (net->frozen) {
+            rn_conv_run_frozen(net, &b->proj, b->sc_out, tap, 0);
+        } else if (b->proj_has_bn) {
             rn_conv_run_forward(net, &b->proj, b->proj_mid, tap);
             rn_bn_run_forward(net, &b->proj_bn, b->sc_out, b->proj_mid, b->out);
         } else {

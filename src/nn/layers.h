@@ -13,21 +13,30 @@ typedef struct {
     int c, h, w;
 } rn_shape3;
 
+typedef struct rn_bn rn_bn;
+
 typedef struct {
     int in_c, out_c, k, stride, pad, has_bias;
     rn_shape3 in, out;
     float *w, *b;   /* params */
     float *dw, *db; /* grads */
+    /* A frozen network's (rn_net_freeze): fold_bn, the batch norm that follows this
+     * convolution in every forward (or NULL), folded into fold_w and fold_b; packed, fold_w
+     * as rn_conv_pack writes it for the rn_conv_algo packed_as (0: not yet). Owned by the
+     * network while it is frozen, NULL otherwise. */
+    const rn_bn *fold_bn;
+    float *fold_w, *fold_b, *packed;
+    int packed_as;
 } rn_conv;
 
-typedef struct {
+struct rn_bn {
     int c;
     float *w, *b, *dw, *db;
     float *run_mean, *run_var;
     int64_t *batches_tracked;
     float *batch_mean, *batch_var; /* saved by the training forward for backward */
     int used_batch_stats;          /* how the last forward normalised */
-} rn_bn;
+};
 
 typedef struct {
     int in_dim, out_dim;

@@ -70,6 +70,7 @@ static void free_bn(rn_bn *bn)
 void rn_net_free(rn_net *net)
 {
     if (!net) return;
+    rn_net_freeze(net, 0);
     for (int i = 0; i < net->n_blocks; i++) {
         rn_block *b = net->blocks[i];
         for (int j = 0; j < 3; j++) free_bn(&b->bn[j]);
@@ -121,6 +122,9 @@ void rn_net_get_options(const rn_net *net, rn_net_options *opt) { *opt = net->op
 int rn_net_forward(rn_net *net, const float *x, int n, int training, float *logits)
 {
     if (n <= 0) return rn_fail(RN_ERR_ARG, "batch size must be positive, not %d", n);
+    if (training && net->frozen)
+        return rn_fail(RN_ERR_ARG, "this network is frozen for inference (rn_net_freeze): it "
+                                   "cannot run a training forward");
     if (training && n == 1 && net->opt.in_h * net->opt.in_w == 1)
         return rn_fail(RN_ERR_ARG, "training batch norm needs more than one value per channel");
     int st = rn_net_reserve_batch(net, n);
@@ -146,6 +150,9 @@ int rn_net_forward(rn_net *net, const float *x, int n, int training, float *logi
 
 int rn_net_backward(rn_net *net, const int *labels, float *loss)
 {
+    if (net->frozen)
+        return rn_fail(RN_ERR_ARG,
+                       "a network frozen for inference (rn_net_freeze) has no backward");
     if (!net->forward_done) return rn_fail(RN_ERR_ARG, "backward without a forward pass");
     int n = net->n, k = net->fc.out_dim;
     for (int i = 0; i < n; i++)

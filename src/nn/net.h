@@ -102,6 +102,7 @@ struct rn_net {
     int n;
     int training;
     int forward_done;
+    int frozen; /* rn_net_freeze: batch norms folded into the convolutions, weights packed */
 
     rn_rng rng;
     float label_smoothing; /* loss of rn_net_backward: 0 = plain cross-entropy */
@@ -144,6 +145,12 @@ rn_conv_shape rn_conv_shape_of(const rn_conv *conv, int n, int threads);
 /* The threads the kernels will use now (OpenMP's current setting). */
 int rn_net_threads(void);
 void rn_conv_run_forward(rn_net *net, rn_conv *conv, float *y, const float *x);
+/* Batch norm's epsilon, as torch.nn.BatchNorm2d's default. */
+#define RN_BN_EPS 1e-5f
+
+/* A frozen network's convolution (freeze.c): y = conv(x) with the BN after it folded in (if
+ * any), then max(y, 0) when relu. */
+void rn_conv_run_frozen(rn_net *net, rn_conv *conv, float *y, const float *x, int relu);
 void rn_conv_run_backward(rn_net *net, rn_conv *conv, float *dx, const float *dy,
                           const float *x);
 void rn_bn_run_forward(rn_net *net, rn_bn *bn, float *y, const float *x, rn_shape3 s);

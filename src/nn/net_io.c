@@ -153,6 +153,8 @@ int rn_net_load(rn_net *net, const char *path)
     st = load_tensors(net, f);
     if (!st) st = load_metadata(net, f);
     rn_st_close(f);
+    /* a frozen network folds the new weights */
+    if (!st && net->frozen) st = rn_net_freeze(net, 1);
     return st;
 }
 

@@ -9,7 +9,7 @@
 #include <omp.h>
 #endif
 
-static const float bn_eps = 1e-5f;
+static const float bn_eps = RN_BN_EPS;
 static const float bn_momentum = 0.1f;
 
 int rn_seq_build(rn_net *net, rn_seq *seq, const char *pattern, rn_conv *convs, int *next_conv,
@@ -150,6 +150,26 @@ static int fused_bn_relu(const rn_seq *seq, int i, int lo, int hi)
            seq->ops[i + 1].kind == RN_OP_RELU;
 }
 
+/* A frozen network's convolution at op i, with the BN folded into it and a ReLU after them
+ * when both are in [i, to): the number of ops it computed. */
+static int frozen_conv(rn_net *net, rn_seq *seq, int i, int to)
+{
+    rn_conv *conv = seq->ops[i].conv;
+    int last = i;
+    if (conv->fold_bn) {
+        if (!(i + 1 < to && seq->ops[i + 1].bn == conv->fold_bn)) {
+            /* the range ends between them: the plain convolution */
+            rn_conv_run_forward(net, conv, seq->buf[i + 1], seq->buf[i]);
+            return 1;
+        }
+        last++;
+    }
+    const int relu = last + 1 < to && seq->ops[last + 1].kind == RN_OP_RELU;
+    last += relu;
+    rn_conv_run_frozen(net, conv, seq->buf[last + 1], seq->buf[i], relu);
+    return last - i + 1;
+}
+
 void rn_seq_forward(rn_net *net, rn_seq *seq, const float *x, int from, int to)
 {
     if (from == 0) seq->buf[0] = (float *)x;
@@ -158,6 +178,10 @@ void rn_seq_forward(rn_net *net, rn_seq *seq, const float *x, int from, int to)
         const float *in = seq->buf[i];
         float *out = seq->buf[i + 1];
         size_t len = rn_shape3_size(op->out) * (size_t)net->n;
+        if (net->frozen && op->kind == RN_OP_CONV) {
+            i += frozen_conv(net, seq, i, to) - 1;
+            continue;
+        }
         if (fused_bn_relu(seq, i, from, to)) {
             bn_forward(net, op->bn, seq->buf[i + 2], in, op->in, 1);
             i++;

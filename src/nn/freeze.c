@@ -1,0 +1,92 @@
+/* Frozen networks, for inference: every batch norm that follows a convolution folded into that
+ * convolution's weights and bias, and the weights packed once for the convolution kernels
+ * instead of on every call (rn_net_freeze in resnet.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "kernels/kernels.h"
+#include "nn/net.h"
+
+static void unfreeze_conv(rn_conv *conv)
+{
+    free(conv->fold_w);
+    free(conv->fold_b);
+    free(conv->packed);
+    conv->fold_w = conv->fold_b = conv->packed = NULL;
+    conv->fold_bn = NULL;
+    conv->packed_as = 0;
+}
+
+/* The BN right after each convolution of seq, wherever there is one. */
+static void find_bns(rn_seq *seq)
+{
+    for (int i = 0; i + 1 < seq->n; i++)
+        if (seq->ops[i].kind == RN_OP_CONV && seq->ops[i + 1].kind == RN_OP_BN)
+            seq->ops[i].conv->fold_bn = seq->ops[i + 1].bn;
+}
+
+/* w' = w * s and b' = (b - mean) * s + beta per output channel, s = gamma / sqrt(var + eps):
+ * the evaluation-mode BN of the convolution's output, computed in double. */
+static int fold_conv(rn_conv *conv)
+{
+    const size_t per = (size_t)conv->in_c * conv->k * conv->k, k = (size_t)conv->out_c;
+    rn_conv_shape sh = rn_conv_shape_of(conv, 1, rn_net_threads());
+    conv->fold_w = malloc(k * per * sizeof(float));
+    conv->fold_b = malloc(k * sizeof(float));
+    conv->packed = malloc(rn_conv_packed_floats_max(&sh) * sizeof(float));
+    if (!conv->fold_w || !conv->fold_b || !conv->packed)
+        return rn_fail(RN_ERR_NOMEM, "out of memory freezing the network");
+    const rn_bn *bn = conv->fold_bn;
+    for (size_t kk = 0; kk < k; kk++) {
+        const double b = conv->has_bias ? conv->b[kk] : 0.0;
+        double s = 1.0, shift = b;
+        if (bn) {
+            s = bn->w[kk] / sqrt((double)bn->run_var[kk] + (double)RN_BN_EPS);
+            shift = (b - bn->run_mean[kk]) * s + bn->b[kk];
+        }
+        for (size_t j = 0; j < per; j++)
+            conv->fold_w[kk * per + j] = (float)(conv->w[kk * per + j] * s);
+        conv->fold_b[kk] = (float)shift;
+    }
+    return RN_OK;
+}
+
+int rn_net_freeze(rn_net *net, int frozen)
+{
+    for (int i = 0; i < net->n_convs; i++) unfreeze_conv(net->convs[i]);
+    net->frozen = 0;
+    if (!frozen) return RN_OK;
+    find_bns(&net->stem);
+    find_bns(&net->head);
+    for (int i = 0; i < net->n_blocks; i++) {
+        rn_block *b = net->blocks[i];
+        find_bns(&b->branch);
+        find_bns(&b->post);
+        if (b->sc == RN_SC_PROJECTION && b->proj_has_bn) b->proj.fold_bn = &b->proj_bn;
+    }
+    for (int i = 0; i < net->n_convs; i++) {
+        int st = fold_conv(net->convs[i]);
+        if (st) {
+            rn_net_freeze(net, 0);
+            return st;
+        }
+    }
+    net->frozen = 1;
+    net->forward_done = 0;
+    return RN_OK;
+}
+
+int rn_net_frozen(const rn_net *net) { return net->frozen; }
+
+void rn_conv_run_frozen(rn_net *net, rn_conv *conv, float *y, const float *x, int relu)
+{
+    rn_conv_shape sh = rn_conv_shape_of(conv, net->n, net->work_threads);
+    const int as = rn_conv_packing(&sh);
+    if (conv->packed_as != as) {
+        rn_conv_pack(conv->packed, conv->fold_w, &sh);
+        conv->packed_as = as;
+    }
+    rn_conv_forward_packed(y, x, conv->packed, conv->fold_b, relu, &sh, net->work);
+}
