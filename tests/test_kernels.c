@@ -577,7 +577,8 @@ static void test_conv_blocked_and_threads(void **state)
 }
 
 /* The forward with weights packed once (rn_conv_pack + rn_conv_forward_packed) gives the bits
- * of rn_conv_forward followed by a ReLU, on every path: Winograd, direct stride 1 (images side
+ * of rn_conv_forward followed by a ReLU, and with scaled weights those of the forward with the
+ * weights scaled beforehand, on every path: Winograd, direct stride 1 (images side
  * by side), strided, pointwise, strided pointwise; 1 and 2 threads. */
 static void packed_case(int n, int c, int hw, int k, int r, int stride, int algo, int threads)
 {
@@ -594,7 +595,7 @@ static void packed_case(int n, int c, int hw, int k, int r, int stride, int algo
     rn_test_fill_normal(w, (size_t)k * c * r * r, 32, 0.3f);
     rn_test_fill_normal(b, (size_t)k, 33, 0.5f);
     rn_conv_forward(ref, x, w, b, &sh, work);
-    rn_conv_pack(packed, w, &sh);
+    rn_conv_pack(packed, w, NULL, &sh, work);
     rn_conv_forward_packed(got, x, packed, b, 0, &sh, work);
     assert_memory_equal(got, ref, yl * sizeof(float));
     int negative = 0;
@@ -605,7 +606,17 @@ static void packed_case(int n, int c, int hw, int k, int r, int stride, int algo
     assert_true(negative > 0);
     rn_conv_forward_packed(got, x, packed, b, 1, &sh, work);
     assert_memory_equal(got, ref, yl * sizeof(float));
-    free(x), free(w), free(b), free(ref), free(got), free(work), free(packed);
+    /* a scale per output channel: as the forward with the scaled weights */
+    float *scale = alloc_f((size_t)k);
+    rn_test_fill_uniform(scale, (size_t)k, 34, 0.5f, 2.0f);
+    const size_t per = (size_t)c * r * r;
+    rn_conv_pack(packed, w, scale, &sh, work);
+    for (int kk = 0; kk < k; kk++)
+        for (size_t j = 0; j < per; j++) w[kk * per + j] *= scale[kk];
+    rn_conv_forward(ref, x, w, b, &sh, work);
+    rn_conv_forward_packed(got, x, packed, b, 0, &sh, work);
+    assert_memory_equal(got, ref, yl * sizeof(float));
+    free(x), free(w), free(b), free(ref), free(got), free(work), free(packed), free(scale);
 }
 
 static void test_conv_packed(void **state)

@@ -488,8 +488,17 @@ size_t rn_conv_packed_floats_max(const rn_conv_shape *sh)
     return n;
 }
 
-void rn_conv_pack(float *packed, const float *w, const rn_conv_shape *sh)
+void rn_conv_pack(float *packed, const float *w, const float *scale, const rn_conv_shape *sh,
+                  float *work)
 {
+    if (scale) { /* the scaled copy goes where the input gradient keeps its flipped weights */
+        conv_work cw = carve(sh, work, NULL);
+        const size_t per = (size_t)sh->c * sh->r * sh->s;
+        for (int kk = 0; kk < sh->k; kk++)
+            for (size_t j = 0; j < per; j++)
+                cw.wflip[kk * per + j] = w[kk * per + j] * scale[kk];
+        w = cw.wflip;
+    }
     rows_geom g = fwd_geom(sh);
     rn_wino_geom wg;
     if (wino_geom(&wg, sh, &g)) rn_wino_pack(packed, w, &wg, threads_of(sh));
@@ -512,7 +521,7 @@ void rn_conv_forward(float *y, const float *x, const float *w, const float *b,
                      const rn_conv_shape *sh, float *work)
 {
     conv_work cw = carve(sh, work, NULL);
-    rn_conv_pack(cw.wpack, w, sh);
+    rn_conv_pack(cw.wpack, w, NULL, sh, work);
     rn_conv_forward_packed(y, x, cw.wpack, b, 0, sh, work);
 }
 

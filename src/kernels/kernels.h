@@ -46,17 +46,19 @@ size_t rn_conv_workspace(const rn_conv_shape *sh);
 /* y = conv(x, w) + b; b may be NULL. */
 void rn_conv_forward(float *y, const float *x, const float *w, const float *b,
                      const rn_conv_shape *sh, float *work);
-/* The forward with its weights packed once, for inference: rn_conv_pack writes w in the form
- * that the forward of this shape multiplies with (RN_CONV_DIRECT or RN_CONV_WINOGRAD, which
- * rn_conv_packing tells: it can depend on the batch size) into rn_conv_packed_floats(sh)
- * floats; rn_conv_forward_packed computes y = conv(x, w) + b, then max(y, 0) when relu, for
- * any shape with the same packing, channels and kernel. The same bits as rn_conv_forward
- * followed by a ReLU. */
+/* The forward with its weights packed once, for inference: rn_conv_pack writes w, each output
+ * channel kk's weights times scale[kk] (scale may be NULL), in the form that the forward of
+ * this shape multiplies with (RN_CONV_DIRECT or RN_CONV_WINOGRAD, which rn_conv_packing tells:
+ * it can depend on the batch size) into rn_conv_packed_floats(sh) floats; work as for the
+ * forward. rn_conv_forward_packed computes y = conv(x, w) + b, then max(y, 0) when relu, for
+ * any shape with the same packing, channels and kernel: the same bits as rn_conv_forward
+ * (with the scaled weights) followed by a ReLU. */
 int rn_conv_packing(const rn_conv_shape *sh);
 size_t rn_conv_packed_floats(const rn_conv_shape *sh);
 /* The most floats any batch size's packing of this convolution needs. */
 size_t rn_conv_packed_floats_max(const rn_conv_shape *sh);
-void rn_conv_pack(float *packed, const float *w, const rn_conv_shape *sh);
+void rn_conv_pack(float *packed, const float *w, const float *scale, const rn_conv_shape *sh,
+                  float *work);
 void rn_conv_forward_packed(float *y, const float *x, const float *packed, const float *b,
                             int relu, const rn_conv_shape *sh, float *work);
 /* dx = conv_transpose(dy, w) (overwritten), dw += ..., db += ...; each may be NULL. */

@@ -11,10 +11,10 @@
 
 static void unfreeze_conv(rn_conv *conv)
 {
-    free(conv->fold_w);
+    free(conv->fold_scale);
     free(conv->fold_b);
     free(conv->packed);
-    conv->fold_w = conv->fold_b = conv->packed = NULL;
+    conv->fold_scale = conv->fold_b = conv->packed = NULL;
     conv->fold_bn = NULL;
     conv->packed_as = 0;
 }
@@ -28,27 +28,27 @@ static void find_bns(rn_seq *seq)
 }
 
 /* w' = w * s and b' = (b - mean) * s + beta per output channel, s = gamma / sqrt(var + eps):
- * the evaluation-mode BN of the convolution's output, computed in double. */
+ * the evaluation-mode BN of the convolution's output (s and b' computed in double). The
+ * scaled weights themselves exist only packed. */
 static int fold_conv(rn_conv *conv)
 {
-    const size_t per = (size_t)conv->in_c * conv->k * conv->k, k = (size_t)conv->out_c;
-    rn_conv_shape sh = rn_conv_shape_of(conv, 1, rn_net_threads());
-    conv->fold_w = malloc(k * per * sizeof(float));
-    conv->fold_b = malloc(k * sizeof(float));
-    conv->packed = malloc(rn_conv_packed_floats_max(&sh) * sizeof(float));
-    if (!conv->fold_w || !conv->fold_b || !conv->packed)
-        return rn_fail(RN_ERR_NOMEM, "out of memory freezing the network");
+    const int k = conv->out_c;
+    rn_conv_shape sh = rn_conv_shape_of(conv, 1, 1);
     const rn_bn *bn = conv->fold_bn;
-    for (size_t kk = 0; kk < k; kk++) {
+    conv->fold_scale = bn ? malloc((size_t)k * sizeof(float)) : NULL;
+    conv->fold_b = malloc((size_t)k * sizeof(float));
+    conv->packed = malloc(rn_conv_packed_floats_max(&sh) * sizeof(float));
+    if ((bn && !conv->fold_scale) || !conv->fold_b || !conv->packed)
+        return rn_fail(RN_ERR_NOMEM, "out of memory freezing the network");
+    for (int kk = 0; kk < k; kk++) {
         const double b = conv->has_bias ? conv->b[kk] : 0.0;
-        double s = 1.0, shift = b;
-        if (bn) {
-            s = bn->w[kk] / sqrt((double)bn->run_var[kk] + (double)RN_BN_EPS);
-            shift = (b - bn->run_mean[kk]) * s + bn->b[kk];
+        if (!bn) {
+            conv->fold_b[kk] = (float)b;
+            continue;
         }
-        for (size_t j = 0; j < per; j++)
-            conv->fold_w[kk * per + j] = (float)(conv->w[kk * per + j] * s);
-        conv->fold_b[kk] = (float)shift;
+        const double s = bn->w[kk] / sqrt((double)bn->run_var[kk] + (double)RN_BN_EPS);
+        conv->fold_scale[kk] = (float)s;
+        conv->fold_b[kk] = (float)((b - bn->run_mean[kk]) * s + bn->b[kk]);
     }
     return RN_OK;
 }
@@ -85,7 +85,7 @@ void rn_conv_run_frozen(rn_net *net, rn_conv *conv, float *y, const float *x, in
     rn_conv_shape sh = rn_conv_shape_of(conv, net->n, net->work_threads);
     const int as = rn_conv_packing(&sh);
     if (conv->packed_as != as) {
-        rn_conv_pack(conv->packed, conv->fold_w, &sh);
+        rn_conv_pack(conv->packed, conv->w, conv->fold_scale, &sh, net->work);
         conv->packed_as = as;
     }
     rn_conv_forward_packed(y, x, conv->packed, conv->fold_b, relu, &sh, net->work);

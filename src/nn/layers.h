@@ -21,11 +21,12 @@ typedef struct {
     float *w, *b;   /* params */
     float *dw, *db; /* grads */
     /* A frozen network's (rn_net_freeze): fold_bn, the batch norm that follows this
-     * convolution in every forward (or NULL), folded into fold_w and fold_b; packed, fold_w
-     * as rn_conv_pack writes it for the rn_conv_algo packed_as (0: not yet). Owned by the
+     * convolution in every forward (or NULL), folded in as a scale of each output channel's
+     * weights (fold_scale, NULL without a BN) and a bias (fold_b); packed, the scaled weights
+     * as rn_conv_pack writes them for the rn_conv_algo packed_as (0: not yet). Owned by the
      * network while it is frozen, NULL otherwise. */
     const rn_bn *fold_bn;
-    float *fold_w, *fold_b, *packed;
+    float *fold_scale, *fold_b, *packed;
     int packed_as;
 } rn_conv;
 
