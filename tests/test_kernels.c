@@ -981,6 +981,37 @@ static void test_maxpool_padding_values(void **state)
     assert_memory_equal(dx2, wantdx2, sizeof wantdx2);
 }
 
+/* Windows inside the plane and at its border agree with a plain scan, bit for bit: the first
+ * of equal values wins (-0 before +0 stays -0) and a NaN wins and propagates. */
+static void test_maxpool_inside_and_border(void **state)
+{
+    (void)state;
+    enum { H = 9, W = 11, K = 3, S = 2, P = 1, OH = 5, OW = 6 };
+    float x[2 * H * W], y[2 * OH * OW];
+    rn_test_fill_normal(x, 2 * H * W, 41, 1.0f);
+    for (int i = 0; i < 2 * H * W; i += 7) x[i] = -0.0f;
+    for (int i = 3; i < 2 * H * W; i += 7) x[i] = 0.0f;
+    x[4 * W + 5] = NAN;
+    x[H * W + W + 1] = NAN; /* a border window of the second plane */
+    for (int i = 0; i < 2 * H * W; i += 5) x[i] = -fabsf(x[i]); /* some windows all negative */
+    rn_maxpool_forward(y, x, 1, 2, H, W, K, S, P, OH, OW);
+    for (int pl = 0; pl < 2; pl++)
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                float best = 0.0f;
+                int have = 0;
+                for (int ky = 0; ky < K; ky++)
+                    for (int kx = 0; kx < K; kx++) {
+                        const int iy = oy * S - P + ky, ix = ox * S - P + kx;
+                        if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                        const float v = x[(pl * H + iy) * W + ix];
+                        if (!have || v > best || (isnan(v) && !isnan(best))) best = v;
+                        have = 1;
+                    }
+                assert_memory_equal(&y[(pl * OH + oy) * OW + ox], &best, sizeof best);
+            }
+}
+
 static void test_maxpool_backward(void **state)
 {
     (void)state;
@@ -1264,6 +1295,7 @@ int main(void)
         cmocka_unit_test(test_add_scaled),
         cmocka_unit_test(test_maxpool_padding_values),
         cmocka_unit_test(test_maxpool_backward),
+        cmocka_unit_test(test_maxpool_inside_and_border),
         cmocka_unit_test(test_gap),
         cmocka_unit_test(test_fc),
         cmocka_unit_test(test_softmax_values),

@@ -48,6 +48,15 @@ void rn_add_scaled(float *y, const float *a, const float *b, float alpha, size_t
     for (size_t i = 0; i < len; i++) y[i] = a[i] + alpha * b[i];
 }
 
+void rn_add_scaled_relu(float *y, const float *a, const float *b, float alpha, size_t len)
+{
+#pragma omp parallel for schedule(dynamic, RN_OMP_CHUNK) if (len >= RN_OMP_MIN_WORK)
+    for (size_t i = 0; i < len; i++) {
+        const float v = a[i] + alpha * b[i];
+        y[i] = v > 0.0f ? v : 0.0f;
+    }
+}
+
 void rn_copy(float *y, const float *x, size_t len)
 {
     const size_t chunks = (len + RN_OMP_CHUNK - 1) / RN_OMP_CHUNK;

@@ -112,6 +112,8 @@ void rn_sigmoid_forward(float *y, const float *x, size_t len);
 void rn_sigmoid_backward(float *dx, const float *dy, const float *y, size_t len);
 /* y = a + alpha * b */
 void rn_add_scaled(float *y, const float *a, const float *b, float alpha, size_t len);
+/* y = max(a + alpha * b, 0): rn_add_scaled then rn_relu_forward in one pass, the same bits. */
+void rn_add_scaled_relu(float *y, const float *a, const float *b, float alpha, size_t len);
 /* y = x (not overlapping), split between threads like the loops above */
 void rn_copy(float *y, const float *x, size_t len);
 /* One SGD step on p[0, len): d = g + wd p; with momentum mu != 0, buf = mu buf + d (buf = d

@@ -181,8 +181,15 @@ void rn_block_forward(rn_net *net, rn_block *b, const float *x)
     }
 
     float *m = b->merged;
+    /* A ReLU right after the addition is computed in the addition's pass: the sum itself (m)
+     * is then never written, and nothing reads it (the ReLU's backward reads its output). */
+    const int add_relu = b->kind == RN_BLOCK_RESIDUAL && b->post.n > 0 &&
+                         b->post.ops[0].kind == RN_OP_RELU;
     if (b->kind == RN_BLOCK_PLAIN) {
         memcpy(m, f, len * sizeof(float));
+    } else if (add_relu) {
+        if (b->dropped) rn_relu_forward(b->post.buf[1], b->s, len);
+        else rn_add_scaled_relu(b->post.buf[1], b->s, f, b->scale, len);
     } else if (b->kind == RN_BLOCK_RESIDUAL) {
         if (b->dropped) memcpy(m, b->s, len * sizeof(float));
         else rn_add_scaled(m, b->s, f, b->scale, len);
@@ -194,7 +201,8 @@ void rn_block_forward(rn_net *net, rn_block *b, const float *x)
             m[i] = t * fi + (1.0f - t) * b->s[i];
         }
     }
-    rn_seq_forward(net, &b->post, m, 0, b->post.n);
+    b->post.buf[0] = m;
+    rn_seq_forward(net, &b->post, m, add_relu, b->post.n);
 }
 
 /* Gradient w.r.t. the shortcut's input (the tap), from ds; written to out. */
