@@ -557,6 +557,35 @@ static void test_freeze(void **state)
     }
 }
 
+/* Test-time stochastic depth (branches scaled by their survival) and deleted blocks (the
+ * branch skipped, the shortcut alone) on a frozen network. */
+static void test_freeze_depth_and_lesions(void **state)
+{
+    (void)state;
+    rn_net_options o;
+    rn_net_options_init(&o);
+    o.in_c = 3, o.in_h = o.in_w = 16;
+    o.classes = 4;
+    o.survival_last = 0.5f;
+    const char *archs[] = {"resnet14", "preresnet11"};
+    for (int a = 0; a < 2; a++) {
+        rn_net *net;
+        assert_int_equal(rn_net_create(&net, archs[a], &o), RN_OK);
+        scramble_bns(net, 60 + a);
+        float x[3 * 3 * 16 * 16], ref[3 * 4], got[3 * 4];
+        rn_test_fill_normal(x, sizeof x / sizeof x[0], 9, 1.0f);
+        for (int deleted = 0; deleted < 2; deleted++) {
+            assert_int_equal(rn_net_set_block_deleted(net, 1, deleted), RN_OK);
+            assert_int_equal(rn_net_forward(net, x, 3, 0, ref), RN_OK);
+            assert_int_equal(rn_net_freeze(net, 1), RN_OK);
+            assert_int_equal(rn_net_forward(net, x, 3, 0, got), RN_OK);
+            assert_int_equal(rn_net_freeze(net, 0), RN_OK);
+            assert_true(rn_test_rel_err(got, ref, 12) < 1e-5);
+        }
+        rn_net_free(net);
+    }
+}
+
 /* rn_net_load into a frozen network folds the loaded weights, not the old ones. */
 static void test_freeze_then_load(void **state)
 {
@@ -595,6 +624,7 @@ int main(void)
         cmocka_unit_test(test_zero_init_last_bn),
         cmocka_unit_test(test_freeze),
         cmocka_unit_test(test_freeze_then_load),
+        cmocka_unit_test(test_freeze_depth_and_lesions),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
