@@ -242,6 +242,15 @@ static void expect_refused(rn_net *net, const char *target, const char *how, con
     /* rn_net_load refuses the same file and says the same */
     assert_int_equal(rn_net_load(net, path), RN_ERR_MISMATCH);
     assert_non_null(strstr(rn_last_error(), target));
+    /* and leaves another network's weights as they were, none of them read */
+    rn_net *other = small_net(rn_net_arch(net), 99);
+    const size_t np = rn_net_num_params(other);
+    float *before = malloc(np * sizeof(float));
+    memcpy(before, rn_net_params(other), np * sizeof(float));
+    assert_int_equal(rn_net_load(other, path), RN_ERR_MISMATCH);
+    assert_memory_equal(before, rn_net_params(other), np * sizeof(float));
+    free(before);
+    rn_net_free(other);
 }
 
 static void test_strict_loading(void **state)

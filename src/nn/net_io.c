@@ -138,6 +138,12 @@ static int load_tensors(rn_net *net, const rn_st_file *f)
             return rn_fail(RN_ERR_MISMATCH, "%s: tensor '%s' has shape %s, expected %s", path,
                            t.name, got, exp);
         }
+    }
+    /* Every tensor checked before any is read, so that a refused file leaves the network's
+     * weights as they were. */
+    for (int i = 0; i < net->n_tensors; i++) {
+        rn_tensor_info t;
+        rn_net_tensor(net, i, &t);
         int st = t.kind == RN_TENSOR_COUNTER ? rn_st_read_i64(f, t.name, t.i64, t.numel)
                                              : rn_st_read_f32(f, t.name, t.data, t.numel);
         if (st) return st;
@@ -153,8 +159,11 @@ int rn_net_load(rn_net *net, const char *path)
     st = load_tensors(net, f);
     if (!st) st = load_metadata(net, f);
     rn_st_close(f);
-    /* a frozen network folds the new weights */
-    if (!st && net->frozen) st = rn_net_freeze(net, 1);
+    /* a frozen network folds the weights it now holds (the old ones if the file was refused) */
+    if (net->frozen) {
+        const int fst = rn_net_freeze(net, 1);
+        if (!st) st = fst;
+    }
     return st;
 }
 
