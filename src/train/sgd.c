@@ -60,8 +60,6 @@ int rn_sgd_set_decay_1d(rn_sgd *opt, const rn_net *net, int decay)
 {
     if (rn_net_num_params(net) != opt->n)
         return rn_fail(RN_ERR_ARG, "this optimizer was created for another network");
-    if (rn_net_frozen(net))
-        return rn_fail(RN_ERR_ARG, "a network frozen for inference (rn_net_freeze) cannot be trained");
     /* One weight decay per parameter, then runs of equal values. The parameter views tile the
      * arena; anything not covered by a view (there should be nothing) keeps the decay. */
     float *wd = malloc((opt->n ? opt->n : 1) * sizeof *wd);
@@ -100,7 +98,8 @@ int rn_sgd_step(rn_sgd *opt, rn_net *net, float lr)
     if (rn_net_num_params(net) != opt->n)
         return rn_fail(RN_ERR_ARG, "this optimizer was created for another network");
     if (rn_net_frozen(net))
-        return rn_fail(RN_ERR_ARG, "a network frozen for inference (rn_net_freeze) cannot be trained");
+        return rn_fail(RN_ERR_ARG,
+                       "a network frozen for inference (rn_net_freeze) cannot be trained");
     float *p = rn_net_params(net);
     const float *g = rn_net_grads(net);
     const float mu = opt->momentum;
