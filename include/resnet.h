@@ -82,7 +82,8 @@ void rn_net_free(rn_net *net);
  * torchvision state_dict file needs `arch` (and opt for classes / input shape). When arch is
  * given it wins over the file's metadata. Every tensor must match by name, shape and dtype. */
 int rn_net_open(rn_net **net, const char *path, const char *arch, const rn_net_options *opt);
-/* Loads weights into an existing network (strict, as rn_net_open). */
+/* Loads weights into an existing network (strict, as rn_net_open); a file refused for any of
+ * its tensors changes no weight. */
 int rn_net_load(rn_net *net, const char *path);
 /* Writes weights and metadata as safetensors, atomically (temporary file + rename). */
 int rn_net_save(const rn_net *net, const char *path);
