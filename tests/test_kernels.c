@@ -508,37 +508,57 @@ static void test_bn_relu_fused(void **state)
 
 /* Batch normalization's row loops give the same bits in the portable and the AVX2 build
  * (their summation order is fixed by the code, batchnorm_rows.h): lengths with and without a
- * tail, masked and unmasked. */
+ * tail, masked and unmasked, one row and enough rows that the float partial sums are added
+ * into double more than once; and the sums agree with plain double loops. */
 static void test_bn_rows_builds_agree(void **state)
 {
     (void)state;
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) skip();
     const rn_bn_rows *g = &rn_bn_rows_generic, *a = &rn_bn_rows_avx2;
-    enum { MAXLEN = 53 };
-    float x[MAXLEN], dy[MAXLEN], ry[MAXLEN], y1[MAXLEN], y2[MAXLEN];
-    rn_test_fill_normal(x, MAXLEN, 41, 2.0f);
-    rn_test_fill_normal(dy, MAXLEN, 42, 1.0f);
-    rn_test_fill_normal(ry, MAXLEN, 43, 1.0f);
-    for (int i = 0; i < MAXLEN; i++) x[i] += 3.0f; /* a mean away from zero */
-    const int lens[] = {1, 7, 8, 16, 37, 49, 53};
-    for (size_t t = 0; t < sizeof lens / sizeof lens[0]; t++) {
-        const int len = lens[t];
-        assert_true(g->sum(x, len) == a->sum(x, len));
-        assert_true(g->sqdev(x, len, 2.9) == a->sqdev(x, len, 2.9));
-        for (int relu = 0; relu <= 1; relu++) {
-            const float *mask = relu ? ry : NULL;
-            double s1 = 0.5, s2 = 0.5, p1 = -1.0, p2 = -1.0;
-            g->grad_sums(dy, mask, x, len, 2.9, &s1, &p1);
-            a->grad_sums(dy, mask, x, len, 2.9, &s2, &p2);
-            assert_true(s1 == s2 && p1 == p2);
-            g->normalize(y1, x, len, 2.9f, 1.3f, -0.2f, relu);
-            a->normalize(y2, x, len, 2.9f, 1.3f, -0.2f, relu);
-            assert_memory_equal(y1, y2, len * sizeof(float));
-            g->dx(y1, dy, mask, x, len, 0.7f, 0.01f, 2.9f, 0.03f);
-            a->dx(y2, dy, mask, x, len, 0.7f, 0.01f, 2.9f, 0.03f);
-            assert_memory_equal(y1, y2, len * sizeof(float));
+    enum { MAXLEN = 53, ROWS = 24, CS = MAXLEN + 3, ALL = ROWS * CS };
+    static float x[ALL], dy[ALL], ry[ALL], y1[ALL], y2[ALL];
+    rn_test_fill_normal(x, ALL, 41, 2.0f);
+    rn_test_fill_normal(dy, ALL, 42, 1.0f);
+    rn_test_fill_normal(ry, ALL, 43, 1.0f);
+    for (int i = 0; i < ALL; i++) x[i] += 3.0f; /* a mean away from zero */
+    const int lens[] = {1, 7, 8, 16, 37, 49, 53}, rows[] = {1, 5, ROWS};
+    const double mu = 2.9;
+    for (size_t t = 0; t < sizeof lens / sizeof lens[0]; t++)
+        for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++) {
+            const int len = lens[t], n = rows[ri];
+            double rs = 0.0, rq = 0.0, rg[2] = {0.0, 0.0}, rgx[2] = {0.0, 0.0};
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < len; j++) {
+                    const double v = x[i * CS + j], d = dy[i * CS + j];
+                    rs += v;
+                    rq += (v - mu) * (v - mu);
+                    rg[0] += d;
+                    rgx[0] += d * (v - mu);
+                    rg[1] += ry[i * CS + j] > 0.0f ? d : 0.0;
+                    rgx[1] += ry[i * CS + j] > 0.0f ? d * (v - mu) : 0.0;
+                }
+            const double sum = g->sum(x, n, CS, len), sq = g->sqdev(x, n, CS, len, mu);
+            assert_true(sum == a->sum(x, n, CS, len));
+            assert_true(sq == a->sqdev(x, n, CS, len, mu));
+            assert_true(fabs(sum - rs) <= 1e-5 * (fabs(rs) + n * len));
+            assert_true(fabs(sq - rq) <= 1e-5 * rq);
+            for (int relu = 0; relu <= 1; relu++) {
+                const float *mask = relu ? ry : NULL;
+                double s1, s2, p1, p2;
+                g->grad_sums(dy, mask, x, n, CS, len, mu, &s1, &p1);
+                a->grad_sums(dy, mask, x, n, CS, len, mu, &s2, &p2);
+                assert_true(s1 == s2 && p1 == p2);
+                assert_true(fabs(s1 - rg[relu]) <= 1e-5 * n * len);
+                assert_true(fabs(p1 - rgx[relu]) <= 1e-5 * n * len);
+                if (n > 1) continue; /* the element passes work on one row */
+                g->normalize(y1, x, len, 2.9f, 1.3f, -0.2f, relu);
+                a->normalize(y2, x, len, 2.9f, 1.3f, -0.2f, relu);
+                assert_memory_equal(y1, y2, len * sizeof(float));
+                g->dx(y1, dy, mask, x, len, 0.7f, 0.01f, 2.9f, 0.03f);
+                a->dx(y2, dy, mask, x, len, 0.7f, 0.01f, 2.9f, 0.03f);
+                assert_memory_equal(y1, y2, len * sizeof(float));
+            }
         }
-    }
 }
 
 /* RN_SIMD=generic must select the portable kernels: tools/run-tests.sh runs this program a

@@ -2,8 +2,8 @@
  * that follows it (forward: one pass writes relu(bn(x)); backward: the ReLU's mask is applied
  * to dy on the fly), which saves a pass over memory each way.
  *
- * Statistics and gradient sums are accumulated in double, in vector lanes whose order is
- * fixed by the code (not by the compiler, the instruction set or the thread count; see
+ * Statistics and gradient sums are accumulated in float within short blocks of a row and
+ * in double across blocks and rows, in vector lanes whose order is fixed by the code (not by the compiler, the instruction set or the thread count; see
  * batchnorm_rows.h); the per-element passes run in float. Every channel is independent, so
  * the channel loops run in parallel without changing any result. */
 #include "kernels/kernels.h"
@@ -37,12 +37,9 @@ static void forward_train(float *y, float *mean, float *var, const float *x, con
 #pragma omp parallel for schedule(dynamic, 1) if ((size_t)n * c * hw >= RN_OMP_MIN_WORK)
     for (int ch = 0; ch < c; ch++) {
         /* Two passes (mean, then squared deviations): no cancellation when |mean| >> std. */
-        double sum = 0.0;
-        for (int i = 0; i < n; i++) sum += r->sum(x + i * cs + (size_t)ch * hw, hw);
-        const double mu = sum / m;
-        double sq = 0.0;
-        for (int i = 0; i < n; i++) sq += r->sqdev(x + i * cs + (size_t)ch * hw, hw, mu);
-        const double v = sq / m;
+        const float *xc = x + (size_t)ch * hw;
+        const double mu = r->sum(xc, n, cs, hw) / m;
+        const double v = r->sqdev(xc, n, cs, hw, mu) / m;
         mean[ch] = (float)mu;
         var[ch] = (float)v;
         const double scale = gamma[ch] / sqrt(v + (double)eps);
@@ -122,9 +119,7 @@ static void backward(float *dx, float *dgamma, float *dbeta, const float *dy, co
         const double invstd = 1.0 / sqrt((double)var[ch] + (double)eps);
         double sdy = 0.0, sdyx = 0.0;
         if (train || dgamma || dbeta) {
-            for (int i = 0; i < n; i++)
-                r->grad_sums(dy + i * cs + o, relu_y ? relu_y + i * cs + o : NULL,
-                             x + i * cs + o, hw, mu, &sdy, &sdyx);
+            r->grad_sums(dy + o, relu_y ? relu_y + o : NULL, x + o, n, cs, hw, mu, &sdy, &sdyx);
             sdyx *= invstd;
         }
         if (dbeta) dbeta[ch] += (float)sdy;

@@ -1,27 +1,28 @@
 /* The per-row loops of batch normalization, included by batchnorm.c (portable build) and
  * batchnorm_avx2.c (AVX2 build) to define BN_ROWS_NAME; batchnorm.c picks one at run time.
  *
- * Sums are accumulated in double in GCC vector types of four lanes, two accumulators per
- * row, combined in a fixed order: the order is set by this code, not by the compiler or the
+ * Sums run in GCC vector types, float within blocks of a row and double across blocks and
+ * rows, combined in a fixed order: the order is set by this code, not by the compiler or the
  * instruction set, so both builds give the same bits (the portable one splits each vector
- * into SSE2 halves, the AVX2 one uses whole ymm registers: a row's 8 floats per step become
- * two conversions and two adds instead of four of each). GCC does not vectorise a
- * float-to-double reduction written as scalar code. */
+ * into SSE2 halves, the AVX2 one uses whole ymm registers). GCC does not vectorise a
+ * reduction written as scalar code without -ffast-math's licence to reorder it. */
 #ifndef RN_KERNELS_BATCHNORM_ROWS_TYPES
 #define RN_KERNELS_BATCHNORM_ROWS_TYPES
 
+#include <stddef.h>
+
 typedef struct {
-    /* sum(x) and sum((x - mu)^2) over one row */
-    double (*sum)(const float *x, int len);
-    double (*sqdev)(const float *x, int len, double mu);
-    /* *sdy += sum(g), *sdyx += sum(g * (x - mu)), g = dy zeroed where relu_y <= 0 (relu_y
-     * NULL: g = dy) */
-    void (*grad_sums)(const float *dy, const float *relu_y, const float *x, int len, double mu,
-                      double *sdy, double *sdyx);
-    /* y = (x - mean) * scale + shift, then max(0, .) when relu */
+    /* Over the n rows of one channel, row i at x + i * cs, each len floats: sum(x), sum((x -
+     * mu)^2), and (*sdy, *sdyx) = (sum(g), sum(g * (x - mu))), g = dy zeroed where relu_y <= 0
+     * (relu_y NULL: g = dy) */
+    double (*sum)(const float *x, int n, size_t cs, int len);
+    double (*sqdev)(const float *x, int n, size_t cs, int len, double mu);
+    void (*grad_sums)(const float *dy, const float *relu_y, const float *x, int n, size_t cs,
+                      int len, double mu, double *sdy, double *sdyx);
+    /* one row: y = (x - mean) * scale + shift, then max(0, .) when relu */
     void (*normalize)(float *y, const float *x, int len, float mean, float scale, float shift,
                       int relu);
-    /* dx = fs * g - off - (x - mu) * k */
+    /* one row: dx = fs * g - off - (x - mu) * k */
     void (*dx)(float *dx, const float *dy, const float *relu_y, const float *x, int len,
                float fs, float off, float mu, float k);
 } rn_bn_rows;
@@ -36,86 +37,158 @@ extern const rn_bn_rows rn_bn_rows_generic, rn_bn_rows_avx2;
  * calling-convention difference GCC warns about for builds without AVX never arises. */
 #pragma GCC diagnostic ignored "-Wpsabi"
 
-typedef float v4f __attribute__((vector_size(16)));
-typedef int v4i __attribute__((vector_size(16)));
+typedef float v8f __attribute__((vector_size(32)));
+typedef int v8i __attribute__((vector_size(32)));
 typedef double v4d __attribute__((vector_size(32)));
 
-static inline v4d load4d(const float *p)
+/* Floats summed per lane before they are added into double: short enough (SUM_BLOCK / 16
+ * per lane) that the float partial sums lose nothing a BN could see, long enough that the
+ * conversions to double (the cost of the former all-double loops, which ran at about a third
+ * of the float passes' speed) are rare. */
+#define SUM_BLOCK 256
+
+static inline v8f load8(const float *p)
 {
-    v4f f;
+    v8f f;
     memcpy(&f, p, sizeof f);
-    return __builtin_convertvector(f, v4d);
+    return f;
 }
 
 /* dy, zeroed where the fused ReLU's output is not positive (as torch: no gradient at 0). */
-static inline v4d load4d_masked(const float *dy, const float *relu_y)
+static inline v8f load8_masked(const float *dy, const float *relu_y)
 {
-    v4f d, y;
-    memcpy(&d, dy, sizeof d);
+    v8f d = load8(dy);
     if (relu_y) {
-        memcpy(&y, relu_y, sizeof y);
-        const v4f zero = {0.0f, 0.0f, 0.0f, 0.0f};
-        d = (v4f)((v4i)d & (y > zero));
+        const v8f zero = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+        d = (v8f)((v8i)d & (load8(relu_y) > zero));
     }
-    return __builtin_convertvector(d, v4d);
+    return d;
 }
 
-static inline double hsum(v4d a0, v4d a1)
+/* acc += a0 + a1, widened to double lane by lane. */
+static inline void widen_add(v4d *acc, v8f a0, v8f a1)
 {
-    const v4d s = a0 + a1;
-    return (s[0] + s[1]) + (s[2] + s[3]);
+    const v8f s = a0 + a1;
+    const v4d lo = {s[0], s[1], s[2], s[3]}, hi = {s[4], s[5], s[6], s[7]};
+    *acc += lo + hi;
 }
 
-static double row_sum(const float *x, int len)
+static inline double hsum(v4d a)
 {
-    v4d a0 = {0}, a1 = {0};
-    int j = 0;
-    for (; j + 8 <= len; j += 8) {
-        a0 += load4d(x + j);
-        a1 += load4d(x + j + 4);
-    }
-    double t = hsum(a0, a1);
-    for (; j < len; j++) t += x[j];
-    return t;
+    return (a[0] + a[1]) + (a[2] + a[3]);
 }
 
-static double row_sqdev(const float *x, int len, double mu)
+/* The three sums below share one shape, over the n rows of one channel (row i at i * cs):
+ * each row's runs of 16 and then 8 floats go into 8-lane float accumulators, which are added
+ * into 4 double lanes whenever SUM_BLOCK floats have gone in since the last time, and at the
+ * end; what is left of a row (under 8 floats) is summed one by one in double. Counting the
+ * block across rows keeps the conversions rare on small maps too (a 4x4 map's row is 16
+ * floats). */
+static inline int flush_due(int *pending, int added, int last)
 {
-    const v4d m = {mu, mu, mu, mu};
-    v4d a0 = {0}, a1 = {0};
-    int j = 0;
-    for (; j + 8 <= len; j += 8) {
-        const v4d d0 = load4d(x + j) - m, d1 = load4d(x + j + 4) - m;
-        a0 += d0 * d0;
-        a1 += d1 * d1;
-    }
-    double t = hsum(a0, a1);
-    for (; j < len; j++) t += (x[j] - mu) * (x[j] - mu);
-    return t;
+    *pending += added;
+    if (*pending < SUM_BLOCK && !last) return 0;
+    *pending = 0;
+    return 1;
 }
 
-static void row_grad_sums(const float *dy, const float *relu_y, const float *x, int len,
-                          double mu, double *sdy, double *sdyx)
+static double channel_sum(const float *x, int n, size_t cs, int len)
 {
-    const v4d m = {mu, mu, mu, mu};
-    v4d a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};
-    int j = 0;
-    for (; j + 8 <= len; j += 8) {
-        const v4d g0 = load4d_masked(dy + j, relu_y ? relu_y + j : NULL);
-        const v4d g1 = load4d_masked(dy + j + 4, relu_y ? relu_y + j + 4 : NULL);
-        a0 += g0;
-        a1 += g1;
-        b0 += g0 * (load4d(x + j) - m);
-        b1 += g1 * (load4d(x + j + 4) - m);
+    const v8f zero = {0};
+    v4d acc = {0};
+    v8f a0 = zero, a1 = zero;
+    double t = 0.0;
+    int pending = 0;
+    for (int i = 0; i < n; i++) {
+        const float *row = x + (size_t)i * cs;
+        int j = 0;
+        for (; j + 16 <= len; j += 16) {
+            a0 += load8(row + j);
+            a1 += load8(row + j + 8);
+        }
+        if (j + 8 <= len) {
+            a0 += load8(row + j);
+            j += 8;
+        }
+        if (flush_due(&pending, j, i == n - 1)) {
+            widen_add(&acc, a0, a1);
+            a0 = a1 = zero;
+        }
+        for (; j < len; j++) t += row[j];
     }
-    double ta = hsum(a0, a1), tb = hsum(b0, b1);
-    for (; j < len; j++) {
-        const double g = relu_y && !(relu_y[j] > 0.0f) ? 0.0 : dy[j];
-        ta += g;
-        tb += g * (x[j] - mu);
+    return hsum(acc) + t;
+}
+
+static double channel_sqdev(const float *x, int n, size_t cs, int len, double mu)
+{
+    const float fm = (float)mu;
+    const v8f m = {fm, fm, fm, fm, fm, fm, fm, fm}, zero = {0};
+    v4d acc = {0};
+    v8f a0 = zero, a1 = zero;
+    double t = 0.0;
+    int pending = 0;
+    for (int i = 0; i < n; i++) {
+        const float *row = x + (size_t)i * cs;
+        int j = 0;
+        for (; j + 16 <= len; j += 16) {
+            const v8f d0 = load8(row + j) - m, d1 = load8(row + j + 8) - m;
+            a0 += d0 * d0;
+            a1 += d1 * d1;
+        }
+        if (j + 8 <= len) {
+            const v8f d0 = load8(row + j) - m;
+            a0 += d0 * d0;
+            j += 8;
+        }
+        if (flush_due(&pending, j, i == n - 1)) {
+            widen_add(&acc, a0, a1);
+            a0 = a1 = zero;
+        }
+        for (; j < len; j++) t += ((double)row[j] - mu) * ((double)row[j] - mu);
     }
-    *sdy += ta;
-    *sdyx += tb;
+    return hsum(acc) + t;
+}
+
+static void channel_grad_sums(const float *dy, const float *relu_y, const float *x, int n,
+                              size_t cs, int len, double mu, double *sdy, double *sdyx)
+{
+    const float fm = (float)mu;
+    const v8f m = {fm, fm, fm, fm, fm, fm, fm, fm}, zero = {0};
+    v4d acc_g = {0}, acc_gx = {0};
+    v8f a0 = zero, a1 = zero, b0 = zero, b1 = zero;
+    double ta = 0.0, tb = 0.0;
+    int pending = 0;
+    for (int i = 0; i < n; i++) {
+        const size_t r0 = (size_t)i * cs;
+        const float *d = dy + r0, *xr = x + r0, *ry = relu_y ? relu_y + r0 : NULL;
+        int j = 0;
+        for (; j + 16 <= len; j += 16) {
+            const v8f g0 = load8_masked(d + j, ry ? ry + j : NULL);
+            const v8f g1 = load8_masked(d + j + 8, ry ? ry + j + 8 : NULL);
+            a0 += g0;
+            a1 += g1;
+            b0 += g0 * (load8(xr + j) - m);
+            b1 += g1 * (load8(xr + j + 8) - m);
+        }
+        if (j + 8 <= len) {
+            const v8f g0 = load8_masked(d + j, ry ? ry + j : NULL);
+            a0 += g0;
+            b0 += g0 * (load8(xr + j) - m);
+            j += 8;
+        }
+        if (flush_due(&pending, j, i == n - 1)) {
+            widen_add(&acc_g, a0, a1);
+            widen_add(&acc_gx, b0, b1);
+            a0 = a1 = b0 = b1 = zero;
+        }
+        for (; j < len; j++) {
+            const double g = ry && !(ry[j] > 0.0f) ? 0.0 : d[j];
+            ta += g;
+            tb += g * ((double)xr[j] - mu);
+        }
+    }
+    *sdy = hsum(acc_g) + ta;
+    *sdyx = hsum(acc_gx) + tb;
 }
 
 /* restrict: the rows never overlap, and without it GCC keeps these loops scalar. */
@@ -143,5 +216,6 @@ static void row_dx(float *restrict dx, const float *restrict dy, const float *re
         for (int j = 0; j < len; j++) dx[j] = fs * dy[j] - off - (x[j] - mu) * k;
 }
 
-const rn_bn_rows BN_ROWS_NAME = {row_sum, row_sqdev, row_grad_sums, row_normalize, row_dx};
+const rn_bn_rows BN_ROWS_NAME = {channel_sum, channel_sqdev, channel_grad_sums, row_normalize,
+                                 row_dx};
 #endif
