@@ -2,10 +2,11 @@
  * that follows it (forward: one pass writes relu(bn(x)); backward: the ReLU's mask is applied
  * to dy on the fly), which saves a pass over memory each way.
  *
- * Statistics and gradient sums are accumulated in float within short blocks of a row and
- * in double across blocks and rows, in vector lanes whose order is fixed by the code (not by the compiler, the instruction set or the thread count; see
- * batchnorm_rows.h); the per-element passes run in float. Every channel is independent, so
- * the channel loops run in parallel without changing any result. */
+ * Statistics and gradient sums are accumulated in float within short blocks and in double
+ * across them, in vector lanes whose order is fixed by the code (not by the compiler, the
+ * instruction set or the thread count; see batchnorm_rows.h); the per-element passes run in
+ * float. Every channel is independent, so the channel loops run in parallel without
+ * changing any result. */
 #include "kernels/kernels.h"
 
 #include <math.h>
