@@ -296,7 +296,7 @@ static void conv_case(int n, int c, int h, int w, int k, int r, int s, int strid
 
 /* Winograd F(2x2, 3x3) forced on small shapes: forward against direct loops, the gradients
  * against finite differences; odd and even sizes (partial tiles), padding 1 and 0 (whose
- * input gradient pads by 2), one image and several. */
+ * input gradient pads by 2), one image and several, rows of up to 18 tiles. */
 static void test_conv_winograd(void **state)
 {
     (void)state;
@@ -304,6 +304,10 @@ static void test_conv_winograd(void **state)
     conv_case_algo(3, 4, 8, 6, 5, 3, 3, 1, 1, 0, RN_CONV_WINOGRAD);
     conv_case_algo(1, 2, 7, 9, 3, 3, 3, 1, 0, 1, RN_CONV_WINOGRAD);
     conv_case_algo(2, 3, 3, 3, 2, 3, 3, 1, 1, 0, RN_CONV_WINOGRAD);
+    /* rows of more than 8 tiles (the output transform's vectors run past a row's end, and
+     * must not run past the map's) */
+    conv_case_algo(2, 2, 9, 35, 3, 3, 3, 1, 1, 1, RN_CONV_WINOGRAD);
+    conv_case_algo(1, 2, 10, 20, 2, 3, 3, 1, 1, 0, RN_CONV_WINOGRAD);
 }
 
 static void test_conv_shape(void **state)

@@ -76,15 +76,16 @@ void rn_wino_pack(float *upack, const float *w, const rn_wino_geom *g, int threa
     }
 }
 
+/* V and M, and 8 floats of slack that the output transform's last vector may read (its
+ * tiles past the image's last one are junk that it never stores). */
 static size_t vm_floats(const rn_wino_geom *g)
 {
-    return 16 * (size_t)g->nb * g->tiles * ((size_t)g->c + g->k);
+    return 16 * (size_t)g->nb * g->tiles * ((size_t)g->c + g->k) + 8;
 }
 
 size_t rn_wino_rest_floats(const rn_wino_geom *g)
 {
-    const size_t split = 4 * g->ps, rows = 4 * (size_t)g->tiles;
-    return vm_floats(g) + (split > rows ? split : rows);
+    return vm_floats(g) + 4 * g->ps;
 }
 
 static float *thread_scratch(float *rest, size_t rf, const rn_wino_geom *g, int slot)
@@ -126,10 +127,9 @@ static void run_group(float *y, const float *x, const float *b, int relu, int i0
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
     for (int job = 0; job < cnt * k; job++) {
         const int i = job / k, kk = job % k;
-        float *tmp = thread_scratch(rest, rf, g, threads > 1 ? rn_thread_id() : slot);
         tf->output(y + (size_t)(i0 + i) * ys + (size_t)kk * g->oh * g->ow,
                    m + (size_t)kk * ld + (size_t)i * tiles, mstride, g->th, g->gw, g->oh,
-                   g->ow, b ? b[kk] : 0.0f, relu, tmp);
+                   g->ow, b ? b[kk] : 0.0f, relu);
     }
 }
 

@@ -54,9 +54,9 @@ typedef struct {
     void (*input)(float *v, size_t vstride, const float *p, size_t ps, int gw, int n);
     /* m: the first of 16 matrices mstride apart at this output channel's row and this
      * image's first tile; y: [oh, ow] of one channel, + bias, then max(y, 0) when relu.
-     * tmp: 4 * th * gw floats. */
+     * Reads up to 7 tiles past the image's last one. */
     void (*output)(float *y, const float *m, size_t mstride, int th, int gw, int oh, int ow,
-                   float bias, int relu, float *tmp);
+                   float bias, int relu);
 } rn_wino_transforms;
 extern const rn_wino_transforms rn_wino_generic, rn_wino_avx2;
 

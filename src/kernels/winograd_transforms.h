@@ -55,43 +55,87 @@ static void input_transform(float *v, size_t vstride, const float *p, size_t ps,
     }
 }
 
-static void output_transform(float *y, const float *m, size_t mstride, int th, int gw, int oh,
-                             int ow, float bias, int relu, float *tmp)
+/* The helpers below pass 32-byte vectors by value; they are static and inlined, so the
+ * calling-convention difference GCC warns about for builds without AVX never arises. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+typedef float wv8 __attribute__((vector_size(32)));
+typedef int wv8i __attribute__((vector_size(32)));
+
+static inline wv8 wload(const float *p)
 {
-    const int n = th * gw;
-    float *y00 = tmp, *y01 = tmp + n, *y10 = tmp + 2 * (size_t)n, *y11 = tmp + 3 * (size_t)n;
-    const float *m0 = m, *m1 = m0 + mstride, *m2 = m1 + mstride, *m3 = m2 + mstride;
-    const float *m4 = m3 + mstride, *m5 = m4 + mstride, *m6 = m5 + mstride, *m7 = m6 + mstride;
-    const float *m8 = m7 + mstride, *m9 = m8 + mstride, *m10 = m9 + mstride;
-    const float *m11 = m10 + mstride, *m12 = m11 + mstride, *m13 = m12 + mstride;
-    const float *m14 = m13 + mstride, *m15 = m14 + mstride;
-#pragma GCC ivdep
-    for (int u = 0; u < n; u++) {
-        /* each row of m along its columns: (m0 + m1 + m2, m1 - m2 - m3) */
-        const float s00 = m0[u] + m1[u] + m2[u], s01 = m1[u] - m2[u] - m3[u];
-        const float s10 = m4[u] + m5[u] + m6[u], s11 = m5[u] - m6[u] - m7[u];
-        const float s20 = m8[u] + m9[u] + m10[u], s21 = m9[u] - m10[u] - m11[u];
-        const float s30 = m12[u] + m13[u] + m14[u], s31 = m13[u] - m14[u] - m15[u];
-        /* and along the rows */
-        y00[u] = s00 + s10 + s20 + bias;
-        y01[u] = s01 + s11 + s21 + bias;
-        y10[u] = s10 - s20 - s30 + bias;
-        y11[u] = s11 - s21 - s31 + bias;
+    wv8 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* The output pairs of 8 tiles, (e[0], o[0], e[1], o[1], ...), + bias, max(., 0) when relu,
+ * stored as 16 consecutive floats. */
+static inline void store_pairs(float *dst, wv8 e, wv8 o, wv8 bias, int relu)
+{
+    e += bias;
+    o += bias;
+    if (relu) {
+        const wv8 zero = {0};
+        e = (wv8)((wv8i)e & (e > zero));
+        o = (wv8)((wv8i)o & (o > zero));
     }
-    if (relu)
-        for (int u = 0; u < 4 * n; u++) tmp[u] = tmp[u] > 0.0f ? tmp[u] : 0.0f;
+    const wv8i lo = {0, 8, 1, 9, 2, 10, 3, 11}, hi = {4, 12, 5, 13, 6, 14, 7, 15};
+    const wv8 a = __builtin_shuffle(e, o, lo), b = __builtin_shuffle(e, o, hi);
+    memcpy(dst, &a, sizeof a);
+    memcpy(dst + 8, &b, sizeof b);
+}
+
+/* Tiles [u, u + 8) of one tile row into output rows `even` and `odd` at column 2 * t
+ * (each 16 floats; odd NULL: the map's last row is even and has no partner). Rows that
+ * must not be written past their end go through `spill` and keep `keep_e` / `keep_o`
+ * floats. */
+static inline void output_chunk(float *even, float *odd, const float *const *m, size_t u,
+                                wv8 bias, int relu, int keep_e, int keep_o)
+{
+    wv8 r[16];
+    for (int i = 0; i < 16; i++) r[i] = wload(m[i] + u);
+    /* each row of m along its columns: (m0 + m1 + m2, m1 - m2 - m3) */
+    const wv8 s00 = r[0] + r[1] + r[2], s01 = r[1] - r[2] - r[3];
+    const wv8 s10 = r[4] + r[5] + r[6], s11 = r[5] - r[6] - r[7];
+    const wv8 s20 = r[8] + r[9] + r[10], s21 = r[9] - r[10] - r[11];
+    const wv8 s30 = r[12] + r[13] + r[14], s31 = r[13] - r[14] - r[15];
+    float spill[16];
+    /* and along the rows */
+    store_pairs(keep_e < 16 ? spill : even, s00 + s10 + s20, s01 + s11 + s21, bias, relu);
+    if (keep_e < 16) memcpy(even, spill, (size_t)keep_e * sizeof(float));
+    if (!odd) return;
+    store_pairs(keep_o < 16 ? spill : odd, s10 - s20 - s30, s11 - s21 - s31, bias, relu);
+    if (keep_o < 16) memcpy(odd, spill, (size_t)keep_o * sizeof(float));
+}
+
+/* Vectors of 8 tiles, each writing 16 floats of an output row. The last vector of a row
+ * may run past the row's end into the next rows; those are written after it (the last
+ * vector of each tile row first, then the rest in order, even row before odd), so they end
+ * up right. Only a write that would run past the end of the channel's map (which another
+ * thread may be writing) goes through a small buffer. The reads of m run up to 7 tiles past
+ * the image's last one: the junk column, the next tile row, or the slack that
+ * rn_wino_rest_floats keeps after the matrices. */
+static void output_transform(float *y, const float *m, size_t mstride, int th, int gw, int oh,
+                             int ow, float bias, int relu)
+{
+    const float *mm[16];
+    for (int i = 0; i < 16; i++) mm[i] = m + (size_t)i * mstride;
+    const wv8 b = {bias, bias, bias, bias, bias, bias, bias, bias};
+    const int tw = gw - 1, chunks = (tw + 7) / 8;
+    const size_t end = (size_t)oh * ow;
     for (int ty = 0; ty < th; ty++) {
-        for (int half = 0; half < 2 && 2 * ty + half < oh; half++) {
-            const float *ev = (half ? y10 : y00) + (size_t)ty * gw;
-            const float *od = (half ? y11 : y01) + (size_t)ty * gw;
-            float *row = y + (size_t)(2 * ty + half) * ow;
-            const int pairs = ow / 2;
-            for (int j = 0; j < pairs; j++) {
-                row[2 * j] = ev[j];
-                row[2 * j + 1] = od[j];
-            }
-            if (ow & 1) row[ow - 1] = ev[pairs];
-        }
+        const size_t u = (size_t)ty * gw, re = (size_t)2 * ty * ow;
+        float *even = y + re, *odd = 2 * ty + 1 < oh ? even + ow : NULL;
+        const int last = chunks - 1;
+        /* the last vector, and how much of it fits before the end of the map */
+        const size_t col = (size_t)16 * last;
+        const size_t room_e = end - (re + col), room_o = odd ? end - (re + ow + col) : 0;
+        output_chunk(even + col, odd ? odd + col : NULL, mm, u + 8 * (size_t)last, b, relu,
+                     room_e < 16 ? (int)room_e : 16, room_o < 16 ? (int)room_o : 16);
+        for (int c = 0; c < last; c++)
+            output_chunk(even + 16 * c, odd ? odd + 16 * c : NULL, mm, u + 8 * (size_t)c, b,
+                         relu, 16, 16);
     }
 }
 
