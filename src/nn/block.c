@@ -235,12 +235,13 @@ void rn_block_backward(rn_net *net, rn_block *b, const float *dy, float *dx)
     /* g[2], g[3]: ping-pong; g[4]: d shortcut output; g[5]: d tap; g[6], g[7]: temporaries */
     const float *dm = rn_seq_backward(net, &b->post, dy, b->post.n, 0, g[2], g[3], 1);
     const float *df = NULL;
-    float *ds = g[4];
+    const float *ds = g[4];
 
     if (b->kind == RN_BLOCK_PLAIN) {
         df = dm;
     } else if (b->kind == RN_BLOCK_RESIDUAL) {
-        rn_copy(ds, dm, len);
+        /* the shortcut's gradient is dm itself, read below before the branch can overwrite it */
+        ds = dm;
         if (!b->dropped) {
             if (b->scale != 1.0f) {
                 for (size_t i = 0; i < len; i++) g[6][i] = b->scale * dm[i];
@@ -252,15 +253,15 @@ void rn_block_backward(rn_net *net, rn_block *b, const float *dy, float *dx)
     } else {
         /* dT = dm (f - s), d gate_pre = dT T (1 - T), ds = dm (1 - T) + gate^T d gate_pre */
         const float *f = rn_seq_output(&b->branch);
-        float *dpre = g[7], *dfh = g[6];
+        float *dpre = g[7], *dfh = g[6], *dsh = g[4];
         for (size_t i = 0; i < len; i++) {
             float t = b->gate_t[i], fi = b->dropped ? 0.0f : f[i];
             dpre[i] = dm[i] * (fi - b->s[i]) * t * (1.0f - t);
             dfh[i] = dm[i] * t;
-            ds[i] = dm[i] * (1.0f - t);
+            dsh[i] = dm[i] * (1.0f - t);
         }
         rn_conv_run_backward(net, &b->gate, g[5], dpre, b->s);
-        rn_add_scaled(ds, ds, g[5], 1.0f, len);
+        rn_add_scaled(dsh, dsh, g[5], 1.0f, len);
         if (!b->dropped) df = dfh;
     }
 
@@ -273,6 +274,11 @@ void rn_block_backward(rn_net *net, rn_block *b, const float *dy, float *dx)
     if (df) {
         /* The branch has ops after the tap, so its gradient lands in g[2] or g[3]. */
         float *gb = (float *)rn_seq_backward(net, &b->branch, df, b->branch.n, b->tap, g[2], g[3], 1);
+        if (b->sc != RN_SC_NONE && b->tap == 0) {
+            /* the tap is the block's input: the sum is dx, no copy after it */
+            rn_add_scaled(dx, gb, dtap, 1.0f, tap_len);
+            return;
+        }
         if (b->sc != RN_SC_NONE) rn_add_scaled(gb, gb, dtap, 1.0f, tap_len);
         gtap = gb;
     }
