@@ -113,19 +113,28 @@ static rows_geom rows_side(rows_geom g, int side)
 static void pad_channel(float *xc, const float *x, const rows_geom *g, int ci, int col0)
 {
     const int st = g->st;
-    for (int y = 0; y < g->h; y++) {
-        const int py = y + g->ph;
-        const float *src = x + ((size_t)ci * g->h + y) * g->w;
-        float *row = xc + (size_t)(py % st) * st * g->plane + (size_t)(py / st) * g->ld + col0;
-        if (st == 1) {
-            memcpy(row + g->pw, src, (size_t)g->w * sizeof(float));
-            continue;
-        }
-        for (int b = 0; b < st; b++) {
-            float *dst = row + (size_t)b * g->plane;
-            const int x0 = ((b - g->pw) % st + st) % st; /* first x with (x + pw) % st == b */
-            float *d = dst + (x0 + g->pw) / st;
-            for (int xx = x0; xx < g->w; xx += st) *d++ = src[xx];
+    const float *src = x + (size_t)ci * g->h * g->w;
+    if (st == 1) {
+        float *row = xc + (size_t)g->ph * g->ld + col0 + g->pw;
+        for (int y = 0; y < g->h; y++)
+            memcpy(row + (size_t)y * g->ld, src + (size_t)y * g->w, (size_t)g->w * sizeof(float));
+        return;
+    }
+    /* Column phase b outside the row loop, and the row's plane and plane row stepped rather
+     * than divided: integer divisions per row were a third of this copy's time. */
+    for (int b = 0; b < st; b++) {
+        const int x0 = ((b - g->pw) % st + st) % st; /* first x with (x + pw) % st == b */
+        const int count = (g->w - x0 + st - 1) / st;
+        const size_t col = (size_t)col0 + (size_t)(x0 + g->pw) / st;
+        int a = g->ph % st, pr = g->ph / st; /* padded row y + ph: plane a, row pr */
+        for (int y = 0; y < g->h; y++) {
+            const float *restrict s0 = src + (size_t)y * g->w + x0;
+            float *restrict d = xc + ((size_t)a * st + b) * g->plane + (size_t)pr * g->ld + col;
+            if (st == 2) /* a constant stride, which GCC vectorises */
+                for (int j = 0; j < count; j++) d[j] = s0[2 * j];
+            else
+                for (int j = 0; j < count; j++) d[j] = s0[(size_t)j * st];
+            if (++a == st) a = 0, pr++;
         }
     }
 }
