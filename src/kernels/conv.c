@@ -286,31 +286,79 @@ static void rows_run(float *y, const float *x, const float *w, const float *b, i
 
 /* ---- the strided input gradient ---------------------------------------------------------- */
 
+/* The phase planes of one channel of the padded input gradient (as the forward's: padded
+ * pixel (py, px) in plane (py % st, px % st), row py / st, column px / st). */
+typedef struct {
+    int gh, gw;    /* rows and columns of one plane */
+    size_t plane;  /* gh * gw */
+} col_planes;
+
+static col_planes col_planes_of(const rn_conv_shape *sh)
+{
+    col_planes cp;
+    const int st = sh->stride;
+    cp.gh = (sh->h + 2 * sh->pad + st - 1) / st;
+    cp.gw = (sh->w + 2 * sh->pad + st - 1) / st;
+    cp.plane = (size_t)cp.gh * cp.gw;
+    return cp;
+}
+
+/* Row y of channel plane set p (padding dropped) into dx_row. Stride 2 spelled out as output
+ * pairs, which GCC vectorises; any other stride one column phase at a time. */
+static void unsplit_row(float *restrict dx_row, const float *restrict p, const col_planes *cp,
+                        int y, const rn_conv_shape *sh)
+{
+    const int st = sh->stride, pad = sh->pad, w = sh->w;
+    const int py = y + pad;
+    const float *rows = p + (size_t)(py % st) * st * cp->plane + (size_t)(py / st) * cp->gw;
+    if (st == 2) {
+        /* x = 2j lands in column phase pad % 2 at column j + pad / 2, x = 2j + 1 in the other
+         * at column j + (pad + 1) / 2 */
+        const float *restrict ev = rows + (size_t)(pad & 1) * cp->plane + pad / 2;
+        const float *restrict od = rows + (size_t)((pad + 1) & 1) * cp->plane + (pad + 1) / 2;
+        for (int j = 0; j < w / 2; j++) {
+            dx_row[2 * j] = ev[j];
+            dx_row[2 * j + 1] = od[j];
+        }
+        if (w & 1) dx_row[w - 1] = ev[w / 2];
+        return;
+    }
+    for (int b = 0; b < st; b++) {
+        const int x0 = ((b - pad) % st + st) % st; /* first x with (x + pad) % st == b */
+        const float *src = rows + (size_t)b * cp->plane + (x0 + pad) / st;
+        for (int x = x0, j = 0; x < w; x += st, j++) dx_row[x] = src[j];
+    }
+}
+
 /* dx[c, h, w] = col2im(col), col[(ci, ky, kx), ld] with this image's oh * ow columns first in
- * each row: overwrites dx, summing every tap that reads a pixel, in a fixed order. */
-static void col2im(float *dx, const float *col, size_t ld, const rn_conv_shape *sh)
+ * each row: overwrites dx. Each tap's row is added to its phase plane as contiguous runs
+ * (tap (ky, kx) at output (oy, ox) is plane (ky % st, kx % st), row oy + ky / st, column
+ * ox + kx / st), then the planes are interleaved into dx: the scatter with the stride,
+ * straight into dx, took 47% of a 16->32 3x3/2 input gradient at 28x28. Every pixel sums its
+ * taps in the same order as before (ky, then kx, from zero). planes: st * st * plane
+ * floats. */
+static void col2im(float *dx, const float *col, size_t ld, const rn_conv_shape *sh,
+                   float *planes)
 {
     const int c = sh->c, h = sh->h, w = sh->w, r = sh->r, s = sh->s;
-    const int oh = sh->oh, ow = sh->ow, st = sh->stride, pad = sh->pad;
-    memset(dx, 0, sizeof(float) * (size_t)c * h * w);
+    const int oh = sh->oh, ow = sh->ow, st = sh->stride;
+    const col_planes cp = col_planes_of(sh);
     for (int ci = 0; ci < c; ci++) {
-        float *xc = dx + (size_t)ci * h * w;
+        memset(planes, 0, (size_t)st * st * cp.plane * sizeof(float));
         for (int ky = 0; ky < r; ky++) {
             for (int kx = 0; kx < s; kx++) {
-                const float *row = col + ((size_t)(ci * r + ky) * s + kx) * ld;
-                /* the output columns whose tap kx lands inside the image: ix in [0, w) */
-                int ox0 = 0, ox1 = ow;
-                while (ox0 < ow && ox0 * st - pad + kx < 0) ox0++;
-                while (ox1 > ox0 && (ox1 - 1) * st - pad + kx >= w) ox1--;
+                const float *src = col + ((size_t)(ci * r + ky) * s + kx) * ld;
+                float *dst = planes + (size_t)((ky % st) * st + kx % st) * cp.plane +
+                             (size_t)(ky / st) * cp.gw + kx / st;
                 for (int oy = 0; oy < oh; oy++) {
-                    const int iy = oy * st - pad + ky;
-                    if (iy < 0 || iy >= h) continue;
-                    const float *src = row + (size_t)oy * ow;
-                    float *dst = xc + (size_t)iy * w - pad + kx;
-                    for (int ox = ox0; ox < ox1; ox++) dst[ox * st] += src[ox];
+                    const float *restrict sr = src + (size_t)oy * ow;
+                    float *restrict dr = dst + (size_t)oy * cp.gw;
+                    for (int ox = 0; ox < ow; ox++) dr[ox] += sr[ox];
                 }
             }
         }
+        float *xc = dx + (size_t)ci * h * w;
+        for (int y = 0; y < h; y++) unsplit_row(xc + (size_t)y * w, planes, &cp, y, sh);
     }
 }
 
@@ -329,12 +377,13 @@ static int col_side(const rn_conv_shape *sh)
     return side_by_side(p, FWD_WIDTH, cap);
 }
 
-/* Per-thread scratch of the strided input gradient: the columns and the images' dy side by
- * side. */
+/* Per-thread scratch of the strided input gradient: the columns, the images' dy side by side,
+ * and col2im's phase planes. */
 static size_t col_floats(const rn_conv_shape *sh)
 {
     const size_t p = (size_t)sh->oh * sh->ow, side = (size_t)col_side(sh);
-    return ((size_t)sh->c * sh->r * sh->s + (side > 1 ? (size_t)sh->k : 0)) * side * p;
+    const size_t planes = (size_t)sh->stride * sh->stride * col_planes_of(sh).plane;
+    return ((size_t)sh->c * sh->r * sh->s + (side > 1 ? (size_t)sh->k : 0)) * side * p + planes;
 }
 
 /* ---- workspace ---------------------------------------------------------------------------- */
@@ -673,7 +722,9 @@ static void strided_input_grad(float *dx, const float *dy, const rn_conv_shape *
         rn_gemm_b bd = {b, cw->off, NULL};
         rn_gemm_packed(crs, (int)ld, sh->k, cw->wpack, &bd, dcol, (int)ld, 0,
                        cw->packs + (size_t)t * GEMM_PACK_FLOATS, split ? 1 : threads);
-        for (int m = 0; m < count; m++) col2im(dx + (i0 + m) * xs, dcol + (size_t)m * p, ld, sh);
+        float *planes = dcol + (size_t)(crs + (side > 1 ? sh->k : 0)) * ld;
+        for (int m = 0; m < count; m++)
+            col2im(dx + (i0 + m) * xs, dcol + (size_t)m * p, ld, sh, planes);
     }
 }
 
