@@ -457,10 +457,10 @@ int cmd_train(int argc, char **argv)
     printf("\n  %d epochs of %d batches of %d%s, lr %g %s", cfg.epochs, batches, cfg.batch,
            cfg.accum > 1 ? " (accumulated)" : "", (double)cfg.lr, sched);
     if (cfg.warmup > 0) printf(" (warm-up %g epochs)", (double)cfg.warmup);
-    printf(", momentum %g%s, wd %g%s, seed %llu, %d threads\n", (double)cfg.momentum,
-           cfg.nesterov ? " nesterov" : "", (double)cfg.weight_decay,
-           cfg.decay_1d ? "" : " (not on BN/biases)", (unsigned long long)cfg.seed,
-           omp_get_max_threads());
+    printf(", momentum %g%s, wd %g%s", (double)cfg.momentum, cfg.nesterov ? " nesterov" : "",
+           (double)cfg.weight_decay, cfg.decay_1d ? "" : " (not on BN/biases)");
+    if (cfg.label_smoothing > 0) printf(", label smoothing %g", (double)cfg.label_smoothing);
+    printf(", seed %llu, %d threads\n", (unsigned long long)cfg.seed, omp_get_max_threads());
     if (resume) printf("  from epoch %d, batch %d (step %ld)\n", epoch0 + 1, batch0, step0);
     printf("  run folder %s\n", dir);
     fflush(stdout);
