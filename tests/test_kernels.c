@@ -34,6 +34,7 @@
 #include "kernels/cpu.h"
 #include "kernels/gemm.h"
 #include "kernels/kernels.h"
+#include "kernels/winograd.h"
 #include "support/check.h"
 
 #define FD_TOL 1e-2
@@ -563,6 +564,52 @@ static void test_bn_rows_builds_agree(void **state)
                 assert_memory_equal(y1, y2, len * sizeof(float));
             }
         }
+}
+
+/* Winograd's output transform gives the same bits in the portable and the AVX2 build (GCC
+ * vector types, the same float operations), and writes exactly the map: odd and even sizes,
+ * rows of up to 18 tiles (vectors that run past a row's end), with and without ReLU. */
+static void test_wino_output_builds_agree(void **state)
+{
+    (void)state;
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) skip();
+    const int sizes[][2] = {{1, 1}, {4, 4}, {7, 7}, {14, 14}, {9, 35}, {28, 28}, {20, 17}};
+    for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
+        const int oh = sizes[t][0], ow = sizes[t][1];
+        const int th = (oh + 1) / 2, gw = (ow + 1) / 2 + 1;
+        const size_t mstride = (size_t)th * gw + 8; /* 8: the slack the transform may read */
+        float *m = malloc(16 * mstride * sizeof(float));
+        float *y1 = malloc(((size_t)oh * ow + 1) * sizeof(float));
+        float *y2 = malloc(((size_t)oh * ow + 1) * sizeof(float));
+        assert_non_null(m);
+        assert_non_null(y1);
+        assert_non_null(y2);
+        rn_test_fill_normal(m, 16 * mstride, 51 + (unsigned)t, 1.0f);
+        for (int relu = 0; relu <= 1; relu++) {
+            y1[oh * ow] = y2[oh * ow] = 12345.0f; /* the float after the map stays */
+            rn_wino_generic.output(y1, m, mstride, th, gw, oh, ow, 0.25f, relu);
+            rn_wino_avx2.output(y2, m, mstride, th, gw, oh, ow, 0.25f, relu);
+            assert_memory_equal(y1, y2, ((size_t)oh * ow + 1) * sizeof(float));
+            assert_true(y1[oh * ow] == 12345.0f);
+            /* pixel (1, 0), in tile 0, against A^T M A written out */
+            if (oh >= 2 && ow >= 2) {
+                const float *c = m; /* tile 0 of each matrix at c[xi * mstride] */
+                float s[4][2];
+                for (int i = 0; i < 4; i++) {
+                    const float m0 = c[(4 * i) * mstride], m1 = c[(4 * i + 1) * mstride];
+                    const float m2 = c[(4 * i + 2) * mstride], m3 = c[(4 * i + 3) * mstride];
+                    s[i][0] = m0 + m1 + m2;
+                    s[i][1] = m1 - m2 - m3;
+                }
+                float want = s[1][0] - s[2][0] - s[3][0] + 0.25f;
+                if (relu && !(want > 0.0f)) want = 0.0f;
+                assert_true(y1[ow] == want);
+            }
+        }
+        free(m);
+        free(y1);
+        free(y2);
+    }
 }
 
 /* RN_SIMD=generic must select the portable kernels: tools/run-tests.sh runs this program a
@@ -1306,6 +1353,7 @@ int main(void)
         cmocka_unit_test(test_simd_selection),
         cmocka_unit_test(test_bn_relu_fused),
         cmocka_unit_test(test_bn_rows_builds_agree),
+        cmocka_unit_test(test_wino_output_builds_agree),
         cmocka_unit_test(test_conv_winograd),
         cmocka_unit_test(test_conv_blocked_and_threads),
         cmocka_unit_test(test_conv_packed),

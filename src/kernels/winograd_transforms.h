@@ -1,15 +1,17 @@
-/* The Winograd F(2x2, 3x3) data transforms as flat loops over the tiles of one channel,
- * included by winograd.c (portable build) and winograd_avx2.c (AVX2 build) to define
- * TRANSFORMS_NAME. 1-D input transform B^T: (d0 - d2, d1 + d2, d2 - d1, d1 - d3); output
- * transform A^T: (m0 + m1 + m2, m1 - m2 - m3).
+/* The Winograd F(2x2, 3x3) data transforms of one channel, included by winograd.c (portable
+ * build) and winograd_avx2.c (AVX2 build) to define TRANSFORMS_NAME. 1-D input transform
+ * B^T: (d0 - d2, d1 + d2, d2 - d1, d1 - d3); output transform A^T: (m0 + m1 + m2, m1 - m2 -
+ * m3).
  *
- * The padded input comes split into four phase planes (row parity a, column parity b) of
- * width gw: row r, column j of the patch of tile u = ty * gw + tx is then
+ * The input transform reads the padded input split into four phase planes (row parity a,
+ * column parity b) of width gw: row r, column j of the patch of tile u = ty * gw + tx is
  *   p[r % 2][j % 2][u + (r / 2) * gw + j / 2],
- * so one loop over u runs across tile rows (tile column tw of each row is junk). The loops
- * are written with one pointer per stream and ivdep: GCC neither vectorises stores at
+ * so one flat loop over u runs across tile rows (tile column tw of each row is junk). It is
+ * written with one pointer per stream and ivdep: GCC neither vectorises stores at
  * v[i * stride + u] nor trusts restrict on local pointers (it gives up on the run-time alias
- * checks); every input and output row is distinct. */
+ * checks); every input and output row is distinct. The output transform works on vectors of
+ * 8 tiles in GCC vector types, whose operations and shuffles are the same float operations
+ * in both builds (test_wino_output_builds_agree). */
 #include <stddef.h>
 #include <string.h>
 #include "kernels/winograd.h"
@@ -86,10 +88,10 @@ static inline void store_pairs(float *dst, wv8 e, wv8 o, wv8 bias, int relu)
     memcpy(dst + 8, &b, sizeof b);
 }
 
-/* Tiles [u, u + 8) of one tile row into output rows `even` and `odd` at column 2 * t
- * (each 16 floats; odd NULL: the map's last row is even and has no partner). Rows that
- * must not be written past their end go through `spill` and keep `keep_e` / `keep_o`
- * floats. */
+/* Tiles [u, u + 8) of one tile row into 16 floats of output row `even` and 16 of `odd`
+ * (both pointing at the first tile's columns; odd NULL: the map's last row is even and has
+ * no partner). A write that must stop early goes through `spill` and keeps only `keep_e` /
+ * `keep_o` floats. */
 static inline void output_chunk(float *even, float *odd, const float *const *m, size_t u,
                                 wv8 bias, int relu, int keep_e, int keep_o)
 {
