@@ -92,34 +92,10 @@ static inline int flush_due(int *pending, int added, int last)
     return 1;
 }
 
-static double channel_sum(const float *x, int n, size_t cs, int len)
-{
-    const v8f zero = {0};
-    v4d acc = {0};
-    v8f a0 = zero, a1 = zero;
-    double t = 0.0;
-    int pending = 0;
-    for (int i = 0; i < n; i++) {
-        const float *row = x + (size_t)i * cs;
-        int j = 0;
-        for (; j + 16 <= len; j += 16) {
-            a0 += load8(row + j);
-            a1 += load8(row + j + 8);
-        }
-        if (j + 8 <= len) {
-            a0 += load8(row + j);
-            j += 8;
-        }
-        if (flush_due(&pending, j, i == n - 1)) {
-            widen_add(&acc, a0, a1);
-            a0 = a1 = zero;
-        }
-        for (; j < len; j++) t += row[j];
-    }
-    return hsum(acc) + t;
-}
-
-static double channel_sqdev(const float *x, int n, size_t cs, int len, double mu)
+/* sum(x - mu) (square 0; mu 0 for the sum) or sum((x - mu)^2) (square 1) over one
+ * channel's rows; square is a constant in each caller, so the branches fold away. */
+static inline double channel_moment(const float *x, int n, size_t cs, int len, double mu,
+                                    int square)
 {
     const float fm = (float)mu;
     const v8f m = {fm, fm, fm, fm, fm, fm, fm, fm}, zero = {0};
@@ -131,22 +107,33 @@ static double channel_sqdev(const float *x, int n, size_t cs, int len, double mu
         const float *row = x + (size_t)i * cs;
         int j = 0;
         for (; j + 16 <= len; j += 16) {
-            const v8f d0 = load8(row + j) - m, d1 = load8(row + j + 8) - m;
-            a0 += d0 * d0;
-            a1 += d1 * d1;
+            const v8f v0 = load8(row + j) - m, v1 = load8(row + j + 8) - m;
+            a0 += square ? v0 * v0 : v0;
+            a1 += square ? v1 * v1 : v1;
         }
         if (j + 8 <= len) {
-            const v8f d0 = load8(row + j) - m;
-            a0 += d0 * d0;
+            const v8f v0 = load8(row + j) - m;
+            a0 += square ? v0 * v0 : v0;
             j += 8;
         }
         if (flush_due(&pending, j, i == n - 1)) {
             widen_add(&acc, a0, a1);
             a0 = a1 = zero;
         }
-        for (; j < len; j++) t += ((double)row[j] - mu) * ((double)row[j] - mu);
+        for (; j < len; j++)
+            t += square ? ((double)row[j] - mu) * ((double)row[j] - mu) : (double)row[j];
     }
     return hsum(acc) + t;
+}
+
+static double channel_sum(const float *x, int n, size_t cs, int len)
+{
+    return channel_moment(x, n, cs, len, 0.0, 0);
+}
+
+static double channel_sqdev(const float *x, int n, size_t cs, int len, double mu)
+{
+    return channel_moment(x, n, cs, len, mu, 1);
 }
 
 static void channel_grad_sums(const float *dy, const float *relu_y, const float *x, int n,
