@@ -232,10 +232,11 @@ void rn_block_backward(rn_net *net, rn_block *b, const float *dy, float *dx)
 {
     float **g = net->grad_scratch;
     size_t len = rn_shape3_size(b->out) * (size_t)net->n;
-    /* g[2], g[3]: ping-pong; g[4]: d shortcut output; g[5]: d tap; g[6], g[7]: temporaries */
+    /* g[2], g[3]: ping-pong; g[4]: d shortcut output of a highway block (a residual one's is
+     * dm); g[5]: d tap; g[6], g[7]: temporaries */
     const float *dm = rn_seq_backward(net, &b->post, dy, b->post.n, 0, g[2], g[3], 1);
     const float *df = NULL;
-    const float *ds = g[4];
+    const float *ds = NULL; /* the shortcut's output gradient */
 
     if (b->kind == RN_BLOCK_PLAIN) {
         df = dm;
@@ -262,6 +263,7 @@ void rn_block_backward(rn_net *net, rn_block *b, const float *dy, float *dx)
         }
         rn_conv_run_backward(net, &b->gate, g[5], dpre, b->s);
         rn_add_scaled(dsh, dsh, g[5], 1.0f, len);
+        ds = dsh;
         if (!b->dropped) df = dfh;
     }
 
