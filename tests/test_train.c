@@ -26,6 +26,7 @@
 #include "train/evaluate.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
+#include "train/tta.h"
 
 static char tmpdir[256];
 
@@ -478,6 +479,114 @@ static void test_evaluate(void **state)
     rn_dataset_free(d);
 }
 
+/* ---- test-time augmentation --------------------------------------------------------------------- */
+static void test_tta_views(void **state)
+{
+    (void)state;
+    int flags = -1;
+    static const char *const names[] = {"none", "flip", "shift", "flip,shift", "shift,flip"};
+    static const int want_flags[] = {0, RN_TTA_FLIP, RN_TTA_SHIFT, 3, 3}, want_views[] = {1, 2, 5, 10, 10};
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(rn_tta_parse(names[i], &flags), RN_OK);
+        assert_int_equal(flags, want_flags[i]);
+        assert_int_equal(rn_tta_views(flags), want_views[i]);
+        if (i < 4) assert_string_equal(rn_tta_name(flags), names[i]);
+    }
+    assert_int_equal(rn_tta_parse("flips", &flags), RN_ERR_ARG);
+    assert_non_null(strstr(rn_last_error(), "'flips'"));
+
+    /* one image of 2 channels, 3 x 4: pixel (ch, r, q) = 100 ch + 10 r + q + 1 */
+    float x[24], y[24], all[10][24];
+    const float fill[2] = {-1.0f, -2.0f};
+    for (int i = 0; i < 24; i++) x[i] = (float)(100 * (i / 12) + 10 * (i % 12 / 4) + i % 4 + 1);
+    rn_tta_view(x, y, 1, 2, 3, 4, 0, 0, fill);
+    assert_memory_equal(x, y, sizeof x);
+    /* first row of channel 0 (and of channel 1 for the last) of each view */
+    static const struct {
+        int flags, view;
+        float row[4];
+    } cases[] = {
+        {RN_TTA_FLIP, 1, {4, 3, 2, 1}},
+        {RN_TTA_SHIFT, 1, {-1, -1, -1, -1}}, /* moved down: row 0 comes from row -1 */
+        {RN_TTA_SHIFT, 2, {11, 12, 13, 14}}, /* moved up */
+        {RN_TTA_SHIFT, 3, {-1, 1, 2, 3}},
+        {RN_TTA_SHIFT, 4, {2, 3, 4, -1}},
+        {3, 1, {4, 3, 2, 1}},
+        {3, 4, {-1, 1, 2, 3}},
+        {3, 8, {3, 2, 1, -1}}, /* the mirror image moved right: column q of the mirror is q - 1 */
+        {3, 9, {-1, 4, 3, 2}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rn_tta_view(x, y, 1, 2, 3, 4, cases[i].flags, cases[i].view, fill);
+        if (memcmp(y, cases[i].row, sizeof cases[i].row))
+            fail_msg("tta %d view %d: row 0 is %g %g %g %g", cases[i].flags, cases[i].view, y[0], y[1],
+                     y[2], y[3]);
+    }
+    rn_tta_view(x, y, 1, 2, 3, 4, 3, 9, fill);
+    const float ch1_row0[4] = {-2, 104, 103, 102}, row2[4] = {-1, 24, 23, 22};
+    assert_memory_equal(y + 12, ch1_row0, sizeof ch1_row0);
+    assert_memory_equal(y + 8, row2, sizeof row2);
+    /* ten different views */
+    for (int v = 0; v < 10; v++) {
+        rn_tta_view(x, all[v], 1, 2, 3, 4, 3, v, fill);
+        for (int u = 0; u < v; u++) assert_true(memcmp(all[u], all[v], sizeof all[v]) != 0);
+    }
+}
+
+/* rn_evaluate_tta against the same views made by hand in pixel space (zero pixels fill the
+ * moves, then normalisation), one forward each and mean softmax probabilities. */
+static void test_evaluate_tta(void **state)
+{
+    (void)state;
+    rn_dataset *d = quadrants(23, 9);
+    rn_net *net = small_net("resnet8", 4, 3);
+    float mean[1] = {0.3f}, std[1] = {0.25f};
+    assert_int_equal(rn_net_set_normalization(net, mean, std), RN_OK);
+    rn_eval_result plain, r;
+    assert_int_equal(rn_evaluate(net, d, 10, 0, &plain), RN_OK);
+    assert_int_equal(rn_evaluate_tta(net, d, 10, 0, 0, &r), RN_OK);
+    assert_int_equal(r.correct, plain.correct);
+    assert_true(r.loss == plain.loss);
+    assert_int_equal(rn_evaluate_tta(net, d, 10, RN_TTA_FLIP | RN_TTA_SHIFT, 1, &r), RN_OK);
+    static const int views[10][3] = {{0, 0, 0},  {1, 0, 0},  {0, -1, 0}, {0, 1, 0}, {0, 0, -1},
+                                     {0, 0, 1},  {1, -1, 0}, {1, 1, 0},  {1, 0, -1}, {1, 0, 1}};
+    double p[23 * 4] = {0};
+    float *x = malloc(23 * 64 * sizeof *x), logits[23 * 4];
+    for (int v = 0; v < 10; v++) {
+        for (int i = 0; i < 23; i++)
+            for (int row = 0; row < 8; row++)
+                for (int col = 0; col < 8; col++) {
+                    int sr = row + views[v][1], sc = (views[v][0] ? 7 - col : col) + views[v][2];
+                    int pix = sr < 0 || sr > 7 || sc < 0 || sc > 7 ? 0 : d->pixels[i * 64 + sr * 8 + sc];
+                    x[i * 64 + row * 8 + col] = (pix / 255.0f - 0.3f) / 0.25f;
+                }
+        assert_int_equal(rn_net_forward(net, x, 23, 0, logits), RN_OK);
+        for (int i = 0; i < 23; i++) {
+            double sum = 0;
+            for (int j = 0; j < 4; j++) sum += exp(logits[i * 4 + j]);
+            for (int j = 0; j < 4; j++) p[i * 4 + j] += exp(logits[i * 4 + j]) / sum / 10;
+        }
+    }
+    long correct = 0;
+    double loss = 0;
+    for (int i = 0; i < 23; i++) {
+        int best = 0;
+        for (int j = 1; j < 4; j++)
+            if (p[i * 4 + j] > p[i * 4 + best]) best = j;
+        correct += best == d->labels[i];
+        loss -= log(p[i * 4 + d->labels[i]]) / 23;
+    }
+    assert_int_equal(r.n, 23);
+    assert_int_equal(r.correct, correct);
+    if (fabs(r.loss - loss) > 1e-5) fail_msg("TTA loss %.8f, by hand %.8f", r.loss, loss);
+    assert_true(fabs(r.loss - plain.loss) > 1e-4); /* the views did change something */
+    rn_eval_result_free(&r);
+    rn_eval_result_free(&plain);
+    free(x);
+    rn_net_free(net);
+    rn_dataset_free(d);
+}
+
 /* ---- the trainer -------------------------------------------------------------------------------------- */
 static void tiny_config(rn_train_config *c)
 {
@@ -739,6 +848,8 @@ int main(void)
         cmocka_unit_test(test_accumulation),
         cmocka_unit_test(test_config_json),
         cmocka_unit_test(test_evaluate),
+        cmocka_unit_test(test_tta_views),
+        cmocka_unit_test(test_evaluate_tta),
         cmocka_unit_test(test_trainer_learns_and_resumes_exactly),
         cmocka_unit_test(test_trainer_stops_on_nan),
         cmocka_unit_test(test_checkpoint_errors),

@@ -1,12 +1,14 @@
 /* Evaluation of a network on a data set (see evaluate.h). */
 #include "train/evaluate.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "kernels/kernels.h"
 #include "train/loader.h"
+#include "train/tta.h"
 
 int rn_check_data_fits(const rn_net *net, const rn_dataset *data, const char *what)
 {
@@ -31,6 +33,12 @@ void rn_eval_result_free(rn_eval_result *r)
 
 int rn_evaluate(rn_net *net, const rn_dataset *data, int batch, int confusion, rn_eval_result *out)
 {
+    return rn_evaluate_tta(net, data, batch, 0, confusion, out);
+}
+
+int rn_evaluate_tta(rn_net *net, const rn_dataset *data, int batch, int tta, int confusion,
+                    rn_eval_result *out)
+{
     memset(out, 0, sizeof *out);
     int st = rn_check_data_fits(net, data, NULL);
     if (st) return st;
@@ -48,9 +56,11 @@ int rn_evaluate(rn_net *net, const rn_dataset *data, int batch, int confusion, r
     lo.std = has_norm ? std : NULL;
     rn_loader *loader = NULL;
     float *logits = malloc((size_t)lo.batch * (size_t)k * sizeof *logits);
+    double *probs = tta ? malloc((size_t)lo.batch * (size_t)k * sizeof *probs) : NULL;
     if (confusion) out->confusion = calloc((size_t)k * (size_t)k, sizeof *out->confusion);
-    if (!logits || (confusion && !out->confusion)) {
+    if (!logits || (tta && !probs) || (confusion && !out->confusion)) {
         free(logits);
+        free(probs);
         rn_eval_result_free(out);
         return rn_fail(RN_ERR_NOMEM, "out of memory for evaluation");
     }
@@ -62,14 +72,23 @@ int rn_evaluate(rn_net *net, const rn_dataset *data, int batch, int confusion, r
         rn_batch b;
         st = rn_loader_next(loader, &b);
         if (st || b.n == 0) break;
-        st = rn_net_forward(net, b.x, b.n, 0, logits);
-        if (st) break;
-        loss_sum += rn_softmax_xent(NULL, logits, b.labels, b.n, k) * b.n;
+        if (tta) {
+            /* the loss of the averaged probabilities */
+            st = rn_tta_probs(net, b.x, b.n, tta, probs);
+            if (st) break;
+            for (int i = 0; i < b.n; i++)
+                loss_sum -= log(fmax(probs[(size_t)i * k + b.labels[i]], 1e-300));
+        } else {
+            st = rn_net_forward(net, b.x, b.n, 0, logits);
+            if (st) break;
+            loss_sum += rn_softmax_xent(NULL, logits, b.labels, b.n, k) * b.n;
+        }
         for (int i = 0; i < b.n; i++) {
             const float *z = logits + (size_t)i * k;
+            const double *p = tta ? probs + (size_t)i * k : NULL;
             int best = 0;
             for (int j = 1; j < k; j++)
-                if (z[j] > z[best]) best = j;
+                if (p ? p[j] > p[best] : z[j] > z[best]) best = j;
             out->correct += best == b.labels[i];
             if (out->confusion) out->confusion[(size_t)b.labels[i] * k + best]++;
         }
@@ -77,6 +96,7 @@ int rn_evaluate(rn_net *net, const rn_dataset *data, int batch, int confusion, r
     }
     rn_loader_free(loader);
     free(logits);
+    free(probs);
     if (st) {
         rn_eval_result_free(out);
         return st;
