@@ -1,6 +1,5 @@
 /* resnet predict: the top classes of image files, with probabilities and label names. */
 #include <cjson/cJSON.h>
-#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,13 +7,16 @@
 
 #include "cli/cli.h"
 #include "train/dataset.h"
+#include "train/tta.h"
 
 static const char usage_text[] =
-    "usage: resnet predict --model FILE IMAGE... [--top K] [--json]\n"
+    "usage: resnet predict --model FILE IMAGE... [--top K] [--tta VIEWS] [--json]\n"
     "Classifies image files (PNG, JPEG, BMP, ...): each is decoded, converted to the model's\n"
     "channels, resized to its input size (as the folder data set does), normalised with the\n"
     "model's stored mean and std, and run in evaluation mode.\n"
     "  --top K    the K most probable classes (default 5, at most the number of classes)\n"
+    "  --tta VIEWS  test-time augmentation: the mean probabilities over views of the image:\n"
+    "             none (default), flip, shift or flip,shift (see resnet eval --help)\n"
     "  --json     a JSON array: per image its file and the top classes with probabilities\n";
 
 int cmd_predict(int argc, char **argv)
@@ -22,7 +24,7 @@ int cmd_predict(int argc, char **argv)
     cli_net_args na;
     cli_net_args_init(&na);
     long top = 5;
-    int json = 0, n_images = 0;
+    int json = 0, n_images = 0, tta = 0;
     const char **images = calloc((size_t)argc, sizeof *images);
     if (!images) return cli_error("out of memory");
     for (int i = 1; i < argc; i++) {
@@ -41,6 +43,11 @@ int cmd_predict(int argc, char **argv)
         if (!strcmp(o, "--json")) json = 1;
         else if (!strcmp(o, "--top")) {
             if (!(v = cli_value(argc, argv, &i)) || cli_parse_int(o, v, 1, 100000, &top)) {
+                free(images);
+                return 2;
+            }
+        } else if (!strcmp(o, "--tta")) {
+            if (!(v = cli_value(argc, argv, &i)) || (rn_tta_parse(v, &tta) && cli_lib_error("--tta"))) {
                 free(images);
                 return 2;
             }
@@ -71,11 +78,11 @@ int cmd_predict(int argc, char **argv)
     for (int c = 0; c < 16; c++) std[c] = 1.0f;
     rn_net_get_normalization(net, mean, std);
     uint8_t *pix = malloc(per);
-    float *x = malloc(per * sizeof *x), *logits = malloc((size_t)k * sizeof *logits);
+    float *x = malloc(per * sizeof *x);
     double *prob = malloc((size_t)k * sizeof *prob);
     int *order = malloc((size_t)k * sizeof *order);
     int rc = 0;
-    if (!pix || !x || !logits || !prob || !order) rc = cli_error("out of memory");
+    if (!pix || !x || !prob || !order) rc = cli_error("out of memory");
     cJSON *all = json ? cJSON_CreateArray() : NULL;
     for (int i = 0; !rc && i < n_images; i++) {
         if (rn_image_load(images[i], o.in_c, o.in_h, o.in_w, pix)) {
@@ -87,15 +94,11 @@ int cmd_predict(int argc, char **argv)
             int c = (int)(j / plane);
             x[j] = ((float)pix[j] / 255.0f - mean[c]) / std[c];
         }
-        if (rn_net_forward(net, x, 1, 0, logits)) {
+        if (rn_tta_probs(net, x, 1, tta, prob)) {
             rc = cli_lib_error(images[i]);
             break;
         }
-        double mx = logits[0], sum = 0.0;
-        for (int j = 1; j < k; j++)
-            if (logits[j] > mx) mx = logits[j];
-        for (int j = 0; j < k; j++) sum += prob[j] = exp((double)logits[j] - mx);
-        for (int j = 0; j < k; j++) prob[j] /= sum, order[j] = j;
+        for (int j = 0; j < k; j++) order[j] = j;
         /* the top classes by selection, ties to the lower index */
         for (int a = 0; a < top; a++) {
             int best = a;
@@ -134,7 +137,6 @@ int cmd_predict(int argc, char **argv)
     cJSON_Delete(all);
     free(pix);
     free(x);
-    free(logits);
     free(prob);
     free(order);
     free(images);
