@@ -171,7 +171,7 @@ for sig in INT TERM; do
     "$R" train $TINY --epochs 2 --out "$d" >"$out" 2>"$T/sig.err" &
     pid=$!
     i=0
-    while [ $i -lt 200 ] && ! grep -q "^epoch 1/" "$out" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
+    while [ $i -lt 1200 ] && ! grep -q "^epoch 1/" "$out" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
     kill -$sig $pid 2>/dev/null
     wait $pid
     status=$?
@@ -193,9 +193,21 @@ if "$R" train $TINY --epochs 1 --val 50 --accum 2 --label-smoothing 0.1 --no-wd-
     --warmup 0.5 --schedule step:0.5 --crop-pad 1 --flip --seed 5 --out "$d" >"$T/out" 2>"$T/err"; then
     grep -q "val loss" "$T/out" && grep -q '"val_error"' "$d/metrics.jsonl" && ok ||
         bad "--val run: no validation metrics: $(cat "$T/out")"
+    # eval --split val finds the same 50 images: the last epoch's validation metrics again
+    "$R" eval --model "$d/model.safetensors" --split val --val 50 --seed 5 --subset 200 --json \
+        >"$T/evalval.json" 2>"$T/err" && $PY - "$T/evalval.json" "$d/metrics.jsonl" <<'PY' && ok ||
+import json, sys
+e = json.load(open(sys.argv[1]))
+m = json.loads(open(sys.argv[2]).read().splitlines()[-1])
+assert e["split"] == "val" and e["images"] == 50, e
+assert abs(e["error"] - m["val_error"]) < 1e-9 and abs(e["loss"] - m["val_loss"]) < 1e-4, (e, m)
+PY
+        bad "eval --split val: $(cat "$T/err" "$T/evalval.json")"
 else
     bad "a run with every option: $(cat "$T/err")"
 fi
+expect_error "needs --val" "$R" eval --model "$run/model.safetensors" --split val
+expect_error "\-\-tta" "$R" eval --model "$run/model.safetensors" --tta mirror
 
 # ---- NaN: a learning rate of 1e30 blows up; the step is named, the last checkpoint is kept ----
 d="$T/nan"
@@ -293,6 +305,8 @@ PY
     "$R" forward --model "$M" --input "$T/x.safetensors" --output "$T/y.safetensors" \
         >/dev/null 2>"$T/err" || bad "forward: $(cat "$T/err")"
     "$R" predict --model "$M" "$T/img0.pgm" --top 10 --json >"$T/pred0.json" 2>/dev/null
+    "$R" predict --model "$M" "$T/img0.pgm" --top 10 --tta flip,shift --json >"$T/pred0tta.json" 2>/dev/null
+    "$R" eval --model "$M" --subset 64 --tta flip,shift --json >"$T/evaltta.json" 2>/dev/null
     $PY - "$M" "$T/x.safetensors" "$T/y.safetensors" "$T/pred0.json" <<'PY' && ok || bad "PyTorch parity"
 import json, sys
 sys.path.insert(0, "tools")
@@ -315,6 +329,38 @@ print("PyTorch parity of the trained model: argmax %s on 64 images, max |p - p_t
       "(forward), %.1e (predict)" % ("identical" if same else "DIFFERENT", err, perr))
 sys.exit(0 if same and err < 1e-4 and perr < 1e-4 else 1)
 PY
+    # Test-time augmentation against the same ten views made in PyTorch: the image and its
+    # mirror, each also moved by one pixel up, down, left and right (zero pixels fill the gap).
+    $PY - "$M" "$T/x.safetensors" "$T/pred0tta.json" "$T/evaltta.json" "$FM" <<'PY' && ok ||
+import gzip, json, sys
+sys.path.insert(0, "tools")
+from torch_ref import build, load_safetensors
+import torch
+import torch.nn.functional as F
+meta, state = load_safetensors(sys.argv[1])
+model = build(meta["arch"], meta["ordering"], meta["shortcut"], int(meta["classes"]), 1)
+model.load_state_dict(state, strict=True)
+model.eval()
+x = load_safetensors(sys.argv[2])[1]["input"]
+zero = -float(meta["normalize_mean"]) / float(meta["normalize_std"])  # a normalised 0 pixel
+def moved(v, dy, dx):  # out[r, q] = v[r + dy, q + dx]
+    p = F.pad(v, (1, 1, 1, 1), value=zero)
+    return p[:, :, 1 + dy:1 + dy + 28, 1 + dx:1 + dx + 28]
+views = [x, x.flip(3)]
+views += [moved(v, dy, dx) for v in (x, x.flip(3)) for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1))]
+with torch.no_grad():
+    p = sum(torch.softmax(model(v).double(), 1) for v in views) / len(views)
+labels = torch.tensor(list(gzip.open(sys.argv[5] + "/t10k-labels-idx1-ubyte.gz").read()[8:8 + 64]))
+pred = {c["class"]: c["probability"] for c in json.load(open(sys.argv[3]))[0]["top"]}
+perr = max(abs(pred[k] - float(p[0, k])) for k in range(10))
+e = json.load(open(sys.argv[4]))
+loss = float(-p[torch.arange(64), labels].log().mean())
+acc = float((p.argmax(1) == labels).double().mean())
+print("PyTorch parity of test-time augmentation (10 views): max |p - p_torch| %.1e (predict), "
+      "accuracy %.4f / %.4f, loss %.6f / %.6f (eval, 64 images)" % (perr, e["accuracy"], acc, e["loss"], loss))
+sys.exit(0 if perr < 1e-4 and e["views"] == 10 and e["accuracy"] == acc and abs(e["loss"] - loss) < 1e-4 else 1)
+PY
+        bad "PyTorch parity of test-time augmentation"
 fi
 
 echo "train: $pass passed, $fail failed, $skip skipped"

@@ -11,17 +11,27 @@
 #include "cli/cli.h"
 #include "train/dataset.h"
 #include "train/evaluate.h"
+#include "train/trainer.h"
+#include "train/tta.h"
 
 static const char usage_text[] =
-    "usage: resnet eval --model FILE [--data KIND] [--data-dir DIR] [--split test|train]\n"
-    "                   [--subset N] [--batch N] [--threads T] [--json]\n"
+    "usage: resnet eval --model FILE [--data KIND] [--data-dir DIR] [--split test|train|val]\n"
+    "                   [--val N] [--seed S] [--subset N] [--tta VIEWS] [--batch N] [--threads T]\n"
+    "                   [--json]\n"
     "Evaluates a model (e.g. RUN_DIR/model.safetensors from resnet train) on a data set in\n"
     "evaluation mode: accuracy, mean cross-entropy, per-class accuracy, confusion matrix.\n"
     "  --data KIND      fashion-mnist (default) | mnist | cifar10 | cifar100 | folder\n"
     "  --data-dir DIR   where the files are (see resnet train --help); a folder data set is read\n"
     "                   with the model's label names and input size\n"
-    "  --split S        test (default) or train\n"
-    "  --subset N       only the first N images\n"
+    "  --split S        test (default), train, or val: the validation split that resnet train\n"
+    "                   --val N --seed S held out of the training set (give the same N and S)\n"
+    "  --val N, --seed S  with --split val: the run's --val and --seed (seed default 1)\n"
+    "  --subset N       only the first N images (with --split val: the first N training\n"
+    "                   images before the split, as resnet train --subset)\n"
+    "  --tta VIEWS      test-time augmentation: each prediction the mean class probabilities\n"
+    "                   over views of the image: none (default), flip (+ mirror image), shift\n"
+    "                   (+ moved by one pixel each way), flip,shift (10 views); for models\n"
+    "                   trained with --flip and --crop-pad\n"
     "  --json           one JSON object (with the full confusion matrix) instead of the table\n"
     "  --arch/--weights a torchvision state_dict instead of --model (see resnet --help)\n"
     "The images are normalised with the model's stored mean and std; the image shape and the\n"
@@ -57,14 +67,35 @@ static int load_eval_data(rn_dataset **out, const rn_net *net, rn_data_kind kind
     return rn_dataset_load(out, &src, split) ? cli_lib_error(NULL) : 0;
 }
 
+/* The validation split exactly as resnet train --val N --seed S [--subset M] made it. */
+static int load_val_split(rn_dataset **out, const rn_net *net, rn_data_kind kind, const char *dir,
+                          long val, uint64_t seed, long subset)
+{
+    rn_net_options o;
+    rn_net_get_options(net, &o);
+    rn_train_config cfg;
+    rn_train_config_init(&cfg);
+    cfg.data = kind;
+    if (dir) snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", dir);
+    cfg.in_c = o.in_c, cfg.in_h = o.in_h, cfg.in_w = o.in_w;
+    cfg.val = (int)val, cfg.seed = seed, cfg.subset = (int)subset;
+    rn_dataset *train = NULL;
+    const char *name;
+    if (rn_train_load_data(&cfg, &train, out, &name)) return cli_lib_error("--split val");
+    rn_dataset_free(train);
+    return 0;
+}
+
 static void print_json(const char *model, const rn_net *net, const char *data, const char *split,
-                       const rn_eval_result *r)
+                       int tta, const rn_eval_result *r)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", model);
     cJSON_AddStringToObject(o, "arch", rn_net_arch(net));
     cJSON_AddStringToObject(o, "data", data);
     cJSON_AddStringToObject(o, "split", split);
+    cJSON_AddStringToObject(o, "tta", rn_tta_name(tta));
+    cJSON_AddNumberToObject(o, "views", rn_tta_views(tta));
     cJSON_AddNumberToObject(o, "images", r->n);
     cJSON_AddNumberToObject(o, "accuracy", r->n ? (double)r->correct / r->n : 0.0);
     cJSON_AddNumberToObject(o, "error", r->n ? 1.0 - (double)r->correct / r->n : 0.0);
@@ -95,9 +126,11 @@ static void print_json(const char *model, const rn_net *net, const char *data, c
 }
 
 static void print_table(const char *model, const rn_net *net, const char *data, const char *split,
-                        const rn_eval_result *r)
+                        int tta, const rn_eval_result *r)
 {
-    printf("%s (%s) on %s %s: %d images\n", model, rn_net_arch(net), data, split, r->n);
+    printf("%s (%s) on %s %s: %d images", model, rn_net_arch(net), data, split, r->n);
+    if (tta) printf(", test-time augmentation %s (%d views)", rn_tta_name(tta), rn_tta_views(tta));
+    printf("\n");
     printf("accuracy %.2f%%  error %.2f%%  loss %.4f\n", r->n ? 100.0 * r->correct / r->n : 0.0,
            r->n ? 100.0 - 100.0 * r->correct / r->n : 0.0, r->loss);
     printf("\nper class:\n");
@@ -129,8 +162,9 @@ int cmd_eval(int argc, char **argv)
     rn_data_kind kind = RN_DATA_FASHION_MNIST;
     const char *dir = NULL;
     rn_split split = RN_SPLIT_TEST;
-    long subset = 0, batch = 128, threads = 0;
-    int json = 0;
+    int val_split = 0;
+    long subset = 0, batch = 128, threads = 0, val = 0;
+    int json = 0, tta = 0;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v;
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
@@ -142,7 +176,8 @@ int cmd_eval(int argc, char **argv)
         if (r) continue;
         if (!strcmp(o, "--json")) json = 1;
         else if (!strcmp(o, "--data") || !strcmp(o, "--data-dir") || !strcmp(o, "--split") ||
-                 !strcmp(o, "--subset") || !strcmp(o, "--batch") || !strcmp(o, "--threads")) {
+                 !strcmp(o, "--subset") || !strcmp(o, "--batch") || !strcmp(o, "--threads") ||
+                 !strcmp(o, "--tta") || !strcmp(o, "--val")) {
             if (!(v = cli_value(argc, argv, &i))) return 2;
             if (!strcmp(o, "--data")) {
                 if (rn_data_kind_parse(v, &kind)) return cli_lib_error("--data") + 1;
@@ -150,7 +185,12 @@ int cmd_eval(int argc, char **argv)
             else if (!strcmp(o, "--split")) {
                 if (!strcmp(v, "test")) split = RN_SPLIT_TEST;
                 else if (!strcmp(v, "train")) split = RN_SPLIT_TRAIN;
-                else return cli_error("--split: expected test or train, got '%s'", v) + 1;
+                else if (!strcmp(v, "val")) val_split = 1;
+                else return cli_error("--split: expected test, train or val, got '%s'", v) + 1;
+            } else if (!strcmp(o, "--val")) {
+                if (cli_parse_int(o, v, 1, 100000000, &val)) return 2;
+            } else if (!strcmp(o, "--tta")) {
+                if (rn_tta_parse(v, &tta)) return cli_lib_error("--tta") + 1;
             } else if (!strcmp(o, "--subset")) {
                 if (cli_parse_int(o, v, 1, 100000000, &subset)) return 2;
             } else if (!strcmp(o, "--batch")) {
@@ -159,18 +199,22 @@ int cmd_eval(int argc, char **argv)
         } else return cli_error("eval: unknown option '%s' (see resnet eval --help)", o) + 1;
     }
     if (!na.model && !na.weights) return cli_error("eval: which model? give --model FILE") + 1;
+    if (val_split != (val > 0))
+        return cli_error(val_split ? "--split val needs --val N (the run's --val)"
+                                   : "--val is for --split val") + 1;
     if (threads) {
         omp_set_num_threads((int)threads);
     }
     rn_net *net;
     if (cli_open_frozen_net(&na, &net)) return 1;
     rn_dataset *data = NULL;
-    if (load_eval_data(&data, net, kind, dir, split)) {
+    if (val_split ? load_val_split(&data, net, kind, dir, val, na.opt.seed, subset)
+                  : load_eval_data(&data, net, kind, dir, split)) {
         rn_net_free(net);
         return 1;
     }
     int rc = 0;
-    if (subset && subset < data->n) {
+    if (!val_split && subset && subset < data->n) {
         rn_dataset *sub;
         if (rn_dataset_subset(&sub, data, 0, (int)subset)) rc = cli_lib_error(NULL);
         else {
@@ -183,12 +227,12 @@ int cmd_eval(int argc, char **argv)
     snprintf(context, sizeof context, "%s does not fit the data", na.model ? na.model : na.weights);
     if (!rc && rn_check_data_fits(net, data, what)) rc = cli_lib_error(context);
     rn_eval_result r;
-    if (!rc && rn_evaluate(net, data, (int)batch, 1, &r)) rc = cli_lib_error("eval");
+    if (!rc && rn_evaluate_tta(net, data, (int)batch, tta, 1, &r)) rc = cli_lib_error("eval");
     if (!rc) {
         const char *model = na.model ? na.model : na.weights;
-        const char *sname = split == RN_SPLIT_TEST ? "test" : "train";
-        if (json) print_json(model, net, rn_data_kind_name(kind), sname, &r);
-        else print_table(model, net, rn_data_kind_name(kind), sname, &r);
+        const char *sname = val_split ? "val" : split == RN_SPLIT_TEST ? "test" : "train";
+        if (json) print_json(model, net, rn_data_kind_name(kind), sname, tta, &r);
+        else print_table(model, net, rn_data_kind_name(kind), sname, tta, &r);
         rn_eval_result_free(&r);
     }
     rn_dataset_free(data);
