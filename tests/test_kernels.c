@@ -645,6 +645,10 @@ static void test_conv_blocked_and_threads(void **state)
     conv_blocked_case_algo(19, 16, 4, 4, 24, 3, 1, 1, RN_CONV_DIRECT);
     conv_blocked_case(19, 16, 4, 4, 24, 3, 1, 1); /* the same, forward by Winograd */
     conv_blocked_case(3, 20, 17, 17, 9, 1, 1, 0);
+    /* one image: 2 and 3 threads split its multiply and its output pass (bias, compaction) */
+    conv_blocked_case(1, 20, 9, 9, 24, 3, 1, 1);
+    conv_blocked_case(1, 20, 9, 9, 24, 3, 2, 1);
+    conv_blocked_case(1, 40, 7, 7, 24, 1, 1, 0);
 }
 
 /* The forward with weights packed once (rn_conv_pack + rn_conv_forward_packed) gives the bits
