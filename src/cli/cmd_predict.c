@@ -14,10 +14,10 @@ static const char usage_text[] =
     "Classifies image files (PNG, JPEG, BMP, ...): each is decoded, converted to the model's\n"
     "channels, resized to its input size (as the folder data set does), normalised with the\n"
     "model's stored mean and std, and run in evaluation mode.\n"
-    "  --top K    the K most probable classes (default 5, at most the number of classes)\n"
+    "  --top K      the K most probable classes (default 5, at most the number of classes)\n"
     "  --tta VIEWS  test-time augmentation: the mean probabilities over views of the image:\n"
-    "             none (default), flip, shift or flip,shift (see resnet eval --help)\n"
-    "  --json     a JSON array: per image its file and the top classes with probabilities\n";
+    "               none (default), flip, shift or flip,shift (see resnet eval --help)\n"
+    "  --json       a JSON array: per image its file and the top classes with probabilities\n";
 
 int cmd_predict(int argc, char **argv)
 {
