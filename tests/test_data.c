@@ -1225,7 +1225,11 @@ static void test_kind_names(void **state)
     assert_int_equal(pad, 4);
     assert_int_equal(flip, 1);
     rn_loader_default_augment(RN_DATA_MNIST, 28, &pad, &flip);
+    assert_int_equal(pad, 0);
     assert_int_equal(flip, 0);
+    rn_loader_default_augment(RN_DATA_FASHION_MNIST, 28, &pad, &flip);
+    assert_int_equal(pad, 2);
+    assert_int_equal(flip, 1);
 }
 
 int main(void)

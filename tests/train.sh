@@ -79,6 +79,16 @@ PY
 "$R" --help | grep -q "train" && ok || bad "resnet --help does not list train"
 "$R" eval --help | grep -q -- "--model" && ok || bad "eval --help"
 "$R" predict --help | grep -q -- "--top" && ok || bad "predict --help"
+# The defaults as the run reports them (a few images, stopped after one step): the recipe
+# docs/results.md measured, Fashion-MNIST's crop and flip included.
+"$R" train --subset 64 --threads 1 --stop-after 1 --out "$T/defaults" >"$T/out" 2>&1
+grep -q "^training resnet8-w32-s2 " "$T/out" &&
+    grep -q "20 epochs of 1 batches of 64, lr 0.05 cosine, momentum 0.9, wd 0.0005, label smoothing 0.1, crop pad 2, flip, seed 1" "$T/out" &&
+    ok || bad "the defaults of resnet train: $(head -n 3 "$T/out")"
+"$R" train --subset 64 --threads 1 --stop-after 1 --label-smoothing 0 --no-flip --crop-pad 1 \
+    --erase 0.25 --out "$T/defaults2" >"$T/out" 2>&1
+grep -q "wd 0.0005, crop pad 1, erase 0.25, seed 1" "$T/out" && ok ||
+    bad "the options in the run's header: $(head -n 3 "$T/out")"
 
 # ---- bad options and bad data: one line naming the option or file, nonzero, no run folder ----
 expect_error "unknown option '--frobnicate'" "$R" train --frobnicate --out "$T/x"
