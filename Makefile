@@ -34,7 +34,8 @@ $(BUILD)/obj/%.o: %.c
 
 # Kernels: -O3, so that loops over arrays vectorise (GCC 12's -O2 leaves a loop of unknown
 # length scalar) and the microkernels' fixed-size loops unroll into registers. The AVX2 ones
-# are built for AVX2 + FMA and only called where the CPU has them (src/kernels/cpu.c).
+# are built for AVX2 + FMA, the AVX-512 ones for AVX-512F too, and each only called where the
+# CPU has them (src/kernels/cpu.c).
 # -Wno-psabi: the portable build of the Winograd transforms passes 8-float vectors between
 # static functions, and GCC notes that their ABI changed in GCC 4.6; no call crosses a file.
 $(BUILD)/obj/src/kernels/%.o: src/kernels/%.c
@@ -44,6 +45,10 @@ $(BUILD)/obj/src/kernels/%.o: src/kernels/%.c
 $(BUILD)/obj/src/kernels/%_avx2.o: src/kernels/%_avx2.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -O3 -mavx2 -mfma -c $< -o $@
+
+$(BUILD)/obj/src/kernels/%_avx512.o: src/kernels/%_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -O3 -mavx2 -mfma -mavx512f -c $< -o $@
 
 $(BUILD)/obj/src/kernels/%_generic.o: src/kernels/%_generic.c
 	@mkdir -p $(dir $@)

@@ -612,18 +612,75 @@ static void test_wino_output_builds_agree(void **state)
     }
 }
 
+/* The AVX-512 microkernels give the AVX2 ones' bits (the same fused multiply-adds per element
+ * in the same order): every row count, full and partial strips, overwrite and accumulate, B
+ * packed and read in place (rows mode), A packed and read in place (arows), depths of 1 to
+ * past GEMM_KC. On a CPU without AVX-512 there is nothing to compare: skipped. */
+static void test_gemm_ukernels_avx512_agree(void **state)
+{
+    (void)state;
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx2") ||
+        !__builtin_cpu_supports("fma"))
+        skip();
+    enum { KMAX = GEMM_KC + 9, LDC = GEMM_NR + 5, LDB = GEMM_NR + 3 };
+    static float ap[KMAX * GEMM_MR], arows[GEMM_MR][KMAX], bp[KMAX * GEMM_NR], bsrc[KMAX * LDB];
+    static float c0[GEMM_MR * LDC], c1[GEMM_MR * LDC], c2[GEMM_MR * LDC];
+    static int off[KMAX];
+    rn_test_fill_normal(ap, KMAX * GEMM_MR, 51, 1.0f);
+    rn_test_fill_normal(&arows[0][0], GEMM_MR * KMAX, 52, 1.0f);
+    rn_test_fill_normal(bp, KMAX * GEMM_NR, 53, 1.0f);
+    rn_test_fill_normal(bsrc, KMAX * LDB, 54, 1.0f);
+    rn_test_fill_normal(c0, GEMM_MR * LDC, 55, 1.0f);
+    for (int p = 0; p < KMAX; p++) off[p] = (p * 7 % KMAX) * LDB + p % 3;
+    const float *arow[GEMM_MR];
+    for (int i = 0; i < GEMM_MR; i++) arow[i] = arows[i];
+    const int kcs[] = {1, 5, 64, KMAX}, nrs[] = {GEMM_NR, 9, 1};
+    int compared = 0;
+    for (size_t t = 0; t < sizeof kcs / sizeof kcs[0]; t++)
+        for (int mr = 1; mr <= GEMM_MR; mr++)
+            for (size_t u = 0; u < sizeof nrs / sizeof nrs[0]; u++)
+                for (int acc = 0; acc <= 1; acc++)
+                    for (int kind = 0; kind < 3; kind++) {
+                        const int kc = kcs[t], nr = nrs[u];
+                        if (kind == 1 && nr != GEMM_NR) continue; /* rows mode: full strips */
+                        memcpy(c1, c0, sizeof c1);
+                        memcpy(c2, c0, sizeof c2);
+                        if (kind == 0) {
+                            rn_gemm_ukernel_avx2(kc, ap, bp, c1, LDC, mr, nr, acc);
+                            rn_gemm_ukernel_avx512(kc, ap, bp, c2, LDC, mr, nr, acc);
+                        } else if (kind == 1) {
+                            rn_gemm_ukernel_rows_avx2(kc, ap, bsrc, off, c1, LDC, mr, acc);
+                            rn_gemm_ukernel_rows_avx512(kc, ap, bsrc, off, c2, LDC, mr, acc);
+                        } else {
+                            rn_gemm_ukernel_arows_avx2(kc, arow, bp, c1, LDC, mr, nr, acc);
+                            rn_gemm_ukernel_arows_avx512(kc, arow, bp, c2, LDC, mr, nr, acc);
+                        }
+                        /* also the untouched rows and columns around the block */
+                        assert_memory_equal(c1, c2, sizeof c1);
+                        assert_true(memcmp(c1, c0, sizeof c1) != 0);
+                        compared++;
+                    }
+    assert_int_equal(compared, 4 * GEMM_MR * (3 * 2 * 2 + 2));
+}
+
 /* RN_SIMD=generic must select the portable kernels: tools/run-tests.sh runs this program a
  * second time that way, and this check makes sure that run tested what it claims to. */
 static void test_simd_selection(void **state)
 {
     (void)state;
     const char *want = getenv("RN_SIMD");
+    const rn_simd got = rn_cpu_simd();
     if (want && !strcmp(want, "generic")) {
-        assert_int_equal(rn_cpu_simd(), RN_SIMD_GENERIC);
-        print_message("  kernels: portable C (RN_SIMD=generic)\n");
-    } else {
-        print_message("  kernels: %s\n", rn_cpu_simd() == RN_SIMD_AVX2 ? "AVX2 + FMA" : "portable C");
+        assert_int_equal(got, RN_SIMD_GENERIC);
+    } else if (want && !strcmp(want, "avx2") && __builtin_cpu_supports("avx2") &&
+               __builtin_cpu_supports("fma")) {
+        assert_int_equal(got, RN_SIMD_AVX2);
     }
+    print_message("  kernels: %s%s\n",
+                  got == RN_SIMD_AVX512 ? "AVX-512 (microkernels) + AVX2 + FMA"
+                  : got == RN_SIMD_AVX2 ? "AVX2 + FMA"
+                                        : "portable C",
+                  want ? " (RN_SIMD set)" : "");
 }
 
 static void test_conv_blocked_and_threads(void **state)
@@ -1355,6 +1412,7 @@ int main(void)
         cmocka_unit_test(test_conv_7x7_s2_p3),
         cmocka_unit_test(test_conv_rect_kernel),
         cmocka_unit_test(test_simd_selection),
+        cmocka_unit_test(test_gemm_ukernels_avx512_agree),
         cmocka_unit_test(test_bn_relu_fused),
         cmocka_unit_test(test_bn_rows_builds_agree),
         cmocka_unit_test(test_wino_output_builds_agree),

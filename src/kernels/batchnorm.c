@@ -16,7 +16,7 @@
 
 static const rn_bn_rows *rows(void)
 {
-    return rn_cpu_simd() == RN_SIMD_AVX2 ? &rn_bn_rows_avx2 : &rn_bn_rows_generic;
+    return rn_cpu_simd() >= RN_SIMD_AVX2 ? &rn_bn_rows_avx2 : &rn_bn_rows_generic;
 }
 
 /* y = (x - mean) * scale + shift, then max(0, .) when relu. Centred first rather than folded

@@ -10,7 +10,10 @@ static rn_simd detect(void)
     if (want && !strcmp(want, "generic")) return RN_SIMD_GENERIC;
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return RN_SIMD_AVX2;
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return RN_SIMD_GENERIC;
+    if (want && !strcmp(want, "avx2")) return RN_SIMD_AVX2;
+    if (__builtin_cpu_supports("avx512f")) return RN_SIMD_AVX512;
+    return RN_SIMD_AVX2;
 #endif
     return RN_SIMD_GENERIC;
 }

@@ -11,18 +11,29 @@
 
 static rn_gemm_ukernel pick_ukernel(void)
 {
-    return rn_cpu_simd() == RN_SIMD_AVX2 ? rn_gemm_ukernel_avx2 : rn_gemm_ukernel_generic;
+    switch (rn_cpu_simd()) {
+    case RN_SIMD_AVX512: return rn_gemm_ukernel_avx512;
+    case RN_SIMD_AVX2: return rn_gemm_ukernel_avx2;
+    default: return rn_gemm_ukernel_generic;
+    }
 }
 
 static rn_gemm_ukernel_rows pick_ukernel_rows(void)
 {
-    return rn_cpu_simd() == RN_SIMD_AVX2 ? rn_gemm_ukernel_rows_avx2 : rn_gemm_ukernel_rows_generic;
+    switch (rn_cpu_simd()) {
+    case RN_SIMD_AVX512: return rn_gemm_ukernel_rows_avx512;
+    case RN_SIMD_AVX2: return rn_gemm_ukernel_rows_avx2;
+    default: return rn_gemm_ukernel_rows_generic;
+    }
 }
 
 static rn_gemm_ukernel_arows pick_ukernel_arows(void)
 {
-    return rn_cpu_simd() == RN_SIMD_AVX2 ? rn_gemm_ukernel_arows_avx2
-                                         : rn_gemm_ukernel_arows_generic;
+    switch (rn_cpu_simd()) {
+    case RN_SIMD_AVX512: return rn_gemm_ukernel_arows_avx512;
+    case RN_SIMD_AVX2: return rn_gemm_ukernel_arows_avx2;
+    default: return rn_gemm_ukernel_arows_generic;
+    }
 }
 
 /* Packs B[k0 .. k0+kc, j0 .. j0+nc] into strips of GEMM_NR columns, each strip kc rows of
@@ -43,7 +54,7 @@ static void pack_b(float *dst, const rn_gemm_b *b, int k0, int kc, int j0, int n
                     for (int j = w; j < GEMM_NR; j++) dp[j] = 0.0f;
                 }
             }
-        } else if (w == GEMM_NR && rn_cpu_simd() == RN_SIMD_AVX2) {
+        } else if (w == GEMM_NR && rn_cpu_simd() >= RN_SIMD_AVX2) {
             rn_gemm_pack_cols_avx2(d, b->src, b->col_off + j0 + s, k0, kc);
         } else {
             for (int j = 0; j < GEMM_NR; j++) {

@@ -6,7 +6,7 @@
  *   columns mode: B[p][j] = src[col_off[j] + p]      (a column of B is contiguous)
  * B is packed in blocks of GEMM_KC x GEMM_NC into strips of GEMM_NR columns, and A in panels of
  * GEMM_MR rows, for a register-blocked microkernel chosen once at run time
- * (AVX2 + FMA where the CPU has it, portable C elsewhere).
+ * (AVX-512 or AVX2 + FMA where the CPU has it, portable C elsewhere).
  *
  * Every element of C is summed over k in the same order whatever the number of threads and
  * however the work is split, so results are bit-identical for any thread count. */
@@ -75,5 +75,12 @@ void rn_gemm_ukernel_arows_avx2(int kc, const float *const *arow, const float *b
 void rn_gemm_pack_cols_avx2(float *dst, const float *src, const int *off, int k0, int kc);
 void rn_gemm_ukernel_avx2(int kc, const float *ap, const float *bp, float *c, int ldc,
                           int mr, int nr, int accumulate);
+/* The same three microkernels with AVX-512F, bit-identical to the AVX2 ones. */
+void rn_gemm_ukernel_avx512(int kc, const float *ap, const float *bp, float *c, int ldc,
+                            int mr, int nr, int accumulate);
+void rn_gemm_ukernel_rows_avx512(int kc, const float *ap, const float *src, const int *off,
+                                 float *c, int ldc, int mr, int accumulate);
+void rn_gemm_ukernel_arows_avx512(int kc, const float *const *arow, const float *bp, float *c,
+                                  int ldc, int mr, int nr, int accumulate);
 
 #endif

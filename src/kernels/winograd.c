@@ -136,7 +136,7 @@ static void run_group(float *y, const float *x, const float *b, int relu, int i0
 void rn_wino_run(float *y, const float *x, const float *upack, const float *b, int relu, int n,
                  const rn_wino_geom *g, int *off, float *packs, float *rest, int threads)
 {
-    const rn_wino_transforms *tf = rn_cpu_simd() == RN_SIMD_AVX2 ? &rn_wino_avx2 : &rn_wino_generic;
+    const rn_wino_transforms *tf = rn_cpu_simd() >= RN_SIMD_AVX2 ? &rn_wino_avx2 : &rn_wino_generic;
     for (int ci = 0; ci < g->c; ci++) off[ci] = ci * g->nb * g->tiles;
     const int groups = (n + g->nb - 1) / g->nb;
     const size_t rf = rn_wino_rest_floats(g);
