@@ -2,6 +2,7 @@
  * the packed B strip and one broadcast per row of A. Built with -mavx2 -mfma (see the
  * Makefile) and only called when the CPU has both (kernels/cpu.c). */
 #include "kernels/gemm.h"
+#include "kernels/gemm_mr_switch.h"
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -59,14 +60,7 @@ static inline __attribute__((always_inline)) void any_rows(int kc, const float *
                                                            float *c, int ldc, int mr,
                                                            int accumulate)
 {
-    switch (mr) {
-    case 6: block(6, kc, ap, arow, bp, off, c, ldc, accumulate); break;
-    case 5: block(5, kc, ap, arow, bp, off, c, ldc, accumulate); break;
-    case 4: block(4, kc, ap, arow, bp, off, c, ldc, accumulate); break;
-    case 3: block(3, kc, ap, arow, bp, off, c, ldc, accumulate); break;
-    case 2: block(2, kc, ap, arow, bp, off, c, ldc, accumulate); break;
-    default: block(1, kc, ap, arow, bp, off, c, ldc, accumulate); break;
-    }
+    RN_GEMM_MR_SWITCH(mr, block, kc, ap, arow, bp, off, c, ldc, accumulate)
 }
 
 void rn_gemm_ukernel_rows_avx2(int kc, const float *ap, const float *src, const int *off, float *c,

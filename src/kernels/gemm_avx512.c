@@ -6,6 +6,7 @@
  * with -mavx512f -mfma (see the Makefile) and only called when the CPU has AVX-512F
  * (kernels/cpu.c). */
 #include "kernels/gemm.h"
+#include "kernels/gemm_mr_switch.h"
 
 #if defined(__AVX512F__) && defined(__FMA__)
 #include <immintrin.h>
@@ -50,14 +51,7 @@ static inline __attribute__((always_inline)) void any_rows(int kc, const float *
                                                            float *c, int ldc, int mr,
                                                            int accumulate)
 {
-    switch (mr) {
-    case 6: block(6, kc, ap, arow, bp, off, c, ldc, accumulate); break;
-    case 5: block(5, kc, ap, arow, bp, off, c, ldc, accumulate); break;
-    case 4: block(4, kc, ap, arow, bp, off, c, ldc, accumulate); break;
-    case 3: block(3, kc, ap, arow, bp, off, c, ldc, accumulate); break;
-    case 2: block(2, kc, ap, arow, bp, off, c, ldc, accumulate); break;
-    default: block(1, kc, ap, arow, bp, off, c, ldc, accumulate); break;
-    }
+    RN_GEMM_MR_SWITCH(mr, block, kc, ap, arow, bp, off, c, ldc, accumulate)
 }
 
 void rn_gemm_ukernel_rows_avx512(int kc, const float *ap, const float *src, const int *off,
