@@ -615,20 +615,21 @@ static void test_wino_output_builds_agree(void **state)
 /* The AVX-512 microkernels give the AVX2 ones' bits (the same fused multiply-adds per element
  * in the same order): every row count, full and partial strips, overwrite and accumulate, B
  * packed and read in place (rows mode), A packed and read in place (arows), depths of 1 to
- * past GEMM_KC. On a CPU without AVX-512 there is nothing to compare: skipped. */
+ * past GEMM_KC; and the two-strip kernels the bits of two calls of the AVX2 one-strip ones. On
+ * a CPU without AVX-512 there is nothing to compare: skipped. */
 static void test_gemm_ukernels_avx512_agree(void **state)
 {
     (void)state;
     if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx2") ||
         !__builtin_cpu_supports("fma"))
         skip();
-    enum { KMAX = GEMM_KC + 9, LDC = GEMM_NR + 5, LDB = GEMM_NR + 3 };
-    static float ap[KMAX * GEMM_MR], arows[GEMM_MR][KMAX], bp[KMAX * GEMM_NR], bsrc[KMAX * LDB];
+    enum { KMAX = GEMM_KC + 9, W = 2 * GEMM_NR, LDC = W + 5, LDB = W + 3 };
+    static float ap[KMAX * GEMM_MR], arows[GEMM_MR][KMAX], bp[KMAX * W], bsrc[KMAX * LDB];
     static float c0[GEMM_MR * LDC], c1[GEMM_MR * LDC], c2[GEMM_MR * LDC];
     static int off[KMAX];
     rn_test_fill_normal(ap, KMAX * GEMM_MR, 51, 1.0f);
     rn_test_fill_normal(&arows[0][0], GEMM_MR * KMAX, 52, 1.0f);
-    rn_test_fill_normal(bp, KMAX * GEMM_NR, 53, 1.0f);
+    rn_test_fill_normal(bp, KMAX * W, 53, 1.0f);
     rn_test_fill_normal(bsrc, KMAX * LDB, 54, 1.0f);
     rn_test_fill_normal(c0, GEMM_MR * LDC, 55, 1.0f);
     for (int p = 0; p < KMAX; p++) off[p] = (p * 7 % KMAX) * LDB + p % 3;
@@ -640,9 +641,10 @@ static void test_gemm_ukernels_avx512_agree(void **state)
         for (int mr = 1; mr <= GEMM_MR; mr++)
             for (size_t u = 0; u < sizeof nrs / sizeof nrs[0]; u++)
                 for (int acc = 0; acc <= 1; acc++)
-                    for (int kind = 0; kind < 3; kind++) {
+                    for (int kind = 0; kind < 6; kind++) {
                         const int kc = kcs[t], nr = nrs[u];
-                        if (kind == 1 && nr != GEMM_NR) continue; /* rows mode: full strips */
+                        const float *bp2 = bp + (size_t)kc * GEMM_NR; /* the next strip */
+                        if (kind != 0 && kind != 2 && nr != GEMM_NR) continue; /* full strips */
                         memcpy(c1, c0, sizeof c1);
                         memcpy(c2, c0, sizeof c2);
                         if (kind == 0) {
@@ -651,16 +653,30 @@ static void test_gemm_ukernels_avx512_agree(void **state)
                         } else if (kind == 1) {
                             rn_gemm_ukernel_rows_avx2(kc, ap, bsrc, off, c1, LDC, mr, acc);
                             rn_gemm_ukernel_rows_avx512(kc, ap, bsrc, off, c2, LDC, mr, acc);
-                        } else {
+                        } else if (kind == 2) {
                             rn_gemm_ukernel_arows_avx2(kc, arow, bp, c1, LDC, mr, nr, acc);
                             rn_gemm_ukernel_arows_avx512(kc, arow, bp, c2, LDC, mr, nr, acc);
+                        } else if (kind == 3) {
+                            rn_gemm_ukernel_avx2(kc, ap, bp, c1, LDC, mr, GEMM_NR, acc);
+                            rn_gemm_ukernel_avx2(kc, ap, bp2, c1 + GEMM_NR, LDC, mr, GEMM_NR, acc);
+                            rn_gemm_ukernel2_avx512(kc, ap, bp, c2, LDC, mr, acc);
+                        } else if (kind == 4) {
+                            rn_gemm_ukernel_rows_avx2(kc, ap, bsrc, off, c1, LDC, mr, acc);
+                            rn_gemm_ukernel_rows_avx2(kc, ap, bsrc + GEMM_NR, off, c1 + GEMM_NR, LDC,
+                                                      mr, acc);
+                            rn_gemm_ukernel2_rows_avx512(kc, ap, bsrc, off, c2, LDC, mr, acc);
+                        } else {
+                            rn_gemm_ukernel_arows_avx2(kc, arow, bp, c1, LDC, mr, GEMM_NR, acc);
+                            rn_gemm_ukernel_arows_avx2(kc, arow, bp2, c1 + GEMM_NR, LDC, mr,
+                                                       GEMM_NR, acc);
+                            rn_gemm_ukernel2_arows_avx512(kc, arow, bp, c2, LDC, mr, acc);
                         }
                         /* also the untouched rows and columns around the block */
                         assert_memory_equal(c1, c2, sizeof c1);
                         assert_true(memcmp(c1, c0, sizeof c1) != 0);
                         compared++;
                     }
-    assert_int_equal(compared, 4 * GEMM_MR * (3 * 2 * 2 + 2));
+    assert_int_equal(compared, 4 * GEMM_MR * (3 * 2 * 2 + 2 * 4));
 }
 
 /* RN_SIMD=generic must select the portable kernels: tools/run-tests.sh runs this program a

@@ -116,6 +116,10 @@ typedef struct {
     rn_gemm_ukernel packed;
     rn_gemm_ukernel_rows rows;   /* B in place */
     rn_gemm_ukernel_arows arows; /* A in place */
+    /* two full strips at once, or NULL (then one at a time) */
+    rn_gemm_ukernel2 packed2;
+    rn_gemm_ukernel2_rows rows2;
+    rn_gemm_ukernel2_arows arows2;
 } ukernels;
 
 static void run_item(const ukernels *uk, const gemm_args *g, float *pack, int ncb, int jb,
@@ -137,7 +141,11 @@ static void run_item(const ukernels *uk, const gemm_args *g, float *pack, int nc
             if (g->a_off) {
                 const float *arow[GEMM_MR];
                 for (int i = 0; i < mr; i++) arow[i] = g->a + g->a_off[i0 + i] + k0;
-                for (int s = 0; s < nc; s += GEMM_NR) {
+                int s = 0;
+                if (uk->arows2)
+                    for (; s + 2 * GEMM_NR <= nc; s += 2 * GEMM_NR)
+                        uk->arows2(kc, arow, pack + (size_t)s * kc, cp + s, g->ldc, mr, acc);
+                for (; s < nc; s += GEMM_NR) {
                     const int nr = nc - s < GEMM_NR ? nc - s : GEMM_NR;
                     uk->arows(kc, arow, pack + (size_t)s * kc, cp + s, g->ldc, mr, nr, acc);
                 }
@@ -150,9 +158,18 @@ static void run_item(const ukernels *uk, const gemm_args *g, float *pack, int nc
             } else {
                 ap = g->a + (size_t)i0 * g->k + (size_t)k0 * GEMM_MR;
             }
-            for (int s = 0; s < full; s += GEMM_NR)
+            int s = 0;
+            if (uk->rows2)
+                for (; s + 2 * GEMM_NR <= full; s += 2 * GEMM_NR)
+                    uk->rows2(kc, ap, g->b->src + j0 + s, g->b->row_off + k0, cp + s, g->ldc, mr,
+                              acc);
+            for (; s < full; s += GEMM_NR)
                 uk->rows(kc, ap, g->b->src + j0 + s, g->b->row_off + k0, cp + s, g->ldc, mr, acc);
-            for (int s = full; s < nc; s += GEMM_NR) {
+            s = full;
+            if (uk->packed2)
+                for (; s + 2 * GEMM_NR <= nc; s += 2 * GEMM_NR)
+                    uk->packed2(kc, ap, pack + (size_t)(s - full) * kc, cp + s, g->ldc, mr, acc);
+            for (; s < nc; s += GEMM_NR) {
                 const int nr = nc - s < GEMM_NR ? nc - s : GEMM_NR;
                 uk->packed(kc, ap, pack + (size_t)(s - full) * kc, cp + s, g->ldc, mr, nr, acc);
             }
@@ -169,7 +186,13 @@ static void gemm_run(const gemm_args *g, float *pack, int threads)
                 memset(g->c + (size_t)i * g->ldc, 0, (size_t)g->n * sizeof(float));
         return;
     }
-    const ukernels uk = {pick_ukernel(), pick_ukernel_rows(), pick_ukernel_arows()};
+    const int wide = rn_cpu_simd() == RN_SIMD_AVX512;
+    const ukernels uk = {pick_ukernel(),
+                         pick_ukernel_rows(),
+                         pick_ukernel_arows(),
+                         wide ? rn_gemm_ukernel2_avx512 : NULL,
+                         wide ? rn_gemm_ukernel2_rows_avx512 : NULL,
+                         wide ? rn_gemm_ukernel2_arows_avx512 : NULL};
     /* Enough items for the threads to balance: narrower column blocks first (down to one
      * strip), then rows, whose split repeats the packing of B. */
     int ncb = GEMM_NC;

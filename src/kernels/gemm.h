@@ -75,6 +75,22 @@ void rn_gemm_ukernel_arows_avx2(int kc, const float *const *arow, const float *b
 void rn_gemm_pack_cols_avx2(float *dst, const float *src, const int *off, int k0, int kc);
 void rn_gemm_ukernel_avx2(int kc, const float *ap, const float *bp, float *c, int ldc,
                           int mr, int nr, int accumulate);
+/* Two full strips of B side by side (C[mr, 2 * GEMM_NR]): packed, the second strip right after
+ * the first (bp + kc * GEMM_NR); rows mode, the second GEMM_NR floats after the first in each
+ * row; A packed or in place. The bits of two calls of the one-strip kernels. AVX-512 only
+ * (NULL in the driver's table elsewhere). */
+typedef void (*rn_gemm_ukernel2)(int kc, const float *ap, const float *bp, float *c, int ldc,
+                                 int mr, int accumulate);
+typedef void (*rn_gemm_ukernel2_rows)(int kc, const float *ap, const float *src, const int *off,
+                                      float *c, int ldc, int mr, int accumulate);
+typedef void (*rn_gemm_ukernel2_arows)(int kc, const float *const *arow, const float *bp,
+                                       float *c, int ldc, int mr, int accumulate);
+void rn_gemm_ukernel2_avx512(int kc, const float *ap, const float *bp, float *c, int ldc, int mr,
+                             int accumulate);
+void rn_gemm_ukernel2_rows_avx512(int kc, const float *ap, const float *src, const int *off,
+                                  float *c, int ldc, int mr, int accumulate);
+void rn_gemm_ukernel2_arows_avx512(int kc, const float *const *arow, const float *bp, float *c,
+                                   int ldc, int mr, int accumulate);
 /* The same three microkernels with AVX-512F, bit-identical to the AVX2 ones. */
 void rn_gemm_ukernel_avx512(int kc, const float *ap, const float *bp, float *c, int ldc,
                             int mr, int nr, int accumulate);
