@@ -1,9 +1,10 @@
-/* AVX-512 microkernels: the AVX2 ones' 6 x 16 block of C (kernels/gemm_avx2.c), one zmm
- * accumulator per row instead of two ymm. Every element of C gets the same fused multiply-adds
- * in the same order as in the AVX2 kernels, so the results are bit-identical to theirs; what
- * changes is that one instruction does the work of two (about 1.5-2x the multiply-adds per
- * cycle on Zen 5's 512-bit units). The packing of B and every other kernel stay AVX2. Built
- * with -mavx512f -mfma (see the Makefile) and only called when the CPU has AVX-512F
+/* AVX-512 microkernels: the AVX2 ones' 6 x 16 block of C (kernels/gemm_avx2.c) with one zmm
+ * accumulator per row instead of two ymm, and, where two full strips of B lie side by side, a
+ * 6 x 32 block in 12 zmm: six chains leave the FMA pipes waiting on the FMA's latency (a loop of
+ * independent FMAs on Zen 5, 1 thread: 203 GFLOP/s with 6 zmm chains, 271 with 12). Every
+ * element of C gets the same fused multiply-adds in the same order as in the AVX2 kernels, so
+ * the results are bit-identical to theirs. The packing of B and every other kernel stay AVX2.
+ * Built with -mavx512f (see the Makefile) and only called when the CPU has AVX-512F
  * (kernels/cpu.c). */
 #include "kernels/gemm.h"
 #include "kernels/gemm_mr_switch.h"
@@ -11,50 +12,16 @@
 #if defined(__AVX512F__) && defined(__FMA__)
 #include <immintrin.h>
 
-/* As block() in gemm_avx2.c: mr, off and arow are compile-time constants at every call site. */
+/* As block() in gemm_avx2.c: mr, strips (1 or 2; the second strip at b + second), off and arow
+ * are compile-time constants at every call site, so the unused branches and accumulators fold
+ * away. */
 #define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
-static inline __attribute__((always_inline)) void block(int mr, int kc, const float *ap,
+static inline __attribute__((always_inline)) void block(int mr, int strips, int kc,
+                                                        const float *ap,
                                                         const float *const *arow,
-                                                        const float *bp, const int *off, float *c,
-                                                        int ldc, int accumulate)
-{
-#define DECL(i)                             \
-    __m512 c##i = _mm512_setzero_ps();      \
-    const float *a##i = arow && mr > i ? arow[i] : NULL;
-    ROWS(DECL)
-#undef DECL
-    for (int p = 0; p < kc; p++) {
-        const float *b = off ? bp + off[p] : bp + (size_t)p * GEMM_NR;
-        const __m512 b0 = _mm512_loadu_ps(b);
-#define FMA(i)                                                                          \
-        if (mr > i) {                                                                   \
-            const __m512 ai = _mm512_set1_ps(arow ? a##i[p] : ap[(size_t)p * GEMM_MR + i]); \
-            c##i = _mm512_fmadd_ps(ai, b0, c##i);                                       \
-        }
-        ROWS(FMA)
-#undef FMA
-    }
-#define STORE(i)                                                      \
-    if (mr > i) {                                                     \
-        float *ci = c + (size_t)i * ldc;                              \
-        if (accumulate) c##i = _mm512_add_ps(c##i, _mm512_loadu_ps(ci)); \
-        _mm512_storeu_ps(ci, c##i);                                   \
-    }
-    ROWS(STORE)
-#undef STORE
-}
-#undef ROWS
-
-/* Two adjacent strips of B at once (the second at bp + second), 12 zmm accumulators: enough
- * independent chains to cover the FMA latency, which 6 do not (a loop of independent FMAs on
- * Zen 5: 203 GFLOP/s with 6 zmm chains, 271 with 12, 1 thread). Each element of C still gets
- * its own chain in the same order, so the bits are those of two calls of block(). */
-#define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
-static inline __attribute__((always_inline)) void block2(int mr, int kc, const float *ap,
-                                                         const float *const *arow,
-                                                         const float *bp, const int *off,
-                                                         size_t second, float *c, int ldc,
-                                                         int accumulate)
+                                                        const float *bp, const int *off,
+                                                        size_t second, float *c, int ldc,
+                                                        int accumulate)
 {
 #define DECL(i)                                                        \
     __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps(); \
@@ -63,12 +30,13 @@ static inline __attribute__((always_inline)) void block2(int mr, int kc, const f
 #undef DECL
     for (int p = 0; p < kc; p++) {
         const float *b = off ? bp + off[p] : bp + (size_t)p * GEMM_NR;
-        const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + second);
+        const __m512 b0 = _mm512_loadu_ps(b);
+        const __m512 b1 = strips > 1 ? _mm512_loadu_ps(b + second) : b0;
 #define FMA(i)                                                                          \
         if (mr > i) {                                                                   \
             const __m512 ai = _mm512_set1_ps(arow ? a##i[p] : ap[(size_t)p * GEMM_MR + i]); \
             c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0);                                 \
-            c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);                                 \
+            if (strips > 1) c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);                 \
         }
         ROWS(FMA)
 #undef FMA
@@ -76,12 +44,13 @@ static inline __attribute__((always_inline)) void block2(int mr, int kc, const f
 #define STORE(i)                                                                   \
     if (mr > i) {                                                                  \
         float *ci = c + (size_t)i * ldc;                                           \
-        if (accumulate) {                                                          \
-            c##i##0 = _mm512_add_ps(c##i##0, _mm512_loadu_ps(ci));                 \
-            c##i##1 = _mm512_add_ps(c##i##1, _mm512_loadu_ps(ci + GEMM_NR));       \
-        }                                                                          \
+        if (accumulate) c##i##0 = _mm512_add_ps(c##i##0, _mm512_loadu_ps(ci));     \
         _mm512_storeu_ps(ci, c##i##0);                                             \
-        _mm512_storeu_ps(ci + GEMM_NR, c##i##1);                                   \
+        if (strips > 1) {                                                          \
+            if (accumulate)                                                        \
+                c##i##1 = _mm512_add_ps(c##i##1, _mm512_loadu_ps(ci + GEMM_NR));   \
+            _mm512_storeu_ps(ci + GEMM_NR, c##i##1);                               \
+        }                                                                          \
     }
     ROWS(STORE)
 #undef STORE
@@ -91,19 +60,20 @@ static inline __attribute__((always_inline)) void block2(int mr, int kc, const f
 void rn_gemm_ukernel2_avx512(int kc, const float *ap, const float *bp, float *c, int ldc, int mr,
                              int accumulate)
 {
-    RN_GEMM_MR_SWITCH(mr, block2, kc, ap, NULL, bp, NULL, (size_t)kc * GEMM_NR, c, ldc, accumulate)
+    RN_GEMM_MR_SWITCH(mr, block, 2, kc, ap, NULL, bp, NULL, (size_t)kc * GEMM_NR, c, ldc,
+                      accumulate)
 }
 
 void rn_gemm_ukernel2_rows_avx512(int kc, const float *ap, const float *src, const int *off,
                                   float *c, int ldc, int mr, int accumulate)
 {
-    RN_GEMM_MR_SWITCH(mr, block2, kc, ap, NULL, src, off, GEMM_NR, c, ldc, accumulate)
+    RN_GEMM_MR_SWITCH(mr, block, 2, kc, ap, NULL, src, off, GEMM_NR, c, ldc, accumulate)
 }
 
 void rn_gemm_ukernel2_arows_avx512(int kc, const float *const *arow, const float *bp, float *c,
                                    int ldc, int mr, int accumulate)
 {
-    RN_GEMM_MR_SWITCH(mr, block2, kc, NULL, arow, bp, NULL, (size_t)kc * GEMM_NR, c, ldc,
+    RN_GEMM_MR_SWITCH(mr, block, 2, kc, NULL, arow, bp, NULL, (size_t)kc * GEMM_NR, c, ldc,
                       accumulate)
 }
 
@@ -113,7 +83,7 @@ static inline __attribute__((always_inline)) void any_rows(int kc, const float *
                                                            float *c, int ldc, int mr,
                                                            int accumulate)
 {
-    RN_GEMM_MR_SWITCH(mr, block, kc, ap, arow, bp, off, c, ldc, accumulate)
+    RN_GEMM_MR_SWITCH(mr, block, 1, kc, ap, arow, bp, off, 0, c, ldc, accumulate)
 }
 
 void rn_gemm_ukernel_rows_avx512(int kc, const float *ap, const float *src, const int *off,
@@ -122,7 +92,8 @@ void rn_gemm_ukernel_rows_avx512(int kc, const float *ap, const float *src, cons
     any_rows(kc, ap, NULL, src, off, c, ldc, mr, accumulate);
 }
 
-/* A partial strip (nr < GEMM_NR) goes through a masked store rather than a block aside. */
+/* One strip of B, full or partial (nr < GEMM_NR: the full block is computed aside and its first
+ * nr columns added or copied with a masked load and store); A packed (ap) or in place (arow). */
 static inline __attribute__((always_inline)) void strip(int kc, const float *ap,
                                                         const float *const *arow,
                                                         const float *bp, float *c, int ldc,
