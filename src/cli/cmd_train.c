@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "train/loader.h"
 #include "train/trainer.h"
 
 /* The defaults of `resnet train` with no arguments: the one place to change them (the help text
@@ -468,9 +467,7 @@ int cmd_train(int argc, char **argv)
     if (cfg.label_smoothing > 0) printf(", label smoothing %g", (double)cfg.label_smoothing);
     {
         int pad, flip;
-        rn_loader_default_augment(cfg.data, train->w, &pad, &flip);
-        if (cfg.crop_pad >= 0) pad = cfg.crop_pad;
-        if (cfg.flip >= 0) flip = cfg.flip;
+        rn_train_config_augment(&cfg, train->w, &pad, &flip);
         if (pad > 0) printf(", crop pad %d", pad);
         if (flip) printf(", flip");
         if (cfg.erase > 0) printf(", erase %g", (double)cfg.erase);

@@ -48,6 +48,13 @@ void rn_train_config_init(rn_train_config *cfg)
     cfg->seed = 1;
 }
 
+void rn_train_config_augment(const rn_train_config *cfg, int w, int *crop_pad, int *flip)
+{
+    rn_loader_default_augment(cfg->data, w, crop_pad, flip);
+    if (cfg->crop_pad >= 0) *crop_pad = cfg->crop_pad;
+    if (cfg->flip >= 0) *flip = cfg->flip;
+}
+
 static void config_schedule(const rn_train_config *cfg, rn_schedule *s, long total_steps,
                             long warmup_steps)
 {
@@ -405,10 +412,7 @@ int rn_trainer_create(rn_trainer **out, const rn_train_config *cfg, const char *
         rn_loader_options lo;
         rn_loader_options_init(&lo, 1);
         lo.batch = cfg->batch;
-        int pad, flip;
-        rn_loader_default_augment(cfg->data, train->w, &pad, &flip);
-        lo.crop_pad = cfg->crop_pad >= 0 ? cfg->crop_pad : pad;
-        lo.flip = cfg->flip >= 0 ? cfg->flip : flip;
+        rn_train_config_augment(cfg, train->w, &lo.crop_pad, &lo.flip);
         lo.erase = cfg->erase;
         lo.seed = cfg->seed ^ SEED_LOADER;
         lo.mean = mean;

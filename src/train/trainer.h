@@ -69,6 +69,9 @@ typedef struct {
 void rn_train_config_init(rn_train_config *cfg);
 /* Checks the fields; RN_ERR_ARG naming the option. */
 int rn_train_config_check(const rn_train_config *cfg);
+/* The crop padding and flip a run uses: cfg's, or where it says -1 the data set's default for
+ * images w pixels wide. */
+void rn_train_config_augment(const rn_train_config *cfg, int w, int *crop_pad, int *flip);
 /* JSON text of the configuration (free() it), and back. */
 char *rn_train_config_to_json(const rn_train_config *cfg);
 int rn_train_config_from_json(rn_train_config *cfg, const char *json);
