@@ -1130,34 +1130,50 @@ static void test_maxpool_padding_values(void **state)
 }
 
 /* Windows inside the plane and at its border agree with a plain scan, bit for bit: the first
- * of equal values wins (-0 before +0 stays -0) and a NaN wins and propagates. */
+ * of equal values wins (-0 before +0 stays -0) and a NaN wins and propagates. The shapes
+ * cover the vector loops over a row's inner windows (stride 1, 2 and 3; rows of 1 to 19 inner
+ * windows) and the scalar ones at the borders. */
 static void test_maxpool_inside_and_border(void **state)
 {
     (void)state;
-    enum { H = 9, W = 11, K = 3, S = 2, P = 1, OH = 5, OW = 6 };
-    float x[2 * H * W], y[2 * OH * OW];
-    rn_test_fill_normal(x, 2 * H * W, 41, 1.0f);
-    for (int i = 0; i < 2 * H * W; i += 7) x[i] = -0.0f;
-    for (int i = 3; i < 2 * H * W; i += 7) x[i] = 0.0f;
-    x[4 * W + 5] = NAN;
-    x[H * W + W + 1] = NAN; /* a border window of the second plane */
-    for (int i = 0; i < 2 * H * W; i += 5) x[i] = -fabsf(x[i]); /* some windows all negative */
-    rn_maxpool_forward(y, x, 1, 2, H, W, K, S, P, OH, OW);
-    for (int pl = 0; pl < 2; pl++)
-        for (int oy = 0; oy < OH; oy++)
-            for (int ox = 0; ox < OW; ox++) {
-                float best = 0.0f;
-                int have = 0;
-                for (int ky = 0; ky < K; ky++)
-                    for (int kx = 0; kx < K; kx++) {
-                        const int iy = oy * S - P + ky, ix = ox * S - P + kx;
-                        if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-                        const float v = x[(pl * H + iy) * W + ix];
-                        if (!have || v > best || (isnan(v) && !isnan(best))) best = v;
-                        have = 1;
-                    }
-                assert_memory_equal(&y[(pl * OH + oy) * OW + ox], &best, sizeof best);
-            }
+    const int shapes[][5] = {/* h, w, k, stride, pad */
+                             {9, 11, 3, 2, 1},  {12, 40, 3, 2, 1}, {7, 37, 3, 1, 1},
+                             {8, 38, 2, 2, 0},  {10, 35, 3, 3, 1}, {5, 4, 3, 2, 1},
+                             {6, 23, 1, 1, 0},  {3, 3, 3, 1, 0}};
+    for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+        const int H = shapes[sh][0], W = shapes[sh][1], K = shapes[sh][2];
+        const int S = shapes[sh][3], P = shapes[sh][4];
+        const int OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
+        const size_t nx = (size_t)2 * H * W;
+        float *x = alloc_f(nx), *y = alloc_nan((size_t)2 * OH * OW);
+        rn_test_fill_normal(x, nx, 41 + (unsigned)sh, 1.0f);
+        for (size_t i = 0; i < nx; i += 7) x[i] = -0.0f;
+        for (size_t i = 3; i < nx; i += 7) x[i] = 0.0f;
+        x[(H / 2) * W + W / 2] = NAN;
+        x[H * W + W + 1] = NAN; /* a border window of the second plane */
+        for (size_t i = 0; i < nx; i += 5) x[i] = -fabsf(x[i]); /* some windows all negative */
+        rn_maxpool_forward(y, x, 1, 2, H, W, K, S, P, OH, OW);
+        for (int pl = 0; pl < 2; pl++)
+            for (int oy = 0; oy < OH; oy++)
+                for (int ox = 0; ox < OW; ox++) {
+                    float best = 0.0f;
+                    int have = 0;
+                    for (int ky = 0; ky < K; ky++)
+                        for (int kx = 0; kx < K; kx++) {
+                            const int iy = oy * S - P + ky, ix = ox * S - P + kx;
+                            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                            const float v = x[(pl * H + iy) * W + ix];
+                            if (!have || v > best || (isnan(v) && !isnan(best))) best = v;
+                            have = 1;
+                        }
+                    if (memcmp(&y[(pl * OH + oy) * OW + ox], &best, sizeof best) != 0)
+                        fail_msg("maxpool %dx%d k%d s%d p%d: plane %d (%d, %d) is %g, want %g",
+                                 H, W, K, S, P, pl, oy, ox, (double)y[(pl * OH + oy) * OW + ox],
+                                 (double)best);
+                }
+        free(x);
+        free(y);
+    }
 }
 
 static void test_maxpool_backward(void **state)
