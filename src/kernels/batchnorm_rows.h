@@ -32,6 +32,7 @@ extern const rn_bn_rows rn_bn_rows_generic, rn_bn_rows_avx2;
 
 #ifdef BN_ROWS_NAME
 #include <string.h>
+#include "kernels/prefetch.h"
 
 /* The helpers below pass 32-byte vectors by value; they are static and inlined, so the
  * calling-convention difference GCC warns about for builds without AVX never arises. */
@@ -103,8 +104,11 @@ static inline double channel_moment(const float *x, int n, size_t cs, int len, d
     v8f a0 = zero, a1 = zero;
     double t = 0.0;
     int pending = 0;
+    const int ahead = rn_prefetch_rows_ahead(len);
     for (int i = 0; i < n; i++) {
         const float *row = x + (size_t)i * cs;
+        if (!square && i + ahead < n) /* the first pass over the channel (prefetch.h) */
+            rn_prefetch_read(row + (size_t)ahead * cs, (size_t)len);
         int j = 0;
         for (; j + 16 <= len; j += 16) {
             const v8f v0 = load8(row + j) - m, v1 = load8(row + j + 8) - m;
@@ -145,9 +149,16 @@ static void channel_grad_sums(const float *dy, const float *relu_y, const float 
     v8f a0 = zero, a1 = zero, b0 = zero, b1 = zero;
     double ta = 0.0, tb = 0.0;
     int pending = 0;
+    const int ahead = rn_prefetch_rows_ahead(len);
     for (int i = 0; i < n; i++) {
         const size_t r0 = (size_t)i * cs;
         const float *d = dy + r0, *xr = x + r0, *ry = relu_y ? relu_y + r0 : NULL;
+        if (i + ahead < n) {
+            const size_t ra = (size_t)ahead * cs;
+            rn_prefetch_read(d + ra, (size_t)len);
+            rn_prefetch_read(xr + ra, (size_t)len);
+            if (ry) rn_prefetch_read(ry + ra, (size_t)len);
+        }
         int j = 0;
         for (; j + 16 <= len; j += 16) {
             const v8f g0 = load8_masked(d + j, ry ? ry + j : NULL);

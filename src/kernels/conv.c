@@ -26,6 +26,7 @@
 #include "kernels/gemm.h"
 #include "kernels/winograd.h"
 #include "kernels/parallel.h"
+#include "kernels/prefetch.h"
 
 /* Images per weight-gradient partial sum: fixed, so the summation order is too. */
 #define DW_GROUP 8
@@ -150,7 +151,12 @@ static void pad_input(float *xp, const float *x, const rows_geom *g, int threads
     for (int ci = 0; ci < g->c; ci++) {
         float *xc = xp + ci * per_channel;
         memset(xc, 0, per_channel * sizeof(float));
-        for (int i = 0; i < g->side; i++) pad_channel(xc, x + i * xs, g, ci, i * g->gw);
+        for (int i = 0; i < g->side; i++) {
+            const int nc = i + 1 < g->side ? ci : ci + 1, ni = i + 1 < g->side ? i + 1 : 0;
+            if (nc < g->c) /* the next plane (prefetch.h) */
+                rn_prefetch_read(x + ni * xs + (size_t)nc * g->h * g->w, (size_t)g->h * g->w);
+            pad_channel(xc, x + i * xs, g, ci, i * g->gw);
+        }
     }
 }
 
@@ -608,7 +614,10 @@ static void dw_group(float *part, const float *dy, const float *x, int i0, int i
             rows_geom gi = *g;
             gi.side = count;
             pad_input(rest, src, &gi, threads);
-            for (int kk = 0; kk < sh->k; kk++) /* each float of dy' written once */
+            for (int kk = 0; kk < sh->k; kk++) { /* each float of dy' written once */
+                if (kk + 1 < sh->k)
+                    for (int m = 0; m < count; m++)
+                        rn_prefetch_read(a + m * ys + (size_t)(kk + 1) * p, (size_t)p);
                 for (int oy = 0; oy < g->oh; oy++) {
                     float *row = dyp + ((size_t)kk * g->oh + oy) * g->ld;
                     for (int m = 0; m < count; m++) {
@@ -621,6 +630,7 @@ static void dw_group(float *part, const float *dy, const float *x, int i0, int i
                     memset(row + (size_t)count * g->gw, 0,
                            (size_t)(g->ld - count * g->gw) * sizeof(float));
                 }
+            }
             a = dyp;
             src = rest;
         }

@@ -5,6 +5,7 @@
 #include "kernels/cpu.h"
 #include "kernels/gemm.h"
 #include "kernels/parallel.h"
+#include "kernels/prefetch.h"
 
 #define TRANSFORMS_NAME rn_wino_generic
 #include "kernels/winograd_transforms.h"
@@ -112,6 +113,10 @@ static void run_group(float *y, const float *x, const float *b, int relu, int i0
     for (int job = 0; job < cnt * c; job++) {
         const int i = job / c, ci = job % c;
         float *planes = thread_scratch(rest, rf, g, threads > 1 ? rn_thread_id() : slot);
+        if (job + 1 < cnt * c) /* the next plane (prefetch.h) */
+            rn_prefetch_read(x + (size_t)(i0 + (job + 1) / c) * xs +
+                                 (size_t)((job + 1) % c) * g->h * g->w,
+                             (size_t)g->h * g->w);
         tf->split(planes, g->ps, x + (size_t)(i0 + i) * xs + (size_t)ci * g->h * g->w, g->h,
                   g->w, g->ph, g->pw, g->gw);
         tf->input(v + (size_t)ci * ld + (size_t)i * tiles, vstride, planes, g->ps, g->gw, tiles);
@@ -127,6 +132,10 @@ static void run_group(float *y, const float *x, const float *b, int relu, int i0
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
     for (int job = 0; job < cnt * k; job++) {
         const int i = job / k, kk = job % k;
+        if (job + 1 < cnt * k)
+            rn_prefetch_write(y + (size_t)(i0 + (job + 1) / k) * ys +
+                                  (size_t)((job + 1) % k) * g->oh * g->ow,
+                              (size_t)g->oh * g->ow);
         tf->output(y + (size_t)(i0 + i) * ys + (size_t)kk * g->oh * g->ow,
                    m + (size_t)kk * ld + (size_t)i * tiles, mstride, g->th, g->gw, g->oh,
                    g->ow, b ? b[kk] : 0.0f, relu);
