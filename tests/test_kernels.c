@@ -679,6 +679,42 @@ static void test_gemm_ukernels_avx512_agree(void **state)
     assert_int_equal(compared, 4 * GEMM_MR * (3 * 2 * 2 + 2 * 4));
 }
 
+/* The AVX-512 kernel on a 3x3 window's nine rows (three row pointers, the kx shift a
+ * displacement) gives the bits of the AVX2 one-strip kernel on the same nine rows, one and
+ * two strips, overwriting and accumulating, and writes nothing else of C. */
+static void test_gemm_taps_kernel_agrees(void **state)
+{
+    (void)state;
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx2") ||
+        !__builtin_cpu_supports("fma"))
+        skip();
+    enum { KMAX = GEMM_KC + 7, LD = KMAX + 11, W = 2 * GEMM_NR, LDC = W + 5, ROWS = 11 };
+    static float plane[3 * LD + 2], bp[KMAX * W], c0[ROWS * LDC], c1[ROWS * LDC], c2[ROWS * LDC];
+    rn_test_fill_normal(plane, 3 * LD + 2, 61, 1.0f);
+    rn_test_fill_normal(bp, KMAX * W, 62, 1.0f);
+    rn_test_fill_normal(c0, ROWS * LDC, 63, 1.0f);
+    const float *arow[9];
+    for (int t = 0; t < 9; t++) arow[t] = plane + (t / 3) * LD + t % 3;
+    const int kcs[] = {1, 6, 100, KMAX};
+    for (size_t u = 0; u < sizeof kcs / sizeof kcs[0]; u++)
+        for (int strips = 1; strips <= 2; strips++)
+            for (int acc = 0; acc <= 1; acc++) {
+                const int kc = kcs[u];
+                memcpy(c1, c0, sizeof c1);
+                memcpy(c2, c0, sizeof c2);
+                float *b1 = c1 + LDC, *b2 = c2 + LDC; /* a row of C above the block stays */
+                for (int s = 0; s < strips; s++)
+                    for (int h = 0; h < 9; h += GEMM_MR)
+                        rn_gemm_ukernel_arows_avx2(kc, arow + h, bp + (size_t)s * kc * GEMM_NR,
+                                                   b1 + (size_t)h * LDC + s * GEMM_NR, LDC,
+                                                   9 - h < GEMM_MR ? 9 - h : GEMM_MR, GEMM_NR,
+                                                   acc);
+                rn_gemm_ukernel_taps_avx512(kc, plane, LD, bp, b2, LDC, strips, acc);
+                assert_memory_equal(c1, c2, sizeof c1);
+                assert_true(memcmp(c1, c0, sizeof c1) != 0);
+            }
+}
+
 /* RN_SIMD=generic must select the portable kernels: tools/run-tests.sh runs this program a
  * second time that way, and this check makes sure that run tested what it claims to. */
 static void test_simd_selection(void **state)
@@ -1445,6 +1481,7 @@ int main(void)
         cmocka_unit_test(test_conv_rect_kernel),
         cmocka_unit_test(test_simd_selection),
         cmocka_unit_test(test_gemm_ukernels_avx512_agree),
+        cmocka_unit_test(test_gemm_taps_kernel_agrees),
         cmocka_unit_test(test_bn_relu_fused),
         cmocka_unit_test(test_bn_rows_builds_agree),
         cmocka_unit_test(test_wino_output_builds_agree),

@@ -635,7 +635,11 @@ static void dw_group(float *part, const float *dy, const float *x, int i0, int i
             src = rest;
         }
         rn_gemm_b bd = {a, NULL, dy_off};
-        rn_gemm_rows_a(crs, sh->k, q, src, off, &bd, part, sh->k, i > i0, pack, threads);
+        if (!in_place && g->st == 1 && g->r == 3 && g->s == 3)
+            rn_gemm_taps_a(crs, sh->k, q, src, off, g->ld, &bd, part, sh->k, i > i0, pack,
+                           threads);
+        else
+            rn_gemm_rows_a(crs, sh->k, q, src, off, &bd, part, sh->k, i > i0, pack, threads);
     }
 }
 

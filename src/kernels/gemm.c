@@ -101,6 +101,7 @@ typedef struct {
     const float *a; /* raw, with lda, or packed (lda == 0), or in place (a_off) */
     int lda;
     const int *a_off; /* in place: row i of A at a + a_off[i] */
+    int taps_ld;      /* in place, rows in groups of a 3x3 window's taps (rn_gemm_taps_a), or 0 */
     const rn_gemm_b *b;
     float *c;
     int ldc, accumulate;
@@ -120,7 +121,34 @@ typedef struct {
     rn_gemm_ukernel2 packed2;
     rn_gemm_ukernel2_rows rows2;
     rn_gemm_ukernel2_arows arows2;
+    /* a 3x3 window's nine rows on one or two full strips, or NULL */
+    void (*taps)(int kc, const float *a, int ld, const float *bp, float *c, int ldc, int strips,
+                 int accumulate);
 } ukernels;
+
+/* C rows [0, m) in groups of nine taps (g->taps_ld), columns [j0, j0 + nc) of the packed
+ * block: the full strips two or one at a time, a partial one as panels of 6 and 3 rows. */
+static void run_taps(const ukernels *uk, const gemm_args *g, const float *pack, int j0, int nc,
+                     int k0, int kc, int acc)
+{
+    const int full = nc / GEMM_NR * GEMM_NR;
+    for (int r0 = 0; r0 < g->m; r0 += 9) {
+        const float *a = g->a + g->a_off[r0] + k0;
+        float *cr = g->c + (size_t)r0 * g->ldc + j0;
+        int s = 0;
+        for (; s + 2 * GEMM_NR <= full; s += 2 * GEMM_NR)
+            uk->taps(kc, a, g->taps_ld, pack + (size_t)s * kc, cr + s, g->ldc, 2, acc);
+        for (; s < full; s += GEMM_NR)
+            uk->taps(kc, a, g->taps_ld, pack + (size_t)s * kc, cr + s, g->ldc, 1, acc);
+        for (int h = 0; full < nc && h < 9; h += GEMM_MR) {
+            const int mr = 9 - h < GEMM_MR ? 9 - h : GEMM_MR;
+            const float *arow[GEMM_MR];
+            for (int i = 0; i < mr; i++) arow[i] = g->a + g->a_off[r0 + h + i] + k0;
+            uk->arows(kc, arow, pack + (size_t)full * kc, cr + (size_t)h * g->ldc + full, g->ldc,
+                      mr, nc - full, acc);
+        }
+    }
+}
 
 static void run_item(const ukernels *uk, const gemm_args *g, float *pack, int ncb, int jb,
                      int p0, int p1)
@@ -134,6 +162,10 @@ static void run_item(const ukernels *uk, const gemm_args *g, float *pack, int nc
         const int kc = g->k - k0 < GEMM_KC ? g->k - k0 : GEMM_KC;
         if (full < nc) pack_b(pack, g->b, k0, kc, j0 + full, nc - full);
         const int acc = g->accumulate || k0 > 0;
+        if (g->taps_ld && uk->taps && p0 == 0 && (size_t)p1 * GEMM_MR >= (size_t)g->m) {
+            run_taps(uk, g, pack, j0, nc, k0, kc, acc);
+            continue;
+        }
         for (int panel = p0; panel < p1; panel++) {
             const int i0 = panel * GEMM_MR;
             const int mr = g->m - i0 < GEMM_MR ? g->m - i0 : GEMM_MR;
@@ -192,7 +224,8 @@ static void gemm_run(const gemm_args *g, float *pack, int threads)
                          pick_ukernel_arows(),
                          wide ? rn_gemm_ukernel2_avx512 : NULL,
                          wide ? rn_gemm_ukernel2_rows_avx512 : NULL,
-                         wide ? rn_gemm_ukernel2_arows_avx512 : NULL};
+                         wide ? rn_gemm_ukernel2_arows_avx512 : NULL,
+                         wide ? rn_gemm_ukernel_taps_avx512 : NULL};
     /* Enough items for the threads to balance: narrower column blocks first (down to one
      * strip), then rows, whose split repeats the packing of B. */
     int ncb = GEMM_NC;
@@ -227,21 +260,29 @@ static void gemm_run(const gemm_args *g, float *pack, int threads)
 void rn_gemm(int m, int n, int k, const float *a, int lda, const rn_gemm_b *b, float *c,
              int ldc, int accumulate, float *pack, int threads)
 {
-    gemm_args g = {m, n, k, a, lda > 0 ? lda : 1, NULL, b, c, ldc, accumulate};
+    gemm_args g = {m, n, k, a, lda > 0 ? lda : 1, NULL, 0, b, c, ldc, accumulate};
     gemm_run(&g, pack, threads);
 }
 
 void rn_gemm_rows_a(int m, int n, int k, const float *a_src, const int *a_off, const rn_gemm_b *b,
                     float *c, int ldc, int accumulate, float *pack, int threads)
 {
-    gemm_args g = {m, n, k, a_src, 0, a_off, b, c, ldc, accumulate};
+    gemm_args g = {m, n, k, a_src, 0, a_off, 0, b, c, ldc, accumulate};
+    gemm_run(&g, pack, threads);
+}
+
+void rn_gemm_taps_a(int m, int n, int k, const float *a_src, const int *a_off, int taps_ld,
+                    const rn_gemm_b *b, float *c, int ldc, int accumulate, float *pack,
+                    int threads)
+{
+    gemm_args g = {m, n, k, a_src, 0, a_off, m % 9 == 0 ? taps_ld : 0, b, c, ldc, accumulate};
     gemm_run(&g, pack, threads);
 }
 
 void rn_gemm_packed(int m, int n, int k, const float *ap, const rn_gemm_b *b, float *c, int ldc,
                     int accumulate, float *pack, int threads)
 {
-    gemm_args g = {m, n, k, ap, 0, NULL, b, c, ldc, accumulate};
+    gemm_args g = {m, n, k, ap, 0, NULL, 0, b, c, ldc, accumulate};
     gemm_run(&g, pack, threads);
 }
 

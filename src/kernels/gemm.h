@@ -48,6 +48,14 @@ void rn_gemm_packed(int m, int n, int k, const float *ap, const rn_gemm_b *b, fl
  * packing A would cost as much as the multiply-adds it feeds. */
 void rn_gemm_rows_a(int m, int n, int k, const float *a_src, const int *a_off, const rn_gemm_b *b,
                     float *c, int ldc, int accumulate, float *pack, int threads);
+/* The same where the rows come in groups of nine, the taps of a 3x3 window on one plane of
+ * width taps_ld: row 9g + 3ky + kx at a_off[9g] + ky * taps_ld + kx (m a multiple of 9). With
+ * AVX-512 one microkernel call then covers a group's nine rows (nine accumulator chains and
+ * three row pointers, where panels of six rows leave the FMA pipes waiting); the same bits as
+ * rn_gemm_rows_a, which it falls back to elsewhere. */
+void rn_gemm_taps_a(int m, int n, int k, const float *a_src, const int *a_off, int taps_ld,
+                    const rn_gemm_b *b, float *c, int ldc, int accumulate, float *pack,
+                    int threads);
 
 /* Microkernel: C[mr, nr] (+)= A[mr, kc] * Bp, with A packed as kc groups of GEMM_MR floats
  * (column p of the rows side by side) and Bp a packed strip (kc rows of GEMM_NR floats).
@@ -91,6 +99,11 @@ void rn_gemm_ukernel2_rows_avx512(int kc, const float *ap, const float *src, con
                                   float *c, int ldc, int mr, int accumulate);
 void rn_gemm_ukernel2_arows_avx512(int kc, const float *const *arow, const float *bp, float *c,
                                    int ldc, int mr, int accumulate);
+/* Nine rows of A in place, the taps of a 3x3 window: row 3ky + kx at a + ky * ld + kx (kc
+ * floats), on one or two full strips of B (packed; the second at bp + kc * GEMM_NR): C[9,
+ * 16 * strips]. The bits of the one-strip kernels on the same rows. AVX-512 only. */
+void rn_gemm_ukernel_taps_avx512(int kc, const float *a, int ld, const float *bp, float *c,
+                                 int ldc, int strips, int accumulate);
 /* The same three microkernels with AVX-512F, bit-identical to the AVX2 ones. */
 void rn_gemm_ukernel_avx512(int kc, const float *ap, const float *bp, float *c, int ldc,
                             int mr, int nr, int accumulate);
