@@ -40,41 +40,18 @@ static float *filled(size_t len, unsigned seed)
     return p;
 }
 
-/* R pixels of output row oy, output channels [16 kb, 16 kb + 16), all input channels. */
-static inline __attribute__((always_inline)) void row_block(int r, float *y, const float *x,
-                                                           const float *w, int cb_n, int wp,
-                                                           size_t xplane)
+/* r pixels of one output row for `blocks` (1 or 2, r * blocks <= 16) blocks of 16 output
+ * channels, all input channels: each broadcast input value feeds one FMA per block. r and
+ * blocks are constants where it is inlined. wstride, yplane: floats from one output block's
+ * weights, and output plane, to the next's. */
+static inline __attribute__((always_inline)) void row_block(int r, int blocks, float *y,
+                                                           const float *x, const float *w,
+                                                           int cb_n, int wp, size_t xplane,
+                                                           size_t wstride, size_t yplane)
 {
-    __m512 acc[16];
+    __m512 acc[16][2];
 #pragma GCC unroll 16
-    for (int i = 0; i < r; i++) acc[i] = _mm512_setzero_ps();
-    for (int cb = 0; cb < cb_n; cb++) {
-        const float *xc = x + (size_t)cb * xplane;
-        for (int ky = 0; ky < 3; ky++)
-            for (int kx = 0; kx < 3; kx++) {
-                const float *xr = xc + ((size_t)ky * wp + kx) * B;
-                const float *wt = w + ((size_t)(cb * 9 + ky * 3 + kx)) * B * B;
-                for (int c = 0; c < B; c++) {
-                    const __m512 wv = _mm512_load_ps(wt + c * B);
-#pragma GCC unroll 16
-                    for (int i = 0; i < r; i++)
-                        acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(xr[i * B + c]), wv, acc[i]);
-                }
-            }
-    }
-#pragma GCC unroll 16
-    for (int i = 0; i < r; i++) _mm512_store_ps(y + (size_t)i * B, acc[i]);
-}
-
-/* 8 pixels of output row oy for two blocks of 16 output channels (16 accumulators): each
- * broadcast input value feeds two FMAs. wstride: floats from one channel block's weights to
- * the next's. */
-static inline void row_block2(float *y, const float *x, const float *w, int cb_n, int wp,
-                              size_t xplane, size_t wstride, size_t yplane)
-{
-    __m512 a0[8], a1[8];
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++) a0[i] = a1[i] = _mm512_setzero_ps();
+    for (int i = 0; i < r; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
     for (int cb = 0; cb < cb_n; cb++) {
         const float *xc = x + (size_t)cb * xplane;
         for (int ky = 0; ky < 3; ky++)
@@ -83,20 +60,20 @@ static inline void row_block2(float *y, const float *x, const float *w, int cb_n
                 const float *wt = w + ((size_t)(cb * 9 + ky * 3 + kx)) * B * B;
                 for (int c = 0; c < B; c++) {
                     const __m512 w0 = _mm512_load_ps(wt + c * B);
-                    const __m512 w1 = _mm512_load_ps(wt + wstride + c * B);
-#pragma GCC unroll 8
-                    for (int i = 0; i < 8; i++) {
+                    const __m512 w1 = blocks > 1 ? _mm512_load_ps(wt + wstride + c * B) : w0;
+#pragma GCC unroll 16
+                    for (int i = 0; i < r; i++) {
                         const __m512 v = _mm512_set1_ps(xr[i * B + c]);
-                        a0[i] = _mm512_fmadd_ps(v, w0, a0[i]);
-                        a1[i] = _mm512_fmadd_ps(v, w1, a1[i]);
+                        acc[i][0] = _mm512_fmadd_ps(v, w0, acc[i][0]);
+                        if (blocks > 1) acc[i][1] = _mm512_fmadd_ps(v, w1, acc[i][1]);
                     }
                 }
             }
     }
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++) {
-        _mm512_store_ps(y + (size_t)i * B, a0[i]);
-        _mm512_store_ps(y + yplane + (size_t)i * B, a1[i]);
+#pragma GCC unroll 16
+    for (int i = 0; i < r; i++) {
+        _mm512_store_ps(y + (size_t)i * B, acc[i][0]);
+        if (blocks > 1) _mm512_store_ps(y + yplane + (size_t)i * B, acc[i][1]);
     }
 }
 
@@ -111,12 +88,12 @@ static void one_block(float *yk, const float *xi, const float *wk, int cbn, int 
             const float *xs = xi + ((size_t)oy * wp + ox) * B;
             float *ys = yk + ((size_t)oy * wd + ox) * B;
             if (wd - ox >= 16) {
-                row_block(16, ys, xs, wk, cbn, wp, xplane);
+                row_block(16, 1, ys, xs, wk, cbn, wp, xplane, 0, 0);
             } else if (wd - ox == 8) {
-                row_block(8, ys, xs, wk, cbn, wp, xplane);
+                row_block(8, 1, ys, xs, wk, cbn, wp, xplane, 0, 0);
             } else {
                 for (int j = 0; j < wd - ox; j++)
-                    row_block(1, ys + j * B, xs + j * B, wk, cbn, wp, xplane);
+                    row_block(1, 1, ys + j * B, xs + j * B, wk, cbn, wp, xplane, 0, 0);
             }
         }
 }
@@ -136,9 +113,9 @@ static void conv_blocked(float *y, const float *x, const float *w, int n, int c,
             if (kb + 1 < kbn && wd % 8 == 0) { /* two blocks of output channels at once */
                 for (int oy = 0; oy < h; oy++)
                     for (int ox = 0; ox < wd; ox += 8)
-                        row_block2(yk + ((size_t)oy * wd + ox) * B,
-                                   xi + ((size_t)oy * wp + ox) * B, w + kb * wblock, cbn, wp,
-                                   xplane, wblock, yplane);
+                        row_block(8, 2, yk + ((size_t)oy * wd + ox) * B,
+                                  xi + ((size_t)oy * wp + ox) * B, w + kb * wblock, cbn, wp,
+                                  xplane, wblock, yplane);
                 continue;
             }
             for (int b = kb; b < kb + 2 && b < kbn; b++)
