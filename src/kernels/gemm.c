@@ -121,9 +121,7 @@ typedef struct {
     rn_gemm_ukernel2 packed2;
     rn_gemm_ukernel2_rows rows2;
     rn_gemm_ukernel2_arows arows2;
-    /* a 3x3 window's nine rows on one or two full strips, or NULL */
-    void (*taps)(int kc, const float *a, int ld, const float *bp, float *c, int ldc, int strips,
-                 int accumulate);
+    rn_gemm_ukernel_taps taps; /* a 3x3 window's nine rows, one or two strips, or NULL */
 } ukernels;
 
 /* C rows [0, m) in groups of nine taps (g->taps_ld), columns [j0, j0 + nc) of the packed

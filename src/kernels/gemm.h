@@ -102,6 +102,8 @@ void rn_gemm_ukernel2_arows_avx512(int kc, const float *const *arow, const float
 /* Nine rows of A in place, the taps of a 3x3 window: row 3ky + kx at a + ky * ld + kx (kc
  * floats), on one or two full strips of B (packed; the second at bp + kc * GEMM_NR): C[9,
  * 16 * strips]. The bits of the one-strip kernels on the same rows. AVX-512 only. */
+typedef void (*rn_gemm_ukernel_taps)(int kc, const float *a, int ld, const float *bp, float *c,
+                                     int ldc, int strips, int accumulate);
 void rn_gemm_ukernel_taps_avx512(int kc, const float *a, int ld, const float *bp, float *c,
                                  int ldc, int strips, int accumulate);
 /* The same three microkernels with AVX-512F, bit-identical to the AVX2 ones. */
