@@ -178,6 +178,36 @@ int rn_net_num_blocks(const rn_net *net);
 int rn_net_set_block_deleted(rn_net *net, int block, int deleted);
 int rn_net_set_block_survival(rn_net *net, int block, float survival);
 
+/* Swaps the places of two blocks with the same input and output shape (Veit et al. 2016's
+ * reordering); swapping them again restores the network. Weights keep their names. */
+int rn_net_swap_blocks(rn_net *net, int a, int b);
+
+/* ---- probes, for experiments ----------------------------------------------------------------
+ * Measurements of the last forward (evaluation or training mode) over its whole batch. */
+typedef struct {
+    double input_sq;  /* ||x||^2: the block's input */
+    double branch_sq; /* ||F(x)||^2: the residual (or highway) branch as it was added, scaled by
+                         its stochastic-depth factor, 0 when skipped; a plain block's branch is
+                         its whole output before the last ReLU, whose identity is F(x) = x */
+    double change_sq; /* ||y - x||^2: the block's output against its input; NaN where the block
+                         changes the shape */
+    double gate_mean; /* highway blocks: the mean gate value T over the batch; NaN otherwise */
+    size_t count;     /* elements of x (n images) */
+} rn_block_probe;
+int rn_net_probe_block(const rn_net *net, int block, rn_block_probe *out);
+/* A highway block's gate values T of the last forward ([n, c, h, w] of the block's output);
+ * valid until the next forward. */
+int rn_net_block_gates(const rn_net *net, int block, const float **t, size_t *count);
+/* on = 0: backward passes through the block's shortcut only, as if its branch were absent (the
+ * forward is unchanged): with a choice per block, the backward follows one path of the
+ * ensemble view (Veit et al. 2016). Plain blocks have no shortcut and refuse it. */
+int rn_net_set_block_branch_grad(rn_net *net, int block, int on);
+/* on != 0: every following backward records the squared L2 norm of the loss gradient with
+ * respect to each block's input, read with rn_net_input_grad_sq (block = rn_net_num_blocks(net):
+ * the last block's output). Off by default: it costs one pass over each block's input. */
+int rn_net_record_input_grads(rn_net *net, int on);
+int rn_net_input_grad_sq(const rn_net *net, int block, double *sq);
+
 /* Every convolution, in the order the network was built (the stem's first): its shapes, for
  * kernel benchmarks and summaries. The kernel is k x k, padding pad on every side. */
 typedef struct {

@@ -67,6 +67,23 @@ void rn_copy(float *y, const float *x, size_t len)
     }
 }
 
+double rn_sum_sq(const float *a, size_t len)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < len; i++) s += (double)a[i] * a[i];
+    return s;
+}
+
+double rn_diff_sum_sq(const float *a, const float *b, size_t len)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < len; i++) {
+        const double d = (double)a[i] - b[i];
+        s += d * d;
+    }
+    return s;
+}
+
 void rn_sgd_update(float *p, const float *g, float *buf, size_t len, float lr, float wd, float mu,
                    int started, int nesterov)
 {

@@ -116,6 +116,10 @@ void rn_add_scaled(float *y, const float *a, const float *b, float alpha, size_t
 void rn_add_scaled_relu(float *y, const float *a, const float *b, float alpha, size_t len);
 /* y = x (not overlapping), split between threads like the loops above */
 void rn_copy(float *y, const float *x, size_t len);
+/* sum of a[i]^2 and of (a[i] - b[i])^2, in double, in index order (the same bits for any
+ * thread count): the norms that the experiments measure */
+double rn_sum_sq(const float *a, size_t len);
+double rn_diff_sum_sq(const float *a, const float *b, size_t len);
 /* One SGD step on p[0, len): d = g + wd p; with momentum mu != 0, buf = mu buf + d (buf = d
  * when !started) and d = buf, or d + mu buf when nesterov; then p -= lr d. */
 void rn_sgd_update(float *p, const float *g, float *buf, size_t len, float lr, float wd, float mu,

@@ -181,6 +181,13 @@ void rn_block_forward(rn_net *net, rn_block *b, const float *x)
     }
 
     float *m = b->merged;
+    if (b->kind == RN_BLOCK_PLAIN && b->dropped) {
+        /* a deleted plain block (lesion): its input goes on unchanged */
+        memcpy(m, x, len * sizeof(float));
+        b->post.buf[0] = m;
+        rn_seq_forward(net, &b->post, m, 0, b->post.n);
+        return;
+    }
     /* A ReLU right after the addition is computed in the addition's pass: the sum itself (m)
      * is then never written, and nothing reads it (the ReLU's backward reads its output). */
     const int add_relu = b->kind == RN_BLOCK_RESIDUAL && b->post.n > 0 &&
@@ -237,13 +244,18 @@ void rn_block_backward(rn_net *net, rn_block *b, const float *dy, float *dx)
     const float *dm = rn_seq_backward(net, &b->post, dy, b->post.n, 0, g[2], g[3], 1);
     const float *df = NULL;
     const float *ds = NULL; /* the shortcut's output gradient */
+    const int through_branch = !b->dropped && !b->branch_grad_off;
 
+    if (b->kind == RN_BLOCK_PLAIN && b->dropped) {
+        rn_copy(dx, dm, len);
+        return;
+    }
     if (b->kind == RN_BLOCK_PLAIN) {
         df = dm;
     } else if (b->kind == RN_BLOCK_RESIDUAL) {
         /* the shortcut's gradient is dm itself, read below before the branch can overwrite it */
         ds = dm;
-        if (!b->dropped) {
+        if (through_branch) {
             if (b->scale != 1.0f) {
                 for (size_t i = 0; i < len; i++) g[6][i] = b->scale * dm[i];
                 df = g[6];
@@ -264,7 +276,7 @@ void rn_block_backward(rn_net *net, rn_block *b, const float *dy, float *dx)
         rn_conv_run_backward(net, &b->gate, g[5], dpre, b->s);
         rn_add_scaled(dsh, dsh, g[5], 1.0f, len);
         ds = dsh;
-        if (!b->dropped) df = dfh;
+        if (through_branch) df = dfh;
     }
 
     /* Shortcut first: the branch's ping-pong may overwrite dm. */

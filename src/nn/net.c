@@ -78,6 +78,7 @@ void rn_net_free(rn_net *net)
         free(b);
     }
     free(net->blocks);
+    free(net->input_grad_sq);
     free_bn(&net->stem_bn);
     free_bn(&net->head_bn);
     free(net->tensors);
@@ -121,6 +122,9 @@ void rn_net_get_options(const rn_net *net, rn_net_options *opt) { *opt = net->op
 
 int rn_net_forward(rn_net *net, const float *x, int n, int training, float *logits)
 {
+    if (!net->fc.out_dim)
+        return rn_fail(RN_ERR_ARG, "%s has no classifier head: run it with rn_stack_forward",
+                       net->arch);
     if (n <= 0) return rn_fail(RN_ERR_ARG, "batch size must be positive, not %d", n);
     if (training && net->frozen)
         return rn_fail(RN_ERR_ARG, "this network is frozen for inference (rn_net_freeze): it "
@@ -154,6 +158,8 @@ int rn_net_backward(rn_net *net, const int *labels, float *loss)
         return rn_fail(RN_ERR_ARG,
                        "a network frozen for inference (rn_net_freeze) has no backward");
     if (!net->forward_done) return rn_fail(RN_ERR_ARG, "backward without a forward pass");
+    if (!net->fc.out_dim)
+        return rn_fail(RN_ERR_ARG, "%s has no classifier head: use rn_stack_backward", net->arch);
     int n = net->n, k = net->fc.out_dim;
     for (int i = 0; i < n; i++)
         if (labels[i] < 0 || labels[i] >= k)
@@ -170,9 +176,13 @@ int rn_net_backward(rn_net *net, const int *labels, float *loss)
     const float *dy = rn_seq_backward(net, &net->head, g[0], net->head.n, 0, g[1], g[2], 1);
     if (dy != g[0]) memcpy(g[0], dy, rn_shape3_size(last) * (size_t)n * sizeof(float));
     int cur = 0;
+    size_t len = rn_shape3_size(last) * (size_t)n;
+    if (net->input_grad_sq) net->input_grad_sq[net->n_blocks] = rn_sum_sq(g[0], len);
     for (int i = net->n_blocks - 1; i >= 0; i--) {
         rn_block_backward(net, net->blocks[i], g[cur], g[1 - cur]);
         cur = 1 - cur;
+        if (net->input_grad_sq)
+            net->input_grad_sq[i] = rn_sum_sq(g[cur], rn_shape3_size(net->blocks[i]->in) * (size_t)n);
     }
     /* The stem's input gradient is not needed: skip its first convolution's dx. */
     rn_seq_backward(net, &net->stem, g[cur], net->stem.n, 0, g[2], g[3], 0);
@@ -255,7 +265,8 @@ int rn_net_unit(const rn_net *net, int index, rn_unit_info *out)
     rn_shape3 s;
     if (index == 0) {
         snprintf(out->name, sizeof out->name, "stem");
-        s = net->stem.ops[net->stem.n - 1].out;
+        s = net->stem.n ? net->stem.ops[net->stem.n - 1].out
+                        : (rn_shape3){net->opt.in_c, net->opt.in_h, net->opt.in_w};
         out->params = rn_seq_params(&net->stem);
         out->macs = rn_seq_macs(&net->stem);
     } else if (index <= net->n_blocks) {
@@ -303,6 +314,17 @@ static int check_block(const rn_net *net, int block)
 
 int rn_net_set_block_deleted(rn_net *net, int block, int deleted)
 {
+    /* A plain block whose output has its input's shape can be deleted too: the input goes on
+     * unchanged (Veit et al. 2016 delete layers of VGG nets so). */
+    if (block >= 0 && block < net->n_blocks && net->blocks[block]->kind == RN_BLOCK_PLAIN) {
+        const rn_block *b = net->blocks[block];
+        if (b->in.c != b->out.c || b->in.h != b->out.h || b->in.w != b->out.w)
+            return rn_fail(RN_ERR_ARG, "%s is a plain block that changes the shape (%dx%dx%d to "
+                                       "%dx%dx%d): it cannot be deleted",
+                           b->name, b->in.c, b->in.h, b->in.w, b->out.c, b->out.h, b->out.w);
+        net->blocks[block]->deleted = deleted != 0;
+        return RN_OK;
+    }
     int st = check_block(net, block);
     if (!st) net->blocks[block]->deleted = deleted != 0;
     return st;

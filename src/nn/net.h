@@ -59,6 +59,7 @@ typedef struct {
     int deleted;
     int dropped; /* branch skipped in the last forward */
     float scale; /* branch scale in the last forward */
+    int branch_grad_off; /* backward through the shortcut only (a path of the ensemble view) */
 } rn_block;
 
 /* ---- the network ------------------------------------------------------------------------ */
@@ -103,6 +104,10 @@ struct rn_net {
     int training;
     int forward_done;
     int frozen; /* rn_net_freeze: batch norms folded into the convolutions, weights packed */
+
+    /* rn_net_record_input_grads: the squared norm of the gradient at each block's input (and,
+     * at [n_blocks], the head's) from the last backward; NULL when not recording */
+    double *input_grad_sq;
 
     rn_rng rng;
     float label_smoothing; /* loss of rn_net_backward: 0 = plain cross-entropy */
@@ -178,5 +183,6 @@ uint64_t rn_block_macs(const rn_block *b);
 /* zoo.c */
 int rn_net_build(rn_net *net, const char *arch);
 void rn_net_init_weights(rn_net *net);
+void rn_block_init_weights(rn_net *net, rn_block *b);
 
 #endif

@@ -263,27 +263,7 @@ void rn_net_init_weights(rn_net *net)
 {
     init_conv(net, &net->stem_conv);
     if (net->stem_bn.c) init_bn(&net->stem_bn, 1.0f);
-    for (int i = 0; i < net->n_blocks; i++) {
-        rn_block *b = net->blocks[i];
-        for (int j = 0; j < b->n_conv; j++) init_conv(net, &b->conv[j]);
-        for (int j = 0; j < b->n_bn; j++) init_bn(&b->bn[j], 1.0f);
-        if (b->sc == RN_SC_PROJECTION) {
-            init_conv(net, &b->proj);
-            if (b->proj_has_bn) init_bn(&b->proj_bn, 1.0f);
-        }
-        if (b->kind == RN_BLOCK_HIGHWAY) {
-            init_conv(net, &b->gate);
-            for (int c = 0; c < b->gate.out_c; c++) b->gate.b[c] = net->opt.gate_bias;
-        }
-        if (net->opt.zero_init_last_bn && b->kind != RN_BLOCK_PLAIN) {
-            /* The last BN inside the branch: F(x) = 0 at the start in every ordering. */
-            for (int j = b->branch.n - 1; j >= 0; j--) {
-                if (b->branch.ops[j].kind != RN_OP_BN) continue;
-                for (int c = 0; c < b->branch.ops[j].bn->c; c++) b->branch.ops[j].bn->w[c] = 0.0f;
-                break;
-            }
-        }
-    }
+    for (int i = 0; i < net->n_blocks; i++) rn_block_init_weights(net, net->blocks[i]);
     if (net->head_bn.c) init_bn(&net->head_bn, 1.0f);
     /* nn.Linear: weight and bias uniform in +-1/sqrt(fan_in). */
     float bound = 1.0f / sqrtf((float)net->fc.in_dim);
@@ -291,4 +271,26 @@ void rn_net_init_weights(rn_net *net)
     for (size_t i = 0; i < len; i++) net->fc.w[i] = bound * (2.0f * rn_rng_uniform(&net->rng) - 1.0f);
     for (int i = 0; i < net->fc.out_dim; i++)
         net->fc.b[i] = bound * (2.0f * rn_rng_uniform(&net->rng) - 1.0f);
+}
+
+void rn_block_init_weights(rn_net *net, rn_block *b)
+{
+    for (int j = 0; j < b->n_conv; j++) init_conv(net, &b->conv[j]);
+    for (int j = 0; j < b->n_bn; j++) init_bn(&b->bn[j], 1.0f);
+    if (b->sc == RN_SC_PROJECTION) {
+        init_conv(net, &b->proj);
+        if (b->proj_has_bn) init_bn(&b->proj_bn, 1.0f);
+    }
+    if (b->kind == RN_BLOCK_HIGHWAY) {
+        init_conv(net, &b->gate);
+        for (int c = 0; c < b->gate.out_c; c++) b->gate.b[c] = net->opt.gate_bias;
+    }
+    if (net->opt.zero_init_last_bn && b->kind != RN_BLOCK_PLAIN) {
+        /* The last BN inside the branch: F(x) = 0 at the start in every ordering. */
+        for (int j = b->branch.n - 1; j >= 0; j--) {
+            if (b->branch.ops[j].kind != RN_OP_BN) continue;
+            for (int c = 0; c < b->branch.ops[j].bn->c; c++) b->branch.ops[j].bn->w[c] = 0.0f;
+            break;
+        }
+    }
 }
