@@ -6,12 +6,16 @@ CC      ?= gcc
 OPT     ?= -O2
 SAN     ?=
 CFLAGS  ?= $(OPT) -g
-ALL_CFLAGS = $(CFLAGS) $(SAN) -std=c11 -Wall -Wextra -Wshadow -fPIC -fopenmp -Iinclude -Isrc -MMD -MP
+# PLplot draws the experiments' and training runs' plots (Debian's libplplot-dev).
+PLPLOT_CFLAGS ?= $(shell pkg-config --cflags plplot 2>/dev/null || echo -I/usr/include/plplot)
+PLPLOT_LIBS   ?= $(shell pkg-config --libs plplot 2>/dev/null || echo -lplplot)
+ALL_CFLAGS = $(CFLAGS) $(SAN) -std=c11 -Wall -Wextra -Wshadow -fPIC -fopenmp -Iinclude -Isrc $(PLPLOT_CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(LDFLAGS) $(SAN)
-LDLIBS  += -lcjson -lstb -lz -lm -lpthread -fopenmp
+LDLIBS  += $(PLPLOT_LIBS) -lcjson -lstb -lz -lm -lpthread -fopenmp
 TEST_LDLIBS = -lcmocka
 
-LIB_SRC  := $(sort $(wildcard src/core/*.c src/kernels/*.c src/io/*.c src/nn/*.c src/train/*.c))
+LIB_SRC  := $(sort $(wildcard src/core/*.c src/kernels/*.c src/io/*.c src/nn/*.c src/train/*.c \
+                              src/plot/*.c src/experiments/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
@@ -76,8 +80,9 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_SUPPORT_OBJ) $(BUILD)/libresnet.
 test: all $(TEST_BIN)
 	BUILD=$(BUILD) tools/run-tests.sh $(TEST_BIN)
 
+# PLplot's font and driver loaders keep some memory until exit on purpose: tests/lsan.supp.
 test-asan:
-	$(MAKE) BUILD=build-asan OPT=-O1 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp $(MAKE) BUILD=build-asan OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
 
 deps:
