@@ -38,6 +38,8 @@ for t in "$@"; do
 done
 run cli sh tests/cli.sh "$BUILD"
 run train sh tests/train.sh "$BUILD"
+run experiments sh tests/experiments.sh "$BUILD"
+run eval-delete-blocks sh tests/experiments/eval_delete.sh "$BUILD"
 [ -n "$failed" ] && echo "failed:$failed"
 echo "tests: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

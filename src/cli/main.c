@@ -17,6 +17,8 @@ static int usage(FILE *out)
           "           with checkpoints, resume (--resume RUN_DIR) and metrics\n"
           "  eval     accuracy, loss, per-class accuracy and confusion matrix of a model on a data set\n"
           "  predict  the top classes of image files, with probabilities and label names\n"
+          "  experiment  why residual blocks work: one claim per experiment, trained and measured\n"
+          "           on real data, with plots (resnet experiment --help lists them)\n"
           "\n"
           "network options (info, init, forward, bench):\n"
           "  --arch NAME             resnet20..1202, plain20..110, highway20..110, preresnet110/164/1001,\n"
@@ -51,6 +53,7 @@ int main(int argc, char **argv)
     if (!strcmp(verb, "train")) return cmd_train(argc - 1, argv + 1);
     if (!strcmp(verb, "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(verb, "predict")) return cmd_predict(argc - 1, argv + 1);
+    if (!strcmp(verb, "experiment")) return cmd_experiment(argc - 1, argv + 1);
     fprintf(stderr, "resnet: unknown verb '%s'\n\n", verb);
     return usage(stderr);
 }
