@@ -17,7 +17,7 @@
 static const char usage_text[] =
     "usage: resnet eval --model FILE [--data KIND] [--data-dir DIR] [--split test|train|val]\n"
     "                   [--val N] [--seed S] [--subset N] [--tta VIEWS] [--batch N] [--threads T]\n"
-    "                   [--json]\n"
+    "                   [--delete-blocks LIST] [--json]\n"
     "Evaluates a model (e.g. RUN_DIR/model.safetensors from resnet train) on a data set in\n"
     "evaluation mode: accuracy, mean cross-entropy, per-class accuracy, confusion matrix.\n"
     "  --data KIND      fashion-mnist (default) | mnist | cifar10 | cifar100 | folder\n"
@@ -32,6 +32,10 @@ static const char usage_text[] =
     "                   over views of the image: none (default), flip (+ mirror image), shift\n"
     "                   (+ moved by one pixel each way), flip,shift (10 views); for models\n"
     "                   trained with --flip and --crop-pad\n"
+    "  --delete-blocks LIST  a lesion: evaluate with these blocks deleted (each passes its\n"
+    "                   shortcut only), LIST comma-separated block indices from 0 or names such\n"
+    "                   as layer2.3 (stage 2, block 3 from 0); a plain block that changes the shape\n"
+    "                   cannot be deleted\n"
     "  --json           one JSON object (with the full confusion matrix) instead of the table\n"
     "  --arch/--weights a torchvision state_dict instead of --model (see resnet --help)\n"
     "The images are normalised with the model's stored mean and std; the image shape and the\n"
@@ -86,12 +90,71 @@ static int load_val_split(rn_dataset **out, const rn_net *net, rn_data_kind kind
     return 0;
 }
 
+/* --delete-blocks LIST: each entry a block index from 0 or a block name; every failure names the
+ * entry. */
+static int delete_blocks(rn_net *net, const char *list)
+{
+    const int nb = rn_net_num_blocks(net);
+    if (!*list)
+        return cli_error("--delete-blocks: empty list (give block indices from 0 or names such as "
+                         "layer2.3)");
+    for (const char *p = list;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char tok[64];
+        if (!len) return cli_error("--delete-blocks: an empty entry in '%s'", list);
+        if (len >= sizeof tok) return cli_error("--delete-blocks: '%.*s' is too long for a block", (int)len, p);
+        memcpy(tok, p, len);
+        tok[len] = 0;
+        int block = -1;
+        if ((tok[0] >= '0' && tok[0] <= '9') || tok[0] == '-' || tok[0] == '+') {
+            char *e;
+            long v = strtol(tok, &e, 10);
+            if (*e) return cli_error("--delete-blocks: '%s' is neither a block index nor a block name", tok);
+            if (v < 0 || v >= nb)
+                return cli_error("--delete-blocks: block %s out of range: the network has %d blocks "
+                                 "(0..%d)", tok, nb, nb - 1);
+            block = (int)v;
+        } else {
+            rn_unit_info u;
+            for (int i = 0; i < nb && block < 0; i++)
+                if (!rn_net_unit(net, i + 1, &u) && !strcmp(u.name, tok)) block = i;
+            if (block < 0) {
+                rn_unit_info first, last;
+                rn_net_unit(net, 1, &first);
+                rn_net_unit(net, nb, &last);
+                return cli_error("--delete-blocks: no block named '%s' (this network's are %s ... %s)",
+                                 tok, nb ? first.name : "-", nb ? last.name : "-");
+            }
+        }
+        if (rn_net_set_block_deleted(net, block, 1)) return cli_lib_error("--delete-blocks");
+        if (!end) break;
+        p = end + 1;
+    }
+    return 0;
+}
+
+/* The deleted blocks' names, comma-separated, into buf ("" when none). */
+static void deleted_names(const rn_net *net, char *buf, size_t size)
+{
+    size_t len = 0;
+    buf[0] = 0;
+    for (int i = 0; i < rn_net_num_blocks(net) && len < size; i++) {
+        rn_unit_info u;
+        if (!rn_net_unit(net, i + 1, &u) && u.deleted)
+            len += (size_t)snprintf(buf + len, size - len, "%s%s", len ? "," : "", u.name);
+    }
+}
+
 static void print_json(const char *model, const rn_net *net, const char *data, const char *split,
                        int tta, const rn_eval_result *r)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", model);
     cJSON_AddStringToObject(o, "arch", rn_net_arch(net));
+    char deleted[4096];
+    deleted_names(net, deleted, sizeof deleted);
+    if (deleted[0]) cJSON_AddStringToObject(o, "deleted_blocks", deleted);
     cJSON_AddStringToObject(o, "data", data);
     cJSON_AddStringToObject(o, "split", split);
     cJSON_AddStringToObject(o, "tta", rn_tta_name(tta));
@@ -130,6 +193,9 @@ static void print_table(const char *model, const rn_net *net, const char *data, 
 {
     printf("%s (%s) on %s %s: %d images", model, rn_net_arch(net), data, split, r->n);
     if (tta) printf(", test-time augmentation %s (%d views)", rn_tta_name(tta), rn_tta_views(tta));
+    char deleted[4096];
+    deleted_names(net, deleted, sizeof deleted);
+    if (deleted[0]) printf(", blocks deleted: %s", deleted);
     printf("\n");
     printf("accuracy %.2f%%  error %.2f%%  loss %.4f\n", r->n ? 100.0 * r->correct / r->n : 0.0,
            r->n ? 100.0 - 100.0 * r->correct / r->n : 0.0, r->loss);
@@ -165,6 +231,7 @@ int cmd_eval(int argc, char **argv)
     int val_split = 0;
     long subset = 0, batch = 128, threads = 0, val = 0;
     int json = 0, tta = 0;
+    const char *delete_list = NULL;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v;
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
@@ -177,11 +244,12 @@ int cmd_eval(int argc, char **argv)
         if (!strcmp(o, "--json")) json = 1;
         else if (!strcmp(o, "--data") || !strcmp(o, "--data-dir") || !strcmp(o, "--split") ||
                  !strcmp(o, "--subset") || !strcmp(o, "--batch") || !strcmp(o, "--threads") ||
-                 !strcmp(o, "--tta") || !strcmp(o, "--val")) {
+                 !strcmp(o, "--tta") || !strcmp(o, "--val") || !strcmp(o, "--delete-blocks")) {
             if (!(v = cli_value(argc, argv, &i))) return 2;
             if (!strcmp(o, "--data")) {
                 if (rn_data_kind_parse(v, &kind)) return cli_lib_error("--data") + 1;
             } else if (!strcmp(o, "--data-dir")) dir = v;
+            else if (!strcmp(o, "--delete-blocks")) delete_list = v;
             else if (!strcmp(o, "--split")) {
                 if (!strcmp(v, "test")) split = RN_SPLIT_TEST;
                 else if (!strcmp(v, "train")) split = RN_SPLIT_TRAIN;
@@ -207,6 +275,10 @@ int cmd_eval(int argc, char **argv)
     }
     rn_net *net;
     if (cli_open_frozen_net(&na, &net)) return 1;
+    if (delete_list && delete_blocks(net, delete_list)) {
+        rn_net_free(net);
+        return 1;
+    }
     rn_dataset *data = NULL;
     if (val_split ? load_val_split(&data, net, kind, dir, val, na.opt.seed, subset)
                   : load_eval_data(&data, net, kind, dir, split)) {
