@@ -12,8 +12,9 @@
 #include "experiments/experiment.h"
 
 static const rn_experiment *const table[] = {
-    &rn_exp_degradation, &rn_exp_identity, &rn_exp_gradflow, &rn_exp_lesion,
-    &rn_exp_paths,       &rn_exp_depth_usage, NULL,
+    &rn_exp_degradation, &rn_exp_identity, &rn_exp_gradflow,         &rn_exp_orderings,
+    &rn_exp_lesion,      &rn_exp_paths,    &rn_exp_stochastic_depth, &rn_exp_highway,
+    &rn_exp_depth_usage, NULL,
 };
 
 const rn_experiment *const *rn_experiments(void) { return table; }

@@ -193,6 +193,7 @@ double rn_exp_std(const double *v, int n); /* sample standard deviation; 0 for n
 
 /* The experiments (one file each). */
 extern const rn_experiment rn_exp_degradation, rn_exp_identity, rn_exp_gradflow,
-    rn_exp_lesion, rn_exp_paths, rn_exp_depth_usage;
+    rn_exp_orderings, rn_exp_lesion, rn_exp_paths, rn_exp_stochastic_depth, rn_exp_highway,
+    rn_exp_depth_usage;
 
 #endif
