@@ -17,6 +17,7 @@
 #include "nn/stack.h"
 #include "resnet.h"
 #include "support/check.h"
+#include "support/tmpdir.h"
 
 #define IMG 3 * 12 * 12
 
@@ -316,6 +317,34 @@ static void test_probes_thread_independent(void **state)
     assert_memory_equal(&p[0], &p[1], sizeof p[0]);
 }
 
+/* A model trained with stochastic depth evaluates with its branches scaled: the rate travels in
+ * the file, so a model opened alone computes what the trained network computed. */
+static void test_stochastic_depth_saved(void **state)
+{
+    (void)state;
+    char dir[256], path[320];
+    assert_int_equal(rn_test_tmpdir_create(dir, sizeof dir, "rn_test_probe"), 0);
+    snprintf(path, sizeof path, "%s/sd.safetensors", dir);
+    rn_net_options o;
+    rn_net_options_init(&o);
+    o.in_c = 3, o.in_h = 12, o.in_w = 12, o.classes = 5, o.survival_last = 0.5f;
+    rn_net *net, *back;
+    assert_int_equal(rn_net_create(&net, "resnet14", &o), RN_OK);
+    assert_int_equal(rn_net_save(net, path), RN_OK);
+    assert_int_equal(rn_net_open(&back, path, NULL, NULL), RN_OK);
+    float x[2 * IMG], a[10], b[10];
+    rn_test_fill_uniform(x, 2 * IMG, 8, -1.0f, 1.0f);
+    assert_int_equal(rn_net_forward(net, x, 2, 0, a), RN_OK);
+    assert_int_equal(rn_net_forward(back, x, 2, 0, b), RN_OK);
+    assert_memory_equal(a, b, sizeof a);
+    rn_unit_info u;
+    assert_int_equal(rn_net_unit(back, rn_net_num_blocks(back), &u), RN_OK);
+    assert_true(u.survival == 0.5f);
+    rn_net_free(net);
+    rn_net_free(back);
+    rn_test_tmpdir_remove(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -326,6 +355,7 @@ int main(void)
         cmocka_unit_test(test_stack_gradients),
         cmocka_unit_test(test_stack_zero_branches_identity),
         cmocka_unit_test(test_probes_thread_independent),
+        cmocka_unit_test(test_stochastic_depth_saved),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,6 +31,15 @@ static int options_from_file(const rn_st_file *f, rn_net_options *opt)
         if (rn_shortcut_parse(v, &s)) return rn_fail_context(RN_ERR_FORMAT, "%s: metadata 'shortcut'", path);
         opt->shortcut = s;
     }
+    /* Stochastic depth scales each branch by its survival probability at test time: a model
+     * that trained with it needs the rate to evaluate as it was trained. */
+    if (opt->survival_last == 1.0f && (v = rn_st_meta(f, "stochastic_depth"))) {
+        char *end;
+        float p = strtof(v, &end);
+        if (*end || end == v || !(p > 0.0f && p <= 1.0f))
+            return rn_fail(RN_ERR_FORMAT, "%s: metadata 'stochastic_depth' is not in (0, 1]: '%s'", path, v);
+        opt->survival_last = p;
+    }
     if (opt->classes <= 0) {
         const rn_st_entry *fc = rn_st_find(f, "fc.weight");
         if ((v = rn_st_meta(f, "classes"))) {
@@ -214,6 +223,8 @@ int rn_net_save(const rn_net *net, const char *path)
     if (!st) st = rn_st_writer_meta(w, "arch", net->arch);
     if (!st) st = rn_st_writer_meta(w, "ordering", rn_ordering_name(o->ordering));
     if (!st) st = rn_st_writer_meta(w, "shortcut", rn_shortcut_name(o->shortcut));
+    snprintf(buf, sizeof buf, "%.9g", (double)o->survival_last);
+    if (!st && o->survival_last < 1.0f) st = rn_st_writer_meta(w, "stochastic_depth", buf);
     snprintf(buf, sizeof buf, "%d", o->classes);
     if (!st) st = rn_st_writer_meta(w, "classes", buf);
     snprintf(buf, sizeof buf, "%dx%dx%d", o->in_c, o->in_h, o->in_w);
