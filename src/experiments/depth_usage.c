@@ -134,27 +134,6 @@ static int zero_last_bn(rn_net *net, const char *name)
     return RN_OK;
 }
 
-/* The net at initialisation: as the trainer creates it (same options and seed, the training
- * set's normalisation). */
-static int create_initial(const rn_train_config *cfg, const rn_dataset *train, rn_net **net)
-{
-    rn_net_options o;
-    rn_net_options_init(&o);
-    o.classes = train->classes;
-    o.in_c = train->c, o.in_h = train->h, o.in_w = train->w;
-    o.ordering = cfg->ordering, o.shortcut = cfg->shortcut;
-    o.zero_init_last_bn = cfg->zero_init_last_bn, o.survival_last = cfg->survival_last;
-    o.gate_bias = cfg->gate_bias, o.seed = cfg->seed;
-    float mean[16], std[16];
-    int st = rn_net_create(net, cfg->arch, &o);
-    if (!st) st = rn_dataset_stats(train, mean, std);
-    if (!st) {
-        for (int c = 0; c < train->c; c++)
-            if (!(std[c] > 1e-6f)) std[c] = 1.0f;
-        st = rn_net_set_normalization(*net, mean, std);
-    }
-    return st;
-}
 
 /* ---- outputs ------------------------------------------------------------------------------------ */
 static int write_csv(rn_exp *x, const structure *s, block_sums *const sums[N_NETS], int ctrl, int images)
@@ -352,7 +331,7 @@ static int run(rn_exp *x)
     rn_dataset *sub = NULL;
     if (!s) return rn_fail(RN_ERR_NOMEM, "out of memory");
     st = rn_exp_add_run(x, run_name, &cfg);
-    if (!st) st = create_initial(&cfg, train, &net);
+    if (!st) st = rn_exp_create_initial(&cfg, train, &net);
     if (!st) st = read_structure(net, s);
     if (!st && s->n < 1) st = rn_fail(RN_ERR_ARG, "%s has no blocks to measure", cfg.arch);
     const int images = st ? 0 : want < eval->n ? (int)want : eval->n;

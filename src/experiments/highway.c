@@ -197,26 +197,6 @@ static int measure(rn_exp *x, rn_net *net, const structure *s, const rn_dataset 
     return st;
 }
 
-/* The highway net as the trainer created it (same options, seed and normalisation). */
-static int create_initial(const rn_train_config *cfg, const rn_dataset *train, rn_net **net)
-{
-    rn_net_options o;
-    rn_net_options_init(&o);
-    o.classes = train->classes;
-    o.in_c = train->c, o.in_h = train->h, o.in_w = train->w;
-    o.ordering = cfg->ordering, o.shortcut = cfg->shortcut;
-    o.zero_init_last_bn = cfg->zero_init_last_bn, o.survival_last = cfg->survival_last;
-    o.gate_bias = cfg->gate_bias, o.seed = cfg->seed;
-    float mean[16], sd[16];
-    int st = rn_net_create(net, cfg->arch, &o);
-    if (!st) st = rn_dataset_stats(train, mean, sd);
-    if (!st) {
-        for (int c = 0; c < train->c; c++)
-            if (!(sd[c] > 1e-6f)) sd[c] = 1.0f;
-        st = rn_net_set_normalization(*net, mean, sd);
-    }
-    return st;
-}
 
 /* ---- outputs ------------------------------------------------------------------------------------ */
 static int draw(rn_exp *x, const net_result *res, const structure *s, gate_row *const g[N_WHEN],
@@ -447,7 +427,7 @@ static int run(rn_exp *x)
         st = rn_exp_add_run(x, res[m].name, &cfg[m]);
     }
     rn_net *init = NULL, *trained = NULL;
-    if (!st) st = create_initial(&cfg[HIGHWAY], train, &init);
+    if (!st) st = rn_exp_create_initial(&cfg[HIGHWAY], train, &init);
     if (!st) st = read_structure(init, s);
     rn_dataset *sub = NULL;
     const int images = st ? 0 : want < eval->n ? (int)want : eval->n;

@@ -322,6 +322,28 @@ static rn_exp_run_entry *find_run(rn_exp *x, const char *name)
     return NULL;
 }
 
+/* The net at initialisation: as the trainer creates it (same options and seed, the training
+ * set's normalisation). */
+int rn_exp_create_initial(const rn_train_config *cfg, const rn_dataset *train, rn_net **net)
+{
+    rn_net_options o;
+    rn_net_options_init(&o);
+    o.classes = train->classes;
+    o.in_c = train->c, o.in_h = train->h, o.in_w = train->w;
+    o.ordering = cfg->ordering, o.shortcut = cfg->shortcut;
+    o.zero_init_last_bn = cfg->zero_init_last_bn, o.survival_last = cfg->survival_last;
+    o.gate_bias = cfg->gate_bias, o.seed = cfg->seed;
+    float mean[16], std[16];
+    int st = rn_net_create(net, cfg->arch, &o);
+    if (!st) st = rn_dataset_stats(train, mean, std);
+    if (!st) {
+        for (int c = 0; c < train->c; c++)
+            if (!(std[c] > 1e-6f)) std[c] = 1.0f;
+        st = rn_net_set_normalization(*net, mean, std);
+    }
+    return st;
+}
+
 int rn_exp_open_run(rn_exp *x, const char *name, rn_net **net)
 {
     rn_exp_run_entry *r = find_run(x, name);
