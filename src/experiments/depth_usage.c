@@ -62,17 +62,8 @@ static int measure(rn_exp *x, rn_net *net, const rn_dataset *data, int batch, bl
 {
     const int nb = rn_net_num_blocks(net);
     memset(out, 0, (size_t)nb * sizeof *out);
-    float mean[16], std[16];
-    const int has_norm = rn_net_get_normalization(net, mean, std);
-    rn_loader_options lo;
-    rn_loader_options_init(&lo, 0);
-    lo.batch = batch;
-    lo.prefetch = 1;
-    lo.mean = has_norm ? mean : NULL;
-    lo.std = has_norm ? std : NULL;
     rn_loader *loader = NULL;
-    int st = rn_loader_create(&loader, data, &lo);
-    if (!st) st = rn_loader_start(loader, 0, 0);
+    int st = rn_exp_eval_loader(net, data, batch, &loader);
     const double cost = rn_exp_net_cost(net);
     while (!st) {
         rn_batch b;

@@ -138,6 +138,10 @@ int rn_exp_add_run(rn_exp *x, const char *name, const rn_train_config *cfg);
 int rn_exp_train_runs(rn_exp *x);
 /* The trained model of run NAME (its model.safetensors). */
 int rn_exp_open_run(rn_exp *x, const char *name, rn_net **net);
+/* A started loader over data in order, unaugmented, batch images at a time, normalised as net
+ * normalises its input: what evaluation reads. */
+struct rn_loader;
+int rn_exp_eval_loader(const rn_net *net, const rn_dataset *data, int batch, struct rn_loader **out);
 /* A network as the trainer creates it for cfg on train (options, seed, the training set's
  * normalisation), before any step: what a run's model was at initialisation. */
 int rn_exp_create_initial(const rn_train_config *cfg, const rn_dataset *train, rn_net **net);

@@ -146,17 +146,8 @@ static int measure(rn_exp *x, rn_net *net, const structure *s, const rn_dataset 
         acc[i].tmin = INFINITY, acc[i].tmax = -INFINITY;
         if (!acc[i].usum || !acc[i].usq) st = rn_fail(RN_ERR_NOMEM, "out of memory");
     }
-    float mean[16], sd[16];
-    const int has_norm = rn_net_get_normalization(net, mean, sd);
-    rn_loader_options lo;
-    rn_loader_options_init(&lo, 0);
-    lo.batch = batch;
-    lo.prefetch = 1;
-    lo.mean = has_norm ? mean : NULL;
-    lo.std = has_norm ? sd : NULL;
     rn_loader *loader = NULL;
-    if (!st) st = rn_loader_create(&loader, data, &lo);
-    if (!st) st = rn_loader_start(loader, 0, 0);
+    if (!st) st = rn_exp_eval_loader(net, data, batch, &loader);
     const double cost = rn_exp_net_cost(net);
     while (!st) {
         rn_batch b;

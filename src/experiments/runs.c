@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "experiments/experiment.h"
+#include "train/loader.h"
 
 static double mono_s(void)
 {
@@ -341,6 +342,22 @@ int rn_exp_create_initial(const rn_train_config *cfg, const rn_dataset *train, r
             if (!(std[c] > 1e-6f)) std[c] = 1.0f;
         st = rn_net_set_normalization(*net, mean, std);
     }
+    return st;
+}
+
+int rn_exp_eval_loader(const rn_net *net, const rn_dataset *data, int batch, rn_loader **out)
+{
+    float mean[16], std[16];
+    const int has_norm = rn_net_get_normalization(net, mean, std);
+    rn_loader_options lo;
+    rn_loader_options_init(&lo, 0);
+    lo.batch = batch;
+    lo.prefetch = 1;
+    lo.mean = has_norm ? mean : NULL;
+    lo.std = has_norm ? std : NULL;
+    *out = NULL;
+    int st = rn_loader_create(out, data, &lo);
+    if (!st) st = rn_loader_start(*out, 0, 0);
     return st;
 }
 
