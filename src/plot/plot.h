@@ -23,14 +23,19 @@ typedef struct {
     const double *lo, *hi; /* optional: a spread drawn as an error bar at each point (NULL) */
 } rn_plot_series;
 
+#define RN_PLOT_LEGEND_AUTO (-1)
+
 typedef struct {
     const char *title;
     const char *xlabel, *ylabel; /* with units, e.g. "epoch", "training error (%)" */
     int logx, logy;              /* log10 axes; points <= 0 are left out */
-    double xmin, xmax, ymin, ymax; /* NaN: from the data */
+    double xmin, xmax, ymin, ymax; /* NaN: from the data, padded 5% (an automatic log range
+                                    * with fewer than two whole decades in it widens to decades) */
     const rn_plot_series *series;
     int n_series;
-    int legend_pos;              /* 0: top right, 1: top left, 2: bottom right, 3: bottom left */
+    int legend_pos;              /* 0: top right, 1: top left, 2: bottom right, 3: bottom left,
+                                  * RN_PLOT_LEGEND_AUTO: the corner the data cross least (if they
+                                  * cross all four, an automatic y top rises to make room) */
     /* Optional vertical marker lines at these x (e.g. downsampling blocks), drawn dotted and grey. */
     const double *vlines;
     int n_vlines;
@@ -47,5 +52,12 @@ typedef struct {
  * naming the file when it cannot be written. */
 int rn_plot_write(const char *base, const rn_plot_figure *fig, const rn_plot_panel *panels,
                   int n_panels);
+
+/* Training curves of run folders (resnet train's): loss and error (%) against epoch in two panels,
+ * train solid and test (or val) dashed, one colour per run (at most 10), from each folder's
+ * metrics.jsonl; writes base.png and base.svg. title NULL: "Training curves". RN_ERR_IO for a
+ * missing metrics.jsonl, RN_ERR_FORMAT naming the file and line for a malformed one. */
+int rn_plot_training_curves(const char *base, const char *const *run_dirs, int n_runs,
+                            const char *title);
 
 #endif
