@@ -38,6 +38,7 @@ for t in "$@"; do
 done
 run cli sh tests/cli.sh "$BUILD"
 run train sh tests/train.sh "$BUILD"
+run plot sh tests/plot.sh "$BUILD"
 run experiments sh tests/experiments.sh "$BUILD"
 run eval-delete-blocks sh tests/experiments/eval_delete.sh "$BUILD"
 [ -n "$failed" ] && echo "failed:$failed"

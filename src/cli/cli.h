@@ -39,5 +39,6 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_experiment(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 #endif

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "plot/plot.h"
 #include "train/trainer.h"
 
 /* The defaults of `resnet train` with no arguments: the one place to change them (the help text
@@ -80,7 +81,8 @@ static const char usage_text[] =
     "  --seed S              every random choice (init, split, order, augmentation); default 1\n"
     "  --threads T           OpenMP threads (default: all cores); results do not depend on it\n"
     "  --out DIR             the run folder (default runs/<date-time>): checkpoint.safetensors,\n"
-    "                        metrics.jsonl, model.safetensors\n"
+    "                        metrics.jsonl, model.safetensors, curves.png/.svg (loss and error\n"
+    "                        per epoch; resnet plot draws them again)\n"
     "  --force               start over in an existing run folder (its files are replaced)\n"
     "  --resume DIR          continue the run in DIR (only --threads may be given with it)\n"
     "  --quiet               only one line per epoch (no progress line on a terminal, no\n"
@@ -216,13 +218,13 @@ static int choose_out(char *out, size_t size, const char *given, int force)
     return 0;
 }
 
-/* Creates the folder; with --force removes the old model and metrics (the checkpoint is replaced
- * atomically when the run starts). */
+/* Creates the folder; with --force removes the old model, metrics and curves (the checkpoint is
+ * replaced atomically when the run starts). */
 static int create_out(const char *out, int force)
 {
     if (make_dirs(out)) return 1;
-    static const char *const old[] = {"model.safetensors", "metrics.jsonl"};
-    for (int i = 0; force && i < 2; i++) {
+    static const char *const old[] = {"model.safetensors", "metrics.jsonl", "curves.png", "curves.svg"};
+    for (int i = 0; force && i < 4; i++) {
         char path[RN_TRAIN_PATH_MAX + 64];
         snprintf(path, sizeof path, "%s/%s", out, old[i]);
         if (remove(path) != 0 && errno != ENOENT)
@@ -503,6 +505,14 @@ int cmd_train(int argc, char **argv)
         printf("done: %s/model.safetensors", dir);
         if (oc.steps_run == 0) printf(" (the run had already finished)");
         printf("\n");
+        fflush(stdout);
+        /* a picture that cannot be drawn costs the run nothing: warn and go on */
+        char curves[RN_TRAIN_PATH_MAX + 16];
+        snprintf(curves, sizeof curves, "%s/curves", dir);
+        const char *runs[1] = {dir};
+        if (rn_plot_training_curves(curves, runs, 1, rn_net_arch(net)))
+            fprintf(stderr, "resnet: warning: no training curves: %s\n", rn_last_error());
+        else printf("curves: %s.png, %s.svg\n", curves, curves);
     }
     rn_trainer_free(t);
     rn_dataset_free(train);

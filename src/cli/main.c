@@ -19,6 +19,7 @@ static int usage(FILE *out)
           "  predict  the top classes of image files, with probabilities and label names\n"
           "  experiment  why residual blocks work: one claim per experiment, trained and measured\n"
           "           on real data, with plots (resnet experiment --help lists them)\n"
+          "  plot     training curves (loss and error per epoch) of one or more runs, as PNG and SVG\n"
           "\n"
           "network options (info, init, forward, bench):\n"
           "  --arch NAME             resnet20..1202, plain20..110, highway20..110, preresnet110/164/1001,\n"
@@ -54,6 +55,7 @@ int main(int argc, char **argv)
     if (!strcmp(verb, "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(verb, "predict")) return cmd_predict(argc - 1, argv + 1);
     if (!strcmp(verb, "experiment")) return cmd_experiment(argc - 1, argv + 1);
+    if (!strcmp(verb, "plot")) return cmd_plot(argc - 1, argv + 1);
     fprintf(stderr, "resnet: unknown verb '%s'\n\n", verb);
     return usage(stderr);
 }

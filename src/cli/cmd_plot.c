@@ -1,0 +1,63 @@
+/* resnet plot: the training curves (loss and error per epoch) of one or more run folders. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "plot/plot.h"
+
+#define MAX_RUNS 10 /* rn_plot_training_curves' limit: one palette colour each */
+
+static const char usage_text[] =
+    "usage: resnet plot RUN_DIR... [--out FILE] [--title T]\n"
+    "Draws the training curves of runs of resnet train from their metrics.jsonl: loss and error\n"
+    "(%) against epoch, train solid and test (or val) dashed, one colour per run (at most 10).\n"
+    "  --out FILE   write FILE.png and FILE.svg (a .png or .svg suffix is dropped); default\n"
+    "               RUN_DIR/curves for one run, ./curves for several\n"
+    "  --title T    the figure's title (default: Training curves)\n";
+
+int cmd_plot(int argc, char **argv)
+{
+    const char *runs[MAX_RUNS], *out = NULL, *title = NULL;
+    int n = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            fputs(usage_text, stdout);
+            return 0;
+        }
+        if (!strcmp(o, "--out") || !strcmp(o, "--title")) {
+            const char *v = cli_value(argc, argv, &i);
+            if (!v) return 2;
+            if (!strcmp(o, "--out")) out = v;
+            else title = v;
+        } else if (o[0] == '-' && o[1]) {
+            return cli_error("plot: unknown option '%s' (see resnet plot --help)", o) + 1;
+        } else if (n == MAX_RUNS) {
+            return cli_error("plot: at most %d run folders in one figure", MAX_RUNS) + 1;
+        } else {
+            runs[n++] = o;
+        }
+    }
+    if (!n) return cli_error("plot: which runs? give one or more RUN_DIR (see resnet plot --help)") + 1;
+    if (out && !out[0]) return cli_error("--out: empty file name") + 1;
+
+    /* FILE, RUN_DIR/curves or ./curves, without the suffix the drawing adds */
+    size_t len = out ? strlen(out) : strlen(runs[0]) + sizeof "/curves";
+    char *base = malloc(len + 1);
+    if (!base) return cli_error("out of memory");
+    if (out) {
+        memcpy(base, out, len + 1);
+        if (len > 4 && (!strcmp(base + len - 4, ".png") || !strcmp(base + len - 4, ".svg")))
+            base[len - 4] = 0;
+    } else if (n == 1) {
+        snprintf(base, len + 1, "%s/curves", runs[0]);
+    } else {
+        snprintf(base, len + 1, "curves");
+    }
+    int rc = 0;
+    if (rn_plot_training_curves(base, runs, n, title)) rc = cli_lib_error(NULL);
+    else printf("%s.png\n%s.svg\n", base, base);
+    free(base);
+    return rc;
+}
