@@ -198,10 +198,14 @@ int rn_net_probe_block(const rn_net *net, int block, rn_block_probe *out);
 /* A highway block's gate values T of the last forward ([n, c, h, w] of the block's output);
  * valid until the next forward. */
 int rn_net_block_gates(const rn_net *net, int block, const float **t, size_t *count);
-/* on = 0: backward passes through the block's shortcut only, as if its branch were absent (the
- * forward is unchanged): with a choice per block, the backward follows one path of the
- * ensemble view (Veit et al. 2016). Plain blocks have no shortcut and refuse it. */
-int rn_net_set_block_branch_grad(rn_net *net, int block, int on);
+/* Which way a block's backward sends the gradient; the forward is unchanged. With a choice per
+ * block, one backward follows one path of the ensemble view (Veit et al. 2016).
+ * RN_GRAD_SHORTCUT_ONLY: as if the branch were absent (plain blocks have no shortcut and refuse
+ * it); RN_GRAD_BRANCH_ONLY: as if the shortcut were absent (for a highway block that includes the
+ * gate's gradient to its input, which the gate reads from the shortcut; a plain block's gradient
+ * takes its branch anyway). Every block starts at RN_GRAD_BOTH. */
+typedef enum { RN_GRAD_BOTH = 0, RN_GRAD_BRANCH_ONLY = 1, RN_GRAD_SHORTCUT_ONLY = 2 } rn_grad_way;
+int rn_net_set_block_grad_way(rn_net *net, int block, rn_grad_way way);
 /* on != 0: every following backward records the squared L2 norm of the loss gradient with
  * respect to each block's input, read with rn_net_input_grad_sq (block = rn_net_num_blocks(net):
  * the last block's output). Off by default: it costs one pass over each block's input. */

@@ -107,7 +107,7 @@ static void test_plain_blocks_delete_and_swap(void **state)
     assert_non_null(strstr(rn_last_error(), "layer2.0"));
     assert_int_equal(rn_net_set_block_deleted(net, 1, 0), RN_OK);
     /* plain blocks have no other way for the gradient */
-    assert_int_equal(rn_net_set_block_branch_grad(net, 1, 0), RN_ERR_ARG);
+    assert_int_equal(rn_net_set_block_grad_way(net, 1, RN_GRAD_SHORTCUT_ONLY), RN_ERR_ARG);
     rn_net_free(net);
 
     net = net_of("resnet14", RN_ORDER_ORIGINAL);
@@ -185,12 +185,12 @@ static void test_paths_and_input_grads(void **state)
     assert_memory_equal(g0, rn_net_grads(net), np * sizeof(float));
     for (int b = 0; b <= nb; b++) assert_true(full[b] > 0.0 && isfinite(full[b]));
     /* every branch on is the default */
-    for (int b = 0; b < nb; b++) assert_int_equal(rn_net_set_block_branch_grad(net, b, 1), RN_OK);
+    for (int b = 0; b < nb; b++) assert_int_equal(rn_net_set_block_grad_way(net, b, RN_GRAD_BOTH), RN_OK);
     backward_grads(net, x, labels, 4, again);
     assert_memory_equal(full, again, (size_t)(nb + 1) * sizeof(double));
     /* every branch off: full pre-activation has nothing after the addition, so across the
      * identity shortcuts of a stage the gradient passes unchanged (layer3.1 -> layer3.0) */
-    for (int b = 0; b < nb; b++) assert_int_equal(rn_net_set_block_branch_grad(net, b, 0), RN_OK);
+    for (int b = 0; b < nb; b++) assert_int_equal(rn_net_set_block_grad_way(net, b, RN_GRAD_SHORTCUT_ONLY), RN_OK);
     backward_grads(net, x, labels, 4, skip);
     assert_true(skip[nb] == full[nb]);
     assert_true(skip[nb - 1] == skip[nb]);
@@ -201,6 +201,76 @@ static void test_paths_and_input_grads(void **state)
     assert_true(rn_test_max_abs(w.grad, w.numel) == 0.0);
     free(g0);
     rn_net_free(net);
+}
+
+/* The backward is linear in the gradient it carries, so for one block the gradient that reaches
+ * the layers before it through both ways is the sum of branch-only and shortcut-only; its own
+ * branch's parameters get their gradient from the branch alone, the layers after it see no
+ * difference. For identity (layer1.1) and zero-padding (layer2.0) shortcuts, residual and
+ * highway blocks. */
+static void grads_with_way(rn_net *net, const float *x, const int *labels, int block, rn_grad_way way,
+                           float *out)
+{
+    assert_int_equal(rn_net_set_block_grad_way(net, block, way), RN_OK);
+    rn_net_zero_grad(net);
+    assert_int_equal(rn_net_forward(net, x, 4, 0, NULL), RN_OK);
+    assert_int_equal(rn_net_backward(net, labels, NULL), RN_OK);
+    memcpy(out, rn_net_grads(net), rn_net_num_params(net) * sizeof(float));
+    assert_int_equal(rn_net_set_block_grad_way(net, block, RN_GRAD_BOTH), RN_OK);
+}
+
+static size_t offset_of(rn_net *net, const char *name, size_t *numel)
+{
+    rn_tensor_info t;
+    assert_int_equal(rn_net_find_tensor(net, name, &t), RN_OK);
+    *numel = t.numel;
+    return (size_t)(t.grad - rn_net_grads(net));
+}
+
+static void test_grad_ways_add_up(void **state)
+{
+    (void)state;
+    float x[4 * IMG];
+    int labels[4] = {4, 1, 2, 0};
+    rn_test_fill_uniform(x, 4 * IMG, 9, -1.0f, 1.0f);
+    const char *archs[2] = {"resnet14", "highway14"};
+    const char *blocks[2] = {"layer1.1", "layer2.0"};
+    for (int a = 0; a < 2; a++)
+        for (int k = 0; k < 2; k++) {
+            rn_net *net = net_of(archs[a], RN_ORDER_FULL_PREACT);
+            const size_t np = rn_net_num_params(net);
+            float *both = malloc(np * sizeof(float)), *br = malloc(np * sizeof(float));
+            float *sc = malloc(np * sizeof(float));
+            const int block = k == 0 ? 1 : 2;
+            grads_with_way(net, x, labels, block, RN_GRAD_BOTH, both);
+            grads_with_way(net, x, labels, block, RN_GRAD_BRANCH_ONLY, br);
+            grads_with_way(net, x, labels, block, RN_GRAD_SHORTCUT_ONLY, sc);
+            size_t n, at = offset_of(net, "conv1.weight", &n);
+            double scale = rn_test_max_abs(both + at, n), worst = 0.0;
+            assert_true(scale > 0.0);
+            for (size_t i = at; i < at + n; i++) worst = fmax(worst, fabs(both[i] - br[i] - sc[i]));
+            print_message("%s %s: stem gradient, both - (branch + shortcut): %.2e of %.2e\n", archs[a],
+                          blocks[k], worst, scale);
+            assert_true(worst <= 1e-5 * scale);
+            /* neither way alone is the whole */
+            assert_true(rn_test_max_abs(br + at, n) < 0.9999 * scale || rn_test_max_abs(sc + at, n) < 0.9999 * scale);
+            char name[64];
+            snprintf(name, sizeof name, "%s.conv2.weight", blocks[k]);
+            at = offset_of(net, name, &n);
+            assert_memory_equal(both + at, br + at, n * sizeof(float));
+            assert_true(rn_test_max_abs(sc + at, n) == 0.0);
+            at = offset_of(net, "layer3.1.conv2.weight", &n);
+            assert_memory_equal(both + at, br + at, n * sizeof(float));
+            assert_memory_equal(both + at, sc + at, n * sizeof(float));
+            free(both), free(br), free(sc);
+            rn_net_free(net);
+        }
+    /* a plain block has no shortcut to take alone */
+    rn_net *plain = net_of("plain14", RN_ORDER_ORIGINAL);
+    assert_int_equal(rn_net_set_block_grad_way(plain, 1, RN_GRAD_SHORTCUT_ONLY), RN_ERR_ARG);
+    assert_int_equal(rn_net_set_block_grad_way(plain, 1, RN_GRAD_BRANCH_ONLY), RN_OK);
+    assert_int_equal(rn_net_set_block_grad_way(plain, 1, (rn_grad_way)7), RN_ERR_ARG);
+    rn_net_free(plain);
 }
 
 /* ---- stacks ----------------------------------------------------------------------------------- */
@@ -352,6 +422,7 @@ int main(void)
         cmocka_unit_test(test_plain_blocks_delete_and_swap),
         cmocka_unit_test(test_gates_probe),
         cmocka_unit_test(test_paths_and_input_grads),
+        cmocka_unit_test(test_grad_ways_add_up),
         cmocka_unit_test(test_stack_gradients),
         cmocka_unit_test(test_stack_zero_branches_identity),
         cmocka_unit_test(test_probes_thread_independent),

@@ -258,7 +258,7 @@ static int check_passthrough(rn_exp *x, batches *b, int depth, int stem_stride, 
     p->out_sq = calloc((size_t)nb, sizeof(double));
     p->identity = calloc((size_t)nb, sizeof(int));
     if (!p->in_sq || !p->out_sq || !p->identity) st = rn_fail(RN_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < nb && !st; i++) st = rn_net_set_block_branch_grad(net, i, 0);
+    for (int i = 0; i < nb && !st; i++) st = rn_net_set_block_grad_way(net, i, RN_GRAD_SHORTCUT_ONLY);
     if (!st) st = rn_net_record_input_grads(net, 1);
     make_batch(b, (long)b->train->n - b->batch);
     if (!st) st = rn_net_forward(net, b->x, b->batch, 1, NULL);

@@ -13,7 +13,6 @@
 #include "experiments/experiment.h"
 /* Only for backward_path_branch_only() below: the public API can send a block's gradient through
  * its shortcut only, or through both ways, but not through its branch only. */
-#include "nn/net.h"
 
 #define MAX_BLOCKS 64
 
@@ -26,27 +25,16 @@ static const rn_xopt opts[] = {
     {NULL, 0, NULL, NULL, NULL},
 };
 
-typedef enum { GRAD_SHORTCUT, GRAD_BRANCH, GRAD_BOTH } grad_way;
-
 /* The gradient at the first block's input after a backward pass in which block b sends it
- * through way[b]; the forward pass (evaluation mode) is the caller's and stays unchanged.
- * A block whose way is GRAD_BRANCH has its shortcut switched off for this backward only: with no
- * shortcut the block's backward takes its branch alone (nn/block.c). That reaches into the
- * network's internals; an rn_net_set_block_grad_way() in the public API would replace it. */
-static int backward_path(rn_net *net, const grad_way *way, const int *labels, double *norm)
+ * through way[b]; the forward pass (evaluation mode) is the caller's and stays unchanged. */
+static int backward_path(rn_net *net, const rn_grad_way *way, const int *labels, double *norm)
 {
     const int nb = rn_net_num_blocks(net);
-    rn_sc_kind saved[MAX_BLOCKS];
     int st = RN_OK;
-    for (int b = 0; b < nb && !st; b++) {
-        st = rn_net_set_block_branch_grad(net, b, way[b] != GRAD_SHORTCUT);
-        saved[b] = net->blocks[b]->sc;
-        if (way[b] == GRAD_BRANCH) net->blocks[b]->sc = RN_SC_NONE;
-    }
+    for (int b = 0; b < nb && !st; b++) st = rn_net_set_block_grad_way(net, b, way[b]);
     rn_net_zero_grad(net);
     if (!st) st = rn_net_backward(net, labels, NULL);
-    for (int b = 0; b < nb; b++) net->blocks[b]->sc = saved[b];
-    for (int b = 0; b < nb; b++) rn_net_set_block_branch_grad(net, b, 1);
+    for (int b = 0; b < nb; b++) rn_net_set_block_grad_way(net, b, RN_GRAD_BOTH);
     double sq = NAN;
     if (!st) st = rn_net_input_grad_sq(net, 0, &sq);
     *norm = sqrt(sq);
@@ -115,7 +103,7 @@ static int measure(rn_exp *x, rn_net *net, path_stats *p, double pass_cost)
     double sq = NAN;
     if (!st) st = rn_net_input_grad_sq(net, 0, &sq);
     p->full_before = sqrt(sq);
-    grad_way way[MAX_BLOCKS];
+    rn_grad_way way[MAX_BLOCKS];
     int pick[MAX_BLOCKS];
     rn_rng rng;
     rn_rng_seed(&rng, x->set.seed ^ 0x9a7b5ULL);
@@ -128,18 +116,18 @@ static int measure(rn_exp *x, rn_net *net, path_stats *p, double pass_cost)
                 int j = i + (int)rn_rng_below(&rng, (uint32_t)(n - i)), t = pick[i];
                 pick[i] = pick[j], pick[j] = t;
             }
-            for (int b = 0; b < n; b++) way[b] = GRAD_SHORTCUT;
-            for (int i = 0; i < k; i++) way[pick[i]] = GRAD_BRANCH;
+            for (int b = 0; b < n; b++) way[b] = RN_GRAD_SHORTCUT_ONLY;
+            for (int i = 0; i < k; i++) way[pick[i]] = RN_GRAD_BRANCH_ONLY;
             const size_t at = (size_t)k * S + s;
             char *text = p->chosen + at * (n + 1);
-            for (int b = 0; b < n; b++) text[b] = way[b] == GRAD_BRANCH ? '1' : '0';
+            for (int b = 0; b < n; b++) text[b] = way[b] == RN_GRAD_BRANCH_ONLY ? '1' : '0';
             text[n] = 0;
             st = backward_path(net, way, labels, &p->norm[at]);
         }
         if (!st && rn_exp_work_done(x, pass_cost * S)) break;
     }
     if (!st && !x->interrupted) {
-        for (int b = 0; b < n; b++) way[b] = GRAD_BOTH;
+        for (int b = 0; b < n; b++) way[b] = RN_GRAD_BOTH;
         st = backward_path(net, way, labels, &p->all_both);
         rn_net_zero_grad(net);
         if (!st) st = rn_net_backward(net, labels, NULL);

@@ -244,7 +244,8 @@ void rn_block_backward(rn_net *net, rn_block *b, const float *dy, float *dx)
     const float *dm = rn_seq_backward(net, &b->post, dy, b->post.n, 0, g[2], g[3], 1);
     const float *df = NULL;
     const float *ds = NULL; /* the shortcut's output gradient */
-    const int through_branch = !b->dropped && !b->branch_grad_off;
+    const int through_branch = !b->dropped && b->grad_way != RN_GRAD_SHORTCUT_ONLY;
+    const int through_shortcut = b->sc != RN_SC_NONE && b->grad_way != RN_GRAD_BRANCH_ONLY;
 
     if (b->kind == RN_BLOCK_PLAIN && b->dropped) {
         rn_copy(dx, dm, len);
@@ -282,18 +283,19 @@ void rn_block_backward(rn_net *net, rn_block *b, const float *dy, float *dx)
     /* Shortcut first: the branch's ping-pong may overwrite dm. */
     float *dtap = g[5];
     size_t tap_len = rn_shape3_size(b->branch.ops[b->tap].in) * (size_t)net->n;
-    if (b->sc != RN_SC_NONE) shortcut_backward(net, b, ds, dtap, g[7]);
+    if (through_shortcut) shortcut_backward(net, b, ds, dtap, g[7]);
+    else if (!df) memset(dtap, 0, tap_len * sizeof(float)); /* a dropped block, branch only: no way */
 
     const float *gtap = dtap;
     if (df) {
         /* The branch has ops after the tap, so its gradient lands in g[2] or g[3]. */
         float *gb = (float *)rn_seq_backward(net, &b->branch, df, b->branch.n, b->tap, g[2], g[3], 1);
-        if (b->sc != RN_SC_NONE && b->tap == 0) {
+        if (through_shortcut && b->tap == 0) {
             /* the tap is the block's input: the sum is dx, no copy after it */
             rn_add_scaled(dx, gb, dtap, 1.0f, tap_len);
             return;
         }
-        if (b->sc != RN_SC_NONE) rn_add_scaled(gb, gb, dtap, 1.0f, tap_len);
+        if (through_shortcut) rn_add_scaled(gb, gb, dtap, 1.0f, tap_len);
         gtap = gb;
     }
     const float *gx = rn_seq_backward(net, &b->branch, gtap, b->tap, 0, g[2], g[3], 1);

@@ -59,7 +59,7 @@ typedef struct {
     int deleted;
     int dropped; /* branch skipped in the last forward */
     float scale; /* branch scale in the last forward */
-    int branch_grad_off; /* backward through the shortcut only (a path of the ensemble view) */
+    int grad_way;        /* rn_grad_way: the backward through the branch, the shortcut or both */
 } rn_block;
 
 /* ---- the network ------------------------------------------------------------------------ */

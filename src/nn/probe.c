@@ -57,14 +57,16 @@ int rn_net_block_gates(const rn_net *net, int block, const float **t, size_t *co
     return RN_OK;
 }
 
-int rn_net_set_block_branch_grad(rn_net *net, int block, int on)
+int rn_net_set_block_grad_way(rn_net *net, int block, rn_grad_way way)
 {
     int st = block_index(net, block);
     if (st) return st;
     rn_block *b = net->blocks[block];
-    if (b->kind == RN_BLOCK_PLAIN && !on)
-        return rn_fail(RN_ERR_ARG, "%s is a plain block: its gradient has no other way", b->name);
-    b->branch_grad_off = !on;
+    if (way != RN_GRAD_BOTH && way != RN_GRAD_BRANCH_ONLY && way != RN_GRAD_SHORTCUT_ONLY)
+        return rn_fail(RN_ERR_ARG, "%s: no gradient way %d", b->name, (int)way);
+    if (b->kind == RN_BLOCK_PLAIN && way == RN_GRAD_SHORTCUT_ONLY)
+        return rn_fail(RN_ERR_ARG, "%s is a plain block: it has no shortcut for the gradient", b->name);
+    b->grad_way = (int)way;
     return RN_OK;
 }
 
