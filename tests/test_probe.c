@@ -303,7 +303,17 @@ static void check_stack(rn_stack_kind kind, int ordering)
     rn_net_zero_grad(net);
     assert_int_equal(rn_stack_forward(net, x, n, 1, &y), RN_OK);
     for (size_t i = 0; i < len; i++) dy[i] = y[i] - x[i];
+    assert_int_equal(rn_net_record_input_grads(net, 1), RN_OK);
     assert_int_equal(rn_stack_backward(net, dy), RN_OK);
+    /* the gradient recorded at the last block's output is dy itself; every block's input has one */
+    double dy_sq = 0.0, sq;
+    for (size_t i = 0; i < len; i++) dy_sq += (double)dy[i] * dy[i];
+    assert_int_equal(rn_net_input_grad_sq(net, rn_net_num_blocks(net), &sq), RN_OK);
+    assert_true(fabs(sq - dy_sq) <= 1e-6 * dy_sq);
+    for (int b = 0; b < rn_net_num_blocks(net); b++) {
+        assert_int_equal(rn_net_input_grad_sq(net, b, &sq), RN_OK);
+        assert_true(isfinite(sq) && sq > 0.0);
+    }
     float *grad = malloc(rn_net_num_params(net) * sizeof(float));
     memcpy(grad, rn_net_grads(net), rn_net_num_params(net) * sizeof(float));
     /* Along a random unit direction over all parameters (as test_blocks checks single

@@ -81,6 +81,7 @@ int rn_stack_backward(rn_net *net, const float *dy)
     const rn_shape3 s = net->blocks[0]->in;
     const size_t len = rn_shape3_size(s) * (size_t)net->n;
     memcpy(g[0], dy, len * sizeof(float));
+    if (net->input_grad_sq) net->input_grad_sq[net->n_blocks] = rn_sum_sq(g[0], len);
     int cur = 0;
     for (int i = net->n_blocks - 1; i >= 0; i--) {
         rn_block_backward(net, net->blocks[i], g[cur], g[1 - cur]);
