@@ -692,53 +692,75 @@ static void weight_grad(float *dw, const float *dy, const float *x, const rn_con
     } else {
         for (int j = 0; j < crs; j++) cw->off[j] = j * p;
     }
-    const int split = groups >= threads && threads > 1;
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (split)
-    for (int gi = 0; gi < groups; gi++) {
-        const int t = split ? rn_thread_id() : 0;
-        const int i1 = (gi + 1) * DW_GROUP < sh->n ? (gi + 1) * DW_GROUP : sh->n;
-        dw_group(cw->partials + (size_t)gi * wsize, dy, x, gi * DW_GROUP, i1, sh, &g, cw->off,
-                 cw->packs + (size_t)t * GEMM_PACK_FLOATS, cw->rest + (size_t)t * cw->rest_floats,
-                 split ? 1 : threads);
+    /* Fewer groups than threads: the groups one after another, each multiply threaded. Not as
+     * an inactive parallel region (if clause false): libgomp starts fresh threads for every
+     * parallel region nested in one, which made a small batch's step 100 times slower. */
+    if (groups < threads || threads <= 1) {
+        for (int gi = 0; gi < groups; gi++) {
+            const int i1 = (gi + 1) * DW_GROUP < sh->n ? (gi + 1) * DW_GROUP : sh->n;
+            dw_group(cw->partials + (size_t)gi * wsize, dy, x, gi * DW_GROUP, i1, sh, &g, cw->off,
+                     cw->packs, cw->rest, threads);
+        }
+    } else {
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+        for (int gi = 0; gi < groups; gi++) {
+            const int t = rn_thread_id();
+            const int i1 = (gi + 1) * DW_GROUP < sh->n ? (gi + 1) * DW_GROUP : sh->n;
+            dw_group(cw->partials + (size_t)gi * wsize, dy, x, gi * DW_GROUP, i1, sh, &g, cw->off,
+                     cw->packs + (size_t)t * GEMM_PACK_FLOATS,
+                     cw->rest + (size_t)t * cw->rest_floats, 1);
+        }
     }
     sum_partials(cw->partials, groups, wsize, threads);
     add_transposed(dw, cw->partials, crs, sh->k, threads);
+}
+
+/* Images gi * side .. of the strided input gradient: a multiply into thread t's column buffer,
+ * then col2im. */
+static void strided_group(float *dx, const float *dy, const rn_conv_shape *sh, const conv_work *cw,
+                          int gi, int side, int t, int threads)
+{
+    const int crs = sh->c * sh->r * sh->s, p = sh->oh * sh->ow;
+    const size_t xs = (size_t)sh->c * sh->h * sh->w, ys = (size_t)sh->k * p;
+    const size_t ld = (size_t)side * p;
+    const int i0 = gi * side;
+    const int count = sh->n - i0 < side ? sh->n - i0 : side;
+    float *dcol = cw->rest + (size_t)t * cw->rest_floats;
+    const float *b = dy + i0 * ys;
+    if (side > 1) { /* dy'[kk, m * p + j] = dy[i0 + m, kk, j], absent images zero */
+        float *dyp = dcol + (size_t)crs * ld;
+        for (int kk = 0; kk < sh->k; kk++)
+            for (int m = 0; m < side; m++) {
+                float *d = dyp + kk * ld + (size_t)m * p;
+                if (m < count)
+                    memcpy(d, b + m * ys + (size_t)kk * p, (size_t)p * sizeof(float));
+                else
+                    memset(d, 0, (size_t)p * sizeof(float));
+            }
+        b = dyp;
+    }
+    rn_gemm_b bd = {b, cw->off, NULL};
+    rn_gemm_packed(crs, (int)ld, sh->k, cw->wpack, &bd, dcol, (int)ld, 0,
+                   cw->packs + (size_t)t * GEMM_PACK_FLOATS, threads);
+    float *planes = dcol + (size_t)(crs + (side > 1 ? sh->k : 0)) * ld;
+    for (int m = 0; m < count; m++)
+        col2im(dx + (i0 + m) * xs, dcol + (size_t)m * p, ld, sh, planes);
 }
 
 static void strided_input_grad(float *dx, const float *dy, const rn_conv_shape *sh,
                                const conv_work *cw, int threads)
 {
     const int crs = sh->c * sh->r * sh->s, p = sh->oh * sh->ow;
-    const size_t xs = (size_t)sh->c * sh->h * sh->w, ys = (size_t)sh->k * p;
     const int side = col_side(sh), groups = (sh->n + side - 1) / side;
     const size_t ld = (size_t)side * p;
     for (int kk = 0; kk < sh->k; kk++) cw->off[kk] = (int)(kk * ld);
     rn_gemm_pack_a(cw->wpack, cw->wflip, sh->k, crs, sh->k, threads);
-    const int split = groups >= threads && threads > 1;
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (split)
-    for (int gi = 0; gi < groups; gi++) {
-        const int t = split ? rn_thread_id() : 0, i0 = gi * side;
-        const int count = sh->n - i0 < side ? sh->n - i0 : side;
-        float *dcol = cw->rest + (size_t)t * cw->rest_floats;
-        const float *b = dy + i0 * ys;
-        if (side > 1) { /* dy'[kk, m * p + j] = dy[i0 + m, kk, j], absent images zero */
-            float *dyp = dcol + (size_t)crs * ld;
-            for (int kk = 0; kk < sh->k; kk++)
-                for (int m = 0; m < side; m++) {
-                    float *d = dyp + kk * ld + (size_t)m * p;
-                    if (m < count)
-                        memcpy(d, b + m * ys + (size_t)kk * p, (size_t)p * sizeof(float));
-                    else
-                        memset(d, 0, (size_t)p * sizeof(float));
-                }
-            b = dyp;
-        }
-        rn_gemm_b bd = {b, cw->off, NULL};
-        rn_gemm_packed(crs, (int)ld, sh->k, cw->wpack, &bd, dcol, (int)ld, 0,
-                       cw->packs + (size_t)t * GEMM_PACK_FLOATS, split ? 1 : threads);
-        float *planes = dcol + (size_t)(crs + (side > 1 ? sh->k : 0)) * ld;
-        for (int m = 0; m < count; m++)
-            col2im(dx + (i0 + m) * xs, dcol + (size_t)m * p, ld, sh, planes);
+    /* as in weight_grad: no parallel region around threaded multiplies */
+    if (groups < threads || threads <= 1) {
+        for (int gi = 0; gi < groups; gi++) strided_group(dx, dy, sh, cw, gi, side, 0, threads);
+    } else {
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+        for (int gi = 0; gi < groups; gi++) strided_group(dx, dy, sh, cw, gi, side, rn_thread_id(), 1);
     }
 }
 
