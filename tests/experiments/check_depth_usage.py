@@ -4,10 +4,11 @@ sqrt(elements)); downsampling blocks marked where the stage changes; and the kno
 the control (one block's last branch batch norm zeroed) that block's ratio is exactly 0 and every
 block before it measures exactly as in the trained net; the trained net differs from the net at
 initialisation."""
-import csv, json, math, os, sys
+import math
+from expcheck import summary_of, folder, results, finish
 
-d = sys.argv[1]
-rows = list(csv.DictReader(open(os.path.join(d, "results.csv"))))
+d = folder()
+rows = results(d)
 fail = []
 nets = ("trained", "init", "control")
 by = {n: [r for r in rows if r["net"] == n] for n in nets}
@@ -49,9 +50,7 @@ else:
             fail.append(f"control {a['name']}: differs from the trained net before the zeroed block")
 if by["trained"] and by["init"] and all(a["ratio"] == b["ratio"] for a, b in zip(by["trained"], by["init"])):
     fail.append("the trained net measures exactly as the net at initialisation")
-summary = open(os.path.join(d, "summary.md")).read()
+summary = summary_of(d)
 if "exactly 0" not in summary or "median ratio" not in summary:
     fail.append("summary.md does not report the median ratio and the control's exact 0")
-for f in fail:
-    print("check_depth_usage: " + f)
-sys.exit(1 if fail else 0)
+finish("check_depth_usage", fail)

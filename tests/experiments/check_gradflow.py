@@ -4,11 +4,12 @@ measuring twice at the same weights gives the same numbers (difference exactly 0
 gradient at the head's input equals the one computed from the logits and the classifier (float
 rounding), and in a full pre-activation net with every branch's backward off each identity
 shortcut passes the gradient on bit for bit (a zero-padding one keeps at most all of it)."""
-import csv, json, math, os, sys
+import math
+from expcheck import summary_of, folder, results, settings_of, finish
 
-d = sys.argv[1]
-rows = list(csv.DictReader(open(os.path.join(d, "results.csv"))))
-opts = json.load(open(os.path.join(d, "experiment.json")))["options"]
+d = folder()
+rows = results(d)
+opts = settings_of(d)["options"]
 depths = [int(v) for v in opts["depths"].split(",")]
 suffix = "-s2" if opts["stem-stride"] == "2" else ""
 fail = []
@@ -73,10 +74,8 @@ for r in pas:
 if pas and n_id != len(pas) - 2:
     fail.append(f"{n_id} identity blocks in the pre-activation net, expected {len(pas) - 2} (two downsampling)")
 
-summary = open(os.path.join(d, "summary.md")).read()
+summary = summary_of(d)
 for net in nets:
     if f"| {net} |" not in summary:
         fail.append(f"summary.md has no row for {net}")
-for f in fail:
-    print("check_gradflow: " + f)
-sys.exit(1 if fail else 0)
+finish("check_gradflow", fail)

@@ -4,11 +4,12 @@ initialisation every gate bias is exactly --gate-bias (float32), every gate valu
 between 0 and 1 (a sigmoid), the histogram holds one value per unit per image, its percentiles
 are ordered and inside [min, max] (to a bin), and the mean and the share T >= 0.5 are consistent
 with them."""
-import csv, json, os, struct, sys
+import struct
+from expcheck import summary_of, folder, results, settings_of, metrics, finish
 
-d = sys.argv[1]
-rows = list(csv.DictReader(open(os.path.join(d, "results.csv"))))
-opts = json.load(open(os.path.join(d, "experiment.json")))["options"]
+d = folder()
+rows = results(d)
+opts = settings_of(d)["options"]
 depth, epochs = int(opts["depth"]), int(opts["epochs"])
 gate_bias = struct.unpack("f", struct.pack("f", float(opts["gate-bias"])))[0]
 blocks = 3 * (depth - 2) // 6
@@ -20,7 +21,7 @@ for net in (f"highway{depth}", f"resnet{depth}"):
     ep = [r for r in rows if r["section"] == "epoch" and r["net"] == net]
     if [int(r["epoch"]) for r in ep] != list(range(1, epochs + 1)):
         fail.append(f"{net}: epochs {[r['epoch'] for r in ep]}, expected 1..{epochs}")
-    m = [json.loads(l) for l in open(os.path.join(d, "runs", net, "metrics.jsonl"))]
+    m = metrics(d, net)
     for r in ep:
         e = m[int(r["epoch"]) - 1]
         for k in ("train_error", "test_error"):
@@ -59,10 +60,8 @@ for when in ("trained", "init"):
             fail.append(f"{b}: initial gate biases min {f['bias_min']} mean {f['bias_mean']} max "
                         f"{f['bias_max']}, expected exactly {gate_bias}")
 
-summary = open(os.path.join(d, "summary.md")).read()
+summary = summary_of(d)
 for needle in ("LSTM", f"| highway{depth} |", f"| resnet{depth} |"):
     if needle not in summary:
         fail.append(f"summary.md lacks '{needle}'")
-for f in fail:
-    print("check_highway: " + f)
-sys.exit(1 if fail else 0)
+finish("check_highway", fail)

@@ -3,11 +3,12 @@ stack at every depth, one block row per block (layers / 2) and one final row per
 the threshold consistent with the curve; the final row's medians those of its block rows; and the
 known answer: the control stack, whose residual branches end in batch norms with gamma = beta = 0,
 maps x to x exactly (relative error 0, every ||F(x)||/||x|| and ||y-x||/||x|| 0)."""
-import csv, json, math, os, statistics, sys
+import math, statistics
+from expcheck import summary_of, folder, results, settings_of, finish
 
-d = sys.argv[1]
-rows = list(csv.DictReader(open(os.path.join(d, "results.csv"))))
-opts = json.load(open(os.path.join(d, "experiment.json")))["options"]
+d = folder()
+rows = results(d)
+opts = settings_of(d)["options"]
 layers = [int(v) for v in opts["layers"].split(",")]
 steps, threshold = int(opts["steps"]), float(opts["threshold"])
 fail = []
@@ -70,10 +71,8 @@ if c:
         if r["section"] == "block" and r["stack"] == control and (
                 float(r["branch_ratio"]) != 0.0 or float(r["change_ratio"]) != 0.0):
             fail.append(f"{control} block {r['block']}: {r['branch_ratio']}/{r['change_ratio']}, expected 0")
-summary = open(os.path.join(d, "summary.md")).read()
+summary = summary_of(d)
 for name in list(stacks) + [control]:
     if f"| {name} |" not in summary:
         fail.append(f"summary.md has no row for {name}")
-for f in fail:
-    print("check_identity: " + f)
-sys.exit(1 if fail else 0)
+finish("check_identity", fail)

@@ -4,11 +4,12 @@ controls (a pair swapped twice, a block deleted and restored) measure exactly as
 the intact net's error and loss are those its training run wrote to metrics.jsonl after its last
 epoch; a random draw of one block measures exactly as that block's single deletion; the
 random-mean rows are the mean and s.d. of their draws."""
-import csv, json, math, os, statistics, sys
+import math, statistics
+from expcheck import summary_of, folder, results, settings_of, metrics, finish
 
-d = sys.argv[1]
-rows = list(csv.DictReader(open(os.path.join(d, "results.csv"))))
-settings = json.load(open(os.path.join(d, "experiment.json")))
+d = folder()
+rows = results(d)
+settings = settings_of(d)
 opts = settings["options"]
 depth, draws = int(opts["depth"]), int(opts["draws"])
 n_blocks = 3 * (depth - 2) // 6
@@ -86,7 +87,7 @@ for net, kind in nets.items():
         elif (c[0]["test_error"], c[0]["test_loss"]) != (none["test_error"], none["test_loss"]):
             fail.append(f"{net}: {t} gives {c[0]['test_error']}/{c[0]['test_loss']}, the intact net "
                         f"{none['test_error']}/{none['test_loss']}")
-    m = [json.loads(l) for l in open(os.path.join(d, "runs", net, "metrics.jsonl"))][-1]
+    m = metrics(d, net)[-1]
     n = int(none["images"])
     if n == settings["subset"] or (settings["subset"] <= 0 and n == 10000):
         if round(float(none["test_error"]) * n) != round(m["test_error"] * n) or \
@@ -95,12 +96,10 @@ for net, kind in nets.items():
                         f"last epoch {m['test_error']}/{m['test_loss']}")
 if len(random_sets) == 2 and len(set(map(tuple, random_sets.values()))) != 1:
     fail.append("the two nets were not given the same random deletions")
-summary = open(os.path.join(d, "summary.md")).read()
+summary = summary_of(d)
 if "exactly the same error and loss" not in summary:
     fail.append("summary.md does not report the controls as exact")
 for net in nets:
     if f"| {net} |" not in summary:
         fail.append(f"summary.md has no row for {net}")
-for f in fail:
-    print("check_lesion: " + f)
-sys.exit(1 if fail else 0)
+finish("check_lesion", fail)

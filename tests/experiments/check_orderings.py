@@ -5,11 +5,12 @@ here from the CIFAR layout (16/32/64 channels, n = (depth - 2) / 6 basic blocks 
 option A shortcuts), which are the same for all five orderings (full pre-activation drops the
 stem's BN and moves each unit's first BN to its input, and its final BN makes up exactly the
 difference); the paper's ranks are Table 2's; each rank is the test error's."""
-import csv, json, os, sys
+import os
+from expcheck import summary_of, folder, results, settings_of, metrics, finish
 
-d = sys.argv[1]
-rows = list(csv.DictReader(open(os.path.join(d, "results.csv"))))
-opts = json.load(open(os.path.join(d, "experiment.json")))["options"]
+d = folder()
+rows = results(d)
+opts = settings_of(d)["options"]
 depth, epochs = int(opts["depth"]), int(opts["epochs"])
 names = ["original", "bn-after-add", "relu-before-add", "relu-preact", "full-preact"]
 letters = "abcde"
@@ -29,7 +30,7 @@ for r in epoch_rows + list(final.values()):
     for k in ("train_error", "test_error"):
         if not 0.0 <= float(r[k]) <= 1.0:
             fail.append(f"{r['ordering']} epoch {r['epoch']}: {k} {r[k]} outside [0, 1]")
-    m = [json.loads(l) for l in open(os.path.join(d, "runs", r["ordering"], "metrics.jsonl"))]
+    m = metrics(d, r["ordering"])
     e = m[int(r["epoch"]) - 1]
     if abs(e["train_error"] - float(r["train_error"])) > 5e-7 or abs(e["test_error"] - float(r["test_error"])) > 5e-7:
         fail.append(f"{r['ordering']} epoch {r['epoch']}: CSV differs from the run's metrics.jsonl")
@@ -87,13 +88,11 @@ if len(final) == 5:
                 fail.append(f"rank of {names[i]} ({ranks[i]}) above that of {names[j]} ({ranks[j]}) "
                             f"with a lower test error")
 
-summary = open(os.path.join(d, "summary.md")).read()
+summary = summary_of(d)
 for i in range(5):
     if f"| ({letters[i]}) " not in summary:
         fail.append(f"summary.md has no row for unit ({letters[i]})")
 for f in ("orderings.png", "orderings_final.png"):
     if not os.path.exists(os.path.join(d, f)):
         fail.append(f"no {f}")
-for f in fail:
-    print("check_orderings: " + f)
-sys.exit(1 if fail else 0)
+finish("check_orderings", fail)

@@ -4,11 +4,12 @@ distribution and the gradient distribution each sum to 1, the length rows summar
 rows, k = 0 and k = n have a single path (every sample gives the same number), and the full
 backward's gradient is the same bit for bit before the paths, after them, and through the path
 code with every block passing its gradient both ways."""
-import csv, json, math, os, sys
+import math
+from expcheck import summary_of, folder, results, settings_of, finish
 
-d = sys.argv[1]
-rows = list(csv.DictReader(open(os.path.join(d, "results.csv"))))
-opts = json.load(open(os.path.join(d, "experiment.json")))["options"]
+d = folder()
+rows = results(d)
+opts = settings_of(d)["options"]
 samples = int(opts["samples"])
 fail = []
 length = [r for r in rows if r["section"] == "length"]
@@ -60,9 +61,7 @@ if set(check) != set(names):
     fail.append(f"check rows {sorted(check)}, expected {sorted(names)}")
 elif len({check[k] for k in names}) != 1 or not float(check[names[0]]) > 0:
     fail.append(f"the full backward differs: {[check[k] for k in names]}")
-summary = open(os.path.join(d, "summary.md")).read()
+summary = summary_of(d)
 if "carrying 90% of the gradient" not in summary:
     fail.append("summary.md does not give the range of path lengths that carries the gradient")
-for f in fail:
-    print("check_paths: " + f)
-sys.exit(1 if fail else 0)
+finish("check_paths", fail)

@@ -5,11 +5,11 @@ rule p_l = 1 - (l / L)(1 - p_L), l = 1..L (Huang et al. 2016); the expected dept
 the model equals the closed form L - (1 - p_L)(L + 1) / 2, which is (3L - 1) / 4 for p_L = 0.5;
 the constant-depth run's expected depth is L; and the final model, re-evaluated with the run's
 p_L, reproduces the run's own last test error exactly."""
-import csv, json, os, sys
+from expcheck import summary_of, folder, results, settings_of, metrics, finish
 
-d = sys.argv[1]
-rows = list(csv.DictReader(open(os.path.join(d, "results.csv"))))
-opts = json.load(open(os.path.join(d, "experiment.json")))["options"]
+d = folder()
+rows = results(d)
+opts = settings_of(d)["options"]
 epochs, p_last = int(opts["epochs"]), float(opts["survival"])
 runs = {"constant-depth": 1.0, "stochastic-depth": p_last}
 fail = []
@@ -21,7 +21,7 @@ for run, p in runs.items():
     ep = sec("epoch", run)
     if [int(r["epoch"]) for r in ep] != list(range(1, epochs + 1)):
         fail.append(f"{run}: epochs {[r['epoch'] for r in ep]}, expected 1..{epochs}")
-    m = [json.loads(l) for l in open(os.path.join(d, "runs", run, "metrics.jsonl"))]
+    m = metrics(d, run)
     for r in ep:
         e = m[int(r["epoch"]) - 1]
         for k in ("train_error", "test_error"):
@@ -73,10 +73,8 @@ for run, p in runs.items():
     if p == 1.0 and (ev["file"]["test_error"] != ev["config"]["test_error"] or ev["file"]["test_loss"] != ev["config"]["test_loss"]):
         fail.append(f"{run}: without stochastic depth opening the file alone must not change the result")
 
-summary = open(os.path.join(d, "summary.md")).read()
+summary = summary_of(d)
 for needle in ("(3L - 1) / 4", "| constant-depth |", "| stochastic-depth |"):
     if needle not in summary:
         fail.append(f"summary.md lacks '{needle}'")
-for f in fail:
-    print("check_stochastic_depth: " + f)
-sys.exit(1 if fail else 0)
+finish("check_stochastic_depth", fail)
