@@ -57,9 +57,9 @@ static int draw(rn_exp *x, net_result *res, int count)
     rn_plot_panel panels[2] = {
         {.title = "training error (dashed: plain, solid: residual)", .xlabel = "epoch",
          .ylabel = "training error (%)", .xmin = NAN, .xmax = NAN, .ymin = NAN, .ymax = NAN,
-         .series = train, .n_series = count, .legend_pos = 0},
+         .series = train, .n_series = count, .legend_pos = RN_PLOT_LEGEND_AUTO},
         {.title = "test error", .xlabel = "epoch", .ylabel = "test error (%)", .xmin = NAN,
-         .xmax = NAN, .ymin = NAN, .ymax = NAN, .series = test, .n_series = count, .legend_pos = 0},
+         .xmax = NAN, .ymin = NAN, .ymax = NAN, .series = test, .n_series = count, .legend_pos = RN_PLOT_LEGEND_AUTO},
     };
     rn_plot_figure fig = {.title = "Degradation: plain against residual nets of the same depths, same recipe and budget",
                           .width = 1400, .height = 600};

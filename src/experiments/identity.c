@@ -211,26 +211,6 @@ static int zeroed_control(const setup *s, stack_result *r, const float *ex)
     return st;
 }
 
-/* A log axis with room at the top for the legend (top right): its entries take about 6% of the
- * height each. */
-static void legend_room(rn_plot_panel *p)
-{
-    double lo = INFINITY, hi = -INFINITY;
-    int entries = 0;
-    for (int k = 0; k < p->n_series; k++) {
-        entries += p->series[k].label && *p->series[k].label;
-        for (int i = 0; i < p->series[k].n; i++) {
-            const double v = p->series[k].y[i];
-            if (isfinite(v) && v > 0) lo = fmin(lo, v), hi = fmax(hi, v);
-        }
-    }
-    if (!(lo <= hi)) return;
-    const double span = log10(hi / lo) + 0.2, f = fmin(0.6, 0.06 * entries + 0.04);
-    p->ymin = lo / pow(10.0, 0.05 * span);
-    p->ymax = hi * pow(10.0, span * f / (1.0 - f));
-    p->legend_pos = 0;
-}
-
 static int draw(rn_exp *x, const stack_result *res, int count, int nd, const setup *s)
 {
     rn_plot_series curves[N_STACKS + 1];
@@ -249,8 +229,7 @@ static int draw(rn_exp *x, const stack_result *res, int count, int nd, const set
         .title = "training error on fresh random images (dashed: plain, solid: residual)",
         .xlabel = "SGD step", .ylabel = "relative error ||y-x||#u2#d/||x||#u2#d", .logy = 1,
         .xmin = NAN, .xmax = NAN, .ymin = NAN, .ymax = NAN, .series = curves,
-        .n_series = count + 1, .legend_pos = 2};
-    legend_room(&loss);
+        .n_series = count + 1, .legend_pos = RN_PLOT_LEGEND_AUTO};
     rn_plot_figure fig = {.title = "Learning y = x with deep stacks of plain and of residual blocks",
                           .width = 1100, .height = 700};
     int st = rn_exp_plot(x, "identity_loss", &fig, &loss, 1);
@@ -273,13 +252,11 @@ static int draw(rn_exp *x, const stack_result *res, int count, int nd, const set
     rn_plot_panel panels[2] = {
         {.title = "branch: ||F(x)||/||x|| (plain: the block's output before its last ReLU)",
          .xlabel = "block (input side = 1)", .ylabel = "||F(x)|| / ||x||", .logy = 1, .xmin = NAN,
-         .xmax = NAN, .ymin = NAN, .ymax = NAN, .series = br, .n_series = 2, .legend_pos = 0},
+         .xmax = NAN, .ymin = NAN, .ymax = NAN, .series = br, .n_series = 2, .legend_pos = RN_PLOT_LEGEND_AUTO},
         {.title = "distance from the identity: ||y-x||/||x|| per block", .xlabel = "block (input side = 1)",
          .ylabel = "||y - x|| / ||x||", .logy = 1, .xmin = NAN, .xmax = NAN, .ymin = NAN,
-         .ymax = NAN, .series = ch, .n_series = 2, .legend_pos = 0},
+         .ymax = NAN, .series = ch, .n_series = 2, .legend_pos = RN_PLOT_LEGEND_AUTO},
     };
-    legend_room(&panels[0]);
-    legend_room(&panels[1]);
     rn_plot_figure fig2 = {.title = "Per-block norms after training, on fresh images (evaluation mode)",
                            .width = 1400, .height = 600};
     st = rn_exp_plot(x, "identity_blocks", &fig2, panels, 2);
