@@ -281,25 +281,11 @@ static double first_over_last(const measure *m)
     return m->n_convs ? m->conv[0] / m->conv[m->n_convs - 1] : NAN;
 }
 
-/* A log axis with room above the data for the legend (top right), whose entries take about 5%
- * of a 1000-pixel-high figure's panel each. */
-static void headroom(rn_plot_panel *p)
-{
-    double lo = INFINITY, hi = -INFINITY;
-    for (int s = 0; s < p->n_series; s++)
-        for (int i = 0; i < p->series[s].n; i++) {
-            const double v = p->series[s].y[i];
-            if (isfinite(v) && v > 0) lo = fmin(lo, v), hi = fmax(hi, v);
-        }
-    if (!(lo <= hi)) return;
-    const double span = log10(hi / lo) + 0.2, f = fmin(0.6, 0.05 * p->n_series + 0.04);
-    p->ymin = lo / pow(10.0, 0.03 * span);
-    p->ymax = hi * pow(10.0, span * f / (1.0 - f));
-}
-
 static int draw(rn_exp *x, const net_result *res, int count)
 {
-    rn_plot_series w[2][MAX_NETS], bl[2][MAX_NETS];
+    /* the legend: a colour per depth and a line style per kind, 6 entries where 9 (one per net)
+     * covered the data; series with no points carry them */
+    rn_plot_series w[2][MAX_NETS + 2 * N_KINDS], bl[2][MAX_NETS + 2 * N_KINDS];
     int maxn = 0;
     for (int i = 0; i < count; i++) {
         maxn = res[i].at[0].n_convs > maxn ? res[i].at[0].n_convs : maxn;
@@ -308,34 +294,51 @@ static int draw(rn_exp *x, const net_result *res, int count)
     double *idx = malloc((size_t)maxn * sizeof *idx);
     if (!idx) return rn_fail(RN_ERR_NOMEM, "out of memory");
     for (int i = 0; i < maxn; i++) idx[i] = i + 1;
-    for (int t = 0; t < 2; t++)
+    static const char *const kind_label[N_KINDS] = {"plain (dashed)", "residual (solid)", "highway (markers)"};
+    char depth_label[MAX_NETS][32];
+    int n_series = 0;
+    for (int t = 0; t < 2; t++) {
+        n_series = 0;
         for (int i = 0; i < count; i++) {
             const net_result *r = &res[i];
             const measure *m = &r->at[t];
-            /* one legend, in the first panel: nine entries would cover the second's data */
-            w[t][i] = (rn_plot_series){.label = t ? NULL : r->name, .x = idx, .y = m->conv, .n = m->n_convs,
-                                       .style = r->kind == 2 ? RN_PLOT_LINE_POINTS : RN_PLOT_LINE,
-                                       .color = i / N_KINDS, .dashed = r->kind == 0};
-            bl[t][i] = w[t][i];
-            bl[t][i].y = m->block;
-            bl[t][i].n = m->n_blocks + 1;
+            w[t][n_series] = (rn_plot_series){.x = idx, .y = m->conv, .n = m->n_convs,
+                                              .style = r->kind == 2 ? RN_PLOT_LINE_POINTS : RN_PLOT_LINE,
+                                              .color = i / N_KINDS, .dashed = r->kind == 0};
+            bl[t][n_series] = w[t][n_series];
+            bl[t][n_series].y = m->block;
+            bl[t][n_series].n = m->n_blocks + 1;
+            n_series++;
         }
+        for (int d = 0; d * N_KINDS < count; d++) {
+            snprintf(depth_label[d], sizeof depth_label[d], "%d layers", res[d * N_KINDS].depth);
+            w[t][n_series] = (rn_plot_series){.label = depth_label[d], .x = idx, .y = idx, .n = 0,
+                                              .style = RN_PLOT_LINE, .color = d};
+            bl[t][n_series] = w[t][n_series];
+            n_series++;
+        }
+        for (int k = 0; k < N_KINDS; k++) {
+            w[t][n_series] = (rn_plot_series){.label = kind_label[k], .x = idx, .y = idx, .n = 0,
+                                              .style = k == 2 ? RN_PLOT_LINE_POINTS : RN_PLOT_LINE,
+                                              .color = 7, .dashed = k == 0};
+            bl[t][n_series] = w[t][n_series];
+            n_series++;
+        }
+    }
     char tt[2][96];
     snprintf(tt[0], sizeof tt[0], "at initialisation");
-    snprintf(tt[1], sizeof tt[1], "after training (legend: left)");
+    snprintf(tt[1], sizeof tt[1], "after training");
     rn_plot_panel pw[2], pb[2];
     for (int t = 0; t < 2; t++) {
         pw[t] = (rn_plot_panel){.title = tt[t], .xlabel = "convolution (1 = the stem, input side)",
                                 .ylabel = "||dL/dW|| (gradient norm of the weights)", .logy = 1,
                                 .xmin = NAN, .xmax = NAN, .ymin = NAN, .ymax = NAN,
-                                .series = w[t], .n_series = count, .legend_pos = 0};
+                                .series = w[t], .n_series = n_series, .legend_pos = RN_PLOT_LEGEND_AUTO};
         pb[t] = pw[t];
         pb[t].xlabel = "block input (last point: the head's)";
         pb[t].ylabel = "||dL/dx|| at the block's input";
         pb[t].series = bl[t];
     }
-    headroom(&pw[0]);
-    headroom(&pb[0]);
     rn_plot_figure f1 = {.title = "Weight gradient per layer (dashed: plain, solid: residual, "
                                   "markers: highway)",
                          .width = 1600, .height = 1000};
@@ -427,14 +430,14 @@ static int write_outputs(rn_exp *x, const net_result *res, int count, int nd, co
         if (depths[d] < depths[lo]) lo = d;
         if (depths[d] > depths[hi]) hi = d;
     }
-    int held = 1;
+    int held_at[2] = {0, 0};
     rn_exp_printf(&sum, "\n");
     for (int t = 0; t < 2; t++) {
         double rl = first_over_last(&res[N_KINDS * lo].at[t]) / first_over_last(&res[N_KINDS * lo + 1].at[t]);
         double rh = first_over_last(&res[N_KINDS * hi].at[t]) / first_over_last(&res[N_KINDS * hi + 1].at[t]);
         double pl = first_over_last(&res[N_KINDS * lo].at[t]), ph = first_over_last(&res[N_KINDS * hi].at[t]);
         int ok = rh < rl;
-        held &= ok;
+        held_at[t] = ok;
         rn_exp_printf(&sum, "- %s: plain's first/last ratio %.3g at %d layers and %.3g at %d layers; "
                             "relative to the residual net of the same depth %.3g and %.3g: %s.\n",
                       when[t], pl, depths[lo], ph, depths[hi], rl, rh,
@@ -461,9 +464,18 @@ static int write_outputs(rn_exp *x, const net_result *res, int count, int nd, co
     for (int i = 0; i < count; i++)
         if (res[i].diverged)
             rn_exp_printf(&sum, "- %s diverged at step %d.\n", res[i].name, res[i].diverged);
+    /* At initialisation batch norm makes a deep plain net's gradient explode toward the input
+     * (Yang et al. 2019), so the claim can hold after training and not before: say which. */
+    const char *verdict = held_at[0] && held_at[1] ? "**held**, at initialisation and after training"
+                          : held_at[1] ? "**held after training** and **did not hold at initialisation**"
+                          : held_at[0] ? "**held at initialisation** and **did not hold after training**"
+                                       : "**did not hold**, at initialisation or after training";
     rn_exp_printf(&sum, "\nThe claim (in plain nets the gradient reaching the first layers falls with "
-                        "depth relative to residual nets) %s in this run.\n",
-                  held ? "**held**" : "**did not hold**");
+                        "depth relative to residual nets) %s in this run.\n", verdict);
+    if (held_at[1] && !held_at[0])
+        rn_exp_printf(&sum, "At initialisation the plain nets' gradients explode toward the input "
+                            "instead, which batch norm does to deep nets without shortcuts (Yang et "
+                            "al. 2019, A Mean Field Theory of Batch Normalization).\n");
     /* known answers, as the check script tests them */
     double worst_rep = 0.0, worst_head = 0.0;
     int pass_ok = 1;
@@ -488,7 +500,10 @@ static int write_outputs(rn_exp *x, const net_result *res, int count, int nd, co
                         "||dL/dx|| per block input; net: first/last and the loss; check: the known "
                         "answers), gradflow_weights.png/.svg, gradflow_blocks.png/.svg.\n");
     st = rn_exp_file_close(&sum);
-    rn_exp_note(x, "the claim %s", held ? "held" : "did not hold");
+    rn_exp_note(x, "the claim %s", held_at[0] && held_at[1] ? "held"
+                                    : held_at[1] ? "held after training, not at initialisation"
+                                    : held_at[0] ? "held at initialisation, not after training"
+                                                 : "did not hold");
     return st;
 }
 

@@ -296,7 +296,16 @@ static void draw_panel(const rn_plot_panel *p, double px0, double px1, double py
     plwidth(1.0);
     plbox(p->logx ? "lg" : "g", 0.0, 0, p->logy ? "lg" : "g", 0.0, 0);
     plcol0(1);
-    plbox(p->logx ? "bcnstl" : "bcnst", 0.0, 0, p->logy ? "bcnstvl" : "bcnstv", 0.0, 0);
+    /* PLplot labels every decade of a log axis, and more than about 12 overlap (their minor
+     * ticks run together too): then only every k-th decade gets a number, written here */
+    const int ystep = p->logy ? (int)ceil((floor(y1) - ceil(y0) + 1.0) / 12.0) : 1;
+    plbox(p->logx ? "bcnstl" : "bcnst", 0.0, 0, p->logy ? (ystep > 1 ? "bctvl" : "bcnstvl") : "bcnstv", 0.0, 0);
+    for (int e = (int)ceil(y0); ystep > 1 && e <= (int)floor(y1); e++)
+        if (e % ystep == 0) {
+            char label[32];
+            snprintf(label, sizeof label, "10#u%d#d", e);
+            plmtex("lv", 0.5, (e - y0) / (y1 - y0), 1.0, label);
+        }
     pllab(p->xlabel ? p->xlabel : "", p->ylabel ? p->ylabel : "", p->title ? p->title : "");
     plcol0(GREY);
     pllsty(2);
