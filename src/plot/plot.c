@@ -170,6 +170,7 @@ static int legend_entries(const rn_plot_panel *p)
  * 27 an entry, whatever the size of the picture. */
 typedef struct {
     double w, h;
+    double px_w; /* the width in pixels */
 } legend_box;
 
 static legend_box legend_size(const rn_plot_panel *p, double axes_w, double axes_h)
@@ -180,7 +181,8 @@ static legend_box legend_size(const rn_plot_panel *p, double axes_w, double axes
         for (const char *c = p->series[s].label; c && *c; c++) len += ((unsigned char)*c & 0xc0) != 0x80;
         if (len > longest) longest = len;
     }
-    legend_box b = {(110.0 + 10.5 * longest) / fmax(axes_w, 1.0), (14.0 + 27.0 * legend_entries(p)) / fmax(axes_h, 1.0)};
+    const double px_w = 110.0 + 10.5 * longest;
+    legend_box b = {px_w / fmax(axes_w, 1.0), (14.0 + 27.0 * legend_entries(p)) / fmax(axes_h, 1.0), px_w};
     b.w = fmin(b.w, 0.95), b.h = fmin(b.h, 0.6);
     return b;
 }
@@ -224,15 +226,20 @@ static int auto_corner(const rn_plot_panel *p, legend_box box, double x0, double
     return best;
 }
 
+#define OUTSIDE 4 /* the legend right of the axes */
+
 /* The corner of the legend; with RN_PLOT_LEGEND_AUTO, when the data cross every corner and the
- * top of the y axis is automatic, the axis grows upwards to make room at the top. */
+ * top of the y axis is automatic, the axis grows upwards to make room at the top, or, where
+ * that would take more than a third of the height, the legend goes outside, right of the axes. */
 static int legend_corner(const rn_plot_panel *p, legend_box box, double x0, double x1, double y0,
                          double *y1)
 {
     if (p->legend_pos != RN_PLOT_LEGEND_AUTO) return p->legend_pos >= 0 && p->legend_pos < 4 ? p->legend_pos : 0;
     long crossed;
     int corner = auto_corner(p, box, x0, x1, y0, *y1, &crossed);
-    if (crossed > 0 && !usable(p->ymax, p->logy) && legend_entries(p) > 0) {
+    if (crossed > 0 && legend_entries(p) > 0 && (box.h > 1.0 / 3.0 || usable(p->ymax, p->logy)))
+        return OUTSIDE;
+    if (crossed > 0 && legend_entries(p) > 0) {
         *y1 = y0 + (*y1 - y0) / (1.0 - box.h);
         corner = auto_corner(p, box, x0, x1, y0, *y1, &crossed);
     }
@@ -266,9 +273,10 @@ static void draw_legend(const rn_plot_panel *p, int pos)
         static const PLINT corner[4] = {PL_POSITION_RIGHT | PL_POSITION_TOP, PL_POSITION_LEFT | PL_POSITION_TOP,
                                         PL_POSITION_RIGHT | PL_POSITION_BOTTOM, PL_POSITION_LEFT | PL_POSITION_BOTTOM};
         PLFLT w, h;
-        pllegend(&w, &h, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
-                 corner[pos] | PL_POSITION_INSIDE,
-                 0.02, 0.02, 0.08, 0, 1, 1, 0, 0, n, opt, 0.8, 0.75, 1.6, 0.0, tc,
+        const PLINT where = pos == OUTSIDE ? PL_POSITION_RIGHT | PL_POSITION_OUTSIDE
+                                           : corner[pos] | PL_POSITION_INSIDE;
+        pllegend(&w, &h, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX, where,
+                 pos == OUTSIDE ? 0.01 : 0.02, pos == OUTSIDE ? 0.0 : 0.02, 0.08, 0, 1, 1, 0, 0, n, opt, 0.8, 0.75, 1.6, 0.0, tc,
                  (const char *const *)text, NULL, NULL, NULL, NULL, lc, ls, lw, sc, ss, sn,
                  (const char *const *)sym);
     }
@@ -288,6 +296,9 @@ static void draw_panel(const rn_plot_panel *p, double px0, double px1, double py
     axis_range(p, 0, &x0, &x1);
     axis_range(p, 1, &y0, &y1);
     const int corner = legend_corner(p, box, x0, x1, y0, &y1);
+    if (corner == OUTSIDE) /* narrower axes, the legend beside them */
+        plvpor(px0 + 0.15 * w, fmax(px0 + 0.5 * w, px0 + 0.97 * w - (box.px_w + 20.0) / fig_w),
+               py0 + 0.15 * h, py0 + 0.88 * h);
     plwind(x0, x1, y0, y1);
     /* a light grid under the data, the frame and labels in black; solid, because PLplot draws a
      * dotted line as one segment per dot, which made an SVG of a few curves 500 kB */

@@ -34,8 +34,10 @@ typedef struct {
     const rn_plot_series *series;
     int n_series;
     int legend_pos;              /* 0: top right, 1: top left, 2: bottom right, 3: bottom left,
-                                  * RN_PLOT_LEGEND_AUTO: the corner the data cross least (if they
-                                  * cross all four, an automatic y top rises to make room) */
+                                  * RN_PLOT_LEGEND_AUTO: the corner the data cross least; if they
+                                  * cross all four, an automatic y top rises to make room, or, for
+                                  * a legend over a third of the height (or a fixed top), the
+                                  * legend goes right of the axes */
     /* Optional vertical marker lines at these x (e.g. downsampling blocks), drawn dotted and grey. */
     const double *vlines;
     int n_vlines;
