@@ -57,8 +57,11 @@ static int read_structure(const rn_net *net, structure *s)
     return st;
 }
 
-/* Runs the images through net in evaluation mode, batch by batch, and sums each block's probe. */
-static int measure(rn_exp *x, rn_net *net, const rn_dataset *data, int batch, block_sums *out)
+/* Runs the images through net batch by batch and sums each block's probe: in evaluation mode,
+ * or with batch statistics (train != 0) for a net at initialisation, whose running statistics
+ * (mean 0, variance 1) would normalise nothing and let the signal grow block after block as no
+ * training step ever sees it. */
+static int measure(rn_exp *x, rn_net *net, const rn_dataset *data, int batch, int train, block_sums *out)
 {
     const int nb = rn_net_num_blocks(net);
     memset(out, 0, (size_t)nb * sizeof *out);
@@ -68,7 +71,7 @@ static int measure(rn_exp *x, rn_net *net, const rn_dataset *data, int batch, bl
     while (!st) {
         rn_batch b;
         if ((st = rn_loader_next(loader, &b)) || b.n == 0) break;
-        if ((st = rn_net_forward(net, b.x, b.n, 0, NULL))) break;
+        if ((st = rn_net_forward(net, b.x, b.n, train, NULL))) break;
         for (int i = 0; i < nb && !st; i++) {
             rn_block_probe p;
             if ((st = rn_net_probe_block(net, i, &p))) break;
@@ -229,7 +232,7 @@ static double median_ratio(const structure *s, const block_sums *b, int skip_dow
 }
 
 static int write_summary(rn_exp *x, const structure *s, block_sums *const sums[N_NETS], int ctrl,
-                         int images, double test_error)
+                         int images, int batch, double test_error)
 {
     rn_exp_file f;
     int st = rn_exp_summary_open(x, &f);
@@ -243,10 +246,13 @@ static int write_summary(rn_exp *x, const structure *s, block_sums *const sums[N
             order[b] = order[b - 1], order[b - 1] = t;
         }
     rn_exp_printf(&f, "||F(x)|| / ||x|| per block: the residual branch against the block's input, "
-                      "each the root of a sum over %d test images (evaluation mode); the trained "
-                      "net's test error is %.2f%%.\n\nThe blocks the trained net uses least:\n\n"
+                      "each the root of a sum over %d test images; the trained net in evaluation "
+                      "mode, the net at initialisation with the statistics of each batch of %d (as "
+                      "its first training step sees them: its running statistics, mean 0 and "
+                      "variance 1, would normalise nothing). The trained net's test error is "
+                      "%.2f%%.\n\nThe blocks the trained net uses least:\n\n"
                       "| block | trained | at initialisation |\n|---|---|---|\n",
-                  images, 100 * test_error);
+                  images, batch, 100 * test_error);
     const int shown = s->n < 5 ? s->n : 5;
     for (int j = 0; j < shown; j++) {
         int i = order[j];
@@ -335,14 +341,14 @@ static int run(rn_exp *x)
     const int ctrl = control_block(s);
     if (!st && !x->interrupted) {
         rn_exp_set_phase(x, "measuring %s at initialisation", cfg.arch);
-        st = measure(x, net, data, batch, sums[INIT]);
+        st = measure(x, net, data, batch, 1, sums[INIT]);
     }
     rn_net_free(net);
     net = NULL;
     if (!st && !x->interrupted) {
         rn_exp_set_phase(x, "measuring the trained %s", cfg.arch);
         st = rn_exp_open_run(x, run_name, &net);
-        if (!st) st = measure(x, net, data, batch, sums[TRAINED]);
+        if (!st) st = measure(x, net, data, batch, 0, sums[TRAINED]);
         rn_net_free(net);
         net = NULL;
     }
@@ -350,7 +356,7 @@ static int run(rn_exp *x)
         rn_exp_set_phase(x, "measuring the control (%s's branch zeroed)", s->name[ctrl]);
         st = rn_exp_open_run(x, run_name, &net);
         if (!st) st = zero_last_bn(net, s->name[ctrl]);
-        if (!st) st = measure(x, net, data, batch, sums[CONTROL]);
+        if (!st) st = measure(x, net, data, batch, 0, sums[CONTROL]);
         rn_net_free(net);
         net = NULL;
     }
@@ -364,7 +370,7 @@ static int run(rn_exp *x)
     }
     if (!st && !x->interrupted) st = write_csv(x, s, sums, ctrl, images);
     if (!st && !x->interrupted) st = draw(x, s, sums, cfg.arch);
-    if (!st && !x->interrupted) st = write_summary(x, s, sums, ctrl, images, test_error);
+    if (!st && !x->interrupted) st = write_summary(x, s, sums, ctrl, images, batch, test_error);
     for (int m = 0; m < N_NETS; m++) free(sums[m]);
     free(s);
     rn_dataset_free(sub);
