@@ -133,9 +133,11 @@ static void summarise(const gate_acc *a, size_t units, gate_row *g)
     g->selectivity = units ? sel / (double)units : NAN;
 }
 
-/* Runs the images through net in evaluation mode and accumulates every block's gates. */
+/* Runs the images through net and accumulates every block's gates: in evaluation mode, or with
+ * batch statistics (train != 0) for the net at initialisation, whose running statistics (0, 1)
+ * would normalise nothing. */
 static int measure(rn_exp *x, rn_net *net, const structure *s, const rn_dataset *data, int batch,
-                   gate_row *out)
+                   int train, gate_row *out)
 {
     gate_acc *acc = calloc((size_t)s->n, sizeof *acc);
     if (!acc) return rn_fail(RN_ERR_NOMEM, "out of memory");
@@ -152,7 +154,7 @@ static int measure(rn_exp *x, rn_net *net, const structure *s, const rn_dataset 
     while (!st) {
         rn_batch b;
         if ((st = rn_loader_next(loader, &b)) || b.n == 0) break;
-        if ((st = rn_net_forward(net, b.x, b.n, 0, NULL))) break;
+        if ((st = rn_net_forward(net, b.x, b.n, train, NULL))) break;
         for (int i = 0; i < s->n && !st; i++) {
             const float *t;
             size_t count;
@@ -333,7 +335,8 @@ static int write_summary(rn_exp *x, const net_result *res, const structure *s,
                       100.0 * res[m].rows[res[m].n - 1].train_error,
                       100.0 * res[m].rows[res[m].n - 1].eval_error, t);
     }
-    rn_exp_printf(&f, "\nTransform gates over the first %d test images (evaluation mode), per block: "
+    rn_exp_printf(&f, "\nTransform gates over the first %d test images (the trained net in evaluation "
+                      "mode, the initial one with each batch's statistics), per block: "
                       "the mean of T, its 10th / 50th / 90th percentiles over all images and units, "
                       "the share of values T >= 0.5, the selectivity (the mean over units of the "
                       "standard deviation of T across images: how much a gate's opening depends on "
@@ -429,11 +432,11 @@ static int run(rn_exp *x)
     if (!st && !x->interrupted) {
         rn_exp_set_phase(x, "reading the gates of the trained highway net");
         st = rn_exp_open_run(x, res[HIGHWAY].name, &trained);
-        if (!st) st = measure(x, trained, s, data, batch, g[TRAINED]);
+        if (!st) st = measure(x, trained, s, data, batch, 0, g[TRAINED]);
     }
     if (!st && !x->interrupted) {
         rn_exp_set_phase(x, "reading the gates of the initial highway net");
-        st = measure(x, init, s, data, batch, g[INIT]);
+        st = measure(x, init, s, data, batch, 1, g[INIT]);
     }
     for (int m = 0; m < N_NETS && !st && !x->interrupted; m++) {
         st = rn_exp_run_metrics(x, res[m].name, &res[m].rows, &res[m].n);
