@@ -368,9 +368,10 @@ static int write_summary(rn_exp *x, const net_result *res, const structure *s,
     const double eh = 100.0 * res[HIGHWAY].rows[res[HIGHWAY].n - 1].eval_error;
     const double er = 100.0 * res[RESIDUAL].rows[res[RESIDUAL].n - 1].eval_error;
     rn_exp_printf(&f, "- Highway against residual at the same depth and budget: %.2f%% against "
-                      "%.2f%% test error (%+.2f points). A residual block adds H(x) and x at full weight, a "
-                      "highway block whose transform and carry gates are both fixed open (which the "
-                      "coupled T and 1 - T cannot express): its identity path never closes.\n\n",
+                      "%.2f%% test error (%+.2f points). A residual block adds H(x) and x at full weight: "
+                      "it is a highway block with both its transform and its carry gate fixed open "
+                      "(which the coupled T and 1 - T cannot express), whose identity path never "
+                      "closes.\n\n",
                   eh, er, eh - er);
     rn_exp_printf(&f, "**The LSTM analogy.** A highway block is an LSTM's cell update laid along depth "
                       "instead of time: T plays the input gate (how much of the new candidate H(x) is "
