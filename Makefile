@@ -9,7 +9,8 @@ CFLAGS  ?= $(OPT) -g
 # PLplot draws the experiments' and training runs' plots (Debian's libplplot-dev).
 PLPLOT_CFLAGS ?= $(shell pkg-config --cflags plplot 2>/dev/null || echo -I/usr/include/plplot)
 PLPLOT_LIBS   ?= $(shell pkg-config --libs plplot 2>/dev/null || echo -lplplot)
-ALL_CFLAGS = $(CFLAGS) $(SAN) -std=c11 -Wall -Wextra -Wshadow -fPIC -fopenmp -Iinclude -Isrc $(PLPLOT_CFLAGS) -MMD -MP
+# -fvisibility=hidden: the shared library exports what include/resnet.h marks RN_API, no more.
+ALL_CFLAGS = $(CFLAGS) $(SAN) -std=c11 -Wall -Wextra -Wshadow -fPIC -fvisibility=hidden -fopenmp -Iinclude -Isrc $(PLPLOT_CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(LDFLAGS) $(SAN)
 LDLIBS  += $(PLPLOT_LIBS) -lcjson -lstb -lz -lm -lpthread -fopenmp
 TEST_LDLIBS = -lcmocka
@@ -27,7 +28,7 @@ TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test test-asan demo deps clean
+.PHONY: all test test-asan demo deps clean install uninstall
 # keep object files of examples and tests between builds
 .SECONDARY:
 all: $(BUILD)/libresnet.a $(BUILD)/libresnet.so $(BUILD)/resnet $(EXAMPLE_BIN)
@@ -62,8 +63,17 @@ $(BUILD)/libresnet.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/libresnet.so: $(LIB_OBJ)
-	$(CC) -shared -o $@ $^ $(ALL_LDFLAGS) $(LDLIBS)
+# The version is written once, in include/resnet.h; the soname carries its major number.
+VERSION_PART = $(shell awk '/^.define RN_VERSION_$(1) /{print $$3}' include/resnet.h)
+VERSION := $(call VERSION_PART,MAJOR).$(call VERSION_PART,MINOR).$(call VERSION_PART,PATCH)
+SONAME := libresnet.so.$(call VERSION_PART,MAJOR)
+
+$(BUILD)/libresnet.so.$(VERSION): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(ALL_LDFLAGS) $(LDLIBS)
+
+$(BUILD)/libresnet.so: $(BUILD)/libresnet.so.$(VERSION)
+	ln -sf libresnet.so.$(VERSION) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $@
 
 $(BUILD)/resnet: $(CLI_OBJ) $(BUILD)/libresnet.a
 	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libresnet.a $(ALL_LDFLAGS) $(LDLIBS)
@@ -87,6 +97,44 @@ test-asan:
 
 deps:
 	tools/install-deps.sh
+
+# ---- make install / uninstall: PREFIX (default /usr/local) and DESTDIR as usual -------------
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+# What a static link of libresnet.a needs beyond it: the packages with a .pc file, then the rest.
+PC_REQUIRES ?= plplot libcjson zlib stb
+PC_LIBS     ?= -lm -lpthread -fopenmp
+
+$(BUILD)/resnet.pc: resnet.pc.in include/resnet.h Makefile
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' -e 's|@REQUIRES_PRIVATE@|$(PC_REQUIRES)|' \
+	    -e 's|@LIBS_PRIVATE@|$(PC_LIBS)|' resnet.pc.in > $@
+
+# The man page is the program's own --help, through help2man: one text, no second copy.
+$(BUILD)/resnet.1: $(BUILD)/resnet
+	help2man --no-info --version-string=$(VERSION) \
+	  --name="plain, highway and residual networks: build, train, evaluate, run" $(BUILD)/resnet > $@
+
+install: all $(BUILD)/resnet.pc $(BUILD)/resnet.1
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 755 $(BUILD)/resnet $(DESTDIR)$(BINDIR)/resnet
+	install -m 644 include/resnet.h $(DESTDIR)$(INCLUDEDIR)/resnet.h
+	install -m 644 $(BUILD)/libresnet.a $(DESTDIR)$(LIBDIR)/libresnet.a
+	install -m 755 $(BUILD)/libresnet.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libresnet.so.$(VERSION)
+	ln -sf libresnet.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libresnet.so
+	install -m 644 $(BUILD)/resnet.pc $(DESTDIR)$(LIBDIR)/pkgconfig/resnet.pc
+	install -m 644 $(BUILD)/resnet.1 $(DESTDIR)$(MANDIR)/man1/resnet.1
+	if [ -z "$(DESTDIR)" ] && command -v ldconfig >/dev/null; then ldconfig; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/resnet $(DESTDIR)$(INCLUDEDIR)/resnet.h $(DESTDIR)$(LIBDIR)/libresnet.a \
+	  $(DESTDIR)$(LIBDIR)/libresnet.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libresnet.so \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/resnet.pc $(DESTDIR)$(MANDIR)/man1/resnet.1
+	if [ -z "$(DESTDIR)" ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 demo: all
 	tools/demo.sh $(BUILD)

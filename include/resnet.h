@@ -14,6 +14,21 @@
 extern "C" {
 #endif
 
+/* The library's version, written here only (the Makefile reads it for the shared object's name
+ * and resnet.pc). A program can compare it with rn_version(), the version of the library it runs
+ * with; the shared object's soname changes with the major version. */
+#define RN_VERSION_MAJOR 0
+#define RN_VERSION_MINOR 1
+#define RN_VERSION_PATCH 0
+
+/* What the shared library exports: the functions declared here and nothing else (it is built
+ * with -fvisibility=hidden). */
+#if defined(__GNUC__) || defined(__clang__)
+#define RN_API __attribute__((visibility("default")))
+#else
+#define RN_API
+#endif
+
 enum rn_status {
     RN_OK = 0,
     RN_ERR_ARG = 1,      /* a bad argument or option */
@@ -25,7 +40,9 @@ enum rn_status {
 };
 
 /* The message of the last failure on this thread. */
-const char *rn_last_error(void);
+RN_API const char *rn_last_error(void);
+/* "MAJOR.MINOR.PATCH" of the library that is running; static storage. */
+RN_API const char *rn_version(void);
 
 /* ---- options ----------------------------------------------------------------------------
  * The block orderings of He et al. 2016, "Identity Mappings in Deep Residual Networks",
@@ -58,52 +75,52 @@ typedef struct {
     uint64_t seed;            /* initialisation and stochastic-depth randomness */
 } rn_net_options;
 
-void rn_net_options_init(rn_net_options *opt);
+RN_API void rn_net_options_init(rn_net_options *opt);
 
 /* "original", "bn-after-add", "relu-before-add", "relu-preact", "full-preact" (also a..e). */
-int rn_ordering_parse(const char *text, rn_ordering *out);
-const char *rn_ordering_name(rn_ordering ordering);
+RN_API int rn_ordering_parse(const char *text, rn_ordering *out);
+RN_API const char *rn_ordering_name(rn_ordering ordering);
 /* "A", "B", "C" */
-int rn_shortcut_parse(const char *text, rn_shortcut *out);
-const char *rn_shortcut_name(rn_shortcut shortcut);
+RN_API int rn_shortcut_parse(const char *text, rn_shortcut *out);
+RN_API const char *rn_shortcut_name(rn_shortcut shortcut);
 
 /* The architecture names rn_net_create accepts, NULL-terminated (wrn-D-K is a pattern). */
-const char *const *rn_arch_names(void);
+RN_API const char *const *rn_arch_names(void);
 
 /* ---- networks ---------------------------------------------------------------------------- */
 typedef struct rn_net rn_net;
 
 /* Builds `arch` ("resnet20", "resnet50", "preresnet164", "highway56", "wrn-16-4", ...) with
  * fresh torchvision-style initialisation. opt may be NULL for the defaults. */
-int rn_net_create(rn_net **net, const char *arch, const rn_net_options *opt);
-void rn_net_free(rn_net *net);
+RN_API int rn_net_create(rn_net **net, const char *arch, const rn_net_options *opt);
+RN_API void rn_net_free(rn_net *net);
 
 /* Opens a weights file. Files written by rn_net_save carry their architecture; a plain
  * torchvision state_dict file needs `arch` (and opt for classes / input shape). When arch is
  * given it wins over the file's metadata. Every tensor must match by name, shape and dtype. */
-int rn_net_open(rn_net **net, const char *path, const char *arch, const rn_net_options *opt);
+RN_API int rn_net_open(rn_net **net, const char *path, const char *arch, const rn_net_options *opt);
 /* Loads weights into an existing network (strict, as rn_net_open); a file refused for any of
  * its tensors changes no weight. */
-int rn_net_load(rn_net *net, const char *path);
+RN_API int rn_net_load(rn_net *net, const char *path);
 /* Writes weights and metadata as safetensors, atomically (temporary file + rename). */
-int rn_net_save(const rn_net *net, const char *path);
+RN_API int rn_net_save(const rn_net *net, const char *path);
 
-const char *rn_net_arch(const rn_net *net);
-void rn_net_get_options(const rn_net *net, rn_net_options *opt);
+RN_API const char *rn_net_arch(const rn_net *net);
+RN_API void rn_net_get_options(const rn_net *net, rn_net_options *opt);
 
 /* Per-channel input normalisation and label names: carried in the file's metadata. */
-int rn_net_set_normalization(rn_net *net, const float *mean, const float *std);
+RN_API int rn_net_set_normalization(rn_net *net, const float *mean, const float *std);
 /* Returns 1 and fills mean/std (in_c floats each) if set, 0 if not. */
-int rn_net_get_normalization(const rn_net *net, float *mean, float *std);
-int rn_net_set_labels(rn_net *net, const char *const *names, int count);
+RN_API int rn_net_get_normalization(const rn_net *net, float *mean, float *std);
+RN_API int rn_net_set_labels(rn_net *net, const char *const *names, int count);
 /* NULL when not set or out of range. */
-const char *rn_net_label(const rn_net *net, int index);
+RN_API const char *rn_net_label(const rn_net *net, int index);
 
 /* ---- running ----------------------------------------------------------------------------- */
 /* Forward pass on x [n, in_c, in_h, in_w]; writes logits [n, classes] when logits != NULL.
  * training != 0: batch statistics (running ones updated), stochastic depth active, and the
  * activations kept for rn_net_backward. training == 0: evaluation mode. */
-int rn_net_forward(rn_net *net, const float *x, int n, int training, float *logits);
+RN_API int rn_net_forward(rn_net *net, const float *x, int n, int training, float *logits);
 /* Inference: folds every batch norm that directly follows a convolution into that
  * convolution's weights and bias (with the ReLU after them in the same pass) and packs the
  * weights once, so that evaluation forwards skip both; the logits agree with the unfrozen
@@ -111,29 +128,29 @@ int rn_net_forward(rn_net *net, const float *x, int n, int training, float *logi
  * must not change except through rn_net_load (which folds the new ones), and training
  * forwards and rn_net_backward fail. frozen = 0 returns to the plain forward and frees the
  * folded copies (about 2-3 times the convolution weights' memory). */
-int rn_net_freeze(rn_net *net, int frozen);
-int rn_net_frozen(const rn_net *net);
+RN_API int rn_net_freeze(rn_net *net, int frozen);
+RN_API int rn_net_frozen(const rn_net *net);
 /* Mean softmax cross-entropy of the last forward against labels; adds the gradient of that
  * loss to every parameter gradient (call rn_net_zero_grad first). loss may be NULL. */
-int rn_net_backward(rn_net *net, const int *labels, float *loss);
-void rn_net_zero_grad(rn_net *net);
+RN_API int rn_net_backward(rn_net *net, const int *labels, float *loss);
+RN_API void rn_net_zero_grad(rn_net *net);
 /* Label smoothing of the loss in rn_net_backward: targets (1 - eps) * onehot + eps / classes,
  * as torch.nn.CrossEntropyLoss(label_smoothing=eps). 0 (the default) is plain cross-entropy. */
-int rn_net_set_label_smoothing(rn_net *net, float eps);
-float rn_net_label_smoothing(const rn_net *net);
+RN_API int rn_net_set_label_smoothing(rn_net *net, float eps);
+RN_API float rn_net_label_smoothing(const rn_net *net);
 /* The state of the network's random generator (stochastic depth draws from it during training):
  * saved in checkpoints so that a resumed run draws the same numbers. */
-void rn_net_get_rng_state(const rn_net *net, uint64_t state[4]);
-void rn_net_set_rng_state(rn_net *net, const uint64_t state[4]);
+RN_API void rn_net_get_rng_state(const rn_net *net, uint64_t state[4]);
+RN_API void rn_net_set_rng_state(rn_net *net, const uint64_t state[4]);
 /* zero_grad + forward (training) + backward. */
-int rn_net_train_step(rn_net *net, const float *x, const int *labels, int n, float *loss);
+RN_API int rn_net_train_step(rn_net *net, const float *x, const int *labels, int n, float *loss);
 
 /* ---- parameters ---------------------------------------------------------------------------
  * All trainable parameters live in ONE float array, their gradients in another of the same
  * length, so optimizers are one flat loop. Each named tensor is a view into them. */
-size_t rn_net_num_params(const rn_net *net);
-float *rn_net_params(rn_net *net);
-float *rn_net_grads(rn_net *net);
+RN_API size_t rn_net_num_params(const rn_net *net);
+RN_API float *rn_net_params(rn_net *net);
+RN_API float *rn_net_grads(rn_net *net);
 
 typedef enum {
     RN_TENSOR_PARAM = 0,   /* trainable: data in rn_net_params, grad in rn_net_grads */
@@ -152,10 +169,10 @@ typedef struct {
     int64_t *i64;
 } rn_tensor_info;
 
-int rn_net_num_tensors(const rn_net *net);
-int rn_net_tensor(const rn_net *net, int index, rn_tensor_info *out);
+RN_API int rn_net_num_tensors(const rn_net *net);
+RN_API int rn_net_tensor(const rn_net *net, int index, rn_tensor_info *out);
 /* Returns RN_ERR_ARG (with a message) when no tensor has that name. */
-int rn_net_find_tensor(const rn_net *net, const char *name, rn_tensor_info *out);
+RN_API int rn_net_find_tensor(const rn_net *net, const char *name, rn_tensor_info *out);
 
 /* ---- structure, for summaries and experiments ---------------------------------------------
  * A network is a stem, a sequence of blocks, and a head (pooling + classifier). */
@@ -169,18 +186,18 @@ typedef struct {
     int deleted;         /* removed at test time (lesion) */
 } rn_unit_info;
 
-int rn_net_num_units(const rn_net *net);
-int rn_net_unit(const rn_net *net, int index, rn_unit_info *out);
-uint64_t rn_net_macs(const rn_net *net);
+RN_API int rn_net_num_units(const rn_net *net);
+RN_API int rn_net_unit(const rn_net *net, int index, rn_unit_info *out);
+RN_API uint64_t rn_net_macs(const rn_net *net);
 /* Lesion studies: a deleted block passes its shortcut only (y = post(shortcut(x))).
  * index counts blocks from 0 (unit index - 1). */
-int rn_net_num_blocks(const rn_net *net);
-int rn_net_set_block_deleted(rn_net *net, int block, int deleted);
-int rn_net_set_block_survival(rn_net *net, int block, float survival);
+RN_API int rn_net_num_blocks(const rn_net *net);
+RN_API int rn_net_set_block_deleted(rn_net *net, int block, int deleted);
+RN_API int rn_net_set_block_survival(rn_net *net, int block, float survival);
 
 /* Swaps the places of two blocks with the same input and output shape (Veit et al. 2016's
  * reordering); swapping them again restores the network. Weights keep their names. */
-int rn_net_swap_blocks(rn_net *net, int a, int b);
+RN_API int rn_net_swap_blocks(rn_net *net, int a, int b);
 
 /* ---- probes, for experiments ----------------------------------------------------------------
  * Measurements of the last forward (evaluation or training mode) over its whole batch. */
@@ -194,10 +211,10 @@ typedef struct {
     double gate_mean; /* highway blocks: the mean gate value T over the batch; NaN otherwise */
     size_t count;     /* elements of x (n images) */
 } rn_block_probe;
-int rn_net_probe_block(const rn_net *net, int block, rn_block_probe *out);
+RN_API int rn_net_probe_block(const rn_net *net, int block, rn_block_probe *out);
 /* A highway block's gate values T of the last forward ([n, c, h, w] of the block's output);
  * valid until the next forward. */
-int rn_net_block_gates(const rn_net *net, int block, const float **t, size_t *count);
+RN_API int rn_net_block_gates(const rn_net *net, int block, const float **t, size_t *count);
 /* Which way a block's backward sends the gradient; the forward is unchanged. With a choice per
  * block, one backward follows one path of the ensemble view (Veit et al. 2016).
  * RN_GRAD_SHORTCUT_ONLY: as if the branch were absent (plain blocks have no shortcut and refuse
@@ -205,12 +222,12 @@ int rn_net_block_gates(const rn_net *net, int block, const float **t, size_t *co
  * gate's gradient to its input, which the gate reads from the shortcut; a plain block's gradient
  * takes its branch anyway). Every block starts at RN_GRAD_BOTH. */
 typedef enum { RN_GRAD_BOTH = 0, RN_GRAD_BRANCH_ONLY = 1, RN_GRAD_SHORTCUT_ONLY = 2 } rn_grad_way;
-int rn_net_set_block_grad_way(rn_net *net, int block, rn_grad_way way);
+RN_API int rn_net_set_block_grad_way(rn_net *net, int block, rn_grad_way way);
 /* on != 0: every following backward records the squared L2 norm of the loss gradient with
  * respect to each block's input, read with rn_net_input_grad_sq (block = rn_net_num_blocks(net):
  * the last block's output). Off by default: it costs one pass over each block's input. */
-int rn_net_record_input_grads(rn_net *net, int on);
-int rn_net_input_grad_sq(const rn_net *net, int block, double *sq);
+RN_API int rn_net_record_input_grads(rn_net *net, int on);
+RN_API int rn_net_input_grad_sq(const rn_net *net, int block, double *sq);
 
 /* Every convolution, in the order the network was built (the stem's first): its shapes, for
  * kernel benchmarks and summaries. The kernel is k x k, padding pad on every side. */
@@ -222,15 +239,15 @@ typedef struct {
     int has_bias;
 } rn_conv_info;
 
-int rn_net_num_convs(const rn_net *net);
-int rn_net_conv_info(const rn_net *net, int index, rn_conv_info *out);
+RN_API int rn_net_num_convs(const rn_net *net);
+RN_API int rn_net_conv_info(const rn_net *net, int index, rn_conv_info *out);
 
 /* ---- tensor files -------------------------------------------------------------------------
  * One float32 tensor in a safetensors file: how inputs and outputs travel (see `resnet forward`).
  * rn_tensor_load allocates *data (release it with free()); ndim <= 4. */
-int rn_tensor_load(const char *path, const char *name, float **data, int64_t shape[4], int *ndim);
+RN_API int rn_tensor_load(const char *path, const char *name, float **data, int64_t shape[4], int *ndim);
 /* Writes a file holding the one tensor, atomically. */
-int rn_tensor_save(const char *path, const char *name, const float *data, const int64_t *shape,
+RN_API int rn_tensor_save(const char *path, const char *name, const float *data, const int64_t *shape,
                    int ndim);
 
 /* ---- optimisation --------------------------------------------------------------------------
@@ -238,21 +255,21 @@ int rn_tensor_save(const char *path, const char *name, const float *data, const 
  *   g = grad + wd * p;  buf = momentum * buf + g (buf = g on the first step);  p -= lr * buf
  * (nesterov: p -= lr * (g + momentum * buf)). */
 typedef struct rn_sgd rn_sgd;
-int rn_sgd_create(rn_sgd **opt, const rn_net *net, float momentum, float weight_decay,
+RN_API int rn_sgd_create(rn_sgd **opt, const rn_net *net, float momentum, float weight_decay,
                   int nesterov);
-void rn_sgd_free(rn_sgd *opt);
-int rn_sgd_step(rn_sgd *opt, rn_net *net, float lr);
+RN_API void rn_sgd_free(rn_sgd *opt);
+RN_API int rn_sgd_step(rn_sgd *opt, rn_net *net, float lr);
 /* decay = 0: no weight decay on one-dimensional parameters (batch-norm weights and biases,
  * biases of convolutions, the classifier and highway gates), the usual exemption of Goyal et al.
  * 2017; multi-dimensional weights keep it. decay = 1 (the default) decays every parameter.
  * Same as torch.optim.SGD with two parameter groups. */
-int rn_sgd_set_decay_1d(rn_sgd *opt, const rn_net *net, int decay);
+RN_API int rn_sgd_set_decay_1d(rn_sgd *opt, const rn_net *net, int decay);
 
 /* The optimizer's state, for checkpoints: the momentum buffer (rn_net_num_params floats, in the
  * order of rn_net_params; *count receives that number) and whether a step has filled it. */
-float *rn_sgd_momentum_buffer(rn_sgd *opt, size_t *count);
-int rn_sgd_started(const rn_sgd *opt);
-void rn_sgd_set_started(rn_sgd *opt, int started);
+RN_API float *rn_sgd_momentum_buffer(rn_sgd *opt, size_t *count);
+RN_API int rn_sgd_started(const rn_sgd *opt);
+RN_API void rn_sgd_set_started(rn_sgd *opt, int started);
 
 #ifdef __cplusplus
 }

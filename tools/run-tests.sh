@@ -39,6 +39,7 @@ done
 run cli sh tests/cli.sh "$BUILD"
 run train sh tests/train.sh "$BUILD"
 run plot sh tests/plot.sh "$BUILD"
+run install sh tests/install.sh "$BUILD"
 run experiments sh tests/experiments.sh "$BUILD"
 run eval-delete-blocks sh tests/experiments/eval_delete.sh "$BUILD"
 [ -n "$failed" ] && echo "failed:$failed"
