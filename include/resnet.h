@@ -14,6 +14,26 @@
 extern "C" {
 #endif
 
+/* Using the library in a program
+ *
+ * Threads. A network belongs to one thread at a time: calls on one rn_net (or rn_sgd) must not
+ * overlap, but different networks may be used from different threads at once. Each call runs
+ * its loops on rn_threads() threads (OpenMP's count for the calling thread: OMP_NUM_THREADS, or
+ * rn_set_threads); results are the same bits for any thread count.
+ * Lifetimes. Pointers a function returns stay valid as long as what they came from:
+ * rn_net_arch, rn_net_label, rn_net_params, rn_net_grads, rn_net_tensor's views and
+ * rn_sgd_momentum_buffer until the net (optimizer) is freed; rn_net_block_gates until the next
+ * forward; rn_last_error until the next failing call on the same thread; rn_version,
+ * rn_arch_names, rn_ordering_name and rn_shortcut_name for ever. rn_tensor_load's data is the
+ * caller's, to free().
+ * Limits. At most 16 input channels; any input size the architecture can take (each stride-2
+ * stage halves it, rounding up). Files: see rn_net_open and rn_tensor_load.
+ * Environment. RN_SIMD=generic or =avx2 holds the kernels to portable C or to AVX2 on a CPU that
+ * has more (default: the best the CPU has: AVX-512, AVX2 + FMA, portable C); RN_WINOGRAD=0 turns
+ * the Winograd 3x3 convolutions off (same results within float rounding, slower). Both are read
+ * once, at the first call that needs them.
+ */
+
 /* The library's version, written here only (the Makefile reads it for the shared object's name
  * and resnet.pc). A program can compare it with rn_version(), the version of the library it runs
  * with; the shared object's soname changes with the major version. */
@@ -43,6 +63,9 @@ enum rn_status {
 RN_API const char *rn_last_error(void);
 /* "MAJOR.MINOR.PATCH" of the library that is running; static storage. */
 RN_API const char *rn_version(void);
+/* The number of threads the calling thread's library calls use (n >= 1), and that number. */
+RN_API int rn_set_threads(int n);
+RN_API int rn_threads(void);
 
 /* ---- options ----------------------------------------------------------------------------
  * The block orderings of He et al. 2016, "Identity Mappings in Deep Residual Networks",
@@ -64,8 +87,8 @@ typedef enum {
 } rn_shortcut;
 
 typedef struct {
-    int classes;              /* default 10 */
-    int in_c, in_h, in_w;     /* default 3 x 32 x 32 */
+    int classes;              /* 0: the family's (10 CIFAR, 1000 ImageNet) */
+    int in_c, in_h, in_w;     /* 0: the family's (3 x 32 x 32 CIFAR, 3 x 224 x 224 ImageNet) */
     int ordering;             /* rn_ordering */
     int shortcut;             /* rn_shortcut */
     int zero_init_last_bn;    /* start every residual branch at F(x) = 0 */

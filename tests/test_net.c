@@ -13,7 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <omp.h>
 
 #include "io/safetensors.h"
 #include "resnet.h"
@@ -340,7 +339,7 @@ static void test_deterministic(void **state)
     rn_net_free(c);
 }
 
-/* Two training steps (forward, backward, SGD) with 1, 2 and 3 threads: the same bits. The
+/* Two training steps (forward, backward, SGD) with 1, 2 and 3 threads (rn_set_threads): the same bits. The
  * kernels split work by images, channels or fixed groups, never by thread count, so a run may
  * resume with another thread count. Batch 20: more than one weight-gradient group of 8. */
 static void test_thread_count_independent(void **state)
@@ -352,12 +351,15 @@ static void test_thread_count_independent(void **state)
     int y[N];
     for (int i = 0; i < N; i++) y[i] = i % 4;
     rn_test_fill_normal(x, sizeof x / sizeof x[0], 21, 1.0f);
-    const int saved = omp_get_max_threads();
+    const int saved = rn_threads();
+    assert_int_equal(rn_set_threads(0), RN_ERR_ARG);
+    assert_int_equal(rn_threads(), saved);
     for (int a = 0; a < 2; a++) {
         float *first = NULL;
         float first_loss = 0;
         for (int t = 1; t <= 3; t++) {
-            omp_set_num_threads(t);
+            assert_int_equal(rn_set_threads(t), RN_OK);
+            assert_int_equal(rn_threads(), t);
             rn_net *net = small_net(archs[a], 3);
             rn_sgd *opt;
             assert_int_equal(rn_sgd_create(&opt, net, 0.9f, 5e-4f, 0), RN_OK);
@@ -381,7 +383,7 @@ static void test_thread_count_independent(void **state)
         }
         free(first);
     }
-    omp_set_num_threads(saved);
+    assert_int_equal(rn_set_threads(saved), RN_OK);
 }
 
 static void test_sgd_learns_a_batch(void **state)
