@@ -32,7 +32,8 @@ typedef struct {
 } rn_conv_shape;
 
 /* How 3x3 stride-1 convolutions (forward and input gradient) are computed. AUTO: Winograd
- * F(2x2, 3x3) when both channel counts are at least 16, unless the environment variable
+ * F(2x2, 3x3) when both channel counts are at least 16 and the batch has at least 48 output
+ * tiles of 2x2 (conv.c: WINO_MIN_CHANNELS, WINO_MIN_TILES), unless the environment variable
  * RN_WINOGRAD=0 says otherwise; DIRECT and WINOGRAD force one (tests, benchmarks). */
 typedef enum { RN_CONV_AUTO = 0, RN_CONV_DIRECT = 1, RN_CONV_WINOGRAD = 2 } rn_conv_algo;
 

@@ -1,8 +1,9 @@
 /* Layers with parameters, and sequences of layer operations.
  *
- * A layer never owns memory: its parameters, gradients and running statistics are views into
- * the network's arenas (bound after construction), and its activations are slots in the
- * network's activation arena (sized for the batch at forward time). */
+ * A layer's parameters, gradients and running statistics are views into the network's arenas
+ * (bound after construction), and its activations are slots in the network's activation arena
+ * (sized for the batch at forward time). What a layer allocates itself (a batch norm's batch
+ * statistics, a frozen convolution's folded and packed weights) rn_net_free releases. */
 #ifndef RN_NN_LAYERS_H
 #define RN_NN_LAYERS_H
 
