@@ -42,9 +42,8 @@ typedef struct {
     int n;
 } run_result;
 
-/* The trained model of run r. with_config: with the run's stochastic-depth option; the model
- * file does not record it (src/nn/net_io.c saves no survival probabilities), and opened alone
- * it gives every block survival 1, so no branch is scaled at test time. */
+/* The trained model of run r. with_config: with the run's stochastic-depth option given
+ * explicitly; without: as the model file opens alone, from the p_L it records. */
 static int open_model(rn_exp *x, int r, int with_config, rn_net **net)
 {
     if (!with_config) return rn_exp_open_run(x, run_names[r], net);
@@ -298,12 +297,14 @@ static int write_summary(rn_exp *x, const run_result *res, const char *arch)
                   100.0 * c->rows[c->n - 1].train_error);
     rn_exp_printf(&f, "**Test-time scaling and the model file.** Re-evaluated with each block's "
                       "branch scaled by its p_l, the final stochastic-depth model gives %.2f%% test "
-                      "error (the run's own last evaluation: %.2f%%). Its model.safetensors does not "
-                      "record the survival probabilities: opened alone (`resnet eval --model`), every "
-                      "block survives with probability 1 (expected depth %.0f), no branch is scaled, "
-                      "and the test error is %.2f%%.\n\n",
+                      "error (the run's own last evaluation: %.2f%%). Its model.safetensors records "
+                      "p_L (metadata `stochastic_depth`): opened alone (`resnet eval --model`), it "
+                      "has expected depth %.2f and gives %.2f%% test error%s.\n\n",
                   100.0 * s->err_model, 100.0 * s->rows[s->n - 1].eval_error, s->depth_file,
-                  100.0 * s->err_file);
+                  100.0 * s->err_file,
+                  s->err_file == s->err_model && s->depth_file == s->depth_model
+                      ? ", the same: the file carries what the test-time scaling needs"
+                      : ": **not** what the run's settings give");
     rn_exp_printf(&f, "- Less training time: %s\n- Test error as low or lower: %s\n\nThe claim %s in "
                       "this run.\n\nFiles: results.csv (section epoch: every epoch of both runs; "
                       "section block: each block's survival probability read back from the model and "
