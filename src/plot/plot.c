@@ -28,6 +28,7 @@ static const int palette[13][3] = {
  * installed by plsabort, unless the stream has a message buffer (plsError): ours keeps the first
  * message, and the figure fails with it. */
 static jmp_buf plplot_exit;
+static double text_scale = 1.0; /* of the figure being drawn: see draw_figure */
 static int plplot_failed;
 static char plplot_message[256];
 static PLINT plplot_errcode;
@@ -276,7 +277,7 @@ static void draw_legend(const rn_plot_panel *p, int pos)
         const PLINT where = pos == OUTSIDE ? PL_POSITION_RIGHT | PL_POSITION_OUTSIDE
                                            : corner[pos] | PL_POSITION_INSIDE;
         pllegend(&w, &h, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX, where,
-                 pos == OUTSIDE ? 0.01 : 0.02, pos == OUTSIDE ? 0.0 : 0.02, 0.08, 0, 1, 1, 0, 0, n, opt, 0.8, 0.75, 1.6, 0.0, tc,
+                 pos == OUTSIDE ? 0.01 : 0.02, pos == OUTSIDE ? 0.0 : 0.02, 0.08, 0, 1, 1, 0, 0, n, opt, 0.8 * text_scale, 0.75, 1.6, 0.0, tc,
                  (const char *const *)text, NULL, NULL, NULL, NULL, lc, ls, lw, sc, ss, sn,
                  (const char *const *)sym);
     }
@@ -361,7 +362,10 @@ static void draw_figure(const char *device, const char *path, const rn_plot_figu
     plinit();
     if (plplot_failed) return;
     plfontld(1);
-    plschr(0.0, 0.85);
+    /* the cairo drivers scale text with the picture's smaller side: past 1000 pixels that would
+     * outgrow the margins (a 1600 x 1400 figure's axis labels ran off the page), so it stops there */
+    text_scale = fmin(1.0, 1000.0 / fmin(w, h));
+    plschr(0.0, 0.85 * text_scale);
     pladv(0);
     /* panels on a grid below a band of 50 pixels for the figure's title */
     const double top = fig->title && fig->title[0] ? 1.0 - fmin(0.15, 50.0 / h) : 1.0;
@@ -375,7 +379,7 @@ static void draw_figure(const char *device, const char *path, const rn_plot_figu
         plvpor(0.0, 1.0, top, 1.0);
         plwind(0.0, 1.0, 0.0, 1.0);
         plcol0(1);
-        plschr(0.0, 1.05);
+        plschr(0.0, 1.05 * text_scale);
         plmtex("t", -1.6, 0.5, 0.5, fig->title);
     }
 }
