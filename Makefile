@@ -12,7 +12,7 @@ PLPLOT_LIBS   ?= $(shell pkg-config --libs plplot 2>/dev/null || echo -lplplot)
 # -fvisibility=hidden: the shared library exports what include/resnet.h marks RN_API, no more.
 ALL_CFLAGS = $(CFLAGS) $(SAN) -std=c11 -Wall -Wextra -Wshadow -fPIC -fvisibility=hidden -fopenmp -Iinclude -Isrc $(PLPLOT_CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(LDFLAGS) $(SAN)
-LDLIBS  += $(PLPLOT_LIBS) -lcjson -lstb -lz -lm -lpthread -fopenmp
+LDLIBS  += $(PLPLOT_LIBS) -lcjson -lpng -ljpeg -lstb -lz -lm -lpthread -fopenmp
 TEST_LDLIBS = -lcmocka
 
 LIB_SRC  := $(sort $(wildcard src/core/*.c src/kernels/*.c src/io/*.c src/nn/*.c src/train/*.c \
@@ -105,7 +105,7 @@ LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR     ?= $(PREFIX)/share/man
 # What a static link of libresnet.a needs beyond it: the packages with a .pc file, then the rest.
-PC_REQUIRES ?= plplot libcjson zlib stb
+PC_REQUIRES ?= plplot libcjson libpng libjpeg zlib stb
 PC_LIBS     ?= -lm -lpthread -fopenmp
 
 $(BUILD)/resnet.pc: resnet.pc.in include/resnet.h Makefile

@@ -3,7 +3,7 @@
 # the cairo drivers) and run its reference checks.
 # Safe to run again: it asks apt only for what is missing. Run as root (or with sudo).
 set -eu
-pkgs="build-essential make pkg-config libcjson-dev zlib1g-dev libcmocka-dev libstb-dev
+pkgs="build-essential make pkg-config libcjson-dev zlib1g-dev libcmocka-dev libstb-dev libpng-dev libjpeg-dev
       libplplot-dev plplot-driver-cairo help2man
       python3 python3-torch python3-torchvision dataset-fashion-mnist"
 missing=""

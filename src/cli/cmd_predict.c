@@ -11,9 +11,9 @@
 
 static const char usage_text[] =
     "usage: resnet predict --model FILE IMAGE... [--top K] [--tta VIEWS] [--json]\n"
-    "Classifies image files (PNG, JPEG, BMP, ...): each is decoded, converted to the model's\n"
-    "channels, resized to its input size (as the folder data set does), normalised with the\n"
-    "model's stored mean and std, and run in evaluation mode.\n"
+    "Classifies image files (PNG, JPEG, binary PGM/PPM): each is decoded, converted to the\n"
+    "model's channels, resized to its input size (as the folder data set does), normalised with\n"
+    "the model's stored mean and std, and run in evaluation mode.\n"
     "  --top K      the K most probable classes (default 5, at most the number of classes)\n"
     "  --tta VIEWS  test-time augmentation: the mean probabilities over views of the image:\n"
     "               none (default), flip, shift or flip,shift (see resnet eval --help)\n"

@@ -18,8 +18,10 @@
  *                         there is no test split (hold out a validation split instead). Classes
  *                         are the train split's sub-folder names in strcmp order, so the test split
  *                         uses the same label numbers; a test sub-folder unknown to train is an
- *                         error. Images are decoded with stb_image, converted to c channels (1 =
- *                         grey, 3 = RGB; alpha dropped) and resized to h x w.
+ *                         error. Images are decoded by io/image.h (libpng, libjpeg-turbo; the
+ *                         format is told by the file's first bytes, not its extension; at most
+ *                         16384 pixels on a side), converted to c channels (1 = grey, 3 = RGB;
+ *                         alpha dropped) and resized to h x w.
  *
  * Errors (RN_ERR_IO for files that cannot be opened or read, RN_ERR_FORMAT for files that are
  * not what they claim) carry a message that names the file and what is wrong. */
@@ -104,8 +106,9 @@ int rn_dataset_split(const rn_dataset *src, int n_val, uint64_t seed, rn_dataset
  * std hold d->c floats each. */
 int rn_dataset_stats(const rn_dataset *d, float *mean, float *std);
 
-/* Decodes one image file (PNG, JPEG, anything stb_image reads) into out [c, h, w] converted and
- * resized exactly as the folder loader does, so `predict` sees what training saw. */
+/* Decodes one image file (PNG, JPEG or binary PGM/PPM, through rn_image_read in io/image.h, with
+ * its limits and errors) into out [c, h, w], converted and resized exactly as the folder loader
+ * does, so `predict` sees what training saw. */
 int rn_image_load(const char *path, int c, int h, int w, uint8_t *out);
 
 #endif
