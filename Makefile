@@ -87,13 +87,17 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_SUPPORT_OBJ) $(BUILD)/libresnet.
 	$(CC) -o $@ $< $(TEST_SUPPORT_OBJ) $(BUILD)/libresnet.a $(ALL_LDFLAGS) $(LDLIBS) $(TEST_LDLIBS)
 
 # The test runner regenerates the PyTorch reference states, then runs every test binary.
-test: all $(TEST_BIN)
-	BUILD=$(BUILD) tools/run-tests.sh $(TEST_BIN)
+# The suite also runs each fuzz harness a few seconds on its corpus (TEST_FUZZ= leaves that out:
+# the sanitizer run below, whose harnesses are the same).
+TEST_FUZZ ?= fuzz
+test: all $(TEST_BIN) $(TEST_FUZZ)
+	BUILD=$(BUILD) FUZZ_BUILD=$(if $(TEST_FUZZ),$(FUZZ_BUILD)) tools/run-tests.sh $(TEST_BIN)
 
 # PLplot's font and driver loaders keep some memory until exit on purpose: tests/lsan.supp.
 test-asan:
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp $(MAKE) BUILD=build-asan OPT=-O1 \
-	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	  TEST_FUZZ= test
 
 deps:
 	tools/install-deps.sh
@@ -140,6 +144,25 @@ demo: all
 	tools/demo.sh $(BUILD)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:$(BUILD)/tests/%=$(BUILD)/obj/tests/%.d)
+
+# ---- fuzzing: clang's libFuzzer, one harness per parser (fuzz/fuzz_*.c) -------------------
+# `make fuzz` builds them into build-fuzz/ (library built with -fsanitize=fuzzer-no-link plus
+# ASan and UBSan); `make fuzz-run` runs each for FUZZ_SECONDS on fuzz/corpus/NAME and fails on
+# any crash, leak, timeout or sanitizer report (tools/fuzz.sh; docs/reliability.md).
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 20
+FUZZ_SRC     := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+.PHONY: fuzz fuzz-run fuzz-bins
+fuzz:
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang OPT=-O1 SAN="-fsanitize=fuzzer-no-link $(FUZZ_SAN)" fuzz-bins
+fuzz-bins: $(FUZZ_SRC:fuzz/%.c=$(BUILD)/%)
+# The option harness calls the CLI's own parsers (src/cli/args.c), so it links that object too.
+$(BUILD)/fuzz_%: $(BUILD)/obj/fuzz/fuzz_%.o $(BUILD)/obj/src/cli/args.o $(BUILD)/libresnet.a
+	$(CC) -o $@ $< $(BUILD)/obj/src/cli/args.o $(BUILD)/libresnet.a $(ALL_LDFLAGS) -fsanitize=fuzzer $(LDLIBS)
+fuzz-run: fuzz
+	FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) tools/fuzz.sh
+-include $(FUZZ_SRC:fuzz/%.c=$(BUILD)/obj/fuzz/%.d)

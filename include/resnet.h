@@ -26,7 +26,8 @@ extern "C" {
  * forward; rn_last_error until the next failing call on the same thread; rn_version,
  * rn_arch_names, rn_ordering_name and rn_shortcut_name for ever. rn_tensor_load's data is the
  * caller's, to free().
- * Limits. At most 16 input channels; any input size the architecture can take (each stride-2
+ * Limits. At most RN_MAX_INPUT_CHANNELS (16) input channels and RN_MAX_INPUT_SIDE (16384)
+ * pixels on a side; any input size within them that the architecture can take (each stride-2
  * stage halves it, rounding up). Files: see rn_net_open and rn_tensor_load.
  * Environment. RN_SIMD=generic or =avx2 holds the kernels to portable C or to AVX2 on a CPU that
  * has more (default: the best the CPU has: AVX-512, AVX2 + FMA, portable C); RN_WINOGRAD=0 turns
@@ -40,6 +41,11 @@ extern "C" {
 #define RN_VERSION_MAJOR 0
 #define RN_VERSION_MINOR 1
 #define RN_VERSION_PATCH 0
+
+/* The input a network takes: channels and pixels on a side (each side's square times the
+ * widest layer's channels must stay within the int arithmetic of the shapes). */
+#define RN_MAX_INPUT_CHANNELS 16
+#define RN_MAX_INPUT_SIDE 16384
 
 /* What the shared library exports: the functions declared here and nothing else (it is built
  * with -fvisibility=hidden). */

@@ -642,7 +642,7 @@ static void test_folder_errors(void **state)
     snprintf(p, sizeof p, "%s/train/cat/broken.png", dir);
     write_bytes(p, "\x89PNG garbage", 12);
     expect_error(rn_dataset_load(&d, &src, RN_SPLIT_TRAIN), RN_ERR_FORMAT, p,
-                 "unreadable image");
+                 "broken PNG");
     unlink(p);
     expect_error(rn_image_load(p, 3, 4, 4, (uint8_t[48]){0}), RN_ERR_IO, p, "missing file");
 
@@ -667,6 +667,46 @@ static void test_folder_errors(void **state)
     src.c = 2;
     expect_error(rn_dataset_load(&d, &src, RN_SPLIT_TRAIN), RN_ERR_ARG, dir, "channels");
     assert_null(d);
+}
+
+/* What predict and the folder loader read from untrusted files (src/io/image.c; its own tests
+ * are tests/test_image.c): exact pixels, and errors where stb_image returned a picture. The
+ * files come from tests/data/images/make_images.py; the tests run from the repository root. */
+static void test_image_load_untrusted(void **state)
+{
+    (void)state;
+    const char *dir = "tests/data/images";
+    char p[512], q[512];
+    size_t n;
+    /* 4:2:2 chroma of an odd width: the last column was off by up to 126 levels */
+    snprintf(p, sizeof p, "%s/rgb422.jpg.pixels", dir);
+    if (access(p, R_OK) != 0) fail_msg("%s: missing (run the tests from the repository root)", p);
+    unsigned char *hwc = read_all(p, &n);
+    assert_int_equal(n, 13 * 9 * 3);
+    uint8_t chw[13 * 9 * 3];
+    snprintf(p, sizeof p, "%s/rgb422.jpg", dir);
+    assert_int_equal(rn_image_load(p, 3, 9, 13, chw), RN_OK);
+    for (int c = 0; c < 3; c++)
+        for (int k = 0; k < 13 * 9; k++)
+            if (chw[c * 13 * 9 + k] != hwc[3 * k + c])
+                fail_msg("%s: channel %d pixel %d is %d, Pillow decodes %d", p, c, k,
+                         chw[c * 13 * 9 + k], hwc[3 * k + c]);
+    free(hwc);
+    /* a JPEG and a PGM cut short are errors, not pictures completed with grey or stale memory */
+    static const char *const cut[] = {"rgb444.jpg", "grey.pgm"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(p, sizeof p, "%s/%s", dir, cut[k]);
+        unsigned char *b = read_all(p, &n);
+        tpath(q, sizeof q, cut[k]);
+        write_bytes(q, b, n - 20);
+        free(b);
+        expect_error(rn_image_load(q, 3, 9, 13, chw), RN_ERR_FORMAT, q, "truncated");
+    }
+    /* formats outside PNG, JPEG and binary PGM/PPM are refused by their first bytes */
+    tpath(q, sizeof q, "image.png");
+    assert_true(stbi_write_bmp(q, 13, 9, 3, chw) != 0);
+    expect_error(rn_image_load(q, 3, 9, 13, chw), RN_ERR_FORMAT, q,
+                 "BMP images are not supported (only PNG, JPEG or binary PGM/PPM)");
 }
 
 /* ---- splits, subsets, statistics ---------------------------------------------------------- */
@@ -1206,6 +1246,42 @@ static void test_fashion_mnist_installed(void **state)
     }
 }
 
+/* ---- fuzz regressions --------------------------------------------------------------------
+ * fuzz/corpus/idx/crash-*: inputs that once crashed fuzz/fuzz_idx.c, split as it splits them
+ * (byte 0: bit 0 gzip the images, bit 1 gzip the labels; byte 1: classes - 1; bytes 2-3: the
+ * images file's length; the images file; the labels file) and read through the normal API.
+ * The tests run from the repository root. */
+static void test_idx_fuzz_regression(void **state)
+{
+    (void)state;
+    /* 92 bytes whose images header declares 3 x 64517 x 62981 images: 12 GB were allocated
+     * and zeroed before the first pixel was read; now the header is held against the file */
+    const char *input = "fuzz/corpus/idx/crash-declared-size-oom";
+    if (access(input, R_OK) != 0) fail_msg("%s: missing (run the tests from the repository root)", input);
+    size_t n;
+    unsigned char *in = read_all(input, &n);
+    assert_true(n >= 4);
+    size_t ni = (size_t)in[2] | (size_t)in[3] << 8;
+    assert_true(4 + ni <= n);
+    assert_int_equal(in[0] & 1, 0);
+    char images[512], images_gz[512], labels[512];
+    tpath(images, sizeof images, "fuzz-images");
+    tpath(images_gz, sizeof images_gz, "fuzz-images.gz");
+    tpath(labels, sizeof labels, "fuzz-labels");
+    write_bytes(images, in + 4, ni);
+    write_gz(images_gz, in + 4, ni);
+    (in[0] & 2 ? write_gz : write_bytes)(labels, in + 4 + ni, n - 4 - ni);
+    rn_dataset *d = (rn_dataset *)&d;
+    expect_error(rn_dataset_load_idx(&d, images, labels, in[1] + 1), RN_ERR_FORMAT, images,
+                 "declares 12190035531 bytes of pixels, the file can hold at most 61");
+    assert_null(d);
+    /* the same header behind gzip: at most 1032 times the compressed size */
+    expect_error(rn_dataset_load_idx(&d, images_gz, labels, in[1] + 1), RN_ERR_FORMAT, images_gz,
+                 "declares 12190035531 bytes of pixels");
+    assert_null(d);
+    free(in);
+}
+
 static void test_kind_names(void **state)
 {
     (void)state;
@@ -1238,10 +1314,12 @@ int main(void)
         cmocka_unit_test(test_kind_names),
         cmocka_unit_test(test_idx_round_trip),
         cmocka_unit_test(test_idx_errors),
+        cmocka_unit_test(test_idx_fuzz_regression),
         cmocka_unit_test(test_cifar10),
         cmocka_unit_test(test_cifar100),
         cmocka_unit_test(test_folder),
         cmocka_unit_test(test_folder_errors),
+        cmocka_unit_test(test_image_load_untrusted),
         cmocka_unit_test(test_split_subset),
         cmocka_unit_test(test_stats),
         cmocka_unit_test(test_loader_eval),

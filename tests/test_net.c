@@ -112,8 +112,16 @@ static void test_bad_options(void **state)
         assert_int_equal(rn_net_create(&net, bad[i], NULL), RN_ERR_ARG);
     rn_net_options o;
     rn_net_options_init(&o);
-    o.in_c = 17;
+    o.in_c = RN_MAX_INPUT_CHANNELS + 1;
     assert_int_equal(rn_net_create(&net, "resnet18", &o), RN_ERR_ARG);
+    /* sides whose squares would overflow the shapes' int arithmetic: refused before building */
+    rn_net_options_init(&o);
+    o.in_c = 1, o.in_h = RN_MAX_INPUT_SIDE + 1, o.in_w = 8;
+    assert_int_equal(rn_net_create(&net, "resnet8-w2", &o), RN_ERR_ARG);
+    assert_non_null(strstr(rn_last_error(), "at most 16384 on a side"));
+    o.in_h = 8, o.in_w = 2147483647;
+    assert_int_equal(rn_net_create(&net, "resnet8-w2", &o), RN_ERR_ARG);
+    assert_null(net);
     rn_net_options_init(&o);
     o.survival_last = 0.0f;
     assert_int_equal(rn_net_create(&net, "resnet20", &o), RN_ERR_ARG);

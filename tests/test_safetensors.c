@@ -22,6 +22,7 @@
 #include "resnet.h"
 #include "support/tmpdir.h"
 #include "io/safetensors.h"
+#include "train/trainer.h"
 
 static char g_dir[64];
 
@@ -785,6 +786,82 @@ static void test_save_failures(void **state)
     assert_int_equal(st.st_size, 1);
 }
 
+/* ---- fuzz regressions --------------------------------------------------------------------
+ * Inputs under fuzz/corpus that once crashed a harness (fuzz/fuzz_*.c, docs/reliability.md),
+ * read here through the normal API. The tests run from the repository root. */
+
+static void corpus_path(char *buf, size_t cap, const char *rel)
+{
+    snprintf(buf, cap, "fuzz/corpus/%s", rel);
+    if (access(buf, R_OK) != 0) fail_msg("%s: missing (run the tests from the repository root)", buf);
+}
+
+static void expect_open_net_fails(const char *rel, int status, const char *what)
+{
+    char path[256];
+    corpus_path(path, sizeof path, rel);
+    rn_net *net = (rn_net *)&net; /* poison: must be reset to NULL */
+    int rc = rn_net_open(&net, path, NULL, NULL);
+    if (rc != status)
+        fail_msg("%s: status %d, expected %d (message \"%s\")", path, rc, status, rn_last_error());
+    assert_null(net);
+    expect_contains(rn_last_error(), path);
+    expect_contains(rn_last_error(), what);
+}
+
+static void test_fuzz_model_regressions(void **state)
+{
+    (void)state;
+    /* 48 bytes of metadata naming wrn-16-1000 and no tensor: the network (670 GB of
+     * parameters) was allocated before the file was checked; now the file is checked against
+     * the network's tensor list first */
+    expect_open_net_fails("model/crash-arch-wrn-16-1000-oom", RN_ERR_MISMATCH,
+                          "missing tensor 'conv1.weight'");
+    /* no 'classes' metadata and an fc.weight of shape [2000000000, 0] (no data): 2e9 classes */
+    expect_open_net_fails("model/crash-classes-from-fc-shape-oom", RN_ERR_MISMATCH,
+                          "missing tensor 'conv1.weight'");
+    /* input 1x2147483647x2147483647: the convolutions' shape arithmetic overflowed int */
+    expect_open_net_fails("model/crash-input-side-int-max", RN_ERR_FORMAT,
+                          "metadata 'input' is not CxHxW (sides up to 16384)");
+}
+
+static void test_fuzz_checkpoint_regressions(void **state)
+{
+    (void)state;
+    /* a checkpoint whose state says "epoch": 1e300: converted to int before any check */
+    char path[256];
+    corpus_path(path, sizeof path, "checkpoint/crash-state-epoch-beyond-int");
+    rn_train_config cfg;
+    int epoch = -7;
+    int rc = rn_checkpoint_read_config(path, &cfg, &epoch, NULL, NULL);
+    if (rc != RN_ERR_FORMAT) fail_msg("status %d (message \"%s\")", rc, rn_last_error());
+    expect_contains(rn_last_error(), path);
+    expect_contains(rn_last_error(), "'epoch' is out of range");
+    assert_int_equal(epoch, -7);
+    /* the training configuration a checkpoint stores, with "val": 4.5e16 (beyond int) */
+    corpus_path(path, sizeof path, "options/crash-config-number-beyond-int");
+    size_t n;
+    unsigned char *text = read_bytes(path, &n);
+    text[n] = '\0';
+    rc = rn_train_config_from_json(&cfg, (const char *)text);
+    free(text);
+    if (rc != RN_ERR_FORMAT) fail_msg("status %d (message \"%s\")", rc, rn_last_error());
+    expect_contains(rn_last_error(), "'val' is out of range");
+    /* a float field may go beyond int (fuzz/corpus/options/crash-config-float-field-beyond-int:
+     * {"lr": 002147483647}, refused once it had been written back as 2147483648), not beyond
+     * float */
+    corpus_path(path, sizeof path, "options/crash-config-float-field-beyond-int");
+    text = read_bytes(path, &n);
+    text[n] = '\0';
+    rc = rn_train_config_from_json(&cfg, (const char *)text);
+    free(text);
+    if (rc != RN_OK) fail_msg("status %d (message \"%s\")", rc, rn_last_error());
+    assert_true(cfg.lr == 2147483648.0f);
+    rc = rn_train_config_from_json(&cfg, "{\"lr\": 1e39}");
+    if (rc != RN_ERR_FORMAT) fail_msg("lr 1e39: status %d", rc);
+    expect_contains(rn_last_error(), "'lr' is out of range");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -798,6 +875,8 @@ int main(void)
         cmocka_unit_test(test_read_mismatch),
         cmocka_unit_test(test_writer_rejects),
         cmocka_unit_test(test_save_failures),
+        cmocka_unit_test(test_fuzz_model_regressions),
+        cmocka_unit_test(test_fuzz_checkpoint_regressions),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

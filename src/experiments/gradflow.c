@@ -528,7 +528,8 @@ static int run(rn_exp *x)
     const rn_dataset *eval;
     int st = rn_exp_data(x, &b.train, &eval);
     if (st) return st;
-    if (b.train->c > 16) return rn_fail(RN_ERR_ARG, "images with more than 16 channels");
+    if (b.train->c > RN_MAX_INPUT_CHANNELS)
+        return rn_fail(RN_ERR_ARG, "images with more than %d channels", RN_MAX_INPUT_CHANNELS);
     if (b.batch > b.train->n) return rn_fail(RN_ERR_ARG, "--batch is larger than the training set");
     if ((st = rn_dataset_stats(b.train, b.mean, b.std))) return st;
 

@@ -81,7 +81,8 @@ static int measure(rn_exp *x, rn_net *net, path_stats *p, double pass_cost)
     const int bsz = (int)rn_exp_int(x, "batch"), n = p->n, S = p->samples;
     if (bsz > eval->n) return rn_fail(RN_ERR_ARG, "--batch %d is larger than the test set (%d)", bsz, eval->n);
     float mean[16], sd[16];
-    if (eval->c > 16) return rn_fail(RN_ERR_ARG, "images with more than 16 channels");
+    if (eval->c > RN_MAX_INPUT_CHANNELS)
+        return rn_fail(RN_ERR_ARG, "images with more than %d channels", RN_MAX_INPUT_CHANNELS);
     if (!rn_net_get_normalization(net, mean, sd) && (st = rn_dataset_stats(train, mean, sd))) return st;
     const size_t plane = (size_t)eval->h * eval->w;
     float *img = malloc((size_t)bsz * eval->c * plane * sizeof *img);

@@ -82,8 +82,13 @@ static inline void store_pairs(float *dst, wv8 e, wv8 o, wv8 bias, int relu)
         e = (wv8)((wv8i)e & (e > zero));
         o = (wv8)((wv8i)o & (o > zero));
     }
+#if defined(__clang__) /* clang spells GCC's two-vector shuffle with constant indices */
+    const wv8 a = __builtin_shufflevector(e, o, 0, 8, 1, 9, 2, 10, 3, 11);
+    const wv8 b = __builtin_shufflevector(e, o, 4, 12, 5, 13, 6, 14, 7, 15);
+#else
     const wv8i lo = {0, 8, 1, 9, 2, 10, 3, 11}, hi = {4, 12, 5, 13, 6, 14, 7, 15};
     const wv8 a = __builtin_shuffle(e, o, lo), b = __builtin_shuffle(e, o, hi);
+#endif
     memcpy(dst, &a, sizeof a);
     memcpy(dst + 8, &b, sizeof b);
 }

@@ -14,7 +14,10 @@
 static int parse_input_shape(const char *text, int *c, int *h, int *w)
 {
     char tail;
-    return sscanf(text, "%dx%dx%d%c", c, h, w, &tail) == 3 && *c > 0 && *h > 0 && *w > 0 ? 0 : -1;
+    return sscanf(text, "%dx%dx%d%c", c, h, w, &tail) == 3 && *c > 0 && *h > 0 && *w > 0 &&
+                   *h <= RN_MAX_INPUT_SIDE && *w <= RN_MAX_INPUT_SIDE
+               ? 0
+               : -1;
 }
 
 /* Fills the options that the caller left unset from the file's metadata, or from its tensors. */
@@ -56,7 +59,9 @@ static int options_from_file(const rn_st_file *f, rn_net_options *opt)
         const rn_st_entry *conv1 = rn_st_find(f, "conv1.weight");
         if ((v = rn_st_meta(f, "input"))) {
             if (parse_input_shape(v, &opt->in_c, &opt->in_h, &opt->in_w))
-                return rn_fail(RN_ERR_FORMAT, "%s: metadata 'input' is not CxHxW: '%s'", path, v);
+                return rn_fail(RN_ERR_FORMAT,
+                               "%s: metadata 'input' is not CxHxW (sides up to %d): '%s'", path,
+                               RN_MAX_INPUT_SIDE, v);
         } else if (conv1 && conv1->ndim == 4) {
             opt->in_c = (int)conv1->shape[1];
         }
@@ -119,19 +124,23 @@ static void shape_text(char *buf, size_t size, int ndim, const int64_t *shape)
     if (used < size) snprintf(buf + used, size - used, "]");
 }
 
-static int load_tensors(rn_net *net, const rn_st_file *f)
+/* The file's tensors against the network's by name, dtype and shape. Reads only the tensor
+ * list, so it also serves a network that rn_net_build made and rn_net_bind has not yet given
+ * memory. */
+static int check_tensors(const rn_net *net, const rn_st_file *f)
 {
     const char *path = rn_st_path(f);
     for (int i = 0; i < rn_st_count(f); i++) {
         const rn_st_entry *e = rn_st_entry_at(f, i);
-        rn_tensor_info t;
-        if (rn_net_find_tensor(net, e->name, &t))
+        int found = 0;
+        for (int j = 0; !found && j < net->n_tensors; j++)
+            found = !strcmp(net->tensors[j].name, e->name);
+        if (!found)
             return rn_fail(RN_ERR_MISMATCH, "%s: unexpected tensor '%s' (not part of %s)", path,
                            e->name, net->arch);
     }
     for (int i = 0; i < net->n_tensors; i++) {
-        rn_tensor_info t;
-        rn_net_tensor(net, i, &t);
+        const rn_tensor_entry t = net->tensors[i];
         const rn_st_entry *e = rn_st_find(f, t.name);
         if (!e) return rn_fail(RN_ERR_MISMATCH, "%s: missing tensor '%s'", path, t.name);
         const char *want = t.kind == RN_TENSOR_COUNTER ? "I64" : "F32";
@@ -148,16 +157,36 @@ static int load_tensors(rn_net *net, const rn_st_file *f)
                            t.name, got, exp);
         }
     }
+    return RN_OK;
+}
+
+static int load_tensors(rn_net *net, const rn_st_file *f)
+{
     /* Every tensor checked before any is read, so that a refused file leaves the network's
      * weights as they were. */
-    for (int i = 0; i < net->n_tensors; i++) {
+    int st = check_tensors(net, f);
+    for (int i = 0; !st && i < net->n_tensors; i++) {
         rn_tensor_info t;
         rn_net_tensor(net, i, &t);
-        int st = t.kind == RN_TENSOR_COUNTER ? rn_st_read_i64(f, t.name, t.i64, t.numel)
-                                             : rn_st_read_f32(f, t.name, t.data, t.numel);
-        if (st) return st;
+        st = t.kind == RN_TENSOR_COUNTER ? rn_st_read_i64(f, t.name, t.i64, t.numel)
+                                         : rn_st_read_f32(f, t.name, t.data, t.numel);
     }
-    return RN_OK;
+    return st;
+}
+
+/* The network the file names, built without its arenas (rn_net_build lists the tensors and
+ * allocates no parameters), and the file checked against it: a few bytes of metadata naming a
+ * network of gigabytes are refused before rn_net_create allocates and initialises it. */
+static int check_before_building(const rn_st_file *f, const char *arch, const rn_net_options *opt)
+{
+    rn_net *shadow = calloc(1, sizeof *shadow);
+    if (!shadow) return rn_fail(RN_ERR_NOMEM, "%s: out of memory", rn_st_path(f));
+    shadow->opt = *opt;
+    snprintf(shadow->arch, sizeof shadow->arch, "%s", arch);
+    int st = rn_net_build(shadow, arch);
+    if (!st) st = check_tensors(shadow, f);
+    rn_net_free(shadow);
+    return st;
 }
 
 int rn_net_load(rn_net *net, const char *path)
@@ -194,6 +223,7 @@ int rn_net_open(rn_net **out, const char *path, const char *arch, const rn_net_o
     }
     rn_net *net = NULL;
     st = options_from_file(f, &o);
+    if (!st) st = check_before_building(f, arch, &o);
     if (!st) st = rn_net_create(&net, arch, &o);
     if (!st) st = load_tensors(net, f);
     if (!st) st = load_metadata(net, f);

@@ -178,7 +178,12 @@ int rn_net_build(rn_net *net, const char *arch)
     if (o->in_w <= 0) o->in_w = l.imagenet ? 224 : 32;
     if (o->ordering < 0 || o->ordering > 4) return rn_fail(RN_ERR_ARG, "unknown block ordering %d", o->ordering);
     if (o->shortcut < 0 || o->shortcut > 2) return rn_fail(RN_ERR_ARG, "unknown shortcut option %d", o->shortcut);
-    if (o->in_c > 16) return rn_fail(RN_ERR_ARG, "at most 16 input channels, not %d", o->in_c);
+    if (o->in_c > RN_MAX_INPUT_CHANNELS)
+        return rn_fail(RN_ERR_ARG, "at most %d input channels, not %d", RN_MAX_INPUT_CHANNELS,
+                       o->in_c);
+    if (o->in_h > RN_MAX_INPUT_SIDE || o->in_w > RN_MAX_INPUT_SIDE)
+        return rn_fail(RN_ERR_ARG, "input of %d x %d pixels: at most %d on a side", o->in_h,
+                       o->in_w, RN_MAX_INPUT_SIDE);
     if (!(o->survival_last > 0.0f && o->survival_last <= 1.0f))
         return rn_fail(RN_ERR_ARG, "stochastic-depth survival must be in (0, 1], not %g",
                        (double)o->survival_last);

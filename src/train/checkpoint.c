@@ -3,6 +3,8 @@
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +177,14 @@ static int read_state(const cJSON *s, rn_train_state *state, const char *path)
     for (int i = 0; i < 9; i++) {
         int st = get_number(s, keys[i], &v[i], path);
         if (st) return st;
+    }
+    /* the counters become int and long: a value beyond them would not survive the conversion */
+    static const int counters[5] = {0, 1, 2, 5, 6};
+    for (int i = 0; i < 5; i++) {
+        int k = counters[i];
+        if (!(fabs(v[k]) <= (k < 2 ? INT_MAX : 9e18)))
+            return rn_fail(RN_ERR_FORMAT, "%s: checkpoint state '%s' is out of range (%g)", path,
+                           keys[k], v[k]);
     }
     memset(state, 0, sizeof *state);
     state->epoch = (int)v[0];

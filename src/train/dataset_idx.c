@@ -38,15 +38,23 @@ static uint32_t be32(const unsigned char *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* Opens path and checks its header: ubyte data with `ndim` dimensions, returned in dims. */
-static int idx_open(gzFile *out, const char *path, int ndim, uint32_t *dims)
+/* Deflate cannot expand more than 1032 times (zlib's FAQ): what a gzip file of n bytes can
+ * hold at most, to refuse before allocating a header's claim that no file of that size can back. */
+#define IDX_GZIP_MAX_RATIO 1032u
+
+/* Opens path and checks its header: ubyte data with `ndim` dimensions, returned in dims;
+ * *room: the most data bytes that can follow the header (exact for a raw file). */
+static int idx_open(gzFile *out, const char *path, int ndim, uint32_t *dims, uint64_t *room)
 {
     *out = NULL;
     FILE *probe = fopen(path, "rb"); /* gzopen's errno is unreliable; fopen's is not */
     if (!probe)
         return rn_fail(RN_ERR_IO, "%s: %s", path,
                        errno == ENOENT ? "missing file" : strerror(errno));
+    long size = -1;
+    if (fseek(probe, 0, SEEK_END) == 0) size = ftell(probe);
     fclose(probe);
+    if (size < 0) return rn_fail(RN_ERR_IO, "%s: cannot determine the size", path);
     gzFile gz = gzopen(path, "rb");
     if (!gz) return rn_fail(RN_ERR_IO, "%s: cannot open", path);
     unsigned char head[4 + 4 * 3];
@@ -62,8 +70,19 @@ static int idx_open(gzFile *out, const char *path, int ndim, uint32_t *dims)
         return status;
     }
     for (int i = 0; i < ndim; i++) dims[i] = be32(head + 4 + 4 * i);
+    uint64_t header = 4 + 4 * (uint64_t)ndim;
+    *room = gzdirect(gz) ? (uint64_t)size - header : (uint64_t)size * IDX_GZIP_MAX_RATIO;
     *out = gz;
     return RN_OK;
+}
+
+/* Refuses a header that declares more bytes than the file can hold. */
+static int check_room(const char *path, uint64_t declared, uint64_t room, const char *what)
+{
+    if (declared <= room) return RN_OK;
+    return rn_fail(RN_ERR_FORMAT,
+                   "%s: truncated: the header declares %llu bytes of %s, the file can hold at "
+                   "most %llu", path, (unsigned long long)declared, what, (unsigned long long)room);
 }
 
 /* A file longer than its header says is not the file its header describes. */
@@ -88,11 +107,12 @@ int rn_dataset_load_idx(rn_dataset **out, const char *images_path, const char *l
         return rn_fail(RN_ERR_ARG, "IDX labels are bytes: classes must be in 1..256 (got %d)",
                        classes);
     uint32_t idims[3], ldims[1];
+    uint64_t iroom, lroom;
     gzFile gi = NULL, gl = NULL;
     rn_dataset *d = NULL;
     uint8_t *raw_labels = NULL;
-    int status = idx_open(&gi, images_path, 3, idims);
-    if (status == RN_OK) status = idx_open(&gl, labels_path, 1, ldims);
+    int status = idx_open(&gi, images_path, 3, idims, &iroom);
+    if (status == RN_OK) status = idx_open(&gl, labels_path, 1, ldims, &lroom);
     if (status != RN_OK) goto done;
     if (idims[0] != ldims[0]) {
         status = rn_fail(RN_ERR_FORMAT, "%s: %u images but %s: %u labels", images_path, idims[0],
@@ -105,6 +125,9 @@ int rn_dataset_load_idx(rn_dataset **out, const char *images_path, const char *l
                          idims[0], idims[1], idims[2]);
         goto done;
     }
+    status = check_room(images_path, (uint64_t)idims[0] * idims[1] * idims[2], iroom, "pixels");
+    if (status == RN_OK) status = check_room(labels_path, ldims[0], lroom, "labels");
+    if (status != RN_OK) goto done;
     status = rn_dataset_create(&d, (int)idims[0], 1, (int)idims[1], (int)idims[2], classes);
     if (status != RN_OK) goto done;
     status = read_exact(gi, images_path, d->pixels, (size_t)d->n * (size_t)d->h * (size_t)d->w,

@@ -5,7 +5,9 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,13 +156,17 @@ char *rn_train_config_to_json(const rn_train_config *c)
     return text;
 }
 
-static int json_num(const cJSON *o, const char *key, double *out)
+/* limit: INT_MAX for the fields that become int, FLT_MAX for the floats; a value beyond it
+ * would not survive the conversion. */
+static int json_num(const cJSON *o, const char *key, double *out, double limit)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!v) return 0;
     if (cJSON_IsBool(v)) *out = cJSON_IsTrue(v);
     else if (cJSON_IsNumber(v)) *out = v->valuedouble;
     else return rn_fail(RN_ERR_FORMAT, "configuration field '%s' is not a number", key);
+    if (!(fabs(*out) <= limit))
+        return rn_fail(RN_ERR_FORMAT, "configuration field '%s' is out of range (%g)", key, *out);
     return 0;
 }
 
@@ -201,9 +207,10 @@ int rn_train_config_from_json(rn_train_config *c, const char *json)
                       c->warmup,   c->momentum,     c->nesterov,          c->weight_decay,
                       c->decay_1d, c->label_smoothing, c->crop_pad,       c->flip,
                       c->threads,  c->gate_bias,     c->erase};
+    static const char is_int[NK] = {1, 1, 1, 0, 1, 1, 1, 0, 0, 0, 1, 0, 1, 0, 1, 1, 1, 0, 0};
     for (int i = 0; !st && i < NK; i++) {
         v[i] = def[i];
-        st = json_num(o, num_keys[i], &v[i]);
+        st = json_num(o, num_keys[i], &v[i], is_int[i] ? INT_MAX : FLT_MAX);
     }
     if (!st) {
         c->subset = (int)v[0], c->val = (int)v[1], c->zero_init_last_bn = (int)v[2];

@@ -72,7 +72,9 @@ int rn_tta_probs(rn_net *net, const float *x, int n, int flags, double *probs)
     const int k = o.classes, views = rn_tta_views(flags);
     const size_t per = (size_t)o.in_c * o.in_h * o.in_w;
     float mean[16], std[16], fill[16];
-    if (o.in_c > 16) return rn_fail(RN_ERR_ARG, "test-time augmentation: at most 16 channels");
+    if (o.in_c > RN_MAX_INPUT_CHANNELS)
+        return rn_fail(RN_ERR_ARG, "test-time augmentation: at most %d channels",
+                       RN_MAX_INPUT_CHANNELS);
     int has_norm = rn_net_get_normalization(net, mean, std);
     for (int ch = 0; ch < o.in_c; ch++) fill[ch] = has_norm ? (0.0f - mean[ch]) / std[ch] : 0.0f;
     float *logits = malloc((size_t)n * k * sizeof *logits);
