@@ -320,35 +320,23 @@ def build(arch, ordering=None, shortcut=None, classes=10, in_c=3, gate_bias=-2.0
 
 
 # ---------------------------------------------------------------------------------------------
-# Cases: (name, arch, ordering, shortcut). CIFAR: 3x32x32, batch 4; ImageNet: 3x64x64, batch 2.
-CASES = [
-    ("resnet20-original-A", "resnet20", "original", "A"),
-    ("resnet20-bn-after-add-A", "resnet20", "bn-after-add", "A"),
-    ("resnet20-relu-before-add-A", "resnet20", "relu-before-add", "A"),
-    ("resnet20-relu-preact-A", "resnet20", "relu-preact", "A"),
-    ("resnet20-full-preact-A", "resnet20", "full-preact", "A"),
-    ("resnet20-original-B", "resnet20", "original", "B"),
-    ("resnet20-original-C", "resnet20", "original", "C"),
-    ("resnet20-full-preact-B", "resnet20", "full-preact", "B"),
-    ("resnet20-relu-preact-B", "resnet20", "relu-preact", "B"),
-    ("plain20", "plain20", "original", "A"),
-    ("highway20", "highway20", "original", "A"),
-    ("preresnet164", "preresnet164", "full-preact", "B"),
-    ("wrn-16-2", "wrn-16-2", "full-preact", "B"),
-    ("resnet8-w24-s2", "resnet8-w24-s2", "original", "A"),
-    ("resnet18", "resnet18", "original", "B"),
-    ("resnet50", "resnet50", "original", "B"),
-    ("resnet50-bn-after-add", "resnet50", "bn-after-add", "B"),
-    ("resnet50-full-preact", "resnet50", "full-preact", "B"),
-]
-# Not in the default set, available with --cases.
-EXTRA_CASES = [
-    ("highway20-full-preact-B", "highway20", "full-preact", "B"),
-    ("plain18", "plain18", "original", "B"),
-    ("resnet20-relu-before-add-C", "resnet20", "relu-before-add", "C"),
-    ("resnet50-relu-preact", "resnet50", "relu-preact", "B"),
-    ("preresnet110", "preresnet110", "full-preact", "B"),
-]
+# Cases: (name, arch, ordering, shortcut), from tests/parity_cases.txt, which tests/test_parity.c
+# reads too. CIFAR: 3x32x32, batch 4; ImageNet: 3x64x64, batch 2.
+def read_cases(path=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                 "parity_cases.txt")):
+    required, extra = [], []
+    with open(path) as f:
+        for line in f:
+            words = line.split("#", 1)[0].split()
+            if not words:
+                continue
+            if len(words) not in (4, 5) or (len(words) == 5 and words[4] != "extra"):
+                raise SystemExit("%s: bad line %r" % (path, line.rstrip()))
+            (extra if len(words) == 5 else required).append(tuple(words[:4]))
+    return required, extra
+
+
+CASES, EXTRA_CASES = read_cases()
 
 MOMENTUM, STEPS, CLASSES, GATE_BIAS = 0.9, 5, 10, -2.0
 # The SGD learning rate of a case: the largest first-step update of any weight tensor,
