@@ -17,6 +17,7 @@
 #include "io/safetensors.h"
 #include "resnet.h"
 #include "support/check.h"
+#include "support/tmpdir.h"
 
 static char tmpdir[256];
 
@@ -483,16 +484,14 @@ static void test_zero_init_last_bn(void **state)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/rn_test_net.XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return rn_test_tmpdir_create(tmpdir, sizeof tmpdir, "rn_test_net");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    rn_test_tmpdir_remove(tmpdir); /* RN_TEST_KEEP=1 keeps the files to inspect */
+    return 0;
 }
 
 /* Gives every BN weight, bias and running statistic a value far from its initial one, so

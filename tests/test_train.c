@@ -21,6 +21,7 @@
 #include "kernels/kernels.h"
 #include "resnet.h"
 #include "support/check.h"
+#include "support/tmpdir.h"
 #include "train/checkpoint.h"
 #include "train/dataset.h"
 #include "train/evaluate.h"
@@ -823,16 +824,14 @@ static void test_checkpoint_errors(void **state)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/rn_test_train_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return rn_test_tmpdir_create(tmpdir, sizeof tmpdir, "rn_test_train");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    rn_test_tmpdir_remove(tmpdir); /* RN_TEST_KEEP=1 keeps the files to inspect */
+    return 0;
 }
 
 int main(void)
