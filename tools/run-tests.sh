@@ -42,6 +42,8 @@ run plot sh tests/plot.sh "$BUILD"
 run install sh tests/install.sh "$BUILD"
 run experiments sh tests/experiments.sh "$BUILD"
 run eval-delete-blocks sh tests/experiments/eval_delete.sh "$BUILD"
+run faults-kill sh tools/kill-resume.sh --quick "$BUILD"
+run faults-write sh tests/faults/write_faults.sh "$BUILD"
 # Each parser's fuzz harness (make fuzz) a few seconds from its committed corpus, which replays
 # every input that once crashed it.
 [ -n "${FUZZ_BUILD:-}" ] &&

@@ -1,5 +1,6 @@
 #define _POSIX_C_SOURCE 200809L /* sigaction, isatty, mkdir, localtime_r */
 /* resnet train: trains a network on a data set, with checkpoints, resume and metrics. */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
@@ -233,14 +234,46 @@ static int create_out(const char *out, int force)
     return 0;
 }
 
+/* A run killed while it wrote a file leaves that file's temporary, NAME.tmp.PID: the next run in
+ * the folder removes those whose process is gone, so that kills and resumes do not fill the
+ * disk. (A temporary of a live process, another run in the same folder, is let be.) */
+static int remove_stale_temps(const char *dir)
+{
+    static const char *const names[] = {"checkpoint.safetensors.tmp.", "model.safetensors.tmp.",
+                                        "metrics.jsonl.tmp."};
+    DIR *d = opendir(dir);
+    if (!d) return cli_error("%s: cannot read the folder: %s", dir, strerror(errno));
+    int rc = 0;
+    for (struct dirent *e; !rc && (e = readdir(d));) {
+        for (int i = 0; i < 3; i++) {
+            size_t len = strlen(names[i]);
+            char *end;
+            if (strncmp(e->d_name, names[i], len) || !e->d_name[len]) continue;
+            long pid = strtol(e->d_name + len, &end, 10);
+            if (*end || pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 ||
+                errno != ESRCH)
+                continue;
+            char path[RN_TRAIN_PATH_MAX + 300];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            if (remove(path) != 0 && errno != ENOENT)
+                rc = cli_error("%s: cannot remove this leftover of a killed run: %s", path,
+                               strerror(errno));
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
 /* ---- options ------------------------------------------------------------------------------------ */
 static int parse_float(const char *opt, const char *text, float *out)
 {
     char *end;
     errno = 0;
     float v = strtof(text, &end);
-    if (errno || end == text || *end || !isfinite(v))
-        return cli_error("%s: expected a number, got '%s'", opt, text);
+    if (end == text || *end) return cli_error("%s: expected a number, got '%s'", opt, text);
+    /* strtof takes "nan" and "inf", and overflows to infinity */
+    if (!isfinite(v)) return cli_error("%s: expected a finite number, got '%s'", opt, text);
+    if (errno) return cli_error("%s: '%s' is out of range", opt, text);
     *out = v;
     return 0;
 }
@@ -435,6 +468,7 @@ int cmd_train(int argc, char **argv)
     rn_trainer *t = NULL;
     if (!rc && rn_trainer_create(&t, &cfg, dir, train, eval, eval_name)) rc = cli_lib_error(NULL);
     if (!rc && !resume && create_out(dir, force)) rc = 1;
+    if (!rc && remove_stale_temps(dir)) rc = 1;
     if (!rc && resume && rn_trainer_restore(t)) rc = cli_lib_error(NULL);
     if (rc) {
         rn_trainer_free(t);

@@ -190,9 +190,12 @@ int rn_train_config_from_json(rn_train_config *c, const char *json)
     int st = RN_OK;
     const char *data = NULL, *dir = NULL, *input = NULL, *arch = NULL, *ord = NULL, *sc = NULL,
                *sched = NULL, *seed = NULL;
-    st = json_str(o, "data", &data) || json_str(o, "data_dir", &dir) || json_str(o, "input", &input) ||
-         json_str(o, "arch", &arch) || json_str(o, "ordering", &ord) || json_str(o, "shortcut", &sc) ||
-         json_str(o, "schedule", &sched) || json_str(o, "seed", &seed);
+    /* One at a time, not joined with ||, which would turn the status into 1 (RN_ERR_ARG). */
+    static const char *const str_keys[] = {"data", "data_dir", "input", "arch",
+                                           "ordering", "shortcut", "schedule", "seed"};
+    const char **str_out[] = {&data, &dir, &input, &arch, &ord, &sc, &sched, &seed};
+    for (size_t i = 0; !st && i < sizeof str_keys / sizeof *str_keys; i++)
+        st = json_str(o, str_keys[i], str_out[i]);
     static const char *const num_keys[] = {"subset",   "val",          "zero_init_last_bn",
                                            "stochastic_depth", "epochs", "batch",
                                            "accum",    "lr",           "warmup",
@@ -224,7 +227,8 @@ int rn_train_config_from_json(rn_train_config *c, const char *json)
     if (!st && data) {
         rn_data_kind k;
         st = rn_data_kind_parse(data, &k);
-        if (!st) c->data = k;
+        if (st) st = rn_fail_context(RN_ERR_FORMAT, "configuration field 'data'");
+        else c->data = k;
     }
     if (!st && dir) {
         if (strlen(dir) >= sizeof c->data_dir) st = rn_fail(RN_ERR_FORMAT, "data_dir is too long");
@@ -242,18 +246,21 @@ int rn_train_config_from_json(rn_train_config *c, const char *json)
     }
     if (!st && ord) {
         rn_ordering x = RN_ORDER_DEFAULT;
-        if (strcmp(ord, "default")) st = rn_ordering_parse(ord, &x);
+        if (strcmp(ord, "default") && rn_ordering_parse(ord, &x))
+            st = rn_fail_context(RN_ERR_FORMAT, "configuration field 'ordering'");
         c->ordering = x;
     }
     if (!st && sc) {
         rn_shortcut x = RN_SHORTCUT_DEFAULT;
-        if (strcmp(sc, "default")) st = rn_shortcut_parse(sc, &x);
+        if (strcmp(sc, "default") && rn_shortcut_parse(sc, &x))
+            st = rn_fail_context(RN_ERR_FORMAT, "configuration field 'shortcut'");
         c->shortcut = x;
     }
     if (!st && sched) {
         rn_schedule s;
         rn_schedule_init(&s, RN_SCHEDULE_STEP, 0.1f, 1);
         st = rn_schedule_parse(sched, &s);
+        if (st) st = rn_fail_context(RN_ERR_FORMAT, "configuration field 'schedule'");
         if (!st) {
             c->schedule = s.kind;
             c->n_milestones = s.n_milestones;
@@ -468,12 +475,15 @@ static int write_text_atomic(const char *path, const char *text)
     const char *slash = strrchr(path, '/');
     char dir[RN_TRAIN_PATH_MAX + 64];
     snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
-    int fd = open(dir[0] ? dir : "/", O_RDONLY);
+    int fd = open(dir[0] ? dir : "/", O_RDONLY), st = RN_OK;
     if (fd >= 0) {
-        fsync(fd);
+        /* as st_sync_dir: file systems that cannot sync a folder are let be */
+        if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
+            st = rn_fail(RN_ERR_IO, "%s: cannot fsync the folder %s: %s", path, dir[0] ? dir : "/",
+                         strerror(errno));
         close(fd);
     }
-    return RN_OK;
+    return st;
 }
 
 /* metrics.jsonl from the metrics array. */
@@ -512,7 +522,7 @@ static int append_metrics_line(rn_trainer *t, const char *line)
     FILE *f = fopen(t->metrics_path, "a");
     int ok = f && fprintf(f, "%s\n", line) > 0 && fflush(f) == 0;
     int e = errno;
-    if (f && fclose(f) != 0) ok = 0;
+    if (f && fclose(f) != 0 && ok) ok = 0, e = errno; /* the cause is fclose's, not a stale errno */
     if (!ok) return rn_fail(RN_ERR_IO, "%s: cannot append: %s", t->metrics_path, strerror(e));
     return RN_OK;
 }
@@ -596,7 +606,7 @@ int rn_train_forward_backward(rn_net *net, const float *x, const int *labels, in
         rn_net_zero_grad(net);
         int st = rn_net_forward(net, x, n, 1, logits);
         if (!st) st = rn_net_backward(net, labels, &l);
-        *loss = l;
+        if (!st) *loss = l; /* l is set only when both passes ran */
         return st;
     }
     const size_t np = rn_net_num_params(net);
