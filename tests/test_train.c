@@ -23,6 +23,7 @@
 #include "support/check.h"
 #include "support/tmpdir.h"
 #include "train/checkpoint.h"
+#include "train/config.h"
 #include "train/dataset.h"
 #include "train/evaluate.h"
 #include "train/schedule.h"
@@ -423,6 +424,89 @@ static void test_config_json(void **state)
         assert_int_equal(rn_train_config_check(&b), RN_ERR_ARG);
         if (!strstr(rn_last_error(), cases[i].opt)) fail_msg("'%s' lacks %s", rn_last_error(), cases[i].opt);
     }
+}
+
+/* The table of options (train/config_table.h): defaults, the command line's parsing, JSON. */
+static void test_config_table(void **state)
+{
+    (void)state;
+    rn_train_config lib, cli, back;
+    rn_train_config_init(&lib);
+    rn_train_config_init_cli(&cli);
+    /* the library's defaults are He et al.'s recipe; resnet train's its own (config_table.h) */
+    assert_string_equal(lib.arch, "resnet20");
+    assert_true(lib.epochs == 10 && lib.batch == 128 && lib.lr == 0.1f && lib.weight_decay == 1e-4f);
+    assert_true(lib.schedule == RN_SCHEDULE_STEP && lib.n_milestones == 2 &&
+                lib.milestones[0] == 0.5f && lib.milestones[1] == 0.75f);
+    assert_true(lib.momentum == 0.9f && lib.decay_1d == 1 && lib.crop_pad == -1 && lib.flip == -1);
+    assert_true(lib.survival_last == 1.0f && lib.gate_bias == -2.0f && lib.seed == 1);
+    assert_string_equal(cli.arch, "resnet8-w32-s2");
+    assert_true(cli.epochs == 20 && cli.batch == 64 && cli.lr == 0.05f &&
+                cli.weight_decay == 5e-4f && cli.label_smoothing == 0.1f &&
+                cli.schedule == RN_SCHEDULE_COSINE);
+    assert_int_equal(rn_train_config_check(&lib), RN_OK);
+    assert_int_equal(rn_train_config_check(&cli), RN_OK);
+
+    /* every row: its option takes a value in range and refuses NaN, infinity and nonsense;
+     * what it sets reads back through JSON */
+    const rn_config_row *rows;
+    int n = rn_train_config_rows(&rows);
+    assert_true(n >= 25);
+    for (int i = 0; i < n; i++) {
+        const rn_config_row *r = &rows[i];
+        int takes;
+        if (r->option) {
+            assert_ptr_equal(rn_train_config_find_option(r->option, &takes), r);
+            if (takes) {
+                rn_train_config c = cli;
+                const char *bad[] = {"nan", "inf", "-inf", "1e999", "", "x"};
+                for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+                    /* any path is a path, and a name is checked when the network is built */
+                    if (!strcmp(r->option, "--data-dir") || !strcmp(r->option, "--arch")) break;
+                    if (rn_train_config_set(&c, r->option, bad[k]) != RN_ERR_ARG)
+                        fail_msg("%s accepted '%s'", r->option, bad[k]);
+                    assert_non_null(strstr(rn_last_error(), r->option));
+                }
+            } else {
+                rn_train_config c = lib;
+                assert_int_equal(rn_train_config_set(&c, r->option, NULL), RN_OK);
+            }
+        }
+        if (r->off_option) {
+            assert_ptr_equal(rn_train_config_find_option(r->off_option, &takes), r);
+            assert_int_equal(takes, 0);
+        }
+    }
+    rn_train_config c = cli;
+    assert_int_equal(rn_train_config_set(&c, "--epochs", "7"), RN_OK);
+    assert_int_equal(rn_train_config_set(&c, "--lr", "0.02"), RN_OK);
+    assert_int_equal(rn_train_config_set(&c, "--schedule", "step:0.3,0.6"), RN_OK);
+    assert_int_equal(rn_train_config_set(&c, "--no-crop", NULL), RN_OK);
+    assert_int_equal(rn_train_config_set(&c, "--flip", NULL), RN_OK);
+    assert_int_equal(rn_train_config_set(&c, "--no-wd-bn", NULL), RN_OK);
+    assert_int_equal(rn_train_config_set(&c, "--input-shape", "1x20x24"), RN_OK);
+    assert_int_equal(rn_train_config_set(&c, "--seed", "18446744073709551615"), RN_OK);
+    assert_true(c.epochs == 7 && c.lr == 0.02f && c.n_milestones == 2 && c.crop_pad == 0 &&
+                c.flip == 1 && c.decay_1d == 0 && c.in_c == 1 && c.in_h == 20 && c.in_w == 24 &&
+                c.seed == UINT64_MAX);
+    /* the "not set" defaults are no values for the command line */
+    assert_int_equal(rn_train_config_set(&c, "--crop-pad", "-1"), RN_ERR_ARG);
+    assert_int_equal(rn_train_config_set(&c, "--subset", "0"), RN_ERR_ARG);
+    assert_int_equal(rn_train_config_set(&c, "--seed", "-1"), RN_ERR_ARG);
+    assert_int_equal(rn_train_config_set(&c, "--epochs", "2.5"), RN_ERR_ARG);
+    assert_int_equal(rn_train_config_set(&c, "--ordering", "sideways"), RN_ERR_ARG);
+    assert_int_equal(rn_train_config_set(&c, "--no-such-option", "1"), RN_ERR_ARG);
+    char *j = rn_train_config_to_json(&c);
+    assert_non_null(j);
+    assert_int_equal(rn_train_config_from_json(&back, j), RN_OK);
+    char *k = rn_train_config_to_json(&back);
+    assert_string_equal(j, k);
+    free(j);
+    free(k);
+    /* a checkpoint's field out of its range is a format error naming the field */
+    assert_int_equal(rn_train_config_from_json(&back, "{\"momentum\": 1.5}"), RN_ERR_FORMAT);
+    assert_non_null(strstr(rn_last_error(), "momentum"));
+    assert_int_equal(rn_train_config_from_json(&back, "{\"epochs\": 2.5}"), RN_ERR_FORMAT);
 }
 
 /* ---- evaluation ------------------------------------------------------------------------------------- */
@@ -846,6 +930,7 @@ int main(void)
         cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_accumulation),
         cmocka_unit_test(test_config_json),
+        cmocka_unit_test(test_config_table),
         cmocka_unit_test(test_evaluate),
         cmocka_unit_test(test_tta_views),
         cmocka_unit_test(test_evaluate_tta),

@@ -14,84 +14,83 @@
 
 #include "cli/cli.h"
 #include "plot/plot.h"
+#include "train/config.h"
 #include "train/trainer.h"
 
-/* The defaults of `resnet train` with no arguments: the one place to change them (the help text
- * follows). The data set is Fashion-MNIST. */
-/* resnet8-w32-s2 for 20 epochs with label smoothing (and Fashion-MNIST's default crop and flip):
- * the recipe that was best on a 5000-image validation split among those that fit 10 minutes on
- * 2 cores of the Zen 5 machines (93.09% in 8:53; docs/results.md). Batch 64 at lr 0.05 rather
- * than 128 at 0.1: 7.00% against 7.24% on the split for resnet8 (7 epochs), 6.48% against
- * 6.64% for this net (10 epochs). */
-#define TRAIN_DEFAULT_ARCH "resnet8-w32-s2"
-#define TRAIN_DEFAULT_EPOCHS 20
-#define TRAIN_DEFAULT_LABEL_SMOOTHING 0.1
-#define TRAIN_DEFAULT_BATCH 64
-#define TRAIN_DEFAULT_LR 0.05
-#define TRAIN_DEFAULT_SCHEDULE "cosine"
-#define TRAIN_DEFAULT_WARMUP 0
-#define TRAIN_DEFAULT_WD 5e-4
-#define TRAIN_DEFAULT_MOMENTUM 0.9
-#define STR_(x) #x
-#define STR(x) STR_(x)
+/* The options of the training configuration, with their defaults and help, come from its
+ * table (src/train/config_table.h); the options below are those of the run alone. */
+static const struct {
+    const char *option, *help;
+} run_only_options[] = {
+    {"--classes K", "the number of classes the data must have (a check)"},
+    {"--out DIR", "the run folder (default runs/<date-time>): checkpoint.safetensors, "
+                  "metrics.jsonl, model.safetensors, curves.png/.svg (loss and error per "
+                  "epoch; resnet plot draws them again)"},
+    {"--force", "start over in an existing run folder (its files are replaced)"},
+    {"--resume DIR", "continue the run in DIR (only --threads and --quiet may be given with it)"},
+    {"--quiet", "only one line per epoch (no progress line on a terminal, no progress lines "
+                "every 30 s in a log)"},
+};
 
-static const char usage_text[] =
-    "usage: resnet train [options]            train a network (default: " TRAIN_DEFAULT_ARCH
-    " on Fashion-MNIST)\n"
-    "       resnet train --resume RUN_DIR     continue an interrupted run exactly where it stopped\n"
-    "\n"
-    "data:\n"
-    "  --data KIND           fashion-mnist (default) | mnist | cifar10 | cifar100 | folder\n"
-    "  --data-dir DIR        where the files are (fashion-mnist: " RN_FASHION_MNIST_DIR ");\n"
-    "                        folder: DIR/<class>/*.png|jpg, or DIR/train and DIR/test of those\n"
-    "  --subset N            only the first N training and N test images (quick runs, tests)\n"
-    "  --val N               hold out N training images (seeded) and evaluate on them instead of\n"
-    "                        the test set: tune on this, never on the test set\n"
-    "  --input-shape CxHxW   folder: the size images are converted to (default 3x32x32)\n"
-    "augmentation (defaults per data set: pad 4 + flip for CIFAR, pad 2 + flip for\n"
-    "Fashion-MNIST, none for MNIST, whose digits must not be mirrored; folders: pad W/8 + flip):\n"
-    "  --crop-pad P          random crop with P pixels of zero padding;  --no-crop: none\n"
-    "  --flip | --no-flip    random horizontal flip on or off\n"
-    "  --erase P             random erasing: with probability P a rectangle of 2-40% of the\n"
-    "                        image becomes random pixels (default 0: off)\n"
-    "network:\n"
-    "  --arch NAME           default " TRAIN_DEFAULT_ARCH "; resnet20..1202, plain20..., highway20...,\n"
-    "                        preresnet110/164, resnet18..152, wrn-D-K, resnetD-wW-s2\n"
-    "                        (see resnet --help)\n"
-    "  --ordering O          original | bn-after-add | relu-before-add | relu-preact | full-preact\n"
-    "  --shortcut A|B|C      option A (zero-padded identity), B (projections where needed), C (all)\n"
-    "  --zero-init-last-bn   start each residual branch at zero\n"
-    "  --stochastic-depth P  survival probability of the last block (linear decay rule)\n"
-    "  --gate-bias B         highway gates' initial bias (default -2)\n"
-    "optimisation:\n"
-    "  --epochs N            passes over the training set (default " STR(TRAIN_DEFAULT_EPOCHS) ")\n"
-    "  --batch N             images per step (default " STR(TRAIN_DEFAULT_BATCH) ")\n"
-    "  --accum K             split each batch into K micro-batches whose gradients add up to the\n"
-    "                        batch's (when a batch does not fit in memory; BN sees micro-batches)\n"
-    "  --lr LR               base learning rate (default " STR(TRAIN_DEFAULT_LR) ")\n"
-    "  --schedule S          cosine | step (divide by 10 at 50% and 75% of training, the paper's) |\n"
-    "                        step:F1,F2,... (at those fractions) | constant; default " TRAIN_DEFAULT_SCHEDULE "\n"
-    "  --warmup E            linear warm-up over the first E epochs (fractions allowed; default "
-    STR(TRAIN_DEFAULT_WARMUP) ")\n"
-    "  --momentum M          SGD momentum (default " STR(TRAIN_DEFAULT_MOMENTUM) ");  --nesterov: Nesterov momentum\n"
-    "  --wd W                weight decay (default " STR(TRAIN_DEFAULT_WD) ");  --no-wd-bn: none on BN parameters\n"
-    "                        and biases\n"
-    "  --label-smoothing E   targets (1 - E) one-hot + E / classes (default "
-    STR(TRAIN_DEFAULT_LABEL_SMOOTHING) "; 0: off)\n"
-    "run:\n"
-    "  --seed S              every random choice (init, split, order, augmentation); default 1\n"
-    "  --threads T           OpenMP threads (default: all cores); results do not depend on it\n"
-    "  --out DIR             the run folder (default runs/<date-time>): checkpoint.safetensors,\n"
-    "                        metrics.jsonl, model.safetensors, curves.png/.svg (loss and error\n"
-    "                        per epoch; resnet plot draws them again)\n"
-    "  --force               start over in an existing run folder (its files are replaced)\n"
-    "  --resume DIR          continue the run in DIR (only --threads may be given with it)\n"
-    "  --quiet               only one line per epoch (no progress line on a terminal, no\n"
-    "                        progress lines every 30 s in a log)\n"
-    "\n"
-    "A checkpoint is written after every epoch and on Ctrl-C (SIGINT) or SIGTERM, which then stop\n"
-    "the run with status 130 (143); 'resnet train --resume DIR' continues it and ends with the same\n"
-    "model bits as an uninterrupted run.\n";
+/* "  --option ARG          help" with the help wrapped at 96 columns under itself. */
+static void print_option(const char *left, const char *help)
+{
+    enum { INDENT = 24, WIDTH = 96 };
+    int col = printf("  %-*s", INDENT - 3, left);
+    if (col > INDENT - 1) {
+        printf("\n%*s", INDENT - 1, "");
+        col = INDENT - 1;
+    }
+    for (const char *w = help; *w;) {
+        while (*w == ' ') w++;
+        size_t len = strcspn(w, " ");
+        if (!len) break;
+        if (col + 1 + (int)len > WIDTH && col > INDENT - 1) {
+            printf("\n%*s", INDENT - 1, "");
+            col = INDENT - 1;
+        }
+        col += printf(" %.*s", (int)len, w);
+        w += len;
+    }
+    putchar('\n');
+}
+
+static void print_usage(void)
+{
+    rn_train_config d;
+    rn_train_config_init_cli(&d);
+    printf("usage: resnet train [options]            train a network (default: %s on "
+           "Fashion-MNIST)\n"
+           "       resnet train --resume RUN_DIR     continue an interrupted run exactly where it "
+           "stopped\n",
+           d.arch);
+    const rn_config_row *rows;
+    int n = rn_train_config_rows(&rows);
+    for (int g = 0; g < RN_CONFIG_N_GROUPS; g++) {
+        printf("%s%s\n", g ? "" : "\n", rn_train_config_group_heading((rn_config_group)g));
+        for (int i = 0; i < n; i++) {
+            const rn_config_row *r = &rows[i];
+            if ((int)r->group != g) continue;
+            char left[64], help[512];
+            if (r->option) {
+                snprintf(left, sizeof left, "%s%s%s", r->option, r->metavar[0] ? " " : "",
+                         r->metavar);
+                snprintf(help, sizeof help, "%s", r->help);
+                if (!(r->flags & RN_CONFIG_NO_DEFAULT_HELP))
+                    snprintf(help + strlen(help), sizeof help - strlen(help), " (default %s)",
+                             r->cli_default);
+                print_option(left, help);
+            }
+            if (r->off_option) print_option(r->off_option, r->off_help);
+        }
+        if (g == RN_CONFIG_GROUP_RUN)
+            for (size_t i = 0; i < sizeof run_only_options / sizeof *run_only_options; i++)
+                print_option(run_only_options[i].option, run_only_options[i].help);
+    }
+    printf("\nA checkpoint is written after every epoch and on Ctrl-C (SIGINT) or SIGTERM, which "
+           "then stop\nthe run with status 130 (143); 'resnet train --resume DIR' continues it "
+           "and ends with the same\nmodel bits as an uninterrupted run.\n");
+}
 
 static volatile sig_atomic_t stop_signal;
 
@@ -265,19 +264,6 @@ static int remove_stale_temps(const char *dir)
 }
 
 /* ---- options ------------------------------------------------------------------------------------ */
-static int parse_float(const char *opt, const char *text, float *out)
-{
-    char *end;
-    errno = 0;
-    float v = strtof(text, &end);
-    if (end == text || *end) return cli_error("%s: expected a number, got '%s'", opt, text);
-    /* strtof takes "nan" and "inf", and overflows to infinity */
-    if (!isfinite(v)) return cli_error("%s: expected a finite number, got '%s'", opt, text);
-    if (errno) return cli_error("%s: '%s' is out of range", opt, text);
-    *out = v;
-    return 0;
-}
-
 static void with_commas(char *buf, size_t size, unsigned long long v)
 {
     char digits[32];
@@ -292,125 +278,49 @@ static void with_commas(char *buf, size_t size, unsigned long long v)
 int cmd_train(int argc, char **argv)
 {
     rn_train_config cfg;
-    rn_train_config_init(&cfg);
-    snprintf(cfg.arch, sizeof cfg.arch, "%s", TRAIN_DEFAULT_ARCH);
-    cfg.epochs = TRAIN_DEFAULT_EPOCHS;
-    cfg.batch = TRAIN_DEFAULT_BATCH;
-    cfg.lr = (float)TRAIN_DEFAULT_LR;
-    cfg.warmup = (float)TRAIN_DEFAULT_WARMUP;
-    cfg.weight_decay = (float)TRAIN_DEFAULT_WD;
-    cfg.momentum = (float)TRAIN_DEFAULT_MOMENTUM;
-    cfg.label_smoothing = (float)TRAIN_DEFAULT_LABEL_SMOOTHING;
-    {
-        rn_schedule s;
-        rn_schedule_init(&s, RN_SCHEDULE_STEP, 0.1f, 1);
-        rn_schedule_parse(TRAIN_DEFAULT_SCHEDULE, &s);
-        cfg.schedule = s.kind;
-    }
-    cli_net_args na;
-    cli_net_args_init(&na);
+    rn_train_config_init_cli(&cfg);
     const char *out_dir = NULL, *resume = NULL;
     int force = 0, quiet = 0, run_options = 0;
-    long threads = 0, stop_after = 0, classes = 0;
+    long stop_after = 0, classes = 0;
     for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v;
-        long n;
+        const char *o = argv[i], *v = NULL;
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
-            fputs(usage_text, stdout);
+            print_usage();
             return 0;
         }
-        if (!strcmp(o, "--model") || !strcmp(o, "--weights"))
-            return cli_error("train: %s is not a train option (training starts from a fresh "
-                             "network; see resnet train --help)",
-                             o) + 1;
-        if (!strcmp(o, "--input")) argv[i] = (char *)"--input-shape", o = argv[i];
-        int r = cli_net_arg(&na, argc, argv, &i);
-        if (r < 0) return 2;
+        if (!strcmp(o, "--model") || !strcmp(o, "--weights") || !strcmp(o, "--input"))
+            return cli_error("train: %s is not a train option (%s; see resnet train --help)", o,
+                             strcmp(o, "--input") ? "training starts from a fresh network"
+                                                  : "the input's shape is --input-shape CxHxW") +
+                   1;
+        int takes;
+        const rn_config_row *r = rn_train_config_find_option(o, &takes);
         if (r) {
+            if (takes && !(v = cli_value(argc, argv, &i))) return 2;
+            if (rn_train_config_set(&cfg, o, v)) return cli_lib_error(NULL) + 1;
+            if (!(r->flags & RN_CONFIG_RESUMABLE)) run_options++;
+        } else if (!strcmp(o, "--force")) {
+            force = 1;
             run_options++;
-            continue;
-        }
-        if (!strcmp(o, "--nesterov")) cfg.nesterov = 1;
-        else if (!strcmp(o, "--no-wd-bn")) cfg.decay_1d = 0;
-        else if (!strcmp(o, "--no-crop")) cfg.crop_pad = 0;
-        else if (!strcmp(o, "--flip")) cfg.flip = 1;
-        else if (!strcmp(o, "--no-flip")) cfg.flip = 0;
-        else if (!strcmp(o, "--force")) force = 1;
-        else if (!strcmp(o, "--quiet")) {
+        } else if (!strcmp(o, "--quiet")) {
             quiet = 1;
-            run_options--;
-        } else if (!strcmp(o, "--data") || !strcmp(o, "--data-dir") || !strcmp(o, "--subset") ||
-                   !strcmp(o, "--val") || !strcmp(o, "--epochs") || !strcmp(o, "--batch") ||
-                   !strcmp(o, "--accum") || !strcmp(o, "--lr") || !strcmp(o, "--schedule") ||
-                   !strcmp(o, "--warmup") || !strcmp(o, "--momentum") || !strcmp(o, "--wd") ||
-                   !strcmp(o, "--label-smoothing") || !strcmp(o, "--crop-pad") ||
-                   !strcmp(o, "--erase") ||
-                   !strcmp(o, "--threads") || !strcmp(o, "--out") || !strcmp(o, "--resume") ||
+        } else if (!strcmp(o, "--out") || !strcmp(o, "--resume") || !strcmp(o, "--classes") ||
                    !strcmp(o, "--stop-after")) {
             if (!(v = cli_value(argc, argv, &i))) return 2;
-            if (!strcmp(o, "--data")) {
-                rn_data_kind k;
-                if (rn_data_kind_parse(v, &k)) return cli_lib_error("--data") + 1;
-                cfg.data = k;
-            } else if (!strcmp(o, "--data-dir")) {
-                if (strlen(v) >= sizeof cfg.data_dir) return cli_error("--data-dir: path too long") + 1;
-                snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", v);
-            } else if (!strcmp(o, "--subset")) {
-                if (cli_parse_int(o, v, 1, 100000000, &n)) return 2;
-                cfg.subset = (int)n;
-            } else if (!strcmp(o, "--val")) {
-                if (cli_parse_int(o, v, 1, 100000000, &n)) return 2;
-                cfg.val = (int)n;
-            } else if (!strcmp(o, "--epochs")) {
-                if (cli_parse_int(o, v, 1, 100000, &n)) return 2;
-                cfg.epochs = (int)n;
-            } else if (!strcmp(o, "--batch")) {
-                if (cli_parse_int(o, v, 1, 65536, &n)) return 2;
-                cfg.batch = (int)n;
-            } else if (!strcmp(o, "--accum")) {
-                if (cli_parse_int(o, v, 1, 65536, &n)) return 2;
-                cfg.accum = (int)n;
-            } else if (!strcmp(o, "--crop-pad")) {
-                if (cli_parse_int(o, v, 0, 64, &n)) return 2;
-                cfg.crop_pad = (int)n;
-            } else if (!strcmp(o, "--threads")) {
-                if (cli_parse_int(o, v, 1, 1024, &threads)) return 2;
-                run_options--;
-            } else if (!strcmp(o, "--stop-after")) { /* for tests: stop as if interrupted */
-                if (cli_parse_int(o, v, 1, 1L << 40, &stop_after)) return 2;
-                run_options--;
-            } else if (!strcmp(o, "--lr")) {
-                if (parse_float(o, v, &cfg.lr)) return 2;
-            } else if (!strcmp(o, "--warmup")) {
-                if (parse_float(o, v, &cfg.warmup)) return 2;
-            } else if (!strcmp(o, "--momentum")) {
-                if (parse_float(o, v, &cfg.momentum)) return 2;
-            } else if (!strcmp(o, "--wd")) {
-                if (parse_float(o, v, &cfg.weight_decay)) return 2;
-            } else if (!strcmp(o, "--label-smoothing")) {
-                if (parse_float(o, v, &cfg.label_smoothing)) return 2;
-            } else if (!strcmp(o, "--erase")) {
-                if (parse_float(o, v, &cfg.erase)) return 2;
-            } else if (!strcmp(o, "--schedule")) {
-                rn_schedule s;
-                rn_schedule_init(&s, RN_SCHEDULE_STEP, 0.1f, 1);
-                if (rn_schedule_parse(v, &s)) return cli_lib_error("--schedule") + 1;
-                cfg.schedule = s.kind;
-                cfg.n_milestones = s.n_milestones;
-                memcpy(cfg.milestones, s.milestones, sizeof cfg.milestones);
-            } else if (!strcmp(o, "--out")) out_dir = v;
-            else if (!strcmp(o, "--resume")) {
-                resume = v;
-                run_options--;
+            if (!strcmp(o, "--out")) out_dir = v, run_options++;
+            else if (!strcmp(o, "--resume")) resume = v;
+            else if (!strcmp(o, "--classes")) {
+                if (cli_parse_int(o, v, 1, 1000000, &classes)) return 2;
+                run_options++;
+            } else if (cli_parse_int(o, v, 1, 1L << 40, &stop_after)) { /* tests: stop as if interrupted */
+                return 2;
             }
         } else {
             return cli_error("train: unknown option '%s' (see resnet train --help)", o) + 1;
         }
-        run_options++;
     }
-    if (threads) {
-        omp_set_num_threads((int)threads);
-    }
+    const int threads = cfg.threads;
+    if (threads) omp_set_num_threads(threads);
 
     char dir[RN_TRAIN_PATH_MAX];
     int epoch0 = 0, batch0 = 0;
@@ -431,19 +341,6 @@ int cmd_train(int argc, char **argv)
          * count; test_net's test_thread_count_independent), so --threads may change. */
         if (!threads && cfg.threads > 0) omp_set_num_threads(cfg.threads);
     } else {
-        /* the network options */
-        if (na.arch) {
-            if (strlen(na.arch) >= sizeof cfg.arch) return cli_error("--arch: name too long") + 1;
-            snprintf(cfg.arch, sizeof cfg.arch, "%s", na.arch);
-        }
-        cfg.ordering = na.opt.ordering;
-        cfg.shortcut = na.opt.shortcut;
-        cfg.zero_init_last_bn = na.opt.zero_init_last_bn;
-        cfg.survival_last = na.opt.survival_last;
-        cfg.gate_bias = na.opt.gate_bias;
-        cfg.seed = na.opt.seed;
-        cfg.in_c = na.opt.in_c, cfg.in_h = na.opt.in_h, cfg.in_w = na.opt.in_w;
-        classes = na.opt.classes;
         cfg.threads = omp_get_max_threads();
         if (rn_train_config_check(&cfg)) return cli_lib_error(NULL) + 1;
         /* an unknown architecture is an option error: check before touching data or folders */

@@ -64,11 +64,16 @@ typedef struct {
     int threads;     /* recorded: bit-identical results need the same count */
 } rn_train_config;
 
-/* The defaults (the paper's recipe: lr 0.1, momentum 0.9, wd 1e-4, step at 50% and 75%). The
- * defaults of `resnet train` itself (architecture, epochs) are in src/cli/cmd_train.c. */
+/* The fields, their defaults, ranges, JSON keys and options are one table: config_table.h
+ * (config.h has what the command line needs of it). */
+/* The library's defaults (the paper's recipe: lr 0.1, momentum 0.9, wd 1e-4, step at 50% and
+ * 75%); `resnet train` has its own (rn_train_config_init_cli). */
 void rn_train_config_init(rn_train_config *cfg);
 /* Checks the fields; RN_ERR_ARG naming the option. */
 int rn_train_config_check(const rn_train_config *cfg);
+/* The learning-rate schedule of a configuration, for a run of total_steps. */
+void rn_train_config_schedule(const rn_train_config *cfg, rn_schedule *s, long total_steps,
+                              long warmup_steps);
 /* The crop padding and flip a run uses: cfg's, or where it says -1 the data set's default for
  * images w pixels wide. */
 void rn_train_config_augment(const rn_train_config *cfg, int w, int *crop_pad, int *flip);
