@@ -30,6 +30,10 @@ int cli_error(const char *fmt, ...)
     ;
 /* Prints "resnet: <context>: <rn_last_error()>" and returns 1. */
 int cli_lib_error(const char *context);
+/* 1234567 as "1,234,567". */
+void cli_thousands(char *buf, size_t size, unsigned long long v);
+/* A duration as "42s", "3m07s" or "2h05m" ("?" when unknown or absurd). */
+void cli_duration(char *buf, size_t size, double seconds);
 
 int cmd_info(int argc, char **argv);
 int cmd_init(int argc, char **argv);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/clock.h"
 #include "experiments/experiment.h"
 
 static const char common_help[] =
@@ -66,32 +67,17 @@ typedef struct {
     double last;
 } view;
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void duration(char *buf, size_t size, double s)
-{
-    if (!(s >= 0) || s > 1e7) snprintf(buf, size, "?");
-    else if (s < 60) snprintf(buf, size, "%.0fs", s);
-    else if (s < 3600) snprintf(buf, size, "%dm%02ds", (int)s / 60, (int)s % 60);
-    else snprintf(buf, size, "%dh%02dm", (int)s / 3600, (int)s % 3600 / 60);
-}
-
 static void on_progress(void *ctx, const rn_exp_progress *p)
 {
     view *v = ctx;
     if (v->quiet) return;
     /* a terminal: one line redrawn 5 times a second; a log: a line every 30 s */
-    double now = mono_s();
+    double now = rn_clock_s();
     if (v->last && now - v->last < (v->tty ? 0.2 : 30.0)) return;
     v->last = now;
     char eta[32], el[32], ep[32] = "";
-    duration(eta, sizeof eta, p->eta_s);
-    duration(el, sizeof el, p->elapsed_s);
+    cli_duration(eta, sizeof eta, p->eta_s);
+    cli_duration(el, sizeof el, p->elapsed_s);
     if (p->epochs) snprintf(ep, sizeof ep, "  epoch %d/%d", p->epoch, p->epochs);
     printf("%s%s%s  %.0f%% of the experiment  %s elapsed  ETA %s%s", v->tty ? "\r\033[K" : "",
            p->phase, ep, 100.0 * p->done, el, eta, v->tty ? "" : "\n");
@@ -224,7 +210,7 @@ int cmd_experiment(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    double t0 = mono_s();
+    double t0 = rn_clock_s();
     int interrupted = 0;
     int st = rn_exp_run(e, &s, dir, &hooks, &interrupted);
     if (v.line_open) printf("\r\033[K");
@@ -237,7 +223,7 @@ int cmd_experiment(int argc, char **argv)
         return 128 + sig;
     }
     char took[32];
-    duration(took, sizeof took, mono_s() - t0);
+    cli_duration(took, sizeof took, rn_clock_s() - t0);
     printf("done in %s: %s/summary.md, %s/results.csv and the plots\n", took, dir, dir);
     return 0;
 }

@@ -15,17 +15,6 @@ typedef struct {
     uint64_t macs;
 } stage_row;
 
-static void thousands(char *buf, size_t size, unsigned long long v)
-{
-    char raw[32];
-    int len = snprintf(raw, sizeof raw, "%llu", v), o = 0;
-    for (int i = 0; i < len && (size_t)o + 2 < size; i++) {
-        if (i && (len - i) % 3 == 0) buf[o++] = ',';
-        buf[o++] = raw[i];
-    }
-    buf[o] = '\0';
-}
-
 /* One row for the stem, one per stage of blocks, one for the head. */
 static int collect(const rn_net *net, stage_row *rows, int max_rows)
 {
@@ -98,12 +87,12 @@ static void print_table(const rn_net *net, const stage_row *rows, int n)
     for (int i = 0; i < n; i++) {
         char shape[32];
         snprintf(shape, sizeof shape, "%dx%dx%d", rows[i].c, rows[i].h, rows[i].w);
-        thousands(p, sizeof p, rows[i].params);
-        thousands(m, sizeof m, rows[i].macs);
+        cli_thousands(p, sizeof p, rows[i].params);
+        cli_thousands(m, sizeof m, rows[i].macs);
         printf("%-8s %6d  %-14s %12s %16s\n", rows[i].name, rows[i].blocks, shape, p, m);
     }
-    thousands(p, sizeof p, rn_net_num_params(net));
-    thousands(m, sizeof m, rn_net_macs(net));
+    cli_thousands(p, sizeof p, rn_net_num_params(net));
+    cli_thousands(m, sizeof m, rn_net_macs(net));
     printf("%-8s %6d  %-14s %12s %16s\n", "total", rn_net_num_blocks(net), "", p, m);
     printf("\n%.2f M parameters, %.2f M multiply-adds per image (%.3f GFLOP forward)\n",
            rn_net_num_params(net) / 1e6, rn_net_macs(net) / 1e6, 2.0 * rn_net_macs(net) / 1e9);

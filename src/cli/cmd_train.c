@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/clock.h"
 #include "plot/plot.h"
 #include "train/config.h"
 #include "train/trainer.h"
@@ -115,33 +116,18 @@ typedef struct {
     int line_open;
 } progress_ctx;
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void format_duration(char *buf, size_t size, double s)
-{
-    if (!(s >= 0) || s > 1e7) snprintf(buf, size, "?");
-    else if (s < 60) snprintf(buf, size, "%.0fs", s);
-    else if (s < 3600) snprintf(buf, size, "%dm%02ds", (int)s / 60, (int)s % 60);
-    else snprintf(buf, size, "%dh%02dm", (int)s / 3600, (int)s % 3600 / 60);
-}
-
 static void on_step(void *vctx, const rn_train_progress *p)
 {
     progress_ctx *c = vctx;
     if (c->quiet) return;
     /* a terminal: one line redrawn 5 times a second; a log: a plain line every 30 s */
-    double now = mono_s();
+    double now = rn_clock_s();
     if (!c->last_print) c->last_print = now;
     if (c->tty ? now - c->last_print < 0.2 && p->batch != p->batches : now - c->last_print < 30.0)
         return;
     c->last_print = now;
     char eta[32];
-    format_duration(eta, sizeof eta, p->eta_s);
+    cli_duration(eta, sizeof eta, p->eta_s);
     printf("%sepoch %d/%d  step %d/%d  loss %.4f  acc %.2f%%  lr %.4g  %.0f img/s  ETA %s%s",
            c->tty ? "\r\033[K" : "", p->epoch + 1, p->epochs, p->batch, p->batches, p->loss,
            100.0 * p->accuracy, (double)p->lr, p->images_per_s, eta, c->tty ? "" : "\n");
@@ -264,17 +250,6 @@ static int remove_stale_temps(const char *dir)
 }
 
 /* ---- options ------------------------------------------------------------------------------------ */
-static void with_commas(char *buf, size_t size, unsigned long long v)
-{
-    char digits[32];
-    int n = snprintf(digits, sizeof digits, "%llu", v), o = 0;
-    for (int i = 0; i < n && (size_t)o + 2 < size; i++) {
-        if (i && (n - i) % 3 == 0) buf[o++] = ',';
-        buf[o++] = digits[i];
-    }
-    buf[o] = 0;
-}
-
 int cmd_train(int argc, char **argv)
 {
     rn_train_config cfg;
@@ -376,7 +351,7 @@ int cmd_train(int argc, char **argv)
 
     rn_net *net = rn_trainer_net(t);
     char params[32];
-    with_commas(params, sizeof params, rn_net_num_params(net));
+    cli_thousands(params, sizeof params, rn_net_num_params(net));
     rn_net_options no;
     rn_net_get_options(net, &no);
     int batches = (train->n + cfg.batch - 1) / cfg.batch;

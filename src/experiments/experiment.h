@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/atomic_file.h"
 #include "plot/plot.h"
 #include "resnet.h"
 #include "train/dataset.h"
@@ -174,12 +175,10 @@ double rn_exp_net_cost(const rn_net *net);
 
 /* ---- outputs: written to a temporary file and renamed when complete ---------------------------- */
 typedef struct {
-    FILE *f;
-    char path[RN_TRAIN_PATH_MAX + 64], tmp[RN_TRAIN_PATH_MAX + 80];
-    int failed;
+    rn_atomic_file file;
 } rn_exp_file;
 
-/* Opens OUT/NAME for writing (through NAME.tmp). */
+/* Opens OUT/NAME for writing (through a temporary, core/atomic_file.h). */
 int rn_exp_file_open(rn_exp *x, rn_exp_file *file, const char *name);
 void rn_exp_printf(rn_exp_file *file, const char *fmt, ...)
 #if defined(__GNUC__)

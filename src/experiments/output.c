@@ -13,36 +13,24 @@
 
 int rn_exp_file_open(rn_exp *x, rn_exp_file *file, const char *name)
 {
-    memset(file, 0, sizeof *file);
-    snprintf(file->path, sizeof file->path, "%s/%s", x->out, name);
-    snprintf(file->tmp, sizeof file->tmp, "%s.tmp", file->path);
-    file->f = fopen(file->tmp, "w");
-    if (!file->f) return rn_fail(RN_ERR_IO, "%s: cannot write: %s", file->tmp, strerror(errno));
-    return RN_OK;
+    char path[RN_TRAIN_PATH_MAX + 64];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", x->out, name) >= sizeof path)
+        return rn_fail(RN_ERR_ARG, "%s/%s: path too long", x->out, name);
+    return rn_atomic_open(&file->file, path);
 }
 
 void rn_exp_printf(rn_exp_file *file, const char *fmt, ...)
 {
-    if (!file->f) return;
+    if (!file->file.f) return;
     va_list ap;
     va_start(ap, fmt);
-    if (vfprintf(file->f, fmt, ap) < 0) file->failed = errno ? errno : EIO;
+    vfprintf(file->file.f, fmt, ap); /* a failure sets the stream's error flag: the close sees it */
     va_end(ap);
 }
 
 int rn_exp_file_close(rn_exp_file *file)
 {
-    if (!file->f) return rn_fail(RN_ERR_IO, "%s: not open", file->path);
-    int err = file->failed;
-    if (fflush(file->f) != 0 && !err) err = errno;
-    if (fclose(file->f) != 0 && !err) err = errno;
-    file->f = NULL;
-    if (!err && rename(file->tmp, file->path) != 0) err = errno;
-    if (err) {
-        remove(file->tmp);
-        return rn_fail(RN_ERR_IO, "%s: cannot write: %s", file->path, strerror(err));
-    }
-    return RN_OK;
+    return rn_atomic_commit(&file->file);
 }
 
 int rn_exp_summary_open(rn_exp *x, rn_exp_file *file)

@@ -13,16 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/atomic_file.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "experiments/experiment.h"
 #include "train/loader.h"
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int make_dirs(const char *path)
 {
@@ -170,7 +165,7 @@ static void report(rn_exp *x, int epoch, int epochs, double partial, double fres
     double done = x->done_cost + partial;
     p.done = x->total_cost > 0 ? done / x->total_cost : 0.0;
     if (p.done > 1.0) p.done = 1.0;
-    p.elapsed_s = mono_s() - x->t0;
+    p.elapsed_s = rn_clock_s() - x->t0;
     double session = x->session_cost + fresh;
     p.eta_s = session > 0 && p.elapsed_s > 1.0 ? p.elapsed_s / session * (x->total_cost - done) : -1.0;
     x->hooks->on_progress(x->hooks->ctx, &p);
@@ -455,21 +450,14 @@ done:
     cJSON_Delete(q);
 }
 
-static int write_settings(const rn_exp *x, const char *path, const char *json)
+static int write_settings(const char *path, const char *json)
 {
-    char tmp[RN_TRAIN_PATH_MAX + 80];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return rn_fail(RN_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
-    int ok = fputs(json, f) >= 0 && fputc('\n', f) != EOF;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return rn_fail(RN_ERR_IO, "%s: cannot write: %s", path, strerror(e));
-    }
-    (void)x;
-    return RN_OK;
+    rn_atomic_file a;
+    int st = rn_atomic_open(&a, path);
+    if (st) return st;
+    fputs(json, a.f);
+    fputc('\n', a.f);
+    return rn_atomic_commit(&a); /* which checks both writes */
 }
 
 int rn_exp_run(const rn_experiment *e, const rn_exp_settings *s, const char *out,
@@ -484,7 +472,7 @@ int rn_exp_run(const rn_experiment *e, const rn_exp_settings *s, const char *out
     if (x->set.subset < 0) x->set.subset = s->quick ? 1000 : 0;
     snprintf(x->out, sizeof x->out, "%s", out);
     x->hooks = hooks;
-    x->t0 = mono_s();
+    x->t0 = rn_clock_s();
 
     char path[RN_TRAIN_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/experiment.json", out);
@@ -515,7 +503,7 @@ int rn_exp_run(const rn_experiment *e, const rn_exp_settings *s, const char *out
             st = rn_fail(RN_ERR_IO, "%s is in use by another resnet experiment (%s)", out,
                          errno == EWOULDBLOCK ? "locked" : strerror(errno));
     }
-    if (!st) st = write_settings(x, path, json);
+    if (!st) st = write_settings(path, json);
     free(json);
     if (!st) st = e->run(x);
     *interrupted = x->interrupted;

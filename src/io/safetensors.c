@@ -4,6 +4,7 @@
 
 #include "io/safetensors.h"
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 #include <cjson/cJSON.h>
@@ -750,25 +751,6 @@ static int st_write_all(FILE *fp, const void *p, size_t n)
     return n == 0 || fwrite(p, 1, n, fp) == n;
 }
 
-/* fsync of the folder holding path, so that a rename survives a power cut. File systems that
- * cannot sync a directory (EINVAL) are let be. */
-static int st_sync_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == path) snprintf(dir, sizeof dir, "/");
-    else if ((size_t)(slash - path) < sizeof dir) snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    else return RN_OK;
-    int fd = open(dir, O_RDONLY);
-    if (fd < 0) return RN_OK; /* the file is in place; only its durability is unconfirmed */
-    int rc = RN_OK;
-    if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
-        rc = rn_fail(RN_ERR_IO, "%s: cannot fsync the folder %s: %s", path, dir, strerror(errno));
-    close(fd);
-    return rc;
-}
-
 int rn_st_writer_save(rn_st_writer *w, const char *path)
 {
     if (!w || !path) return rn_fail(RN_ERR_ARG, "rn_st_writer_save: NULL argument");
@@ -844,7 +826,7 @@ int rn_st_writer_save(rn_st_writer *w, const char *path)
     }
     free(tmp);
     free(json);
-    return st_sync_dir(path);
+    return rn_sync_dir(path);
 
 fail:
     if (fp) fclose(fp); /* already failing; the first error is the one reported */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "plot/plot.h"
 
@@ -529,7 +530,7 @@ int rn_plot_write(const char *base, const rn_plot_figure *fig, const rn_plot_pan
         snprintf(tmp, sizeof tmp, "%s.tmp", path);
         int st = draw(devices[d], tmp, path, fig, panels, n_panels);
         if (!st) st = finish_file(tmp, path, d == 1, fig, panels, n_panels);
-        if (!st && rename(tmp, path) != 0) st = rn_fail(RN_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+        if (!st) st = rn_atomic_rename(tmp, path);
         if (st) {
             remove(tmp);
             return st;

@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/atomic_file.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
@@ -122,13 +124,6 @@ void rn_trainer_free(rn_trainer *t)
     free(t);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int rn_trainer_create(rn_trainer **out, const rn_train_config *cfg, const char *run_dir,
                       const rn_dataset *train, const rn_dataset *eval, const char *eval_name)
 {
@@ -212,35 +207,6 @@ int rn_trainer_create(rn_trainer **out, const rn_train_config *cfg, const char *
 }
 
 /* ---- files ----------------------------------------------------------------------------------- */
-static int write_text_atomic(const char *path, const char *text)
-{
-    char tmp[RN_TRAIN_PATH_MAX + 64];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) return rn_fail(RN_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    size_t len = strlen(text);
-    int ok = fwrite(text, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return rn_fail(RN_ERR_IO, "%s: cannot write: %s", path, strerror(e));
-    }
-    /* and the folder, so that the rename is durable */
-    const char *slash = strrchr(path, '/');
-    char dir[RN_TRAIN_PATH_MAX + 64];
-    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
-    int fd = open(dir[0] ? dir : "/", O_RDONLY), st = RN_OK;
-    if (fd >= 0) {
-        /* as st_sync_dir: file systems that cannot sync a folder are let be */
-        if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
-            st = rn_fail(RN_ERR_IO, "%s: cannot fsync the folder %s: %s", path, dir[0] ? dir : "/",
-                         strerror(errno));
-        close(fd);
-    }
-    return st;
-}
-
 /* metrics.jsonl from the metrics array. */
 static int write_metrics_file(rn_trainer *t)
 {
@@ -267,7 +233,7 @@ static int write_metrics_file(rn_trainer *t)
         len += l + 1;
         all[len] = 0;
     }
-    if (!st) st = write_text_atomic(t->metrics_path, all);
+    if (!st) st = rn_atomic_write(t->metrics_path, all, strlen(all));
     free(all);
     return st;
 }
@@ -413,14 +379,14 @@ static int end_epoch(rn_trainer *t, const rn_train_hooks *hooks, float lr)
     m.images_per_s = s->time_s > 0 ? s->seen / s->time_s : 0.0;
     m.eval_loss = m.eval_error = NAN;
     if (t->eval) {
-        double t0 = now_s();
+        double t0 = rn_clock_s();
         rn_eval_result r;
         int st = rn_evaluate(t->net, t->eval, t->cfg.batch, 0, &r);
         if (st) return rn_fail_context(st, "evaluating after epoch %d", m.epoch);
         m.eval_name = t->eval_name;
         m.eval_loss = r.loss;
         m.eval_error = r.n ? 1.0 - (double)r.correct / r.n : 0.0;
-        m.eval_s = now_s() - t0;
+        m.eval_s = rn_clock_s() - t0;
     }
     cJSON *o = cJSON_CreateObject();
     if (!o) return rn_fail(RN_ERR_NOMEM, "out of memory");
@@ -471,11 +437,11 @@ int rn_trainer_run(rn_trainer *t, const rn_train_hooks *hooks, rn_train_outcome 
         if (!st) st = write_metrics_file(t);
         if (!st) t->restored = 1;
     }
-    const double session_start = now_s();
+    const double session_start = rn_clock_s();
     float lr = rn_schedule_lr(&t->sched, s->step > 0 ? s->step - 1 : 0);
     while (!st && s->epoch < t->cfg.epochs) {
         st = rn_loader_start(t->loader, s->epoch, s->batch);
-        double last = now_s();
+        double last = rn_clock_s();
         while (!st) {
             if ((hooks && hooks->stop && *hooks->stop) ||
                 (hooks && hooks->stop_at_step > 0 && outcome->steps_run >= hooks->stop_at_step)) {
@@ -500,7 +466,7 @@ int rn_trainer_run(rn_trainer *t, const rn_train_hooks *hooks, rn_train_outcome 
             s->loss_sum += loss * b.n;
             s->correct += count_correct(t, &b);
             s->seen += b.n;
-            double now = now_s();
+            double now = rn_clock_s();
             s->time_s += now - last;
             s->data_s += b.wait_s;
             last = now;
