@@ -25,16 +25,16 @@ expect_field() { # expect_field FIELD VALUE resnet-args...
 # Parameter counts of the issue (torchvision's and He et al.'s figures).
 for pair in resnet18:11689512 resnet34:21797672 resnet50:25557032 resnet101:44549160 \
     resnet152:60192808; do
-    expect_field params "${pair#*:}" --arch "${pair%%:*}" --classes 1000 --input 3x224x224
+    expect_field params "${pair#*:}" --arch "${pair%%:*}" --classes 1000 --input-shape 3x224x224
 done
 for pair in resnet20:269722 resnet56:853018 resnet110:1727962; do
-    expect_field params "${pair#*:}" --arch "${pair%%:*}" --classes 10 --input 3x32x32
+    expect_field params "${pair#*:}" --arch "${pair%%:*}" --classes 10 --input-shape 3x32x32
 done
 # Multiply-adds per image of the convolutions and the classifier (40.55 M, 125.49 M, 30.82 M,
 # 1.814 G, 4.089 G; the last two are the figures usually quoted for torchvision's models).
 expect_field macs 40551040 --arch resnet20
 expect_field macs 125485696 --arch resnet56
-expect_field macs 30821248 --arch resnet20 --input 1x28x28
+expect_field macs 30821248 --arch resnet20 --input-shape 1x28x28
 expect_field macs 1814073344 --arch resnet18
 expect_field macs 4089184256 --arch resnet50
 
@@ -93,7 +93,8 @@ expect_error "no architecture" "$R" info --weights "$case_dir/weights.safetensor
 expect_error "unknown architecture" "$R" info --arch resnet21
 expect_error "resnet8-w0" "$R" info --arch resnet8-w0
 expect_error "ordering" "$R" info --arch resnet20 --ordering sideways
-expect_error "input-shape" "$R" info --arch resnet20 --input 3x32
+expect_error "input-shape" "$R" info --arch resnet20 --input-shape 3x32
+expect_error "the input's shape is --input-shape" "$R" info --arch resnet20 --input 3x32x32
 expect_error "no tensor named 'input'" "$R" forward --model "$T/model.safetensors" --input "$T/model.safetensors"
 expect_error "unknown verb" "$R" frobnicate
 

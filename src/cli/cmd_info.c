@@ -104,13 +104,15 @@ int cmd_info(int argc, char **argv)
     cli_net_args_init(&a);
     int json = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--input")) argv[i] = "--input-shape"; /* info takes a shape */
+        if (!strcmp(argv[i], "--input"))
+            return cli_error("info: --input is forward's tensor file; the input's shape is "
+                             "--input-shape CxHxW") + 1;
         int r = cli_net_arg(&a, argc, argv, &i);
         if (r < 0) return 2;
         if (r) continue;
         if (!strcmp(argv[i], "--json")) json = 1;
         else if (!strcmp(argv[i], "--help")) {
-            puts("usage: resnet info (--arch NAME | --model FILE) [network options] [--input CxHxW] [--json]");
+            puts("usage: resnet info (--arch NAME | --model FILE) [network options] [--json]");
             return 0;
         } else return cli_error("info: unknown option '%s'", argv[i]) + 1;
     }
