@@ -133,6 +133,19 @@ RN_API int rn_net_open(rn_net **net, const char *path, const char *arch, const r
 RN_API int rn_net_load(rn_net *net, const char *path);
 /* Writes weights and metadata as safetensors, atomically (temporary file + rename). */
 RN_API int rn_net_save(const rn_net *net, const char *path);
+/* Writes the network's evaluation forward as an ONNX model (protobuf), atomically: Conv,
+ * BatchNormalization (running statistics), Relu, MaxPool, Add, Slice + Pad (shortcut A),
+ * Sigmoid/Sub/Mul (highway gates), Mul by the survival probability (stochastic depth),
+ * GlobalAveragePool, Flatten, Gemm; initializers carry the torchvision tensor names. Input
+ * "input" [N, C, H, W] float32, already normalised as in training (the mean and std, with the
+ * rest of rn_net_save's metadata, are in the model's metadata_props); output "logits"
+ * [N, classes], before softmax. opset: RN_ONNX_OPSET_MIN..MAX, 0 for RN_ONNX_OPSET_DEFAULT;
+ * batch: 0 for a dynamic batch dimension "N", else that fixed size (1..RN_ONNX_MAX_BATCH). */
+#define RN_ONNX_OPSET_MIN 11
+#define RN_ONNX_OPSET_MAX 17
+#define RN_ONNX_OPSET_DEFAULT 13
+#define RN_ONNX_MAX_BATCH 1048576
+RN_API int rn_net_export_onnx(const rn_net *net, const char *path, int opset, int batch);
 
 RN_API const char *rn_net_arch(const rn_net *net);
 RN_API void rn_net_get_options(const rn_net *net, rn_net_options *opt);

@@ -116,5 +116,32 @@ assert all(r[d]["ms"] > 0 and r[d]["gflop_per_s"] > 0 for r in rows
 PY
 expect_error "takes no --mode" "$R" bench --kernels --mode train --arch resnet8 --batch 2
 
+# A model file of ours is held to the network asked for: the orderings without a final BN and a
+# plain network share resnet20's tensor names, so only the metadata tells them apart.
+expect_error "saved as ordering 'original', this network is 'relu-before-add'" \
+    "$R" info --model "$T/model.safetensors" --ordering relu-before-add
+expect_error "saved as architecture 'resnet20', this network is 'plain20'" \
+    "$R" info --model "$T/model.safetensors" --arch plain20
+expect_error "saved with shortcut 'A', this network has 'B'" \
+    "$R" info --model "$T/model.safetensors" --shortcut B
+"$R" info --model "$T/model.safetensors" --arch resnet20 --ordering original --shortcut A \
+    >/dev/null 2>"$T/err" && ok || bad "info with the model's own options: $(cat "$T/err")"
+
+# Numeric options: NaN and infinities (and overflows to infinity) are refused, never used.
+expect_error "--gate-bias: expected a finite number, got 'inf'" "$R" info --arch highway8 --gate-bias inf
+expect_error "--gate-bias: expected a finite number" "$R" info --arch highway8 --gate-bias 1e39
+expect_error "--stochastic-depth: expected a finite number, got 'nan'" \
+    "$R" info --arch resnet20 --stochastic-depth nan
+for opt in --lr --warmup --momentum --wd --label-smoothing --erase; do
+    for v in nan inf -inf 1e999; do
+        expect_error "$opt: expected a finite number.*got '$v'" "$R" train "$opt" "$v" --out "$T/never"
+    done
+done
+[ ! -e "$T/never" ] && ok || bad "train with a non-finite option created its folder"
+expect_error "--max-seconds: expected a finite number, got 'inf'" \
+    "$R" bench --mode infer --arch resnet8 --batch 2 --max-seconds inf
+expect_error "--max-seconds: expected a finite number, got 'nan'" \
+    "$R" bench --mode infer --arch resnet8 --batch 2 --max-seconds nan
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

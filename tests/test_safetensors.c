@@ -820,6 +820,9 @@ static void test_fuzz_model_regressions(void **state)
     /* no 'classes' metadata and an fc.weight of shape [2000000000, 0] (no data): 2e9 classes */
     expect_open_net_fails("model/crash-classes-from-fc-shape-oom", RN_ERR_MISMATCH,
                           "missing tensor 'conv1.weight'");
+    /* wrn-84400-90: its tensor list alone took over 2 GB; depths and widths now stop at 10000 */
+    expect_open_net_fails("model/crash-arch-wrn-84400-90-oom", RN_ERR_ARG,
+                          "unknown architecture 'wrn-84400-90'");
     /* input 1x2147483647x2147483647: the convolutions' shape arithmetic overflowed int */
     expect_open_net_fails("model/crash-input-side-int-max", RN_ERR_FORMAT,
                           "metadata 'input' is not CxHxW (sides up to 16384)");

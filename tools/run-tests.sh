@@ -37,6 +37,7 @@ for t in "$@"; do
         RN_SIMD=avx2 run "test_kernels (AVX2, no AVX-512)" "$t" ;; esac
 done
 run cli sh tests/cli.sh "$BUILD"
+run onnx sh tests/onnx.sh "$BUILD"
 run train sh tests/train.sh "$BUILD"
 run plot sh tests/plot.sh "$BUILD"
 run install sh tests/install.sh "$BUILD"
@@ -44,6 +45,8 @@ run experiments sh tests/experiments.sh "$BUILD"
 run eval-delete-blocks sh tests/experiments/eval_delete.sh "$BUILD"
 run faults-kill sh tools/kill-resume.sh --quick "$BUILD"
 run faults-write sh tests/faults/write_faults.sh "$BUILD"
+# Every allocation of a few scenarios made to fail in turn (a sample; FULL=1 for all of them).
+run faults-oom env OMP_WAIT_POLICY=passive "$BUILD/tests/faults/oom"
 # Each parser's fuzz harness (make fuzz) a few seconds from its committed corpus, which replays
 # every input that once crashed it.
 [ -n "${FUZZ_BUILD:-}" ] &&

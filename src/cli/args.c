@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +93,9 @@ int cli_net_arg(cli_net_args *a, int argc, char **argv, int *i)
         char *end;
         float f = strtof(v, &end);
         if (end == v || *end) return cli_error("%s: expected a number, got '%s'", o, v) ? -1 : -1;
+        /* strtof takes "nan" and "inf", and overflows to infinity: a network with such a
+         * value would compute nothing but NaN */
+        if (!isfinite(f)) return cli_error("%s: expected a finite number, got '%s'", o, v) ? -1 : -1;
         if (!strcmp(o, "--gate-bias")) a->opt.gate_bias = f;
         else a->opt.survival_last = f;
     }

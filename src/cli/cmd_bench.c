@@ -14,6 +14,7 @@
  * FLOPs. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -367,7 +368,9 @@ int cmd_bench(int argc, char **argv)
             } else if (!strcmp(o, "--max-seconds")) {
                 char *end;
                 max_seconds = strtod(v, &end);
-                if (end == v || *end || !(max_seconds > 0 && max_seconds < 1e9))
+                if (end == v || *end || !isfinite(max_seconds))
+                    return cli_error("--max-seconds: expected a finite number, got '%s'", v) + 1;
+                if (!(max_seconds > 0 && max_seconds < 1e9))
                     return cli_error("--max-seconds: expected a positive number, got '%s'", v) + 1;
             } else if (!strcmp(v, "train")) mode = MODE_TRAIN;
             else if (!strcmp(v, "infer")) mode = MODE_INFER;

@@ -20,8 +20,9 @@ static int usage(FILE *out)
           "  experiment  why residual blocks work: one claim per experiment, trained and measured\n"
           "           on real data, with plots (resnet experiment --help lists them)\n"
           "  plot     training curves (loss and error per epoch) of one or more runs, as PNG and SVG\n"
+          "  export   the network as an ONNX model (for ONNX Runtime, TensorRT, OpenVINO, browsers)\n"
           "\n"
-          "network options (info, init, forward, bench):\n"
+          "network options (info, init, forward, bench, export):\n"
           "  --arch NAME             resnet20..1202, plain20..110, highway20..110, preresnet110/164/1001,\n"
           "                          resnet18..152, plain18/34, wrn-D-K (e.g. wrn-16-4);\n"
           "                          CIFAR-style variants resnetD-wW (W/2W/4W channels) and\n"
@@ -56,6 +57,7 @@ int main(int argc, char **argv)
     if (!strcmp(verb, "predict")) return cmd_predict(argc - 1, argv + 1);
     if (!strcmp(verb, "experiment")) return cmd_experiment(argc - 1, argv + 1);
     if (!strcmp(verb, "plot")) return cmd_plot(argc - 1, argv + 1);
+    if (!strcmp(verb, "export")) return cmd_export(argc - 1, argv + 1);
     fprintf(stderr, "resnet: unknown verb '%s'\n\n", verb);
     return usage(stderr);
 }

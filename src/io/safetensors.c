@@ -6,6 +6,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/json_check.h"
 
 #include <cjson/cJSON.h>
 
@@ -385,7 +386,10 @@ static int st_parse(rn_st_file *f)
                 break;
             }
     }
+    const int out_of_memory = !f->header && rn_json_valid(copy);
     free(copy);
+    if (out_of_memory)
+        return rn_fail(RN_ERR_NOMEM, "%s: out of memory parsing the header (%zu bytes)", path, n);
     if (!f->header)
         return rn_fail(RN_ERR_FORMAT, "%s: header is not valid JSON (error near byte %zu of %zu)",
                        path, stop, n);

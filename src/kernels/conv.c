@@ -21,6 +21,7 @@
  * result depends on the thread count. */
 #include "kernels/kernels.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "kernels/gemm.h"
@@ -431,14 +432,20 @@ typedef struct {
 #define WINO_MIN_CHANNELS 16
 #define WINO_MIN_TILES 48
 
+/* Read once per process, under pthread_once: several threads may ask first at the same time. */
+static int wino_allowed_cached;
+static pthread_once_t wino_once = PTHREAD_ONCE_INIT;
+
+static void wino_read_env(void)
+{
+    const char *v = getenv("RN_WINOGRAD");
+    wino_allowed_cached = !(v && !strcmp(v, "0"));
+}
+
 static int wino_allowed(void)
 {
-    static int cached = -1;
-    if (cached < 0) {
-        const char *v = getenv("RN_WINOGRAD");
-        cached = !(v && !strcmp(v, "0"));
-    }
-    return cached;
+    pthread_once(&wino_once, wino_read_env);
+    return wino_allowed_cached;
 }
 
 /* 1 and *wg when this stride-1 geometry of sh goes through Winograd. */

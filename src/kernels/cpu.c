@@ -1,6 +1,7 @@
 /* Run-time choice of the kernels' instruction set. */
 #include "kernels/cpu.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,10 +19,15 @@ static rn_simd detect(void)
     return RN_SIMD_GENERIC;
 }
 
+/* Decided once: networks run on several threads at once, and in C11 an unsynchronised
+ * first write racing with another thread's read is undefined, however alike the values. */
+static rn_simd simd_cached;
+static pthread_once_t simd_once = PTHREAD_ONCE_INIT;
+
+static void detect_once(void) { simd_cached = detect(); }
+
 rn_simd rn_cpu_simd(void)
 {
-    /* Benign race: every thread computes the same answer. */
-    static volatile int cached = -1;
-    if (cached < 0) cached = (int)detect();
-    return (rn_simd)cached;
+    pthread_once(&simd_once, detect_once);
+    return simd_cached;
 }

@@ -1,22 +1,24 @@
 /* Fully connected layer: y[n, k] = x[n, d] * w[k, d]^T + b[k]. */
 #include "kernels/kernels.h"
 
-void rn_fc_forward(float *y, const float *x, const float *w, const float *b, int n, int d, int k)
+int rn_fc_forward(float *y, const float *x, const float *w, const float *b, int n, int d, int k)
 {
-    rn_sgemm(0, 1, n, k, d, 1.0f, x, d, w, d, 0.0f, y, k);
-    if (!b) return;
+    const int st = rn_sgemm(0, 1, n, k, d, 1.0f, x, d, w, d, 0.0f, y, k);
+    if (st || !b) return st;
     for (int i = 0; i < n; i++) {
         float *yi = y + (size_t)i * k;
         for (int j = 0; j < k; j++) yi[j] += b[j];
     }
+    return 0;
 }
 
 /* dx[n, d] = dy[n, k] * w[k, d];  dw[k, d] += dy^T[k, n] * x[n, d];  db[k] += sum_n dy. */
-void rn_fc_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
-                    const float *w, int n, int d, int k)
+int rn_fc_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                   const float *w, int n, int d, int k)
 {
-    if (dx) rn_sgemm(0, 0, n, d, k, 1.0f, dy, k, w, d, 0.0f, dx, d);
-    if (dw) rn_sgemm(1, 0, k, d, n, 1.0f, dy, k, x, d, 1.0f, dw, d);
+    int st = dx ? rn_sgemm(0, 0, n, d, k, 1.0f, dy, k, w, d, 0.0f, dx, d) : 0;
+    if (!st && dw) st = rn_sgemm(1, 0, k, d, n, 1.0f, dy, k, x, d, 1.0f, dw, d);
+    if (st) return st;
     if (db) {
         for (int j = 0; j < k; j++) {
             double s = 0.0;
@@ -24,4 +26,5 @@ void rn_fc_backward(float *dx, float *dw, float *db, const float *dy, const floa
             db[j] += (float)s;
         }
     }
+    return 0;
 }

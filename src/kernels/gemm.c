@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "core/error.h"
 #include "kernels/cpu.h"
 #include "kernels/kernels.h"
 #ifdef _OPENMP
@@ -284,38 +285,22 @@ void rn_gemm_packed(int m, int n, int k, const float *ap, const rn_gemm_b *b, fl
     gemm_run(&g, pack, threads);
 }
 
-/* The textbook loop, for when scratch memory cannot be had. */
-static void sgemm_naive(int trans_a, int trans_b, int m, int n, int k, float alpha,
-                        const float *a, int lda, const float *b, int ldb, float beta, float *c,
-                        int ldc)
+int rn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+             const float *b, int ldb, float beta, float *c, int ldc)
 {
-    for (int i = 0; i < m; i++) {
-        for (int j = 0; j < n; j++) {
-            float s = 0.0f;
-            for (int p = 0; p < k; p++)
-                s += (trans_a ? a[(size_t)p * lda + i] : a[(size_t)i * lda + p]) *
-                     (trans_b ? b[(size_t)j * ldb + p] : b[(size_t)p * ldb + j]);
-            float *cij = c + (size_t)i * ldc + j;
-            *cij = alpha * s + (beta == 0.0f ? 0.0f : beta * *cij);
-        }
-    }
-}
-
-void rn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
-              const float *b, int ldb, float beta, float *c, int ldc)
-{
-    if (m <= 0 || n <= 0) return;
+    if (m <= 0 || n <= 0) return RN_OK;
     const int direct = alpha == 1.0f && (beta == 0.0f || beta == 1.0f);
     const size_t at_floats = trans_a ? (size_t)m * k : 0;
     const size_t t_floats = direct ? 0 : (size_t)m * n;
     const int offs = trans_b ? n : k;
     float *scratch = malloc((GEMM_PACK_FLOATS + at_floats + t_floats) * sizeof(float));
     int *off = malloc((size_t)(offs > 0 ? offs : 1) * sizeof(int));
+    /* An error, not a slower loop with other rounding: the same call must give the same bits. */
     if (!scratch || !off) {
         free(scratch);
         free(off);
-        sgemm_naive(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        return;
+        return rn_fail(RN_ERR_NOMEM, "matrix multiply [%d x %d] x [%d x %d]: out of memory for "
+                       "%zu floats of scratch", m, k, k, n, GEMM_PACK_FLOATS + at_floats + t_floats);
     }
     float *pack = scratch, *at = scratch + GEMM_PACK_FLOATS, *t = at + at_floats;
     if (trans_a) {
@@ -339,4 +324,5 @@ void rn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const 
     }
     free(scratch);
     free(off);
+    return RN_OK;
 }

@@ -15,9 +15,10 @@
 
 /* ---- matrix multiply ------------------------------------------------------------------
  * C[M,N] = alpha * op(A) * op(B) + beta * C, row-major; op(X) = X or X^T.
- * lda/ldb/ldc are the row strides of A, B, C as stored. */
-void rn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
-              const float *b, int ldb, float beta, float *c, int ldc);
+ * lda/ldb/ldc are the row strides of A, B, C as stored. Returns RN_OK, or RN_ERR_NOMEM (C
+ * untouched) when its scratch memory cannot be had. */
+int rn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+             const float *b, int ldb, float beta, float *c, int ldc);
 
 /* ---- 2-D convolution (cross-correlation, as PyTorch) ---------------------------------- */
 typedef struct {
@@ -139,11 +140,12 @@ void rn_maxpool_backward(float *dx, const float *dy, const float *x, int n, int 
 void rn_gap_forward(float *y, const float *x, int n, int c, int hw);
 void rn_gap_backward(float *dx, const float *dy, int n, int c, int hw);
 
-/* ---- fully connected: y[n, k] = x[n, d] * w[k, d]^T + b[k] (b may be NULL) ----------- */
-void rn_fc_forward(float *y, const float *x, const float *w, const float *b, int n, int d, int k);
+/* ---- fully connected: y[n, k] = x[n, d] * w[k, d]^T + b[k] (b may be NULL) -----------
+ * Both return rn_sgemm's status (RN_ERR_NOMEM when its scratch cannot be had). */
+int rn_fc_forward(float *y, const float *x, const float *w, const float *b, int n, int d, int k);
 /* dx overwritten (may be NULL), dw += , db += (may be NULL). */
-void rn_fc_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
-                    const float *w, int n, int d, int k);
+int rn_fc_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                   const float *w, int n, int d, int k);
 
 /* ---- softmax cross-entropy, mean over the batch ---------------------------------------
  * Returns the mean loss; dlogits (may be NULL) = (softmax - onehot) / n, overwritten.

@@ -35,11 +35,14 @@ static int fold_conv(rn_conv *conv)
     const int k = conv->out_c;
     rn_conv_shape sh = rn_conv_shape_of(conv, 1, 1);
     const rn_bn *bn = conv->fold_bn;
-    conv->fold_scale = bn ? malloc((size_t)k * sizeof(float)) : NULL;
-    conv->fold_b = malloc((size_t)k * sizeof(float));
-    conv->packed = malloc(rn_conv_packed_floats_max(&sh) * sizeof(float));
-    if ((bn && !conv->fold_scale) || !conv->fold_b || !conv->packed)
-        return rn_fail(RN_ERR_NOMEM, "out of memory freezing the network");
+    if (!conv->fold_b) { /* a frozen network folded again keeps its arrays */
+        conv->fold_scale = bn ? malloc((size_t)k * sizeof(float)) : NULL;
+        conv->fold_b = malloc((size_t)k * sizeof(float));
+        conv->packed = malloc(rn_conv_packed_floats_max(&sh) * sizeof(float));
+        if ((bn && !conv->fold_scale) || !conv->fold_b || !conv->packed)
+            return rn_fail(RN_ERR_NOMEM, "out of memory freezing the network");
+    }
+    conv->packed_as = 0; /* packed again, from these weights, at the next forward */
     for (int kk = 0; kk < k; kk++) {
         const double b = conv->has_bias ? conv->b[kk] : 0.0;
         if (!bn) {
@@ -55,8 +58,12 @@ static int fold_conv(rn_conv *conv)
 
 int rn_net_freeze(rn_net *net, int frozen)
 {
-    for (int i = 0; i < net->n_convs; i++) unfreeze_conv(net->convs[i]);
-    net->frozen = 0;
+    /* Folding a frozen network again (rn_net_load's new weights) reuses its arrays, so it
+     * allocates nothing and cannot fail after the weights have changed. */
+    if (!(frozen && net->frozen)) {
+        for (int i = 0; i < net->n_convs; i++) unfreeze_conv(net->convs[i]);
+        net->frozen = 0;
+    }
     if (!frozen) return RN_OK;
     find_bns(&net->stem);
     find_bns(&net->head);

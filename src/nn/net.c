@@ -133,6 +133,7 @@ int rn_net_forward(rn_net *net, const float *x, int n, int training, float *logi
         return rn_fail(RN_ERR_ARG, "training batch norm needs more than one value per channel");
     int st = rn_net_reserve_batch(net, n);
     if (st) return st;
+    net->forward_done = 0; /* until this pass has filled every activation */
     net->n = n;
     net->training = training != 0;
     rn_seq_forward(net, &net->stem, x, 0, net->stem.n);
@@ -145,8 +146,9 @@ int rn_net_forward(rn_net *net, const float *x, int n, int training, float *logi
     const rn_shape3 last = net->n_blocks ? net->blocks[net->n_blocks - 1]->out : net->stem.ops[net->stem.n - 1].out;
     h = net->head.n ? rn_seq_output(&net->head) : h;
     rn_gap_forward(net->pooled, h, n, last.c, last.h * last.w);
-    rn_fc_forward(net->logits, net->pooled, net->fc.w, net->fc.b, n, net->fc.in_dim,
-                  net->fc.out_dim);
+    st = rn_fc_forward(net->logits, net->pooled, net->fc.w, net->fc.b, n, net->fc.in_dim,
+                       net->fc.out_dim);
+    if (st) return st;
     if (logits) memcpy(logits, net->logits, (size_t)n * net->fc.out_dim * sizeof(float));
     net->forward_done = 1;
     return RN_OK;
@@ -169,7 +171,9 @@ int rn_net_backward(rn_net *net, const int *labels, float *loss)
                    ? rn_softmax_xent_smooth(g[0], net->logits, labels, n, k, net->label_smoothing)
                    : rn_softmax_xent(g[0], net->logits, labels, n, k);
     if (loss) *loss = (float)l;
-    rn_fc_backward(g[1], net->fc.dw, net->fc.db, g[0], net->pooled, net->fc.w, n, net->fc.in_dim, k);
+    int st = rn_fc_backward(g[1], net->fc.dw, net->fc.db, g[0], net->pooled, net->fc.w, n,
+                            net->fc.in_dim, k);
+    if (st) return st;
     rn_shape3 last = net->blocks[net->n_blocks - 1]->out;
     rn_gap_backward(g[0], g[1], n, last.c, last.h * last.w);
     /* g[0] and g[1] carry the gradient from unit to unit; blocks use g[2..7] inside. */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/json_check.h"
 #include "io/safetensors.h"
 #include "nn/net.h"
 
@@ -69,6 +70,41 @@ static int options_from_file(const rn_st_file *f, rn_net_options *opt)
     return RN_OK;
 }
 
+/* The metadata of one of our files against the network asked for: the orderings share their
+ * tensor names, and so do shortcut A and a plain network (or B and C where no shape changes),
+ * so the tensors alone would let one load another's file. arch NULL and the DEFAULT options
+ * ask for nothing; a file without the key (a torchvision export) is not held to it. Runs
+ * before any tensor is read. */
+static int check_identity(const rn_st_file *f, const char *arch, rn_ordering ordering,
+                          rn_shortcut shortcut)
+{
+    const char *path = rn_st_path(f), *v;
+    if (arch && (v = rn_st_meta(f, "arch")) && strcmp(v, arch))
+        return rn_fail(RN_ERR_MISMATCH, "%s was saved as architecture '%s', this network is '%s'",
+                       path, v, arch);
+    if (ordering != RN_ORDER_DEFAULT && (v = rn_st_meta(f, "ordering"))) {
+        rn_ordering o;
+        if (rn_ordering_parse(v, &o)) return rn_fail_context(RN_ERR_FORMAT, "%s: metadata 'ordering'", path);
+        if (o != ordering)
+            return rn_fail(RN_ERR_MISMATCH, "%s was saved as ordering '%s', this network is '%s'",
+                           path, rn_ordering_name(o), rn_ordering_name(ordering));
+    }
+    if (shortcut != RN_SHORTCUT_DEFAULT && (v = rn_st_meta(f, "shortcut"))) {
+        rn_shortcut sc;
+        if (rn_shortcut_parse(v, &sc)) return rn_fail_context(RN_ERR_FORMAT, "%s: metadata 'shortcut'", path);
+        if (sc != shortcut)
+            return rn_fail(RN_ERR_MISMATCH, "%s was saved with shortcut '%s', this network has '%s'",
+                           path, rn_shortcut_name(sc), rn_shortcut_name(shortcut));
+    }
+    /* normalisation is a pair: one without the other would leave the inputs half-described */
+    const int has_mean = rn_st_meta(f, "normalize_mean") != NULL;
+    if (has_mean != (rn_st_meta(f, "normalize_std") != NULL))
+        return rn_fail(RN_ERR_FORMAT, "%s: metadata has %s but no %s", path,
+                       has_mean ? "normalize_mean" : "normalize_std",
+                       has_mean ? "normalize_std" : "normalize_mean");
+    return RN_OK;
+}
+
 /* "0.1,0.2,0.3" -> values; returns how many, or -1 if the text is not such a list. */
 static int parse_floats(const char *text, float *out, int max)
 {
@@ -83,37 +119,89 @@ static int parse_floats(const char *text, float *out, int max)
     return n;
 }
 
-static int load_metadata(rn_net *net, const rn_st_file *f)
+/* The metadata a file gives the network, read in full before any of it is applied. */
+typedef struct {
+    int has_norm;
+    float mean[16], std[16];
+    int has_labels;
+    char **labels; /* n_labels copies, owned until applied */
+    int n_labels;
+} file_meta;
+
+static void free_metadata(file_meta *m)
 {
+    for (int i = 0; m->labels && i < m->n_labels; i++) free(m->labels[i]);
+    free(m->labels);
+    m->labels = NULL;
+}
+
+/* Everything that can fail (a malformed value, an allocation) happens here. */
+static int read_metadata(const rn_net *net, const rn_st_file *f, file_meta *out)
+{
+    memset(out, 0, sizeof *out);
     const char *path = rn_st_path(f);
     const char *mean = rn_st_meta(f, "normalize_mean"), *std = rn_st_meta(f, "normalize_std");
     if (mean && std) {
-        float m[16], s[16];
-        int cm = parse_floats(mean, m, 16), cs = parse_floats(std, s, 16);
+        int cm = parse_floats(mean, out->mean, 16), cs = parse_floats(std, out->std, 16);
         if (cm != net->opt.in_c || cs != net->opt.in_c)
             return rn_fail(RN_ERR_FORMAT, "%s: metadata normalize_mean/std need %d comma-separated values",
                            path, net->opt.in_c);
-        int st = rn_net_set_normalization(net, m, s);
-        if (st) return rn_fail_context(RN_ERR_FORMAT, "%s", path);
+        for (int c = 0; c < net->opt.in_c; c++)
+            if (!(out->std[c] > 0.0f))
+                return rn_fail(RN_ERR_FORMAT, "%s: normalization std of channel %d must be positive",
+                               path, c);
+        out->has_norm = 1;
     }
     const char *labels = rn_st_meta(f, "labels");
-    if (labels) {
-        cJSON *arr = cJSON_Parse(labels);
-        int n = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : -1;
-        const char **names = n > 0 ? calloc((size_t)n, sizeof *names) : NULL;
-        int ok = n >= 0 && (n == 0 || names);
-        for (int i = 0; ok && i < n; i++) {
-            cJSON *item = cJSON_GetArrayItem(arr, i);
-            ok = cJSON_IsString(item);
-            if (ok) names[i] = item->valuestring;
-        }
-        int st = ok ? rn_net_set_labels(net, names, n) : RN_ERR_FORMAT;
-        free(names);
+    if (!labels) return RN_OK;
+    cJSON *arr = cJSON_Parse(labels);
+    if (!arr && rn_json_valid(labels))
+        return rn_fail(RN_ERR_NOMEM, "%s: out of memory reading the metadata 'labels'", path);
+    int n = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : -1;
+    int st = n >= 0 ? RN_OK : RN_ERR_FORMAT;
+    for (int i = 0; !st && i < n; i++)
+        if (!cJSON_IsString(cJSON_GetArrayItem(arr, i))) st = RN_ERR_FORMAT;
+    if (st) {
         cJSON_Delete(arr);
-        if (!ok) return rn_fail(RN_ERR_FORMAT, "%s: metadata 'labels' is not a JSON array of strings", path);
-        if (st) return st;
+        return rn_fail(st, "%s: metadata 'labels' is not a JSON array of strings", path);
+    }
+    out->has_labels = 1;
+    out->labels = calloc(n > 0 ? (size_t)n : 1, sizeof *out->labels);
+    int ok = out->labels != NULL;
+    if (ok) out->n_labels = n;
+    const cJSON *item;
+    int i = 0;
+    cJSON_ArrayForEach(item, arr) {
+        const size_t len = strlen(item->valuestring) + 1;
+        if (!ok || !(out->labels[i] = malloc(len))) {
+            ok = 0;
+            break;
+        }
+        memcpy(out->labels[i++], item->valuestring, len);
+    }
+    cJSON_Delete(arr);
+    if (!ok) {
+        free_metadata(out);
+        return rn_fail(RN_ERR_NOMEM, "%s: out of memory for %d label names", path, n);
     }
     return RN_OK;
+}
+
+/* Cannot fail: the network takes the labels over. */
+static void apply_metadata(rn_net *net, file_meta *m)
+{
+    if (m->has_norm) {
+        memcpy(net->norm_mean, m->mean, sizeof net->norm_mean);
+        memcpy(net->norm_std, m->std, sizeof net->norm_std);
+        net->has_norm = 1;
+    }
+    if (m->has_labels) {
+        for (int i = 0; i < net->n_labels; i++) free(net->labels[i]);
+        free(net->labels);
+        net->labels = m->labels;
+        net->n_labels = m->n_labels;
+        m->labels = NULL;
+    }
 }
 
 static void shape_text(char *buf, size_t size, int ndim, const int64_t *shape)
@@ -184,6 +272,8 @@ static int check_before_building(const rn_st_file *f, const char *arch, const rn
     shadow->opt = *opt;
     snprintf(shadow->arch, sizeof shadow->arch, "%s", arch);
     int st = rn_net_build(shadow, arch);
+    /* the network the file names cannot be built (an unknown name, options out of range) */
+    if (st) st = rn_fail_context(st, "%s", rn_st_path(f));
     if (!st) st = check_tensors(shadow, f);
     rn_net_free(shadow);
     return st;
@@ -194,8 +284,12 @@ int rn_net_load(rn_net *net, const char *path)
     rn_st_file *f;
     int st = rn_st_open(&f, path);
     if (st) return st;
-    st = load_tensors(net, f);
-    if (!st) st = load_metadata(net, f);
+    file_meta meta = {0};
+    st = check_identity(f, net->arch, net->opt.ordering, net->opt.shortcut);
+    if (!st) st = read_metadata(net, f, &meta);
+    if (!st) st = load_tensors(net, f);
+    if (!st) apply_metadata(net, &meta);
+    free_metadata(&meta);
     rn_st_close(f);
     /* a frozen network folds the weights it now holds (the old ones if the file was refused) */
     if (net->frozen) {
@@ -214,6 +308,7 @@ int rn_net_open(rn_net **out, const char *path, const char *arch, const rn_net_o
     rn_net_options o;
     if (opt) o = *opt;
     else rn_net_options_init(&o);
+    const char *asked = arch; /* NULL: whatever the file holds */
     if (!arch) arch = rn_st_meta(f, "arch");
     if (!arch) {
         rn_st_close(f);
@@ -222,11 +317,15 @@ int rn_net_open(rn_net **out, const char *path, const char *arch, const rn_net_o
                        path);
     }
     rn_net *net = NULL;
-    st = options_from_file(f, &o);
+    file_meta meta = {0};
+    st = check_identity(f, asked, o.ordering, o.shortcut);
+    if (!st) st = options_from_file(f, &o);
     if (!st) st = check_before_building(f, arch, &o);
     if (!st) st = rn_net_create(&net, arch, &o);
+    if (!st) st = read_metadata(net, f, &meta);
     if (!st) st = load_tensors(net, f);
-    if (!st) st = load_metadata(net, f);
+    if (!st) apply_metadata(net, &meta);
+    free_metadata(&meta);
     rn_st_close(f);
     if (st) {
         rn_net_free(net);

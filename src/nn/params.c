@@ -166,6 +166,10 @@ int rn_net_reserve_batch(rn_net *net, int n)
         size_t f = rn_conv_workspace(&sh);
         if (f > net->work_floats) net->work_floats = f;
     }
+    /* The last forward's activations go with the old arrays: a backward (or a probe) after
+     * this point, even after a failed allocation, needs a new forward first. */
+    net->forward_done = 0;
+    for (int i = 0; i < net->n_slots; i++) *net->slots[i].bind = NULL;
     free(net->act);
     free(net->work);
     for (int i = 0; i < 8; i++) free(net->grad_scratch[i]);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/json_check.h"
 #include "io/safetensors.h"
 
 #define CHECKPOINT_VERSION 1
@@ -72,11 +73,12 @@ static int add_u64_hex(cJSON *arr, uint64_t v)
     return cJSON_AddItemToArray(arr, cJSON_CreateString(buf)) ? 0 : -1;
 }
 
-static void add_exact(cJSON *o, const char *key, double v)
+/* 1 when added (cJSON allocates the item and a copy of the key). */
+static int add_exact(cJSON *o, const char *key, double v)
 {
     char buf[40];
     snprintf(buf, sizeof buf, "%.17g", v);
-    cJSON_AddStringToObject(o, key, buf);
+    return cJSON_AddStringToObject(o, key, buf) != NULL;
 }
 
 int rn_checkpoint_save(const char *path, rn_net *net, rn_sgd *sgd, const rn_train_config *cfg,
@@ -103,23 +105,24 @@ int rn_checkpoint_save(const char *path, rn_net *net, rn_sgd *sgd, const rn_trai
     cJSON *mj = cJSON_Parse(metrics ? metrics : "[]");
     int ok = root && s && rng && cj && cJSON_IsArray(mj);
     for (int i = 0; ok && i < 4; i++) ok = !add_u64_hex(rng, state->rng[i]);
-    if (ok) {
-        cJSON_AddNumberToObject(root, "version", CHECKPOINT_VERSION);
-        cJSON_AddItemToObject(root, "config", cj), cj = NULL;
-        cJSON_AddNumberToObject(s, "epoch", state->epoch);
-        cJSON_AddNumberToObject(s, "batch", state->batch);
-        cJSON_AddNumberToObject(s, "step", (double)state->step);
-        cJSON_AddNumberToObject(s, "sgd_started", state->sgd_started);
-        cJSON_AddItemToObject(s, "rng", rng), rng = NULL;
-        /* doubles as exact text: cJSON prints 15 digits when they are merely close */
-        add_exact(s, "loss_sum", state->loss_sum);
-        cJSON_AddNumberToObject(s, "correct", (double)state->correct);
-        cJSON_AddNumberToObject(s, "seen", (double)state->seen);
-        add_exact(s, "time_s", state->time_s);
-        add_exact(s, "data_s", state->data_s);
-        cJSON_AddItemToObject(root, "state", s), s = NULL;
-        cJSON_AddItemToObject(root, "metrics", mj), mj = NULL;
-    }
+    /* Every addition allocates and is checked: a key missing for want of memory would make a
+     * checkpoint that cannot be resumed. An item belongs to its parent once added, so its own
+     * pointer is cleared then (the cleanup below deletes what was not). */
+    ok = ok && cJSON_AddNumberToObject(root, "version", CHECKPOINT_VERSION);
+    ok = ok && cJSON_AddItemToObject(root, "config", cj) && !(cj = NULL);
+    ok = ok && cJSON_AddNumberToObject(s, "epoch", state->epoch);
+    ok = ok && cJSON_AddNumberToObject(s, "batch", state->batch);
+    ok = ok && cJSON_AddNumberToObject(s, "step", (double)state->step);
+    ok = ok && cJSON_AddNumberToObject(s, "sgd_started", state->sgd_started);
+    ok = ok && cJSON_AddItemToObject(s, "rng", rng) && !(rng = NULL);
+    /* doubles as exact text: cJSON prints 15 digits when they are merely close */
+    ok = ok && add_exact(s, "loss_sum", state->loss_sum);
+    ok = ok && cJSON_AddNumberToObject(s, "correct", (double)state->correct);
+    ok = ok && cJSON_AddNumberToObject(s, "seen", (double)state->seen);
+    ok = ok && add_exact(s, "time_s", state->time_s);
+    ok = ok && add_exact(s, "data_s", state->data_s);
+    ok = ok && cJSON_AddItemToObject(root, "state", s) && !(s = NULL);
+    ok = ok && cJSON_AddItemToObject(root, "metrics", mj) && !(mj = NULL);
     char *text = ok ? cJSON_PrintUnformatted(root) : NULL;
     if (!st && !text) st = rn_fail(RN_ERR_NOMEM, "%s: cannot build the checkpoint metadata", path);
     if (!st) st = rn_st_writer_meta(w, "checkpoint", text);
@@ -135,26 +138,27 @@ int rn_checkpoint_save(const char *path, rn_net *net, rn_sgd *sgd, const rn_trai
     return st;
 }
 
-/* The "checkpoint" metadata of an open file, parsed; NULL with a message when absent or bad. */
-static cJSON *checkpoint_json(const rn_st_file *f)
+/* The "checkpoint" metadata of an open file, parsed into *out; a status with a message when
+ * it is absent or bad, or memory ran out. */
+static int checkpoint_json(const rn_st_file *f, cJSON **out)
 {
+    *out = NULL;
     const char *path = rn_st_path(f);
     const char *text = rn_st_meta(f, "checkpoint");
-    if (!text) {
-        rn_fail(RN_ERR_FORMAT, "%s: not a checkpoint (no 'checkpoint' metadata)", path);
-        return NULL;
-    }
+    if (!text) return rn_fail(RN_ERR_FORMAT, "%s: not a checkpoint (no 'checkpoint' metadata)", path);
     cJSON *root = cJSON_Parse(text);
+    if (!root && rn_json_valid(text))
+        return rn_fail(RN_ERR_NOMEM, "%s: out of memory reading the checkpoint metadata", path);
     cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "version");
     if (!cJSON_IsNumber(v) || v->valuedouble != CHECKPOINT_VERSION ||
         !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "config")) ||
         !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(root, "state"))) {
         cJSON_Delete(root);
-        rn_fail(RN_ERR_FORMAT, "%s: the checkpoint metadata is not a version %d checkpoint", path,
-                CHECKPOINT_VERSION);
-        return NULL;
+        return rn_fail(RN_ERR_FORMAT, "%s: the checkpoint metadata is not a version %d checkpoint",
+                       path, CHECKPOINT_VERSION);
     }
-    return root;
+    *out = root;
+    return RN_OK;
 }
 
 /* A number, or a number written as exact text. */
@@ -217,10 +221,11 @@ int rn_checkpoint_read_config(const char *path, rn_train_config *cfg, int *epoch
     rn_st_file *f;
     int st = rn_st_open(&f, path);
     if (st) return st;
-    cJSON *root = checkpoint_json(f);
-    if (!root) {
+    cJSON *root;
+    st = checkpoint_json(f, &root);
+    if (st) {
         rn_st_close(f);
-        return RN_ERR_FORMAT;
+        return st;
     }
     char *cfg_text = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(root, "config"));
     st = cfg_text ? rn_train_config_from_json(cfg, cfg_text) : rn_fail(RN_ERR_NOMEM, "out of memory");
@@ -238,8 +243,9 @@ int rn_checkpoint_read_config(const char *path, rn_train_config *cfg, int *epoch
     return st;
 }
 
-static int read_tensor(const rn_st_file *f, const rn_tensor_info *t, const char *name,
-                       const char *dtype, void *dst)
+/* The file's tensor `name` has t's dtype and shape. */
+static int check_tensor(const rn_st_file *f, const rn_tensor_info *t, const char *name,
+                        const char *dtype)
 {
     const char *path = rn_st_path(f);
     const rn_st_entry *e = rn_st_find(f, name);
@@ -249,6 +255,15 @@ static int read_tensor(const rn_st_file *f, const rn_tensor_info *t, const char 
     if (!same)
         return rn_fail(RN_ERR_MISMATCH, "%s: tensor '%s' does not have the network's dtype and shape",
                        path, name);
+    return RN_OK;
+}
+
+/* pass 0 checks the tensor, pass 1 reads it into dst. */
+static int read_tensor(const rn_st_file *f, const rn_tensor_info *t, const char *name,
+                       const char *dtype, void *dst, int pass)
+{
+    int st = check_tensor(f, t, name, dtype);
+    if (st || !pass) return st;
     return strcmp(dtype, "I64") ? rn_st_read_f32(f, name, dst, t->numel)
                                 : rn_st_read_i64(f, name, dst, t->numel);
 }
@@ -260,8 +275,8 @@ int rn_checkpoint_load(const char *path, rn_net *net, rn_sgd *sgd, rn_train_stat
     rn_st_file *f;
     int st = rn_st_open(&f, path);
     if (st) return st;
-    cJSON *root = checkpoint_json(f);
-    if (!root) st = RN_ERR_FORMAT;
+    cJSON *root;
+    st = checkpoint_json(f, &root);
     if (!st) st = read_state(cJSON_GetObjectItemCaseSensitive(root, "state"), state, path);
     const char *arch = rn_st_meta(f, "arch");
     if (!st && (!arch || strcmp(arch, rn_net_arch(net))))
@@ -278,27 +293,30 @@ int rn_checkpoint_load(const char *path, rn_net *net, rn_sgd *sgd, rn_train_stat
                          "%s / %s, the run's %s / %s)",
                          path, mean, std, m ? m : "none", s ? s : "none");
     }
-    for (int i = 0; !st && i < rn_net_num_tensors(net); i++) {
-        rn_tensor_info t;
-        rn_net_tensor(net, i, &t);
-        if (t.kind == RN_TENSOR_COUNTER) st = read_tensor(f, &t, t.name, "I64", t.i64);
-        else st = read_tensor(f, &t, t.name, "F32", t.data);
-    }
-    if (!st) {
-        size_t n;
-        float *buf = rn_sgd_momentum_buffer(sgd, &n);
-        rn_tensor_info t = {.name = RN_CHECKPOINT_MOMENTUM, .ndim = 1, .shape = {(int64_t)n}, .numel = n};
-        st = read_tensor(f, &t, RN_CHECKPOINT_MOMENTUM, "F32", buf);
+    /* Whatever can fail (a tensor that does not fit, the metrics' copy) fails before the first
+     * tensor is read: a refused checkpoint leaves the network and the optimizer as they were. */
+    const cJSON *m = st ? NULL : cJSON_GetObjectItemCaseSensitive(root, "metrics");
+    if (!st && !cJSON_IsArray(m)) st = rn_fail(RN_ERR_FORMAT, "%s: checkpoint metrics are not a list", path);
+    if (!st && metrics && !(*metrics = cJSON_PrintUnformatted(m)))
+        st = rn_fail(RN_ERR_NOMEM, "%s: out of memory copying the metrics", path);
+    size_t n;
+    float *buf = rn_sgd_momentum_buffer(sgd, &n);
+    rn_tensor_info mom = {.name = RN_CHECKPOINT_MOMENTUM, .ndim = 1, .shape = {(int64_t)n}, .numel = n};
+    for (int pass = 0; !st && pass < 2; pass++) {
+        for (int i = 0; !st && i < rn_net_num_tensors(net); i++) {
+            rn_tensor_info t;
+            rn_net_tensor(net, i, &t);
+            if (t.kind == RN_TENSOR_COUNTER) st = read_tensor(f, &t, t.name, "I64", t.i64, pass);
+            else st = read_tensor(f, &t, t.name, "F32", t.data, pass);
+        }
+        if (!st) st = read_tensor(f, &mom, RN_CHECKPOINT_MOMENTUM, "F32", buf, pass);
     }
     if (!st) {
         rn_sgd_set_started(sgd, state->sgd_started);
         rn_net_set_rng_state(net, state->rng);
-        const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "metrics");
-        if (!cJSON_IsArray(m)) st = rn_fail(RN_ERR_FORMAT, "%s: checkpoint metrics are not a list", path);
-        else if (metrics) {
-            *metrics = cJSON_PrintUnformatted(m);
-            if (!*metrics) st = rn_fail(RN_ERR_NOMEM, "out of memory");
-        }
+    } else if (metrics) {
+        free(*metrics);
+        *metrics = NULL;
     }
     cJSON_Delete(root);
     rn_st_close(f);

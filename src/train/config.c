@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/json_check.h"
 #include "core/number.h"
 #include "train/config_table.h"
 
@@ -329,6 +330,8 @@ int rn_train_config_from_json(rn_train_config *c, const char *json)
 {
     rn_train_config_init(c);
     cJSON *o = cJSON_Parse(json);
+    if (!o && rn_json_valid(json))
+        return rn_fail(RN_ERR_NOMEM, "out of memory reading the configuration");
     if (!cJSON_IsObject(o)) {
         cJSON_Delete(o);
         return rn_fail(RN_ERR_FORMAT, "the configuration is not a JSON object");

@@ -233,9 +233,10 @@ int rn_loader_create(rn_loader **out, const rn_dataset *data, const rn_loader_op
     l->slot_gen = calloc((size_t)l->nslots, sizeof *l->slot_gen);
     if (!l->lut || !l->perm || !l->x || !l->labels || !l->index || !l->slot_batch ||
         !l->slot_gen) {
+        const int nslots = l->nslots; /* read before l is freed */
         rn_loader_free(l);
         return rn_fail(RN_ERR_NOMEM, "loader: out of memory for %d batches of %d images",
-                       l->nslots, opt->batch);
+                       nslots, opt->batch);
     }
     for (int ch = 0; ch < data->c; ch++) {
         float mean = opt->mean ? opt->mean[ch] : 0.0f, std = opt->std ? opt->std[ch] : 1.0f;

@@ -34,7 +34,10 @@ int rn_sgd_create(rn_sgd **out, const rn_net *net, float momentum, float weight_
     if (o) o->buf = calloc(n ? n : 1, sizeof(float));
     if (o) o->ranges = malloc(sizeof *o->ranges);
     if (!o || !o->buf || !o->ranges) {
-        if (o) free(o->buf);
+        if (o) {
+            free(o->buf);
+            free(o->ranges);
+        }
         free(o);
         return rn_fail(RN_ERR_NOMEM, "out of memory for SGD momentum (%zu floats)", n);
     }

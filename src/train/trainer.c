@@ -18,6 +18,7 @@
 #include "core/atomic_file.h"
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/json_check.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
 #include "train/loader.h"
@@ -108,6 +109,9 @@ struct rn_trainer {
     rn_train_state s;
     cJSON *metrics;   /* array of the metrics.jsonl lines (strings) */
     int restored;
+    /* A run or a restore failed part-way (the network, its statistics or the position may have
+     * moved without the checkpoint): runs are refused until a restore succeeds. */
+    int failed;
 };
 
 rn_net *rn_trainer_net(rn_trainer *t) { return t->net; }
@@ -264,7 +268,10 @@ int rn_trainer_restore(rn_trainer *t)
 {
     char *metrics = NULL;
     rn_train_state s;
+    /* A checkpoint that fails to load changes nothing; one that loads leaves the network ahead
+     * of the trainer's position until the rest below is in place. */
     int st = rn_checkpoint_load(t->checkpoint_path, t->net, t->sgd, &s, &metrics);
+    if (!st) t->failed = 1;
     if (!st && (s.epoch > t->cfg.epochs || s.batch > t->batches ||
                 s.step != (long)s.epoch * t->batches + s.batch))
         st = rn_fail(RN_ERR_MISMATCH,
@@ -275,7 +282,10 @@ int rn_trainer_restore(rn_trainer *t)
         m = cJSON_Parse(metrics);
         int ok = cJSON_IsArray(m);
         for (int i = 0; ok && i < cJSON_GetArraySize(m); i++) ok = cJSON_IsString(cJSON_GetArrayItem(m, i));
-        if (!ok) st = rn_fail(RN_ERR_FORMAT, "%s: the metrics are not a list of lines", t->checkpoint_path);
+        if (!m && rn_json_valid(metrics))
+            st = rn_fail(RN_ERR_NOMEM, "%s: out of memory reading the metrics", t->checkpoint_path);
+        else if (!ok)
+            st = rn_fail(RN_ERR_FORMAT, "%s: the metrics are not a list of lines", t->checkpoint_path);
     }
     free(metrics);
     if (st) {
@@ -286,7 +296,9 @@ int rn_trainer_restore(rn_trainer *t)
     t->metrics = m;
     t->s = s;
     t->restored = 1;
-    return write_metrics_file(t);
+    st = write_metrics_file(t);
+    t->failed = st != RN_OK;
+    return st;
 }
 
 /* ---- one optimizer step ------------------------------------------------------------------------ */
@@ -388,24 +400,23 @@ static int end_epoch(rn_trainer *t, const rn_train_hooks *hooks, float lr)
         m.eval_error = r.n ? 1.0 - (double)r.correct / r.n : 0.0;
         m.eval_s = rn_clock_s() - t0;
     }
+    /* Each addition allocates: a line is written whole or not at all. */
     cJSON *o = cJSON_CreateObject();
-    if (!o) return rn_fail(RN_ERR_NOMEM, "out of memory");
     char key[32];
-    cJSON_AddNumberToObject(o, "epoch", m.epoch);
-    cJSON_AddNumberToObject(o, "train_loss", m.train_loss);
-    cJSON_AddNumberToObject(o, "train_error", m.train_error);
-    if (m.eval_name) {
+    int ok = o && cJSON_AddNumberToObject(o, "epoch", m.epoch) &&
+             cJSON_AddNumberToObject(o, "train_loss", m.train_loss) &&
+             cJSON_AddNumberToObject(o, "train_error", m.train_error);
+    if (ok && m.eval_name) {
         snprintf(key, sizeof key, "%s_loss", m.eval_name);
-        cJSON_AddNumberToObject(o, key, m.eval_loss);
+        ok = cJSON_AddNumberToObject(o, key, m.eval_loss) != NULL;
         snprintf(key, sizeof key, "%s_error", m.eval_name);
-        cJSON_AddNumberToObject(o, key, m.eval_error);
+        ok = ok && cJSON_AddNumberToObject(o, key, m.eval_error);
     }
-    cJSON_AddNumberToObject(o, "lr", m.lr);
-    cJSON_AddNumberToObject(o, "time_s", m.time_s);
-    cJSON_AddNumberToObject(o, "data_time_s", m.data_s);
-    cJSON_AddNumberToObject(o, "eval_time_s", m.eval_s);
-    cJSON_AddNumberToObject(o, "images_per_s", m.images_per_s);
-    char *line = cJSON_PrintUnformatted(o);
+    ok = ok && cJSON_AddNumberToObject(o, "lr", m.lr) && cJSON_AddNumberToObject(o, "time_s", m.time_s) &&
+         cJSON_AddNumberToObject(o, "data_time_s", m.data_s) &&
+         cJSON_AddNumberToObject(o, "eval_time_s", m.eval_s) &&
+         cJSON_AddNumberToObject(o, "images_per_s", m.images_per_s);
+    char *line = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     cJSON *item = line ? cJSON_CreateString(line) : NULL;
     free(line);
@@ -430,6 +441,9 @@ int rn_trainer_run(rn_trainer *t, const rn_train_hooks *hooks, rn_train_outcome 
     if (!outcome) outcome = &dummy;
     memset(outcome, 0, sizeof *outcome);
     rn_train_state *s = &t->s;
+    if (t->failed)
+        return rn_fail(RN_ERR_ARG, "%s: an earlier run or restore of this trainer failed part-way: "
+                                   "resume with rn_trainer_restore", t->dir);
     int st = RN_OK;
     if (!t->restored && s->step == 0) {
         /* A fresh run: claim the folder with a checkpoint of the initial state. */
@@ -496,5 +510,6 @@ done:
     outcome->epoch = s->epoch;
     outcome->batch = s->batch;
     outcome->step = s->step;
+    t->failed = st != RN_OK;
     return st;
 }

@@ -135,10 +135,14 @@ int rn_trainer_create(rn_trainer **out, const rn_train_config *cfg, const char *
                       const rn_dataset *train, const rn_dataset *eval, const char *eval_name);
 void rn_trainer_free(rn_trainer *t);
 /* Continues from run_dir/checkpoint.safetensors: weights, momentum, position, random state and
- * metrics; rewrites metrics.jsonl from the checkpoint. cfg must be the checkpoint's. */
+ * metrics; rewrites metrics.jsonl from the checkpoint. cfg must be the checkpoint's. A restore
+ * that fails after the checkpoint's tensors were loaded leaves the trainer refusing to run until
+ * a restore succeeds; one that fails before changes nothing. */
 int rn_trainer_restore(rn_trainer *t);
 /* Trains until the end of the run or a stop. RN_ERR_NUMERIC when the loss or a gradient is NaN
- * or infinite (the message names the step and the tensor; the last checkpoint is kept). */
+ * or infinite (the message names the step and the tensor; the last checkpoint is kept). After
+ * any failure the trainer refuses to run again until rn_trainer_restore (the network may have
+ * moved past the checkpoint): the run goes on from its last checkpoint. */
 int rn_trainer_run(rn_trainer *t, const rn_train_hooks *hooks, rn_train_outcome *outcome);
 rn_net *rn_trainer_net(rn_trainer *t);
 
