@@ -124,8 +124,16 @@ static void test_sgemm_all_transposes(void **state)
                     ref[(size_t)i * ldc + j] = (float)(0.7 * s + 0.3 * ref[(size_t)i * ldc + j]);
                 }
             }
-            rn_sgemm(ta, tb, m, n, k, 0.7f, a, lda, b, ldb, 0.3f, c, ldc);
+            float *c2 = alloc_f((size_t)m * ldc);
+            memcpy(c2, c, sizeof(float) * (size_t)m * ldc);
+            assert_int_equal(rn_sgemm(ta, tb, m, n, k, 0.7f, a, lda, b, ldb, 0.3f, c, ldc, NULL), 0);
             assert_rel("sgemm", c, ref, (size_t)m * ldc, 1e-6);
+            /* the caller's scratch gives the same bits as the scratch it allocates */
+            float *scratch = alloc_nan(rn_sgemm_scratch_floats(ta, tb, m, n, k, 0.7f, 0.3f));
+            assert_int_equal(rn_sgemm(ta, tb, m, n, k, 0.7f, a, lda, b, ldb, 0.3f, c2, ldc, scratch), 0);
+            assert_memory_equal(c2, c, sizeof(float) * (size_t)m * ldc);
+            free(scratch);
+            free(c2);
             free(a);
             free(b);
             free(c);
@@ -1304,7 +1312,7 @@ typedef struct {
 static double fc_loss(void *p)
 {
     fc_ctx *f = p;
-    rn_fc_forward(f->y, f->x, f->w, f->b, f->n, f->d, f->k);
+    rn_fc_forward(f->y, f->x, f->w, f->b, f->n, f->d, f->k, NULL);
     return dot_d(f->r, f->y, (size_t)f->n * f->k);
 }
 
@@ -1330,7 +1338,7 @@ static void test_fc(void **state)
             assert_close(f.y[i * f.k + j], s, 1e-5);
         }
     float *dx = alloc_nan(nx), *dw = alloc_zero(nw), *db = alloc_zero((size_t)f.k);
-    rn_fc_backward(dx, dw, db, f.r, f.x, f.w, f.n, f.d, f.k);
+    rn_fc_backward(dx, dw, db, f.r, f.x, f.w, f.n, f.d, f.k, NULL);
     check_fd("fc dx", fc_loss, &f, f.x, dx, nx, EPS_FLOAT, 701);
     check_fd("fc dw", fc_loss, &f, f.w, dw, nw, EPS_FLOAT, 702);
     check_fd("fc db", fc_loss, &f, f.b, db, (size_t)f.k, EPS_FLOAT, 703);
@@ -1339,8 +1347,11 @@ static void test_fc(void **state)
     for (size_t i = 0; i < nx; i++) dx2[i] = 3.0f;
     memcpy(dw2, dw, sizeof(float) * nw);
     memcpy(db2, db, sizeof(float) * (size_t)f.k);
-    rn_fc_backward(dx2, dw2, db2, f.r, f.x, f.w, f.n, f.d, f.k);
-    rn_fc_backward(NULL, dw2, NULL, f.r, f.x, f.w, f.n, f.d, f.k);
+    /* the caller's scratch (as the network passes its workspace) gives the same bits */
+    float *scratch = alloc_nan(rn_fc_scratch_floats(f.n, f.d, f.k));
+    rn_fc_backward(dx2, dw2, db2, f.r, f.x, f.w, f.n, f.d, f.k, scratch);
+    rn_fc_backward(NULL, dw2, NULL, f.r, f.x, f.w, f.n, f.d, f.k, scratch);
+    free(scratch);
     assert_rel("fc dx overwritten", dx2, dx, nx, 1e-7);
     for (size_t i = 0; i < nw; i++) dw[i] *= 3.0f;
     for (int i = 0; i < f.k; i++) db[i] *= 2.0f;

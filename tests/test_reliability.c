@@ -185,7 +185,7 @@ static void test_sgemm_out_of_memory(void **state)
     rn_test_fill_uniform(b, (size_t)k * n, 4, -1.0f, 1.0f);
     for (int j = 0; j < n; j++) c[j] = 3.0f;
     limit_memory((size_t)16 << 20);
-    int st = rn_sgemm(0, 0, m, n, k, 0.5f, a, k, b, n, 0.0f, c, 0);
+    int st = rn_sgemm(0, 0, m, n, k, 0.5f, a, k, b, n, 0.0f, c, 0, NULL);
     unlimit_memory();
     free(a);
     free(b);

@@ -285,30 +285,54 @@ void rn_gemm_packed(int m, int n, int k, const float *ap, const rn_gemm_b *b, fl
     gemm_run(&g, pack, threads);
 }
 
+/* Scratch layout of rn_sgemm: the packing panel, A transposed, the unscaled product, then the
+ * int row offsets of B (allocated storage takes the type of what is stored in it). */
+typedef struct {
+    size_t at, t, offs;
+} sgemm_sizes;
+
+static sgemm_sizes sgemm_sizes_of(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                                  float beta)
+{
+    const int direct = alpha == 1.0f && (beta == 0.0f || beta == 1.0f);
+    sgemm_sizes z = {trans_a ? (size_t)m * k : 0, direct ? 0 : (size_t)m * n,
+                     (size_t)((trans_b ? n : k) > 0 ? (trans_b ? n : k) : 1)};
+    return z;
+}
+
+size_t rn_sgemm_scratch_floats(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                               float beta)
+{
+    if (m <= 0 || n <= 0) return 0;
+    const sgemm_sizes z = sgemm_sizes_of(trans_a, trans_b, m, n, k, alpha, beta);
+    _Static_assert(sizeof(int) <= sizeof(float), "an int offset fits in a float's slot");
+    return GEMM_PACK_FLOATS + z.at + z.t + z.offs;
+}
+
 int rn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
-             const float *b, int ldb, float beta, float *c, int ldc)
+             const float *b, int ldb, float beta, float *c, int ldc, float *scratch)
 {
     if (m <= 0 || n <= 0) return RN_OK;
     const int direct = alpha == 1.0f && (beta == 0.0f || beta == 1.0f);
-    const size_t at_floats = trans_a ? (size_t)m * k : 0;
-    const size_t t_floats = direct ? 0 : (size_t)m * n;
-    const int offs = trans_b ? n : k;
-    float *scratch = malloc((GEMM_PACK_FLOATS + at_floats + t_floats) * sizeof(float));
-    int *off = malloc((size_t)(offs > 0 ? offs : 1) * sizeof(int));
-    /* An error, not a slower loop with other rounding: the same call must give the same bits. */
-    if (!scratch || !off) {
-        free(scratch);
-        free(off);
-        return rn_fail(RN_ERR_NOMEM, "matrix multiply [%d x %d] x [%d x %d]: out of memory for "
-                       "%zu floats of scratch", m, k, k, n, GEMM_PACK_FLOATS + at_floats + t_floats);
+    const sgemm_sizes z = sgemm_sizes_of(trans_a, trans_b, m, n, k, alpha, beta);
+    const size_t floats = rn_sgemm_scratch_floats(trans_a, trans_b, m, n, k, alpha, beta);
+    float *own = NULL;
+    if (!scratch) {
+        /* An error, not a slower loop with other rounding: the same call must give the same bits. */
+        scratch = own = malloc(floats * sizeof(float));
+        if (!own)
+            return rn_fail(RN_ERR_NOMEM, "matrix multiply [%d x %d] x [%d x %d]: out of memory for "
+                           "%zu floats of scratch", m, k, k, n, floats);
     }
-    float *pack = scratch, *at = scratch + GEMM_PACK_FLOATS, *t = at + at_floats;
+    float *pack = scratch, *at = scratch + GEMM_PACK_FLOATS, *t = at + z.at;
+    int *off = (int *)(void *)(t + z.t);
     if (trans_a) {
         for (int i = 0; i < m; i++)
             for (int p = 0; p < k; p++) at[(size_t)i * k + p] = a[(size_t)p * lda + i];
         a = at;
         lda = k;
     }
+    const int offs = trans_b ? n : k;
     for (int i = 0; i < offs; i++) off[i] = i * ldb;
     rn_gemm_b bd = {b, trans_b ? NULL : off, trans_b ? off : NULL};
     if (direct) {
@@ -322,7 +346,6 @@ int rn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const f
                 ci[j] = alpha * ti[j] + (beta == 0.0f ? 0.0f : beta * ci[j]);
         }
     }
-    free(scratch);
-    free(off);
+    free(own);
     return RN_OK;
 }

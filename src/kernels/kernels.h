@@ -15,10 +15,14 @@
 
 /* ---- matrix multiply ------------------------------------------------------------------
  * C[M,N] = alpha * op(A) * op(B) + beta * C, row-major; op(X) = X or X^T.
- * lda/ldb/ldc are the row strides of A, B, C as stored. Returns RN_OK, or RN_ERR_NOMEM (C
- * untouched) when its scratch memory cannot be had. */
+ * lda/ldb/ldc are the row strides of A, B, C as stored. scratch holds
+ * rn_sgemm_scratch_floats(...) floats, or is NULL to have rn_sgemm allocate it; then it returns
+ * RN_ERR_NOMEM (C untouched) when that memory cannot be had. With scratch given it cannot fail,
+ * which is what lets a training step reserve everything before it changes the network. */
+size_t rn_sgemm_scratch_floats(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                               float beta);
 int rn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
-             const float *b, int ldb, float beta, float *c, int ldc);
+             const float *b, int ldb, float beta, float *c, int ldc, float *scratch);
 
 /* ---- 2-D convolution (cross-correlation, as PyTorch) ---------------------------------- */
 typedef struct {
@@ -141,11 +145,14 @@ void rn_gap_forward(float *y, const float *x, int n, int c, int hw);
 void rn_gap_backward(float *dx, const float *dy, int n, int c, int hw);
 
 /* ---- fully connected: y[n, k] = x[n, d] * w[k, d]^T + b[k] (b may be NULL) -----------
- * Both return rn_sgemm's status (RN_ERR_NOMEM when its scratch cannot be had). */
-int rn_fc_forward(float *y, const float *x, const float *w, const float *b, int n, int d, int k);
+ * scratch: rn_fc_scratch_floats(n, d, k) floats, or NULL to allocate it per call (then both
+ * may return RN_ERR_NOMEM; with scratch given they cannot fail). */
+size_t rn_fc_scratch_floats(int n, int d, int k);
+int rn_fc_forward(float *y, const float *x, const float *w, const float *b, int n, int d, int k,
+                  float *scratch);
 /* dx overwritten (may be NULL), dw += , db += (may be NULL). */
 int rn_fc_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
-                   const float *w, int n, int d, int k);
+                   const float *w, int n, int d, int k, float *scratch);
 
 /* ---- softmax cross-entropy, mean over the batch ---------------------------------------
  * Returns the mean loss; dlogits (may be NULL) = (softmax - onehot) / n, overwritten.

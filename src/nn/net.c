@@ -147,7 +147,7 @@ int rn_net_forward(rn_net *net, const float *x, int n, int training, float *logi
     h = net->head.n ? rn_seq_output(&net->head) : h;
     rn_gap_forward(net->pooled, h, n, last.c, last.h * last.w);
     st = rn_fc_forward(net->logits, net->pooled, net->fc.w, net->fc.b, n, net->fc.in_dim,
-                       net->fc.out_dim);
+                       net->fc.out_dim, net->work);
     if (st) return st;
     if (logits) memcpy(logits, net->logits, (size_t)n * net->fc.out_dim * sizeof(float));
     net->forward_done = 1;
@@ -172,7 +172,7 @@ int rn_net_backward(rn_net *net, const int *labels, float *loss)
                    : rn_softmax_xent(g[0], net->logits, labels, n, k);
     if (loss) *loss = (float)l;
     int st = rn_fc_backward(g[1], net->fc.dw, net->fc.db, g[0], net->pooled, net->fc.w, n,
-                            net->fc.in_dim, k);
+                            net->fc.in_dim, k, net->work);
     if (st) return st;
     rn_shape3 last = net->blocks[net->n_blocks - 1]->out;
     rn_gap_backward(g[0], g[1], n, last.c, last.h * last.w);

@@ -166,6 +166,12 @@ int rn_net_reserve_batch(rn_net *net, int n)
         size_t f = rn_conv_workspace(&sh);
         if (f > net->work_floats) net->work_floats = f;
     }
+    /* The classifier shares the convolutions' workspace (it runs after the last convolution
+     * forward and before the first backward), so a training step allocates nothing. */
+    if (net->fc.out_dim) {
+        size_t f = rn_fc_scratch_floats(n, net->fc.in_dim, net->fc.out_dim);
+        if (f > net->work_floats) net->work_floats = f;
+    }
     /* The last forward's activations go with the old arrays: a backward (or a probe) after
      * this point, even after a failed allocation, needs a new forward first. */
     net->forward_done = 0;
