@@ -301,6 +301,42 @@ static void test_half_normalization_refused(void **state)
     rn_net_free(net);
 }
 
+/* A NaN or an infinity in the normalisation would make every output NaN: refused, naming the
+ * file, and the network keeps what it had. */
+static void test_nonfinite_normalization_refused(void **state)
+{
+    (void)state;
+    rn_net *net = small_net("resnet8", RN_ORDER_DEFAULT, RN_SHORTCUT_DEFAULT), *back = NULL;
+    static const char *const bad[][2] = {
+        {"nan,0.5,0.5", "0.2,0.2,0.2"}, {"0.5,inf,0.5", "0.2,0.2,0.2"},
+        {"0.5,0.5,0.5", "0.2,1e39,0.2"}, {"0.5,0.5,0.5", "0.2,0.2,-infinity"},
+        {"0.5,0.5,0.5,", "0.2,0.2,0.2"}, {"0.5,,0.5", "0.2,0.2,0.2"},
+    };
+    const char *path = tmp_path("nonfinite-norm.safetensors");
+    float before[2] = {0};
+    rn_tensor_info t;
+    assert_int_equal(rn_net_tensor(net, 0, &t), RN_OK);
+    memcpy(before, t.data, sizeof before);
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        const char *kv[] = {"format", "resnet.c", "arch", "resnet8", "normalize_mean", bad[k][0],
+                            "normalize_std", bad[k][1]};
+        save_with_meta(net, path, kv, 4);
+        int st = rn_net_open(&back, path, NULL, NULL);
+        if (st != RN_ERR_FORMAT || !strstr(rn_last_error(), "nonfinite-norm.safetensors") ||
+            !strstr(rn_last_error(), "normalize_mean/std"))
+            fail_msg("%s / %s: status %d: %s", bad[k][0], bad[k][1], st, rn_last_error());
+        assert_null(back);
+        assert_int_equal(rn_net_load(net, path), RN_ERR_FORMAT);
+        assert_memory_equal(t.data, before, sizeof before);
+    }
+    /* spaces after the commas, as a hand-edited file may have, still load */
+    const char *kv[] = {"format", "resnet.c", "arch", "resnet8", "normalize_mean", "0.5, 0.25, 0.5",
+                        "normalize_std", "0.2, 0.2, 0.2"};
+    save_with_meta(net, path, kv, 4);
+    assert_int_equal(rn_net_load(net, path), RN_OK);
+    rn_net_free(net);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -326,6 +362,7 @@ int main(void)
         cmocka_unit_test(test_load_refuses_other_network),
         cmocka_unit_test(test_torchvision_file_loads_with_arch),
         cmocka_unit_test(test_half_normalization_refused),
+        cmocka_unit_test(test_nonfinite_normalization_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -112,7 +112,7 @@ struct rn_net {
     rn_rng rng;
     float label_smoothing; /* loss of rn_net_backward: 0 = plain cross-entropy */
     int has_norm;
-    float norm_mean[16], norm_std[16];
+    float norm_mean[RN_MAX_INPUT_CHANNELS], norm_std[RN_MAX_INPUT_CHANNELS];
     char **labels;
     int n_labels;
 };

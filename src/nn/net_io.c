@@ -1,12 +1,14 @@
 /* Networks to and from safetensors files with torchvision's names; everything that is not a
  * tensor (architecture, options, normalisation, labels) sits in __metadata__. */
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "core/json_check.h"
+#include "core/number.h"
 #include "io/safetensors.h"
 #include "nn/net.h"
 
@@ -105,16 +107,23 @@ static int check_identity(const rn_st_file *f, const char *arch, rn_ordering ord
     return RN_OK;
 }
 
-/* "0.1,0.2,0.3" -> values; returns how many, or -1 if the text is not such a list. */
+/* "0.1,0.2,0.3" -> values; returns how many, or -1 if the text is not such a list of finite
+ * numbers (a NaN or an infinity would turn every input into NaN). */
 static int parse_floats(const char *text, float *out, int max)
 {
     int n = 0;
     for (const char *p = text; *p; n++) {
-        char *end;
-        if (n == max) return -1;
-        out[n] = strtof(p, &end);
-        if (end == p || (*end && *end != ',')) return -1;
-        p = *end ? end + 1 : end;
+        char item[64];
+        const char *comma = strchr(p, ',');
+        const size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        double v;
+        if (n == max || len >= sizeof item) return -1;
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (rn_parse_number(item, 0, -FLT_MAX, FLT_MAX, &v)) return -1;
+        out[n] = (float)v;
+        p = comma ? comma + 1 : p + len;
+        if (comma && !*p) return -1; /* a trailing comma */
     }
     return n;
 }
@@ -122,7 +131,7 @@ static int parse_floats(const char *text, float *out, int max)
 /* The metadata a file gives the network, read in full before any of it is applied. */
 typedef struct {
     int has_norm;
-    float mean[16], std[16];
+    float mean[RN_MAX_INPUT_CHANNELS], std[RN_MAX_INPUT_CHANNELS];
     int has_labels;
     char **labels; /* n_labels copies, owned until applied */
     int n_labels;
@@ -142,9 +151,10 @@ static int read_metadata(const rn_net *net, const rn_st_file *f, file_meta *out)
     const char *path = rn_st_path(f);
     const char *mean = rn_st_meta(f, "normalize_mean"), *std = rn_st_meta(f, "normalize_std");
     if (mean && std) {
-        int cm = parse_floats(mean, out->mean, 16), cs = parse_floats(std, out->std, 16);
+        int cm = parse_floats(mean, out->mean, RN_MAX_INPUT_CHANNELS),
+            cs = parse_floats(std, out->std, RN_MAX_INPUT_CHANNELS);
         if (cm != net->opt.in_c || cs != net->opt.in_c)
-            return rn_fail(RN_ERR_FORMAT, "%s: metadata normalize_mean/std need %d comma-separated values",
+            return rn_fail(RN_ERR_FORMAT, "%s: metadata normalize_mean/std need %d comma-separated finite numbers",
                            path, net->opt.in_c);
         for (int c = 0; c < net->opt.in_c; c++)
             if (!(out->std[c] > 0.0f))
