@@ -162,8 +162,9 @@ fuzz:
 	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang OPT=-O1 SAN="-fsanitize=fuzzer-no-link $(FUZZ_SAN)" fuzz-bins
 fuzz-bins: $(FUZZ_SRC:fuzz/%.c=$(BUILD)/%)
 # The option harness calls the CLI's own parsers (src/cli/args.c), so it links that object too.
-$(BUILD)/fuzz_%: $(BUILD)/obj/fuzz/fuzz_%.o $(BUILD)/obj/src/cli/args.o $(BUILD)/libresnet.a
-	$(CC) -o $@ $< $(BUILD)/obj/src/cli/args.o $(BUILD)/libresnet.a $(ALL_LDFLAGS) -fsanitize=fuzzer $(LDLIBS)
+FUZZ_CLI := $(BUILD)/obj/src/cli/args.o $(BUILD)/obj/src/cli/options.o
+$(BUILD)/fuzz_%: $(BUILD)/obj/fuzz/fuzz_%.o $(FUZZ_CLI) $(BUILD)/libresnet.a
+	$(CC) -o $@ $< $(FUZZ_CLI) $(BUILD)/libresnet.a $(ALL_LDFLAGS) -fsanitize=fuzzer $(LDLIBS)
 fuzz-run: fuzz
 	FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) tools/fuzz.sh
 -include $(FUZZ_SRC:fuzz/%.c=$(BUILD)/obj/fuzz/%.d)

@@ -429,7 +429,7 @@ def run_peak(exe, threads, quick):
 
 def run_ours(resnet, key, threads, s):
     label, arch, mode, (c, h, w), batch, classes = ROWS[key]
-    cmd = [resnet, "bench", "--arch", arch, "--classes", str(classes), "--input",
+    cmd = [resnet, "bench", "--arch", arch, "--classes", str(classes), "--input-shape",
            "%dx%dx%d" % (c, h, w), "--batch", str(batch), "--threads", str(threads)]
     if mode == "kernels":
         cmd += ["--kernels", "--warmup", str(s["kern_warmup"]), "--iters", str(s["kern_iters"]),

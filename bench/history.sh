@@ -31,8 +31,8 @@ for c in "$@"; do
 done
 # workload: label | arguments of resnet bench
 workloads="resnet20 train 3x32x32 b128|--arch resnet20 --batch 128 --mode train --max-seconds 3
-resnet8 train 1x28x28 b64|--arch resnet8 --batch 64 --input 1x28x28 --mode train --max-seconds 3
-resnet8-w32-s2 train 1x28x28 b64|--arch resnet8-w32-s2 --batch 64 --input 1x28x28 --mode train --max-seconds 3
+resnet8 train 1x28x28 b64|--arch resnet8 --batch 64 --input-shape 1x28x28 --mode train --max-seconds 3
+resnet8-w32-s2 train 1x28x28 b64|--arch resnet8-w32-s2 --batch 64 --input-shape 1x28x28 --mode train --max-seconds 3
 resnet50 infer b1|--arch resnet50 --batch 1 --mode infer --max-seconds 3"
 echo "$workloads" | while IFS='|' read -r label args; do
     for t in 1 2; do

@@ -25,7 +25,7 @@ ms() { # ms ENV... -- resnet-bench-args: prints the median ms per batch
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 for row in "resnet20 train 3x32x32 128" "resnet50 infer 3x224x224 1"; do
     set -- $row
-    args="bench --arch $1 --mode $2 --input $3 --batch $4"
+    args="bench --arch $1 --mode $2 --input-shape $3 --batch $4"
     echo "$1 $2 $3 batch $4:"
     printf '  OMP 1, BLAS 1                 '; ms OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 "$R" $args
     printf '  OMP 1, BLAS 2                 '; ms OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=2 "$R" $args

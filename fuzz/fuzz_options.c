@@ -5,18 +5,23 @@
  * build networks, load data, train or write files once parsing succeeds, so a verb cannot be
  * run here. What is fuzzed is the parsing they are made of, at the lowest level that can be
  * called:
- *   - cli_net_arg (src/cli/args.c): the network options every verb shares (--arch, --ordering,
- *     --shortcut, --classes, --input-shape, --seed, --gate-bias, --stochastic-depth, ...), in
- *     the same loop the verbs run, with cli_value and cli_parse_int for the other options;
+ *   - cli_parse (src/cli/options.c), the one parser every verb runs, on a table with an option
+ *     of each kind (flag, text, int, long, number, float, seed, a custom one, values taken as
+ *     positional arguments) beside the network options every verb shares (src/cli/args.c:
+ *     --arch, --ordering, --shortcut, --classes, --input-shape, --seed, --gate-bias,
+ *     --stochastic-depth, ...); what it accepts must lie in the table's ranges;
  *   - the library's parsers the verbs call on option values: rn_ordering_parse,
  *     rn_shortcut_parse, rn_data_kind_parse, rn_schedule_parse, rn_tta_parse, each checked to
  *     read back what its name / format function writes;
  *   - the whole input as a training configuration in JSON (rn_train_config_from_json, what
  *     `train --resume` reads from a checkpoint), which when it passes rn_train_config_check must
  *     write out and read back unchanged.
- * Not reached: the verbs' own static helpers (train's parse_float, eval's --delete-blocks list).
+ * Not reached: the verbs' own CUSTOM setters (eval's --split, bench's --mode, experiment's
+ * options) and eval's --delete-blocks list.
  * Seeds: fuzz/corpus/options (fuzz/make_corpus.sh). */
 #include "fuzz_common.h"
+
+#include <math.h>
 
 #include "cli/cli.h"
 #include "resnet.h"
@@ -69,27 +74,50 @@ static void value_parsers(const char *s)
             memcmp(b.milestones, a.milestones, sizeof a.milestones))
             fail("schedule does not read back", s);
     }
-    long n;
-    (void)cli_parse_int("--n", s, -1000, 1000000, &n);
 }
 
-/* The verbs' loop: shared network options first, every other option takes one value. */
-static void verb_loop(int argc, char **argv)
+static int set_custom(void *target, const char *option, const char *value)
+{
+    return rn_tta_parse(value, target) ? cli_lib_error(option) : 0;
+}
+
+/* A verb's parse: one option of each kind, the network options, positional arguments. */
+static void verb_parse(int argc, char **argv)
 {
     cli_net_args a;
     cli_net_args_init(&a);
-    for (int i = 1; i < argc; i++) {
-        int r = cli_net_arg(&a, argc, argv, &i);
-        if (r < 0) return;
-        if (r) continue;
-        if (strncmp(argv[i], "--", 2)) continue;
-        const char *v = cli_value(argc, argv, &i);
-        if (!v) return;
-        value_parsers(v);
-    }
+    int flag = 0, i = 7, tta = 0, given = 0, n_args = 0;
+    long l = 7;
+    double d = 0.5;
+    float f = 0.5f;
+    uint64_t u = 1;
+    const char *text = NULL, *args[4];
+    const cli_opt opts[] = {
+        {"--flag", NULL, CLI_FLAG, &flag, 0, 0, NULL, "a flag", &given},
+        {"--text", "T", CLI_TEXT, &text, 0, 0, NULL, "text", &given},
+        {"--int", "N", CLI_INT, &i, -1000, 1000000, NULL, "an int", &given},
+        {"--long", "N", CLI_LONG, &l, 0, 1099511627776.0, NULL, "a long", &given},
+        {"--number", "X", CLI_NUMBER, &d, 1e-9, 1e9, NULL, "a number", &given},
+        {"--float", "X", CLI_FLOAT, &f, -1, 1, NULL, "a float", &given},
+        {"--u64", "S", CLI_U64, &u, 0, 0, NULL, "a seed", &given},
+        {"--tta", "VIEWS", CLI_CUSTOM, &tta, 0, 0, set_custom, "views", &given},
+        {NULL, NULL, CLI_FLAG, NULL, 0, 0, NULL, NULL, NULL},
+    };
+    const cli_verb verb = {.name = "fuzz", .usage = "usage: fuzz\n", .opts = opts, .net = &a,
+                           .args = args, .max_args = 4, .n_args = &n_args};
+    FILE *out = stdout;
+    stdout = stderr; /* --help prints; /dev/null here */
+    const int r = cli_parse(&verb, argc, argv);
+    stdout = out;
+    if (r > 0 && r != 2) fail("cli_parse returned neither 0, -1 nor 2", argv[1]);
+    if (r) return;
+    if (i < -1000 || i > 1000000 || l < 0 || l > 1099511627776L || !(d >= 1e-9 && d <= 1e9) ||
+        !(f >= -1 && f <= 1) || n_args > 4 || (flag != 0 && flag != 1))
+        fail("an option outside its range after a successful parse", argv[1]);
     const rn_net_options *o = &a.opt;
     if (o->in_c < 0 || o->in_h < 0 || o->in_w < 0 || (o->in_c && (!o->in_h || !o->in_w)) ||
-        o->classes < 0 || o->classes > 1000000)
+        o->classes < 0 || o->classes > 1000000 || !isfinite(o->gate_bias) ||
+        !isfinite(o->survival_last))
         fail("network options out of range after a successful parse", argv[1]);
 }
 
@@ -119,7 +147,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         argv[argc++] = buf + at;
     argv[argc] = NULL;
     for (int i = 1; i < argc; i++) value_parsers(argv[i]);
-    verb_loop(argc, argv);
+    verb_parse(argc, argv);
     config_json(buf);
     free(buf);
     return 0;

@@ -156,4 +156,7 @@ opt values original bn-after-add relu-before-add relu-preact full-preact a b c d
     fashion-mnist mnist cifar10 folder cosine constant step none shift,flip
 opt bad --classes 0 --input-shape 3x32 --seed -1 --schedule step:0.9,0.1
 opt missing-value --arch
+opt kinds --flag --text t --int -1000 --long 1099511627776 --number 1e-9 --float -1 --u64 0 \
+    --tta flip positional1 positional2 --help
+opt kinds-ok --flag --int 5 --number 2 --float 0.5 --u64 3 --tta none a b
 echo "fuzz corpus: $(find "$C" -type f | wc -l) files, $(du -sk "$C" | cut -f1) KB"

@@ -143,5 +143,36 @@ expect_error "--max-seconds: expected a finite number, got 'inf'" \
 expect_error "--max-seconds: expected a finite number, got 'nan'" \
     "$R" bench --mode infer --arch resnet8 --batch 2 --max-seconds nan
 
+# One parser for every verb: the same errors everywhere, and the help lists what is parsed.
+for verb in info init forward bench train eval predict experiment plot export; do
+    "$R" $verb --help >"$T/help" 2>"$T/err" && [ -s "$T/help" ] && ok || bad "$verb --help"
+    expect_error "$verb: unknown option '--frobnicate' (see resnet $verb --help)" "$R" $verb --frobnicate
+done
+for verb in info init forward bench eval predict export; do
+    expect_error "option --arch needs a value" "$R" $verb --arch
+    [ $verb = forward ] || expect_error "$verb: --input is forward's tensor file; the input's shape is --input-shape" \
+        "$R" $verb --arch resnet8 --input 1x28x28
+    expect_error "--classes: expected an integer in \[1, 1000000\], got '0'" "$R" $verb --classes 0
+    expect_error "--seed: expected an unsigned integer, got '-1'" "$R" $verb --seed -1
+done
+expect_error "train: --input is forward's tensor file" "$R" train --input 1x28x28
+expect_error "--batch: expected an integer in \[1, 65536\], got '12.5'" "$R" eval --batch 12.5
+expect_error "--top: expected an integer" "$R" predict --top 1e3
+expect_error "--max-seconds: expected a number in \[1e-09, 1e+09\], got '0'" \
+    "$R" bench --mode infer --arch resnet8 --batch 2 --max-seconds 0
+expect_error "--batch: expected an integer in \[1, 65536\], got 'dynamic'" "$R" bench --batch dynamic
+expect_error "--tta: " "$R" eval --tta sideways
+expect_error "plot: at most 10 run folders" "$R" plot a b c d e f g h i j k
+expect_error "info: unexpected argument 'resnet8'" "$R" info resnet8
+# The shape is --input-shape in bench too (it once took --input).
+"$R" bench --arch resnet8 --input-shape 1x28x28 --batch 2 --mode infer --iters 1 --warmup 0 \
+    --json >"$T/b.json" 2>"$T/err" && /usr/bin/python3 -c '
+import json, sys; j = json.load(open(sys.argv[1])); assert j["input"] == [1, 28, 28], j' "$T/b.json" \
+    && ok || bad "bench --input-shape: $(cat "$T/err" "$T/b.json")"
+# Every option a verb parses is in its --help (the help is made from the same table).
+for opt in --data --data-dir --split --val --subset --tta --delete-blocks --batch --threads --json; do
+    "$R" eval --help | grep -q -- "^  $opt " && ok || bad "eval --help does not list $opt"
+done
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

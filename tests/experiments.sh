@@ -126,7 +126,7 @@ expect_error() { # expect_error TEXT command...
     else bad "'$*' exited $st, stderr: $(cat "$T/err")"; fi
 }
 expect_error "unknown experiment 'nope'" "$R" experiment nope
-expect_error "no option --bogus" "$R" experiment degradation --bogus 3
+expect_error "experiment degradation: unknown option '--bogus' (see resnet experiment degradation --help)" "$R" experiment degradation --bogus 3
 expect_error "--depths" "$R" experiment degradation --depths 20,x
 expect_error "6n+2" "$R" experiment degradation --quick --depths 8,9 --out "$T/bad"
 expect_error "other settings: --epochs" "$R" experiment degradation --quick --epochs 3 --out "$T/degradation"

@@ -1,11 +1,12 @@
-#include <errno.h>
-#include <math.h>
+#include <float.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "train/dataset.h"
+#include "train/tta.h"
 
 int cli_error(const char *fmt, ...)
 {
@@ -24,23 +25,24 @@ int cli_lib_error(const char *context)
     return cli_error("%s", rn_last_error());
 }
 
-const char *cli_value(int argc, char **argv, int *i)
+static int set_ordering(void *target, const char *option, const char *value)
 {
-    if (*i + 1 >= argc) {
-        cli_error("option %s needs a value", argv[*i]);
-        return NULL;
-    }
-    return argv[++*i];
+    return rn_ordering_parse(value, target) ? cli_lib_error(option) : 0;
 }
 
-int cli_parse_int(const char *opt, const char *text, long lo, long hi, long *out)
+static int set_shortcut(void *target, const char *option, const char *value)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || end == text || *end || v < lo || v > hi)
-        return cli_error("%s: expected an integer in [%ld, %ld], got '%s'", opt, lo, hi, text);
-    *out = v;
+    return rn_shortcut_parse(value, target) ? cli_lib_error(option) : 0;
+}
+
+static int set_input_shape(void *target, const char *option, const char *value)
+{
+    rn_net_options *o = target;
+    char tail;
+    int c, h, w;
+    if (sscanf(value, "%dx%dx%d%c", &c, &h, &w, &tail) != 3 || c <= 0 || h <= 0 || w <= 0)
+        return cli_error("%s: expected CxHxW such as 3x32x32, got '%s'", option, value);
+    o->in_c = c, o->in_h = h, o->in_w = w;
     return 0;
 }
 
@@ -48,58 +50,47 @@ void cli_net_args_init(cli_net_args *a)
 {
     memset(a, 0, sizeof *a);
     rn_net_options_init(&a->opt);
+    rn_net_options *o = &a->opt;
+    const cli_opt table[] = {
+        {"--arch", "NAME", CLI_TEXT, &a->arch, 0, 0, NULL,
+         "resnet20..1202, plain20..110, highway20..110, preresnet110/164/1001, resnet18..152, "
+         "plain18/34, wrn-D-K (e.g. wrn-16-4); CIFAR-style variants resnetD-wW (W/2W/4W "
+         "channels) and resnetD[-wW]-s2 (stride-2 stem), e.g. resnet8-w32-s2", NULL},
+        {"--model", "FILE", CLI_TEXT, &a->model, 0, 0, NULL,
+         "a file written by resnet.c (carries its architecture)", NULL},
+        {"--weights", "FILE", CLI_TEXT, &a->weights, 0, 0, NULL,
+         "a torchvision-style state_dict file (needs --arch)", NULL},
+        {"--ordering", "O", CLI_CUSTOM, &o->ordering, 0, 0, set_ordering,
+         "original | bn-after-add | relu-before-add | relu-preact | full-preact", NULL},
+        {"--shortcut", "A|B|C", CLI_CUSTOM, &o->shortcut, 0, 0, set_shortcut,
+         "zero-padded identity | projection where needed | always projection", NULL},
+        {"--classes", "K", CLI_INT, &o->classes, 1, 1000000, NULL, "number of classes", NULL},
+        {"--input-shape", "CxHxW", CLI_CUSTOM, o, 0, 0, set_input_shape,
+         "the input's channels, height and width", NULL},
+        {"--zero-init-last-bn", NULL, CLI_FLAG, &o->zero_init_last_bn, 0, 0, NULL,
+         "start every residual branch at zero", NULL},
+        {"--gate-bias", "B", CLI_FLOAT, &o->gate_bias, -FLT_MAX, FLT_MAX, NULL,
+         "initial highway gate bias (default -2)", NULL},
+        {"--stochastic-depth", "P", CLI_FLOAT, &o->survival_last, -FLT_MAX, FLT_MAX, NULL,
+         "survival probability of the last block (linear rule)", NULL},
+        {"--seed", "S", CLI_U64, &o->seed, 0, 0, NULL, "initialisation seed (default 1)", NULL},
+        {NULL, NULL, CLI_FLAG, NULL, 0, 0, NULL, NULL, NULL},
+    };
+    _Static_assert(sizeof table / sizeof table[0] <= sizeof a->opts / sizeof a->opts[0],
+                   "room for the network options");
+    memcpy(a->opts, table, sizeof table);
 }
 
-int cli_net_arg(cli_net_args *a, int argc, char **argv, int *i)
+const cli_opt *cli_net_opts(cli_net_args *a) { return a->opts; }
+
+int cli_set_data_kind(void *target, const char *option, const char *value)
 {
-    const char *o = argv[*i], *v;
-    long n;
-    int known = !strcmp(o, "--arch") || !strcmp(o, "--model") || !strcmp(o, "--weights") ||
-                !strcmp(o, "--ordering") || !strcmp(o, "--shortcut") || !strcmp(o, "--classes") ||
-                !strcmp(o, "--input-shape") || !strcmp(o, "--seed") || !strcmp(o, "--gate-bias") ||
-                !strcmp(o, "--stochastic-depth");
-    if (!strcmp(o, "--zero-init-last-bn")) {
-        a->opt.zero_init_last_bn = 1;
-        return 1;
-    }
-    if (!known) return 0;
-    if (!(v = cli_value(argc, argv, i))) return -1;
-    if (!strcmp(o, "--arch")) a->arch = v;
-    else if (!strcmp(o, "--model")) a->model = v;
-    else if (!strcmp(o, "--weights")) a->weights = v;
-    else if (!strcmp(o, "--ordering")) {
-        rn_ordering ord;
-        if (rn_ordering_parse(v, &ord)) return cli_lib_error("--ordering") ? -1 : -1;
-        a->opt.ordering = ord;
-    } else if (!strcmp(o, "--shortcut")) {
-        rn_shortcut sc;
-        if (rn_shortcut_parse(v, &sc)) return cli_lib_error("--shortcut") ? -1 : -1;
-        a->opt.shortcut = sc;
-    } else if (!strcmp(o, "--classes")) {
-        if (cli_parse_int(o, v, 1, 1000000, &n)) return -1;
-        a->opt.classes = (int)n;
-    } else if (!strcmp(o, "--input-shape")) {
-        char tail;
-        if (sscanf(v, "%dx%dx%d%c", &a->opt.in_c, &a->opt.in_h, &a->opt.in_w, &tail) != 3 ||
-            a->opt.in_c <= 0 || a->opt.in_h <= 0 || a->opt.in_w <= 0)
-            return cli_error("--input-shape: expected CxHxW such as 3x32x32, got '%s'", v) ? -1 : -1;
-    } else if (!strcmp(o, "--seed")) {
-        char *end;
-        errno = 0;
-        unsigned long long s = strtoull(v, &end, 10);
-        if (errno || end == v || *end) return cli_error("--seed: expected an unsigned integer, got '%s'", v) ? -1 : -1;
-        a->opt.seed = s;
-    } else if (!strcmp(o, "--gate-bias") || !strcmp(o, "--stochastic-depth")) {
-        char *end;
-        float f = strtof(v, &end);
-        if (end == v || *end) return cli_error("%s: expected a number, got '%s'", o, v) ? -1 : -1;
-        /* strtof takes "nan" and "inf", and overflows to infinity: a network with such a
-         * value would compute nothing but NaN */
-        if (!isfinite(f)) return cli_error("%s: expected a finite number, got '%s'", o, v) ? -1 : -1;
-        if (!strcmp(o, "--gate-bias")) a->opt.gate_bias = f;
-        else a->opt.survival_last = f;
-    }
-    return 1;
+    return rn_data_kind_parse(value, target) ? cli_lib_error(option) : 0;
+}
+
+int cli_set_tta(void *target, const char *option, const char *value)
+{
+    return rn_tta_parse(value, target) ? cli_lib_error(option) : 0;
 }
 
 int cli_open_net(const cli_net_args *a, rn_net **net)

@@ -2,27 +2,30 @@
 #ifndef RN_CLI_H
 #define RN_CLI_H
 
+#include "cli/options.h"
 #include "resnet.h"
 
-typedef struct {
+/* The network options (the table in args.c): which network, and the options it is built with. */
+struct cli_net_args {
     const char *arch;    /* --arch */
     const char *model;   /* --model: our file, carries its architecture */
     const char *weights; /* --weights: a state_dict file, needs --arch */
     rn_net_options opt;
-} cli_net_args;
+    cli_opt opts[12];    /* the table, pointing into this struct (which therefore stays put) */
+};
 
 void cli_net_args_init(cli_net_args *a);
-/* Consumes argv[*i] (and its value) if it is a network option: returns 1 if consumed, 0 if not
- * a network option, -1 after printing an error. */
-int cli_net_arg(cli_net_args *a, int argc, char **argv, int *i);
+/* The table of network options, for cli_parse and the help of resnet --help. */
+const cli_opt *cli_net_opts(cli_net_args *a);
 /* Creates (--arch) or opens (--model / --weights) the network; prints the error and returns
  * nonzero on failure. */
 int cli_open_net(const cli_net_args *a, rn_net **net);
 /* The same, frozen for inference (rn_net_freeze): for commands that only run forwards. */
 int cli_open_frozen_net(const cli_net_args *a, rn_net **net);
-/* The value after option argv[*i], advancing *i; prints an error and returns NULL if missing. */
-const char *cli_value(int argc, char **argv, int *i);
-int cli_parse_int(const char *opt, const char *text, long lo, long hi, long *out);
+/* CUSTOM options' setters shared by verbs: --data KIND into an rn_data_kind, --tta VIEWS
+ * (eval, predict) into an int. */
+int cli_set_data_kind(void *target, const char *option, const char *value);
+int cli_set_tta(void *target, const char *option, const char *value);
 int cli_error(const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 1, 2)))

@@ -56,33 +56,22 @@ static double max_rss_mb(void)
     return ru.ru_maxrss / 1024.0; /* Linux: KiB */
 }
 
-static void usage_text(void)
+static const char usage_text[] =
+    "usage: resnet bench (--arch NAME | --model FILE) [network options] --batch N\n"
+    "                    (--mode train|infer | --kernels) [--input-shape CxHxW] [--threads T]\n"
+    "                    [--warmup W] [--iters K] [--max-seconds S] [--json]\n"
+    "Times this engine alone on random data (from --seed).\n";
+
+static const char footer_text[] =
+    "GFLOP counts 2 x multiply-adds per image for a forward pass, 3 x that for a training step;\n"
+    "for a kernel, 2 x N x K x C x R x S x OH x OW, the same for each of the three.\n";
+
+static int set_mode(void *target, const char *option, const char *value)
 {
-    puts("usage: resnet bench (--arch NAME | --model FILE) [network options] --batch N\n"
-         "                    (--mode train|infer | --kernels) [--input CxHxW] [--threads T]\n"
-         "                    [--warmup W] [--iters K] [--max-seconds S] [--json]\n"
-         "Times this engine alone on random data (from --seed):\n"
-         "  --mode train  rn_net_train_step + rn_sgd_step (lr 0.01, momentum 0.9, weight decay\n"
-         "                1e-4)\n"
-         "  --mode infer  rn_net_forward in evaluation mode, the network frozen for inference\n"
-         "                (rn_net_freeze: BN folded into the convolutions, weights packed once,\n"
-         "                before the clock starts; --no-freeze: the plain evaluation forward)\n"
-         "  --kernels     the kernel table: every distinct convolution shape of the network and\n"
-         "                its count, each timed alone at the batch size: forward, backward-data\n"
-         "                (input gradient only) and backward-weights (weight gradient only);\n"
-         "                warm-up, iterations and time limit apply to each of those\n"
-         "--batch N        images per step (required)\n"
-         "--input CxHxW    input shape (default: the network's)\n"
-         "--threads T      OpenMP threads (default: as the environment sets them)\n"
-         "--warmup W       untimed steps first (default 2)\n"
-         "--iters K        timed steps (default 10)\n"
-         "--max-seconds S  stop timing after S seconds once 3 steps are timed, or after 3 x S\n"
-         "                 seconds whatever the count (default: no limit)\n"
-         "--json           one JSON object: ms_per_batch (median), ms_min, ms_max, images_per_s,\n"
-         "                 gflop_per_s, the per-step times and the settings; with --kernels, the\n"
-         "                 settings and an array `rows`, one per shape\n"
-         "GFLOP counts 2 x multiply-adds per image for a forward pass, 3 x that for a training step;\n"
-         "for a kernel, 2 x N x K x C x R x S x OH x OW, the same for each of the three.");
+    if (!strcmp(value, "train")) *(int *)target = MODE_TRAIN;
+    else if (!strcmp(value, "infer")) *(int *)target = MODE_INFER;
+    else return cli_error("%s: expected train or infer, got '%s'", option, value);
+    return 0;
 }
 
 /* ---- the kernel table (--kernels) ------------------------------------------------------ */
@@ -339,44 +328,40 @@ int cmd_bench(int argc, char **argv)
 {
     cli_net_args a;
     cli_net_args_init(&a);
-    long batch = 0, threads = 0, warmup = 2, iters = 10;
+    int batch = 0, threads = 0, warmup = 2, iters = 10;
     double max_seconds = 0;
-    int mode = MODE_NONE, json = 0, kernels = 0, freeze = 1;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--input")) argv[i] = "--input-shape"; /* bench takes a shape */
-        int r = cli_net_arg(&a, argc, argv, &i);
-        if (r < 0) return 2;
-        if (r) continue;
-        const char *o = argv[i], *v;
-        if (!strcmp(o, "--json")) json = 1;
-        else if (!strcmp(o, "--no-freeze")) freeze = 0;
-        else if (!strcmp(o, "--kernels")) kernels = 1;
-        else if (!strcmp(o, "--help")) {
-            usage_text();
-            return 0;
-        } else if (!strcmp(o, "--batch") || !strcmp(o, "--threads") || !strcmp(o, "--warmup") ||
-                   !strcmp(o, "--iters") || !strcmp(o, "--mode") || !strcmp(o, "--max-seconds")) {
-            if (!(v = cli_value(argc, argv, &i))) return 2;
-            if (!strcmp(o, "--batch")) {
-                if (cli_parse_int(o, v, 1, 65536, &batch)) return 2;
-            } else if (!strcmp(o, "--threads")) {
-                if (cli_parse_int(o, v, 1, 1024, &threads)) return 2;
-            } else if (!strcmp(o, "--warmup")) {
-                if (cli_parse_int(o, v, 0, 1000000, &warmup)) return 2;
-            } else if (!strcmp(o, "--iters")) {
-                if (cli_parse_int(o, v, 1, 1000000, &iters)) return 2;
-            } else if (!strcmp(o, "--max-seconds")) {
-                char *end;
-                max_seconds = strtod(v, &end);
-                if (end == v || *end || !isfinite(max_seconds))
-                    return cli_error("--max-seconds: expected a finite number, got '%s'", v) + 1;
-                if (!(max_seconds > 0 && max_seconds < 1e9))
-                    return cli_error("--max-seconds: expected a positive number, got '%s'", v) + 1;
-            } else if (!strcmp(v, "train")) mode = MODE_TRAIN;
-            else if (!strcmp(v, "infer")) mode = MODE_INFER;
-            else return cli_error("--mode: expected train or infer, got '%s'", v) + 1;
-        } else return cli_error("bench: unknown option '%s'", o) + 1;
-    }
+    int mode = MODE_NONE, json = 0, kernels = 0, no_freeze = 0;
+    const cli_opt opts[] = {
+        {"--mode", "train|infer", CLI_CUSTOM, &mode, 0, 0, set_mode,
+         "train: rn_net_train_step + rn_sgd_step (lr 0.01, momentum 0.9, weight decay 1e-4); "
+         "infer: rn_net_forward in evaluation mode, the network frozen for inference "
+         "(rn_net_freeze: BN folded into the convolutions, weights packed once, before the clock "
+         "starts)", NULL},
+        {"--no-freeze", NULL, CLI_FLAG, &no_freeze, 0, 0, NULL,
+         "with --mode infer: the plain evaluation forward, not frozen", NULL},
+        {"--kernels", NULL, CLI_FLAG, &kernels, 0, 0, NULL,
+         "the kernel table: every distinct convolution shape of the network and its count, each "
+         "timed alone at the batch size: forward, backward-data (input gradient only) and "
+         "backward-weights (weight gradient only); warm-up, iterations and time limit apply to "
+         "each of those", NULL},
+        {"--batch", "N", CLI_INT, &batch, 1, 65536, NULL, "images per step (required)", NULL},
+        {"--threads", "T", CLI_INT, &threads, 1, 1024, NULL,
+         "OpenMP threads (default: as the environment sets them)", NULL},
+        {"--warmup", "W", CLI_INT, &warmup, 0, 1000000, NULL, "untimed steps first (default 2)", NULL},
+        {"--iters", "K", CLI_INT, &iters, 1, 1000000, NULL, "timed steps (default 10)", NULL},
+        {"--max-seconds", "S", CLI_NUMBER, &max_seconds, 1e-9, 1e9, NULL,
+         "stop timing after S seconds once 3 steps are timed, or after 3 x S seconds whatever "
+         "the count (default: no limit)", NULL},
+        {"--json", NULL, CLI_FLAG, &json, 0, 0, NULL,
+         "one JSON object: ms_per_batch (median), ms_min, ms_max, images_per_s, gflop_per_s, the "
+         "per-step times and the settings; with --kernels, the settings and an array `rows`, one "
+         "per shape", NULL},
+        {NULL, NULL, CLI_FLAG, NULL, 0, 0, NULL, NULL, NULL},
+    };
+    const cli_verb verb = {.usage = usage_text, .opts = opts, .net = &a, .footer = footer_text};
+    int r = cli_parse(&verb, argc, argv);
+    if (r) return r < 0 ? 0 : r;
+    const int freeze = !no_freeze;
     if (kernels && mode != MODE_NONE) return cli_error("bench: --kernels takes no --mode") + 1;
     if (!kernels && mode == MODE_NONE)
         return cli_error("bench: give --mode train, --mode infer or --kernels") + 1;
@@ -388,7 +373,7 @@ int cmd_bench(int argc, char **argv)
     rn_net *net;
     if (cli_open_net(&a, &net)) return 1;
     if (kernels) {
-        bench_settings bs = {(int)batch, (int)threads, (int)warmup, (int)iters, max_seconds, json};
+        bench_settings bs = {batch, threads, warmup, iters, max_seconds, json};
         int krc = bench_kernels(net, &bs);
         rn_net_free(net);
         return krc;
@@ -472,8 +457,8 @@ int cmd_bench(int argc, char **argv)
             free(text);
             cJSON_Delete(root);
         } else {
-            printf("bench %s %s: batch %ld, input %dx%dx%d, %d classes; %d threads; "
-                   "%ld warm-up + %d timed steps\n",
+            printf("bench %s %s: batch %d, input %dx%dx%d, %d classes; %d threads; "
+                   "%d warm-up + %d timed steps\n",
                    rn_net_arch(net), mode_name, batch, o.in_c, o.in_h, o.in_w, o.classes,
                    omp_threads, warmup, timed);
             printf("  ms/batch  median %.2f  min %.2f  max %.2f\n", 1e3 * med, 1e3 * times[0],

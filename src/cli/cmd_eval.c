@@ -20,26 +20,19 @@ static const char usage_text[] =
     "                   [--delete-blocks LIST] [--json]\n"
     "Evaluates a model (e.g. RUN_DIR/model.safetensors from resnet train) on a data set in\n"
     "evaluation mode: accuracy, mean cross-entropy, per-class accuracy, confusion matrix.\n"
-    "  --data KIND      fashion-mnist (default) | mnist | cifar10 | cifar100 | folder\n"
-    "  --data-dir DIR   where the files are (see resnet train --help); a folder data set is read\n"
-    "                   with the model's label names and input size\n"
-    "  --split S        test (default), train, or val: the validation split that resnet train\n"
-    "                   --val N --seed S held out of the training set (give the same N and S)\n"
-    "  --val N, --seed S  with --split val: the run's --val and --seed (seed default 1)\n"
-    "  --subset N       only the first N images (with --split val: the first N training\n"
-    "                   images before the split, as resnet train --subset)\n"
-    "  --tta VIEWS      test-time augmentation: each prediction the mean class probabilities\n"
-    "                   over views of the image: none (default), flip (+ mirror image), shift\n"
-    "                   (+ moved by one pixel each way), flip,shift (10 views); for models\n"
-    "                   trained with --flip and --crop-pad\n"
-    "  --delete-blocks LIST  a lesion: evaluate with these blocks deleted (each passes its\n"
-    "                   shortcut only), LIST comma-separated block indices from 0 or names such\n"
-    "                   as layer2.3 (stage 2, block 3 from 0); a plain block that changes the shape\n"
-    "                   cannot be deleted\n"
-    "  --json           one JSON object (with the full confusion matrix) instead of the table\n"
-    "  --arch/--weights a torchvision state_dict instead of --model (see resnet --help)\n"
     "The images are normalised with the model's stored mean and std; the image shape and the\n"
     "number of classes must fit the model.\n";
+
+/* test and train are the data set's; val is resnet train's validation split (-1 here). */
+static int set_split(void *target, const char *option, const char *value)
+{
+    int *split = target;
+    if (!strcmp(value, "test")) *split = RN_SPLIT_TEST;
+    else if (!strcmp(value, "train")) *split = RN_SPLIT_TRAIN;
+    else if (!strcmp(value, "val")) *split = -1;
+    else return cli_error("%s: expected test, train or val, got '%s'", option, value);
+    return 0;
+}
 
 static int load_eval_data(rn_dataset **out, const rn_net *net, rn_data_kind kind, const char *dir,
                           rn_split split)
@@ -226,46 +219,44 @@ int cmd_eval(int argc, char **argv)
     cli_net_args na;
     cli_net_args_init(&na);
     rn_data_kind kind = RN_DATA_FASHION_MNIST;
-    const char *dir = NULL;
-    rn_split split = RN_SPLIT_TEST;
-    int val_split = 0;
-    long subset = 0, batch = 128, threads = 0, val = 0;
-    int json = 0, tta = 0;
-    const char *delete_list = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v;
-        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
-            fputs(usage_text, stdout);
-            return 0;
-        }
-        int r = cli_net_arg(&na, argc, argv, &i);
-        if (r < 0) return 2;
-        if (r) continue;
-        if (!strcmp(o, "--json")) json = 1;
-        else if (!strcmp(o, "--data") || !strcmp(o, "--data-dir") || !strcmp(o, "--split") ||
-                 !strcmp(o, "--subset") || !strcmp(o, "--batch") || !strcmp(o, "--threads") ||
-                 !strcmp(o, "--tta") || !strcmp(o, "--val") || !strcmp(o, "--delete-blocks")) {
-            if (!(v = cli_value(argc, argv, &i))) return 2;
-            if (!strcmp(o, "--data")) {
-                if (rn_data_kind_parse(v, &kind)) return cli_lib_error("--data") + 1;
-            } else if (!strcmp(o, "--data-dir")) dir = v;
-            else if (!strcmp(o, "--delete-blocks")) delete_list = v;
-            else if (!strcmp(o, "--split")) {
-                if (!strcmp(v, "test")) split = RN_SPLIT_TEST;
-                else if (!strcmp(v, "train")) split = RN_SPLIT_TRAIN;
-                else if (!strcmp(v, "val")) val_split = 1;
-                else return cli_error("--split: expected test, train or val, got '%s'", v) + 1;
-            } else if (!strcmp(o, "--val")) {
-                if (cli_parse_int(o, v, 1, 100000000, &val)) return 2;
-            } else if (!strcmp(o, "--tta")) {
-                if (rn_tta_parse(v, &tta)) return cli_lib_error("--tta") + 1;
-            } else if (!strcmp(o, "--subset")) {
-                if (cli_parse_int(o, v, 1, 100000000, &subset)) return 2;
-            } else if (!strcmp(o, "--batch")) {
-                if (cli_parse_int(o, v, 1, 65536, &batch)) return 2;
-            } else if (cli_parse_int(o, v, 1, 1024, &threads)) return 2;
-        } else return cli_error("eval: unknown option '%s' (see resnet eval --help)", o) + 1;
-    }
+    const char *dir = NULL, *delete_list = NULL;
+    int split_arg = RN_SPLIT_TEST, subset = 0, batch = 128, threads = 0, val = 0, json = 0, tta = 0;
+    const cli_opt opts[] = {
+        {"--data", "KIND", CLI_CUSTOM, &kind, 0, 0, cli_set_data_kind,
+         "fashion-mnist (default) | mnist | cifar10 | cifar100 | folder", NULL},
+        {"--data-dir", "DIR", CLI_TEXT, &dir, 0, 0, NULL,
+         "where the files are (see resnet train --help); a folder data set is read with the "
+         "model's label names and input size", NULL},
+        {"--split", "S", CLI_CUSTOM, &split_arg, 0, 0, set_split,
+         "test (default), train, or val: the validation split that resnet train --val N --seed S "
+         "held out of the training set (give the same N and S)", NULL},
+        {"--val", "N", CLI_INT, &val, 1, 100000000, NULL,
+         "with --split val: the run's --val (and --seed S, default 1, the run's seed)", NULL},
+        {"--subset", "N", CLI_INT, &subset, 1, 100000000, NULL,
+         "only the first N images (with --split val: the first N training images before the "
+         "split, as resnet train --subset)", NULL},
+        {"--tta", "VIEWS", CLI_CUSTOM, &tta, 0, 0, cli_set_tta,
+         "test-time augmentation: each prediction the mean class probabilities over views of the "
+         "image: none (default), flip (+ mirror image), shift (+ moved by one pixel each way), "
+         "flip,shift (10 views); for models trained with --flip and --crop-pad", NULL},
+        {"--delete-blocks", "LIST", CLI_TEXT, &delete_list, 0, 0, NULL,
+         "a lesion: evaluate with these blocks deleted (each passes its shortcut only), LIST "
+         "comma-separated block indices from 0 or names such as layer2.3 (stage 2, block 3 from "
+         "0); a plain block that changes the shape cannot be deleted", NULL},
+        {"--batch", "N", CLI_INT, &batch, 1, 65536, NULL, "images per forward (default 128)", NULL},
+        {"--threads", "T", CLI_INT, &threads, 1, 1024, NULL,
+         "OpenMP threads (default: as the environment sets them)", NULL},
+        {"--json", NULL, CLI_FLAG, &json, 0, 0, NULL,
+         "one JSON object (with the full confusion matrix) instead of the table", NULL},
+        {NULL, NULL, CLI_FLAG, NULL, 0, 0, NULL, NULL, NULL},
+    };
+    const cli_verb verb = {
+        .usage = usage_text, .opts = opts, .net = &na,
+        .net_help = "  --arch/--weights      a torchvision state_dict instead of --model (see resnet --help)\n"};
+    int parsed = cli_parse(&verb, argc, argv);
+    if (parsed) return parsed < 0 ? 0 : parsed;
+    const int val_split = split_arg < 0;
+    const rn_split split = val_split ? RN_SPLIT_TRAIN : (rn_split)split_arg;
     if (!na.model && !na.weights) return cli_error("eval: which model? give --model FILE") + 1;
     if (val_split != (val > 0))
         return cli_error(val_split ? "--split val needs --val N (the run's --val)"

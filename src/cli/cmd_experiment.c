@@ -14,17 +14,7 @@
 #include "core/clock.h"
 #include "experiments/experiment.h"
 
-static const char common_help[] =
-    "common options:\n"
-    "  --quick             a small version on a data subset: seconds to a couple of minutes\n"
-    "  --data KIND         fashion-mnist (default) | mnist | cifar10 | cifar100\n"
-    "  --data-dir DIR      where the files are (fashion-mnist: " RN_FASHION_MNIST_DIR ")\n"
-    "  --subset N          only the first N training and N test images (default: all; --quick 1000)\n"
-    "  --out DIR           the output folder (default experiments/NAME, or experiments/NAME-quick)\n"
-    "  --seed S            every random choice (default 1); the same seed gives the same numbers\n"
-    "  --threads T         OpenMP threads (default: all cores); results do not depend on it\n"
-    "  --resume DIR        continue an interrupted experiment with the settings it was started with\n"
-    "  --quiet             no progress line\n"
+static const char common_footer[] =
     "\n"
     "The output folder holds results.csv (every number behind every plot), the plots as PNG and\n"
     "SVG, summary.md (what came out and whether the claim held) and runs/ (each training run a\n"
@@ -32,7 +22,70 @@ static const char common_help[] =
     "--resume DIR, after an interruption: finished runs are reused, an interrupted one continues\n"
     "from its checkpoint, and the results are the same bits as an uninterrupted experiment's.\n";
 
-static void usage_all(FILE *out)
+enum { MAX_OPTS = 48 };
+
+/* What the options of one command line go into. */
+typedef struct {
+    const rn_experiment *e; /* NULL until named */
+    rn_exp_settings s;
+    const char *out, *resume;
+    int quick, quiet, threads, settings_given;
+    cli_opt opts[MAX_OPTS];
+} exp_args;
+
+static int set_data_dir(void *target, const char *option, const char *value)
+{
+    rn_exp_settings *s = target;
+    if (strlen(value) >= sizeof s->data_dir) return cli_error("%s: path too long", option);
+    snprintf(s->data_dir, sizeof s->data_dir, "%s", value);
+    return 0;
+}
+
+/* An option of the experiment itself (each experiment lists its own). */
+static int set_exp_option(void *target, const char *option, const char *value)
+{
+    exp_args *a = target;
+    return rn_exp_set_option(&a->s, a->e, option + 2, value) ? cli_lib_error(NULL) : 0;
+}
+
+/* The options every experiment takes, then the named experiment's own. */
+static void exp_args_table(exp_args *a)
+{
+    const cli_opt common[] = {
+        {"--quick", NULL, CLI_FLAG, &a->quick, 0, 0, NULL,
+         "a small version on a data subset: seconds to a couple of minutes", &a->settings_given},
+        {"--data", "KIND", CLI_CUSTOM, &a->s.data, 0, 0, cli_set_data_kind,
+         "fashion-mnist (default) | mnist | cifar10 | cifar100", &a->settings_given},
+        {"--data-dir", "DIR", CLI_CUSTOM, &a->s, 0, 0, set_data_dir,
+         "where the files are (fashion-mnist: " RN_FASHION_MNIST_DIR ")", &a->settings_given},
+        {"--subset", "N", CLI_INT, &a->s.subset, 1, 100000000, NULL,
+         "only the first N training and N test images (default: all; --quick 1000)",
+         &a->settings_given},
+        {"--out", "DIR", CLI_TEXT, &a->out, 0, 0, NULL,
+         "the output folder (default experiments/NAME, or experiments/NAME-quick)",
+         &a->settings_given},
+        {"--seed", "S", CLI_U64, &a->s.seed, 0, 0, NULL,
+         "every random choice (default 1); the same seed gives the same numbers",
+         &a->settings_given},
+        {"--threads", "T", CLI_INT, &a->threads, 1, 1024, NULL,
+         "OpenMP threads (default: all cores); results do not depend on it", NULL},
+        {"--resume", "DIR", CLI_TEXT, &a->resume, 0, 0, NULL,
+         "continue an interrupted experiment with the settings it was started with", NULL},
+        {"--quiet", NULL, CLI_FLAG, &a->quiet, 0, 0, NULL, "no progress line", NULL},
+    };
+    int n = (int)(sizeof common / sizeof common[0]);
+    memcpy(a->opts, common, sizeof common);
+    /* print_help lists them with their defaults, so they have no help of the table's */
+    for (int i = 0; a->e && a->e->opts[i].name && n < MAX_OPTS - 1; i++, n++) {
+        static char names[MAX_OPTS][40];
+        snprintf(names[n], sizeof names[n], "--%s", a->e->opts[i].name);
+        a->opts[n] = (cli_opt){names[n], "VALUE", CLI_CUSTOM, a, 0, 0, set_exp_option, NULL,
+                               &a->settings_given};
+    }
+    a->opts[n] = (cli_opt){NULL, NULL, CLI_FLAG, NULL, 0, 0, NULL, NULL, NULL};
+}
+
+static void usage_all(FILE *out, const exp_args *a)
 {
     fputs("usage: resnet experiment NAME [--quick] [options]    show one claim, with plots\n"
           "       resnet experiment NAME --help                 NAME's own options\n"
@@ -41,22 +94,32 @@ static void usage_all(FILE *out)
           out);
     for (const rn_experiment *const *e = rn_experiments(); *e; e++)
         fprintf(out, "  %-17s %s (%s)\n", (*e)->name, (*e)->title, (*e)->source);
-    fputc('\n', out);
-    fputs(common_help, out);
+    fputs("\ncommon options:\n", out);
+    cli_print_options(out, a->opts);
+    fputs(common_footer, out);
 }
 
-static void usage_one(const rn_experiment *e)
+static void print_help(const void *ctx)
 {
+    const exp_args *a = ctx;
+    const rn_experiment *e = a->e;
+    if (!e) {
+        usage_all(stdout, a);
+        return;
+    }
     printf("usage: resnet experiment %s [--quick] [options]\n\n%s (%s).\nClaim: %s.\n\n", e->name,
            e->title, e->source, e->claim);
     printf("options of %s (default; with --quick):\n", e->name);
     for (int i = 0; e->opts[i].name; i++) {
-        char flag[64];
+        char flag[64], help[512];
         snprintf(flag, sizeof flag, "--%s %s", e->opts[i].name,
                  e->opts[i].type == RN_XOPT_INTS ? "LIST" : e->opts[i].type == RN_XOPT_TEXT ? "TEXT" : "N");
-        printf("  %-22s %s (%s; %s)\n", flag, e->opts[i].help, e->opts[i].full, e->opts[i].quick);
+        snprintf(help, sizeof help, "%s (%s; %s)", e->opts[i].help, e->opts[i].full, e->opts[i].quick);
+        cli_print_option(stdout, flag, help);
     }
-    printf("\n%s", common_help);
+    fputs("\ncommon options:\n", stdout);
+    cli_print_options(stdout, a->opts);
+    fputs(common_footer, stdout);
 }
 
 static volatile sig_atomic_t stop_signal;
@@ -107,67 +170,34 @@ static char *read_small(const char *path)
 
 int cmd_experiment(int argc, char **argv)
 {
-    const rn_experiment *e = NULL;
-    const char *out = NULL, *resume = NULL;
-    int quick = 0, quiet = 0, first = 1, settings_given = 0;
-    long threads = 0;
+    static exp_args a; /* large (the settings hold paths); one per process */
+    memset(&a, 0, sizeof a);
+    int first = 1;
     if (argc >= 2 && argv[1][0] != '-') {
-        e = rn_experiment_find(argv[1]);
-        if (!e) {
+        a.e = rn_experiment_find(argv[1]);
+        if (!a.e) {
             cli_error("experiment: unknown experiment '%s' (see resnet experiment --help)", argv[1]);
             return 2;
         }
         first = 2;
     }
-    /* the mode first: an option's default depends on it */
+    /* the mode first: the defaults of the experiment's options depend on it */
     for (int i = first; i < argc; i++)
-        if (!strcmp(argv[i], "--quick")) quick = 1;
-    rn_exp_settings s;
-    if (e) rn_exp_settings_init(&s, e, quick);
-    for (int i = first; i < argc; i++) {
-        const char *o = argv[i], *v;
-        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
-            if (e) usage_one(e);
-            else usage_all(stdout);
-            return 0;
-        }
-        if (!strcmp(o, "--quick")) {
-            settings_given++;
-            continue;
-        }
-        if (!strcmp(o, "--quiet")) {
-            quiet = 1;
-            continue;
-        }
-        if (strncmp(o, "--", 2) || !(v = cli_value(argc, argv, &i))) {
-            if (strncmp(o, "--", 2)) cli_error("experiment: unexpected argument '%s'", o);
-            return 2;
-        }
-        if (!strcmp(o, "--resume")) resume = v;
-        else if (!strcmp(o, "--threads")) {
-            if (cli_parse_int(o, v, 1, 1024, &threads)) return 2;
-        } else if (!e) {
-            cli_error("experiment: name the experiment before %s (see resnet experiment --help)", o);
-            return 2;
-        } else if (settings_given++, !strcmp(o, "--out")) out = v;
-        else if (!strcmp(o, "--data")) {
-            if (rn_data_kind_parse(v, &s.data)) return cli_lib_error("--data") + 1;
-        } else if (!strcmp(o, "--data-dir")) {
-            if (strlen(v) >= sizeof s.data_dir) return cli_error("--data-dir: path too long") + 1;
-            snprintf(s.data_dir, sizeof s.data_dir, "%s", v);
-        } else if (!strcmp(o, "--subset")) {
-            long n;
-            if (cli_parse_int(o, v, 1, 100000000, &n)) return 2;
-            s.subset = (int)n;
-        } else if (!strcmp(o, "--seed")) {
-            long n;
-            if (cli_parse_int(o, v, 0, 1L << 62, &n)) return 2;
-            s.seed = (uint64_t)n;
-        } else if (rn_exp_set_option(&s, e, o + 2, v)) {
-            cli_lib_error(NULL);
-            return 2;
-        }
-    }
+        if (!strcmp(argv[i], "--quick")) a.quick = 1;
+    if (a.e) rn_exp_settings_init(&a.s, a.e, a.quick);
+    exp_args_table(&a);
+    char name[64];
+    snprintf(name, sizeof name, "experiment%s%s", a.e ? " " : "", a.e ? a.e->name : "");
+    const cli_verb verb = {.name = name, .usage = "", .opts = a.opts,
+                           .print_help = print_help, .help_ctx = &a};
+    int r = cli_parse(&verb, argc - (first - 1), argv + (first - 1));
+    if (r) return r < 0 ? 0 : r;
+    const rn_experiment *e = a.e;
+    rn_exp_settings s = a.s;
+    const char *out = a.out, *resume = a.resume;
+    const int settings_given = a.settings_given, threads = a.threads, quiet = a.quiet;
+    if (!e && !resume && settings_given)
+        return cli_error("experiment: name the experiment first (see resnet experiment --help)") + 1;
     char dir[RN_TRAIN_PATH_MAX];
     if (resume) {
         char path[RN_TRAIN_PATH_MAX + 64];
@@ -188,7 +218,7 @@ int cmd_experiment(int argc, char **argv)
         s = stored;
         snprintf(dir, sizeof dir, "%s", resume);
     } else if (!e) {
-        usage_all(stderr);
+        usage_all(stderr, &a);
         return 2;
     } else if (out) {
         if (strlen(out) >= sizeof dir - 256) return cli_error("--out: path too long") + 1;

@@ -36,25 +36,22 @@ int cmd_forward(int argc, char **argv)
     cli_net_args_init(&a);
     const char *input = NULL, *output = NULL;
     long random_n = 0;
-    for (int i = 1; i < argc; i++) {
-        int r = cli_net_arg(&a, argc, argv, &i);
-        if (r < 0) return 2;
-        if (r) continue;
-        if (!strcmp(argv[i], "--input")) {
-            if (!(input = cli_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(argv[i], "--output")) {
-            if (!(output = cli_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(argv[i], "--random-input")) {
-            const char *v = cli_value(argc, argv, &i);
-            if (!v || cli_parse_int("--random-input", v, 1, 4096, &random_n)) return 2;
-        } else if (!strcmp(argv[i], "--help")) {
-            puts("usage: resnet forward (--model FILE | --arch NAME [--weights FILE]) [network options]\n"
+    const cli_opt opts[] = {
+        {"--input", "X.safetensors", CLI_TEXT, &input, 0, 0, NULL,
+         "the images: tensor 'input' [N, C, H, W], float32 (its shape sets the network's input)", NULL},
+        {"--random-input", "N", CLI_LONG, &random_n, 1, 4096, NULL,
+         "N standard-normal images (drawn with --seed) instead of a file", NULL},
+        {"--output", "Y.safetensors", CLI_TEXT, &output, 0, 0, NULL,
+         "where to write tensor 'logits' [N, classes]", NULL},
+        {NULL, NULL, CLI_FLAG, NULL, 0, 0, NULL, NULL, NULL},
+    };
+    const cli_verb verb = {
+        .usage = "usage: resnet forward (--model FILE | --arch NAME [--weights FILE]) [network options]\n"
                  "                      (--input X.safetensors | --random-input N) [--output Y.safetensors]\n"
-                 "Reads tensor 'input' [N,C,H,W] float32, runs evaluation mode, writes tensor 'logits'.\n"
-                 "--random-input N draws N standard-normal images (with --seed) instead of reading a file.");
-            return 0;
-        } else return cli_error("forward: unknown option '%s'", argv[i]) + 1;
-    }
+                 "Runs the network in evaluation mode on a tensor of images and writes the logits.\n",
+        .opts = opts, .net = &a};
+    int r = cli_parse(&verb, argc, argv);
+    if (r) return r < 0 ? 0 : r;
     if (!input == !random_n) return cli_error("forward: give --input FILE or --random-input N") + 1;
 
     float *x = NULL;

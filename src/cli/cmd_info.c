@@ -103,19 +103,16 @@ int cmd_info(int argc, char **argv)
     cli_net_args a;
     cli_net_args_init(&a);
     int json = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--input"))
-            return cli_error("info: --input is forward's tensor file; the input's shape is "
-                             "--input-shape CxHxW") + 1;
-        int r = cli_net_arg(&a, argc, argv, &i);
-        if (r < 0) return 2;
-        if (r) continue;
-        if (!strcmp(argv[i], "--json")) json = 1;
-        else if (!strcmp(argv[i], "--help")) {
-            puts("usage: resnet info (--arch NAME | --model FILE) [network options] [--json]");
-            return 0;
-        } else return cli_error("info: unknown option '%s'", argv[i]) + 1;
-    }
+    const cli_opt opts[] = {
+        {"--json", NULL, CLI_FLAG, &json, 0, 0, NULL, "one JSON object instead of the table", NULL},
+        {NULL, NULL, CLI_FLAG, NULL, 0, 0, NULL, NULL, NULL},
+    };
+    const cli_verb verb = {
+        .usage = "usage: resnet info (--arch NAME | --model FILE) [network options] [--json]\n"
+                 "The network's stages: output shapes, blocks, parameters and multiply-adds.\n",
+        .opts = opts, .net = &a};
+    int r = cli_parse(&verb, argc, argv);
+    if (r) return r < 0 ? 0 : r;
     rn_net *net;
     if (cli_open_net(&a, &net)) return 1;
     stage_row rows[16];

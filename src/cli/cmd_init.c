@@ -9,17 +9,16 @@ int cmd_init(int argc, char **argv)
     cli_net_args a;
     cli_net_args_init(&a);
     const char *output = NULL;
-    for (int i = 1; i < argc; i++) {
-        int r = cli_net_arg(&a, argc, argv, &i);
-        if (r < 0) return 2;
-        if (r) continue;
-        if (!strcmp(argv[i], "--output")) {
-            if (!(output = cli_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(argv[i], "--help")) {
-            puts("usage: resnet init --arch NAME [network options] [--seed S] --output FILE.safetensors");
-            return 0;
-        } else return cli_error("init: unknown option '%s'", argv[i]) + 1;
-    }
+    const cli_opt opts[] = {
+        {"--output", "FILE.safetensors", CLI_TEXT, &output, 0, 0, NULL, "where to write it", NULL},
+        {NULL, NULL, CLI_FLAG, NULL, 0, 0, NULL, NULL, NULL},
+    };
+    const cli_verb verb = {
+        .usage = "usage: resnet init --arch NAME [network options] [--seed S] --output FILE.safetensors\n"
+                 "Writes a freshly initialised network (the weights --seed draws) to a file.\n",
+        .opts = opts, .net = &a};
+    int r = cli_parse(&verb, argc, argv);
+    if (r) return r < 0 ? 0 : r;
     if (!output) return cli_error("init: give --output FILE.safetensors") + 1;
     if (a.model || a.weights) return cli_error("init: builds from --arch; --model/--weights do not apply") + 1;
     rn_net *net;

@@ -8,37 +8,25 @@
 
 #define MAX_RUNS 10 /* rn_plot_training_curves' limit: one palette colour each */
 
-static const char usage_text[] =
-    "usage: resnet plot RUN_DIR... [--out FILE] [--title T]\n"
-    "Draws the training curves of runs of resnet train from their metrics.jsonl: loss and error\n"
-    "(%) against epoch, train solid and test (or val) dashed, one colour per run (at most 10).\n"
-    "  --out FILE   write FILE.png and FILE.svg (a .png or .svg suffix is dropped); default\n"
-    "               RUN_DIR/curves for one run, ./curves for several\n"
-    "  --title T    the figure's title (default: Training curves)\n";
-
 int cmd_plot(int argc, char **argv)
 {
-    const char *runs[MAX_RUNS], *out = NULL, *title = NULL;
+    const char *runs[MAX_RUNS + 1], *out = NULL, *title = NULL;
     int n = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
-            fputs(usage_text, stdout);
-            return 0;
-        }
-        if (!strcmp(o, "--out") || !strcmp(o, "--title")) {
-            const char *v = cli_value(argc, argv, &i);
-            if (!v) return 2;
-            if (!strcmp(o, "--out")) out = v;
-            else title = v;
-        } else if (o[0] == '-' && o[1]) {
-            return cli_error("plot: unknown option '%s' (see resnet plot --help)", o) + 1;
-        } else if (n == MAX_RUNS) {
-            return cli_error("plot: at most %d run folders in one figure", MAX_RUNS) + 1;
-        } else {
-            runs[n++] = o;
-        }
-    }
+    const cli_opt opts[] = {
+        {"--out", "FILE", CLI_TEXT, &out, 0, 0, NULL,
+         "write FILE.png and FILE.svg (a .png or .svg suffix is dropped); default RUN_DIR/curves "
+         "for one run, ./curves for several", NULL},
+        {"--title", "T", CLI_TEXT, &title, 0, 0, NULL, "the figure's title (default: Training curves)", NULL},
+        {NULL, NULL, CLI_FLAG, NULL, 0, 0, NULL, NULL, NULL},
+    };
+    const cli_verb verb = {
+        .usage = "usage: resnet plot RUN_DIR... [--out FILE] [--title T]\n"
+                 "Draws the training curves of runs of resnet train from their metrics.jsonl: loss and error\n"
+                 "(%) against epoch, train solid and test (or val) dashed, one colour per run (at most 10).\n",
+        .opts = opts, .args = runs, .max_args = MAX_RUNS + 1, .n_args = &n};
+    int r = cli_parse(&verb, argc, argv);
+    if (r) return r < 0 ? 0 : r;
+    if (n > MAX_RUNS) return cli_error("plot: at most %d run folders in one figure", MAX_RUNS) + 1;
     if (!n) return cli_error("plot: which runs? give one or more RUN_DIR (see resnet plot --help)") + 1;
     if (out && !out[0]) return cli_error("--out: empty file name") + 1;
 

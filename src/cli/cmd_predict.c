@@ -9,52 +9,33 @@
 #include "train/dataset.h"
 #include "train/tta.h"
 
-static const char usage_text[] =
-    "usage: resnet predict --model FILE IMAGE... [--top K] [--tta VIEWS] [--json]\n"
-    "Classifies image files (PNG, JPEG, binary PGM/PPM): each is decoded, converted to the\n"
-    "model's channels, resized to its input size (as the folder data set does), normalised with\n"
-    "the model's stored mean and std, and run in evaluation mode.\n"
-    "  --top K      the K most probable classes (default 5, at most the number of classes)\n"
-    "  --tta VIEWS  test-time augmentation: the mean probabilities over views of the image:\n"
-    "               none (default), flip, shift or flip,shift (see resnet eval --help)\n"
-    "  --json       a JSON array: per image its file and the top classes with probabilities\n";
-
 int cmd_predict(int argc, char **argv)
 {
     cli_net_args na;
     cli_net_args_init(&na);
-    long top = 5;
-    int json = 0, n_images = 0, tta = 0;
+    int top = 5, json = 0, n_images = 0, tta = 0;
     const char **images = calloc((size_t)argc, sizeof *images);
     if (!images) return cli_error("out of memory");
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v;
-        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
-            fputs(usage_text, stdout);
-            free(images);
-            return 0;
-        }
-        int r = cli_net_arg(&na, argc, argv, &i);
-        if (r < 0) {
-            free(images);
-            return 2;
-        }
-        if (r) continue;
-        if (!strcmp(o, "--json")) json = 1;
-        else if (!strcmp(o, "--top")) {
-            if (!(v = cli_value(argc, argv, &i)) || cli_parse_int(o, v, 1, 100000, &top)) {
-                free(images);
-                return 2;
-            }
-        } else if (!strcmp(o, "--tta")) {
-            if (!(v = cli_value(argc, argv, &i)) || (rn_tta_parse(v, &tta) && cli_lib_error("--tta"))) {
-                free(images);
-                return 2;
-            }
-        } else if (o[0] == '-' && o[1]) {
-            free(images);
-            return cli_error("predict: unknown option '%s' (see resnet predict --help)", o) + 1;
-        } else images[n_images++] = o;
+    const cli_opt opts[] = {
+        {"--top", "K", CLI_INT, &top, 1, 100000, NULL,
+         "the K most probable classes (default 5, at most the number of classes)", NULL},
+        {"--tta", "VIEWS", CLI_CUSTOM, &tta, 0, 0, cli_set_tta,
+         "test-time augmentation: the mean probabilities over views of the image: none "
+         "(default), flip, shift or flip,shift (see resnet eval --help)", NULL},
+        {"--json", NULL, CLI_FLAG, &json, 0, 0, NULL,
+         "a JSON array: per image its file and the top classes with probabilities", NULL},
+        {NULL, NULL, CLI_FLAG, NULL, 0, 0, NULL, NULL, NULL},
+    };
+    const cli_verb verb = {
+        .usage = "usage: resnet predict --model FILE IMAGE... [--top K] [--tta VIEWS] [--json]\n"
+                 "Classifies image files (PNG, JPEG, binary PGM/PPM): each is decoded, converted to the\n"
+                 "model's channels, resized to its input size (as the folder data set does), normalised with\n"
+                 "the model's stored mean and std, and run in evaluation mode.\n",
+        .opts = opts, .net = &na, .args = images, .max_args = argc, .n_args = &n_images};
+    int r = cli_parse(&verb, argc, argv);
+    if (r) {
+        free(images);
+        return r < 0 ? 0 : r;
     }
     if (!na.model && !na.weights) {
         free(images);

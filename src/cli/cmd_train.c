@@ -18,45 +18,8 @@
 #include "train/config.h"
 #include "train/trainer.h"
 
-/* The options of the training configuration, with their defaults and help, come from its
- * table (src/train/config_table.h); the options below are those of the run alone. */
-static const struct {
-    const char *option, *help;
-} run_only_options[] = {
-    {"--classes K", "the number of classes the data must have (a check)"},
-    {"--out DIR", "the run folder (default runs/<date-time>): checkpoint.safetensors, "
-                  "metrics.jsonl, model.safetensors, curves.png/.svg (loss and error per "
-                  "epoch; resnet plot draws them again)"},
-    {"--force", "start over in an existing run folder (its files are replaced)"},
-    {"--resume DIR", "continue the run in DIR (only --threads and --quiet may be given with it)"},
-    {"--quiet", "only one line per epoch (no progress line on a terminal, no progress lines "
-                "every 30 s in a log)"},
-};
-
-/* "  --option ARG          help" with the help wrapped at 96 columns under itself. */
-static void print_option(const char *left, const char *help)
-{
-    enum { INDENT = 24, WIDTH = 96 };
-    int col = printf("  %-*s", INDENT - 3, left);
-    if (col > INDENT - 1) {
-        printf("\n%*s", INDENT - 1, "");
-        col = INDENT - 1;
-    }
-    for (const char *w = help; *w;) {
-        while (*w == ' ') w++;
-        size_t len = strcspn(w, " ");
-        if (!len) break;
-        if (col + 1 + (int)len > WIDTH && col > INDENT - 1) {
-            printf("\n%*s", INDENT - 1, "");
-            col = INDENT - 1;
-        }
-        col += printf(" %.*s", (int)len, w);
-        w += len;
-    }
-    putchar('\n');
-}
-
-static void print_usage(void)
+/* --help: the table's options by group, the run's own options (run_opts) under the last. */
+static void print_usage(const void *run_opts)
 {
     rn_train_config d;
     rn_train_config_init_cli(&d);
@@ -80,13 +43,11 @@ static void print_usage(void)
                 if (!(r->flags & RN_CONFIG_NO_DEFAULT_HELP))
                     snprintf(help + strlen(help), sizeof help - strlen(help), " (default %s)",
                              r->cli_default);
-                print_option(left, help);
+                cli_print_option(stdout, left, help);
             }
-            if (r->off_option) print_option(r->off_option, r->off_help);
+            if (r->off_option) cli_print_option(stdout, r->off_option, r->off_help);
         }
-        if (g == RN_CONFIG_GROUP_RUN)
-            for (size_t i = 0; i < sizeof run_only_options / sizeof *run_only_options; i++)
-                print_option(run_only_options[i].option, run_only_options[i].help);
+        if (g == RN_CONFIG_GROUP_RUN) cli_print_options(stdout, run_opts);
     }
     printf("\nA checkpoint is written after every epoch and on Ctrl-C (SIGINT) or SIGTERM, which "
            "then stop\nthe run with status 130 (143); 'resnet train --resume DIR' continues it "
@@ -250,50 +211,74 @@ static int remove_stale_temps(const char *dir)
 }
 
 /* ---- options ------------------------------------------------------------------------------------ */
+static int set_config(void *target, const char *option, const char *value)
+{
+    return rn_train_config_set(target, option, value) ? cli_lib_error(NULL) : 0;
+}
+
+static int refuse_network_file(void *target, const char *option, const char *value)
+{
+    (void)target, (void)value;
+    return cli_error("train: %s is not a train option (training starts from a fresh network; "
+                     "see resnet train --help)", option);
+}
+
+enum { MAX_TRAIN_OPTS = 160 };
+
+/* The configuration's options, one per row of its table (and one per off option), into opts;
+ * returns how many. Options that change the results count in *run_options. */
+static int config_options(cli_opt *opts, int room, rn_train_config *cfg, int *run_options)
+{
+    const rn_config_row *rows;
+    const int n = rn_train_config_rows(&rows);
+    int k = 0;
+    for (int i = 0; i < n && k + 2 <= room; i++) {
+        const rn_config_row *r = &rows[i];
+        int *given = r->flags & RN_CONFIG_RESUMABLE ? NULL : run_options, takes = 0;
+        if (r->option && rn_train_config_find_option(r->option, &takes))
+            opts[k++] = (cli_opt){r->option, takes ? r->metavar : NULL, CLI_CUSTOM, cfg, 0, 0,
+                                  set_config, NULL, given};
+        if (r->off_option)
+            opts[k++] = (cli_opt){r->off_option, NULL, CLI_CUSTOM, cfg, 0, 0, set_config, NULL, given};
+    }
+    return k;
+}
+
 int cmd_train(int argc, char **argv)
 {
     rn_train_config cfg;
     rn_train_config_init_cli(&cfg);
     const char *out_dir = NULL, *resume = NULL;
-    int force = 0, quiet = 0, run_options = 0;
-    long stop_after = 0, classes = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v = NULL;
-        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
-            print_usage();
-            return 0;
-        }
-        if (!strcmp(o, "--model") || !strcmp(o, "--weights") || !strcmp(o, "--input"))
-            return cli_error("train: %s is not a train option (%s; see resnet train --help)", o,
-                             strcmp(o, "--input") ? "training starts from a fresh network"
-                                                  : "the input's shape is --input-shape CxHxW") +
-                   1;
-        int takes;
-        const rn_config_row *r = rn_train_config_find_option(o, &takes);
-        if (r) {
-            if (takes && !(v = cli_value(argc, argv, &i))) return 2;
-            if (rn_train_config_set(&cfg, o, v)) return cli_lib_error(NULL) + 1;
-            if (!(r->flags & RN_CONFIG_RESUMABLE)) run_options++;
-        } else if (!strcmp(o, "--force")) {
-            force = 1;
-            run_options++;
-        } else if (!strcmp(o, "--quiet")) {
-            quiet = 1;
-        } else if (!strcmp(o, "--out") || !strcmp(o, "--resume") || !strcmp(o, "--classes") ||
-                   !strcmp(o, "--stop-after")) {
-            if (!(v = cli_value(argc, argv, &i))) return 2;
-            if (!strcmp(o, "--out")) out_dir = v, run_options++;
-            else if (!strcmp(o, "--resume")) resume = v;
-            else if (!strcmp(o, "--classes")) {
-                if (cli_parse_int(o, v, 1, 1000000, &classes)) return 2;
-                run_options++;
-            } else if (cli_parse_int(o, v, 1, 1L << 40, &stop_after)) { /* tests: stop as if interrupted */
-                return 2;
-            }
-        } else {
-            return cli_error("train: unknown option '%s' (see resnet train --help)", o) + 1;
-        }
-    }
+    int force = 0, quiet = 0, run_options = 0, classes = 0;
+    long stop_after = 0;
+    /* the options of the run itself; the configuration's come from its table (config_table.h) */
+    const cli_opt run_opts[] = {
+        {"--classes", "K", CLI_INT, &classes, 1, 1000000, NULL,
+         "the number of classes the data must have (a check)", &run_options},
+        {"--out", "DIR", CLI_TEXT, &out_dir, 0, 0, NULL,
+         "the run folder (default runs/<date-time>): checkpoint.safetensors, metrics.jsonl, "
+         "model.safetensors, curves.png/.svg (loss and error per epoch; resnet plot draws them "
+         "again)", &run_options},
+        {"--force", NULL, CLI_FLAG, &force, 0, 0, NULL,
+         "start over in an existing run folder (its files are replaced)", &run_options},
+        {"--resume", "DIR", CLI_TEXT, &resume, 0, 0, NULL,
+         "continue the run in DIR (only --threads and --quiet may be given with it)", NULL},
+        {"--quiet", NULL, CLI_FLAG, &quiet, 0, 0, NULL,
+         "only one line per epoch (no progress line on a terminal, no progress lines every 30 s "
+         "in a log)", NULL},
+        /* for the tests: stop as if interrupted after this many steps */
+        {"--stop-after", "STEPS", CLI_LONG, &stop_after, 1, 1099511627776.0, NULL, NULL, NULL},
+        {"--model", "FILE", CLI_CUSTOM, NULL, 0, 0, refuse_network_file, NULL, NULL},
+        {"--weights", "FILE", CLI_CUSTOM, NULL, 0, 0, refuse_network_file, NULL, NULL},
+        {NULL, NULL, CLI_FLAG, NULL, 0, 0, NULL, NULL, NULL},
+    };
+    cli_opt opts[MAX_TRAIN_OPTS];
+    const int n_run = (int)(sizeof run_opts / sizeof run_opts[0]);
+    const int n_cfg = config_options(opts, MAX_TRAIN_OPTS - n_run, &cfg, &run_options);
+    memcpy(opts + n_cfg, run_opts, sizeof run_opts);
+    const cli_verb verb = {.opts = opts, .print_help = print_usage, .help_ctx = run_opts};
+    int r = cli_parse(&verb, argc, argv);
+    if (r) return r < 0 ? 0 : r;
     const int threads = cfg.threads;
     if (threads) omp_set_num_threads(threads);
 
@@ -334,7 +319,7 @@ int cmd_train(int argc, char **argv)
     if (rn_train_load_data(&cfg, &train, &eval, &eval_name)) return cli_lib_error(NULL);
     int rc = 0;
     if (classes && classes != train->classes)
-        rc = cli_error("--classes %ld does not fit the data: %s has %d classes", classes,
+        rc = cli_error("--classes %d does not fit the data: %s has %d classes", classes,
                        rn_data_kind_name(cfg.data), train->classes);
     if (!rc && !resume && choose_out(dir, sizeof dir, out_dir, force)) rc = 1;
     rn_trainer *t = NULL;

@@ -22,22 +22,12 @@ static int usage(FILE *out)
           "  plot     training curves (loss and error per epoch) of one or more runs, as PNG and SVG\n"
           "  export   the network as an ONNX model (for ONNX Runtime, TensorRT, OpenVINO, browsers)\n"
           "\n"
-          "network options (info, init, forward, bench, export):\n"
-          "  --arch NAME             resnet20..1202, plain20..110, highway20..110, preresnet110/164/1001,\n"
-          "                          resnet18..152, plain18/34, wrn-D-K (e.g. wrn-16-4);\n"
-          "                          CIFAR-style variants resnetD-wW (W/2W/4W channels) and\n"
-          "                          resnetD[-wW]-s2 (stride-2 stem), e.g. resnet8-w32-s2\n"
-          "  --model FILE            a file written by resnet.c (carries its architecture)\n"
-          "  --weights FILE          a torchvision-style state_dict file (needs --arch)\n"
-          "  --ordering O            original | bn-after-add | relu-before-add | relu-preact | full-preact\n"
-          "  --shortcut A|B|C        zero-padded identity | projection where needed | always projection\n"
-          "  --classes K             number of classes\n"
-          "  --input-shape CxHxW     input shape (info also accepts --input CxHxW)\n"
-          "  --zero-init-last-bn     start every residual branch at zero\n"
-          "  --gate-bias B           initial highway gate bias (default -2)\n"
-          "  --stochastic-depth P    survival probability of the last block (linear rule)\n"
-          "  --seed S                initialisation seed (default 1)\n"
-          "\n"
+          "network options (info, init, forward, bench, eval, predict, export):\n",
+          out);
+    cli_net_args a;
+    cli_net_args_init(&a);
+    cli_print_options(out, cli_net_opts(&a));
+    fputs("\n"
           "run 'resnet <verb> --help' for a verb's own options.\n",
           out);
     return out == stderr ? 2 : 0;
