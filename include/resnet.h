@@ -307,6 +307,12 @@ RN_API int rn_sgd_step(rn_sgd *opt, rn_net *net, float lr);
  * Same as torch.optim.SGD with two parameter groups. */
 RN_API int rn_sgd_set_decay_1d(rn_sgd *opt, const rn_net *net, int decay);
 
+/* Gradient clipping as torch.nn.utils.clip_grad_norm_: when the L2 norm of all parameter
+ * gradients together exceeds max_norm (> 0), every gradient is multiplied by
+ * max_norm / (norm + 1e-6). Returns that norm, before clipping (max_norm <= 0: only measures).
+ * Call it between rn_net_backward and rn_sgd_step. */
+RN_API double rn_net_clip_grad_norm(rn_net *net, float max_norm);
+
 /* The optimizer's state, for checkpoints: the momentum buffer (rn_net_num_params floats, in the
  * order of rn_net_params; *count receives that number) and whether a step has filled it. */
 RN_API float *rn_sgd_momentum_buffer(rn_sgd *opt, size_t *count);

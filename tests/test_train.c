@@ -272,6 +272,42 @@ static void test_sgd_state(void **state)
     rn_net_free(b);
 }
 
+/* Gradient clipping as torch.nn.utils.clip_grad_norm_: the L2 norm of all gradients together;
+ * above max_norm each one is scaled by max_norm / (norm + 1e-6), otherwise left as it is. */
+static void test_clip_grad_norm(void **state)
+{
+    (void)state;
+    rn_net *net = small_net("resnet8", 4, 3);
+    float x[6 * 64], loss;
+    int labels[6] = {3, 1, 2, 0, 0, 1};
+    rn_test_fill_normal(x, 6 * 64, 11, 1.0f);
+    assert_int_equal(rn_net_train_step(net, x, labels, 6, &loss), RN_OK);
+    const size_t n = rn_net_num_params(net);
+    float *g = rn_net_grads(net), *g0 = malloc(n * sizeof *g0);
+    memcpy(g0, g, n * sizeof *g0);
+    double sq = 0.0;
+    for (size_t i = n; i-- > 0;) sq += (double)g0[i] * g0[i];
+    const double norm = sqrt(sq);
+    assert_true(norm > 0.0);
+    /* max_norm 0 only measures; a max_norm above the norm changes nothing */
+    assert_true(fabs(rn_net_clip_grad_norm(net, 0.0f) - norm) <= 1e-12 * norm);
+    assert_memory_equal(g, g0, n * sizeof *g0);
+    assert_true(fabs(rn_net_clip_grad_norm(net, (float)(2.0 * norm)) - norm) <= 1e-12 * norm);
+    assert_memory_equal(g, g0, n * sizeof *g0);
+    /* below it: scaled to the limit */
+    const float max_norm = (float)(norm / 4.0);
+    assert_true(fabs(rn_net_clip_grad_norm(net, max_norm) - norm) <= 1e-12 * norm);
+    const float coef = (float)(max_norm / (norm + 1e-6));
+    double after = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        if (g[i] != g0[i] * coef) fail_msg("gradient %zu: %g, expected %g", i, g[i], g0[i] * coef);
+        after += (double)g[i] * g[i];
+    }
+    assert_true(fabs(sqrt(after) - max_norm) <= 1e-5 * max_norm);
+    free(g0);
+    rn_net_free(net);
+}
+
 /* ---- schedules ------------------------------------------------------------------------------------ */
 static void test_schedules(void **state)
 {
@@ -927,6 +963,7 @@ int main(void)
         cmocka_unit_test(test_net_label_smoothing),
         cmocka_unit_test(test_sgd_decay_1d),
         cmocka_unit_test(test_sgd_state),
+        cmocka_unit_test(test_clip_grad_norm),
         cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_accumulation),
         cmocka_unit_test(test_config_json),

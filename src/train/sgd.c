@@ -1,5 +1,6 @@
 /* SGD with momentum and weight decay, exactly torch.optim.SGD's update, as one flat loop over
  * the network's parameter arena (one loop per run of parameters that share a weight decay). */
+#include <math.h>
 #include <stdlib.h>
 
 #include "core/error.h"
@@ -113,6 +114,20 @@ int rn_sgd_step(rn_sgd *opt, rn_net *net, float lr)
     }
     opt->started = 1;
     return RN_OK;
+}
+
+double rn_net_clip_grad_norm(rn_net *net, float max_norm)
+{
+    float *g = rn_net_grads(net);
+    const size_t n = rn_net_num_params(net);
+    /* in double and in order: the same bits for any thread count */
+    double sq = 0.0;
+    for (size_t i = 0; i < n; i++) sq += (double)g[i] * g[i];
+    const double norm = sqrt(sq);
+    const float coef = (float)(max_norm / (norm + 1e-6));
+    if (max_norm > 0 && coef < 1.0f)
+        for (size_t i = 0; i < n; i++) g[i] *= coef;
+    return norm;
 }
 
 float *rn_sgd_momentum_buffer(rn_sgd *opt, size_t *count)
