@@ -798,6 +798,7 @@ static void test_trainer_learns_and_resumes_exactly(void **state)
     cfg.survival_last = 0.7f;
     cfg.warmup = 0.5f;
     cfg.schedule = RN_SCHEDULE_STEP;
+    cfg.clip_grad_norm = 0.5f;
 
     const char *straight = tmp_path("straight"), *mid = tmp_path("mid"), *edge = tmp_path("edge");
     run(&cfg, straight, train, eval, 0);
@@ -849,6 +850,33 @@ static void test_trainer_learns_and_resumes_exactly(void **state)
     rn_net_free(net);
     rn_dataset_free(train);
     rn_dataset_free(eval);
+}
+
+/* --clip-grad-norm reaches every step: a limit no gradient reaches gives the bits of a run
+ * without it; a small one, another model. */
+static void test_trainer_clips_gradients(void **state)
+{
+    (void)state;
+    rn_dataset *train = quadrants(24, 4);
+    rn_train_config cfg;
+    tiny_config(&cfg);
+    const char *off = tmp_path("clip-off"), *high = tmp_path("clip-high"), *low = tmp_path("clip-low");
+    run(&cfg, off, train, NULL, 0);
+    cfg.clip_grad_norm = 1e6f;
+    run(&cfg, high, train, NULL, 0);
+    cfg.clip_grad_norm = 1e-3f;
+    run(&cfg, low, train, NULL, 0);
+    char a[600], b[600];
+    snprintf(a, sizeof a, "%s/model.safetensors", off);
+    snprintf(b, sizeof b, "%s/model.safetensors", high);
+    assert_same_file(a, b);
+    snprintf(b, sizeof b, "%s/model.safetensors", low);
+    size_t na, nb;
+    char *fa = read_file(a, &na), *fb = read_file(b, &nb);
+    assert_true(na != nb || memcmp(fa, fb, na) != 0);
+    free(fa);
+    free(fb);
+    rn_dataset_free(train);
 }
 
 static void test_trainer_stops_on_nan(void **state)
@@ -972,6 +1000,7 @@ int main(void)
         cmocka_unit_test(test_tta_views),
         cmocka_unit_test(test_evaluate_tta),
         cmocka_unit_test(test_trainer_learns_and_resumes_exactly),
+        cmocka_unit_test(test_trainer_clips_gradients),
         cmocka_unit_test(test_trainer_stops_on_nan),
         cmocka_unit_test(test_checkpoint_errors),
     };

@@ -358,6 +358,7 @@ int cmd_train(int argc, char **argv)
     printf(", momentum %g%s, wd %g%s", (double)cfg.momentum, cfg.nesterov ? " nesterov" : "",
            (double)cfg.weight_decay, cfg.decay_1d ? "" : " (not on BN/biases)");
     if (cfg.label_smoothing > 0) printf(", label smoothing %g", (double)cfg.label_smoothing);
+    if (cfg.clip_grad_norm > 0) printf(", gradients clipped to norm %g", (double)cfg.clip_grad_norm);
     {
         int pad, flip;
         rn_train_config_augment(&cfg, train->w, &pad, &flip);

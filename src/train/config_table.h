@@ -91,6 +91,8 @@
       GROUP_OPTIM, NULL, "no weight decay on BN parameters and biases")                            \
     X(FLOAT, label_smoothing, "label_smoothing", "--label-smoothing", NULL, "E", "0", "0.1", 0,   \
       1, HI_OPEN, GROUP_OPTIM, "targets (1 - E) one-hot + E / classes; 0: off", NULL)             \
+    X(FLOAT, clip_grad_norm, "clip_grad_norm", "--clip-grad-norm", NULL, "C", "0", "0", 0, 1e6, 0, \
+      GROUP_OPTIM, "scale the gradients down to L2 norm C when above it; 0: off", NULL)           \
     X(INT, crop_pad, "crop_pad", "--crop-pad", "--no-crop", "P", "-1", "-1", 0, 64,               \
       NO_DEFAULT_HELP, GROUP_AUGMENT, "random crop with P pixels of zero padding",                 \
       "no random crop")                                                                            \

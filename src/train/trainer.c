@@ -471,6 +471,7 @@ int rn_trainer_run(rn_trainer *t, const rn_train_hooks *hooks, rn_train_outcome 
                                            t->accum, &loss);
             if (!st) st = check_finite(t, loss);
             if (st) break;
+            if (t->cfg.clip_grad_norm > 0) rn_net_clip_grad_norm(t->net, t->cfg.clip_grad_norm);
             lr = rn_schedule_lr(&t->sched, s->step);
             st = rn_sgd_step(t->sgd, t->net, lr);
             if (st) break;

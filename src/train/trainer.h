@@ -57,6 +57,7 @@ typedef struct {
     float weight_decay;
     int decay_1d;    /* weight decay on BN parameters and biases too */
     float label_smoothing;
+    float clip_grad_norm; /* rn_net_clip_grad_norm before each step; 0 = off */
     int crop_pad;    /* -1 = the data set's default (rn_loader_default_augment) */
     int flip;        /* -1 = the data set's default */
     float erase;     /* random erasing probability (0 = none) */
