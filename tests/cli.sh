@@ -111,8 +111,9 @@ flop = sum(r["count"] * r["gflop"] for r in rows) * 1e9
 assert j["convs"] == 7 and len(rows) == 6 and sum(r["count"] for r in rows) == 7, rows
 assert abs(flop / (2 * j["batch"]) - (int(sys.argv[2]) - 640)) < 1, flop
 assert rows[0]["names"] == ["conv1"] and rows[0]["dx_count"] == 0, rows[0]
-assert all(r[d]["ms"] > 0 and r[d]["gflop_per_s"] > 0 for r in rows
-           for d in ("forward", "backward_data", "backward_weights")), rows
+assert all(r[d]["ms"] > 0 and r[d]["gflop_per_s"] > 0 and r[d]["peak_share"] > 0 for r in rows
+           for d in ("forward", "backward_data", "backward_weights", "forward_blocked")), rows
+assert j["fma_peak_gflop_per_s"] > 0 and j["blocked_lanes"] in (8, 16), j
 PY
 expect_error "takes no --mode" "$R" bench --kernels --mode train --arch resnet8 --batch 2
 

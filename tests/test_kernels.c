@@ -830,6 +830,80 @@ static void test_conv_packed(void **state)
     }
 }
 
+/* ---- channel-blocked convolution ------------------------------------------------------ */
+
+/* rn_convb_forward on blocked tensors against double loops on the planar ones: scale, bias and
+ * ReLU, channel counts that do not fill a block, every kernel and stride of the zoo, output rows
+ * longer and shorter than the microkernel's; 1, 2 and 3 threads give the same bits, and the
+ * lanes past the channels stay zero. */
+static void convb_case(int n, int c, int h, int w, int k, int r, int stride, int pad, int relu)
+{
+    rn_conv_shape sh;
+    assert_int_equal(rn_conv_shape_init(&sh, n, c, h, w, k, r, r, stride, pad), 0);
+    const size_t xl = (size_t)n * c * h * w, yl = (size_t)n * k * sh.oh * sh.ow;
+    const size_t xbl = rn_convb_floats(n, c, h, w), ybl = rn_convb_floats(n, k, sh.oh, sh.ow);
+    float *x = alloc_f(xl), *wt = alloc_f((size_t)k * c * r * r), *b = alloc_f((size_t)k);
+    float *scale = alloc_f((size_t)k), *xb = alloc_nan(xbl), *got = alloc_f(yl);
+    float *packed = alloc_nan(rn_convb_packed_floats(&sh));
+    rn_test_fill_normal(x, xl, 41, 1.0f);
+    rn_test_fill_normal(wt, (size_t)k * c * r * r, 42, 0.3f);
+    rn_test_fill_normal(b, (size_t)k, 43, 0.5f);
+    rn_test_fill_uniform(scale, (size_t)k, 44, 0.5f, 2.0f);
+    rn_convb_from_nchw(xb, x, n, c, h, w);
+    rn_convb_pack(packed, wt, scale, b, &sh);
+    float *yb[3];
+    for (int t = 1; t <= 3; t++) {
+        sh.threads = t;
+        float *work = alloc_nan(rn_convb_workspace(&sh) + 1);
+        yb[t - 1] = alloc_nan(ybl);
+        rn_convb_forward(yb[t - 1], xb, packed, relu, &sh, work);
+        free(work);
+        if (t > 1) assert_memory_equal(yb[t - 1], yb[0], ybl * sizeof(float));
+    }
+    const int cb = rn_convb_lanes(), kbn = (k + cb - 1) / cb;
+    for (size_t i = 0; i < ybl; i++) { /* lanes past k */
+        const int lane = (int)(i % (size_t)cb), block = (int)(i / ((size_t)sh.oh * sh.ow * cb)) % kbn;
+        if (block * cb + lane >= k && yb[0][i] != 0.0f) fail_msg("padding lane %zu is %g", i, yb[0][i]);
+    }
+    rn_convb_to_nchw(got, yb[0], n, k, sh.oh, sh.ow);
+    for (int i = 0; i < n; i++)
+        for (int kk = 0; kk < k; kk++)
+            for (int oy = 0; oy < sh.oh; oy++)
+                for (int ox = 0; ox < sh.ow; ox++) {
+                    double sum = 0.0, mag = 0.0;
+                    for (int ch = 0; ch < c; ch++)
+                        for (int ky = 0; ky < r; ky++)
+                            for (int kx = 0; kx < r; kx++) {
+                                const int iy = oy * stride + ky - pad, ix = ox * stride + kx - pad;
+                                if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                                const double t = (double)x[(((size_t)i * c + ch) * h + iy) * w + ix] *
+                                                 wt[(((size_t)kk * c + ch) * r + ky) * r + kx] * scale[kk];
+                                sum += t;
+                                mag += fabs(t);
+                            }
+                    sum += b[kk];
+                    if (relu && sum < 0.0) sum = 0.0;
+                    const float g = got[(((size_t)i * k + kk) * sh.oh + oy) * sh.ow + ox];
+                    if (!(fabs(g - sum) <= 1e-5 * (mag + fabs(b[kk])) + 1e-6))
+                        fail_msg("%dx%d/%d %d->%d: image %d channel %d (%d, %d): %.8g, expected %.8g",
+                                 r, r, stride, c, k, i, kk, oy, ox, g, sum);
+                }
+    for (int t = 0; t < 3; t++) free(yb[t]);
+    free(x), free(wt), free(b), free(scale), free(xb), free(got), free(packed);
+}
+
+static void test_convb_forward(void **state)
+{
+    (void)state;
+    convb_case(2, 16, 9, 11, 32, 3, 1, 1, 0);  /* 3x3/1, full blocks, two output blocks */
+    convb_case(3, 20, 8, 30, 24, 3, 1, 1, 1);  /* partial blocks, rows longer than the kernel's */
+    convb_case(2, 16, 9, 9, 48, 3, 2, 1, 1);   /* 3x3/2, odd map, an odd number of output blocks */
+    convb_case(2, 40, 7, 7, 16, 1, 1, 0, 0);   /* 1x1 */
+    convb_case(2, 24, 10, 10, 40, 1, 2, 0, 1); /* 1x1/2 projection */
+    convb_case(1, 3, 23, 21, 16, 7, 2, 3, 1);  /* the ImageNet stem: 3 channels, 7x7/2 */
+    convb_case(4, 1, 28, 28, 16, 3, 1, 1, 1);  /* one input channel (Fashion-MNIST) */
+}
+
 /* ---- batch normalization ------------------------------------------------------------- */
 
 typedef struct {
@@ -1504,6 +1578,7 @@ int main(void)
         cmocka_unit_test(test_conv_winograd),
         cmocka_unit_test(test_conv_blocked_and_threads),
         cmocka_unit_test(test_conv_packed),
+        cmocka_unit_test(test_convb_forward),
         cmocka_unit_test(test_bn_forward_train_values),
         cmocka_unit_test(test_bn_forward_eval_values),
         cmocka_unit_test(test_bn_update_running),

@@ -80,10 +80,15 @@ typedef struct {
     int batch, threads, warmup, iters;
     double max_seconds;
     int json;
+    double peak; /* measured FMA peak at `threads` threads, GFLOP/s */
 } bench_settings;
 
-enum { DIR_FORWARD, DIR_BACKWARD_DATA, DIR_BACKWARD_WEIGHTS, N_DIRS };
-static const char *const DIR_KEY[N_DIRS] = {"forward", "backward_data", "backward_weights"};
+/* The training step's three passes, then the forward on channel-blocked tensors
+ * (kernels/convb.c: the layout the engine is moving to), which the totals leave out. */
+enum { DIR_FORWARD, DIR_BACKWARD_DATA, DIR_BACKWARD_WEIGHTS, N_DIRS, DIR_FORWARD_BLOCKED = N_DIRS,
+       N_TIMED };
+static const char *const DIR_KEY[N_TIMED] = {"forward", "backward_data", "backward_weights",
+                                             "forward_blocked"};
 
 /* One distinct convolution shape of the network. */
 typedef struct {
@@ -91,8 +96,8 @@ typedef struct {
     int count;
     int dx_count;      /* convolutions whose input gradient training computes: all but the
                         * network's first */
-    double *ms[N_DIRS]; /* sorted times of the timed runs */
-    int runs[N_DIRS];
+    double *ms[N_TIMED]; /* sorted times of the timed runs */
+    int runs[N_TIMED];
 } kernel_row;
 
 static int same_shape(const rn_conv_info *a, const rn_conv_info *b)
@@ -144,10 +149,19 @@ static int time_kernel(kernel_row *r, const bench_settings *bs, uint64_t seed)
     float *dy = random_floats(ylen, &rng), *y = malloc(ylen * sizeof(float));
     float *dx = malloc(xlen * sizeof(float)), *dw = calloc(wlen, sizeof(float));
     float *work = malloc((work_len + 1) * sizeof(float));
+    /* the blocked forward's operands, converted and packed before the clock starts */
+    float *xb = malloc(rn_convb_floats(sh.n, sh.c, sh.h, sh.w) * sizeof(float));
+    float *yb = malloc(rn_convb_floats(sh.n, sh.k, sh.oh, sh.ow) * sizeof(float));
+    float *wb = malloc(rn_convb_packed_floats(&sh) * sizeof(float));
+    float *workb = malloc((rn_convb_workspace(&sh) + 1) * sizeof(float));
     int rc = 0;
-    if (!x || !w || !dy || !y || !dx || !dw || !work)
+    if (!x || !w || !dy || !y || !dx || !dw || !work || !xb || !yb || !wb || !workb)
         rc = cli_error("bench: %s: out of memory for a batch of %d", c->name, bs->batch);
-    for (int d = 0; !rc && d < N_DIRS; d++) {
+    if (!rc) {
+        rn_convb_from_nchw(xb, x, sh.n, sh.c, sh.h, sh.w);
+        rn_convb_pack(wb, w, NULL, NULL, &sh);
+    }
+    for (int d = 0; !rc && d < N_TIMED; d++) {
         r->ms[d] = malloc((size_t)bs->iters * sizeof(double));
         if (!r->ms[d]) {
             rc = cli_error("out of memory");
@@ -159,7 +173,8 @@ static int time_kernel(kernel_row *r, const bench_settings *bs, uint64_t seed)
             double t0 = now_s();
             if (d == DIR_FORWARD) rn_conv_forward(y, x, w, NULL, &sh, work);
             else if (d == DIR_BACKWARD_DATA) rn_conv_backward(dx, NULL, NULL, dy, x, w, &sh, work);
-            else rn_conv_backward(NULL, dw, NULL, dy, x, w, &sh, work);
+            else if (d == DIR_BACKWARD_WEIGHTS) rn_conv_backward(NULL, dw, NULL, dy, x, w, &sh, work);
+            else rn_convb_forward(yb, xb, wb, 0, &sh, workb);
             double dt = now_s() - t0;
             if (it < bs->warmup) continue;
             r->ms[d][timed++] = 1e3 * dt;
@@ -171,6 +186,10 @@ static int time_kernel(kernel_row *r, const bench_settings *bs, uint64_t seed)
         qsort(r->ms[d], (size_t)timed, sizeof(double), cmp_double);
         r->runs[d] = timed;
     }
+    free(workb);
+    free(wb);
+    free(yb);
+    free(xb);
     free(work);
     free(dw);
     free(dx);
@@ -202,6 +221,8 @@ static int kernels_json(const rn_net *net, const bench_settings *bs, const kerne
     cJSON_AddNumberToObject(root, "warmup", bs->warmup);
     cJSON_AddNumberToObject(root, "iters", bs->iters);
     cJSON_AddNumberToObject(root, "convs", rn_net_num_convs(net));
+    cJSON_AddNumberToObject(root, "fma_peak_gflop_per_s", bs->peak);
+    cJSON_AddNumberToObject(root, "blocked_lanes", rn_convb_lanes());
     for (int i = 0; i < n_rows; i++) {
         const kernel_row *r = &rows[i];
         const rn_conv_info *c = &r->info;
@@ -217,11 +238,12 @@ static int kernels_json(const rn_net *net, const bench_settings *bs, const kerne
         cJSON_AddItemToObject(j, "names", row_names(net, r));
         double gf = kernel_gflop(c, bs->batch);
         cJSON_AddNumberToObject(j, "gflop", gf);
-        for (int d = 0; d < N_DIRS; d++) {
+        for (int d = 0; d < N_TIMED; d++) {
             cJSON *m = cJSON_CreateObject();
             double ms = row_ms(r, d);
             cJSON_AddNumberToObject(m, "ms", ms);
             cJSON_AddNumberToObject(m, "gflop_per_s", gf / (ms / 1e3));
+            cJSON_AddNumberToObject(m, "peak_share", gf / (ms / 1e3) / bs->peak);
             cJSON_AddItemToObject(m, "ms_sorted", cJSON_CreateDoubleArray(r->ms[d], r->runs[d]));
             cJSON_AddItemToObject(j, DIR_KEY[d], m);
         }
@@ -242,13 +264,18 @@ static void kernels_table(const rn_net *net, const bench_settings *bs, const ker
     rn_net_options o;
     rn_net_get_options(net, &o);
     printf("bench %s kernels: batch %d, input %dx%dx%d; %d threads; %d convolutions, %d distinct "
-           "shapes; %d warm-up + up to %d timed runs each, median\n\n",
+           "shapes; %d warm-up + up to %d timed runs each, median; FMA peak %.1f GFLOP/s "
+           "(measured, %d lanes)\n\n",
            rn_net_arch(net), bs->batch, o.in_c, o.in_h, o.in_w, omp_get_max_threads(),
-           rn_net_num_convs(net), n_rows, bs->warmup, bs->iters);
-    printf("%-3s %-24s %5s %8s | %-17s | %-17s | %-17s |\n", "", "", "", "", "forward",
-           "backward-data", "backward-weights");
-    printf("%-3s %-24s %5s %8s | %9s %7s | %9s %7s | %9s %7s | %6s\n", "#", "C->K RxS/stride HxW",
-           "count", "GFLOP", "ms", "GFLOP/s", "ms", "GFLOP/s", "ms", "GFLOP/s", "share");
+           rn_net_num_convs(net), n_rows, bs->warmup, bs->iters, bs->peak, rn_convb_lanes());
+    printf("%-3s %-24s %5s %8s | %-22s | %-22s | %-22s | %6s | %-22s\n", "", "", "", "",
+           "forward", "backward-data", "backward-weights", "", "forward, blocked");
+    printf("%-3s %-24s %5s %8s |", "#", "C->K RxS/stride HxW", "count", "GFLOP");
+    for (int d = 0; d < N_TIMED; d++) {
+        if (d == DIR_FORWARD_BLOCKED) printf(" %6s |", "share");
+        printf(" %8s %7s %4s |", "ms", "GFLOP/s", "peak");
+    }
+    printf("\n");
     double total[N_DIRS] = {0}, flop[N_DIRS] = {0}, all = 0;
     for (int i = 0; i < n_rows; i++)
         for (int d = 0; d < N_DIRS; d++) {
@@ -268,13 +295,15 @@ static void kernels_table(const rn_net *net, const bench_settings *bs, const ker
         int star = r->dx_count < r->count;
         starred |= star;
         printf("%-3d %-24s %5d %8.3f", i + 1, shape, r->count, gf);
-        for (int d = 0; d < N_DIRS; d++) {
+        for (int d = 0; d < N_DIRS; d++)
+            mine += (d == DIR_BACKWARD_DATA ? r->dx_count : r->count) * row_ms(r, d);
+        for (int d = 0; d < N_TIMED; d++) {
             double ms = row_ms(r, d);
-            mine += (d == DIR_BACKWARD_DATA ? r->dx_count : r->count) * ms;
-            printf(" | %9.3f %6.1f%s", ms, gf / (ms / 1e3),
-                   d == DIR_BACKWARD_DATA && star ? "*" : " ");
+            if (d == DIR_FORWARD_BLOCKED) printf(" | %5.1f%%", all > 0 ? 100 * mine / all : 0);
+            printf(" | %8.3f %7.1f %3.0f%%%s", ms, gf / (ms / 1e3), 100 * gf / (ms / 1e3) / bs->peak,
+                   d == DIR_BACKWARD_DATA && star ? "*" : "");
         }
-        printf(" | %5.1f%%\n", all > 0 ? 100 * mine / all : 0);
+        printf(" |\n");
     }
     printf("\nthe network's convolutions (count x each), per batch:\n");
     for (int d = 0; d < N_DIRS; d++)
@@ -282,7 +311,13 @@ static void kernels_table(const rn_net *net, const bench_settings *bs, const ker
                total[d] > 0 ? flop[d] / (total[d] / 1e3) : 0);
     printf("  %-16s %9.2f ms  %7.1f GFLOP/s\n", "training step", all,
            all > 0 ? (flop[0] + flop[1] + flop[2]) / (all / 1e3) : 0);
-    printf("share: of the training step's convolution time (count x all three)\n");
+    double blocked = 0;
+    for (int i = 0; i < n_rows; i++) blocked += rows[i].count * row_ms(&rows[i], DIR_FORWARD_BLOCKED);
+    printf("  %-16s %9.2f ms  %7.1f GFLOP/s  (%.2fx the forward's time)\n", "forward, blocked",
+           blocked, blocked > 0 ? flop[0] / (blocked / 1e3) : 0, blocked > 0 ? total[0] / blocked : 0);
+    printf("share: of the training step's convolution time (count x all three); peak: of the FMA "
+           "peak;\nforward, blocked: on channel-blocked tensors (NCHW%dc), weights packed before "
+           "the clock starts\n", rn_convb_lanes());
     if (starred)
         printf("*: holds the network's first convolution, whose input gradient training never "
                "computes (left out of the totals)\n");
@@ -291,6 +326,7 @@ static void kernels_table(const rn_net *net, const bench_settings *bs, const ker
 static int bench_kernels(rn_net *net, bench_settings *bs)
 {
     if (!bs->threads) bs->threads = omp_get_max_threads();
+    bs->peak = rn_convb_fma_peak(bs->threads, 0.5);
     int n_convs = rn_net_num_convs(net), n_rows = 0, rc = 0;
     kernel_row *rows = calloc(n_convs ? (size_t)n_convs : 1, sizeof *rows);
     if (!rows) return cli_error("out of memory");
@@ -319,7 +355,7 @@ static int bench_kernels(rn_net *net, bench_settings *bs)
         else kernels_table(net, bs, rows, n_rows);
     }
     for (int i = 0; i < n_rows; i++)
-        for (int d = 0; d < N_DIRS; d++) free(rows[i].ms[d]);
+        for (int d = 0; d < N_TIMED; d++) free(rows[i].ms[d]);
     free(rows);
     return rc;
 }
@@ -373,7 +409,7 @@ int cmd_bench(int argc, char **argv)
     rn_net *net;
     if (cli_open_net(&a, &net)) return 1;
     if (kernels) {
-        bench_settings bs = {batch, threads, warmup, iters, max_seconds, json};
+        bench_settings bs = {batch, threads, warmup, iters, max_seconds, json, 0.0};
         int krc = bench_kernels(net, &bs);
         rn_net_free(net);
         return krc;

@@ -71,6 +71,29 @@ void rn_conv_forward_packed(float *y, const float *x, const float *packed, const
 void rn_conv_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                       const float *w, const rn_conv_shape *sh, float *work);
 
+/* ---- the channel-blocked layout (NCHW[CB]c) ---------------------------------------------
+ * A tensor [n, c, h, w] as [n][ceil(c / CB)][h][w][CB]: channel ch in block ch / CB, lane
+ * ch % CB, the lanes past c of the last block zero. CB = rn_convb_lanes(): 16 where the CPU has
+ * AVX-512 (RN_SIMD permitting), 8 otherwise. rn_convb_floats: the floats of such a tensor. */
+int rn_convb_lanes(void);
+size_t rn_convb_floats(int n, int c, int h, int w);
+void rn_convb_from_nchw(float *xb, const float *x, int n, int c, int h, int w);
+void rn_convb_to_nchw(float *x, const float *xb, int n, int c, int h, int w);
+/* Direct convolution of blocked tensors, any kernel, stride and padding of rn_conv_shape:
+ * rn_convb_pack writes w (each output channel kk's weights times scale[kk]; scale may be
+ * NULL) and the bias b (NULL: zero) into rn_convb_packed_floats(sh) floats;
+ * rn_convb_forward computes y = conv(x, w) + b, then max(y, 0) when relu, with
+ * rn_convb_workspace(sh) floats of work (sh->threads threads; the bits do not depend on it). */
+size_t rn_convb_packed_floats(const rn_conv_shape *sh);
+void rn_convb_pack(float *packed, const float *w, const float *scale, const float *b,
+                   const rn_conv_shape *sh);
+size_t rn_convb_workspace(const rn_conv_shape *sh);
+void rn_convb_forward(float *y, const float *x, const float *packed, int relu,
+                      const rn_conv_shape *sh, float *work);
+/* The FMA peak of this build's vector unit in GFLOP/s (2 per FMA lane), threads at once, the
+ * best of repeated 1 ms bursts over about seconds: what the benchmarks' shares are of. */
+double rn_convb_fma_peak(int threads, double seconds);
+
 /* ---- batch normalization over (n, hw) per channel -------------------------------------
  * Training mode normalizes with the batch mean and the biased batch variance, and returns
  * both in mean[c] and var[c]; updating running statistics is the caller's job (see

@@ -1,0 +1,36 @@
+/* Inside the channel-blocked convolution (convb.c): one call of the microkernel and its builds
+ * (convb_row.h). */
+#ifndef RN_KERNELS_CONVB_H
+#define RN_KERNELS_CONVB_H
+
+#include <stddef.h>
+
+typedef struct {
+    const float *w;     /* packed weights of the first output block: [cbn][kr][ks][CB c][CB k] */
+    size_t wstride;     /* floats from one output block's weights to the next's */
+    int cbn, kr, ks;    /* input channel blocks, kernel rows and columns */
+    int clast;          /* channels in the last input block (the rest of its lanes are zero) */
+    size_t xplane;      /* floats from one input channel block to the next (padded plane) */
+    size_t xrow;        /* floats from one input row to the next */
+    size_t xstep;       /* floats from one output pixel's input to the next's: stride * CB */
+    size_t ystride;     /* floats from one output block to the next */
+    const float *bias;  /* the first output block's CB biases, or NULL */
+    int relu;
+} rn_convb_row;
+
+/* r (1..RMAX) output pixels of one row for kbs (1 or 2) output blocks: y and x at the row's
+ * first pixel (x at its top-left tap). */
+void rn_convb_row_avx512(const rn_convb_row *a, int r, int kbs, float *y, const float *x);
+void rn_convb_row_avx2(const rn_convb_row *a, int r, int kbs, float *y, const float *x);
+void rn_convb_row_generic(const rn_convb_row *a, int r, int kbs, float *y, const float *x);
+
+/* reps FMAs on each of 2 * RMAX vector accumulators (convb_row.h), for the peak. */
+float rn_convb_peak_avx512(long reps);
+float rn_convb_peak_avx2(long reps);
+float rn_convb_peak_generic(long reps);
+
+#define RN_CONVB_RMAX_AVX512 12
+#define RN_CONVB_RMAX_AVX2 6
+#define RN_CONVB_RMAX_GENERIC 4
+
+#endif

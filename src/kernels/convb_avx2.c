@@ -1,0 +1,14 @@
+/* The blocked convolution's microkernel with 8 lanes and AVX2 FMAs: 2 x 6 accumulators, two
+ * weight vectors and a broadcast in 16 ymm registers; called only where the CPU has AVX2 and
+ * FMA (kernels/cpu.c). */
+#include <immintrin.h>
+
+#include "kernels/convb.h"
+
+#define CB 8
+#define RMAX RN_CONVB_RMAX_AVX2
+#define VFMA(a, b, c) ((vblk)_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
+#define VBCAST(x) ((vblk)_mm256_set1_ps(x))
+#define ROW_NAME rn_convb_row_avx2
+#define PEAK_NAME rn_convb_peak_avx2
+#include "kernels/convb_row.h"

@@ -1,0 +1,14 @@
+/* The blocked convolution's microkernel with 16 lanes and AVX-512 FMAs: 2 x 12 accumulators,
+ * two weight vectors and a broadcast in 32 zmm registers; called only where the CPU has
+ * AVX-512F (kernels/cpu.c). */
+#include <immintrin.h>
+
+#include "kernels/convb.h"
+
+#define CB 16
+#define RMAX RN_CONVB_RMAX_AVX512
+#define VFMA(a, b, c) ((vblk)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
+#define VBCAST(x) ((vblk)_mm512_set1_ps(x))
+#define ROW_NAME rn_convb_row_avx512
+#define PEAK_NAME rn_convb_peak_avx512
+#include "kernels/convb_row.h"

@@ -1,0 +1,11 @@
+/* The blocked convolution's microkernel in portable C: 8 lanes as GCC vectors, a separate
+ * multiply and add (no FMA is assumed). */
+#include "kernels/convb.h"
+
+#define CB 8
+#define RMAX RN_CONVB_RMAX_GENERIC
+#define VFMA(a, b, c) ((a) * (b) + (c))
+#define VBCAST(x) ((vblk){(x), (x), (x), (x), (x), (x), (x), (x)})
+#define ROW_NAME rn_convb_row_generic
+#define PEAK_NAME rn_convb_peak_generic
+#include "kernels/convb_row.h"

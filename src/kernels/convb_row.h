@@ -1,0 +1,103 @@
+/* The microkernel of the channel-blocked direct convolution (convb.c), written once and built
+ * for each lane count: included by convb_avx512.c (CB 16, AVX-512 FMAs), convb_avx2.c (CB 8,
+ * AVX2 FMAs) and convb_generic.c (CB 8, portable vectors). The includer defines CB, RMAX (the
+ * most output pixels per call for two output blocks: 2 * RMAX accumulators and two weight
+ * vectors must fit the vector registers), VFMA(a, b, c) = a * b + c and ROW_NAME.
+ *
+ * One call: r output pixels of one output row, for kbs (1 or 2) blocks of CB output channels,
+ * over every input channel block and tap. Each (block, tap, channel) loads the CB weights of
+ * each output block once and broadcasts one input value per pixel: r * kbs FMAs for kbs + r
+ * loads, no operand packed or shifted. The sum runs over input blocks, then taps row by row,
+ * then the channels of a block: a fixed order, so the same bits whatever the thread count. */
+#include <stddef.h>
+
+typedef float vblk __attribute__((vector_size(CB * sizeof(float)), aligned(sizeof(float))));
+typedef int vmask __attribute__((vector_size(CB * sizeof(int))));
+
+static inline __attribute__((always_inline)) void row_tile(const int r, const int kbs,
+                                                           const rn_convb_row *a, float *y,
+                                                           const float *x)
+{
+    vblk acc[RMAX][2];
+#pragma GCC unroll 16
+    for (int i = 0; i < r; i++) acc[i][0] = acc[i][1] = (vblk){0};
+    for (int cb = 0; cb < a->cbn; cb++) {
+        const float *xc = x + (size_t)cb * a->xplane;
+        const float *wc = a->w + (size_t)cb * a->kr * a->ks * CB * CB;
+        /* an image's 1 or 3 channels: 16 lanes of zeros are not worth their FMAs */
+        const int channels = cb + 1 < a->cbn ? CB : a->clast;
+        for (int ky = 0; ky < a->kr; ky++)
+            for (int kx = 0; kx < a->ks; kx++) {
+                const float *xt = xc + (size_t)ky * a->xrow + (size_t)kx * CB;
+                const float *wt = wc + (size_t)(ky * a->ks + kx) * CB * CB;
+                for (int c = 0; c < channels; c++) {
+                    const vblk w0 = *(const vblk *)(wt + c * CB);
+                    const vblk w1 = kbs > 1 ? *(const vblk *)(wt + a->wstride + c * CB) : w0;
+#pragma GCC unroll 16
+                    for (int i = 0; i < r; i++) {
+                        const vblk v = VBCAST(xt[(size_t)i * a->xstep + c]);
+                        acc[i][0] = VFMA(v, w0, acc[i][0]);
+                        if (kbs > 1) acc[i][1] = VFMA(v, w1, acc[i][1]);
+                    }
+                }
+            }
+    }
+    for (int b = 0; b < kbs; b++) {
+        const vblk bias = a->bias ? *(const vblk *)(a->bias + (size_t)b * CB) : (vblk){0};
+        float *yb = y + (size_t)b * a->ystride;
+#pragma GCC unroll 16
+        for (int i = 0; i < r; i++) {
+            vblk o = acc[i][b] + bias;
+            if (a->relu) o = (vblk)((vmask)o & (o > (vblk){0})); /* max(o, 0); NaN stays 0 */
+            *(vblk *)(yb + (size_t)i * CB) = o;
+        }
+    }
+}
+
+#define ROW_CASE(R)                                                                                \
+    case R:                                                                                        \
+        if (kbs > 1) row_tile(R, 2, a, y, x);                                                      \
+        else row_tile(R, 1, a, y, x);                                                              \
+        return;
+
+void ROW_NAME(const rn_convb_row *a, int r, int kbs, float *y, const float *x)
+{
+    switch (r) {
+        ROW_CASE(1)
+        ROW_CASE(2)
+        ROW_CASE(3)
+        ROW_CASE(4)
+#if RMAX > 4
+        ROW_CASE(5)
+        ROW_CASE(6)
+#endif
+#if RMAX > 6
+        ROW_CASE(7)
+        ROW_CASE(8)
+        ROW_CASE(9)
+        ROW_CASE(10)
+        ROW_CASE(11)
+        ROW_CASE(12)
+#endif
+    default: return;
+    }
+}
+
+/* The FMA peak this build reaches: 2 * RMAX independent accumulator chains of reps FMAs each,
+ * all in registers (the microkernel's own register budget). Returns a sum of them, so that the
+ * work is not optimised away. */
+float PEAK_NAME(long reps)
+{
+    vblk acc[2 * RMAX];
+    const vblk a = VBCAST(1.0f), b = VBCAST(0.999999f);
+#pragma GCC unroll 32
+    for (int i = 0; i < 2 * RMAX; i++) acc[i] = VBCAST((float)i);
+    for (long t = 0; t < reps; t++) {
+#pragma GCC unroll 32
+        for (int i = 0; i < 2 * RMAX; i++) acc[i] = VFMA(acc[i], b, a);
+    }
+    float sum = 0.0f;
+    for (int i = 0; i < 2 * RMAX; i++)
+        for (int l = 0; l < CB; l++) sum += acc[i][l];
+    return sum;
+}
