@@ -1,11 +1,12 @@
 #!/bin/sh
 # Installs the Debian 12 packages resnet.c needs to build, test, draw its plots (PLplot with
 # the cairo drivers), export ONNX (protobuf-c and the ONNX schema; python3-onnx checks the
-# files), fuzz its parsers (clang's libFuzzer) and run its reference checks.
+# files), fuzz its parsers (clang's libFuzzer, and LLVM's OpenMP for clang's -fopenmp) and run
+# its reference checks.
 # Safe to run again: it asks apt only for what is missing. Run as root (or with sudo).
 set -eu
 pkgs="build-essential make pkg-config libcjson-dev zlib1g-dev libcmocka-dev libstb-dev libpng-dev libjpeg-dev
-      libplplot-dev plplot-driver-cairo help2man clang libclang-rt-14-dev
+      libplplot-dev plplot-driver-cairo help2man clang libclang-rt-14-dev libomp-dev
       libonnx-dev protobuf-c-compiler libprotobuf-c-dev python3-onnx
       python3 python3-torch python3-torchvision dataset-fashion-mnist"
 missing=""
