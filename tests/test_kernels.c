@@ -1452,7 +1452,7 @@ static void test_softmax_values(void **state)
     const float logits[4] = {0.0f, 0.0f, 1.0f, 2.0f};
     const int labels[2] = {0, 1};
     float d[4] = {NAN, NAN, NAN, NAN};
-    const double loss = rn_softmax_xent(d, logits, labels, 2, 2);
+    const double loss = rn_softmax_xent(d, logits, labels, 2, 2, 0.0f);
     assert_close(loss, (log(2.0) + log(1.0 + exp(-1.0))) / 2.0, 1e-12);
     const double p0 = 1.0 / (1.0 + exp(1.0)); /* softmax(1, 2)[0] */
     assert_close(d[0], -0.25, 1e-7);
@@ -1463,10 +1463,10 @@ static void test_softmax_values(void **state)
     const float big[2] = {1000.0f, 0.0f};
     const int wrong = 1;
     float dbig[2];
-    assert_close(rn_softmax_xent(dbig, big, &wrong, 1, 2), 1000.0, 1e-9);
+    assert_close(rn_softmax_xent(dbig, big, &wrong, 1, 2, 0.0f), 1000.0, 1e-9);
     assert_close(dbig[0], 1.0, 1e-7);
     assert_close(dbig[1], -1.0, 1e-7);
-    assert_close(rn_softmax_xent(NULL, big, &(int){0}, 1, 2), 0.0, 1e-12);
+    assert_close(rn_softmax_xent(NULL, big, &(int){0}, 1, 2, 0.0f), 0.0, 1e-12);
 }
 
 typedef struct {
@@ -1478,7 +1478,7 @@ typedef struct {
 static double xent_loss(void *p)
 {
     xent_ctx *x = p;
-    return rn_softmax_xent(NULL, x->z, x->labels, x->n, x->k);
+    return rn_softmax_xent(NULL, x->z, x->labels, x->n, x->k, 0.0f);
 }
 
 static void test_softmax_backward(void **state)
@@ -1488,7 +1488,7 @@ static void test_softmax_backward(void **state)
     xent_ctx x = {alloc_f(35), labels, 5, 7};
     rn_test_fill_normal(x.z, 35, 81, 2.0f);
     float *d = alloc_nan(35);
-    rn_softmax_xent(d, x.z, labels, x.n, x.k);
+    rn_softmax_xent(d, x.z, labels, x.n, x.k, 0.0f);
     check_fd("softmax_xent dlogits", xent_loss, &x, x.z, d, 35, EPS_DOUBLE, 801);
     /* each row of dlogits sums to 0 */
     for (int i = 0; i < x.n; i++) {

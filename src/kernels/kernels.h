@@ -178,14 +178,12 @@ int rn_fc_backward(float *dx, float *dw, float *db, const float *dy, const float
                    const float *w, int n, int d, int k, float *scratch);
 
 /* ---- softmax cross-entropy, mean over the batch ---------------------------------------
- * Returns the mean loss; dlogits (may be NULL) = (softmax - onehot) / n, overwritten.
- * Labels must be in [0, k); the caller checks. Accumulates in double. */
-double rn_softmax_xent(float *dlogits, const float *logits, const int *labels, int n, int k);
-/* Label smoothing (Szegedy et al. 2016): targets t = (1 - eps) * onehot + eps / k, the loss
- * -sum_j t_j log softmax_j (as torch's CrossEntropyLoss(label_smoothing=eps)); dlogits (may be
- * NULL) = (softmax - t) / n, overwritten. eps = 0 gives rn_softmax_xent's values. */
-double rn_softmax_xent_smooth(float *dlogits, const float *logits, const int *labels, int n, int k,
-                              float eps);
+ * With label smoothing eps (Szegedy et al. 2016; 0: none): targets t = (1 - eps) * onehot +
+ * eps / k, the loss -sum_j t_j log softmax_j, as torch's CrossEntropyLoss(label_smoothing=eps).
+ * Returns the mean loss; dlogits (may be NULL) = (softmax - t) / n, overwritten. Labels must be
+ * in [0, k); the caller checks. Accumulates in double. */
+double rn_softmax_xent(float *dlogits, const float *logits, const int *labels, int n, int k,
+                       float eps);
 
 /* ---- option-A shortcut: identity with stride-s subsampling and zero-padded channels ----
  * y[n, oc, oh, ow] with oh = ceil(h / stride): y[:, pad0 + i, :, :] = x[:, i, ::stride, ::stride]

@@ -167,9 +167,7 @@ int rn_net_backward(rn_net *net, const int *labels, float *loss)
         if (labels[i] < 0 || labels[i] >= k)
             return rn_fail(RN_ERR_ARG, "label %d of sample %d is outside [0, %d)", labels[i], i, k);
     float **g = net->grad_scratch;
-    double l = net->label_smoothing > 0.0f
-                   ? rn_softmax_xent_smooth(g[0], net->logits, labels, n, k, net->label_smoothing)
-                   : rn_softmax_xent(g[0], net->logits, labels, n, k);
+    double l = rn_softmax_xent(g[0], net->logits, labels, n, k, net->label_smoothing);
     if (loss) *loss = (float)l;
     int st = rn_fc_backward(g[1], net->fc.dw, net->fc.db, g[0], net->pooled, net->fc.w, n,
                             net->fc.in_dim, k, net->work);

@@ -81,7 +81,7 @@ int rn_evaluate_tta(rn_net *net, const rn_dataset *data, int batch, int tta, int
         } else {
             st = rn_net_forward(net, b.x, b.n, 0, logits);
             if (st) break;
-            loss_sum += rn_softmax_xent(NULL, logits, b.labels, b.n, k) * b.n;
+            loss_sum += rn_softmax_xent(NULL, logits, b.labels, b.n, k, 0.0f) * b.n;
         }
         for (int i = 0; i < b.n; i++) {
             const float *z = logits + (size_t)i * k;
