@@ -127,8 +127,8 @@ static double check_block(const block_case *bc, char *worst, size_t worst_size)
     assert_int_equal(rn_net_add_slot(net, &x_slot, rn_shape3_size(in)), RN_OK);
     assert_int_equal(rn_net_bind(net), RN_OK);
     assert_int_equal(rn_net_reserve_batch(net, BATCH), RN_OK);
-    net->n = BATCH;
-    net->training = bc->training;
+    net->run.n = BATCH;
+    net->run.training = bc->training;
     b->deleted = bc->dropped;
     b->survival = bc->survival;
 

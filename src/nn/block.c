@@ -148,12 +148,12 @@ const float *rn_block_output(const rn_block *b)
 
 void rn_block_forward(rn_net *net, rn_block *b, const float *x)
 {
-    size_t len = rn_shape3_size(b->out) * (size_t)net->n;
+    size_t len = rn_shape3_size(b->out) * (size_t)net->run.n;
     b->dropped = b->deleted;
-    if (net->training && !b->dropped && b->survival < 1.0f)
+    if (net->run.training && !b->dropped && b->survival < 1.0f)
         b->dropped = rn_rng_uniform(&net->rng) >= b->survival;
     /* At test time a stochastic-depth branch is scaled by its survival probability. */
-    b->scale = b->dropped ? 0.0f : (net->training ? 1.0f : b->survival);
+    b->scale = b->dropped ? 0.0f : (net->run.training ? 1.0f : b->survival);
 
     rn_seq_forward(net, &b->branch, x, 0, b->dropped ? b->tap : b->branch.n);
     const float *f = rn_seq_output(&b->branch);
@@ -163,7 +163,7 @@ void rn_block_forward(rn_net *net, rn_block *b, const float *x)
     case RN_SC_NONE: b->s = NULL; break;
     case RN_SC_IDENTITY: b->s = tap; break;
     case RN_SC_PAD:
-        rn_shortcut_pad_forward(b->sc_out, tap, net->n, b->in.c, b->in.h, b->in.w, b->out.c,
+        rn_shortcut_pad_forward(b->sc_out, tap, net->run.n, b->in.c, b->in.h, b->in.w, b->out.c,
                                 b->stride);
         b->s = b->sc_out;
         break;
@@ -216,12 +216,12 @@ void rn_block_forward(rn_net *net, rn_block *b, const float *x)
 static void shortcut_backward(rn_net *net, rn_block *b, const float *ds, float *out, float *tmp)
 {
     const float *tap = b->branch.buf[b->tap];
-    size_t tap_len = rn_shape3_size(b->branch.ops[b->tap].in) * (size_t)net->n;
+    size_t tap_len = rn_shape3_size(b->branch.ops[b->tap].in) * (size_t)net->run.n;
     switch (b->sc) {
     case RN_SC_NONE: break;
     case RN_SC_IDENTITY: memcpy(out, ds, tap_len * sizeof(float)); break;
     case RN_SC_PAD:
-        rn_shortcut_pad_backward(out, ds, net->n, b->in.c, b->in.h, b->in.w, b->out.c,
+        rn_shortcut_pad_backward(out, ds, net->run.n, b->in.c, b->in.h, b->in.w, b->out.c,
                                  b->stride);
         break;
     case RN_SC_PROJECTION:
@@ -237,11 +237,9 @@ static void shortcut_backward(rn_net *net, rn_block *b, const float *ds, float *
 
 void rn_block_backward(rn_net *net, rn_block *b, const float *dy, float *dx)
 {
-    float **g = net->grad_scratch;
-    size_t len = rn_shape3_size(b->out) * (size_t)net->n;
-    /* g[2], g[3]: ping-pong; g[4]: d shortcut output of a highway block (a residual one's is
-     * dm); g[5]: d tap; g[6], g[7]: temporaries */
-    const float *dm = rn_seq_backward(net, &b->post, dy, b->post.n, 0, g[2], g[3], 1);
+    rn_grad_buffers *g = &net->run.grad;
+    size_t len = rn_shape3_size(b->out) * (size_t)net->run.n;
+    const float *dm = rn_seq_backward(net, &b->post, dy, b->post.n, 0, g->seq[0], g->seq[1], 1);
     const float *df = NULL;
     const float *ds = NULL; /* the shortcut's output gradient */
     const int through_branch = !b->dropped && b->grad_way != RN_GRAD_SHORTCUT_ONLY;
@@ -258,8 +256,8 @@ void rn_block_backward(rn_net *net, rn_block *b, const float *dy, float *dx)
         ds = dm;
         if (through_branch) {
             if (b->scale != 1.0f) {
-                for (size_t i = 0; i < len; i++) g[6][i] = b->scale * dm[i];
-                df = g[6];
+                for (size_t i = 0; i < len; i++) g->branch[i] = b->scale * dm[i];
+                df = g->branch;
             } else {
                 df = dm;
             }
@@ -267,29 +265,30 @@ void rn_block_backward(rn_net *net, rn_block *b, const float *dy, float *dx)
     } else {
         /* dT = dm (f - s), d gate_pre = dT T (1 - T), ds = dm (1 - T) + gate^T d gate_pre */
         const float *f = rn_seq_output(&b->branch);
-        float *dpre = g[7], *dfh = g[6], *dsh = g[4];
+        float *dpre = g->temp, *dfh = g->branch, *dsh = g->shortcut;
         for (size_t i = 0; i < len; i++) {
             float t = b->gate_t[i], fi = b->dropped ? 0.0f : f[i];
             dpre[i] = dm[i] * (fi - b->s[i]) * t * (1.0f - t);
             dfh[i] = dm[i] * t;
             dsh[i] = dm[i] * (1.0f - t);
         }
-        rn_conv_run_backward(net, &b->gate, g[5], dpre, b->s);
-        rn_add_scaled(dsh, dsh, g[5], 1.0f, len);
+        rn_conv_run_backward(net, &b->gate, g->tap, dpre, b->s);
+        rn_add_scaled(dsh, dsh, g->tap, 1.0f, len);
         ds = dsh;
         if (through_branch) df = dfh;
     }
 
     /* Shortcut first: the branch's ping-pong may overwrite dm. */
-    float *dtap = g[5];
-    size_t tap_len = rn_shape3_size(b->branch.ops[b->tap].in) * (size_t)net->n;
-    if (through_shortcut) shortcut_backward(net, b, ds, dtap, g[7]);
+    float *dtap = g->tap;
+    size_t tap_len = rn_shape3_size(b->branch.ops[b->tap].in) * (size_t)net->run.n;
+    if (through_shortcut) shortcut_backward(net, b, ds, dtap, g->temp);
     else if (!df) memset(dtap, 0, tap_len * sizeof(float)); /* a dropped block, branch only: no way */
 
     const float *gtap = dtap;
     if (df) {
-        /* The branch has ops after the tap, so its gradient lands in g[2] or g[3]. */
-        float *gb = (float *)rn_seq_backward(net, &b->branch, df, b->branch.n, b->tap, g[2], g[3], 1);
+        /* The branch has ops after the tap, so its gradient lands in one of g->seq. */
+        float *gb = (float *)rn_seq_backward(net, &b->branch, df, b->branch.n, b->tap, g->seq[0],
+                                             g->seq[1], 1);
         if (through_shortcut && b->tap == 0) {
             /* the tap is the block's input: the sum is dx, no copy after it */
             rn_add_scaled(dx, gb, dtap, 1.0f, tap_len);
@@ -298,8 +297,8 @@ void rn_block_backward(rn_net *net, rn_block *b, const float *dy, float *dx)
         if (through_shortcut) rn_add_scaled(gb, gb, dtap, 1.0f, tap_len);
         gtap = gb;
     }
-    const float *gx = rn_seq_backward(net, &b->branch, gtap, b->tap, 0, g[2], g[3], 1);
-    rn_copy(dx, gx, rn_shape3_size(b->in) * (size_t)net->n);
+    const float *gx = rn_seq_backward(net, &b->branch, gtap, b->tap, 0, g->seq[0], g->seq[1], 1);
+    rn_copy(dx, gx, rn_shape3_size(b->in) * (size_t)net->run.n);
 }
 
 size_t rn_block_params(const rn_block *b)

@@ -81,7 +81,7 @@ int rn_net_freeze(rn_net *net, int frozen)
         }
     }
     net->frozen = 1;
-    net->forward_done = 0;
+    net->run.forward_done = 0;
     return RN_OK;
 }
 
@@ -89,11 +89,11 @@ int rn_net_frozen(const rn_net *net) { return net->frozen; }
 
 void rn_conv_run_frozen(rn_net *net, rn_conv *conv, float *y, const float *x, int relu)
 {
-    rn_conv_shape sh = rn_conv_shape_of(conv, net->n, net->work_threads);
+    rn_conv_shape sh = rn_conv_shape_of(conv, net->run.n, net->run.work_threads);
     const int as = rn_conv_packing(&sh);
     if (conv->packed_as != as) {
-        rn_conv_pack(conv->packed, conv->w, conv->fold_scale, &sh, net->work);
+        rn_conv_pack(conv->packed, conv->w, conv->fold_scale, &sh, net->run.work);
         conv->packed_as = as;
     }
-    rn_conv_forward_packed(y, x, conv->packed, conv->fold_b, relu, &sh, net->work);
+    rn_conv_forward_packed(y, x, conv->packed, conv->fold_b, relu, &sh, net->run.work);
 }

@@ -78,7 +78,7 @@ void rn_net_free(rn_net *net)
         free(b);
     }
     free(net->blocks);
-    free(net->input_grad_sq);
+    free(net->run.input_grad_sq);
     free_bn(&net->stem_bn);
     free_bn(&net->head_bn);
     free(net->tensors);
@@ -87,10 +87,10 @@ void rn_net_free(rn_net *net)
     free(net->grads);
     free(net->buffers);
     free(net->counters);
-    free(net->act);
-    free(net->work);
+    free(net->run.act);
+    free(net->run.work);
     free(net->convs);
-    for (int i = 0; i < 8; i++) free(net->grad_scratch[i]);
+    for (int i = 0; i < 8; i++) free(net->run.grad.all[i]);
     for (int i = 0; i < net->n_labels; i++) free(net->labels[i]);
     free(net->labels);
     free(net);
@@ -133,9 +133,9 @@ int rn_net_forward(rn_net *net, const float *x, int n, int training, float *logi
         return rn_fail(RN_ERR_ARG, "training batch norm needs more than one value per channel");
     int st = rn_net_reserve_batch(net, n);
     if (st) return st;
-    net->forward_done = 0; /* until this pass has filled every activation */
-    net->n = n;
-    net->training = training != 0;
+    net->run.forward_done = 0; /* until this pass has filled every activation */
+    net->run.n = n;
+    net->run.training = training != 0;
     rn_seq_forward(net, &net->stem, x, 0, net->stem.n);
     const float *h = net->stem.n ? rn_seq_output(&net->stem) : x;
     for (int i = 0; i < net->n_blocks; i++) {
@@ -145,12 +145,12 @@ int rn_net_forward(rn_net *net, const float *x, int n, int training, float *logi
     rn_seq_forward(net, &net->head, h, 0, net->head.n);
     const rn_shape3 last = net->n_blocks ? net->blocks[net->n_blocks - 1]->out : net->stem.ops[net->stem.n - 1].out;
     h = net->head.n ? rn_seq_output(&net->head) : h;
-    rn_gap_forward(net->pooled, h, n, last.c, last.h * last.w);
-    st = rn_fc_forward(net->logits, net->pooled, net->fc.w, net->fc.b, n, net->fc.in_dim,
-                       net->fc.out_dim, net->work);
+    rn_gap_forward(net->run.pooled, h, n, last.c, last.h * last.w);
+    st = rn_fc_forward(net->run.logits, net->run.pooled, net->fc.w, net->fc.b, n, net->fc.in_dim,
+                       net->fc.out_dim, net->run.work);
     if (st) return st;
-    if (logits) memcpy(logits, net->logits, (size_t)n * net->fc.out_dim * sizeof(float));
-    net->forward_done = 1;
+    if (logits) memcpy(logits, net->run.logits, (size_t)n * net->fc.out_dim * sizeof(float));
+    net->run.forward_done = 1;
     return RN_OK;
 }
 
@@ -159,35 +159,37 @@ int rn_net_backward(rn_net *net, const int *labels, float *loss)
     if (net->frozen)
         return rn_fail(RN_ERR_ARG,
                        "a network frozen for inference (rn_net_freeze) has no backward");
-    if (!net->forward_done) return rn_fail(RN_ERR_ARG, "backward without a forward pass");
+    if (!net->run.forward_done) return rn_fail(RN_ERR_ARG, "backward without a forward pass");
     if (!net->fc.out_dim)
         return rn_fail(RN_ERR_ARG, "%s has no classifier head: use rn_stack_backward", net->arch);
-    int n = net->n, k = net->fc.out_dim;
+    int n = net->run.n, k = net->fc.out_dim;
     for (int i = 0; i < n; i++)
         if (labels[i] < 0 || labels[i] >= k)
             return rn_fail(RN_ERR_ARG, "label %d of sample %d is outside [0, %d)", labels[i], i, k);
-    float **g = net->grad_scratch;
-    double l = rn_softmax_xent(g[0], net->logits, labels, n, k, net->label_smoothing);
+    rn_grad_buffers *g = &net->run.grad;
+    double l = rn_softmax_xent(g->carry[0], net->run.logits, labels, n, k, net->label_smoothing);
     if (loss) *loss = (float)l;
-    int st = rn_fc_backward(g[1], net->fc.dw, net->fc.db, g[0], net->pooled, net->fc.w, n,
-                            net->fc.in_dim, k, net->work);
+    int st = rn_fc_backward(g->carry[1], net->fc.dw, net->fc.db, g->carry[0], net->run.pooled,
+                            net->fc.w, n, net->fc.in_dim, k, net->run.work);
     if (st) return st;
     rn_shape3 last = net->blocks[net->n_blocks - 1]->out;
-    rn_gap_backward(g[0], g[1], n, last.c, last.h * last.w);
-    /* g[0] and g[1] carry the gradient from unit to unit; blocks use g[2..7] inside. */
-    const float *dy = rn_seq_backward(net, &net->head, g[0], net->head.n, 0, g[1], g[2], 1);
-    if (dy != g[0]) memcpy(g[0], dy, rn_shape3_size(last) * (size_t)n * sizeof(float));
+    rn_gap_backward(g->carry[0], g->carry[1], n, last.c, last.h * last.w);
+    /* the head's ping-pong borrows carry[1], which the blocks need only after it */
+    const float *dy = rn_seq_backward(net, &net->head, g->carry[0], net->head.n, 0, g->carry[1],
+                                      g->seq[0], 1);
+    if (dy != g->carry[0]) memcpy(g->carry[0], dy, rn_shape3_size(last) * (size_t)n * sizeof(float));
     int cur = 0;
     size_t len = rn_shape3_size(last) * (size_t)n;
-    if (net->input_grad_sq) net->input_grad_sq[net->n_blocks] = rn_sum_sq(g[0], len);
+    if (net->run.input_grad_sq) net->run.input_grad_sq[net->n_blocks] = rn_sum_sq(g->carry[0], len);
     for (int i = net->n_blocks - 1; i >= 0; i--) {
-        rn_block_backward(net, net->blocks[i], g[cur], g[1 - cur]);
+        rn_block_backward(net, net->blocks[i], g->carry[cur], g->carry[1 - cur]);
         cur = 1 - cur;
-        if (net->input_grad_sq)
-            net->input_grad_sq[i] = rn_sum_sq(g[cur], rn_shape3_size(net->blocks[i]->in) * (size_t)n);
+        if (net->run.input_grad_sq)
+            net->run.input_grad_sq[i] =
+                rn_sum_sq(g->carry[cur], rn_shape3_size(net->blocks[i]->in) * (size_t)n);
     }
     /* The stem's input gradient is not needed: skip its first convolution's dx. */
-    rn_seq_backward(net, &net->stem, g[cur], net->stem.n, 0, g[2], g[3], 0);
+    rn_seq_backward(net, &net->stem, g->carry[cur], net->stem.n, 0, g->seq[0], g->seq[1], 0);
     return RN_OK;
 }
 

@@ -63,7 +63,41 @@ typedef struct {
 } rn_block;
 
 /* ---- the network ------------------------------------------------------------------------ */
+/* A backward's gradient buffers, each for a batch of the largest activation, by role. */
+typedef union {
+    float *all[8]; /* for allocating and freeing them together */
+    struct {
+        float *carry[2]; /* the gradient handed from unit to unit (stem, blocks, head) */
+        float *seq[2];   /* inside a unit: the ping-pong of an op sequence's backward */
+        float *shortcut; /* a highway block's gradient at its shortcut's output */
+        float *tap;      /* a block's gradient at the shortcut's tap (input or pre-activation) */
+        float *branch;   /* the gradient into a scaled (stochastic depth) or gated branch */
+        float *temp;     /* a gate's pre-activation gradient; the shortcut's backward */
+    };
+} rn_grad_buffers;
+
+/* What running a batch uses and leaves behind: sized by rn_net_reserve_batch for batch_cap
+ * images, none of it in a model file. */
+typedef struct {
+    float *act;           /* the activation arena, for batch_cap images (slots point into it) */
+    int batch_cap;
+    rn_grad_buffers grad;
+    float *work;          /* convolution (and classifier) workspace, for batch_cap images and
+                           * work_threads */
+    size_t work_floats;
+    int work_threads;
+    float *pooled;        /* [n, fc.in_dim], in the arena */
+    float *logits;        /* [n, classes], in the arena */
+    int n;                /* the last forward's batch */
+    int training;         /* ... and its mode */
+    int forward_done;     /* it filled every activation: a backward may follow */
+    /* rn_net_record_input_grads: the squared norm of the gradient at each block's input (and,
+     * at [n_blocks], the head's) from the last backward; NULL when not recording */
+    double *input_grad_sq;
+} rn_net_run;
+
 struct rn_net {
+    /* ---- what the model file describes: the architecture, its options and tensors ---- */
     char arch[RN_NAME_MAX];
     rn_net_options opt; /* resolved: no defaults left */
     int imagenet_layout;
@@ -74,19 +108,6 @@ struct rn_net {
     float *params, *grads, *buffers;
     int64_t *counters;
 
-    rn_act_slot *slots;
-    int n_slots, cap_slots;
-    size_t act_per_image; /* sum over slots */
-    size_t max_tensor;    /* largest per-image activation, sizes the gradient scratch */
-    float *act;           /* arena for `batch_cap` images */
-    int batch_cap;
-    float *grad_scratch[8];
-    float *work;          /* convolution workspace, for batch_cap images and work_threads */
-    size_t work_floats;
-    int work_threads;
-    rn_conv **convs;      /* every convolution, to size the workspace */
-    int n_convs, cap_convs;
-
     rn_conv stem_conv;
     rn_bn stem_bn;
     rn_seq stem;
@@ -96,25 +117,25 @@ struct rn_net {
     rn_bn head_bn;
     rn_seq head;
     rn_fc fc;
-    float *pooled; /* [n, fc.in_dim] */
-    float *logits; /* [n, classes] */
 
-    /* state of the last forward */
-    int n;
-    int training;
-    int forward_done;
-    int frozen; /* rn_net_freeze: batch norms folded into the convolutions, weights packed */
-
-    /* rn_net_record_input_grads: the squared norm of the gradient at each block's input (and,
-     * at [n_blocks], the head's) from the last backward; NULL when not recording */
-    double *input_grad_sq;
-
-    rn_rng rng;
-    float label_smoothing; /* loss of rn_net_backward: 0 = plain cross-entropy */
     int has_norm;
     float norm_mean[RN_MAX_INPUT_CHANNELS], norm_std[RN_MAX_INPUT_CHANNELS];
     char **labels;
     int n_labels;
+
+    /* ---- derived from the structure: the activations' layout, the convolutions ---- */
+    rn_act_slot *slots;
+    int n_slots, cap_slots;
+    size_t act_per_image; /* sum over slots */
+    size_t max_tensor;    /* largest per-image activation, sizes the gradient buffers */
+    rn_conv **convs;      /* every convolution, to size the workspace */
+    int n_convs, cap_convs;
+
+    /* ---- how it runs: settings, random state and the run state ---- */
+    int frozen; /* rn_net_freeze: batch norms folded into the convolutions, weights packed */
+    float label_smoothing; /* loss of rn_net_backward: 0 = plain cross-entropy */
+    rn_rng rng;            /* stochastic depth's draws; saved in checkpoints */
+    rn_net_run run;
 };
 
 /* params.c: registration and arenas */
@@ -174,7 +195,7 @@ typedef struct {
 int rn_block_build(rn_net *net, rn_block *b, const char *name, int stage, rn_shape3 in,
                    const rn_block_spec *spec);
 void rn_block_forward(rn_net *net, rn_block *b, const float *x);
-/* dx receives the gradient w.r.t. the block input; uses grad_scratch[2..7]. */
+/* dx receives the gradient w.r.t. the block input; uses the run's gradient buffers but carry. */
 void rn_block_backward(rn_net *net, rn_block *b, const float *dy, float *dx);
 const float *rn_block_output(const rn_block *b);
 size_t rn_block_params(const rn_block *b);

@@ -157,45 +157,45 @@ int rn_net_bind(rn_net *net)
 int rn_net_reserve_batch(rn_net *net, int n)
 {
     const int threads = rn_net_threads();
-    if (n <= net->batch_cap && threads == net->work_threads) return RN_OK;
-    if (n < net->batch_cap) n = net->batch_cap;
-    net->work_floats = 0;
-    net->work_threads = threads;
+    if (n <= net->run.batch_cap && threads == net->run.work_threads) return RN_OK;
+    if (n < net->run.batch_cap) n = net->run.batch_cap;
+    net->run.work_floats = 0;
+    net->run.work_threads = threads;
     for (int i = 0; i < net->n_convs; i++) {
         rn_conv_shape sh = rn_conv_shape_of(net->convs[i], n, threads);
         size_t f = rn_conv_workspace(&sh);
-        if (f > net->work_floats) net->work_floats = f;
+        if (f > net->run.work_floats) net->run.work_floats = f;
     }
     /* The classifier shares the convolutions' workspace (it runs after the last convolution
      * forward and before the first backward), so a training step allocates nothing. */
     if (net->fc.out_dim) {
         size_t f = rn_fc_scratch_floats(n, net->fc.in_dim, net->fc.out_dim);
-        if (f > net->work_floats) net->work_floats = f;
+        if (f > net->run.work_floats) net->run.work_floats = f;
     }
     /* The last forward's activations go with the old arrays: a backward (or a probe) after
      * this point, even after a failed allocation, needs a new forward first. */
-    net->forward_done = 0;
+    net->run.forward_done = 0;
     for (int i = 0; i < net->n_slots; i++) *net->slots[i].bind = NULL;
-    free(net->act);
-    free(net->work);
-    for (int i = 0; i < 8; i++) free(net->grad_scratch[i]);
-    memset(net->grad_scratch, 0, sizeof net->grad_scratch);
-    net->batch_cap = 0;
-    net->act = malloc(net->act_per_image * (size_t)n * sizeof(float));
-    net->work = malloc((net->work_floats + 1) * sizeof(float));
-    int ok = net->act && net->work;
+    free(net->run.act);
+    free(net->run.work);
+    for (int i = 0; i < 8; i++) free(net->run.grad.all[i]);
+    memset(net->run.grad.all, 0, sizeof net->run.grad.all);
+    net->run.batch_cap = 0;
+    net->run.act = malloc(net->act_per_image * (size_t)n * sizeof(float));
+    net->run.work = malloc((net->run.work_floats + 1) * sizeof(float));
+    int ok = net->run.act && net->run.work;
     for (int i = 0; ok && i < 8; i++) {
-        net->grad_scratch[i] = malloc(net->max_tensor * (size_t)n * sizeof(float));
-        ok = net->grad_scratch[i] != NULL;
+        net->run.grad.all[i] = malloc(net->max_tensor * (size_t)n * sizeof(float));
+        ok = net->run.grad.all[i] != NULL;
     }
     if (!ok)
         return rn_fail(RN_ERR_NOMEM, "out of memory for activations of a batch of %d (%.1f MiB)",
                        n, (double)(net->act_per_image + 9 * net->max_tensor) * n * 4 / 1048576.0);
-    float *p = net->act;
+    float *p = net->run.act;
     for (int i = 0; i < net->n_slots; i++) {
         *net->slots[i].bind = p;
         p += net->slots[i].per_image * (size_t)n;
     }
-    net->batch_cap = n;
+    net->run.batch_cap = n;
     return RN_OK;
 }

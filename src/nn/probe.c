@@ -21,10 +21,10 @@ int rn_net_probe_block(const rn_net *net, int block, rn_block_probe *out)
 {
     int st = block_index(net, block);
     if (st) return st;
-    if (!net->forward_done) return rn_fail(RN_ERR_ARG, "no forward pass to probe");
+    if (!net->run.forward_done) return rn_fail(RN_ERR_ARG, "no forward pass to probe");
     const rn_block *b = net->blocks[block];
-    const size_t in_len = rn_shape3_size(b->in) * (size_t)net->n;
-    const size_t out_len = rn_shape3_size(b->out) * (size_t)net->n;
+    const size_t in_len = rn_shape3_size(b->in) * (size_t)net->run.n;
+    const size_t out_len = rn_shape3_size(b->out) * (size_t)net->run.n;
     const float *x = b->branch.buf[0];
     const float *y = rn_block_output(b);
     out->count = in_len;
@@ -51,9 +51,9 @@ int rn_net_block_gates(const rn_net *net, int block, const float **t, size_t *co
     if (st) return st;
     const rn_block *b = net->blocks[block];
     if (b->kind != RN_BLOCK_HIGHWAY) return rn_fail(RN_ERR_ARG, "%s has no gates", b->name);
-    if (!net->forward_done) return rn_fail(RN_ERR_ARG, "no forward pass to read gates from");
+    if (!net->run.forward_done) return rn_fail(RN_ERR_ARG, "no forward pass to read gates from");
     *t = b->gate_t;
-    *count = rn_shape3_size(b->out) * (size_t)net->n;
+    *count = rn_shape3_size(b->out) * (size_t)net->run.n;
     return RN_OK;
 }
 
@@ -73,24 +73,24 @@ int rn_net_set_block_grad_way(rn_net *net, int block, rn_grad_way way)
 int rn_net_record_input_grads(rn_net *net, int on)
 {
     if (!on) {
-        free(net->input_grad_sq);
-        net->input_grad_sq = NULL;
+        free(net->run.input_grad_sq);
+        net->run.input_grad_sq = NULL;
         return RN_OK;
     }
-    if (net->input_grad_sq) return RN_OK;
-    net->input_grad_sq = calloc((size_t)net->n_blocks + 1, sizeof(double));
-    if (!net->input_grad_sq) return rn_fail(RN_ERR_NOMEM, "out of memory");
-    for (int i = 0; i <= net->n_blocks; i++) net->input_grad_sq[i] = NAN;
+    if (net->run.input_grad_sq) return RN_OK;
+    net->run.input_grad_sq = calloc((size_t)net->n_blocks + 1, sizeof(double));
+    if (!net->run.input_grad_sq) return rn_fail(RN_ERR_NOMEM, "out of memory");
+    for (int i = 0; i <= net->n_blocks; i++) net->run.input_grad_sq[i] = NAN;
     return RN_OK;
 }
 
 int rn_net_input_grad_sq(const rn_net *net, int block, double *sq)
 {
-    if (!net->input_grad_sq)
+    if (!net->run.input_grad_sq)
         return rn_fail(RN_ERR_ARG, "input gradients are not recorded (rn_net_record_input_grads)");
     if (block < 0 || block > net->n_blocks)
         return rn_fail(RN_ERR_ARG, "block %d out of range (0..%d)", block, net->n_blocks);
-    *sq = net->input_grad_sq[block];
+    *sq = net->run.input_grad_sq[block];
     return RN_OK;
 }
 
@@ -106,6 +106,6 @@ int rn_net_swap_blocks(rn_net *net, int a, int b)
                        p->name, q->name);
     net->blocks[a] = q;
     net->blocks[b] = p;
-    net->forward_done = 0;
+    net->run.forward_done = 0;
     return RN_OK;
 }

@@ -76,36 +76,36 @@ int rn_net_threads(void)
 
 static rn_conv_shape conv_shape(const rn_net *net, const rn_conv *conv)
 {
-    return rn_conv_shape_of(conv, net->n, net->work_threads);
+    return rn_conv_shape_of(conv, net->run.n, net->run.work_threads);
 }
 
 void rn_conv_run_forward(rn_net *net, rn_conv *conv, float *y, const float *x)
 {
     rn_conv_shape sh = conv_shape(net, conv);
-    rn_conv_forward(y, x, conv->w, conv->has_bias ? conv->b : NULL, &sh, net->work);
+    rn_conv_forward(y, x, conv->w, conv->has_bias ? conv->b : NULL, &sh, net->run.work);
 }
 
 void rn_conv_run_backward(rn_net *net, rn_conv *conv, float *dx, const float *dy, const float *x)
 {
     rn_conv_shape sh = conv_shape(net, conv);
     rn_conv_backward(dx, conv->dw, conv->has_bias ? conv->db : NULL, dy, x, conv->w, &sh,
-                     net->work);
+                     net->run.work);
 }
 
 /* relu: the BN is followed by a ReLU, computed in the same pass (y is then its output). */
 static void bn_forward(rn_net *net, rn_bn *bn, float *y, const float *x, rn_shape3 s, int relu)
 {
     int hw = s.h * s.w;
-    bn->used_batch_stats = net->training;
-    if (net->training) {
+    bn->used_batch_stats = net->run.training;
+    if (net->run.training) {
         (relu ? rn_bn_relu_forward_train : rn_bn_forward_train)(
-            y, bn->batch_mean, bn->batch_var, x, bn->w, bn->b, net->n, s.c, hw, bn_eps);
+            y, bn->batch_mean, bn->batch_var, x, bn->w, bn->b, net->run.n, s.c, hw, bn_eps);
         rn_bn_update_running(bn->run_mean, bn->run_var, bn->batch_mean, bn->batch_var, s.c,
-                             net->n * hw, bn_momentum);
+                             net->run.n * hw, bn_momentum);
         (*bn->batches_tracked)++;
     } else {
         (relu ? rn_bn_relu_forward_eval : rn_bn_forward_eval)(
-            y, x, bn->w, bn->b, bn->run_mean, bn->run_var, net->n, s.c, hw, bn_eps);
+            y, x, bn->w, bn->b, bn->run_mean, bn->run_var, net->run.n, s.c, hw, bn_eps);
     }
 }
 
@@ -122,17 +122,17 @@ static void bn_backward(rn_net *net, rn_bn *bn, float *dx, const float *dy, cons
     if (bn->used_batch_stats) {
         if (relu_y)
             rn_bn_relu_backward_train(dx, bn->dw, bn->db, dy, relu_y, x, bn->w, bn->batch_mean,
-                                      bn->batch_var, net->n, s.c, hw, bn_eps);
+                                      bn->batch_var, net->run.n, s.c, hw, bn_eps);
         else
             rn_bn_backward_train(dx, bn->dw, bn->db, dy, x, bn->w, bn->batch_mean,
-                                 bn->batch_var, net->n, s.c, hw, bn_eps);
+                                 bn->batch_var, net->run.n, s.c, hw, bn_eps);
     } else {
         if (relu_y)
             rn_bn_relu_backward_eval(dx, bn->dw, bn->db, dy, relu_y, x, bn->w, bn->run_mean,
-                                     bn->run_var, net->n, s.c, hw, bn_eps);
+                                     bn->run_var, net->run.n, s.c, hw, bn_eps);
         else
             rn_bn_backward_eval(dx, bn->dw, bn->db, dy, x, bn->w, bn->run_mean, bn->run_var,
-                                net->n, s.c, hw, bn_eps);
+                                net->run.n, s.c, hw, bn_eps);
     }
 }
 
@@ -177,7 +177,7 @@ void rn_seq_forward(rn_net *net, rn_seq *seq, const float *x, int from, int to)
         rn_op *op = &seq->ops[i];
         const float *in = seq->buf[i];
         float *out = seq->buf[i + 1];
-        size_t len = rn_shape3_size(op->out) * (size_t)net->n;
+        size_t len = rn_shape3_size(op->out) * (size_t)net->run.n;
         if (net->frozen && op->kind == RN_OP_CONV) {
             i += frozen_conv(net, seq, i, to) - 1;
             continue;
@@ -192,7 +192,7 @@ void rn_seq_forward(rn_net *net, rn_seq *seq, const float *x, int from, int to)
         case RN_OP_BN: rn_bn_run_forward(net, op->bn, out, in, op->in); break;
         case RN_OP_RELU: rn_relu_forward(out, in, len); break;
         case RN_OP_MAXPOOL:
-            rn_maxpool_forward(out, in, net->n, op->in.c, op->in.h, op->in.w, 3, 2, 1, op->out.h,
+            rn_maxpool_forward(out, in, net->run.n, op->in.c, op->in.h, op->in.w, 3, 2, 1, op->out.h,
                                op->out.w);
             break;
         }
@@ -220,11 +220,11 @@ const float *rn_seq_backward(rn_net *net, rn_seq *seq, const float *dy, int from
         case RN_OP_CONV: rn_conv_run_backward(net, op->conv, want ? dx : NULL, cur, in); break;
         case RN_OP_BN: rn_bn_run_backward(net, op->bn, want ? dx : NULL, cur, in, op->in); break;
         case RN_OP_RELU:
-            if (want) rn_relu_backward(dx, cur, seq->buf[i + 1], rn_shape3_size(op->out) * net->n);
+            if (want) rn_relu_backward(dx, cur, seq->buf[i + 1], rn_shape3_size(op->out) * net->run.n);
             break;
         case RN_OP_MAXPOOL:
             if (want)
-                rn_maxpool_backward(dx, cur, in, net->n, op->in.c, op->in.h, op->in.w, 3, 2, 1,
+                rn_maxpool_backward(dx, cur, in, net->run.n, op->in.c, op->in.h, op->in.w, 3, 2, 1,
                                     op->out.h, op->out.w);
             break;
         }

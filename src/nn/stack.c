@@ -62,31 +62,31 @@ int rn_stack_forward(rn_net *net, const float *x, int n, int training, const flo
     if (n <= 0) return rn_fail(RN_ERR_ARG, "batch size must be positive, not %d", n);
     int st = rn_net_reserve_batch(net, n);
     if (st) return st;
-    net->n = n;
-    net->training = training != 0;
+    net->run.n = n;
+    net->run.training = training != 0;
     const float *h = x;
     for (int i = 0; i < net->n_blocks; i++) {
         rn_block_forward(net, net->blocks[i], h);
         h = rn_block_output(net->blocks[i]);
     }
     *y = h;
-    net->forward_done = 1;
+    net->run.forward_done = 1;
     return RN_OK;
 }
 
 int rn_stack_backward(rn_net *net, const float *dy)
 {
-    if (!net->forward_done) return rn_fail(RN_ERR_ARG, "backward without a forward pass");
-    float **g = net->grad_scratch;
+    if (!net->run.forward_done) return rn_fail(RN_ERR_ARG, "backward without a forward pass");
+    rn_grad_buffers *g = &net->run.grad;
     const rn_shape3 s = net->blocks[0]->in;
-    const size_t len = rn_shape3_size(s) * (size_t)net->n;
-    memcpy(g[0], dy, len * sizeof(float));
-    if (net->input_grad_sq) net->input_grad_sq[net->n_blocks] = rn_sum_sq(g[0], len);
+    const size_t len = rn_shape3_size(s) * (size_t)net->run.n;
+    memcpy(g->carry[0], dy, len * sizeof(float));
+    if (net->run.input_grad_sq) net->run.input_grad_sq[net->n_blocks] = rn_sum_sq(g->carry[0], len);
     int cur = 0;
     for (int i = net->n_blocks - 1; i >= 0; i--) {
-        rn_block_backward(net, net->blocks[i], g[cur], g[1 - cur]);
+        rn_block_backward(net, net->blocks[i], g->carry[cur], g->carry[1 - cur]);
         cur = 1 - cur;
-        if (net->input_grad_sq) net->input_grad_sq[i] = rn_sum_sq(g[cur], len);
+        if (net->run.input_grad_sq) net->run.input_grad_sq[i] = rn_sum_sq(g->carry[cur], len);
     }
     return RN_OK;
 }

@@ -241,8 +241,8 @@ int rn_net_build(rn_net *net, const char *arch)
     if (st) return st;
     st = rn_net_add_fc(net, &net->fc, "fc", shape.c, o->classes);
     if (st) return st;
-    st = rn_net_add_slot(net, &net->pooled, (size_t)shape.c);
-    if (!st) st = rn_net_add_slot(net, &net->logits, (size_t)o->classes);
+    st = rn_net_add_slot(net, &net->run.pooled, (size_t)shape.c);
+    if (!st) st = rn_net_add_slot(net, &net->run.logits, (size_t)o->classes);
     return st;
 }
 
