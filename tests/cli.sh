@@ -3,14 +3,7 @@
 # the example program, and clear errors (nonzero exit, the file named) on bad input.
 # Usage: tests/cli.sh BUILD_DIR   (expects BUILD_DIR/ref from tools/torch_ref.py)
 set -u
-B=${1:-build}
-R="$B/resnet"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+. "$(dirname "$0")/lib.sh"
 
 json() { # json FIELD < text
     /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"
@@ -74,14 +67,6 @@ out=$("$B/examples/classify" "$T/model.safetensors" "$case_dir/state.safetensors
 cmp -s "$T/model.safetensors" "$T/again.safetensors" && ok || bad "init is not deterministic"
 
 # Bad input: a clear message naming the file, a nonzero status, never a crash.
-expect_error() { # expect_error TEXT command...
-    text=$1
-    shift
-    "$@" >"$T/out" 2>"$T/err"
-    status=$?
-    if [ "$status" -ne 0 ] && [ "$status" -lt 128 ] && grep -q -- "$text" "$T/err"; then ok
-    else bad "'$*' exited $status, stderr: $(cat "$T/err")"; fi
-}
 expect_error "missing.safetensors" "$R" forward --model "$T/missing.safetensors" --random-input 1
 printf 'not a safetensors file at all' >"$T/junk.safetensors"
 expect_error "junk.safetensors" "$R" info --model "$T/junk.safetensors"
@@ -175,5 +160,4 @@ for opt in --data --data-dir --split --val --subset --tta --delete-blocks --batc
     "$R" eval --help | grep -q -- "^  $opt " && ok || bad "eval --help does not list $opt"
 done
 
-echo "cli: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish cli

@@ -6,18 +6,11 @@
 # an interrupted experiment continues to the same results.
 # Usage: tests/experiments.sh BUILD_DIR
 set -u
-B=${1:-build}
-R="$B/resnet"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3
 # Threads that wait for work sleep instead of spinning: on a busy machine spinning OpenMP
 # threads made the 2-thread quick modes 10-20 times slower (the results do not change).
 export OMP_WAIT_POLICY=passive
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 
 # The same numbers: two results.csv files equal but for wall-clock columns (named *_s).
 same_results() {
@@ -117,19 +110,10 @@ else
     same_results "$T/first.csv" "$T/deg-int/results.csv" && ok || bad "degradation exited $status"
 fi
 # Bad input: a clear one-line error and a nonzero exit.
-expect_error() { # expect_error TEXT command...
-    text=$1
-    shift
-    "$@" >"$T/out" 2>"$T/err"
-    st=$?
-    if [ "$st" -ne 0 ] && grep -q -- "$text" "$T/err" && [ "$(wc -l <"$T/err")" -eq 1 ]; then ok
-    else bad "'$*' exited $st, stderr: $(cat "$T/err")"; fi
-}
 expect_error "unknown experiment 'nope'" "$R" experiment nope
 expect_error "experiment degradation: unknown option '--bogus' (see resnet experiment degradation --help)" "$R" experiment degradation --bogus 3
 expect_error "--depths" "$R" experiment degradation --depths 20,x
 expect_error "6n+2" "$R" experiment degradation --quick --depths 8,9 --out "$T/bad"
 expect_error "other settings: --epochs" "$R" experiment degradation --quick --epochs 3 --out "$T/degradation"
 expect_error "no experiment there" "$R" experiment --resume "$T/nothing"
-echo "experiments: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish experiments

@@ -5,13 +5,7 @@
 # header declares; its soname carries the major version of include/resnet.h; the man page and
 # `make uninstall` do what they say. Usage: tests/install.sh BUILD_DIR
 set -u
-B=${1:-build}
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+. "$(dirname "$0")/lib.sh"
 export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$(cd "$(dirname "$0")" && pwd)/lsan.supp}:print_suppressions=0"
 
 major=$(awk '/^.define RN_VERSION_MAJOR /{print $3}' include/resnet.h)
@@ -73,5 +67,4 @@ cmp -s "$T/want" "$T/got-static" && ok || bad "static build printed: $(cat "$T/g
 if make -s uninstall BUILD="$B" DESTDIR="$D" PREFIX=/usr >"$T/log" 2>&1 && [ -z "$(find "$D" -type f -o -type l)" ]; then ok
 else bad "uninstall left: $(find "$D" -type f -o -type l | tr '\n' ' ')"; fi
 
-echo "install: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish install

@@ -6,14 +6,7 @@
 # top-1 under ONNX Runtime (tools/onnx_ort_check.py).
 # Usage: tests/onnx.sh BUILD_DIR
 set -u
-B=${1:-build}
-R="$B/resnet"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+. "$(dirname "$0")/lib.sh"
 
 if /usr/bin/python3 tests/onnx_eval.py "$B"; then ok; else bad "tests/onnx_eval.py"; fi
 
@@ -56,5 +49,4 @@ else
     echo "ONNX Runtime check skipped: no bench/.venv with onnxruntime (sh bench/setup.sh --no-torch)"
 fi
 
-echo "onnx: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish onnx

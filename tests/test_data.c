@@ -26,37 +26,25 @@
 #include "train/dataset.h"
 #include "train/loader.h"
 
-static char g_dir[64];
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
-static int group_setup(void **state)
-{
-    (void)state;
-    return rn_test_tmpdir_create(g_dir, sizeof g_dir, "rn_data_test");
-}
 
-static int group_teardown(void **state)
-{
-    (void)state;
-    rn_test_tmpdir_remove(g_dir); /* RN_TEST_KEEP=1 keeps the files to inspect */
-    return 0;
-}
 
-/* g_dir/rel: every generated file lives under the temporary directory. */
+/* rn_test_dir()/rel: every generated file lives under the temporary directory. */
 static void tpath(char *buf, size_t cap, const char *rel)
 {
-    snprintf(buf, cap, "%s/%s", g_dir, rel);
+    snprintf(buf, cap, "%s/%s", rn_test_dir(), rel);
 }
 
-/* Makes g_dir/rel (and its parents), removing what was there first. */
+/* Makes rn_test_dir()/rel (and its parents), removing what was there first. */
 static void mkdir_fresh(const char *rel)
 {
     char p[512];
     tpath(p, sizeof p, rel);
     rn_test_rm_rf(p);
     /* parents too */
-    for (char *s = p + strlen(g_dir) + 1; *s; s++) {
+    for (char *s = p + strlen(rn_test_dir()) + 1; *s; s++) {
         if (*s == '/') {
             *s = '\0';
             mkdir(p, 0755);
@@ -1331,5 +1319,5 @@ int main(void)
         cmocka_unit_test(test_loader_shutdown),
         cmocka_unit_test(test_fashion_mnist_installed),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, rn_test_group_setup, rn_test_group_teardown);
 }

@@ -26,7 +26,6 @@
 #define DATA "tests/data/images/"
 enum { W = 13, H = 9 };
 
-static char g_dir[64];
 
 static const struct {
     const char *file;
@@ -51,14 +50,7 @@ static int group_setup(void **state)
         fprintf(stderr, "%srgb.png: missing (run the tests from the repository root)\n", DATA);
         return -1;
     }
-    return rn_test_tmpdir_create(g_dir, sizeof g_dir, "rn_image_test");
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    rn_test_tmpdir_remove(g_dir);
-    return 0;
+    return rn_test_group_setup(state);
 }
 
 static uint8_t *read_all(const char *path, size_t *n)
@@ -485,12 +477,12 @@ static void test_files(void **state)
     (void)state;
     rn_image *img = (rn_image *)&img;
     char p[256];
-    snprintf(p, sizeof p, "%s/nothere.png", g_dir);
+    snprintf(p, sizeof p, "%s/nothere.png", rn_test_dir());
     expect_error(rn_image_read(&img, p, 0), RN_ERR_IO, p, "missing file");
     assert_null(img);
-    expect_error(rn_image_read(&img, g_dir, 0), RN_ERR_IO, g_dir, "read error");
+    expect_error(rn_image_read(&img, rn_test_dir(), 0), RN_ERR_IO, rn_test_dir(), "read error");
     /* a file over the limit is refused by its size, without reading it */
-    snprintf(p, sizeof p, "%s/huge.png", g_dir);
+    snprintf(p, sizeof p, "%s/huge.png", rn_test_dir());
     int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "\x89PNG\r\n\x1a\n", 8), 8);
@@ -529,7 +521,7 @@ static void test_warnings_are_silent(void **state)
     memcpy(bad_jpg + at + 2, jpg + at, np - at);
 
     char log[256];
-    snprintf(log, sizeof log, "%s/stderr.txt", g_dir);
+    snprintf(log, sizeof log, "%s/stderr.txt", rn_test_dir());
     fflush(stderr);
     int saved = dup(2), fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     assert_true(saved >= 0 && fd >= 0);
@@ -579,5 +571,5 @@ int main(void)
         cmocka_unit_test(test_files),
         cmocka_unit_test(test_warnings_are_silent),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, rn_test_group_teardown);
 }

@@ -19,16 +19,7 @@
 #include "support/check.h"
 #include "support/tmpdir.h"
 
-static char tmpdir[256];
 
-static const char *tmp_path(const char *name)
-{
-    static char path[4][512];
-    static int next;
-    char *p = path[next++ % 4];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
-    return p;
-}
 
 static rn_net *small_net(const char *arch, uint64_t seed)
 {
@@ -159,7 +150,7 @@ static void test_round_trip(void **state)
     rn_test_fill_normal(x, 2 * 20 * 12, 3, 1.0f);
     assert_int_equal(rn_net_train_step(net, x, y, 2, NULL), RN_OK);
 
-    const char *path = tmp_path("round.safetensors");
+    const char *path = rn_test_path("round.safetensors");
     assert_int_equal(rn_net_save(net, path), RN_OK);
     assert_int_equal(rn_net_open(&back, path, NULL, NULL), RN_OK);
     assert_string_equal(rn_net_arch(back), "resnet8");
@@ -237,7 +228,7 @@ static void write_altered(rn_net *net, const char *path, const char *target, con
 
 static void expect_refused(rn_net *net, const char *target, const char *how, const char *words)
 {
-    const char *path = tmp_path("altered.safetensors");
+    const char *path = rn_test_path("altered.safetensors");
     write_altered(net, path, target, how);
     rn_net *back = (rn_net *)1;
     int st = rn_net_open(&back, path, NULL, NULL);
@@ -286,7 +277,7 @@ static void test_torchvision_style_file(void **state)
                                           ti.shape, ti.kind == RN_TENSOR_COUNTER ? (void *)ti.i64 : (void *)ti.data),
                          RN_OK);
     }
-    const char *path = tmp_path("plain_state_dict.safetensors");
+    const char *path = rn_test_path("plain_state_dict.safetensors");
     assert_int_equal(rn_st_writer_save(w, path), RN_OK);
     rn_st_writer_free(w);
     rn_net *back;
@@ -324,7 +315,7 @@ static void test_errors_at_run_time(void **state)
     assert_non_null(strstr(rn_last_error(), "plain block that changes the shape"));
     rn_net_free(net);
     rn_net *none = (rn_net *)1;
-    assert_int_equal(rn_net_open(&none, tmp_path("does-not-exist.safetensors"), NULL, NULL), RN_ERR_IO);
+    assert_int_equal(rn_net_open(&none, rn_test_path("does-not-exist.safetensors"), NULL, NULL), RN_ERR_IO);
     assert_null(none);
     assert_non_null(strstr(rn_last_error(), "does-not-exist.safetensors"));
 }
@@ -481,18 +472,7 @@ static void test_zero_init_last_bn(void **state)
     }
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    return rn_test_tmpdir_create(tmpdir, sizeof tmpdir, "rn_test_net");
-}
 
-static int teardown(void **state)
-{
-    (void)state;
-    rn_test_tmpdir_remove(tmpdir); /* RN_TEST_KEEP=1 keeps the files to inspect */
-    return 0;
-}
 
 /* Gives every BN weight, bias and running statistic a value far from its initial one, so
  * that folding them into the convolutions is put to the test. */
@@ -612,14 +592,14 @@ static void test_freeze_then_load(void **state)
     (void)state;
     rn_net *a = small_net("resnet8", 1), *b = small_net("resnet8", 2);
     scramble_bns(a, 11);
-    assert_int_equal(rn_net_save(a, tmp_path("frozen.safetensors")), RN_OK);
+    assert_int_equal(rn_net_save(a, rn_test_path("frozen.safetensors")), RN_OK);
     float x[4 * 3 * 16 * 16], ref[4 * 4], got[4 * 4];
     rn_test_fill_normal(x, sizeof x / sizeof x[0], 3, 1.0f);
     assert_int_equal(rn_net_forward(a, x, 4, 0, ref), RN_OK);
     assert_int_equal(rn_net_freeze(b, 1), RN_OK);
     assert_int_equal(rn_net_forward(b, x, 4, 0, got), RN_OK);
     assert_true(rn_test_rel_err(got, ref, 16) > 1e-2); /* another network so far */
-    assert_int_equal(rn_net_load(b, tmp_path("frozen.safetensors")), RN_OK);
+    assert_int_equal(rn_net_load(b, rn_test_path("frozen.safetensors")), RN_OK);
     assert_true(rn_net_frozen(b));
     assert_int_equal(rn_net_forward(b, x, 4, 0, got), RN_OK);
     assert_true(rn_test_rel_err(got, ref, 16) < 1e-5);
@@ -646,5 +626,5 @@ int main(void)
         cmocka_unit_test(test_freeze_then_load),
         cmocka_unit_test(test_freeze_depth_and_lesions),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, rn_test_group_setup, rn_test_group_teardown);
 }

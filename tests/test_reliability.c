@@ -30,16 +30,7 @@ __attribute__((visibility("default"), used)) const char *__asan_default_options(
     return "allocator_may_return_null=1";
 }
 
-static char tmpdir[256];
 
-static const char *tmp_path(const char *name)
-{
-    static char path[4][512];
-    static int next;
-    char *p = path[next++ % 4];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
-    return p;
-}
 
 /* ---- an address-space limit: the process may map only `headroom` more bytes --------------- */
 static struct rlimit saved_limit;
@@ -206,7 +197,7 @@ static void expect_refused(int st, const char *want)
 static void test_load_refuses_other_network(void **state)
 {
     (void)state;
-    const char *path = tmp_path("original.safetensors");
+    const char *path = rn_test_path("original.safetensors");
     rn_net *saved = small_net("resnet8", RN_ORDER_ORIGINAL, RN_SHORTCUT_A);
     assert_int_equal(rn_net_save(saved, path), RN_OK);
 
@@ -262,7 +253,7 @@ static void save_with_meta(const rn_net *net, const char *path, const char *cons
 static void test_torchvision_file_loads_with_arch(void **state)
 {
     (void)state;
-    const char *path = tmp_path("plain-state.safetensors");
+    const char *path = rn_test_path("plain-state.safetensors");
     rn_net *net = small_net("resnet8", RN_ORDER_RELU_PREACT, RN_SHORTCUT_A), *back = NULL;
     save_with_meta(net, path, NULL, 0);
     rn_net_options o;
@@ -287,7 +278,7 @@ static void test_half_normalization_refused(void **state)
                                             "normalize_mean", "0.5,0.5,0.5"};
     static const char *const std_only[] = {"format", "resnet.c", "arch", "resnet8",
                                            "normalize_std", "0.2,0.2,0.2"};
-    const char *path = tmp_path("half-norm.safetensors");
+    const char *path = rn_test_path("half-norm.safetensors");
     for (int k = 0; k < 2; k++) {
         save_with_meta(net, path, k ? std_only : mean_only, 3);
         int st = rn_net_open(&back, path, NULL, NULL);
@@ -312,7 +303,7 @@ static void test_nonfinite_normalization_refused(void **state)
         {"0.5,0.5,0.5", "0.2,1e39,0.2"}, {"0.5,0.5,0.5", "0.2,0.2,-infinity"},
         {"0.5,0.5,0.5,", "0.2,0.2,0.2"}, {"0.5,,0.5", "0.2,0.2,0.2"},
     };
-    const char *path = tmp_path("nonfinite-norm.safetensors");
+    const char *path = rn_test_path("nonfinite-norm.safetensors");
     float before[2] = {0};
     rn_tensor_info t;
     assert_int_equal(rn_net_tensor(net, 0, &t), RN_OK);
@@ -337,18 +328,7 @@ static void test_nonfinite_normalization_refused(void **state)
     rn_net_free(net);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    return rn_test_tmpdir_create(tmpdir, sizeof tmpdir, "rn-test-reliability");
-}
 
-static int teardown(void **state)
-{
-    (void)state;
-    rn_test_tmpdir_remove(tmpdir);
-    return 0;
-}
 
 int main(void)
 {
@@ -364,5 +344,5 @@ int main(void)
         cmocka_unit_test(test_half_normalization_refused),
         cmocka_unit_test(test_nonfinite_normalization_refused),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, rn_test_group_setup, rn_test_group_teardown);
 }

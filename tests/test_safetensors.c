@@ -24,26 +24,14 @@
 #include "io/safetensors.h"
 #include "train/trainer.h"
 
-static char g_dir[64];
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
-static int group_setup(void **state)
-{
-    (void)state;
-    return rn_test_tmpdir_create(g_dir, sizeof g_dir, "rn_st_test");
-}
 
-static int group_teardown(void **state)
-{
-    (void)state;
-    rn_test_tmpdir_remove(g_dir); /* RN_TEST_KEEP=1 keeps the files to inspect */
-    return 0;
-}
 
 static void tpath(char *buf, size_t cap, const char *name)
 {
-    snprintf(buf, cap, "%s/%s", g_dir, name);
+    snprintf(buf, cap, "%s/%s", rn_test_dir(), name);
 }
 
 static void write_bytes(const char *path, const void *p, size_t n)
@@ -133,7 +121,7 @@ static void expect_open_fails(const char *path, int status, const char *n1, cons
 
 static int dir_has_tmp(void)
 {
-    DIR *d = opendir(g_dir);
+    DIR *d = opendir(rn_test_dir());
     assert_non_null(d);
     int found = 0;
     struct dirent *de;
@@ -532,7 +520,7 @@ static void test_malformed_headers(void **state)
     for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
         const bad_case *c = &bad_cases[i];
         char path[256];
-        snprintf(path, sizeof path, "%s/bad_%s.safetensors", g_dir, c->file);
+        snprintf(path, sizeof path, "%s/bad_%s.safetensors", rn_test_dir(), c->file);
         write_st(path, c->json, 8, NULL, c->data_n);
         expect_open_fails(path, RN_ERR_FORMAT, c->n1, c->n2);
     }
@@ -564,7 +552,7 @@ static void test_container_errors(void **state)
     tpath(path, sizeof path, "does_not_exist.safetensors");
     expect_open_fails(path, RN_ERR_IO, "cannot open", NULL);
 
-    expect_open_fails(g_dir, RN_ERR_IO, "not a regular file", NULL);
+    expect_open_fails(rn_test_dir(), RN_ERR_IO, "not a regular file", NULL);
 
     tpath(path, sizeof path, "empty.safetensors");
     write_bytes(path, "", 0);
@@ -881,5 +869,5 @@ int main(void)
         cmocka_unit_test(test_fuzz_model_regressions),
         cmocka_unit_test(test_fuzz_checkpoint_regressions),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, rn_test_group_setup, rn_test_group_teardown);
 }

@@ -30,16 +30,7 @@
 #include "train/trainer.h"
 #include "train/tta.h"
 
-static char tmpdir[256];
 
-static const char *tmp_path(const char *name)
-{
-    static char path[8][512];
-    static int next;
-    char *p = path[next++ % 8];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
-    return p;
-}
 
 static rn_net *small_net(const char *arch, int classes, uint64_t seed)
 {
@@ -805,7 +796,7 @@ static void test_trainer_learns_and_resumes_exactly(void **state)
     cfg.schedule = RN_SCHEDULE_STEP;
     cfg.clip_grad_norm = 0.5f;
 
-    const char *straight = tmp_path("straight"), *mid = tmp_path("mid"), *edge = tmp_path("edge");
+    const char *straight = rn_test_path("straight"), *mid = rn_test_path("mid"), *edge = rn_test_path("edge");
     run(&cfg, straight, train, eval, 0);
     run(&cfg, mid, train, eval, 7);  /* 5 batches per epoch: stops inside epoch 2 */
     run(&cfg, edge, train, eval, 5); /* stops right after epoch 1 */
@@ -835,7 +826,7 @@ static void test_trainer_learns_and_resumes_exactly(void **state)
     rn_net_free(net);
 
     /* a second straight run is the same bits (the seed decides everything) */
-    const char *again = tmp_path("again");
+    const char *again = rn_test_path("again");
     run(&cfg, again, train, eval, 0);
     snprintf(b, sizeof b, "%s/model.safetensors", again);
     assert_same_file(a, b);
@@ -845,7 +836,7 @@ static void test_trainer_learns_and_resumes_exactly(void **state)
     cfg.epochs = 6;
     cfg.flip = 0; /* a mirror image would swap the quadrant classes */
     cfg.schedule = RN_SCHEDULE_COSINE;
-    const char *learn = tmp_path("learn");
+    const char *learn = rn_test_path("learn");
     run(&cfg, learn, train, eval, 0);
     snprintf(b, sizeof b, "%s/model.safetensors", learn);
     assert_int_equal(rn_net_open(&net, b, NULL, NULL), RN_OK);
@@ -865,7 +856,7 @@ static void test_trainer_clips_gradients(void **state)
     rn_dataset *train = quadrants(24, 4);
     rn_train_config cfg;
     tiny_config(&cfg);
-    const char *off = tmp_path("clip-off"), *high = tmp_path("clip-high"), *low = tmp_path("clip-low");
+    const char *off = rn_test_path("clip-off"), *high = rn_test_path("clip-high"), *low = rn_test_path("clip-low");
     run(&cfg, off, train, NULL, 0);
     cfg.clip_grad_norm = 1e6f;
     run(&cfg, high, train, NULL, 0);
@@ -892,7 +883,7 @@ static void test_trainer_stops_on_nan(void **state)
     tiny_config(&cfg);
     cfg.lr = 1e30f;
     cfg.schedule = RN_SCHEDULE_CONSTANT;
-    const char *dir = tmp_path("nan");
+    const char *dir = rn_test_path("nan");
     mkdir(dir, 0777);
     rn_trainer *t;
     assert_int_equal(rn_trainer_create(&t, &cfg, dir, train, NULL, NULL), RN_OK);
@@ -922,7 +913,7 @@ static void test_checkpoint_errors(void **state)
     rn_train_config cfg;
     tiny_config(&cfg);
     cfg.epochs = 1;
-    const char *dir = tmp_path("errors");
+    const char *dir = rn_test_path("errors");
     run(&cfg, dir, train, NULL, 0);
     char model[600], ckpt[600];
     snprintf(model, sizeof model, "%s/model.safetensors", dir);
@@ -932,7 +923,7 @@ static void test_checkpoint_errors(void **state)
     assert_int_equal(rn_checkpoint_read_config(model, &back, NULL, NULL, NULL), RN_ERR_FORMAT);
     assert_non_null(strstr(rn_last_error(), "not a checkpoint"));
     /* missing */
-    assert_int_equal(rn_checkpoint_read_config(tmp_path("nowhere/checkpoint.safetensors"), &back,
+    assert_int_equal(rn_checkpoint_read_config(rn_test_path("nowhere/checkpoint.safetensors"), &back,
                                                NULL, NULL, NULL),
                      RN_ERR_IO);
     /* a checkpoint of another network */
@@ -974,18 +965,7 @@ static void test_checkpoint_errors(void **state)
     rn_dataset_free(train);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    return rn_test_tmpdir_create(tmpdir, sizeof tmpdir, "rn_test_train");
-}
 
-static int teardown(void **state)
-{
-    (void)state;
-    rn_test_tmpdir_remove(tmpdir); /* RN_TEST_KEEP=1 keeps the files to inspect */
-    return 0;
-}
 
 int main(void)
 {
@@ -1009,5 +989,5 @@ int main(void)
         cmocka_unit_test(test_trainer_stops_on_nan),
         cmocka_unit_test(test_checkpoint_errors),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, rn_test_group_setup, rn_test_group_teardown);
 }

@@ -5,28 +5,12 @@
 # (nonzero exit, the file or option named, nothing overwritten) for each kind of bad input.
 # Usage: tests/train.sh BUILD_DIR
 set -u
-B=${1:-build}
-R="$B/resnet"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/lib.sh"
 PY=/usr/bin/python3
 FM=/usr/share/datasets/fashion-mnist
-pass=0
-fail=0
 skip=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 skipped() { skip=$((skip + 1)); echo "SKIP: $*"; }
 
-expect_error() { # expect_error TEXT command...
-    text=$1
-    shift
-    "$@" >"$T/out" 2>"$T/err"
-    status=$?
-    if [ "$status" -ne 0 ] && [ "$status" -lt 128 ] && grep -q -- "$text" "$T/err" &&
-        [ "$(wc -l <"$T/err")" -eq 1 ]; then ok
-    else bad "'$*' exited $status, stderr: $(cat "$T/err")"; fi
-}
 
 # Tiny settings: resnet8, one thread (tiny nets gain nothing from more; same bits every time),
 # every augmentation on, so that the exact-resume checks below cover their random draws.
@@ -123,7 +107,7 @@ expect_error "no checkpoint.safetensors" "$R" train --resume "$T/nowhere"
 # that skipped its real training runs would pass without testing them.
 if [ ! -f "$FM/train-images-idx3-ubyte.gz" ]; then
     bad "no Fashion-MNIST in $FM (Debian's dataset-fashion-mnist; tools/install-deps.sh installs it): the training runs"
-    echo "train: $pass passed, $fail failed, $skip skipped"
+    finish train ", $skip skipped"
     exit 1
 fi
 run="$T/run"
@@ -374,5 +358,4 @@ PY
         bad "PyTorch parity of test-time augmentation"
 fi
 
-echo "train: $pass passed, $fail failed, $skip skipped"
-[ "$fail" -eq 0 ]
+finish train ", $skip skipped"

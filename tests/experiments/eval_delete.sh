@@ -6,14 +6,7 @@
 # one line that names the entry.
 # Usage: tests/experiments/eval_delete.sh BUILD_DIR
 set -u
-B=${1:-build}
-R="$B/resnet"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+. "$(dirname "$0")/../lib.sh"
 EVAL="--subset 100 --threads 1"
 
 if ! "$R" init --arch resnet8 --input-shape 1x28x28 --seed 1 --output "$T/m.safetensors" >/dev/null ||
@@ -75,5 +68,4 @@ refused "'2x'" "$T/m.safetensors" --delete-blocks 2x
 refused "layer2.0" "$T/p.safetensors" --delete-blocks layer2.0
 refused "needs a value" "$T/m.safetensors" --delete-blocks
 
-echo "eval_delete: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish eval_delete

@@ -660,6 +660,22 @@ static void run_outcome(oom_run *r)
     OUT(r, metrics_digest(path));
 }
 
+/* rn_trainer_run under the fault, and what must follow a failure: no temporary file left, and
+ * the same trainer finishing the run as the clean one, or refusing (then a new trainer resumed
+ * from the folder must); then the outcome against the clean run's. */
+static void run_and_check(oom_run *r, rn_trainer *t, const rn_train_config *cfg,
+                          rn_dataset *train, rn_dataset *eval)
+{
+    const long injected_before = atomic_load(&injected);
+    const int st = rn_trainer_run(t, NULL, NULL);
+    if (st) {
+        if (check_failure(r, "rn_trainer_run", st, injected_before, 0, 0)) return;
+        if (no_temporary(r, "rn_trainer_run", r->work)) return;
+        if (rn_trainer_run(t, NULL, NULL) != RN_OK && finish_run(r, cfg, train, eval)) return;
+    }
+    run_outcome(r);
+}
+
 /* A training run of two epochs (checkpoints, evaluation, metrics, the final model) through the
  * trainer; after a failure, a new trainer resumes from whatever the folder holds. */
 static void sc_trainer(oom_run *r)
@@ -677,15 +693,7 @@ static void sc_trainer(oom_run *r)
         goto done;
     }
     STEP(r, "rn_trainer_create", (uint64_t)(t != NULL), rn_trainer_create(&t, &cfg, r->work, train, eval, "test"));
-    const long injected_before = atomic_load(&injected);
-    int st = rn_trainer_run(t, NULL, NULL);
-    if (st) {
-        if (check_failure(r, "rn_trainer_run", st, injected_before, 0, 0)) goto done;
-        if (no_temporary(r, "rn_trainer_run", r->work)) goto done;
-        /* the same trainer again: it finishes the run as the clean one, or refuses */
-        if (rn_trainer_run(t, NULL, NULL) != RN_OK && finish_run(r, &cfg, train, eval)) goto done;
-    }
-    run_outcome(r);
+    run_and_check(r, t, &cfg, train, eval);
 done:
     rn_trainer_free(t);
     rn_dataset_free(train);
@@ -730,8 +738,8 @@ static void sc_resume(oom_run *r)
     path_in(from, sizeof from, r->work, "checkpoint.safetensors");
     STEP(r, "rn_checkpoint_read_config", (uint64_t)0, rn_checkpoint_read_config(from, &cfg, NULL, NULL, NULL));
     STEP(r, "rn_trainer_create", (uint64_t)(t != NULL), rn_trainer_create(&t, &cfg, r->work, train, eval, "test"));
-    long injected_before = atomic_load(&injected);
-    int st = rn_trainer_restore(t);
+    const long injected_before = atomic_load(&injected);
+    const int st = rn_trainer_restore(t);
     if (st) {
         if (check_failure(r, "rn_trainer_restore", st, injected_before, 0, 0)) goto done;
         /* a trainer whose restore failed: it runs as a fresh one (the same model in the end),
@@ -740,14 +748,7 @@ static void sc_resume(oom_run *r)
         run_outcome(r);
         goto done;
     }
-    injected_before = atomic_load(&injected);
-    st = rn_trainer_run(t, NULL, NULL);
-    if (st) {
-        if (check_failure(r, "rn_trainer_run", st, injected_before, 0, 0)) goto done;
-        if (no_temporary(r, "rn_trainer_run", r->work)) goto done;
-        if (rn_trainer_run(t, NULL, NULL) != RN_OK && finish_run(r, &cfg, train, eval)) goto done;
-    }
-    run_outcome(r);
+    run_and_check(r, t, &cfg, train, eval);
 done:
     rn_trainer_free(t);
     rn_dataset_free(train);

@@ -40,3 +40,29 @@ void rn_test_tmpdir_remove(const char *dir)
 {
     if (!getenv("RN_TEST_KEEP")) rn_test_rm_rf(dir);
 }
+
+static char group_dir[256];
+
+int rn_test_group_setup(void **state)
+{
+    (void)state;
+    return rn_test_tmpdir_create(group_dir, sizeof group_dir, "rn_test");
+}
+
+int rn_test_group_teardown(void **state)
+{
+    (void)state;
+    rn_test_tmpdir_remove(group_dir);
+    return 0;
+}
+
+const char *rn_test_dir(void) { return group_dir; }
+
+const char *rn_test_path(const char *name)
+{
+    static char path[4][512];
+    static int next;
+    char *p = path[next++ % 4];
+    snprintf(p, 512, "%s/%s", group_dir, name);
+    return p;
+}

@@ -11,4 +11,12 @@ void rn_test_rm_rf(const char *path);
 /* Removes the folder unless RN_TEST_KEEP is set (to inspect the files). */
 void rn_test_tmpdir_remove(const char *dir);
 
+/* The test program's own temporary folder, made and removed as a cmocka group's setup and
+ * teardown (cmocka_run_group_tests(tests, rn_test_group_setup, rn_test_group_teardown)). */
+int rn_test_group_setup(void **state);
+int rn_test_group_teardown(void **state);
+const char *rn_test_dir(void);
+/* rn_test_dir()/name, in one of 4 rotating buffers, so that a call can take a few at once. */
+const char *rn_test_path(const char *name);
+
 #endif
