@@ -4,23 +4,16 @@
 # error (nonzero exit, the file or option named) for a missing or malformed metrics.jsonl and a
 # bad option. Usage: tests/plot.sh BUILD_DIR
 set -u
-B=${1:-build}
-R="$B/resnet"
+. "$(dirname "$0")/lib.sh"
 case "$R" in /*) ;; *) R="$(pwd)/$R" ;; esac
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
 PY=/usr/bin/python3
 FM=/usr/share/datasets/fashion-mnist
 # Under AddressSanitizer: what fontconfig (through cairo's fonts) and libltdl (PLplot's driver
 # loader) keep for the life of the process is no leak of ours (tests/lsan.supp), and the report
 # of suppressions used would fill the stderr that must stay empty below.
 export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$(cd "$(dirname "$0")" && pwd)/lsan.supp}:print_suppressions=0"
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 
-expect_error() { # expect_error STATUS TEXT command...: that exit status, TEXT in a one-line error
+expect_exit() { # expect_exit STATUS TEXT command...: that exit status, TEXT in a one-line error
     want=$1 text=$2
     shift 2
     "$@" >"$T/out" 2>"$T/err"
@@ -66,14 +59,14 @@ for name, kind, scale in (("alpha", "test", 1.0), ("beta", "val", 1.4)):
                                 "lr": 0.05, "time_s": 1.5}) + "\n")
 PY
 
-expect_quiet_success "$R" plot "$T/alpha" "$T/beta" --out "$T/both" --title "two runs"
+expect_quiet_success "$R" plot "$T/alpha" "$T/beta" --output "$T/both" --title "two runs"
 [ "$(cat "$T/out")" = "$(printf '%s\n%s' "$T/both.png" "$T/both.svg")" ] && ok ||
     bad "plot printed '$(cat "$T/out")', not the two paths"
 check_figure "$T/both" "two runs" epoch loss "error (%)" "alpha train" "alpha test" "beta val"
 
 # the same input, the same bytes
 cp "$T/both.png" "$T/both1.png" && cp "$T/both.svg" "$T/both1.svg"
-"$R" plot "$T/alpha" "$T/beta" --out "$T/both" --title "two runs" >/dev/null 2>&1
+"$R" plot "$T/alpha" "$T/beta" --output "$T/both" --title "two runs" >/dev/null 2>&1
 cmp -s "$T/both.png" "$T/both1.png" && cmp -s "$T/both.svg" "$T/both1.svg" && ok ||
     bad "the same runs drew different files"
 
@@ -82,29 +75,29 @@ expect_quiet_success "$R" plot "$T/alpha/"
 check_figure "$T/alpha/curves" "alpha train"
 (cd "$T" && "$R" plot alpha beta >/dev/null 2>&1) && [ -s "$T/curves.png" ] && [ -s "$T/curves.svg" ] &&
     ok || bad "plot of two runs did not write ./curves.png and ./curves.svg"
-expect_quiet_success "$R" plot "$T/beta" --out "$T/named.png"
+expect_quiet_success "$R" plot "$T/beta" --output "$T/named.png"
 [ -s "$T/named.png" ] && [ -s "$T/named.svg" ] && [ ! -e "$T/named.png.png" ] && ok ||
-    bad "--out named.png did not give named.png and named.svg"
+    bad "--output named.png did not give named.png and named.svg"
 
 "$R" plot --help >"$T/out" 2>&1 && grep -q "usage: resnet plot" "$T/out" && ok || bad "plot --help"
 "$R" --help | grep -q "^  plot " && ok || bad "resnet --help does not list plot"
 
 # ---- bad input: one line naming the file or option, nothing drawn ----
 mkdir -p "$T/empty" "$T/broken" "$T/nofield" "$T/long"
-expect_error 1 "$T/empty/metrics.jsonl" "$R" plot "$T/empty"
+expect_exit 1 "$T/empty/metrics.jsonl" "$R" plot "$T/empty"
 head -3 "$T/alpha/metrics.jsonl" >"$T/broken/metrics.jsonl"
 echo '{"epoch": 4, "train_loss": 0.5,' >>"$T/broken/metrics.jsonl"
-expect_error 1 "$T/broken/metrics.jsonl: line 4" "$R" plot "$T/broken"
+expect_exit 1 "$T/broken/metrics.jsonl: line 4" "$R" plot "$T/broken"
 echo '{"epoch": 1, "train_loss": 0.5, "test_loss": 0.6, "test_error": 0.2}' >"$T/nofield/metrics.jsonl"
-expect_error 1 'metrics.jsonl: line 1: no "train_error"' "$R" plot "$T/nofield"
+expect_exit 1 'metrics.jsonl: line 1: no "train_error"' "$R" plot "$T/nofield"
 $PY -c "print('{\"epoch\": 1, \"note\": \"' + 'x' * 300000 + '\"}')" >"$T/long/metrics.jsonl"
-expect_error 1 "$T/long/metrics.jsonl: line 1 is longer" "$R" plot "$T/long"
-expect_error 1 "$T/broken/metrics.jsonl" "$R" plot "$T/alpha" "$T/broken" --out "$T/mixed"
+expect_exit 1 "$T/long/metrics.jsonl: line 1 is longer" "$R" plot "$T/long"
+expect_exit 1 "$T/broken/metrics.jsonl" "$R" plot "$T/alpha" "$T/broken" --output "$T/mixed"
 [ ! -e "$T/mixed.png" ] && [ ! -e "$T/broken/curves.png" ] && ok || bad "a failed plot left a picture"
-expect_error 2 "'--colour'" "$R" plot "$T/alpha" --colour red
-expect_error 2 "which runs" "$R" plot
-expect_error 2 "option --out needs a value" "$R" plot "$T/alpha" --out
-expect_error 1 "$T/nowhere/x.png" "$R" plot "$T/alpha" --out "$T/nowhere/x"
+expect_exit 2 "'--colour'" "$R" plot "$T/alpha" --colour red
+expect_exit 2 "which runs" "$R" plot
+expect_exit 2 "option --output needs a value" "$R" plot "$T/alpha" --output
+expect_exit 1 "$T/nowhere/x.png" "$R" plot "$T/alpha" --output "$T/nowhere/x"
 
 # ---- resnet train draws its own curves at the end of a run ----
 if [ -d "$FM" ]; then
@@ -126,5 +119,4 @@ else
     bad "no Fashion-MNIST at $FM (Debian's dataset-fashion-mnist)"
 fi
 
-echo "plot: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish plot

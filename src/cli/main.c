@@ -48,6 +48,6 @@ int main(int argc, char **argv)
     if (!strcmp(verb, "experiment")) return cmd_experiment(argc - 1, argv + 1);
     if (!strcmp(verb, "plot")) return cmd_plot(argc - 1, argv + 1);
     if (!strcmp(verb, "export")) return cmd_export(argc - 1, argv + 1);
-    fprintf(stderr, "resnet: unknown verb '%s'\n\n", verb);
-    return usage(stderr);
+    fprintf(stderr, "resnet: unknown verb '%s' (resnet --help lists them)\n", verb);
+    return 2;
 }
