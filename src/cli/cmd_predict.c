@@ -55,8 +55,8 @@ int cmd_predict(int argc, char **argv)
     const int k = o.classes;
     if (top > k) top = k;
     const size_t per = (size_t)o.in_c * o.in_h * o.in_w;
-    float mean[16] = {0}, std[16];
-    for (int c = 0; c < 16; c++) std[c] = 1.0f;
+    float mean[RN_MAX_INPUT_CHANNELS] = {0}, std[RN_MAX_INPUT_CHANNELS];
+    for (int c = 0; c < RN_MAX_INPUT_CHANNELS; c++) std[c] = 1.0f;
     rn_net_get_normalization(net, mean, std);
     uint8_t *pix = malloc(per);
     float *x = malloc(per * sizeof *x);

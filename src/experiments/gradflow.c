@@ -49,7 +49,7 @@ typedef struct {
 typedef struct {
     const rn_dataset *train;
     int *order; /* a seeded permutation of the training set */
-    float mean[16], std[16];
+    float mean[RN_MAX_INPUT_CHANNELS], std[RN_MAX_INPUT_CHANNELS];
     int batch, steps, warmup;
     float *x;
     int *labels;

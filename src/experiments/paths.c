@@ -80,7 +80,7 @@ static int measure(rn_exp *x, rn_net *net, path_stats *p, double pass_cost)
     if (st) return st;
     const int bsz = (int)rn_exp_int(x, "batch"), n = p->n, S = p->samples;
     if (bsz > eval->n) return rn_fail(RN_ERR_ARG, "--batch %d is larger than the test set (%d)", bsz, eval->n);
-    float mean[16], sd[16];
+    float mean[RN_MAX_INPUT_CHANNELS], sd[RN_MAX_INPUT_CHANNELS];
     if (eval->c > RN_MAX_INPUT_CHANNELS)
         return rn_fail(RN_ERR_ARG, "images with more than %d channels", RN_MAX_INPUT_CHANNELS);
     if (!rn_net_get_normalization(net, mean, sd) && (st = rn_dataset_stats(train, mean, sd))) return st;

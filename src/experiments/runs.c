@@ -329,7 +329,7 @@ int rn_exp_create_initial(const rn_train_config *cfg, const rn_dataset *train, r
     o.ordering = cfg->ordering, o.shortcut = cfg->shortcut;
     o.zero_init_last_bn = cfg->zero_init_last_bn, o.survival_last = cfg->survival_last;
     o.gate_bias = cfg->gate_bias, o.seed = cfg->seed;
-    float mean[16], std[16];
+    float mean[RN_MAX_INPUT_CHANNELS], std[RN_MAX_INPUT_CHANNELS];
     int st = rn_net_create(net, cfg->arch, &o);
     if (!st) st = rn_dataset_stats(train, mean, std);
     if (!st) {
@@ -342,7 +342,7 @@ int rn_exp_create_initial(const rn_train_config *cfg, const rn_dataset *train, r
 
 int rn_exp_eval_loader(const rn_net *net, const rn_dataset *data, int batch, rn_loader **out)
 {
-    float mean[16], std[16];
+    float mean[RN_MAX_INPUT_CHANNELS], std[RN_MAX_INPUT_CHANNELS];
     const int has_norm = rn_net_get_normalization(net, mean, std);
     rn_loader_options lo;
     rn_loader_options_init(&lo, 0);

@@ -20,10 +20,10 @@ static int norm_text(const rn_net *net, char *mean_buf, char *std_buf, size_t si
 {
     rn_net_options o;
     rn_net_get_options(net, &o);
-    float mean[16], std[16];
+    float mean[RN_MAX_INPUT_CHANNELS], std[RN_MAX_INPUT_CHANNELS];
     if (!rn_net_get_normalization(net, mean, std)) return 0;
     size_t um = 0, us = 0;
-    for (int c = 0; c < o.in_c && c < 16 && um < size && us < size; c++) {
+    for (int c = 0; c < o.in_c && c < RN_MAX_INPUT_CHANNELS && um < size && us < size; c++) {
         um += (size_t)snprintf(mean_buf + um, size - um, "%s%.9g", c ? "," : "", (double)mean[c]);
         us += (size_t)snprintf(std_buf + us, size - us, "%s%.9g", c ? "," : "", (double)std[c]);
     }

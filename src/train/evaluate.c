@@ -45,7 +45,7 @@ int rn_evaluate_tta(rn_net *net, const rn_dataset *data, int batch, int tta, int
     rn_net_options o;
     rn_net_get_options(net, &o);
     const int k = o.classes;
-    float mean[16], std[16];
+    float mean[RN_MAX_INPUT_CHANNELS], std[RN_MAX_INPUT_CHANNELS];
     int has_norm = rn_net_get_normalization(net, mean, std);
 
     rn_loader_options lo;

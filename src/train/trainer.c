@@ -139,7 +139,9 @@ int rn_trainer_create(rn_trainer **out, const rn_train_config *cfg, const char *
     if (cfg->in_c > 0 && (cfg->in_c != train->c || cfg->in_h != train->h || cfg->in_w != train->w))
         return rn_fail(RN_ERR_MISMATCH, "--input-shape %dx%dx%d does not fit the data's %dx%dx%d images",
                        cfg->in_c, cfg->in_h, cfg->in_w, train->c, train->h, train->w);
-    if (train->c > 16) return rn_fail(RN_ERR_ARG, "images with %d channels: at most 16", train->c);
+    if (train->c > RN_MAX_INPUT_CHANNELS)
+        return rn_fail(RN_ERR_ARG, "images with %d channels: at most %d", train->c,
+                       RN_MAX_INPUT_CHANNELS);
     rn_trainer *t = calloc(1, sizeof *t);
     if (!t) return rn_fail(RN_ERR_NOMEM, "out of memory");
     t->cfg = *cfg;
@@ -162,7 +164,7 @@ int rn_trainer_create(rn_trainer **out, const rn_train_config *cfg, const char *
     no.survival_last = cfg->survival_last;
     no.gate_bias = cfg->gate_bias;
     no.seed = cfg->seed;
-    float mean[16], std[16];
+    float mean[RN_MAX_INPUT_CHANNELS], std[RN_MAX_INPUT_CHANNELS];
     st = rn_net_create(&t->net, cfg->arch, &no);
     if (!st) st = rn_dataset_stats(train, mean, std);
     if (!st) {

@@ -71,7 +71,7 @@ int rn_tta_probs(rn_net *net, const float *x, int n, int flags, double *probs)
     rn_net_get_options(net, &o);
     const int k = o.classes, views = rn_tta_views(flags);
     const size_t per = (size_t)o.in_c * o.in_h * o.in_w;
-    float mean[16], std[16], fill[16];
+    float mean[RN_MAX_INPUT_CHANNELS], std[RN_MAX_INPUT_CHANNELS], fill[RN_MAX_INPUT_CHANNELS];
     if (o.in_c > RN_MAX_INPUT_CHANNELS)
         return rn_fail(RN_ERR_ARG, "test-time augmentation: at most %d channels",
                        RN_MAX_INPUT_CHANNELS);
