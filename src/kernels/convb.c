@@ -105,20 +105,27 @@ size_t rn_convb_packed_floats(const rn_conv_shape *sh)
     return weight_floats(sh, cb) + (size_t)blocks_of(sh->k, cb) * cb;
 }
 
-void rn_convb_pack(float *packed, const float *w, const float *scale, const float *b,
+/* Written in the packed order, a 16 x 16 (lanes x lanes) tile of (k, c) at a time for each
+ * tap: the tile's reads stay in a few cache lines, and every write is the next float. */
+void rn_convb_pack(float *packed, const float *w, const float *scale, const float *bias,
                    const rn_conv_shape *sh)
 {
-    const int cb = rn_convb_lanes(), cbn = blocks_of(sh->c, cb), taps = sh->r * sh->s;
-    memset(packed, 0, rn_convb_packed_floats(sh) * sizeof(float));
-    for (int k = 0; k < sh->k; k++) {
-        const float s = scale ? scale[k] : 1.0f;
-        for (int c = 0; c < sh->c; c++)
+    const int cb = rn_convb_lanes(), cbn = blocks_of(sh->c, cb), kbn = blocks_of(sh->k, cb);
+    const int taps = sh->r * sh->s;
+    float *dst = packed;
+    for (int kb = 0; kb < kbn; kb++)
+        for (int b = 0; b < cbn; b++)
             for (int t = 0; t < taps; t++)
-                packed[((((size_t)(k / cb) * cbn + c / cb) * taps + t) * cb + c % cb) * cb + k % cb] =
-                    w[((size_t)k * sh->c + c) * taps + t] * s;
-    }
-    float *bias = packed + weight_floats(sh, cb);
-    for (int k = 0; b && k < sh->k; k++) bias[k] = b[k];
+                for (int cl = 0; cl < cb; cl++) {
+                    const int c = b * cb + cl;
+                    for (int kl = 0; kl < cb; kl++) {
+                        const int k = kb * cb + kl;
+                        *dst++ = c < sh->c && k < sh->k
+                                     ? w[((size_t)k * sh->c + c) * taps + t] * (scale ? scale[k] : 1.0f)
+                                     : 0.0f;
+                    }
+                }
+    for (int k = 0; k < kbn * cb; k++) *dst++ = bias && k < sh->k ? bias[k] : 0.0f;
 }
 
 static int threads_of(const rn_conv_shape *sh) { return sh->threads > 1 ? sh->threads : 1; }
