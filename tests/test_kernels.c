@@ -841,7 +841,7 @@ static void convb_case(int n, int c, int h, int w, int k, int r, int stride, int
     rn_conv_shape sh;
     assert_int_equal(rn_conv_shape_init(&sh, n, c, h, w, k, r, r, stride, pad), 0);
     const size_t xl = (size_t)n * c * h * w, yl = (size_t)n * k * sh.oh * sh.ow;
-    const size_t xbl = rn_convb_floats(n, c, h, w), ybl = rn_convb_floats(n, k, sh.oh, sh.ow);
+    const size_t xbl = rn_blk_floats(n, c, h, w), ybl = rn_blk_floats(n, k, sh.oh, sh.ow);
     float *x = alloc_f(xl), *wt = alloc_f((size_t)k * c * r * r), *b = alloc_f((size_t)k);
     float *scale = alloc_f((size_t)k), *xb = alloc_nan(xbl), *got = alloc_f(yl);
     float *packed = alloc_nan(rn_convb_packed_floats(&sh));
@@ -849,7 +849,7 @@ static void convb_case(int n, int c, int h, int w, int k, int r, int stride, int
     rn_test_fill_normal(wt, (size_t)k * c * r * r, 42, 0.3f);
     rn_test_fill_normal(b, (size_t)k, 43, 0.5f);
     rn_test_fill_uniform(scale, (size_t)k, 44, 0.5f, 2.0f);
-    rn_convb_from_nchw(xb, x, n, c, h, w);
+    rn_blk_from_nchw(xb, x, n, c, h, w);
     rn_convb_pack(packed, wt, scale, b, &sh);
     float *yb[3];
     for (int t = 1; t <= 3; t++) {
@@ -860,12 +860,12 @@ static void convb_case(int n, int c, int h, int w, int k, int r, int stride, int
         free(work);
         if (t > 1) assert_memory_equal(yb[t - 1], yb[0], ybl * sizeof(float));
     }
-    const int cb = rn_convb_lanes(), kbn = (k + cb - 1) / cb;
+    const int cb = rn_blk_lanes(), kbn = (k + cb - 1) / cb;
     for (size_t i = 0; i < ybl; i++) { /* lanes past k */
         const int lane = (int)(i % (size_t)cb), block = (int)(i / ((size_t)sh.oh * sh.ow * cb)) % kbn;
         if (block * cb + lane >= k && yb[0][i] != 0.0f) fail_msg("padding lane %zu is %g", i, yb[0][i]);
     }
-    rn_convb_to_nchw(got, yb[0], n, k, sh.oh, sh.ow);
+    rn_blk_to_nchw(got, yb[0], n, k, sh.oh, sh.ow);
     for (int i = 0; i < n; i++)
         for (int kk = 0; kk < k; kk++)
             for (int oy = 0; oy < sh.oh; oy++)
@@ -902,6 +902,57 @@ static void test_convb_forward(void **state)
     convb_case(2, 24, 10, 10, 40, 1, 2, 0, 1); /* 1x1/2 projection */
     convb_case(1, 3, 23, 21, 16, 7, 2, 3, 1);  /* the ImageNet stem: 3 channels, 7x7/2 */
     convb_case(4, 1, 28, 28, 16, 3, 1, 1, 1);  /* one input channel (Fashion-MNIST) */
+}
+
+/* The blocked layout's other operations against the planar kernels, through the conversions:
+ * channel counts that fill no block, odd maps; lanes past the channels zero. */
+static void assert_blk_equal(const char *what, const float *yb, const float *ref, int n, int c,
+                             int h, int w, double tol)
+{
+    const size_t len = (size_t)n * c * h * w, blen = rn_blk_floats(n, c, h, w);
+    float *back = alloc_f(len), *again = alloc_f(blen);
+    rn_blk_to_nchw(back, yb, n, c, h, w);
+    if (tol == 0.0) assert_memory_equal(back, ref, len * sizeof(float));
+    else assert_rel(what, back, ref, len, tol);
+    rn_blk_from_nchw(again, back, n, c, h, w); /* padding lanes: zero, as the conversion writes them */
+    assert_memory_equal(again, yb, blen * sizeof(float));
+    free(back), free(again);
+}
+
+static void test_blk_ops(void **state)
+{
+    (void)state;
+    const int n = 3, c = 20, h = 9, w = 7, oc = 40;
+    const size_t len = (size_t)n * c * h * w, blen = rn_blk_floats(n, c, h, w);
+    float *x = alloc_f(len), *xb = alloc_nan(blen), *ref = alloc_f((size_t)n * oc * h * w);
+    float *yb = alloc_nan(rn_blk_floats(n, oc, h, w));
+    rn_test_fill_normal(x, len, 51, 1.0f);
+    rn_blk_from_nchw(xb, x, n, c, h, w);
+    float g[20], b[20], m[20], v[20];
+    rn_test_fill_uniform(g, 20, 52, 0.5f, 1.5f);
+    rn_test_fill_normal(b, 20, 53, 0.3f);
+    rn_test_fill_normal(m, 20, 54, 0.3f);
+    rn_test_fill_uniform(v, 20, 55, 0.5f, 2.0f);
+    for (int relu = 0; relu < 2; relu++) {
+        (relu ? rn_bn_relu_forward_eval : rn_bn_forward_eval)(ref, x, g, b, m, v, n, c, h * w, 1e-5f);
+        rn_blk_bn_eval(yb, xb, g, b, m, v, 1e-5f, relu, n, c, h * w);
+        assert_blk_equal("blocked bn", yb, ref, n, c, h, w, 1e-6);
+    }
+    const int oh = (h + 2 - 3) / 2 + 1, ow = (w + 2 - 3) / 2 + 1;
+    rn_maxpool_forward(ref, x, n, c, h, w, 3, 2, 1, oh, ow);
+    rn_blk_maxpool(yb, xb, n, c, h, w, 3, 2, 1, oh, ow);
+    assert_blk_equal("blocked maxpool", yb, ref, n, c, oh, ow, 0.0);
+    float pooled[3 * 20], pooled_b[3 * 20];
+    rn_gap_forward(pooled, x, n, c, h * w);
+    rn_blk_gap(pooled_b, xb, n, c, h * w);
+    assert_memory_equal(pooled_b, pooled, sizeof pooled);
+    for (int stride = 1; stride <= 2; stride++) {
+        const int sh = (h + stride - 1) / stride, sw = (w + stride - 1) / stride;
+        rn_shortcut_pad_forward(ref, x, n, c, h, w, oc, stride);
+        rn_blk_shortcut_pad(yb, xb, n, c, h, w, oc, stride);
+        assert_blk_equal("blocked shortcut A", yb, ref, n, oc, sh, sw, 0.0);
+    }
+    free(x), free(xb), free(ref), free(yb);
 }
 
 /* ---- batch normalization ------------------------------------------------------------- */
@@ -1579,6 +1630,7 @@ int main(void)
         cmocka_unit_test(test_conv_blocked_and_threads),
         cmocka_unit_test(test_conv_packed),
         cmocka_unit_test(test_convb_forward),
+        cmocka_unit_test(test_blk_ops),
         cmocka_unit_test(test_bn_forward_train_values),
         cmocka_unit_test(test_bn_forward_eval_values),
         cmocka_unit_test(test_bn_update_running),

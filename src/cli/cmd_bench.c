@@ -151,14 +151,14 @@ static int time_kernel(kernel_row *r, const bench_settings *bs, uint64_t seed)
     float *work = malloc((work_len + 1) * sizeof(float));
     /* the blocked forward's operands, converted before the clock starts (in the blocked engine
      * activations stay blocked); weights are packed in the timed call, as for the planar one */
-    float *xb = malloc(rn_convb_floats(sh.n, sh.c, sh.h, sh.w) * sizeof(float));
-    float *yb = malloc(rn_convb_floats(sh.n, sh.k, sh.oh, sh.ow) * sizeof(float));
+    float *xb = malloc(rn_blk_floats(sh.n, sh.c, sh.h, sh.w) * sizeof(float));
+    float *yb = malloc(rn_blk_floats(sh.n, sh.k, sh.oh, sh.ow) * sizeof(float));
     float *wb = malloc(rn_convb_packed_floats(&sh) * sizeof(float));
     float *workb = malloc((rn_convb_workspace(&sh) + 1) * sizeof(float));
     int rc = 0;
     if (!x || !w || !dy || !y || !dx || !dw || !work || !xb || !yb || !wb || !workb)
         rc = cli_error("bench: %s: out of memory for a batch of %d", c->name, bs->batch);
-    if (!rc) rn_convb_from_nchw(xb, x, sh.n, sh.c, sh.h, sh.w);
+    if (!rc) rn_blk_from_nchw(xb, x, sh.n, sh.c, sh.h, sh.w);
     for (int d = 0; !rc && d < N_TIMED; d++) {
         r->ms[d] = malloc((size_t)bs->iters * sizeof(double));
         if (!r->ms[d]) {
@@ -223,7 +223,7 @@ static int kernels_json(const rn_net *net, const bench_settings *bs, const kerne
     cJSON_AddNumberToObject(root, "iters", bs->iters);
     cJSON_AddNumberToObject(root, "convs", rn_net_num_convs(net));
     cJSON_AddNumberToObject(root, "fma_peak_gflop_per_s", bs->peak);
-    cJSON_AddNumberToObject(root, "blocked_lanes", rn_convb_lanes());
+    cJSON_AddNumberToObject(root, "blocked_lanes", rn_blk_lanes());
     for (int i = 0; i < n_rows; i++) {
         const kernel_row *r = &rows[i];
         const rn_conv_info *c = &r->info;
@@ -268,7 +268,7 @@ static void kernels_table(const rn_net *net, const bench_settings *bs, const ker
            "shapes; %d warm-up + up to %d timed runs each, median; FMA peak %.1f GFLOP/s "
            "(measured, %d lanes)\n\n",
            rn_net_arch(net), bs->batch, o.in_c, o.in_h, o.in_w, omp_get_max_threads(),
-           rn_net_num_convs(net), n_rows, bs->warmup, bs->iters, bs->peak, rn_convb_lanes());
+           rn_net_num_convs(net), n_rows, bs->warmup, bs->iters, bs->peak, rn_blk_lanes());
     printf("%-3s %-24s %5s %8s | %-22s | %-22s | %-22s | %6s | %-22s\n", "", "", "", "",
            "forward", "backward-data", "backward-weights", "", "forward, blocked");
     printf("%-3s %-24s %5s %8s |", "#", "C->K RxS/stride HxW", "count", "GFLOP");
@@ -318,7 +318,7 @@ static void kernels_table(const rn_net *net, const bench_settings *bs, const ker
            blocked, blocked > 0 ? flop[0] / (blocked / 1e3) : 0, blocked > 0 ? total[0] / blocked : 0);
     printf("share: of the training step's convolution time (count x all three); peak: of the FMA "
            "peak;\nforward, blocked: on channel-blocked tensors (NCHW%dc); each forward packs its "
-           "weights, as a training step must\n", rn_convb_lanes());
+           "weights, as a training step must\n", rn_blk_lanes());
     if (starred)
         printf("*: holds the network's first convolution, whose input gradient training never "
                "computes (left out of the totals)\n");

@@ -56,19 +56,19 @@ double rn_convb_fma_peak(int threads, double seconds)
     return best;
 }
 
-int rn_convb_lanes(void) { return variant_of().lanes; }
+int rn_blk_lanes(void) { return variant_of().lanes; }
 
 static int blocks_of(int channels, int lanes) { return (channels + lanes - 1) / lanes; }
 
-size_t rn_convb_floats(int n, int c, int h, int w)
+size_t rn_blk_floats(int n, int c, int h, int w)
 {
-    const int cb = rn_convb_lanes();
+    const int cb = rn_blk_lanes();
     return (size_t)n * blocks_of(c, cb) * h * w * cb;
 }
 
-void rn_convb_from_nchw(float *xb, const float *x, int n, int c, int h, int w)
+void rn_blk_from_nchw(float *xb, const float *x, int n, int c, int h, int w)
 {
-    const int cb = rn_convb_lanes(), cbn = blocks_of(c, cb);
+    const int cb = rn_blk_lanes(), cbn = blocks_of(c, cb);
     const size_t hw = (size_t)h * w;
     for (int i = 0; i < n; i++)
         for (int b = 0; b < cbn; b++) {
@@ -81,9 +81,9 @@ void rn_convb_from_nchw(float *xb, const float *x, int n, int c, int h, int w)
         }
 }
 
-void rn_convb_to_nchw(float *x, const float *xb, int n, int c, int h, int w)
+void rn_blk_to_nchw(float *x, const float *xb, int n, int c, int h, int w)
 {
-    const int cb = rn_convb_lanes(), cbn = blocks_of(c, cb);
+    const int cb = rn_blk_lanes(), cbn = blocks_of(c, cb);
     const size_t hw = (size_t)h * w;
     for (int i = 0; i < n; i++)
         for (int ch = 0; ch < c; ch++) {
@@ -101,7 +101,7 @@ static size_t weight_floats(const rn_conv_shape *sh, int cb)
 
 size_t rn_convb_packed_floats(const rn_conv_shape *sh)
 {
-    const int cb = rn_convb_lanes();
+    const int cb = rn_blk_lanes();
     return weight_floats(sh, cb) + (size_t)blocks_of(sh->k, cb) * cb;
 }
 
@@ -110,7 +110,7 @@ size_t rn_convb_packed_floats(const rn_conv_shape *sh)
 void rn_convb_pack(float *packed, const float *w, const float *scale, const float *bias,
                    const rn_conv_shape *sh)
 {
-    const int cb = rn_convb_lanes(), cbn = blocks_of(sh->c, cb), kbn = blocks_of(sh->k, cb);
+    const int cb = rn_blk_lanes(), cbn = blocks_of(sh->c, cb), kbn = blocks_of(sh->k, cb);
     const int taps = sh->r * sh->s;
     float *dst = packed;
     for (int kb = 0; kb < kbn; kb++)
@@ -140,7 +140,7 @@ static int group_of(const rn_conv_shape *sh)
 size_t rn_convb_workspace(const rn_conv_shape *sh)
 {
     if (!sh->pad) return 0;
-    const int cb = rn_convb_lanes();
+    const int cb = rn_blk_lanes();
     const size_t plane = (size_t)(sh->h + 2 * sh->pad) * (sh->w + 2 * sh->pad) * cb;
     return (size_t)group_of(sh) * blocks_of(sh->c, cb) * plane;
 }

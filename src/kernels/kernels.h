@@ -73,12 +73,24 @@ void rn_conv_backward(float *dx, float *dw, float *db, const float *dy, const fl
 
 /* ---- the channel-blocked layout (NCHW[CB]c) ---------------------------------------------
  * A tensor [n, c, h, w] as [n][ceil(c / CB)][h][w][CB]: channel ch in block ch / CB, lane
- * ch % CB, the lanes past c of the last block zero. CB = rn_convb_lanes(): 16 where the CPU has
- * AVX-512 (RN_SIMD permitting), 8 otherwise. rn_convb_floats: the floats of such a tensor. */
-int rn_convb_lanes(void);
-size_t rn_convb_floats(int n, int c, int h, int w);
-void rn_convb_from_nchw(float *xb, const float *x, int n, int c, int h, int w);
-void rn_convb_to_nchw(float *x, const float *xb, int n, int c, int h, int w);
+ * ch % CB, the lanes past c of the last block zero. CB = rn_blk_lanes(): 16 where the CPU has
+ * AVX-512 (RN_SIMD permitting), 8 otherwise. rn_blk_floats: the floats of such a tensor. */
+#define RN_BLK_MAX_LANES 16
+int rn_blk_lanes(void);
+size_t rn_blk_floats(int n, int c, int h, int w);
+void rn_blk_from_nchw(float *xb, const float *x, int n, int c, int h, int w);
+void rn_blk_to_nchw(float *x, const float *xb, int n, int c, int h, int w);
+/* The other forward operations on blocked tensors, as their planar kernels: evaluation-mode
+ * batch norm (then max(y, 0) when relu), max pooling (k, stride, pad as rn_maxpool_forward),
+ * global average pooling into planar features y[n, c], and shortcut A (as
+ * rn_shortcut_pad_forward: oc >= c output channels, (oc - c) / 2 zero ones before). */
+void rn_blk_bn_eval(float *y, const float *x, const float *gamma, const float *beta,
+                    const float *run_mean, const float *run_var, float eps, int relu, int n,
+                    int c, int hw);
+void rn_blk_maxpool(float *y, const float *x, int n, int c, int h, int w, int k, int stride,
+                    int pad, int oh, int ow);
+void rn_blk_gap(float *y, const float *x, int n, int c, int hw);
+void rn_blk_shortcut_pad(float *y, const float *x, int n, int c, int h, int w, int oc, int stride);
 /* Direct convolution of blocked tensors, any kernel, stride and padding of rn_conv_shape:
  * rn_convb_pack writes w (each output channel kk's weights times scale[kk]; scale may be
  * NULL) and the bias b (NULL: zero) into rn_convb_packed_floats(sh) floats;

@@ -1,0 +1,110 @@
+/* The channel-blocked layout's other forward operations (kernels.h), each the planar kernel's
+ * arithmetic on [n][blocks][h][w][lanes]: evaluation-mode batch norm (with the ReLU fused),
+ * max pooling, global average pooling to planar features, and shortcut A. The innermost loop
+ * runs over a block's lanes, contiguous, so that it vectorises; lanes past the channels are
+ * written as zeros. Elementwise operations (ReLU, additions, scaling) need no kernel of their
+ * own: on two tensors of the same shape the layout does not matter. */
+#include <math.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "kernels/parallel.h"
+
+static int blocks_of(int channels, int lanes) { return (channels + lanes - 1) / lanes; }
+
+void rn_blk_bn_eval(float *y, const float *x, const float *gamma, const float *beta,
+                    const float *run_mean, const float *run_var, float eps, int relu, int n,
+                    int c, int hw)
+{
+    const int cb = rn_blk_lanes(), cbn = blocks_of(c, cb);
+    const long planes = (long)n * cbn;
+#pragma omp parallel for schedule(static) if ((size_t)planes * hw * cb >= RN_OMP_MIN_WORK)
+    for (long p = 0; p < planes; p++) {
+        const int b = (int)(p % cbn);
+        float scale[RN_BLK_MAX_LANES], mean[RN_BLK_MAX_LANES], shift[RN_BLK_MAX_LANES];
+        for (int l = 0; l < cb; l++) {
+            const int ch = b * cb + l;
+            /* as the planar kernel: the scale in double, the rest in float; padding stays 0 */
+            scale[l] = ch < c ? (float)(gamma[ch] / sqrt((double)run_var[ch] + (double)eps)) : 0.0f;
+            mean[l] = ch < c ? run_mean[ch] : 0.0f;
+            shift[l] = ch < c ? beta[ch] : 0.0f;
+        }
+        const float *xp = x + (size_t)p * hw * cb;
+        float *yp = y + (size_t)p * hw * cb;
+        for (int i = 0; i < hw; i++)
+            for (int l = 0; l < cb; l++) {
+                float v = (xp[(size_t)i * cb + l] - mean[l]) * scale[l] + shift[l];
+                yp[(size_t)i * cb + l] = relu && !(v > 0.0f) ? 0.0f : v;
+            }
+    }
+}
+
+void rn_blk_maxpool(float *y, const float *x, int n, int c, int h, int w, int k, int stride,
+                    int pad, int oh, int ow)
+{
+    const int cb = rn_blk_lanes(), cbn = blocks_of(c, cb);
+    const long planes = (long)n * cbn;
+#pragma omp parallel for schedule(static) if ((size_t)planes * h * w * cb >= RN_OMP_MIN_WORK)
+    for (long p = 0; p < planes; p++) {
+        const float *xp = x + (size_t)p * h * w * cb;
+        float *yp = y + (size_t)p * oh * ow * cb;
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++) {
+                float best[RN_BLK_MAX_LANES];
+                int any = 0;
+                for (int ky = 0; ky < k; ky++) {
+                    const int iy = oy * stride - pad + ky;
+                    if (iy < 0 || iy >= h) continue;
+                    for (int kx = 0; kx < k; kx++) {
+                        const int ix = ox * stride - pad + kx;
+                        if (ix < 0 || ix >= w) continue;
+                        const float *v = xp + ((size_t)iy * w + ix) * cb;
+                        /* the first maximum wins, as in the planar scan; padding never does */
+                        for (int l = 0; l < cb; l++) best[l] = !any || v[l] > best[l] ? v[l] : best[l];
+                        any = 1;
+                    }
+                }
+                float *out = yp + ((size_t)oy * ow + ox) * cb;
+                for (int l = 0; l < cb; l++) out[l] = any ? best[l] : 0.0f;
+            }
+    }
+}
+
+void rn_blk_gap(float *y, const float *x, int n, int c, int hw)
+{
+    const int cb = rn_blk_lanes(), cbn = blocks_of(c, cb);
+#pragma omp parallel for schedule(static) if ((size_t)n * cbn * hw * cb >= RN_OMP_MIN_WORK)
+    for (int i = 0; i < n; i++)
+        for (int b = 0; b < cbn; b++) {
+            const float *xp = x + ((size_t)i * cbn + b) * hw * cb;
+            double s[RN_BLK_MAX_LANES] = {0};
+            for (int j = 0; j < hw; j++)
+                for (int l = 0; l < cb; l++) s[l] += xp[(size_t)j * cb + l];
+            for (int l = 0; l < cb && b * cb + l < c; l++)
+                y[(size_t)i * c + b * cb + l] = (float)(s[l] / hw);
+        }
+}
+
+void rn_blk_shortcut_pad(float *y, const float *x, int n, int c, int h, int w, int oc, int stride)
+{
+    const int cb = rn_blk_lanes(), cbn = blocks_of(c, cb), obn = blocks_of(oc, cb);
+    const int oh = (h + stride - 1) / stride, ow = (w + stride - 1) / stride;
+    const int pad0 = (oc - c) / 2;
+    const long planes = (long)n * obn;
+#pragma omp parallel for schedule(static) if ((size_t)planes * oh * ow * cb >= RN_OMP_MIN_WORK)
+    for (long p = 0; p < planes; p++) {
+        const int i = (int)(p / obn), ob = (int)(p % obn);
+        float *yp = y + (size_t)p * oh * ow * cb;
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++) {
+                float *out = yp + ((size_t)oy * ow + ox) * cb;
+                const size_t at = ((size_t)oy * stride * w + (size_t)ox * stride) * cb;
+                for (int l = 0; l < cb; l++) {
+                    const int ch = ob * cb + l - pad0; /* the input channel, if any */
+                    out[l] = ch >= 0 && ch < c && ob * cb + l < oc
+                                 ? x[((size_t)i * cbn + ch / cb) * h * w * cb + at + ch % cb]
+                                 : 0.0f;
+                }
+            }
+    }
+}
