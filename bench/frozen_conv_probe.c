@@ -1,6 +1,7 @@
 /* Every convolution of a network at one batch size, as a frozen network runs it: the planar
  * forward with its weights packed once (rn_conv_forward_packed, Winograd where the engine picks
- * it) beside the channel-blocked one with its weights packed once (rn_convb_forward), both with
+ * it) beside the channel-blocked one with its weights packed once (rn_convb_forward, and for
+ * 3x3 stride-1 shapes also rn_convb_wino_forward, the faster of the two counting), all with
  * bias and ReLU, on the caller's threads, the best of 5 calls each. The measurement behind the
  * blocked engine's plan in docs/performance.md, not part of the library.
  *   cc -O2 -fopenmp -Iinclude -Isrc bench/frozen_conv_probe.c build/libresnet.a -lplplot -lcjson \
@@ -50,12 +51,19 @@ static int one_shape(const rn_conv_info *c, int batch, double *planar, double *b
     float *yb = malloc(rn_blk_floats(batch, c->out_c, sh.oh, sh.ow) * sizeof *yb);
     float *packed_b = malloc(rn_convb_packed_floats(&sh) * sizeof *packed_b);
     float *work_b = malloc((rn_convb_workspace(&sh) + 1) * sizeof *work_b);
-    int rc = x && w && bias && y && work && packed && xb && yb && packed_b && work_b ? 0 : -1;
+    const int wino = rn_convb_wino_fits(&sh);
+    float *packed_w = wino ? malloc(rn_convb_wino_packed_floats(&sh) * sizeof *packed_w) : NULL;
+    float *work_w = wino ? malloc((rn_convb_wino_workspace(&sh) + 1) * sizeof *work_w) : NULL;
+    int rc = x && w && bias && y && work && packed && xb && yb && packed_b && work_b &&
+                     (!wino || (packed_w && work_w))
+                 ? 0
+                 : -1;
     if (!rc) {
         rn_conv_pack(packed, w, NULL, &sh, work);
         rn_convb_pack(packed_b, w, NULL, bias, &sh);
         rn_blk_from_nchw(xb, x, batch, c->in_c, c->in_h, c->in_w);
-        double best_p = 1e30, best_b = 1e30;
+        if (wino) rn_convb_wino_pack(packed_w, w, NULL, bias, &sh);
+        double best_p = 1e30, best_b = 1e30, best_w = 1e30;
         for (int i = 0; i < CALLS; i++) {
             double t0 = now();
             rn_conv_forward_packed(y, x, packed, bias, 1, &sh, work);
@@ -65,16 +73,23 @@ static int one_shape(const rn_conv_info *c, int batch, double *planar, double *b
             const double tb = now() - t0;
             if (tp < best_p) best_p = tp;
             if (tb < best_b) best_b = tb;
+            if (!wino) continue;
+            t0 = now();
+            rn_convb_wino_forward(yb, xb, packed_w, 1, &sh, work_w);
+            const double tw = now() - t0;
+            if (tw < best_w) best_w = tw;
         }
-        printf("%-24s %dx%d/%d %4d->%-4d %3dx%-3d planar %7.3f ms (%-8s) blocked %7.3f ms  %.2fx\n",
-               c->name, c->k, c->k, c->stride, c->in_c, c->out_c, c->in_h, c->in_w, best_p * 1e3,
-               rn_conv_packing(&sh) == RN_CONV_WINOGRAD ? "Winograd" : "direct", best_b * 1e3,
-               best_p / best_b);
+        printf("%-24s %dx%d/%d %4d->%-4d %3dx%-3d planar %7.3f ms (%-8s) blocked %7.3f ms", c->name,
+               c->k, c->k, c->stride, c->in_c, c->out_c, c->in_h, c->in_w, best_p * 1e3,
+               rn_conv_packing(&sh) == RN_CONV_WINOGRAD ? "Winograd" : "direct", best_b * 1e3);
+        if (wino) printf(", Winograd %7.3f ms", best_w * 1e3);
+        if (best_w < best_b) best_b = best_w;
+        printf("  %.2fx\n", best_p / best_b);
         *planar += best_p;
         *blocked += best_b;
     }
     free(x), free(w), free(bias), free(y), free(work), free(packed), free(xb), free(yb);
-    free(packed_b), free(work_b);
+    free(packed_b), free(work_b), free(packed_w), free(work_w);
     return rc;
 }
 

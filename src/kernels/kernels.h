@@ -102,6 +102,16 @@ void rn_convb_pack(float *packed, const float *w, const float *scale, const floa
 size_t rn_convb_workspace(const rn_conv_shape *sh);
 void rn_convb_forward(float *y, const float *x, const float *packed, int relu,
                       const rn_conv_shape *sh, float *work);
+/* Winograd F(2x2, 3x3) on blocked tensors, for the shapes rn_convb_wino_fits (3x3, stride 1,
+ * pad 1): the same contract as rn_convb_pack / rn_convb_forward, with its own packing (the
+ * transformed weights) and workspace (the transformed input and products). */
+int rn_convb_wino_fits(const rn_conv_shape *sh);
+size_t rn_convb_wino_packed_floats(const rn_conv_shape *sh);
+void rn_convb_wino_pack(float *packed, const float *w, const float *scale, const float *bias,
+                        const rn_conv_shape *sh);
+size_t rn_convb_wino_workspace(const rn_conv_shape *sh);
+void rn_convb_wino_forward(float *y, const float *x, const float *packed, int relu,
+                           const rn_conv_shape *sh, float *work);
 /* The FMA peak of this build's vector unit in GFLOP/s (2 per FMA lane), threads at once, the
  * best of repeated 1 ms bursts over about seconds: what the benchmarks' shares are of. */
 double rn_convb_fma_peak(int threads, double seconds);

@@ -1,0 +1,196 @@
+/* Winograd F(2x2, 3x3) on channel-blocked tensors, for 3x3 stride-1 pad-1 convolutions: the
+ * blocked engine's answer to the planar Winograd, which does 2.25x fewer multiply-adds than any
+ * direct kernel. Each 4x4 input tile of a channel block becomes 16 vectors V = B^T d B (one
+ * vector op per element of the transform: the lanes are the channels); for each of the 16
+ * positions, the products M = U V over the input channels are the blocked direct kernel's
+ * microkernel with a 1x1 "kernel" (tiles for pixels); each output tile is A^T M A, plus the
+ * bias, then the ReLU. Weights: U = G g G^T (in double), packed once as
+ * [16][K blocks][C blocks][CB c][CB k], then the bias as [K blocks][CB].
+ *
+ * The sums run in a fixed order and every value is computed by one task, so the bits do not
+ * depend on the thread count. */
+#include <string.h>
+
+#include "kernels/convb.h"
+#include "kernels/cpu.h"
+#include "kernels/kernels.h"
+
+enum { POSITIONS = 16, TILE_CHUNK = 64 };
+
+typedef void (*row_fn)(const rn_convb_row *a, int r, int kbs, float *y, const float *x);
+
+static int blocks_of(int channels, int lanes) { return (channels + lanes - 1) / lanes; }
+
+static row_fn row_of(int *rmax)
+{
+    switch (rn_cpu_simd()) {
+    case RN_SIMD_AVX512: *rmax = RN_CONVB_RMAX_AVX512; return rn_convb_row_avx512;
+    case RN_SIMD_AVX2: *rmax = RN_CONVB_RMAX_AVX2; return rn_convb_row_avx2;
+    default: *rmax = RN_CONVB_RMAX_GENERIC; return rn_convb_row_generic;
+    }
+}
+
+int rn_convb_wino_fits(const rn_conv_shape *sh)
+{
+    return sh->r == 3 && sh->s == 3 && sh->stride == 1 && sh->pad == 1;
+}
+
+/* tiles of one image: ceil(oh / 2) x ceil(ow / 2) */
+static int tiles_of(const rn_conv_shape *sh) { return ((sh->oh + 1) / 2) * ((sh->ow + 1) / 2); }
+
+static size_t u_floats(const rn_conv_shape *sh, int cb)
+{
+    return (size_t)POSITIONS * blocks_of(sh->k, cb) * blocks_of(sh->c, cb) * cb * cb;
+}
+
+size_t rn_convb_wino_packed_floats(const rn_conv_shape *sh)
+{
+    const int cb = rn_blk_lanes();
+    return u_floats(sh, cb) + (size_t)blocks_of(sh->k, cb) * cb;
+}
+
+void rn_convb_wino_pack(float *packed, const float *w, const float *scale, const float *bias,
+                        const rn_conv_shape *sh)
+{
+    const int cb = rn_blk_lanes(), cbn = blocks_of(sh->c, cb), kbn = blocks_of(sh->k, cb);
+    memset(packed, 0, rn_convb_wino_packed_floats(sh) * sizeof(float));
+    for (int k = 0; k < sh->k; k++)
+        for (int c = 0; c < sh->c; c++) {
+            const float *f = w + ((size_t)k * sh->c + c) * 9;
+            const double s = scale ? scale[k] : 1.0;
+            double t[4][3], u[4][4];
+            for (int j = 0; j < 3; j++) { /* G g: along the kernel's rows */
+                const double f0 = f[j], f1 = f[3 + j], f2 = f[6 + j];
+                t[0][j] = f0;
+                t[1][j] = 0.5 * (f0 + f1 + f2);
+                t[2][j] = 0.5 * (f0 - f1 + f2);
+                t[3][j] = f2;
+            }
+            for (int i = 0; i < 4; i++) { /* (G g) G^T */
+                u[i][0] = t[i][0];
+                u[i][1] = 0.5 * (t[i][0] + t[i][1] + t[i][2]);
+                u[i][2] = 0.5 * (t[i][0] - t[i][1] + t[i][2]);
+                u[i][3] = t[i][2];
+            }
+            for (int p = 0; p < POSITIONS; p++)
+                packed[((((size_t)p * kbn + k / cb) * cbn + c / cb) * cb + c % cb) * cb + k % cb] =
+                    (float)(u[p / 4][p % 4] * s);
+        }
+    float *b = packed + u_floats(sh, cb);
+    for (int k = 0; bias && k < sh->k; k++) b[k] = bias[k];
+}
+
+/* V, M: [16][blocks][tiles of the batch][CB]. */
+size_t rn_convb_wino_workspace(const rn_conv_shape *sh)
+{
+    const int cb = rn_blk_lanes();
+    const size_t tiles = (size_t)sh->n * tiles_of(sh);
+    return (size_t)POSITIONS * tiles * cb * (blocks_of(sh->c, cb) + blocks_of(sh->k, cb));
+}
+
+/* The 16 vectors B^T d B of the tile at (ty, tx) of image plane xp (one channel block). */
+static void input_tile(float *v, size_t pstride, const float *xp, int h, int w, int ty, int tx,
+                       int cb)
+{
+    float d[4][4][RN_BLK_MAX_LANES];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            const int y = 2 * ty - 1 + i, x = 2 * tx - 1 + j;
+            const int in = y >= 0 && y < h && x >= 0 && x < w;
+            for (int l = 0; l < cb; l++) d[i][j][l] = in ? xp[((size_t)y * w + x) * cb + l] : 0.0f;
+        }
+    float t[4][4][RN_BLK_MAX_LANES];
+    for (int j = 0; j < 4; j++) /* B^T d: B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1] */
+        for (int l = 0; l < cb; l++) {
+            t[0][j][l] = d[0][j][l] - d[2][j][l];
+            t[1][j][l] = d[1][j][l] + d[2][j][l];
+            t[2][j][l] = d[2][j][l] - d[1][j][l];
+            t[3][j][l] = d[1][j][l] - d[3][j][l];
+        }
+    for (int i = 0; i < 4; i++) /* (B^T d) B */
+        for (int l = 0; l < cb; l++) {
+            v[(size_t)(i * 4 + 0) * pstride + l] = t[i][0][l] - t[i][2][l];
+            v[(size_t)(i * 4 + 1) * pstride + l] = t[i][1][l] + t[i][2][l];
+            v[(size_t)(i * 4 + 2) * pstride + l] = t[i][2][l] - t[i][1][l];
+            v[(size_t)(i * 4 + 3) * pstride + l] = t[i][1][l] - t[i][3][l];
+        }
+}
+
+/* A^T m A of one tile (16 vectors, position stride pstride), + bias, ReLU, into the output
+ * plane yp where it lies inside it. A^T = [1 1 1 0; 0 1 -1 -1]. */
+static void output_tile(float *yp, const float *m, size_t pstride, const float *bias, int relu,
+                        int oh, int ow, int ty, int tx, int cb)
+{
+    float t[2][4][RN_BLK_MAX_LANES];
+    for (int j = 0; j < 4; j++)
+        for (int l = 0; l < cb; l++) {
+            const float m0 = m[(size_t)(0 + j) * pstride + l], m1 = m[(size_t)(4 + j) * pstride + l];
+            const float m2 = m[(size_t)(8 + j) * pstride + l], m3 = m[(size_t)(12 + j) * pstride + l];
+            t[0][j][l] = m0 + m1 + m2;
+            t[1][j][l] = m1 - m2 - m3;
+        }
+    for (int i = 0; i < 2; i++) {
+        const int y = 2 * ty + i;
+        if (y >= oh) break;
+        for (int j = 0; j < 2; j++) {
+            const int x = 2 * tx + j;
+            if (x >= ow) break;
+            float *out = yp + ((size_t)y * ow + x) * cb;
+            for (int l = 0; l < cb; l++) {
+                const float v = (j == 0 ? t[i][0][l] + t[i][1][l] + t[i][2][l]
+                                        : t[i][1][l] - t[i][2][l] - t[i][3][l]) + bias[l];
+                out[l] = relu && !(v > 0.0f) ? 0.0f : v;
+            }
+        }
+    }
+}
+
+void rn_convb_wino_forward(float *y, const float *x, const float *packed, int relu,
+                           const rn_conv_shape *sh, float *work)
+{
+    const int cb = rn_blk_lanes(), cbn = blocks_of(sh->c, cb), kbn = blocks_of(sh->k, cb);
+    const int th = (sh->oh + 1) / 2, tw = (sh->ow + 1) / 2, per_image = th * tw;
+    const long tiles = (long)sh->n * per_image;
+    const int threads = sh->threads > 1 ? sh->threads : 1;
+    float *v = work, *m = work + (size_t)POSITIONS * cbn * tiles * cb;
+    const size_t vblock = (size_t)tiles * cb; /* floats of one (position, block) of V or M */
+
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (long t = 0; t < tiles; t++) {
+        const int i = (int)(t / per_image), ty = (int)(t % per_image) / tw, tx = (int)(t % per_image) % tw;
+        for (int b = 0; b < cbn; b++)
+            input_tile(v + (size_t)b * vblock + (size_t)t * cb, (size_t)cbn * vblock,
+                       x + ((size_t)i * cbn + b) * sh->h * sh->w * cb, sh->h, sh->w, ty, tx, cb);
+    }
+
+    int rmax;
+    const row_fn row = row_of(&rmax);
+    const int pairs = (kbn + 1) / 2;
+    const long chunks = (tiles + TILE_CHUNK - 1) / TILE_CHUNK;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
+    for (long task = 0; task < (long)POSITIONS * pairs * chunks; task++) {
+        const int p = (int)(task / ((long)pairs * chunks));
+        const int kb = 2 * (int)(task / chunks % pairs);
+        const long t0 = task % chunks * TILE_CHUNK, t1 = t0 + TILE_CHUNK < tiles ? t0 + TILE_CHUNK : tiles;
+        const rn_convb_row a = {
+            .w = packed + ((size_t)p * kbn + kb) * cbn * cb * cb, .wstride = (size_t)cbn * cb * cb,
+            .cbn = cbn, .kr = 1, .ks = 1, .clast = sh->c - (cbn - 1) * cb, .xplane = vblock,
+            .xrow = 0, .xstep = (size_t)cb, .ystride = vblock, .bias = NULL, .relu = 0};
+        const int kbs = kb + 1 < kbn ? 2 : 1;
+        for (long t = t0; t < t1; t += rmax) {
+            const int r = t1 - t < rmax ? (int)(t1 - t) : rmax;
+            row(&a, r, kbs, m + ((size_t)p * kbn + kb) * vblock + (size_t)t * cb,
+                v + (size_t)p * cbn * vblock + (size_t)t * cb);
+        }
+    }
+
+    const float *bias = packed + u_floats(sh, cb);
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (long t = 0; t < tiles; t++) {
+        const int i = (int)(t / per_image), ty = (int)(t % per_image) / tw, tx = (int)(t % per_image) % tw;
+        for (int b = 0; b < kbn; b++)
+            output_tile(y + ((size_t)i * kbn + b) * sh->oh * sh->ow * cb,
+                        m + (size_t)b * vblock + (size_t)t * cb, (size_t)kbn * vblock,
+                        bias + (size_t)b * cb, relu, sh->oh, sh->ow, ty, tx, cb);
+    }
+}
