@@ -912,7 +912,7 @@ static void test_convb_forward(void **state)
 }
 
 /* Winograd on blocks against the same double loops: odd and even maps (partial tiles), channel
- * counts that fill no block, one channel, more tiles than a task's chunk. */
+ * counts that fill no block, one channel, wide layers whose tiles go in several chunks. */
 static void test_convb_wino_forward(void **state)
 {
     (void)state;
@@ -921,6 +921,7 @@ static void test_convb_wino_forward(void **state)
     convb_case_as(1, 1, 28, 28, 16, 3, 1, 1, 1, 1);
     convb_case_as(2, 48, 7, 7, 40, 3, 1, 1, 1, 1);
     convb_case_as(1, 16, 30, 30, 16, 3, 1, 1, 0, 1);
+    convb_case_as(1, 256, 13, 14, 192, 3, 1, 1, 1, 1); /* several chunks of tiles, a partial one */
 }
 
 /* The blocked layout's other operations against the planar kernels, through the conversions:

@@ -7,15 +7,19 @@
  * bias, then the ReLU. Weights: U = G g G^T (in double), packed once as
  * [16][K blocks][C blocks][CB c][CB k], then the bias as [K blocks][CB].
  *
- * The sums run in a fixed order and every value is computed by one task, so the bits do not
- * depend on the thread count. */
+ * The tiles go in chunks that keep their transformed input and products in a core's cache,
+ * one chunk per task; the sums run in a fixed order and every value is computed by one task,
+ * so the bits do not depend on the thread count. */
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "kernels/convb.h"
 #include "kernels/cpu.h"
 #include "kernels/kernels.h"
 
-enum { POSITIONS = 16, TILE_CHUNK = 64 };
+enum { POSITIONS = 16 };
 
 typedef void (*row_fn)(const rn_convb_row *a, int r, int kbs, float *y, const float *x);
 
@@ -34,9 +38,6 @@ int rn_convb_wino_fits(const rn_conv_shape *sh)
 {
     return sh->r == 3 && sh->s == 3 && sh->stride == 1 && sh->pad == 1;
 }
-
-/* tiles of one image: ceil(oh / 2) x ceil(ow / 2) */
-static int tiles_of(const rn_conv_shape *sh) { return ((sh->oh + 1) / 2) * ((sh->ow + 1) / 2); }
 
 static size_t u_floats(const rn_conv_shape *sh, int cb)
 {
@@ -80,12 +81,22 @@ void rn_convb_wino_pack(float *packed, const float *w, const float *scale, const
     for (int k = 0; bias && k < sh->k; k++) b[k] = bias[k];
 }
 
-/* V, M: [16][blocks][tiles of the batch][CB]. */
+/* Tiles transformed, multiplied and transformed back at a time by one thread: as many as keep
+ * its V and M (16 positions x blocks x tiles x lanes each) within about 512 KB, the size of a
+ * core's L2 cache on the machines measured, 8 at the least (the microkernel's row). */
+static int chunk_tiles(const rn_conv_shape *sh, int cb)
+{
+    const size_t per_tile = (size_t)POSITIONS * (blocks_of(sh->c, cb) + blocks_of(sh->k, cb)) * cb * sizeof(float);
+    const size_t fit = (size_t)512 * 1024 / per_tile;
+    return fit < 8 ? 8 : fit > 256 ? 256 : (int)fit;
+}
+
+/* Per thread: V and M of one chunk, [16][blocks][chunk tiles][CB]. */
 size_t rn_convb_wino_workspace(const rn_conv_shape *sh)
 {
-    const int cb = rn_blk_lanes();
-    const size_t tiles = (size_t)sh->n * tiles_of(sh);
-    return (size_t)POSITIONS * tiles * cb * (blocks_of(sh->c, cb) + blocks_of(sh->k, cb));
+    const int cb = rn_blk_lanes(), threads = sh->threads > 1 ? sh->threads : 1;
+    return (size_t)threads * POSITIONS * chunk_tiles(sh, cb) * cb *
+           (blocks_of(sh->c, cb) + blocks_of(sh->k, cb));
 }
 
 /* The 16 vectors B^T d B of the tile at (ty, tx) of image plane xp (one channel block). */
@@ -145,52 +156,62 @@ static void output_tile(float *yp, const float *m, size_t pstride, const float *
     }
 }
 
+/* Tiles [t0, t1) of the batch, through V and M of the calling thread. */
+static void chunk(float *y, const float *x, const float *packed, int relu, const rn_conv_shape *sh,
+                  long t0, long t1, float *v, float *m, row_fn row, int rmax)
+{
+    const int cb = rn_blk_lanes(), cbn = blocks_of(sh->c, cb), kbn = blocks_of(sh->k, cb);
+    const int tw = (sh->ow + 1) / 2, per_image = ((sh->oh + 1) / 2) * tw;
+    const int nt = (int)(t1 - t0);
+    const size_t vblock = (size_t)nt * cb; /* floats of one (position, block) of V or M */
+    for (long t = t0; t < t1; t++) {
+        const int i = (int)(t / per_image), ty = (int)(t % per_image) / tw, tx = (int)(t % per_image) % tw;
+        for (int b = 0; b < cbn; b++)
+            input_tile(v + (size_t)b * vblock + (size_t)(t - t0) * cb, (size_t)cbn * vblock,
+                       x + ((size_t)i * cbn + b) * sh->h * sh->w * cb, sh->h, sh->w, ty, tx, cb);
+    }
+    for (int p = 0; p < POSITIONS; p++)
+        for (int kb = 0; kb < kbn; kb += 2) {
+            const rn_convb_row a = {
+                .w = packed + ((size_t)p * kbn + kb) * cbn * cb * cb, .wstride = (size_t)cbn * cb * cb,
+                .cbn = cbn, .kr = 1, .ks = 1, .clast = sh->c - (cbn - 1) * cb, .xplane = vblock,
+                .xrow = 0, .xstep = (size_t)cb, .ystride = vblock, .bias = NULL, .relu = 0};
+            const int kbs = kb + 1 < kbn ? 2 : 1;
+            for (int t = 0; t < nt; t += rmax)
+                row(&a, nt - t < rmax ? nt - t : rmax, kbs, m + ((size_t)p * kbn + kb) * vblock + (size_t)t * cb,
+                    v + (size_t)p * cbn * vblock + (size_t)t * cb);
+        }
+    const float *bias = packed + u_floats(sh, cb);
+    for (long t = t0; t < t1; t++) {
+        const int i = (int)(t / per_image), ty = (int)(t % per_image) / tw, tx = (int)(t % per_image) % tw;
+        for (int b = 0; b < kbn; b++)
+            output_tile(y + ((size_t)i * kbn + b) * sh->oh * sh->ow * cb,
+                        m + (size_t)b * vblock + (size_t)(t - t0) * cb, (size_t)kbn * vblock,
+                        bias + (size_t)b * cb, relu, sh->oh, sh->ow, ty, tx, cb);
+    }
+}
+
 void rn_convb_wino_forward(float *y, const float *x, const float *packed, int relu,
                            const rn_conv_shape *sh, float *work)
 {
     const int cb = rn_blk_lanes(), cbn = blocks_of(sh->c, cb), kbn = blocks_of(sh->k, cb);
-    const int th = (sh->oh + 1) / 2, tw = (sh->ow + 1) / 2, per_image = th * tw;
-    const long tiles = (long)sh->n * per_image;
-    const int threads = sh->threads > 1 ? sh->threads : 1;
-    float *v = work, *m = work + (size_t)POSITIONS * cbn * tiles * cb;
-    const size_t vblock = (size_t)tiles * cb; /* floats of one (position, block) of V or M */
-
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-    for (long t = 0; t < tiles; t++) {
-        const int i = (int)(t / per_image), ty = (int)(t % per_image) / tw, tx = (int)(t % per_image) % tw;
-        for (int b = 0; b < cbn; b++)
-            input_tile(v + (size_t)b * vblock + (size_t)t * cb, (size_t)cbn * vblock,
-                       x + ((size_t)i * cbn + b) * sh->h * sh->w * cb, sh->h, sh->w, ty, tx, cb);
-    }
-
+    const long tiles = (long)sh->n * ((sh->oh + 1) / 2) * ((sh->ow + 1) / 2);
+    const int threads = sh->threads > 1 ? sh->threads : 1, ct = chunk_tiles(sh, cb);
+    const size_t per_thread = (size_t)POSITIONS * ct * cb * (cbn + kbn);
     int rmax;
     const row_fn row = row_of(&rmax);
-    const int pairs = (kbn + 1) / 2;
-    const long chunks = (tiles + TILE_CHUNK - 1) / TILE_CHUNK;
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
-    for (long task = 0; task < (long)POSITIONS * pairs * chunks; task++) {
-        const int p = (int)(task / ((long)pairs * chunks));
-        const int kb = 2 * (int)(task / chunks % pairs);
-        const long t0 = task % chunks * TILE_CHUNK, t1 = t0 + TILE_CHUNK < tiles ? t0 + TILE_CHUNK : tiles;
-        const rn_convb_row a = {
-            .w = packed + ((size_t)p * kbn + kb) * cbn * cb * cb, .wstride = (size_t)cbn * cb * cb,
-            .cbn = cbn, .kr = 1, .ks = 1, .clast = sh->c - (cbn - 1) * cb, .xplane = vblock,
-            .xrow = 0, .xstep = (size_t)cb, .ystride = vblock, .bias = NULL, .relu = 0};
-        const int kbs = kb + 1 < kbn ? 2 : 1;
-        for (long t = t0; t < t1; t += rmax) {
-            const int r = t1 - t < rmax ? (int)(t1 - t) : rmax;
-            row(&a, r, kbs, m + ((size_t)p * kbn + kb) * vblock + (size_t)t * cb,
-                v + (size_t)p * cbn * vblock + (size_t)t * cb);
+    const long chunks = (tiles + ct - 1) / ct;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        int me = 0;
+#ifdef _OPENMP
+        me = omp_get_thread_num();
+#endif
+        float *v = work + (size_t)me * per_thread, *m = v + (size_t)POSITIONS * cbn * ct * cb;
+#pragma omp for schedule(dynamic, 1)
+        for (long c = 0; c < chunks; c++) {
+            const long t0 = c * ct, t1 = t0 + ct < tiles ? t0 + ct : tiles;
+            chunk(y, x, packed, relu, sh, t0, t1, v, m, row, rmax);
         }
-    }
-
-    const float *bias = packed + u_floats(sh, cb);
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-    for (long t = 0; t < tiles; t++) {
-        const int i = (int)(t / per_image), ty = (int)(t % per_image) / tw, tx = (int)(t % per_image) % tw;
-        for (int b = 0; b < kbn; b++)
-            output_tile(y + ((size_t)i * kbn + b) * sh->oh * sh->ow * cb,
-                        m + (size_t)b * vblock + (size_t)t * cb, (size_t)kbn * vblock,
-                        bias + (size_t)b * cb, relu, sh->oh, sh->ow, ty, tx, cb);
     }
 }
