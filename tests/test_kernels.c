@@ -836,6 +836,7 @@ static void test_conv_packed(void **state)
  * ReLU, channel counts that do not fill a block, every kernel and stride of the zoo, output rows
  * longer and shorter than the microkernel's; 1, 2 and 3 threads give the same bits, and the
  * lanes past the channels stay zero. */
+/* wino: 0 the direct kernel, 1 Winograd, 2 the direct kernel from the planar input */
 static void convb_case_as(int n, int c, int h, int w, int k, int r, int stride, int pad, int relu,
                           int wino)
 {
@@ -845,19 +846,20 @@ static void convb_case_as(int n, int c, int h, int w, int k, int r, int stride, 
     const size_t xbl = rn_blk_floats(n, c, h, w), ybl = rn_blk_floats(n, k, sh.oh, sh.ow);
     float *x = alloc_f(xl), *wt = alloc_f((size_t)k * c * r * r), *b = alloc_f((size_t)k);
     float *scale = alloc_f((size_t)k), *xb = alloc_nan(xbl), *got = alloc_f(yl);
-    float *packed = alloc_nan(wino ? rn_convb_wino_packed_floats(&sh) : rn_convb_packed_floats(&sh));
+    float *packed = alloc_nan(wino == 1 ? rn_convb_wino_packed_floats(&sh) : rn_convb_packed_floats(&sh));
     rn_test_fill_normal(x, xl, 41, 1.0f);
     rn_test_fill_normal(wt, (size_t)k * c * r * r, 42, 0.3f);
     rn_test_fill_normal(b, (size_t)k, 43, 0.5f);
     rn_test_fill_uniform(scale, (size_t)k, 44, 0.5f, 2.0f);
     rn_blk_from_nchw(xb, x, n, c, h, w);
-    (wino ? rn_convb_wino_pack : rn_convb_pack)(packed, wt, scale, b, &sh);
+    (wino == 1 ? rn_convb_wino_pack : rn_convb_pack)(packed, wt, scale, b, &sh);
     float *yb[3];
     for (int t = 1; t <= 3; t++) {
         sh.threads = t;
-        float *work = alloc_nan((wino ? rn_convb_wino_workspace(&sh) : rn_convb_workspace(&sh)) + 1);
+        float *work = alloc_nan((wino == 1 ? rn_convb_wino_workspace(&sh) : rn_convb_workspace(&sh)) + 1);
         yb[t - 1] = alloc_nan(ybl);
-        (wino ? rn_convb_wino_forward : rn_convb_forward)(yb[t - 1], xb, packed, relu, &sh, work);
+        if (wino == 2) rn_convb_forward_planar_in(yb[t - 1], x, packed, relu, &sh, work);
+        else (wino == 1 ? rn_convb_wino_forward : rn_convb_forward)(yb[t - 1], xb, packed, relu, &sh, work);
         free(work);
         if (t > 1) assert_memory_equal(yb[t - 1], yb[0], ybl * sizeof(float));
     }
@@ -886,7 +888,7 @@ static void convb_case_as(int n, int c, int h, int w, int k, int r, int stride, 
                     if (relu && sum < 0.0) sum = 0.0;
                     const float g = got[(((size_t)i * k + kk) * sh.oh + oy) * sh.ow + ox];
                     /* Winograd's transforms add rounding of the order of the terms' sizes */
-                    if (!(fabs(g - sum) <= (wino ? 1e-4 : 1e-5) * (mag + fabs(b[kk])) + 1e-6))
+                    if (!(fabs(g - sum) <= (wino == 1 ? 1e-4 : 1e-5) * (mag + fabs(b[kk])) + 1e-6))
                         fail_msg("%dx%d/%d %d->%d: image %d channel %d (%d, %d): %.8g, expected %.8g",
                                  r, r, stride, c, k, i, kk, oy, ox, g, sum);
                 }
@@ -909,6 +911,11 @@ static void test_convb_forward(void **state)
     convb_case(2, 24, 10, 10, 40, 1, 2, 0, 1); /* 1x1/2 projection */
     convb_case(1, 3, 23, 21, 16, 7, 2, 3, 1);  /* the ImageNet stem: 3 channels, 7x7/2 */
     convb_case(4, 1, 28, 28, 16, 3, 1, 1, 1);  /* one input channel (Fashion-MNIST) */
+    /* a network's first convolution, straight from the planar images */
+    convb_case_as(1, 3, 23, 21, 16, 7, 2, 3, 1, 2);
+    convb_case_as(2, 3, 16, 16, 24, 3, 1, 1, 0, 2);
+    convb_case_as(3, 1, 28, 28, 32, 3, 2, 1, 1, 2);
+    convb_case_as(2, 3, 8, 8, 16, 1, 1, 0, 1, 2);
 }
 
 /* Winograd on blocks against the same double loops: odd and even maps (partial tiles), channel

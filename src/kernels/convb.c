@@ -176,19 +176,24 @@ static void band(const variant *v, rn_convb_row a, float *yi, const float *xi, i
         }
 }
 
-void rn_convb_forward(float *y, const float *x, const float *packed, int relu,
-                      const rn_conv_shape *sh, float *work)
+/* planar_in: x is planar [n, c, h, w] with c <= lanes, read as one block whose channels are
+ * planes (the network's first convolution, on images of 1 or 3 channels). */
+static void forward(float *y, const float *x, const float *packed, int relu, const rn_conv_shape *sh,
+                    float *work, int planar_in)
 {
     const variant v = variant_of();
     const int cb = v.lanes, cbn = blocks_of(sh->c, cb), kbn = blocks_of(sh->k, cb);
     const int threads = threads_of(sh), group = group_of(sh);
     const int hp = sh->h + 2 * sh->pad, wp = sh->w + 2 * sh->pad;
-    const size_t xplane = (size_t)hp * wp * cb, in_image = (size_t)cbn * sh->h * sh->w * cb;
+    /* what one channel block (blocked) or one channel (planar) takes, padded and as given */
+    const int unit = planar_in ? 1 : cb, units = planar_in ? sh->c : cbn;
+    const size_t xplane = (size_t)hp * wp * unit, given = (size_t)sh->h * sh->w * unit;
+    const size_t in_image = (size_t)units * given;
     const size_t out_image = (size_t)kbn * sh->oh * sh->ow * cb;
     const rn_convb_row a = {
         .wstride = (size_t)cbn * sh->r * sh->s * cb * cb, .cbn = cbn, .kr = sh->r, .ks = sh->s,
-        .clast = sh->c - (cbn - 1) * cb,
-        .xplane = xplane, .xrow = (size_t)wp * cb, .xstep = (size_t)sh->stride * cb,
+        .clast = sh->c - (cbn - 1) * cb, .xplane = xplane, .xrow = (size_t)wp * unit,
+        .xpix = (size_t)unit, .xstep = (size_t)sh->stride * unit, .cstride = planar_in ? (sh->pad ? xplane : given) : 1,
         .ystride = (size_t)sh->oh * sh->ow * cb, .relu = relu};
     const int pairs = (kbn + 1) / 2, bands = (sh->oh + BAND_ROWS - 1) / BAND_ROWS;
     for (int i0 = 0; i0 < sh->n; i0 += group) {
@@ -196,9 +201,9 @@ void rn_convb_forward(float *y, const float *x, const float *packed, int relu,
         if (sh->pad) {
 #pragma omp parallel for num_threads(threads) schedule(static) collapse(2) if (threads > 1)
             for (int i = 0; i < gi; i++)
-                for (int b = 0; b < cbn; b++)
-                    pad_plane(work + ((size_t)i * cbn + b) * xplane,
-                              x + (size_t)(i0 + i) * in_image + (size_t)b * sh->h * sh->w * cb, sh, cb);
+                for (int u = 0; u < units; u++)
+                    pad_plane(work + ((size_t)i * units + u) * xplane,
+                              x + (size_t)(i0 + i) * in_image + (size_t)u * given, sh, unit);
         }
         const long tasks = (long)gi * pairs * bands;
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
@@ -206,9 +211,21 @@ void rn_convb_forward(float *y, const float *x, const float *packed, int relu,
             const int i = (int)(t / ((long)pairs * bands)), rest = (int)(t % ((long)pairs * bands));
             const int kb = 2 * (rest / bands), y0 = (rest % bands) * BAND_ROWS;
             const int y1 = y0 + BAND_ROWS < sh->oh ? y0 + BAND_ROWS : sh->oh;
-            const float *xi = sh->pad ? work + (size_t)i * cbn * xplane : x + (size_t)(i0 + i) * in_image;
+            const float *xi = sh->pad ? work + (size_t)i * units * xplane : x + (size_t)(i0 + i) * in_image;
             band(&v, a, y + (size_t)(i0 + i) * out_image, xi, kb, kb + 1 < kbn ? 2 : 1, y0, y1, sh,
                  packed);
         }
     }
+}
+
+void rn_convb_forward(float *y, const float *x, const float *packed, int relu,
+                      const rn_conv_shape *sh, float *work)
+{
+    forward(y, x, packed, relu, sh, work, 0);
+}
+
+void rn_convb_forward_planar_in(float *y, const float *x, const float *packed, int relu,
+                                const rn_conv_shape *sh, float *work)
+{
+    forward(y, x, packed, relu, sh, work, 1);
 }

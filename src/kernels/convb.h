@@ -12,7 +12,10 @@ typedef struct {
     int clast;          /* channels in the last input block (the rest of its lanes are zero) */
     size_t xplane;      /* floats from one input channel block to the next (padded plane) */
     size_t xrow;        /* floats from one input row to the next */
-    size_t xstep;       /* floats from one output pixel's input to the next's: stride * CB */
+    size_t xpix;        /* floats from one input pixel to the next: CB, or 1 for a planar input */
+    size_t xstep;       /* floats from one output pixel's input to the next's: stride * xpix */
+    size_t cstride;     /* floats from one input channel to the next: 1 (blocked), or a padded
+                         * plane (a planar input: the network's first convolution) */
     size_t ystride;     /* floats from one output block to the next */
     const float *bias;  /* the first output block's CB biases, or NULL */
     int relu;

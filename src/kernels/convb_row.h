@@ -28,14 +28,15 @@ static inline __attribute__((always_inline)) void row_tile(const int r, const in
         const int channels = cb + 1 < a->cbn ? CB : a->clast;
         for (int ky = 0; ky < a->kr; ky++)
             for (int kx = 0; kx < a->ks; kx++) {
-                const float *xt = xc + (size_t)ky * a->xrow + (size_t)kx * CB;
+                const float *xt = xc + (size_t)ky * a->xrow + (size_t)kx * a->xpix;
                 const float *wt = wc + (size_t)(ky * a->ks + kx) * CB * CB;
                 for (int c = 0; c < channels; c++) {
                     const vblk w0 = *(const vblk *)(wt + c * CB);
                     const vblk w1 = kbs > 1 ? *(const vblk *)(wt + a->wstride + c * CB) : w0;
+                    const float *xv = xt + (size_t)c * a->cstride;
 #pragma GCC unroll 16
                     for (int i = 0; i < r; i++) {
-                        const vblk v = VBCAST(xt[(size_t)i * a->xstep + c]);
+                        const vblk v = VBCAST(xv[(size_t)i * a->xstep]);
                         acc[i][0] = VFMA(v, w0, acc[i][0]);
                         if (kbs > 1) acc[i][1] = VFMA(v, w1, acc[i][1]);
                     }

@@ -102,6 +102,11 @@ void rn_convb_pack(float *packed, const float *w, const float *scale, const floa
 size_t rn_convb_workspace(const rn_conv_shape *sh);
 void rn_convb_forward(float *y, const float *x, const float *packed, int relu,
                       const rn_conv_shape *sh, float *work);
+/* The same from a planar input x[n, c, h, w] with c <= rn_blk_lanes() (a network's first
+ * convolution, on 1 or 3 channels: no conversion, no lanes of zeros), into a blocked y; the
+ * same packing and workspace. */
+void rn_convb_forward_planar_in(float *y, const float *x, const float *packed, int relu,
+                                const rn_conv_shape *sh, float *work);
 /* Winograd F(2x2, 3x3) on blocked tensors, for the shapes rn_convb_wino_fits (3x3, stride 1,
  * pad 1): the same contract as rn_convb_pack / rn_convb_forward, with its own packing (the
  * transformed weights) and workspace (the transformed input and products). */
