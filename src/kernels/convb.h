@@ -32,6 +32,17 @@ float rn_convb_peak_avx512(long reps);
 float rn_convb_peak_avx2(long reps);
 float rn_convb_peak_generic(long reps);
 
+/* Blocked Winograd's transforms of one tile (convb_row.h has what they compute). */
+void rn_convb_wino_in_avx512(float *v, size_t pstride, const float *xp, int h, int w, int ty, int tx);
+void rn_convb_wino_in_avx2(float *v, size_t pstride, const float *xp, int h, int w, int ty, int tx);
+void rn_convb_wino_in_generic(float *v, size_t pstride, const float *xp, int h, int w, int ty, int tx);
+void rn_convb_wino_out_avx512(float *yp, const float *m, size_t pstride, const float *bias, int relu,
+                              int oh, int ow, int ty, int tx);
+void rn_convb_wino_out_avx2(float *yp, const float *m, size_t pstride, const float *bias, int relu,
+                            int oh, int ow, int ty, int tx);
+void rn_convb_wino_out_generic(float *yp, const float *m, size_t pstride, const float *bias, int relu,
+                               int oh, int ow, int ty, int tx);
+
 #define RN_CONVB_RMAX_AVX512 12
 #define RN_CONVB_RMAX_AVX2 6
 #define RN_CONVB_RMAX_GENERIC 4

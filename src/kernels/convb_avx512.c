@@ -10,5 +10,7 @@
 #define VFMA(a, b, c) ((vblk)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
 #define VBCAST(x) ((vblk)_mm512_set1_ps(x))
 #define ROW_NAME rn_convb_row_avx512
+#define WINO_IN_NAME rn_convb_wino_in_avx512
+#define WINO_OUT_NAME rn_convb_wino_out_avx512
 #define PEAK_NAME rn_convb_peak_avx512
 #include "kernels/convb_row.h"

@@ -7,5 +7,7 @@
 #define VFMA(a, b, c) ((a) * (b) + (c))
 #define VBCAST(x) ((vblk){(x), (x), (x), (x), (x), (x), (x), (x)})
 #define ROW_NAME rn_convb_row_generic
+#define WINO_IN_NAME rn_convb_wino_in_generic
+#define WINO_OUT_NAME rn_convb_wino_out_generic
 #define PEAK_NAME rn_convb_peak_generic
 #include "kernels/convb_row.h"

@@ -102,3 +102,60 @@ float PEAK_NAME(long reps)
         for (int l = 0; l < CB; l++) sum += acc[i][l];
     return sum;
 }
+
+/* Blocked Winograd's input transform: the 16 vectors B^T d B of the 4x4 tile at (ty, tx) of one
+ * channel block's plane xp (h x w pixels of CB lanes), zeros outside it; position p at
+ * v + p * pstride. B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
+void WINO_IN_NAME(float *v, size_t pstride, const float *xp, int h, int w, int ty, int tx)
+{
+    const int y0 = 2 * ty - 1, x0 = 2 * tx - 1;
+    vblk d[4][4];
+    if (y0 >= 0 && x0 >= 0 && y0 + 4 <= h && x0 + 4 <= w) { /* inside: no checks */
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++) d[i][j] = *(const vblk *)(xp + ((size_t)(y0 + i) * w + x0 + j) * CB);
+    } else {
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++) {
+                const int y = y0 + i, x = x0 + j;
+                d[i][j] = y >= 0 && y < h && x >= 0 && x < w ? *(const vblk *)(xp + ((size_t)y * w + x) * CB)
+                                                             : (vblk){0};
+            }
+    }
+    vblk t[4][4];
+    for (int j = 0; j < 4; j++) {
+        t[0][j] = d[0][j] - d[2][j];
+        t[1][j] = d[1][j] + d[2][j];
+        t[2][j] = d[2][j] - d[1][j];
+        t[3][j] = d[1][j] - d[3][j];
+    }
+    for (int i = 0; i < 4; i++) {
+        *(vblk *)(v + (size_t)(i * 4 + 0) * pstride) = t[i][0] - t[i][2];
+        *(vblk *)(v + (size_t)(i * 4 + 1) * pstride) = t[i][1] + t[i][2];
+        *(vblk *)(v + (size_t)(i * 4 + 2) * pstride) = t[i][2] - t[i][1];
+        *(vblk *)(v + (size_t)(i * 4 + 3) * pstride) = t[i][1] - t[i][3];
+    }
+}
+
+/* Its output transform: A^T m A of one tile's 16 product vectors (position p at m + p *
+ * pstride), plus the bias, then max(., 0) when relu, into the output plane yp (oh x ow pixels
+ * of CB lanes) where it lies inside it. A^T = [1 1 1 0; 0 1 -1 -1]. */
+void WINO_OUT_NAME(float *yp, const float *m, size_t pstride, const float *bias, int relu, int oh,
+                   int ow, int ty, int tx)
+{
+    vblk t[2][4];
+    for (int j = 0; j < 4; j++) {
+        const vblk m0 = *(const vblk *)(m + (size_t)(0 + j) * pstride);
+        const vblk m1 = *(const vblk *)(m + (size_t)(4 + j) * pstride);
+        const vblk m2 = *(const vblk *)(m + (size_t)(8 + j) * pstride);
+        const vblk m3 = *(const vblk *)(m + (size_t)(12 + j) * pstride);
+        t[0][j] = m0 + m1 + m2;
+        t[1][j] = m1 - m2 - m3;
+    }
+    const vblk b = *(const vblk *)bias;
+    for (int i = 0; i < 2 && 2 * ty + i < oh; i++)
+        for (int j = 0; j < 2 && 2 * tx + j < ow; j++) {
+            vblk o = (j == 0 ? t[i][0] + t[i][1] + t[i][2] : t[i][1] - t[i][2] - t[i][3]) + b;
+            if (relu) o = (vblk)((vmask)o & (o > (vblk){0}));
+            *(vblk *)(yp + ((size_t)(2 * ty + i) * ow + 2 * tx + j) * CB) = o;
+        }
+}

@@ -25,15 +25,6 @@ typedef void (*row_fn)(const rn_convb_row *a, int r, int kbs, float *y, const fl
 
 static int blocks_of(int channels, int lanes) { return (channels + lanes - 1) / lanes; }
 
-static row_fn row_of(int *rmax)
-{
-    switch (rn_cpu_simd()) {
-    case RN_SIMD_AVX512: *rmax = RN_CONVB_RMAX_AVX512; return rn_convb_row_avx512;
-    case RN_SIMD_AVX2: *rmax = RN_CONVB_RMAX_AVX2; return rn_convb_row_avx2;
-    default: *rmax = RN_CONVB_RMAX_GENERIC; return rn_convb_row_generic;
-    }
-}
-
 int rn_convb_wino_fits(const rn_conv_shape *sh)
 {
     return sh->r == 3 && sh->s == 3 && sh->stride == 1 && sh->pad == 1;
@@ -99,67 +90,38 @@ size_t rn_convb_wino_workspace(const rn_conv_shape *sh)
            (blocks_of(sh->c, cb) + blocks_of(sh->k, cb));
 }
 
-/* The 16 vectors B^T d B of the tile at (ty, tx) of image plane xp (one channel block). */
-static void input_tile(float *v, size_t pstride, const float *xp, int h, int w, int ty, int tx,
-                       int cb)
-{
-    float d[4][4][RN_BLK_MAX_LANES];
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++) {
-            const int y = 2 * ty - 1 + i, x = 2 * tx - 1 + j;
-            const int in = y >= 0 && y < h && x >= 0 && x < w;
-            for (int l = 0; l < cb; l++) d[i][j][l] = in ? xp[((size_t)y * w + x) * cb + l] : 0.0f;
-        }
-    float t[4][4][RN_BLK_MAX_LANES];
-    for (int j = 0; j < 4; j++) /* B^T d: B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1] */
-        for (int l = 0; l < cb; l++) {
-            t[0][j][l] = d[0][j][l] - d[2][j][l];
-            t[1][j][l] = d[1][j][l] + d[2][j][l];
-            t[2][j][l] = d[2][j][l] - d[1][j][l];
-            t[3][j][l] = d[1][j][l] - d[3][j][l];
-        }
-    for (int i = 0; i < 4; i++) /* (B^T d) B */
-        for (int l = 0; l < cb; l++) {
-            v[(size_t)(i * 4 + 0) * pstride + l] = t[i][0][l] - t[i][2][l];
-            v[(size_t)(i * 4 + 1) * pstride + l] = t[i][1][l] + t[i][2][l];
-            v[(size_t)(i * 4 + 2) * pstride + l] = t[i][2][l] - t[i][1][l];
-            v[(size_t)(i * 4 + 3) * pstride + l] = t[i][1][l] - t[i][3][l];
-        }
-}
+typedef void (*in_fn)(float *v, size_t pstride, const float *xp, int h, int w, int ty, int tx);
+typedef void (*out_fn)(float *yp, const float *m, size_t pstride, const float *bias, int relu,
+                       int oh, int ow, int ty, int tx);
 
-/* A^T m A of one tile (16 vectors, position stride pstride), + bias, ReLU, into the output
- * plane yp where it lies inside it. A^T = [1 1 1 0; 0 1 -1 -1]. */
-static void output_tile(float *yp, const float *m, size_t pstride, const float *bias, int relu,
-                        int oh, int ow, int ty, int tx, int cb)
+/* This CPU's builds of the microkernel and the transforms (kernels/cpu.c). */
+typedef struct {
+    row_fn row;
+    int rmax;
+    in_fn in;
+    out_fn out;
+} wino_fns;
+
+static wino_fns fns_of(void)
 {
-    float t[2][4][RN_BLK_MAX_LANES];
-    for (int j = 0; j < 4; j++)
-        for (int l = 0; l < cb; l++) {
-            const float m0 = m[(size_t)(0 + j) * pstride + l], m1 = m[(size_t)(4 + j) * pstride + l];
-            const float m2 = m[(size_t)(8 + j) * pstride + l], m3 = m[(size_t)(12 + j) * pstride + l];
-            t[0][j][l] = m0 + m1 + m2;
-            t[1][j][l] = m1 - m2 - m3;
-        }
-    for (int i = 0; i < 2; i++) {
-        const int y = 2 * ty + i;
-        if (y >= oh) break;
-        for (int j = 0; j < 2; j++) {
-            const int x = 2 * tx + j;
-            if (x >= ow) break;
-            float *out = yp + ((size_t)y * ow + x) * cb;
-            for (int l = 0; l < cb; l++) {
-                const float v = (j == 0 ? t[i][0][l] + t[i][1][l] + t[i][2][l]
-                                        : t[i][1][l] - t[i][2][l] - t[i][3][l]) + bias[l];
-                out[l] = relu && !(v > 0.0f) ? 0.0f : v;
-            }
-        }
+    switch (rn_cpu_simd()) {
+    case RN_SIMD_AVX512:
+        return (wino_fns){rn_convb_row_avx512, RN_CONVB_RMAX_AVX512, rn_convb_wino_in_avx512,
+                          rn_convb_wino_out_avx512};
+    case RN_SIMD_AVX2:
+        return (wino_fns){rn_convb_row_avx2, RN_CONVB_RMAX_AVX2, rn_convb_wino_in_avx2,
+                          rn_convb_wino_out_avx2};
+    default:
+        return (wino_fns){rn_convb_row_generic, RN_CONVB_RMAX_GENERIC, rn_convb_wino_in_generic,
+                          rn_convb_wino_out_generic};
     }
 }
 
 /* Tiles [t0, t1) of the batch, through V and M of the calling thread. */
 static void chunk(float *y, const float *x, const float *packed, int relu, const rn_conv_shape *sh,
-                  long t0, long t1, float *v, float *m, row_fn row, int rmax)
+                  long t0, long t1, float *v, float *m, const wino_fns *f)
 {
+    const int rmax = f->rmax;
     const int cb = rn_blk_lanes(), cbn = blocks_of(sh->c, cb), kbn = blocks_of(sh->k, cb);
     const int tw = (sh->ow + 1) / 2, per_image = ((sh->oh + 1) / 2) * tw;
     const int nt = (int)(t1 - t0);
@@ -167,8 +129,8 @@ static void chunk(float *y, const float *x, const float *packed, int relu, const
     for (long t = t0; t < t1; t++) {
         const int i = (int)(t / per_image), ty = (int)(t % per_image) / tw, tx = (int)(t % per_image) % tw;
         for (int b = 0; b < cbn; b++)
-            input_tile(v + (size_t)b * vblock + (size_t)(t - t0) * cb, (size_t)cbn * vblock,
-                       x + ((size_t)i * cbn + b) * sh->h * sh->w * cb, sh->h, sh->w, ty, tx, cb);
+            f->in(v + (size_t)b * vblock + (size_t)(t - t0) * cb, (size_t)cbn * vblock,
+                  x + ((size_t)i * cbn + b) * sh->h * sh->w * cb, sh->h, sh->w, ty, tx);
     }
     for (int p = 0; p < POSITIONS; p++)
         for (int kb = 0; kb < kbn; kb += 2) {
@@ -179,16 +141,16 @@ static void chunk(float *y, const float *x, const float *packed, int relu, const
                 .relu = 0};
             const int kbs = kb + 1 < kbn ? 2 : 1;
             for (int t = 0; t < nt; t += rmax)
-                row(&a, nt - t < rmax ? nt - t : rmax, kbs, m + ((size_t)p * kbn + kb) * vblock + (size_t)t * cb,
+                f->row(&a, nt - t < rmax ? nt - t : rmax, kbs, m + ((size_t)p * kbn + kb) * vblock + (size_t)t * cb,
                     v + (size_t)p * cbn * vblock + (size_t)t * cb);
         }
     const float *bias = packed + u_floats(sh, cb);
     for (long t = t0; t < t1; t++) {
         const int i = (int)(t / per_image), ty = (int)(t % per_image) / tw, tx = (int)(t % per_image) % tw;
         for (int b = 0; b < kbn; b++)
-            output_tile(y + ((size_t)i * kbn + b) * sh->oh * sh->ow * cb,
-                        m + (size_t)b * vblock + (size_t)(t - t0) * cb, (size_t)kbn * vblock,
-                        bias + (size_t)b * cb, relu, sh->oh, sh->ow, ty, tx, cb);
+            f->out(y + ((size_t)i * kbn + b) * sh->oh * sh->ow * cb,
+                   m + (size_t)b * vblock + (size_t)(t - t0) * cb, (size_t)kbn * vblock,
+                   bias + (size_t)b * cb, relu, sh->oh, sh->ow, ty, tx);
     }
 }
 
@@ -199,8 +161,7 @@ void rn_convb_wino_forward(float *y, const float *x, const float *packed, int re
     const long tiles = (long)sh->n * ((sh->oh + 1) / 2) * ((sh->ow + 1) / 2);
     const int threads = sh->threads > 1 ? sh->threads : 1, ct = chunk_tiles(sh, cb);
     const size_t per_thread = (size_t)POSITIONS * ct * cb * (cbn + kbn);
-    int rmax;
-    const row_fn row = row_of(&rmax);
+    const wino_fns f = fns_of();
     const long chunks = (tiles + ct - 1) / ct;
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
@@ -212,7 +173,7 @@ void rn_convb_wino_forward(float *y, const float *x, const float *packed, int re
 #pragma omp for schedule(dynamic, 1)
         for (long c = 0; c < chunks; c++) {
             const long t0 = c * ct, t1 = t0 + ct < tiles ? t0 + ct : tiles;
-            chunk(y, x, packed, relu, sh, t0, t1, v, m, row, rmax);
+            chunk(y, x, packed, relu, sh, t0, t1, v, m, &f);
         }
     }
 }
