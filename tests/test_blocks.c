@@ -265,6 +265,41 @@ static void test_dropped_and_scaled(void **state)
     run_cases(cases, n);
 }
 
+/* A frozen network runs on channel-blocked activations: every convolution packed for the
+ * blocked kernels, Winograd for the 3x3 stride-1 ones on maps of 8x8 and more, the first one
+ * reading the planar images; its activations are not probed as if planar. Its results are held
+ * to the plain forward's in test_net's test_freeze. */
+static void test_frozen_runs_blocked(void **state)
+{
+    (void)state;
+    rn_net_options o;
+    rn_net_options_init(&o);
+    o.in_c = 3, o.in_h = o.in_w = 32;
+    rn_net *net;
+    assert_int_equal(rn_net_create(&net, "resnet20", &o), RN_OK);
+    assert_int_equal(rn_net_freeze(net, 1), RN_OK);
+    float *x = calloc((size_t)2 * 3 * 32 * 32, sizeof *x), logits[20];
+    assert_int_equal(rn_net_forward(net, x, 2, 0, logits), RN_OK);
+    int wino = 0;
+    for (int i = 0; i < net->n_convs; i++) {
+        const rn_conv *c = net->convs[i];
+        assert_non_null(c->packed);
+        assert_int_equal(c->blk_planar_in, c == &net->stem_conv);
+        const int fits = c->k == 3 && c->stride == 1 && c->out.h >= 8 && c != &net->stem_conv;
+        assert_int_equal(c->blk_wino, fits);
+        wino += c->blk_wino;
+    }
+    assert_int_equal(wino, 16); /* the 18 3x3 stride-1 convolutions of the blocks, less 2 strided */
+    rn_block_probe probe;
+    assert_int_equal(rn_net_probe_block(net, 0, &probe), RN_ERR_ARG);
+    assert_int_equal(rn_net_freeze(net, 0), RN_OK);
+    for (int i = 0; i < net->n_convs; i++) assert_null(net->convs[i]->packed);
+    assert_int_equal(rn_net_forward(net, x, 2, 0, logits), RN_OK);
+    assert_int_equal(rn_net_probe_block(net, 0, &probe), RN_OK);
+    free(x);
+    rn_net_free(net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -273,6 +308,7 @@ int main(void)
         cmocka_unit_test(test_highway_blocks),
         cmocka_unit_test(test_residual_blocks_eval),
         cmocka_unit_test(test_dropped_and_scaled),
+        cmocka_unit_test(test_frozen_runs_blocked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

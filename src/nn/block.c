@@ -120,22 +120,22 @@ int rn_block_build(rn_net *net, rn_block *b, const char *name, int stage, rn_sha
             snprintf(pfx, sizeof pfx, "%s.downsample.1", name);
             st = rn_net_add_bn(net, &b->proj_bn, pfx, b->out.c);
             if (st) return st;
-            st = rn_net_add_slot(net, &b->proj_mid, rn_shape3_size(b->out));
+            st = rn_net_add_slot(net, &b->proj_mid, rn_shape3_slot(b->out));
             if (st) return st;
         }
     }
     if (b->sc == RN_SC_PAD || b->sc == RN_SC_PROJECTION) {
-        st = rn_net_add_slot(net, &b->sc_out, rn_shape3_size(b->out));
+        st = rn_net_add_slot(net, &b->sc_out, rn_shape3_slot(b->out));
         if (st) return st;
     }
     if (spec->kind == RN_BLOCK_HIGHWAY) {
         snprintf(pfx, sizeof pfx, "%s.gate", name);
         st = rn_net_add_conv(net, &b->gate, pfx, b->out.c, b->out.c, 1, 1, 1, b->out);
         if (st) return st;
-        st = rn_net_add_slot(net, &b->gate_t, rn_shape3_size(b->out));
+        st = rn_net_add_slot(net, &b->gate_t, rn_shape3_slot(b->out));
         if (st) return st;
     }
-    st = rn_net_add_slot(net, &b->merged, rn_shape3_size(b->out));
+    st = rn_net_add_slot(net, &b->merged, rn_shape3_slot(b->out));
     if (st) return st;
     shape = b->out;
     return rn_seq_build(net, &b->post, post, b->conv, &next_conv, b->bn, &next_bn, name, &shape);
@@ -148,7 +148,7 @@ const float *rn_block_output(const rn_block *b)
 
 void rn_block_forward(rn_net *net, rn_block *b, const float *x)
 {
-    size_t len = rn_shape3_size(b->out) * (size_t)net->run.n;
+    size_t len = rn_net_act_len(net, b->out);
     b->dropped = b->deleted;
     if (net->run.training && !b->dropped && b->survival < 1.0f)
         b->dropped = rn_rng_uniform(&net->rng) >= b->survival;
@@ -163,8 +163,8 @@ void rn_block_forward(rn_net *net, rn_block *b, const float *x)
     case RN_SC_NONE: b->s = NULL; break;
     case RN_SC_IDENTITY: b->s = tap; break;
     case RN_SC_PAD:
-        rn_shortcut_pad_forward(b->sc_out, tap, net->run.n, b->in.c, b->in.h, b->in.w, b->out.c,
-                                b->stride);
+        (net->frozen ? rn_blk_shortcut_pad : rn_shortcut_pad_forward)(
+            b->sc_out, tap, net->run.n, b->in.c, b->in.h, b->in.w, b->out.c, b->stride);
         b->s = b->sc_out;
         break;
     case RN_SC_PROJECTION:
@@ -201,7 +201,8 @@ void rn_block_forward(rn_net *net, rn_block *b, const float *x)
         if (b->dropped) memcpy(m, b->s, len * sizeof(float));
         else rn_add_scaled(m, b->s, f, b->scale, len);
     } else { /* highway: m = T f + (1 - T) s, T = sigmoid(gate(s)) */
-        rn_conv_run_forward(net, &b->gate, b->gate_t, b->s);
+        if (net->frozen) rn_conv_run_frozen(net, &b->gate, b->gate_t, b->s, 0);
+        else rn_conv_run_forward(net, &b->gate, b->gate_t, b->s);
         rn_sigmoid_forward(b->gate_t, b->gate_t, len);
         for (size_t i = 0; i < len; i++) {
             float t = b->gate_t[i], fi = b->dropped ? 0.0f : f[i];

@@ -1,6 +1,8 @@
 /* Frozen networks, for inference: every batch norm that follows a convolution folded into that
- * convolution's weights and bias, and the weights packed once for the convolution kernels
- * instead of on every call (rn_net_freeze in resnet.h). */
+ * convolution's weights and bias, the weights packed once for the convolution kernels instead
+ * of on every call (rn_net_freeze in resnet.h), and the activations in the channel-blocked
+ * layout (kernels.h) from the input's conversion to the pooled features: there the kernels
+ * keep the FMA units fed from registers (docs/performance.md). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +18,7 @@ static void unfreeze_conv(rn_conv *conv)
     free(conv->packed);
     conv->fold_scale = conv->fold_b = conv->packed = NULL;
     conv->fold_bn = NULL;
-    conv->packed_as = 0;
+    conv->blk_wino = conv->blk_planar_in = 0;
 }
 
 /* The BN right after each convolution of seq, wherever there is one. */
@@ -30,19 +32,24 @@ static void find_bns(rn_seq *seq)
 /* w' = w * s and b' = (b - mean) * s + beta per output channel, s = gamma / sqrt(var + eps):
  * the evaluation-mode BN of the convolution's output (s and b' computed in double). The
  * scaled weights themselves exist only packed. */
-static int fold_conv(rn_conv *conv)
+static int fold_conv(rn_conv *conv, int planar_in)
 {
     const int k = conv->out_c;
     rn_conv_shape sh = rn_conv_shape_of(conv, 1, 1);
     const rn_bn *bn = conv->fold_bn;
+    /* Winograd from 8x8 maps up; on smaller ones the direct kernel is as fast (the batch does
+     * not enter the choice, so a network gives the same bits for any batch size) */
+    const int wino = !planar_in && rn_convb_wino_fits(&sh) && sh.oh >= 8 && sh.ow >= 8;
     if (!conv->fold_b) { /* a frozen network folded again keeps its arrays */
         conv->fold_scale = bn ? malloc((size_t)k * sizeof(float)) : NULL;
         conv->fold_b = malloc((size_t)k * sizeof(float));
-        conv->packed = malloc(rn_conv_packed_floats_max(&sh) * sizeof(float));
+        conv->packed = malloc((wino ? rn_convb_wino_packed_floats(&sh) : rn_convb_packed_floats(&sh)) *
+                              sizeof(float));
         if ((bn && !conv->fold_scale) || !conv->fold_b || !conv->packed)
             return rn_fail(RN_ERR_NOMEM, "out of memory freezing the network");
     }
-    conv->packed_as = 0; /* packed again, from these weights, at the next forward */
+    conv->blk_wino = wino;
+    conv->blk_planar_in = planar_in;
     for (int kk = 0; kk < k; kk++) {
         const double b = conv->has_bias ? conv->b[kk] : 0.0;
         if (!bn) {
@@ -53,6 +60,7 @@ static int fold_conv(rn_conv *conv)
         conv->fold_scale[kk] = (float)s;
         conv->fold_b[kk] = (float)((b - bn->run_mean[kk]) * s + bn->b[kk]);
     }
+    (wino ? rn_convb_wino_pack : rn_convb_pack)(conv->packed, conv->w, conv->fold_scale, conv->fold_b, &sh);
     return RN_OK;
 }
 
@@ -74,7 +82,9 @@ int rn_net_freeze(rn_net *net, int frozen)
         if (b->sc == RN_SC_PROJECTION && b->proj_has_bn) b->proj.fold_bn = &b->proj_bn;
     }
     for (int i = 0; i < net->n_convs; i++) {
-        int st = fold_conv(net->convs[i]);
+        rn_conv *c = net->convs[i];
+        /* the images themselves, unconverted, when their channels fit one block */
+        int st = fold_conv(c, c == &net->stem_conv && c->in_c <= rn_blk_lanes());
         if (st) {
             rn_net_freeze(net, 0);
             return st;
@@ -87,13 +97,16 @@ int rn_net_freeze(rn_net *net, int frozen)
 
 int rn_net_frozen(const rn_net *net) { return net->frozen; }
 
+size_t rn_conv_frozen_work(const rn_conv *conv, int n, int threads)
+{
+    rn_conv_shape sh = rn_conv_shape_of(conv, n, threads);
+    return conv->blk_wino ? rn_convb_wino_workspace(&sh) : rn_convb_workspace(&sh);
+}
+
 void rn_conv_run_frozen(rn_net *net, rn_conv *conv, float *y, const float *x, int relu)
 {
     rn_conv_shape sh = rn_conv_shape_of(conv, net->run.n, net->run.work_threads);
-    const int as = rn_conv_packing(&sh);
-    if (conv->packed_as != as) {
-        rn_conv_pack(conv->packed, conv->w, conv->fold_scale, &sh, net->run.work);
-        conv->packed_as = as;
-    }
-    rn_conv_forward_packed(y, x, conv->packed, conv->fold_b, relu, &sh, net->run.work);
+    if (conv->blk_planar_in) rn_convb_forward_planar_in(y, x, conv->packed, relu, &sh, net->run.work);
+    else (conv->blk_wino ? rn_convb_wino_forward : rn_convb_forward)(y, x, conv->packed, relu, &sh,
+                                                                      net->run.work);
 }

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/kernels.h"
+
 typedef struct {
     int c, h, w;
 } rn_shape3;
@@ -24,11 +26,13 @@ typedef struct {
     /* A frozen network's (rn_net_freeze): fold_bn, the batch norm that follows this
      * convolution in every forward (or NULL), folded in as a scale of each output channel's
      * weights (fold_scale, NULL without a BN) and a bias (fold_b); packed, the scaled weights
-     * as rn_conv_pack writes them for the rn_conv_algo packed_as (0: not yet). Owned by the
-     * network while it is frozen, NULL otherwise. */
+     * and bias for the channel-blocked kernels (kernels/convb.c), Winograd's (blk_wino) or the
+     * direct one's; a frozen network's activations are blocked. Owned by the network while it
+     * is frozen, NULL otherwise. */
     const rn_bn *fold_bn;
     float *fold_scale, *fold_b, *packed;
-    int packed_as;
+    int blk_wino;
+    int blk_planar_in; /* the network's first convolution: reads the planar images */
 } rn_conv;
 
 struct rn_bn {
@@ -65,5 +69,11 @@ typedef struct {
 } rn_seq;
 
 static inline size_t rn_shape3_size(rn_shape3 s) { return (size_t)s.c * s.h * s.w; }
+/* The floats an activation slot holds per image: room for the channel-blocked layout of a
+ * frozen network (channels rounded up to the widest block), which the planar one fits in. */
+static inline size_t rn_shape3_slot(rn_shape3 s)
+{
+    return (size_t)((s.c + RN_BLK_MAX_LANES - 1) / RN_BLK_MAX_LANES * RN_BLK_MAX_LANES) * s.h * s.w;
+}
 
 #endif

@@ -136,6 +136,10 @@ int rn_net_forward(rn_net *net, const float *x, int n, int training, float *logi
     net->run.forward_done = 0; /* until this pass has filled every activation */
     net->run.n = n;
     net->run.training = training != 0;
+    if (net->frozen && !net->stem_conv.blk_planar_in) { /* blocked from here to the pooling */
+        rn_blk_from_nchw(net->run.input_blk, x, n, net->opt.in_c, net->opt.in_h, net->opt.in_w);
+        x = net->run.input_blk;
+    }
     rn_seq_forward(net, &net->stem, x, 0, net->stem.n);
     const float *h = net->stem.n ? rn_seq_output(&net->stem) : x;
     for (int i = 0; i < net->n_blocks; i++) {
@@ -145,7 +149,7 @@ int rn_net_forward(rn_net *net, const float *x, int n, int training, float *logi
     rn_seq_forward(net, &net->head, h, 0, net->head.n);
     const rn_shape3 last = net->n_blocks ? net->blocks[net->n_blocks - 1]->out : net->stem.ops[net->stem.n - 1].out;
     h = net->head.n ? rn_seq_output(&net->head) : h;
-    rn_gap_forward(net->run.pooled, h, n, last.c, last.h * last.w);
+    (net->frozen ? rn_blk_gap : rn_gap_forward)(net->run.pooled, h, n, last.c, last.h * last.w);
     st = rn_fc_forward(net->run.logits, net->run.pooled, net->fc.w, net->fc.b, n, net->fc.in_dim,
                        net->fc.out_dim, net->run.work);
     if (st) return st;

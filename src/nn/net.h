@@ -86,6 +86,8 @@ typedef struct {
                            * work_threads */
     size_t work_floats;
     int work_threads;
+    int work_frozen;      /* sized for a frozen network's kernels (freezing changes them) */
+    float *input_blk;     /* a frozen network's input in the blocked layout, in the arena */
     float *pooled;        /* [n, fc.in_dim], in the arena */
     float *logits;        /* [n, classes], in the arena */
     int n;                /* the last forward's batch */
@@ -176,7 +178,16 @@ void rn_conv_run_forward(rn_net *net, rn_conv *conv, float *y, const float *x);
 
 /* A frozen network's convolution (freeze.c): y = conv(x) with the BN after it folded in (if
  * any), then max(y, 0) when relu. */
+/* A frozen network's convolution on blocked tensors (then max(y, 0) when relu), and the
+ * workspace floats it needs for a batch of n on threads. */
 void rn_conv_run_frozen(rn_net *net, rn_conv *conv, float *y, const float *x, int relu);
+size_t rn_conv_frozen_work(const rn_conv *conv, int n, int threads);
+/* The floats of an activation of shape s for the last forward's batch, in the layout it ran
+ * in: planar, or channel-blocked for a frozen network. */
+static inline size_t rn_net_act_len(const rn_net *net, rn_shape3 s)
+{
+    return (net->frozen ? rn_blk_floats(1, s.c, s.h, s.w) : rn_shape3_size(s)) * (size_t)net->run.n;
+}
 void rn_conv_run_backward(rn_net *net, rn_conv *conv, float *dx, const float *dy,
                           const float *x);
 void rn_bn_run_forward(rn_net *net, rn_bn *bn, float *y, const float *x, rn_shape3 s);

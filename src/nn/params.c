@@ -157,13 +157,16 @@ int rn_net_bind(rn_net *net)
 int rn_net_reserve_batch(rn_net *net, int n)
 {
     const int threads = rn_net_threads();
-    if (n <= net->run.batch_cap && threads == net->run.work_threads) return RN_OK;
+    if (n <= net->run.batch_cap && threads == net->run.work_threads &&
+        net->frozen == net->run.work_frozen)
+        return RN_OK;
     if (n < net->run.batch_cap) n = net->run.batch_cap;
     net->run.work_floats = 0;
     net->run.work_threads = threads;
+    net->run.work_frozen = net->frozen;
     for (int i = 0; i < net->n_convs; i++) {
         rn_conv_shape sh = rn_conv_shape_of(net->convs[i], n, threads);
-        size_t f = rn_conv_workspace(&sh);
+        size_t f = net->frozen ? rn_conv_frozen_work(net->convs[i], n, threads) : rn_conv_workspace(&sh);
         if (f > net->run.work_floats) net->run.work_floats = f;
     }
     /* The classifier shares the convolutions' workspace (it runs after the last convolution

@@ -48,7 +48,7 @@ int rn_seq_build(rn_net *net, rn_seq *seq, const char *pattern, rn_conv *convs, 
             break;
         default: return rn_fail(RN_ERR_ARG, "%s: unknown operation '%c'", prefix, *p);
         }
-        int st = rn_net_add_slot(net, &seq->buf[seq->n + 1], rn_shape3_size(op->out));
+        int st = rn_net_add_slot(net, &seq->buf[seq->n + 1], rn_shape3_slot(op->out));
         if (st) return st;
         *shape = op->out;
         seq->n++;
@@ -96,6 +96,12 @@ void rn_conv_run_backward(rn_net *net, rn_conv *conv, float *dx, const float *dy
 static void bn_forward(rn_net *net, rn_bn *bn, float *y, const float *x, rn_shape3 s, int relu)
 {
     int hw = s.h * s.w;
+    if (net->frozen) { /* a batch norm no convolution took in: on the blocks */
+        bn->used_batch_stats = 0;
+        rn_blk_bn_eval(y, x, bn->w, bn->b, bn->run_mean, bn->run_var, bn_eps, relu, net->run.n,
+                       s.c, hw);
+        return;
+    }
     bn->used_batch_stats = net->run.training;
     if (net->run.training) {
         (relu ? rn_bn_relu_forward_train : rn_bn_forward_train)(
@@ -177,7 +183,7 @@ void rn_seq_forward(rn_net *net, rn_seq *seq, const float *x, int from, int to)
         rn_op *op = &seq->ops[i];
         const float *in = seq->buf[i];
         float *out = seq->buf[i + 1];
-        size_t len = rn_shape3_size(op->out) * (size_t)net->run.n;
+        size_t len = rn_net_act_len(net, op->out);
         if (net->frozen && op->kind == RN_OP_CONV) {
             i += frozen_conv(net, seq, i, to) - 1;
             continue;
@@ -192,8 +198,9 @@ void rn_seq_forward(rn_net *net, rn_seq *seq, const float *x, int from, int to)
         case RN_OP_BN: rn_bn_run_forward(net, op->bn, out, in, op->in); break;
         case RN_OP_RELU: rn_relu_forward(out, in, len); break;
         case RN_OP_MAXPOOL:
-            rn_maxpool_forward(out, in, net->run.n, op->in.c, op->in.h, op->in.w, 3, 2, 1, op->out.h,
-                               op->out.w);
+            (net->frozen ? rn_blk_maxpool : rn_maxpool_forward)(out, in, net->run.n, op->in.c,
+                                                                 op->in.h, op->in.w, 3, 2, 1,
+                                                                 op->out.h, op->out.w);
             break;
         }
     }
