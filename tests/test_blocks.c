@@ -278,8 +278,15 @@ static void test_frozen_runs_blocked(void **state)
     rn_net *net;
     assert_int_equal(rn_net_create(&net, "resnet20", &o), RN_OK);
     assert_int_equal(rn_net_freeze(net, 1), RN_OK);
-    float *x = calloc((size_t)2 * 3 * 32 * 32, sizeof *x), logits[20];
-    assert_int_equal(rn_net_forward(net, x, 2, 0, logits), RN_OK);
+    float *x = malloc((size_t)2 * 3 * 32 * 32 * sizeof *x), logits[20], again[20];
+    for (int i = 0; i < 2 * 3 * 32 * 32; i++) x[i] = (float)((i * 7) % 13) / 13.0f - 0.5f;
+    /* the same bits on 1, 2 and 3 threads */
+    for (int t = 1; t <= 3; t++) {
+        assert_int_equal(rn_set_threads(t), RN_OK);
+        assert_int_equal(rn_net_forward(net, x, 2, 0, t == 1 ? logits : again), RN_OK);
+        if (t > 1) assert_memory_equal(again, logits, sizeof logits);
+    }
+    assert_int_equal(rn_set_threads(1), RN_OK);
     int wino = 0;
     for (int i = 0; i < net->n_convs; i++) {
         const rn_conv *c = net->convs[i];
