@@ -7,7 +7,6 @@
 # Usage: tests/experiments.sh BUILD_DIR
 set -u
 . "$(dirname "$0")/lib.sh"
-PY=/usr/bin/python3
 # Threads that wait for work sleep instead of spinning: on a busy machine spinning OpenMP
 # threads made the 2-thread quick modes 10-20 times slower (the results do not change).
 export OMP_WAIT_POLICY=passive

@@ -50,7 +50,7 @@ readelf -d "$T/classify-static" 2>/dev/null | grep -q 'NEEDED.*libresnet' && bad
 # the same answers as the in-tree example: a model and an input made here
 "$B/resnet" init --arch resnet8 --seed 4 --classes 3 --input-shape 1x12x12 --output "$T/model.safetensors" >/dev/null &&
     ok || bad "init"
-/usr/bin/python3 - "$T/input.safetensors" <<'PY'
+"$PY" - "$T/input.safetensors" <<'PY'
 import json, struct, sys
 vals = [((i * 37) % 101) / 50.0 - 1.0 for i in range(2 * 1 * 12 * 12)]
 head = json.dumps({"input": {"dtype": "F32", "shape": [2, 1, 12, 12], "data_offsets": [0, 4 * len(vals)]}}).encode()

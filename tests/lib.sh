@@ -1,12 +1,15 @@
 # The start every shell check shares, sourced after `set -u` as . "$(dirname "$0")/lib.sh"
 # (tests/experiments/: .../../lib.sh): B, the build folder ($1, default build); R, its resnet;
-# T, a temporary folder removed on exit; ok and bad, which count the checks (bad prints FAIL
+# T, a temporary folder removed on exit; PY, Debian's Python with PyTorch (not the first python3
+# on PATH); FM, Debian's Fashion-MNIST; ok and bad, which count the checks (bad prints FAIL
 # and its arguments); finish NAME [TAIL], the last line of a check: prints
 # "NAME: P passed, F failed[TAIL]" and fails when any check did.
 B=${1:-build}
 R="$B/resnet"
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
+PY=/usr/bin/python3
+FM=/usr/share/datasets/fashion-mnist
 pass=0
 fail=0
 ok() { pass=$((pass + 1)); }

@@ -8,7 +8,7 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 
-if /usr/bin/python3 tests/onnx_eval.py "$B"; then ok; else bad "tests/onnx_eval.py"; fi
+if "$PY" tests/onnx_eval.py "$B"; then ok; else bad "tests/onnx_eval.py"; fi
 
 # refused: exit 2 and one line naming the option
 refused() { # refused WORD resnet-export-args...

@@ -6,8 +6,6 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 case "$R" in /*) ;; *) R="$(pwd)/$R" ;; esac
-PY=/usr/bin/python3
-FM=/usr/share/datasets/fashion-mnist
 # Under AddressSanitizer: what fontconfig (through cairo's fonts) and libltdl (PLplot's driver
 # loader) keep for the life of the process is no leak of ours (tests/lsan.supp), and the report
 # of suppressions used would fill the stderr that must stay empty below.

@@ -26,10 +26,7 @@
 #include "train/dataset.h"
 #include "train/loader.h"
 
-
 /* ---- helpers ---------------------------------------------------------------------------- */
-
-
 
 /* rn_test_dir()/rel: every generated file lives under the temporary directory. */
 static void tpath(char *buf, size_t cap, const char *rel)
@@ -54,36 +51,12 @@ static void mkdir_fresh(const char *rel)
     assert_int_equal(mkdir(p, 0755), 0);
 }
 
-static void write_bytes(const char *path, const void *p, size_t n)
-{
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    if (n) assert_int_equal(fwrite(p, 1, n, fp), n);
-    assert_int_equal(fclose(fp), 0);
-}
-
 static void write_gz(const char *path, const void *p, size_t n)
 {
     gzFile gz = gzopen(path, "wb");
     assert_non_null(gz);
     if (n) assert_int_equal(gzwrite(gz, p, (unsigned)n), (int)n);
     assert_int_equal(gzclose(gz), Z_OK);
-}
-
-static unsigned char *read_all(const char *path, size_t *n)
-{
-    FILE *fp = fopen(path, "rb");
-    assert_non_null(fp);
-    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
-    long len = ftell(fp);
-    assert_true(len >= 0);
-    assert_int_equal(fseek(fp, 0, SEEK_SET), 0);
-    unsigned char *buf = malloc((size_t)len + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)len, fp), (size_t)len);
-    fclose(fp);
-    *n = (size_t)len;
-    return buf;
 }
 
 static void expect_contains(const char *msg, const char *needle)
@@ -141,10 +114,10 @@ static void write_idx_pair(const char *rel_dir, const char *prefix, int gz, int 
     char rel[256], path[512];
     snprintf(rel, sizeof rel, "%s/%s-images-idx3-ubyte%s", rel_dir, prefix, gz ? ".gz" : "");
     tpath(path, sizeof path, rel);
-    (gz ? write_gz : write_bytes)(path, bi, li);
+    (gz ? write_gz : rn_test_write_file)(path, bi, li);
     snprintf(rel, sizeof rel, "%s/%s-labels-idx1-ubyte%s", rel_dir, prefix, gz ? ".gz" : "");
     tpath(path, sizeof path, rel);
-    (gz ? write_gz : write_bytes)(path, bl, ll);
+    (gz ? write_gz : rn_test_write_file)(path, bl, ll);
     free(bi);
     free(bl);
 }
@@ -209,7 +182,7 @@ static void test_idx_errors(void **state)
     tpath(good_i, sizeof good_i, "idx_bad/train-images-idx3-ubyte");
     tpath(good_l, sizeof good_l, "idx_bad/train-labels-idx1-ubyte");
     size_t ni, nl;
-    unsigned char *bi = read_all(good_i, &ni), *bl = read_all(good_l, &nl);
+    unsigned char *bi = rn_test_read_file(good_i, &ni), *bl = rn_test_read_file(good_l, &nl);
     rn_dataset *d = (rn_dataset *)&d;
 
     /* missing file */
@@ -233,7 +206,7 @@ static void test_idx_errors(void **state)
 
     /* truncated pixels, raw and gzip */
     tpath(p, sizeof p, "idx_bad/short-images");
-    write_bytes(p, bi, ni - 3);
+    rn_test_write_file(p, bi, ni - 3);
     expect_error(rn_dataset_load_idx(&d, p, good_l, 10), RN_ERR_FORMAT, p, "truncated");
     tpath(p, sizeof p, "idx_bad/short-images.gz");
     write_gz(p, bi, ni - 3);
@@ -244,9 +217,9 @@ static void test_idx_errors(void **state)
         tpath(full, sizeof full, "idx_bad/full.gz");
         write_gz(full, bi, ni);
         size_t nz;
-        unsigned char *z = read_all(full, &nz);
+        unsigned char *z = rn_test_read_file(full, &nz);
         tpath(p, sizeof p, "idx_bad/cut.gz");
-        write_bytes(p, z, nz / 2);
+        rn_test_write_file(p, z, nz / 2);
         free(z);
         assert_int_not_equal(rn_dataset_load_idx(&d, p, good_l, 10), RN_OK);
         expect_contains(rn_last_error(), p);
@@ -254,7 +227,7 @@ static void test_idx_errors(void **state)
     }
     /* truncated header */
     tpath(p, sizeof p, "idx_bad/stub");
-    write_bytes(p, bi, 6);
+    rn_test_write_file(p, bi, 6);
     expect_error(rn_dataset_load_idx(&d, p, good_l, 10), RN_ERR_FORMAT, p, "truncated");
 
     /* wrong magic: labels file given as images, and a corrupted type byte */
@@ -262,7 +235,7 @@ static void test_idx_errors(void **state)
                  "wrong magic");
     tpath(p, sizeof p, "idx_bad/magic");
     bi[2] = 0x0D; /* float data */
-    write_bytes(p, bi, ni);
+    rn_test_write_file(p, bi, ni);
     bi[2] = 0x08;
     expect_error(rn_dataset_load_idx(&d, p, good_l, 10), RN_ERR_FORMAT, p, "wrong magic");
 
@@ -272,7 +245,7 @@ static void test_idx_errors(void **state)
         uint32_t dims[1] = {IDX_N - 1};
         size_t len;
         unsigned char *b = idx_bytes(1, dims, bl + 8, IDX_N - 1, &len);
-        write_bytes(p, b, len);
+        rn_test_write_file(p, b, len);
         free(b);
     }
     expect_error(rn_dataset_load_idx(&d, good_i, p, 10), RN_ERR_FORMAT, p, "7 images");
@@ -282,7 +255,7 @@ static void test_idx_errors(void **state)
     /* label out of range */
     tpath(p, sizeof p, "idx_bad/label-10");
     bl[8 + 4] = 10;
-    write_bytes(p, bl, nl);
+    rn_test_write_file(p, bl, nl);
     expect_error(rn_dataset_load_idx(&d, good_i, p, 10), RN_ERR_FORMAT, p, "out of range");
 
     /* more data than declared */
@@ -292,7 +265,7 @@ static void test_idx_errors(void **state)
         assert_non_null(b);
         memcpy(b, bi, ni);
         b[ni] = 1;
-        write_bytes(p, b, ni + 1);
+        rn_test_write_file(p, b, ni + 1);
         free(b);
     }
     expect_error(rn_dataset_load_idx(&d, p, good_l, 10), RN_ERR_FORMAT, p, "more data");
@@ -328,7 +301,7 @@ static void write_cifar(const char *rel, int first, int count, int hundred)
     }
     char path[512];
     tpath(path, sizeof path, rel);
-    write_bytes(path, b, rec * (size_t)count);
+    rn_test_write_file(path, b, rec * (size_t)count);
     free(b);
 }
 
@@ -385,7 +358,7 @@ static void test_cifar10(void **state)
     /* batches.meta.txt as published: one name a line, blank lines at the end */
     snprintf(p, sizeof p, "%s/batches.meta.txt", dir);
     const char *meta = "a0\nb1\nc2\nd3\ne4\nf5\ng6\nh7\ni8\nj 9\r\n\n\n";
-    write_bytes(p, meta, strlen(meta));
+    rn_test_write_file(p, meta, strlen(meta));
     assert_int_equal(rn_dataset_load_cifar10(&d, dir, RN_SPLIT_TEST), RN_OK);
     check_cifar(d, 100, 5, 10);
     assert_string_equal(d->names[0], "a0");
@@ -393,7 +366,7 @@ static void test_cifar10(void **state)
     rn_dataset_free(d);
 
     /* a names file with the wrong count is named */
-    write_bytes(p, "a\nb\n", 4);
+    rn_test_write_file(p, "a\nb\n", 4);
     expect_error(rn_dataset_load_cifar10(&d, dir, RN_SPLIT_TEST), RN_ERR_FORMAT, p,
                  "2 label names for 10 classes");
     unlink(p);
@@ -408,14 +381,14 @@ static void test_cifar10(void **state)
 
     /* truncated: one record less a byte */
     size_t n;
-    unsigned char *b = read_all(p, &n);
-    write_bytes(p, b, n - 1);
+    unsigned char *b = rn_test_read_file(p, &n);
+    rn_test_write_file(p, b, n - 1);
     expect_error(rn_dataset_load_cifar10(&d, dir, RN_SPLIT_TRAIN), RN_ERR_FORMAT, p, "truncated");
-    write_bytes(p, b, 0);
+    rn_test_write_file(p, b, 0);
     expect_error(rn_dataset_load_cifar10(&d, dir, RN_SPLIT_TRAIN), RN_ERR_FORMAT, p, "empty");
     /* label out of range in the second record */
     b[3073] = 10;
-    write_bytes(p, b, n);
+    rn_test_write_file(p, b, n);
     expect_error(rn_dataset_load_cifar10(&d, dir, RN_SPLIT_TRAIN), RN_ERR_FORMAT, p,
                  "label 10 out of range");
     expect_contains(rn_last_error(), "record 1");
@@ -453,15 +426,15 @@ static void test_cifar100(void **state)
     /* fine label 100, then coarse label 20 */
     snprintf(p, sizeof p, "%s/test.bin", dir);
     size_t n;
-    unsigned char *b = read_all(p, &n);
+    unsigned char *b = rn_test_read_file(p, &n);
     b[3074 * 2 + 1] = 100;
-    write_bytes(p, b, n);
+    rn_test_write_file(p, b, n);
     expect_error(rn_dataset_load(&d, &src, RN_SPLIT_TEST), RN_ERR_FORMAT, p,
                  "label 100 out of range");
     expect_contains(rn_last_error(), "record 2");
     b[3074 * 2 + 1] = 99;
     b[0] = 20;
-    write_bytes(p, b, n);
+    rn_test_write_file(p, b, n);
     expect_error(rn_dataset_load(&d, &src, RN_SPLIT_TEST), RN_ERR_FORMAT, p, "coarse label");
     /* a CIFAR-10 file is not whole CIFAR-100 records */
     write_cifar("c100/test.bin", 0, 5, 0);
@@ -511,7 +484,7 @@ static void make_folder(const char *rel)
     snprintf(sub, sizeof sub, "%s/train/dog/notes.txt", rel);
     char p[512];
     tpath(p, sizeof p, sub);
-    write_bytes(p, "not an image", 12);
+    rn_test_write_file(p, "not an image", 12);
     /* a flat JPEG: lossy, but a flat colour survives within a few levels */
     for (int k = 0; k < FH * FW; k++) img[3 * k] = 200, img[3 * k + 1] = 100, img[3 * k + 2] = 50;
     snprintf(sub, sizeof sub, "%s/train/dog/y.jpg", rel);
@@ -628,7 +601,7 @@ static void test_folder_errors(void **state)
 
     /* unreadable image */
     snprintf(p, sizeof p, "%s/train/cat/broken.png", dir);
-    write_bytes(p, "\x89PNG garbage", 12);
+    rn_test_write_file(p, "\x89PNG garbage", 12);
     expect_error(rn_dataset_load(&d, &src, RN_SPLIT_TRAIN), RN_ERR_FORMAT, p,
                  "broken PNG");
     unlink(p);
@@ -669,7 +642,7 @@ static void test_image_load_untrusted(void **state)
     /* 4:2:2 chroma of an odd width: the last column was off by up to 126 levels */
     snprintf(p, sizeof p, "%s/rgb422.jpg.pixels", dir);
     if (access(p, R_OK) != 0) fail_msg("%s: missing (run the tests from the repository root)", p);
-    unsigned char *hwc = read_all(p, &n);
+    unsigned char *hwc = rn_test_read_file(p, &n);
     assert_int_equal(n, 13 * 9 * 3);
     uint8_t chw[13 * 9 * 3];
     snprintf(p, sizeof p, "%s/rgb422.jpg", dir);
@@ -684,9 +657,9 @@ static void test_image_load_untrusted(void **state)
     static const char *const cut[] = {"rgb444.jpg", "grey.pgm"};
     for (int k = 0; k < 2; k++) {
         snprintf(p, sizeof p, "%s/%s", dir, cut[k]);
-        unsigned char *b = read_all(p, &n);
+        unsigned char *b = rn_test_read_file(p, &n);
         tpath(q, sizeof q, cut[k]);
-        write_bytes(q, b, n - 20);
+        rn_test_write_file(q, b, n - 20);
         free(b);
         expect_error(rn_image_load(q, 3, 9, 13, chw), RN_ERR_FORMAT, q, "truncated");
     }
@@ -903,16 +876,24 @@ static void test_loader_eval(void **state)
     rn_dataset_free(d);
 }
 
+/* Training options with random crops (this padding) and flips, the augmentation these loader
+ * tests take apart; the rest as rn_loader_options_init leaves it. */
+static rn_loader_options augmenting(int batch, int crop_pad, int flip, uint64_t seed)
+{
+    rn_loader_options o;
+    rn_loader_options_init(&o, 1);
+    o.batch = batch;
+    o.crop_pad = crop_pad;
+    o.flip = flip;
+    o.seed = seed;
+    return o;
+}
+
 static void test_loader_determinism(void **state)
 {
     (void)state;
     rn_dataset *d = make_synthetic(37, 3, 6, 6);
-    rn_loader_options o;
-    rn_loader_options_init(&o, 1);
-    o.batch = 8;
-    o.crop_pad = 2;
-    o.flip = 1;
-    o.seed = 1234;
+    rn_loader_options o = augmenting(8, 2, 1, 1234);
     rn_loader *threaded, *sync, *other;
     o.prefetch = 3;
     assert_int_equal(rn_loader_create(&threaded, d, &o), RN_OK);
@@ -963,12 +944,7 @@ static void test_loader_resume(void **state)
 {
     (void)state;
     rn_dataset *d = make_synthetic(61, 1, 5, 5);
-    rn_loader_options o;
-    rn_loader_options_init(&o, 1);
-    o.batch = 6;
-    o.crop_pad = 1;
-    o.flip = 1;
-    o.seed = 99;
+    rn_loader_options o = augmenting(6, 1, 1, 99);
     o.prefetch = 2;
     rn_loader *full, *resumed;
     assert_int_equal(rn_loader_create(&full, d, &o), RN_OK);
@@ -1001,12 +977,7 @@ static void test_loader_restart_stress(void **state)
 {
     (void)state;
     rn_dataset *d = make_synthetic(61, 1, 5, 5);
-    rn_loader_options o;
-    rn_loader_options_init(&o, 1);
-    o.batch = 6;
-    o.crop_pad = 1;
-    o.flip = 1;
-    o.seed = 3;
+    rn_loader_options o = augmenting(6, 1, 1, 3);
     o.prefetch = 0;
     rn_loader *ref, *l;
     assert_int_equal(rn_loader_create(&ref, d, &o), RN_OK);
@@ -1043,12 +1014,7 @@ static void test_crop_flip(void **state)
     for (int k = 0; k < H * W; k++) d->pixels[k] = (uint8_t)(k + 1);
     int offset[2][400];
     for (int flip_on = 0; flip_on <= 1; flip_on++) {
-        rn_loader_options o;
-        rn_loader_options_init(&o, 1);
-        o.batch = 1;
-        o.crop_pad = P;
-        o.flip = flip_on;
-        o.seed = 7;
+        rn_loader_options o = augmenting(1, P, flip_on, 7);
         rn_loader *l;
         assert_int_equal(rn_loader_create(&l, d, &o), RN_OK);
         int hits[2 * P + 1][2 * P + 1][2];
@@ -1090,11 +1056,7 @@ static void test_crop_flip(void **state)
     /* switching flip off leaves the crops as they were: the draws do not shift */
     assert_memory_equal(offset[0], offset[1], sizeof offset[0]);
     /* no padding: the image itself or its mirror, each often */
-    rn_loader_options o;
-    rn_loader_options_init(&o, 1);
-    o.batch = 1;
-    o.crop_pad = 0;
-    o.flip = 1;
+    rn_loader_options o = augmenting(1, 0, 1, 0);
     rn_loader *l;
     assert_int_equal(rn_loader_create(&l, d, &o), RN_OK);
     int flipped = 0;
@@ -1119,12 +1081,7 @@ static void test_random_erasing(void **state)
     enum { N = 200, C = 2, H = 12, W = 10 };
     rn_dataset *d = make_synthetic(N, C, H, W);
     rn_batch a, b;
-    rn_loader_options o;
-    rn_loader_options_init(&o, 1);
-    o.batch = N;
-    o.crop_pad = 2;
-    o.flip = 1;
-    o.seed = 5;
+    rn_loader_options o = augmenting(N, 2, 1, 5);
     o.prefetch = 0;
     o.erase = 1.5f;
     rn_loader *bad = NULL;
@@ -1171,11 +1128,7 @@ static void test_loader_shutdown(void **state)
 {
     (void)state;
     rn_dataset *d = make_synthetic(400, 3, 32, 32);
-    rn_loader_options o;
-    rn_loader_options_init(&o, 1);
-    o.batch = 200;
-    o.crop_pad = 4;
-    o.flip = 1;
+    rn_loader_options o = augmenting(200, 4, 1, 0);
     o.prefetch = 4;
     for (int trial = 0; trial < 20; trial++) {
         rn_loader *l;
@@ -1247,7 +1200,7 @@ static void test_idx_fuzz_regression(void **state)
     const char *input = "fuzz/corpus/idx/crash-declared-size-oom";
     if (access(input, R_OK) != 0) fail_msg("%s: missing (run the tests from the repository root)", input);
     size_t n;
-    unsigned char *in = read_all(input, &n);
+    unsigned char *in = rn_test_read_file(input, &n);
     assert_true(n >= 4);
     size_t ni = (size_t)in[2] | (size_t)in[3] << 8;
     assert_true(4 + ni <= n);
@@ -1256,9 +1209,9 @@ static void test_idx_fuzz_regression(void **state)
     tpath(images, sizeof images, "fuzz-images");
     tpath(images_gz, sizeof images_gz, "fuzz-images.gz");
     tpath(labels, sizeof labels, "fuzz-labels");
-    write_bytes(images, in + 4, ni);
+    rn_test_write_file(images, in + 4, ni);
     write_gz(images_gz, in + 4, ni);
-    (in[0] & 2 ? write_gz : write_bytes)(labels, in + 4 + ni, n - 4 - ni);
+    (in[0] & 2 ? write_gz : rn_test_write_file)(labels, in + 4 + ni, n - 4 - ni);
     rn_dataset *d = (rn_dataset *)&d;
     expect_error(rn_dataset_load_idx(&d, images, labels, in[1] + 1), RN_ERR_FORMAT, images,
                  "declares 12190035531 bytes of pixels, the file can hold at most 61");

@@ -24,38 +24,11 @@
 #include "io/safetensors.h"
 #include "train/trainer.h"
 
-
 /* ---- helpers ---------------------------------------------------------------------------- */
-
-
 
 static void tpath(char *buf, size_t cap, const char *name)
 {
     snprintf(buf, cap, "%s/%s", rn_test_dir(), name);
-}
-
-static void write_bytes(const char *path, const void *p, size_t n)
-{
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    if (n) assert_int_equal(fwrite(p, 1, n, fp), n);
-    assert_int_equal(fclose(fp), 0);
-}
-
-static unsigned char *read_bytes(const char *path, size_t *n)
-{
-    FILE *fp = fopen(path, "rb");
-    assert_non_null(fp);
-    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
-    long len = ftell(fp);
-    assert_true(len >= 0);
-    assert_int_equal(fseek(fp, 0, SEEK_SET), 0);
-    unsigned char *buf = malloc((size_t)len + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)len, fp), (size_t)len);
-    assert_int_equal(fclose(fp), 0);
-    *n = (size_t)len;
-    return buf;
 }
 
 static void put_le64(unsigned char *p, uint64_t v)
@@ -81,7 +54,7 @@ static void write_raw(const char *path, uint64_t declared, const char *header, s
     put_le64(buf, declared);
     memcpy(buf + 8, header, header_n);
     if (data) memcpy(buf + 8 + header_n, data, data_n);
-    write_bytes(path, buf, n);
+    rn_test_write_file(path, buf, n);
     free(buf);
 }
 
@@ -257,7 +230,7 @@ static void test_writer_bytes(void **state)
     rn_st_writer_free(w);
 
     size_t n;
-    unsigned char *buf = read_bytes(path, &n);
+    unsigned char *buf = rn_test_read_file(path, &n);
     assert_true(n >= 8);
     uint64_t hlen = get_le64(buf);
     assert_int_equal(hlen % 8, 0);
@@ -318,7 +291,7 @@ static void test_writer_bytes(void **state)
     assert_int_equal(rn_st_writer_add(w, "x", "F32", 0, NULL, &one), RN_OK);
     assert_int_equal(rn_st_writer_save(w, path), RN_OK);
     rn_st_writer_free(w);
-    buf = read_bytes(path, &n);
+    buf = rn_test_read_file(path, &n);
     hlen = get_le64(buf);
     assert_int_equal(hlen % 8, 0);
     root = cJSON_ParseWithLength((const char *)buf + 8, (size_t)hlen);
@@ -332,7 +305,7 @@ static void test_writer_bytes(void **state)
     assert_int_equal(rn_st_writer_create(&w), RN_OK);
     assert_int_equal(rn_st_writer_save(w, path), RN_OK);
     rn_st_writer_free(w);
-    buf = read_bytes(path, &n);
+    buf = rn_test_read_file(path, &n);
     assert_int_equal(n, 16);
     assert_int_equal(get_le64(buf), 8);
     assert_memory_equal(buf + 8, "{}      ", 8);
@@ -555,41 +528,36 @@ static void test_container_errors(void **state)
     expect_open_fails(rn_test_dir(), RN_ERR_IO, "not a regular file", NULL);
 
     tpath(path, sizeof path, "empty.safetensors");
-    write_bytes(path, "", 0);
+    rn_test_write_file(path, "", 0);
     expect_open_fails(path, RN_ERR_FORMAT, "too short", NULL);
 
     tpath(path, sizeof path, "short.safetensors");
-    write_bytes(path, "\x02\x00\x00\x00\x00", 5);
+    rn_test_write_file(path, "\x02\x00\x00\x00\x00", 5);
     expect_open_fails(path, RN_ERR_FORMAT, "too short", NULL);
 
-    tpath(path, sizeof path, "hlen_past_end.safetensors");
-    write_raw(path, 100, "{}      ", 8, NULL, 4);
-    expect_open_fails(path, RN_ERR_FORMAT, "header length 100", "past the end");
-
-    tpath(path, sizeof path, "hlen_one_past.safetensors");
-    write_raw(path, 9, "{}      ", 8, NULL, 0);
-    expect_open_fails(path, RN_ERR_FORMAT, "past the end", NULL);
-
-    tpath(path, sizeof path, "hlen_absurd.safetensors");
-    write_raw(path, UINT64_MAX, "{}      ", 8, NULL, 0);
-    expect_open_fails(path, RN_ERR_FORMAT, "absurd", NULL);
-
-    tpath(path, sizeof path, "hlen_zero.safetensors");
-    write_raw(path, 0, "", 0, NULL, 8);
-    expect_open_fails(path, RN_ERR_FORMAT, "JSON object", NULL);
-
-    tpath(path, sizeof path, "nul_in_header.safetensors");
-    write_raw(path, 8, "{}\0     ", 8, NULL, 0);
-    expect_open_fails(path, RN_ERR_FORMAT, "NUL", NULL);
-
-    tpath(path, sizeof path, "bom.safetensors");
-    write_raw(path, 8, "\xef\xbb\xbf{}   ", 8, NULL, 0);
-    expect_open_fails(path, RN_ERR_FORMAT, "JSON object", NULL);
-
-    /* exactly 8 bytes with length 0 is still not a header */
-    tpath(path, sizeof path, "only_length.safetensors");
-    write_raw(path, 0, "", 0, NULL, 0);
-    expect_open_fails(path, RN_ERR_FORMAT, "JSON object", NULL);
+    /* the 8-byte header length against what follows it: a header of 8 bytes, or none */
+    static const struct {
+        const char *file;
+        uint64_t declared;
+        const char *header;
+        size_t data_n;
+        const char *n1, *n2;
+    } raw[] = {
+        {"hlen_past_end", 100, "{}      ", 4, "header length 100", "past the end"},
+        {"hlen_one_past", 9, "{}      ", 0, "past the end", NULL},
+        {"hlen_absurd", UINT64_MAX, "{}      ", 0, "absurd", NULL},
+        {"hlen_zero", 0, "", 8, "JSON object", NULL},
+        {"nul_in_header", 8, "{}\0     ", 0, "NUL", NULL},
+        {"bom", 8, "\xef\xbb\xbf{}   ", 0, "JSON object", NULL},
+        /* exactly 8 bytes with length 0 is still not a header */
+        {"only_length", 0, "", 0, "JSON object", NULL},
+    };
+    for (size_t i = 0; i < sizeof raw / sizeof raw[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s.safetensors", rn_test_dir(), raw[i].file);
+        write_raw(path, raw[i].declared, raw[i].header, raw[i].header[0] ? 8 : 0, NULL,
+                  raw[i].data_n);
+        expect_open_fails(path, RN_ERR_FORMAT, raw[i].n1, raw[i].n2);
+    }
 
     rn_st_file *f = NULL;
     assert_int_equal(rn_st_open(NULL, path), RN_ERR_ARG);
@@ -764,7 +732,7 @@ static void test_save_failures(void **state)
     assert_int_equal(mkdir(path, 0700), 0);
     char inner[300];
     snprintf(inner, sizeof inner, "%s/keep", path);
-    write_bytes(inner, "x", 1);
+    rn_test_write_file(inner, "x", 1);
     save_one(path, 30, RN_ERR_IO);
     expect_contains(rn_last_error(), path);
     expect_contains(rn_last_error(), "rename");
@@ -832,7 +800,7 @@ static void test_fuzz_checkpoint_regressions(void **state)
     /* the training configuration a checkpoint stores, with "val": 4.5e16 (beyond int) */
     corpus_path(path, sizeof path, "options/crash-config-number-beyond-int");
     size_t n;
-    unsigned char *text = read_bytes(path, &n);
+    unsigned char *text = rn_test_read_file(path, &n);
     text[n] = '\0';
     rc = rn_train_config_from_json(&cfg, (const char *)text);
     free(text);
@@ -842,7 +810,7 @@ static void test_fuzz_checkpoint_regressions(void **state)
      * {"lr": 002147483647}, refused once it had been written back as 2147483648), not beyond
      * float */
     corpus_path(path, sizeof path, "options/crash-config-float-field-beyond-int");
-    text = read_bytes(path, &n);
+    text = rn_test_read_file(path, &n);
     text[n] = '\0';
     rc = rn_train_config_from_json(&cfg, (const char *)text);
     free(text);

@@ -128,16 +128,24 @@ static void test_label_smoothing_kernel(void **state)
     float z[N * K], g[N * K], g0[N * K];
     int labels[N] = {0, 3, 6, 2, 3};
     rn_test_fill_normal(z, N * K, 11, 2.0f);
-    /* eps = 0 is plain cross-entropy: log-sum-exp minus the label's logit, softmax - onehot */
+    /* eps = 0 is plain cross-entropy to the bit, as computed before smoothing was an argument:
+     * log-sum-exp shifted by the row's max minus the label's logit, (softmax - onehot) / n */
     double l0 = rn_softmax_xent(g0, z, labels, N, K, 0.0f), plain = 0.0;
+    float want0[N * K];
     for (int i = 0; i < N; i++) {
+        const float *zi = z + i * K;
+        float mx = zi[0];
+        for (int j = 1; j < K; j++) mx = zi[j] > mx ? zi[j] : mx;
         double se = 0.0;
-        for (int j = 0; j < K; j++) se += exp((double)z[i * K + j]);
-        plain += (log(se) - z[i * K + labels[i]]) / N;
+        for (int j = 0; j < K; j++) se += exp((double)zi[j] - mx);
+        const double lse = log(se) + mx;
+        plain += lse - (double)zi[labels[i]];
         for (int j = 0; j < K; j++)
-            assert_true(fabs(g0[i * K + j] - (exp(z[i * K + j]) / se - (j == labels[i])) / N) < 1e-7);
+            want0[i * K + j] = (float)((exp((double)zi[j] - lse) - (j == labels[i])) / N);
     }
-    assert_true(fabs(l0 - plain) < 1e-12);
+    plain /= N;
+    assert_memory_equal(&l0, &plain, sizeof l0);
+    assert_memory_equal(g0, want0, sizeof want0);
     /* the definition, in double; matches torch's CrossEntropyLoss(label_smoothing=0.1) */
     double ref = 0.0;
     for (int i = 0; i < N; i++) ref += smooth_ref(z + i * K, labels[i], K, (double)0.1f) / N;

@@ -6,8 +6,6 @@
 # Usage: tests/train.sh BUILD_DIR
 set -u
 . "$(dirname "$0")/lib.sh"
-PY=/usr/bin/python3
-FM=/usr/share/datasets/fashion-mnist
 skip=0
 skipped() { skip=$((skip + 1)); echo "SKIP: $*"; }
 

@@ -5,7 +5,7 @@ gradient at the head's input equals the one computed from the logits and the cla
 rounding), and in a full pre-activation net with every branch's backward off each identity
 shortcut passes the gradient on bit for bit (a zero-padding one keeps at most all of it)."""
 import math
-from expcheck import summary_of, folder, results, settings_of, finish
+from expcheck import check_summary, folder, results, settings_of, finish
 
 d = folder()
 rows = results(d)
@@ -74,8 +74,5 @@ for r in pas:
 if pas and n_id != len(pas) - 2:
     fail.append(f"{n_id} identity blocks in the pre-activation net, expected {len(pas) - 2} (two downsampling)")
 
-summary = summary_of(d)
-for net in nets:
-    if f"| {net} |" not in summary:
-        fail.append(f"summary.md has no row for {net}")
+check_summary(d, [f"| {net} |" for net in nets], fail)
 finish("check_gradflow", fail)

@@ -5,7 +5,7 @@ between 0 and 1 (a sigmoid), the histogram holds one value per unit per image, i
 are ordered and inside [min, max] (to a bin), and the mean and the share T >= 0.5 are consistent
 with them."""
 import struct
-from expcheck import summary_of, folder, results, settings_of, metrics, finish
+from expcheck import check_epochs, check_summary, folder, results, settings_of, finish
 
 d = folder()
 rows = results(d)
@@ -21,12 +21,7 @@ for net in (f"highway{depth}", f"resnet{depth}"):
     ep = [r for r in rows if r["section"] == "epoch" and r["net"] == net]
     if [int(r["epoch"]) for r in ep] != list(range(1, epochs + 1)):
         fail.append(f"{net}: epochs {[r['epoch'] for r in ep]}, expected 1..{epochs}")
-    m = metrics(d, net)
-    for r in ep:
-        e = m[int(r["epoch"]) - 1]
-        for k in ("train_error", "test_error"):
-            if not 0.0 <= float(r[k]) <= 1.0 or abs(e[k] - float(r[k])) > 5e-7:
-                fail.append(f"{net} epoch {r['epoch']}: {k} {r[k]} out of range or not the run's")
+    check_epochs(d, ep, "net", fail)
 
 for when in ("trained", "init"):
     g = [r for r in rows if r["section"] == "gates" and r["when"] == when]
@@ -60,8 +55,5 @@ for when in ("trained", "init"):
             fail.append(f"{b}: initial gate biases min {f['bias_min']} mean {f['bias_mean']} max "
                         f"{f['bias_max']}, expected exactly {gate_bias}")
 
-summary = summary_of(d)
-for needle in ("LSTM", f"| highway{depth} |", f"| resnet{depth} |"):
-    if needle not in summary:
-        fail.append(f"summary.md lacks '{needle}'")
+check_summary(d, ("LSTM", f"| highway{depth} |", f"| resnet{depth} |"), fail)
 finish("check_highway", fail)

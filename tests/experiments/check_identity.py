@@ -4,7 +4,7 @@ the threshold consistent with the curve; the final row's medians those of its bl
 known answer: the control stack, whose residual branches end in batch norms with gamma = beta = 0,
 maps x to x exactly (relative error 0, every ||F(x)||/||x|| and ||y-x||/||x|| 0)."""
 import math, statistics
-from expcheck import summary_of, folder, results, settings_of, finish
+from expcheck import check_summary, folder, results, settings_of, finish
 
 d = folder()
 rows = results(d)
@@ -71,8 +71,5 @@ if c:
         if r["section"] == "block" and r["stack"] == control and (
                 float(r["branch_ratio"]) != 0.0 or float(r["change_ratio"]) != 0.0):
             fail.append(f"{control} block {r['block']}: {r['branch_ratio']}/{r['change_ratio']}, expected 0")
-summary = summary_of(d)
-for name in list(stacks) + [control]:
-    if f"| {name} |" not in summary:
-        fail.append(f"summary.md has no row for {name}")
+check_summary(d, [f"| {name} |" for name in list(stacks) + [control]], fail)
 finish("check_identity", fail)

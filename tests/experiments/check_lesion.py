@@ -5,7 +5,7 @@ the intact net's error and loss are those its training run wrote to metrics.json
 epoch; a random draw of one block measures exactly as that block's single deletion; the
 random-mean rows are the mean and s.d. of their draws."""
 import math, statistics
-from expcheck import summary_of, folder, results, settings_of, metrics, finish
+from expcheck import check_summary, folder, results, settings_of, metrics, finish
 
 d = folder()
 rows = results(d)
@@ -96,10 +96,7 @@ for net, kind in nets.items():
                         f"last epoch {m['test_error']}/{m['test_loss']}")
 if len(random_sets) == 2 and len(set(map(tuple, random_sets.values()))) != 1:
     fail.append("the two nets were not given the same random deletions")
-summary = summary_of(d)
+summary = check_summary(d, [f"| {net} |" for net in nets], fail)
 if "exactly the same error and loss" not in summary:
     fail.append("summary.md does not report the controls as exact")
-for net in nets:
-    if f"| {net} |" not in summary:
-        fail.append(f"summary.md has no row for {net}")
 finish("check_lesion", fail)

@@ -6,7 +6,7 @@ option A shortcuts), which are the same for all five orderings (full pre-activat
 stem's BN and moves each unit's first BN to its input, and its final BN makes up exactly the
 difference); the paper's ranks are Table 2's; each rank is the test error's."""
 import os
-from expcheck import summary_of, folder, results, settings_of, metrics, finish
+from expcheck import check_epochs, check_summary, folder, results, settings_of, finish
 
 d = folder()
 rows = results(d)
@@ -26,14 +26,7 @@ if sorted(final) != sorted(names) or len([r for r in rows if r["section"] == "fi
 if {r["section"] for r in rows} - {"epoch", "final"}:
     fail.append("unknown sections")
 
-for r in epoch_rows + list(final.values()):
-    for k in ("train_error", "test_error"):
-        if not 0.0 <= float(r[k]) <= 1.0:
-            fail.append(f"{r['ordering']} epoch {r['epoch']}: {k} {r[k]} outside [0, 1]")
-    m = metrics(d, r["ordering"])
-    e = m[int(r["epoch"]) - 1]
-    if abs(e["train_error"] - float(r["train_error"])) > 5e-7 or abs(e["test_error"] - float(r["test_error"])) > 5e-7:
-        fail.append(f"{r['ordering']} epoch {r['epoch']}: CSV differs from the run's metrics.jsonl")
+check_epochs(d, epoch_rows + list(final.values()), "ordering", fail)
 
 # Parameter counts of the CIFAR layout on 1-channel 28x28 images with 10 classes.
 n = (depth - 2) // 6
@@ -88,10 +81,7 @@ if len(final) == 5:
                 fail.append(f"rank of {names[i]} ({ranks[i]}) above that of {names[j]} ({ranks[j]}) "
                             f"with a lower test error")
 
-summary = summary_of(d)
-for i in range(5):
-    if f"| ({letters[i]}) " not in summary:
-        fail.append(f"summary.md has no row for unit ({letters[i]})")
+check_summary(d, [f"| ({c}) " for c in letters], fail)
 for f in ("orderings.png", "orderings_final.png"):
     if not os.path.exists(os.path.join(d, f)):
         fail.append(f"no {f}")

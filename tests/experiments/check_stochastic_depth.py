@@ -5,7 +5,7 @@ rule p_l = 1 - (l / L)(1 - p_L), l = 1..L (Huang et al. 2016); the expected dept
 the model equals the closed form L - (1 - p_L)(L + 1) / 2, which is (3L - 1) / 4 for p_L = 0.5;
 the constant-depth run's expected depth is L; and the final model, re-evaluated with the run's
 p_L, reproduces the run's own last test error exactly."""
-from expcheck import summary_of, folder, results, settings_of, metrics, finish
+from expcheck import check_epochs, check_summary, folder, results, settings_of, finish
 
 d = folder()
 rows = results(d)
@@ -21,14 +21,7 @@ for run, p in runs.items():
     ep = sec("epoch", run)
     if [int(r["epoch"]) for r in ep] != list(range(1, epochs + 1)):
         fail.append(f"{run}: epochs {[r['epoch'] for r in ep]}, expected 1..{epochs}")
-    m = metrics(d, run)
-    for r in ep:
-        e = m[int(r["epoch"]) - 1]
-        for k in ("train_error", "test_error"):
-            if not 0.0 <= float(r[k]) <= 1.0:
-                fail.append(f"{run} epoch {r['epoch']}: {k} {r[k]} outside [0, 1]")
-            if abs(e[k] - float(r[k])) > 5e-7:
-                fail.append(f"{run} epoch {r['epoch']}: {k} differs from the run's metrics.jsonl")
+    check_epochs(d, ep, "run", fail)
     summary_row = sec("run", run)
     if len(summary_row) != 1:
         fail.append(f"{run}: {len(summary_row)} run rows")
@@ -73,8 +66,5 @@ for run, p in runs.items():
     if p == 1.0 and (ev["file"]["test_error"] != ev["config"]["test_error"] or ev["file"]["test_loss"] != ev["config"]["test_loss"]):
         fail.append(f"{run}: without stochastic depth opening the file alone must not change the result")
 
-summary = summary_of(d)
-for needle in ("(3L - 1) / 4", "| constant-depth |", "| stochastic-depth |"):
-    if needle not in summary:
-        fail.append(f"summary.md lacks '{needle}'")
+check_summary(d, ("(3L - 1) / 4", "| constant-depth |", "| stochastic-depth |"), fail)
 finish("check_stochastic_depth", fail)

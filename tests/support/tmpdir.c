@@ -1,6 +1,11 @@
 #define _GNU_SOURCE /* mkdtemp, lstat */
 #include "tmpdir.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <cmocka.h>
+
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,4 +70,29 @@ const char *rn_test_path(const char *name)
     char *p = path[next++ % 4];
     snprintf(p, 512, "%s/%s", group_dir, name);
     return p;
+}
+
+void rn_test_write_file(const char *path, const void *p, size_t n)
+{
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    if (n) assert_int_equal(fwrite(p, 1, n, fp), n);
+    assert_int_equal(fclose(fp), 0);
+}
+
+unsigned char *rn_test_read_file(const char *path, size_t *n)
+{
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+    long len = ftell(fp);
+    assert_true(len >= 0);
+    assert_int_equal(fseek(fp, 0, SEEK_SET), 0);
+    unsigned char *buf = malloc((size_t)len + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)len, fp), (size_t)len);
+    assert_int_equal(fclose(fp), 0);
+    buf[len] = '\0';
+    *n = (size_t)len;
+    return buf;
 }

@@ -1,4 +1,5 @@
-/* A temporary folder per test program, for the files the tests write. */
+/* A temporary folder per test program, for the files the tests write, and whole-file writes
+ * and reads that fail the running cmocka test on any error. */
 #ifndef RN_TESTS_SUPPORT_TMPDIR_H
 #define RN_TESTS_SUPPORT_TMPDIR_H
 
@@ -18,5 +19,10 @@ int rn_test_group_teardown(void **state);
 const char *rn_test_dir(void);
 /* rn_test_dir()/name, in one of 4 rotating buffers, so that a call can take a few at once. */
 const char *rn_test_path(const char *name);
+
+/* Writes the n bytes at p as the whole of path (n may be 0: an empty file). */
+void rn_test_write_file(const char *path, const void *p, size_t n);
+/* The whole of path in a malloc'd buffer with a NUL after its *n bytes; the caller frees it. */
+unsigned char *rn_test_read_file(const char *path, size_t *n);
 
 #endif
