@@ -21,11 +21,13 @@ static void unfreeze_conv(rn_conv *conv)
     conv->blk_wino = conv->blk_planar_in = 0;
 }
 
-/* The BN right after each convolution of seq, wherever there is one. */
-static void find_bns(rn_seq *seq)
+/* The BN right after each convolution of seq, wherever there is one, except across op cut:
+ * a dropped block's forward stops at its tap, and a folded convolution cannot leave its BN
+ * out (its packed weights hold it). */
+static void find_bns(rn_seq *seq, int cut)
 {
     for (int i = 0; i + 1 < seq->n; i++)
-        if (seq->ops[i].kind == RN_OP_CONV && seq->ops[i + 1].kind == RN_OP_BN)
+        if (seq->ops[i].kind == RN_OP_CONV && seq->ops[i + 1].kind == RN_OP_BN && i + 1 != cut)
             seq->ops[i].conv->fold_bn = seq->ops[i + 1].bn;
 }
 
@@ -73,12 +75,12 @@ int rn_net_freeze(rn_net *net, int frozen)
         net->frozen = 0;
     }
     if (!frozen) return RN_OK;
-    find_bns(&net->stem);
-    find_bns(&net->head);
+    find_bns(&net->stem, -1);
+    find_bns(&net->head, -1);
     for (int i = 0; i < net->n_blocks; i++) {
         rn_block *b = net->blocks[i];
-        find_bns(&b->branch);
-        find_bns(&b->post);
+        find_bns(&b->branch, b->tap);
+        find_bns(&b->post, -1);
         if (b->sc == RN_SC_PROJECTION && b->proj_has_bn) b->proj.fold_bn = &b->proj_bn;
     }
     for (int i = 0; i < net->n_convs; i++) {

@@ -162,14 +162,7 @@ static int frozen_conv(rn_net *net, rn_seq *seq, int i, int to)
 {
     rn_conv *conv = seq->ops[i].conv;
     int last = i;
-    if (conv->fold_bn) {
-        if (!(i + 1 < to && seq->ops[i + 1].bn == conv->fold_bn)) {
-            /* the range ends between them: the plain convolution */
-            rn_conv_run_forward(net, conv, seq->buf[i + 1], seq->buf[i]);
-            return 1;
-        }
-        last++;
-    }
+    if (conv->fold_bn) last++; /* within the range: freezing folds none across a range's end */
     const int relu = last + 1 < to && seq->ops[last + 1].kind == RN_OP_RELU;
     last += relu;
     rn_conv_run_frozen(net, conv, seq->buf[last + 1], seq->buf[i], relu);
