@@ -916,6 +916,8 @@ static void test_convb_forward(void **state)
     convb_case_as(2, 3, 16, 16, 24, 3, 1, 1, 0, 2);
     convb_case_as(3, 1, 28, 28, 32, 3, 2, 1, 1, 2);
     convb_case_as(2, 3, 8, 8, 16, 1, 1, 0, 1, 2);
+    convb_case_as(2, 20, 9, 9, 16, 3, 1, 1, 1, 2); /* more channels than a block */
+    convb_case_as(2, 20, 6, 6, 24, 1, 2, 0, 0, 2);
 }
 
 /* Winograd on blocks against the same double loops: odd and even maps (partial tiles), channel

@@ -176,8 +176,8 @@ static void band(const variant *v, rn_convb_row a, float *yi, const float *xi, i
         }
 }
 
-/* planar_in: x is planar [n, c, h, w] with c <= lanes, read as one block whose channels are
- * planes (the network's first convolution, on images of 1 or 3 channels). */
+/* planar_in: x is planar [n, c, h, w], read as blocks whose channels are planes (the network's
+ * first convolution, on the images as they come). */
 static void forward(float *y, const float *x, const float *packed, int relu, const rn_conv_shape *sh,
                     float *work, int planar_in)
 {
@@ -188,12 +188,14 @@ static void forward(float *y, const float *x, const float *packed, int relu, con
     /* what one channel block (blocked) or one channel (planar) takes, padded and as given */
     const int unit = planar_in ? 1 : cb, units = planar_in ? sh->c : cbn;
     const size_t xplane = (size_t)hp * wp * unit, given = (size_t)sh->h * sh->w * unit;
+    const size_t channel = sh->pad ? xplane : given; /* a planar input's plane, as read */
     const size_t in_image = (size_t)units * given;
     const size_t out_image = (size_t)kbn * sh->oh * sh->ow * cb;
     const rn_convb_row a = {
         .wstride = (size_t)cbn * sh->r * sh->s * cb * cb, .cbn = cbn, .kr = sh->r, .ks = sh->s,
-        .clast = sh->c - (cbn - 1) * cb, .xplane = xplane, .xrow = (size_t)wp * unit,
-        .xpix = (size_t)unit, .xstep = (size_t)sh->stride * unit, .cstride = planar_in ? (sh->pad ? xplane : given) : 1,
+        .clast = sh->c - (cbn - 1) * cb, .xplane = planar_in ? channel * cb : xplane,
+        .xrow = (size_t)wp * unit, .xpix = (size_t)unit, .xstep = (size_t)sh->stride * unit,
+        .cstride = planar_in ? channel : 1,
         .ystride = (size_t)sh->oh * sh->ow * cb, .relu = relu};
     const int pairs = (kbn + 1) / 2, bands = (sh->oh + BAND_ROWS - 1) / BAND_ROWS;
     for (int i0 = 0; i0 < sh->n; i0 += group) {

@@ -102,8 +102,8 @@ void rn_convb_pack(float *packed, const float *w, const float *scale, const floa
 size_t rn_convb_workspace(const rn_conv_shape *sh);
 void rn_convb_forward(float *y, const float *x, const float *packed, int relu,
                       const rn_conv_shape *sh, float *work);
-/* The same from a planar input x[n, c, h, w] with c <= rn_blk_lanes() (a network's first
- * convolution, on 1 or 3 channels: no conversion, no lanes of zeros), into a blocked y; the
+/* The same from a planar input x[n, c, h, w] (a network's first convolution, on the images as
+ * they come: no conversion, and for 1 or 3 channels no lanes of zeros), into a blocked y; the
  * same packing and workspace. */
 void rn_convb_forward_planar_in(float *y, const float *x, const float *packed, int relu,
                                 const rn_conv_shape *sh, float *work);

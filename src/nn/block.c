@@ -120,22 +120,22 @@ int rn_block_build(rn_net *net, rn_block *b, const char *name, int stage, rn_sha
             snprintf(pfx, sizeof pfx, "%s.downsample.1", name);
             st = rn_net_add_bn(net, &b->proj_bn, pfx, b->out.c);
             if (st) return st;
-            st = rn_net_add_slot(net, &b->proj_mid, rn_shape3_slot(b->out));
+            st = rn_net_add_act(net, &b->proj_mid, b->out);
             if (st) return st;
         }
     }
     if (b->sc == RN_SC_PAD || b->sc == RN_SC_PROJECTION) {
-        st = rn_net_add_slot(net, &b->sc_out, rn_shape3_slot(b->out));
+        st = rn_net_add_act(net, &b->sc_out, b->out);
         if (st) return st;
     }
     if (spec->kind == RN_BLOCK_HIGHWAY) {
         snprintf(pfx, sizeof pfx, "%s.gate", name);
         st = rn_net_add_conv(net, &b->gate, pfx, b->out.c, b->out.c, 1, 1, 1, b->out);
         if (st) return st;
-        st = rn_net_add_slot(net, &b->gate_t, rn_shape3_slot(b->out));
+        st = rn_net_add_act(net, &b->gate_t, b->out);
         if (st) return st;
     }
-    st = rn_net_add_slot(net, &b->merged, rn_shape3_slot(b->out));
+    st = rn_net_add_act(net, &b->merged, b->out);
     if (st) return st;
     shape = b->out;
     return rn_seq_build(net, &b->post, post, b->conv, &next_conv, b->bn, &next_bn, name, &shape);

@@ -85,8 +85,8 @@ int rn_net_freeze(rn_net *net, int frozen)
     }
     for (int i = 0; i < net->n_convs; i++) {
         rn_conv *c = net->convs[i];
-        /* the images themselves, unconverted, when their channels fit one block */
-        int st = fold_conv(c, c == &net->stem_conv && c->in_c <= rn_blk_lanes());
+        /* the first convolution reads the planar images themselves */
+        int st = fold_conv(c, c == &net->stem_conv);
         if (st) {
             rn_net_freeze(net, 0);
             return st;

@@ -136,10 +136,6 @@ int rn_net_forward(rn_net *net, const float *x, int n, int training, float *logi
     net->run.forward_done = 0; /* until this pass has filled every activation */
     net->run.n = n;
     net->run.training = training != 0;
-    if (net->frozen && !net->stem_conv.blk_planar_in) { /* blocked from here to the pooling */
-        rn_blk_from_nchw(net->run.input_blk, x, n, net->opt.in_c, net->opt.in_h, net->opt.in_w);
-        x = net->run.input_blk;
-    }
     rn_seq_forward(net, &net->stem, x, 0, net->stem.n);
     const float *h = net->stem.n ? rn_seq_output(&net->stem) : x;
     for (int i = 0; i < net->n_blocks; i++) {

@@ -22,9 +22,10 @@ typedef struct {
     int64_t **bind_i64;
 } rn_tensor_entry;
 
-/* Activation slots: per-image float counts, bound to the activation arena per batch size. */
+/* Activation slots: per-image float counts, bound to the activation arena per batch size; a
+ * frozen network's activations are channel-blocked and take per_image_blk. */
 typedef struct {
-    size_t per_image;
+    size_t per_image, per_image_blk;
     float **bind;
 } rn_act_slot;
 
@@ -87,7 +88,6 @@ typedef struct {
     size_t work_floats;
     int work_threads;
     int work_frozen;      /* sized for a frozen network's kernels (freezing changes them) */
-    float *input_blk;     /* a frozen network's input in the blocked layout, in the arena */
     float *pooled;        /* [n, fc.in_dim], in the arena */
     float *logits;        /* [n, classes], in the arena */
     int n;                /* the last forward's batch */
@@ -128,7 +128,7 @@ struct rn_net {
     /* ---- derived from the structure: the activations' layout, the convolutions ---- */
     rn_act_slot *slots;
     int n_slots, cap_slots;
-    size_t act_per_image; /* sum over slots */
+    size_t act_per_image, act_per_image_blk; /* sums over slots */
     size_t max_tensor;    /* largest per-image activation, sizes the gradient buffers */
     rn_conv **convs;      /* every convolution, to size the workspace */
     int n_convs, cap_convs;
@@ -148,7 +148,10 @@ int rn_net_add_conv(rn_net *net, rn_conv *conv, const char *name, int in_c, int 
                     int stride, int has_bias, rn_shape3 in);
 int rn_net_add_bn(rn_net *net, rn_bn *bn, const char *name, int c);
 int rn_net_add_fc(rn_net *net, rn_fc *fc, const char *name, int in_dim, int out_dim);
+/* A slot of per_image floats in either layout (pooled features, logits); an activation of
+ * shape s, planar or channel-blocked. */
 int rn_net_add_slot(rn_net *net, float **bind, size_t per_image);
+int rn_net_add_act(rn_net *net, float **bind, rn_shape3 s);
 int rn_net_bind(rn_net *net);
 int rn_net_reserve_batch(rn_net *net, int n);
 

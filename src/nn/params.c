@@ -114,7 +114,7 @@ int rn_net_add_fc(rn_net *net, rn_fc *fc, const char *name, int in_dim, int out_
     return st;
 }
 
-int rn_net_add_slot(rn_net *net, float **bind, size_t per_image)
+static int add_slot(rn_net *net, float **bind, size_t per_image, size_t per_image_blk)
 {
     if (net->n_slots == net->cap_slots) {
         int cap = net->cap_slots ? 2 * net->cap_slots : 64;
@@ -124,11 +124,23 @@ int rn_net_add_slot(rn_net *net, float **bind, size_t per_image)
         net->cap_slots = cap;
     }
     net->slots[net->n_slots].per_image = per_image;
+    net->slots[net->n_slots].per_image_blk = per_image_blk;
     net->slots[net->n_slots].bind = bind;
     net->n_slots++;
     net->act_per_image += per_image;
+    net->act_per_image_blk += per_image_blk;
     if (per_image > net->max_tensor) net->max_tensor = per_image;
     return RN_OK;
+}
+
+int rn_net_add_slot(rn_net *net, float **bind, size_t per_image)
+{
+    return add_slot(net, bind, per_image, per_image);
+}
+
+int rn_net_add_act(rn_net *net, float **bind, rn_shape3 s)
+{
+    return add_slot(net, bind, rn_shape3_size(s), rn_shape3_slot(s));
 }
 
 int rn_net_bind(rn_net *net)
@@ -184,7 +196,8 @@ int rn_net_reserve_batch(rn_net *net, int n)
     for (int i = 0; i < 8; i++) free(net->run.grad.all[i]);
     memset(net->run.grad.all, 0, sizeof net->run.grad.all);
     net->run.batch_cap = 0;
-    net->run.act = malloc(net->act_per_image * (size_t)n * sizeof(float));
+    const size_t per_image = net->frozen ? net->act_per_image_blk : net->act_per_image;
+    net->run.act = malloc(per_image * (size_t)n * sizeof(float));
     net->run.work = malloc((net->run.work_floats + 1) * sizeof(float));
     int ok = net->run.act && net->run.work;
     for (int i = 0; ok && i < 8; i++) {
@@ -193,11 +206,11 @@ int rn_net_reserve_batch(rn_net *net, int n)
     }
     if (!ok)
         return rn_fail(RN_ERR_NOMEM, "out of memory for activations of a batch of %d (%.1f MiB)",
-                       n, (double)(net->act_per_image + 9 * net->max_tensor) * n * 4 / 1048576.0);
+                       n, (double)(per_image + 9 * net->max_tensor) * n * 4 / 1048576.0);
     float *p = net->run.act;
     for (int i = 0; i < net->n_slots; i++) {
         *net->slots[i].bind = p;
-        p += net->slots[i].per_image * (size_t)n;
+        p += (net->frozen ? net->slots[i].per_image_blk : net->slots[i].per_image) * (size_t)n;
     }
     net->run.batch_cap = n;
     return RN_OK;

@@ -48,7 +48,7 @@ int rn_seq_build(rn_net *net, rn_seq *seq, const char *pattern, rn_conv *convs, 
             break;
         default: return rn_fail(RN_ERR_ARG, "%s: unknown operation '%c'", prefix, *p);
         }
-        int st = rn_net_add_slot(net, &seq->buf[seq->n + 1], rn_shape3_slot(op->out));
+        int st = rn_net_add_act(net, &seq->buf[seq->n + 1], op->out);
         if (st) return st;
         *shape = op->out;
         seq->n++;

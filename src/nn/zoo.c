@@ -195,8 +195,6 @@ int rn_net_build(rn_net *net, const char *arch)
     rn_shape3 shape = {o->in_c, o->in_h, o->in_w};
     int preact = o->ordering == RN_ORDER_FULL_PREACT;
     int k = l.imagenet ? 7 : 3, stride = l.stem_stride;
-    st = rn_net_add_slot(net, &net->run.input_blk, rn_shape3_slot(shape));
-    if (st) return st;
     st = rn_net_add_conv(net, &net->stem_conv, "conv1", o->in_c, l.stem_c, k, stride, 0, shape);
     if (st) return st;
     const char *stem = l.imagenet ? "CBRM" : preact ? "C" : "CBR";
