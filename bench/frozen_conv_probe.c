@@ -7,23 +7,15 @@
  *   cc -O2 -fopenmp -Iinclude -Isrc bench/frozen_conv_probe.c build/libresnet.a -lplplot -lcjson \
  *      -lprotobuf-c -lpng -ljpeg -lstb -lz -lm -lpthread -o build/frozen_conv_probe
  *   OMP_NUM_THREADS=1 build/frozen_conv_probe ARCH BATCH [SIDE]     e.g. resnet50 1 224 */
-#define _POSIX_C_SOURCE 200809L
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "kernels/kernels.h"
 #include "resnet.h"
 
 enum { CALLS = 5 };
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static float *filled(size_t len, int period, float step)
 {
@@ -65,18 +57,18 @@ static int one_shape(const rn_conv_info *c, int batch, double *planar, double *b
         if (wino) rn_convb_wino_pack(packed_w, w, NULL, bias, &sh);
         double best_p = 1e30, best_b = 1e30, best_w = 1e30;
         for (int i = 0; i < CALLS; i++) {
-            double t0 = now();
+            double t0 = rn_clock_s();
             rn_conv_forward_packed(y, x, packed, bias, 1, &sh, work);
-            const double tp = now() - t0;
-            t0 = now();
+            const double tp = rn_clock_s() - t0;
+            t0 = rn_clock_s();
             rn_convb_forward(yb, xb, packed_b, 1, &sh, work_b);
-            const double tb = now() - t0;
+            const double tb = rn_clock_s() - t0;
             if (tp < best_p) best_p = tp;
             if (tb < best_b) best_b = tb;
             if (!wino) continue;
-            t0 = now();
+            t0 = rn_clock_s();
             rn_convb_wino_forward(yb, xb, packed_w, 1, &sh, work_w);
-            const double tw = now() - t0;
+            const double tw = rn_clock_s() - t0;
             if (tw < best_w) best_w = tw;
         }
         printf("%-24s %dx%d/%d %4d->%-4d %3dx%-3d planar %7.3f ms (%-8s) blocked %7.3f ms", c->name,

@@ -12,7 +12,7 @@
  * no bias), backward-data (rn_conv_backward, dx only) and backward-weights (rn_conv_backward,
  * dw only), each the median over the timed runs; each counts 2 x N x K x C x R x S x OH x OW
  * FLOPs. */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime */
+#define _POSIX_C_SOURCE 200809L /* isatty, getrusage */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <omp.h>
@@ -20,23 +20,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/clock.h"
 #include "core/rng.h"
 #include "kernels/kernels.h"
 
 enum { MODE_NONE, MODE_TRAIN, MODE_INFER };
 
 static const float LR = 0.01f, MOMENTUM = 0.9f, WEIGHT_DECAY = 1e-4f;
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -168,7 +161,7 @@ static int time_kernel(kernel_row *r, const bench_settings *bs, uint64_t seed)
         int timed = 0;
         double spent = 0;
         for (int it = 0; it < bs->warmup + bs->iters; it++) {
-            double t0 = now_s();
+            double t0 = rn_clock_s();
             if (d == DIR_FORWARD) rn_conv_forward(y, x, w, NULL, &sh, work);
             else if (d == DIR_BACKWARD_DATA) rn_conv_backward(dx, NULL, NULL, dy, x, w, &sh, work);
             else if (d == DIR_BACKWARD_WEIGHTS) rn_conv_backward(NULL, dw, NULL, dy, x, w, &sh, work);
@@ -176,7 +169,7 @@ static int time_kernel(kernel_row *r, const bench_settings *bs, uint64_t seed)
                 rn_convb_pack(wb, w, NULL, NULL, &sh);
                 rn_convb_forward(yb, xb, wb, 0, &sh, workb);
             }
-            double dt = now_s() - t0;
+            double dt = rn_clock_s() - t0;
             if (it < bs->warmup) continue;
             r->ms[d][timed++] = 1e3 * dt;
             spent += dt;
@@ -439,12 +432,12 @@ int cmd_bench(int argc, char **argv)
     int timed = 0;
     double spent = 0;
     for (long it = 0; !rc && it < warmup + iters; it++) {
-        double t0 = now_s();
+        double t0 = rn_clock_s();
         if (mode == MODE_TRAIN) {
             if (rn_net_train_step(net, x, labels, (int)batch, &loss)) rc = cli_lib_error("train step");
             else if (rn_sgd_step(sgd, net, LR)) rc = cli_lib_error("sgd step");
         } else if (rn_net_forward(net, x, (int)batch, 0, logits)) rc = cli_lib_error("forward");
-        double dt = now_s() - t0;
+        double dt = rn_clock_s() - t0;
         if (it < warmup) continue;
         times[timed++] = dt;
         spent += dt;

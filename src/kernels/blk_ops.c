@@ -10,13 +10,11 @@
 #include "kernels/kernels.h"
 #include "kernels/parallel.h"
 
-static int blocks_of(int channels, int lanes) { return (channels + lanes - 1) / lanes; }
-
 void rn_blk_bn_eval(float *y, const float *x, const float *gamma, const float *beta,
                     const float *run_mean, const float *run_var, float eps, int relu, int n,
                     int c, int hw)
 {
-    const int cb = rn_blk_lanes(), cbn = blocks_of(c, cb);
+    const int cb = rn_blk_lanes(), cbn = rn_blk_count(c, cb);
     const long planes = (long)n * cbn;
 #pragma omp parallel for schedule(static) if ((size_t)planes * hw * cb >= RN_OMP_MIN_WORK)
     for (long p = 0; p < planes; p++) {
@@ -42,7 +40,7 @@ void rn_blk_bn_eval(float *y, const float *x, const float *gamma, const float *b
 void rn_blk_maxpool(float *y, const float *x, int n, int c, int h, int w, int k, int stride,
                     int pad, int oh, int ow)
 {
-    const int cb = rn_blk_lanes(), cbn = blocks_of(c, cb);
+    const int cb = rn_blk_lanes(), cbn = rn_blk_count(c, cb);
     const long planes = (long)n * cbn;
 #pragma omp parallel for schedule(static) if ((size_t)planes * h * w * cb >= RN_OMP_MIN_WORK)
     for (long p = 0; p < planes; p++) {
@@ -72,7 +70,7 @@ void rn_blk_maxpool(float *y, const float *x, int n, int c, int h, int w, int k,
 
 void rn_blk_gap(float *y, const float *x, int n, int c, int hw)
 {
-    const int cb = rn_blk_lanes(), cbn = blocks_of(c, cb);
+    const int cb = rn_blk_lanes(), cbn = rn_blk_count(c, cb);
 #pragma omp parallel for schedule(static) if ((size_t)n * cbn * hw * cb >= RN_OMP_MIN_WORK)
     for (int i = 0; i < n; i++)
         for (int b = 0; b < cbn; b++) {
@@ -87,7 +85,7 @@ void rn_blk_gap(float *y, const float *x, int n, int c, int hw)
 
 void rn_blk_shortcut_pad(float *y, const float *x, int n, int c, int h, int w, int oc, int stride)
 {
-    const int cb = rn_blk_lanes(), cbn = blocks_of(c, cb), obn = blocks_of(oc, cb);
+    const int cb = rn_blk_lanes(), cbn = rn_blk_count(c, cb), obn = rn_blk_count(oc, cb);
     const int oh = (h + stride - 1) / stride, ow = (w + stride - 1) / stride;
     const int pad0 = (oc - c) / 2;
     const long planes = (long)n * obn;

@@ -16,29 +16,24 @@
 
 enum { BAND_ROWS = 4 }; /* output rows per task: enough tasks for batch 1 on small maps */
 
-typedef void (*row_fn)(const rn_convb_row *a, int r, int kbs, float *y, const float *x);
-
-typedef struct {
-    int lanes, rmax;
-    row_fn row;
-    float (*peak)(long reps);
-} variant;
-
-static variant variant_of(void)
+rn_convb_fns rn_convb_select(void)
 {
     switch (rn_cpu_simd()) {
     case RN_SIMD_AVX512:
-        return (variant){16, RN_CONVB_RMAX_AVX512, rn_convb_row_avx512, rn_convb_peak_avx512};
+        return (rn_convb_fns){16, RN_CONVB_RMAX_AVX512, rn_convb_row_avx512, rn_convb_peak_avx512,
+                              rn_convb_wino_in_avx512, rn_convb_wino_out_avx512};
     case RN_SIMD_AVX2:
-        return (variant){8, RN_CONVB_RMAX_AVX2, rn_convb_row_avx2, rn_convb_peak_avx2};
+        return (rn_convb_fns){8, RN_CONVB_RMAX_AVX2, rn_convb_row_avx2, rn_convb_peak_avx2,
+                              rn_convb_wino_in_avx2, rn_convb_wino_out_avx2};
     default:
-        return (variant){8, RN_CONVB_RMAX_GENERIC, rn_convb_row_generic, rn_convb_peak_generic};
+        return (rn_convb_fns){8, RN_CONVB_RMAX_GENERIC, rn_convb_row_generic, rn_convb_peak_generic,
+                              rn_convb_wino_in_generic, rn_convb_wino_out_generic};
     }
 }
 
 double rn_convb_fma_peak(int threads, double seconds)
 {
-    const variant v = variant_of();
+    const rn_convb_fns v = rn_convb_select();
     const long reps = 1L << 20; /* about a millisecond a call */
     static volatile float sink_out; /* the bursts' result, so that they are not optimised away */
     double best = 0.0;
@@ -56,19 +51,17 @@ double rn_convb_fma_peak(int threads, double seconds)
     return best;
 }
 
-int rn_blk_lanes(void) { return variant_of().lanes; }
-
-static int blocks_of(int channels, int lanes) { return (channels + lanes - 1) / lanes; }
+int rn_blk_lanes(void) { return rn_convb_select().lanes; }
 
 size_t rn_blk_floats(int n, int c, int h, int w)
 {
     const int cb = rn_blk_lanes();
-    return (size_t)n * blocks_of(c, cb) * h * w * cb;
+    return (size_t)n * rn_blk_count(c, cb) * h * w * cb;
 }
 
 void rn_blk_from_nchw(float *xb, const float *x, int n, int c, int h, int w)
 {
-    const int cb = rn_blk_lanes(), cbn = blocks_of(c, cb);
+    const int cb = rn_blk_lanes(), cbn = rn_blk_count(c, cb);
     const size_t hw = (size_t)h * w;
     for (int i = 0; i < n; i++)
         for (int b = 0; b < cbn; b++) {
@@ -83,7 +76,7 @@ void rn_blk_from_nchw(float *xb, const float *x, int n, int c, int h, int w)
 
 void rn_blk_to_nchw(float *x, const float *xb, int n, int c, int h, int w)
 {
-    const int cb = rn_blk_lanes(), cbn = blocks_of(c, cb);
+    const int cb = rn_blk_lanes(), cbn = rn_blk_count(c, cb);
     const size_t hw = (size_t)h * w;
     for (int i = 0; i < n; i++)
         for (int ch = 0; ch < c; ch++) {
@@ -96,13 +89,13 @@ void rn_blk_to_nchw(float *x, const float *xb, int n, int c, int h, int w)
 /* The weights as [K blocks][C blocks][r][s][CB c][CB k], then the bias as [K blocks][CB]. */
 static size_t weight_floats(const rn_conv_shape *sh, int cb)
 {
-    return (size_t)blocks_of(sh->k, cb) * blocks_of(sh->c, cb) * sh->r * sh->s * cb * cb;
+    return (size_t)rn_blk_count(sh->k, cb) * rn_blk_count(sh->c, cb) * sh->r * sh->s * cb * cb;
 }
 
 size_t rn_convb_packed_floats(const rn_conv_shape *sh)
 {
     const int cb = rn_blk_lanes();
-    return weight_floats(sh, cb) + (size_t)blocks_of(sh->k, cb) * cb;
+    return weight_floats(sh, cb) + (size_t)rn_blk_count(sh->k, cb) * cb;
 }
 
 /* Written in the packed order, a 16 x 16 (lanes x lanes) tile of (k, c) at a time for each
@@ -110,7 +103,7 @@ size_t rn_convb_packed_floats(const rn_conv_shape *sh)
 void rn_convb_pack(float *packed, const float *w, const float *scale, const float *bias,
                    const rn_conv_shape *sh)
 {
-    const int cb = rn_blk_lanes(), cbn = blocks_of(sh->c, cb), kbn = blocks_of(sh->k, cb);
+    const int cb = rn_blk_lanes(), cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
     const int taps = sh->r * sh->s;
     float *dst = packed;
     for (int kb = 0; kb < kbn; kb++)
@@ -142,7 +135,7 @@ size_t rn_convb_workspace(const rn_conv_shape *sh)
     if (!sh->pad) return 0;
     const int cb = rn_blk_lanes();
     const size_t plane = (size_t)(sh->h + 2 * sh->pad) * (sh->w + 2 * sh->pad) * cb;
-    return (size_t)group_of(sh) * blocks_of(sh->c, cb) * plane;
+    return (size_t)group_of(sh) * rn_blk_count(sh->c, cb) * plane;
 }
 
 /* Image i's channel block b into its zero-bordered plane. */
@@ -160,7 +153,7 @@ static void pad_plane(float *dst, const float *src, const rn_conv_shape *sh, int
 }
 
 /* Rows [y0, y1) of image xi's output blocks kb and kb + 1 (when kbs is 2). */
-static void band(const variant *v, rn_convb_row a, float *yi, const float *xi, int kb, int kbs,
+static void band(const rn_convb_fns *v, rn_convb_row a, float *yi, const float *xi, int kb, int kbs,
                  int y0, int y1, const rn_conv_shape *sh, const float *packed)
 {
     const int cb = v->lanes;
@@ -181,8 +174,8 @@ static void band(const variant *v, rn_convb_row a, float *yi, const float *xi, i
 static void forward(float *y, const float *x, const float *packed, int relu, const rn_conv_shape *sh,
                     float *work, int planar_in)
 {
-    const variant v = variant_of();
-    const int cb = v.lanes, cbn = blocks_of(sh->c, cb), kbn = blocks_of(sh->k, cb);
+    const rn_convb_fns v = rn_convb_select();
+    const int cb = v.lanes, cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
     const int threads = threads_of(sh), group = group_of(sh);
     const int hp = sh->h + 2 * sh->pad, wp = sh->w + 2 * sh->pad;
     /* what one channel block (blocked) or one channel (planar) takes, padded and as given */

@@ -47,4 +47,16 @@ void rn_convb_wino_out_generic(float *yp, const float *m, size_t pstride, const 
 #define RN_CONVB_RMAX_AVX2 6
 #define RN_CONVB_RMAX_GENERIC 4
 
+/* The builds this CPU runs (kernels/cpu.c), with their lane count and microkernel row. */
+typedef struct {
+    int lanes, rmax;
+    void (*row)(const rn_convb_row *a, int r, int kbs, float *y, const float *x);
+    float (*peak)(long reps);
+    void (*wino_in)(float *v, size_t pstride, const float *xp, int h, int w, int ty, int tx);
+    void (*wino_out)(float *yp, const float *m, size_t pstride, const float *bias, int relu,
+                     int oh, int ow, int ty, int tx);
+} rn_convb_fns;
+
+rn_convb_fns rn_convb_select(void);
+
 #endif

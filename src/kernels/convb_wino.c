@@ -16,14 +16,9 @@
 #endif
 
 #include "kernels/convb.h"
-#include "kernels/cpu.h"
 #include "kernels/kernels.h"
 
 enum { POSITIONS = 16 };
-
-typedef void (*row_fn)(const rn_convb_row *a, int r, int kbs, float *y, const float *x);
-
-static int blocks_of(int channels, int lanes) { return (channels + lanes - 1) / lanes; }
 
 int rn_convb_wino_fits(const rn_conv_shape *sh)
 {
@@ -32,19 +27,19 @@ int rn_convb_wino_fits(const rn_conv_shape *sh)
 
 static size_t u_floats(const rn_conv_shape *sh, int cb)
 {
-    return (size_t)POSITIONS * blocks_of(sh->k, cb) * blocks_of(sh->c, cb) * cb * cb;
+    return (size_t)POSITIONS * rn_blk_count(sh->k, cb) * rn_blk_count(sh->c, cb) * cb * cb;
 }
 
 size_t rn_convb_wino_packed_floats(const rn_conv_shape *sh)
 {
     const int cb = rn_blk_lanes();
-    return u_floats(sh, cb) + (size_t)blocks_of(sh->k, cb) * cb;
+    return u_floats(sh, cb) + (size_t)rn_blk_count(sh->k, cb) * cb;
 }
 
 void rn_convb_wino_pack(float *packed, const float *w, const float *scale, const float *bias,
                         const rn_conv_shape *sh)
 {
-    const int cb = rn_blk_lanes(), cbn = blocks_of(sh->c, cb), kbn = blocks_of(sh->k, cb);
+    const int cb = rn_blk_lanes(), cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
     memset(packed, 0, rn_convb_wino_packed_floats(sh) * sizeof(float));
     for (int k = 0; k < sh->k; k++)
         for (int c = 0; c < sh->c; c++) {
@@ -77,7 +72,7 @@ void rn_convb_wino_pack(float *packed, const float *w, const float *scale, const
  * core's L2 cache on the machines measured, 8 at the least (the microkernel's row). */
 static int chunk_tiles(const rn_conv_shape *sh, int cb)
 {
-    const size_t per_tile = (size_t)POSITIONS * (blocks_of(sh->c, cb) + blocks_of(sh->k, cb)) * cb * sizeof(float);
+    const size_t per_tile = (size_t)POSITIONS * (rn_blk_count(sh->c, cb) + rn_blk_count(sh->k, cb)) * cb * sizeof(float);
     const size_t fit = (size_t)512 * 1024 / per_tile;
     return fit < 8 ? 8 : fit > 256 ? 256 : (int)fit;
 }
@@ -87,49 +82,22 @@ size_t rn_convb_wino_workspace(const rn_conv_shape *sh)
 {
     const int cb = rn_blk_lanes(), threads = sh->threads > 1 ? sh->threads : 1;
     return (size_t)threads * POSITIONS * chunk_tiles(sh, cb) * cb *
-           (blocks_of(sh->c, cb) + blocks_of(sh->k, cb));
-}
-
-typedef void (*in_fn)(float *v, size_t pstride, const float *xp, int h, int w, int ty, int tx);
-typedef void (*out_fn)(float *yp, const float *m, size_t pstride, const float *bias, int relu,
-                       int oh, int ow, int ty, int tx);
-
-/* This CPU's builds of the microkernel and the transforms (kernels/cpu.c). */
-typedef struct {
-    row_fn row;
-    int rmax;
-    in_fn in;
-    out_fn out;
-} wino_fns;
-
-static wino_fns fns_of(void)
-{
-    switch (rn_cpu_simd()) {
-    case RN_SIMD_AVX512:
-        return (wino_fns){rn_convb_row_avx512, RN_CONVB_RMAX_AVX512, rn_convb_wino_in_avx512,
-                          rn_convb_wino_out_avx512};
-    case RN_SIMD_AVX2:
-        return (wino_fns){rn_convb_row_avx2, RN_CONVB_RMAX_AVX2, rn_convb_wino_in_avx2,
-                          rn_convb_wino_out_avx2};
-    default:
-        return (wino_fns){rn_convb_row_generic, RN_CONVB_RMAX_GENERIC, rn_convb_wino_in_generic,
-                          rn_convb_wino_out_generic};
-    }
+           (rn_blk_count(sh->c, cb) + rn_blk_count(sh->k, cb));
 }
 
 /* Tiles [t0, t1) of the batch, through V and M of the calling thread. */
 static void chunk(float *y, const float *x, const float *packed, int relu, const rn_conv_shape *sh,
-                  long t0, long t1, float *v, float *m, const wino_fns *f)
+                  long t0, long t1, float *v, float *m, const rn_convb_fns *f)
 {
     const int rmax = f->rmax;
-    const int cb = rn_blk_lanes(), cbn = blocks_of(sh->c, cb), kbn = blocks_of(sh->k, cb);
+    const int cb = rn_blk_lanes(), cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
     const int tw = (sh->ow + 1) / 2, per_image = ((sh->oh + 1) / 2) * tw;
     const int nt = (int)(t1 - t0);
     const size_t vblock = (size_t)nt * cb; /* floats of one (position, block) of V or M */
     for (long t = t0; t < t1; t++) {
         const int i = (int)(t / per_image), ty = (int)(t % per_image) / tw, tx = (int)(t % per_image) % tw;
         for (int b = 0; b < cbn; b++)
-            f->in(v + (size_t)b * vblock + (size_t)(t - t0) * cb, (size_t)cbn * vblock,
+            f->wino_in(v + (size_t)b * vblock + (size_t)(t - t0) * cb, (size_t)cbn * vblock,
                   x + ((size_t)i * cbn + b) * sh->h * sh->w * cb, sh->h, sh->w, ty, tx);
     }
     for (int p = 0; p < POSITIONS; p++)
@@ -148,7 +116,7 @@ static void chunk(float *y, const float *x, const float *packed, int relu, const
     for (long t = t0; t < t1; t++) {
         const int i = (int)(t / per_image), ty = (int)(t % per_image) / tw, tx = (int)(t % per_image) % tw;
         for (int b = 0; b < kbn; b++)
-            f->out(y + ((size_t)i * kbn + b) * sh->oh * sh->ow * cb,
+            f->wino_out(y + ((size_t)i * kbn + b) * sh->oh * sh->ow * cb,
                    m + (size_t)b * vblock + (size_t)(t - t0) * cb, (size_t)kbn * vblock,
                    bias + (size_t)b * cb, relu, sh->oh, sh->ow, ty, tx);
     }
@@ -157,11 +125,11 @@ static void chunk(float *y, const float *x, const float *packed, int relu, const
 void rn_convb_wino_forward(float *y, const float *x, const float *packed, int relu,
                            const rn_conv_shape *sh, float *work)
 {
-    const int cb = rn_blk_lanes(), cbn = blocks_of(sh->c, cb), kbn = blocks_of(sh->k, cb);
+    const int cb = rn_blk_lanes(), cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
     const long tiles = (long)sh->n * ((sh->oh + 1) / 2) * ((sh->ow + 1) / 2);
     const int threads = sh->threads > 1 ? sh->threads : 1, ct = chunk_tiles(sh, cb);
     const size_t per_thread = (size_t)POSITIONS * ct * cb * (cbn + kbn);
-    const wino_fns f = fns_of();
+    const rn_convb_fns f = rn_convb_select();
     const long chunks = (tiles + ct - 1) / ct;
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {

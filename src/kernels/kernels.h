@@ -77,6 +77,8 @@ void rn_conv_backward(float *dx, float *dw, float *db, const float *dy, const fl
  * AVX-512 (RN_SIMD permitting), 8 otherwise. rn_blk_floats: the floats of such a tensor. */
 #define RN_BLK_MAX_LANES 16
 int rn_blk_lanes(void);
+/* The blocks of lanes that hold this many channels. */
+static inline int rn_blk_count(int channels, int lanes) { return (channels + lanes - 1) / lanes; }
 size_t rn_blk_floats(int n, int c, int h, int w);
 void rn_blk_from_nchw(float *xb, const float *x, int n, int c, int h, int w);
 void rn_blk_to_nchw(float *x, const float *xb, int n, int c, int h, int w);
