@@ -887,8 +887,8 @@ static void convb_case_as(int n, int c, int h, int w, int k, int r, int stride, 
                     sum += b[kk];
                     if (relu && sum < 0.0) sum = 0.0;
                     const float g = got[(((size_t)i * k + kk) * sh.oh + oy) * sh.ow + ox];
-                    /* Winograd's transforms add rounding of the order of the terms' sizes */
-                    if (!(fabs(g - sum) <= (wino == 1 ? 1e-4 : 1e-5) * (mag + fabs(b[kk])) + 1e-6))
+                    /* measured worst, all three kernels and SIMD builds: 3.8e-7 (Winograd) */
+                    if (!(fabs(g - sum) <= 1e-5 * (mag + fabs(b[kk])) + 1e-6))
                         fail_msg("%dx%d/%d %d->%d: image %d channel %d (%d, %d): %.8g, expected %.8g",
                                  r, r, stride, c, k, i, kk, oy, ox, g, sum);
                 }
