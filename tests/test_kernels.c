@@ -908,6 +908,7 @@ static void test_convb_forward(void **state)
     convb_case(3, 20, 8, 30, 24, 3, 1, 1, 1);  /* partial blocks, rows longer than the kernel's */
     convb_case(2, 16, 9, 9, 48, 3, 2, 1, 1);   /* 3x3/2, odd map, an odd number of output blocks */
     convb_case(2, 40, 7, 7, 16, 1, 1, 0, 0);   /* 1x1 */
+    convb_case(3, 24, 14, 14, 80, 1, 1, 0, 1); /* 1x1 as one row: segments, a partial one */
     convb_case(2, 24, 10, 10, 40, 1, 2, 0, 1); /* 1x1/2 projection */
     convb_case(1, 3, 23, 21, 16, 7, 2, 3, 1);  /* the ImageNet stem: 3 channels, 7x7/2 */
     convb_case(4, 1, 28, 28, 16, 3, 1, 1, 1);  /* one input channel (Fashion-MNIST) */

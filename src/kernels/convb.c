@@ -15,6 +15,7 @@
 #include "kernels/kernels.h"
 
 enum { BAND_ROWS = 4 }; /* output rows per task: enough tasks for batch 1 on small maps */
+enum { SEG_CALLS = 4 }; /* microkernel calls per task of a 1x1 convolution's flattened map */
 
 rn_convb_fns rn_convb_select(void)
 {
@@ -169,6 +170,43 @@ static void band(const rn_convb_fns *v, rn_convb_row a, float *yi, const float *
         }
 }
 
+/* A 1x1 convolution of stride 1 without padding reads output pixel p's input at pixel p, so
+ * a whole map is one row: the microkernel runs full (RMAX pixels) on maps whose width it does
+ * not divide (14x14, 7x7), instead of a short call at every row's end. */
+static int pointwise(const rn_conv_shape *sh)
+{
+    return sh->r == 1 && sh->s == 1 && sh->stride == 1 && sh->pad == 0;
+}
+
+static void pointwise_forward(const rn_convb_fns *v, rn_convb_row a, float *y, const float *x,
+                              const float *packed, const rn_conv_shape *sh)
+{
+    const int cb = v->lanes, kbn = rn_blk_count(sh->k, cb), pairs = (kbn + 1) / 2;
+    const long pixels = (long)sh->oh * sh->ow, seg = (long)SEG_CALLS * v->rmax;
+    const long segs = (pixels + seg - 1) / seg;
+    const size_t in_image = (size_t)a.cbn * pixels * cb, out_image = (size_t)kbn * pixels * cb;
+    const size_t wblock = (size_t)a.cbn * cb * cb;
+    a.xplane = (size_t)pixels * cb;
+    const long tasks = (long)sh->n * pairs * segs;
+    const int threads = threads_of(sh);
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
+    for (long t = 0; t < tasks; t++) {
+        const int i = (int)(t / ((long)pairs * segs));
+        const long rest = t % ((long)pairs * segs);
+        const int kb = 2 * (int)(rest / segs), kbs = kb + 1 < kbn ? 2 : 1;
+        const long p0 = (rest % segs) * seg, p1 = p0 + seg < pixels ? p0 + seg : pixels;
+        rn_convb_row b = a;
+        b.w = packed + kb * wblock;
+        b.bias = packed + weight_floats(sh, cb) + (size_t)kb * cb;
+        float *yk = y + (size_t)i * out_image + (size_t)kb * a.ystride;
+        const float *xi = x + (size_t)i * in_image;
+        for (long p = p0; p < p1; p += v->rmax) {
+            const int r = p1 - p < v->rmax ? (int)(p1 - p) : v->rmax;
+            v->row(&b, r, kbs, yk + (size_t)p * cb, xi + (size_t)p * cb);
+        }
+    }
+}
+
 /* planar_in: x is planar [n, c, h, w], read as blocks whose channels are planes (the network's
  * first convolution, on the images as they come). */
 static void forward(float *y, const float *x, const float *packed, int relu, const rn_conv_shape *sh,
@@ -191,6 +229,10 @@ static void forward(float *y, const float *x, const float *packed, int relu, con
         .cstride = planar_in ? channel : 1,
         .ystride = (size_t)sh->oh * sh->ow * cb, .relu = relu};
     const int pairs = (kbn + 1) / 2, bands = (sh->oh + BAND_ROWS - 1) / BAND_ROWS;
+    if (pointwise(sh) && !planar_in) {
+        pointwise_forward(&v, a, y, x, packed, sh);
+        return;
+    }
     for (int i0 = 0; i0 < sh->n; i0 += group) {
         const int gi = sh->n - i0 < group ? sh->n - i0 : group;
         if (sh->pad) {
