@@ -15,7 +15,8 @@
 #include "kernels/kernels.h"
 
 enum { BAND_ROWS = 4 }; /* output rows per task: enough tasks for batch 1 on small maps */
-enum { SEG_CALLS = 4 }; /* microkernel calls per task of a 1x1 convolution's flattened map */
+enum { SEG_CALLS = 4 };        /* microkernel calls per task of a 1x1 convolution's map */
+enum { TASKS_PER_THREAD = 8 }; /* fewer, and a thread held up by another process stalls the rest */
 
 rn_convb_fns rn_convb_select(void)
 {
@@ -171,8 +172,10 @@ static void band(const rn_convb_fns *v, rn_convb_row a, float *yi, const float *
 }
 
 /* A 1x1 convolution of stride 1 without padding reads output pixel p's input at pixel p, so
- * a whole map is one row: the microkernel runs full (RMAX pixels) on maps whose width it does
- * not divide (14x14, 7x7), instead of a short call at every row's end. */
+ * a whole map is one row, cut into calls of equal width (49 pixels: 10, 10, 10, 10, 9; rows
+ * of 7 or 14 would leave short calls at every row's end). A task is a segment of SEG_CALLS
+ * calls for a group of output-block pairs: all of them when there are tasks enough, so the
+ * segment's input is read from cache once for every pair rather than once per pair. */
 static int pointwise(const rn_conv_shape *sh)
 {
     return sh->r == 1 && sh->s == 1 && sh->stride == 1 && sh->pad == 0;
@@ -182,27 +185,31 @@ static void pointwise_forward(const rn_convb_fns *v, rn_convb_row a, float *y, c
                               const float *packed, const rn_conv_shape *sh)
 {
     const int cb = v->lanes, kbn = rn_blk_count(sh->k, cb), pairs = (kbn + 1) / 2;
-    const long pixels = (long)sh->oh * sh->ow, seg = (long)SEG_CALLS * v->rmax;
-    const long segs = (pixels + seg - 1) / seg;
+    const int threads = threads_of(sh);
+    const long pixels = (long)sh->oh * sh->ow, calls = (pixels + v->rmax - 1) / v->rmax;
+    const long segs = (calls + SEG_CALLS - 1) / SEG_CALLS;
+    long groups = ((long)TASKS_PER_THREAD * threads + sh->n * segs - 1) / (sh->n * segs);
+    if (groups > pairs) groups = pairs;
     const size_t in_image = (size_t)a.cbn * pixels * cb, out_image = (size_t)kbn * pixels * cb;
     const size_t wblock = (size_t)a.cbn * cb * cb;
     a.xplane = (size_t)pixels * cb;
-    const long tasks = (long)sh->n * pairs * segs;
-    const int threads = threads_of(sh);
+    const long tasks = (long)sh->n * segs * groups;
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
     for (long t = 0; t < tasks; t++) {
-        const int i = (int)(t / ((long)pairs * segs));
-        const long rest = t % ((long)pairs * segs);
-        const int kb = 2 * (int)(rest / segs), kbs = kb + 1 < kbn ? 2 : 1;
-        const long p0 = (rest % segs) * seg, p1 = p0 + seg < pixels ? p0 + seg : pixels;
-        rn_convb_row b = a;
-        b.w = packed + kb * wblock;
-        b.bias = packed + weight_floats(sh, cb) + (size_t)kb * cb;
-        float *yk = y + (size_t)i * out_image + (size_t)kb * a.ystride;
+        const int i = (int)(t / (segs * groups));
+        const long seg = t % segs, g = t / segs % groups;
+        const long c0 = seg * SEG_CALLS, c1 = c0 + SEG_CALLS < calls ? c0 + SEG_CALLS : calls;
         const float *xi = x + (size_t)i * in_image;
-        for (long p = p0; p < p1; p += v->rmax) {
-            const int r = p1 - p < v->rmax ? (int)(p1 - p) : v->rmax;
-            v->row(&b, r, kbs, yk + (size_t)p * cb, xi + (size_t)p * cb);
+        for (int pair = (int)(g * pairs / groups); pair < (g + 1) * pairs / groups; pair++) {
+            const int kb = 2 * pair, kbs = kb + 1 < kbn ? 2 : 1;
+            rn_convb_row b = a;
+            b.w = packed + kb * wblock;
+            b.bias = packed + weight_floats(sh, cb) + (size_t)kb * cb;
+            float *yk = y + (size_t)i * out_image + (size_t)kb * a.ystride;
+            for (long c = c0; c < c1; c++) {
+                const long p0 = c * pixels / calls, p1 = (c + 1) * pixels / calls;
+                v->row(&b, (int)(p1 - p0), kbs, yk + (size_t)p0 * cb, xi + (size_t)p0 * cb);
+            }
         }
     }
 }
