@@ -76,12 +76,12 @@ typedef struct {
     double peak; /* measured FMA peak at `threads` threads, GFLOP/s */
 } bench_settings;
 
-/* The training step's three passes, then the forward on channel-blocked tensors
- * (kernels/convb.c: the layout the engine is moving to), which the totals leave out. */
+/* The training step's three passes, then the forward and weight gradient on channel-blocked
+ * tensors (kernels/convb*.c: the layout the engine is moving to), which the totals leave out. */
 enum { DIR_FORWARD, DIR_BACKWARD_DATA, DIR_BACKWARD_WEIGHTS, N_DIRS, DIR_FORWARD_BLOCKED = N_DIRS,
-       N_TIMED };
+       DIR_BACKWARD_WEIGHTS_BLOCKED, N_TIMED };
 static const char *const DIR_KEY[N_TIMED] = {"forward", "backward_data", "backward_weights",
-                                             "forward_blocked"};
+                                             "forward_blocked", "backward_weights_blocked"};
 
 /* One distinct convolution shape of the network. */
 typedef struct {
@@ -148,10 +148,12 @@ static int time_kernel(kernel_row *r, const bench_settings *bs, uint64_t seed)
     float *yb = malloc(rn_blk_floats(sh.n, sh.k, sh.oh, sh.ow) * sizeof(float));
     float *wb = malloc(rn_convb_packed_floats(&sh) * sizeof(float));
     float *workb = malloc((rn_convb_workspace(&sh) + 1) * sizeof(float));
+    float *dyb = malloc(rn_blk_floats(sh.n, sh.k, sh.oh, sh.ow) * sizeof(float));
     int rc = 0;
-    if (!x || !w || !dy || !y || !dx || !dw || !work || !xb || !yb || !wb || !workb)
+    if (!x || !w || !dy || !y || !dx || !dw || !work || !xb || !yb || !wb || !workb || !dyb)
         rc = cli_error("bench: %s: out of memory for a batch of %d", c->name, bs->batch);
     if (!rc) rn_blk_from_nchw(xb, x, sh.n, sh.c, sh.h, sh.w);
+    if (!rc) rn_blk_from_nchw(dyb, dy, sh.n, sh.k, sh.oh, sh.ow);
     for (int d = 0; !rc && d < N_TIMED; d++) {
         r->ms[d] = malloc((size_t)bs->iters * sizeof(double));
         if (!r->ms[d]) {
@@ -165,10 +167,11 @@ static int time_kernel(kernel_row *r, const bench_settings *bs, uint64_t seed)
             if (d == DIR_FORWARD) rn_conv_forward(y, x, w, NULL, &sh, work);
             else if (d == DIR_BACKWARD_DATA) rn_conv_backward(dx, NULL, NULL, dy, x, w, &sh, work);
             else if (d == DIR_BACKWARD_WEIGHTS) rn_conv_backward(NULL, dw, NULL, dy, x, w, &sh, work);
-            else { /* its weights packed in the call, as the planar forward packs its own */
+            else if (d == DIR_FORWARD_BLOCKED) { /* its weights packed in the call, as the
+                                                  * planar forward packs its own */
                 rn_convb_pack(wb, w, NULL, NULL, &sh);
                 rn_convb_forward(yb, xb, wb, 0, &sh, workb);
-            }
+            } else rn_convb_backward_weights(dw, NULL, dyb, xb, &sh);
             double dt = rn_clock_s() - t0;
             if (it < bs->warmup) continue;
             r->ms[d][timed++] = 1e3 * dt;
@@ -180,6 +183,7 @@ static int time_kernel(kernel_row *r, const bench_settings *bs, uint64_t seed)
         qsort(r->ms[d], (size_t)timed, sizeof(double), cmp_double);
         r->runs[d] = timed;
     }
+    free(dyb);
     free(workb);
     free(wb);
     free(yb);
@@ -262,8 +266,9 @@ static void kernels_table(const rn_net *net, const bench_settings *bs, const ker
            "(measured, %d lanes)\n\n",
            rn_net_arch(net), bs->batch, o.in_c, o.in_h, o.in_w, omp_get_max_threads(),
            rn_net_num_convs(net), n_rows, bs->warmup, bs->iters, bs->peak, rn_blk_lanes());
-    printf("%-3s %-24s %5s %8s | %-22s | %-22s | %-22s | %6s | %-22s\n", "", "", "", "",
-           "forward", "backward-data", "backward-weights", "", "forward, blocked");
+    printf("%-3s %-24s %5s %8s | %-22s | %-22s | %-22s | %6s | %-22s | %-22s\n", "", "", "", "",
+           "forward", "backward-data", "backward-weights", "", "forward, blocked",
+           "backward-weights, bl.");
     printf("%-3s %-24s %5s %8s |", "#", "C->K RxS/stride HxW", "count", "GFLOP");
     for (int d = 0; d < N_TIMED; d++) {
         if (d == DIR_FORWARD_BLOCKED) printf(" %6s |", "share");
@@ -305,12 +310,16 @@ static void kernels_table(const rn_net *net, const bench_settings *bs, const ker
                total[d] > 0 ? flop[d] / (total[d] / 1e3) : 0);
     printf("  %-16s %9.2f ms  %7.1f GFLOP/s\n", "training step", all,
            all > 0 ? (flop[0] + flop[1] + flop[2]) / (all / 1e3) : 0);
-    double blocked = 0;
-    for (int i = 0; i < n_rows; i++) blocked += rows[i].count * row_ms(&rows[i], DIR_FORWARD_BLOCKED);
-    printf("  %-16s %9.2f ms  %7.1f GFLOP/s  (%.2fx the forward's time)\n", "forward, blocked",
-           blocked, blocked > 0 ? flop[0] / (blocked / 1e3) : 0, blocked > 0 ? total[0] / blocked : 0);
+    for (int d = DIR_FORWARD_BLOCKED; d < N_TIMED; d++) {
+        const int planar = d == DIR_FORWARD_BLOCKED ? DIR_FORWARD : DIR_BACKWARD_WEIGHTS;
+        double blocked = 0;
+        for (int i = 0; i < n_rows; i++) blocked += rows[i].count * row_ms(&rows[i], d);
+        printf("  %-16s %9.2f ms  %7.1f GFLOP/s  (%.2fx the planar pass's time)\n", DIR_KEY[d],
+               blocked, blocked > 0 ? flop[planar] / (blocked / 1e3) : 0,
+               blocked > 0 ? total[planar] / blocked : 0);
+    }
     printf("share: of the training step's convolution time (count x all three); peak: of the FMA "
-           "peak;\nforward, blocked: on channel-blocked tensors (NCHW%dc); each forward packs its "
+           "peak;\nblocked: on channel-blocked tensors (NCHW%dc); each forward packs its "
            "weights, as a training step must\n", rn_blk_lanes());
     if (starred)
         printf("*: holds the network's first convolution, whose input gradient training never "

@@ -21,6 +21,27 @@ typedef struct {
     int relu;
 } rn_convb_row;
 
+/* The weight gradient's microkernel (convb_wgrad_row.h): one tap, a rectangle of output pixels
+ * of imgs images; x at the first pixel's input of the tap's first channel, dy at that pixel. */
+typedef struct {
+    int imgs, rows, cols;
+    size_t ximg, xrow;   /* floats from one image's input to the next's; from one row's (stride rows) */
+    size_t xstep;        /* floats from one pixel's input to the next pixel's: stride * pixel */
+    size_t cstride;      /* floats from one input channel to the next: 1 (blocked) or a plane */
+    size_t dyimg, dyrow; /* floats from one image's dy to the next's; from one output row's */
+    size_t dyplane;      /* floats from one output block of dy to the next */
+    int accumulate;      /* add to the accumulators in memory rather than start from zero */
+} rn_convb_wgrad_args;
+
+/* acc: r x kbs vectors of CB, [channel][block]; r <= CB, and
+ * r <= CB / 2 when kbs is 2. */
+void rn_convb_wgrad_avx512(const rn_convb_wgrad_args *a, int r, int kbs, float *acc, const float *x,
+                           const float *dy);
+void rn_convb_wgrad_avx2(const rn_convb_wgrad_args *a, int r, int kbs, float *acc, const float *x,
+                         const float *dy);
+void rn_convb_wgrad_generic(const rn_convb_wgrad_args *a, int r, int kbs, float *acc, const float *x,
+                            const float *dy);
+
 /* r (1..RMAX) output pixels of one row for kbs (1 or 2) output blocks: y and x at the row's
  * first pixel (x at its top-left tap). */
 void rn_convb_row_avx512(const rn_convb_row *a, int r, int kbs, float *y, const float *x);
@@ -55,6 +76,8 @@ typedef struct {
     void (*wino_in)(float *v, size_t pstride, const float *xp, int h, int w, int ty, int tx);
     void (*wino_out)(float *yp, const float *m, size_t pstride, const float *bias, int relu,
                      int oh, int ow, int ty, int tx);
+    void (*wgrad)(const rn_convb_wgrad_args *a, int r, int kbs, float *acc, const float *x,
+                  const float *dy);
 } rn_convb_fns;
 
 rn_convb_fns rn_convb_select(void);

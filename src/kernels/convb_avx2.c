@@ -13,4 +13,6 @@
 #define WINO_IN_NAME rn_convb_wino_in_avx2
 #define WINO_OUT_NAME rn_convb_wino_out_avx2
 #define PEAK_NAME rn_convb_peak_avx2
+#define WGRAD_NAME rn_convb_wgrad_avx2
 #include "kernels/convb_row.h"
+#include "kernels/convb_wgrad_row.h"

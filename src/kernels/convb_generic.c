@@ -10,4 +10,6 @@
 #define WINO_IN_NAME rn_convb_wino_in_generic
 #define WINO_OUT_NAME rn_convb_wino_out_generic
 #define PEAK_NAME rn_convb_peak_generic
+#define WGRAD_NAME rn_convb_wgrad_generic
 #include "kernels/convb_row.h"
+#include "kernels/convb_wgrad_row.h"

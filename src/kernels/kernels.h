@@ -109,6 +109,14 @@ void rn_convb_forward(float *y, const float *x, const float *packed, int relu,
  * same packing and workspace. */
 void rn_convb_forward_planar_in(float *y, const float *x, const float *packed, int relu,
                                 const rn_conv_shape *sh, float *work);
+/* The weight gradient on blocked tensors: dw += the gradient of the weights [k, c, r, s] given
+ * the blocked output gradient dy and input x (planar x[n, c, h, w] for the _planar_in one),
+ * db += the sum of dy (each may be NULL). No workspace; sh->threads threads, the same bits
+ * whatever their number. */
+void rn_convb_backward_weights(float *dw, float *db, const float *dy, const float *x,
+                               const rn_conv_shape *sh);
+void rn_convb_backward_weights_planar_in(float *dw, float *db, const float *dy, const float *x,
+                                         const rn_conv_shape *sh);
 /* Winograd F(2x2, 3x3) on blocked tensors, for the shapes rn_convb_wino_fits (3x3, stride 1,
  * pad 1): the same contract as rn_convb_pack / rn_convb_forward, with its own packing (the
  * transformed weights) and workspace (the transformed input and products). */

@@ -1,0 +1,116 @@
+/* The microkernel of the channel-blocked weight gradient (convb_wgrad.c), written once and
+ * built for each lane count like convb_row.h (included after it by convb_avx512.c, convb_avx2.c
+ * and convb_generic.c, which define CB, VFMA, VBCAST and WGRAD_NAME).
+ *
+ * One call: the gradient of one tap's weights for r input channels (r <= CB) and kbs (1 or 2)
+ * blocks of CB output channels, summed over a rectangle of output pixels of imgs images:
+ *   acc[i][b] += x[pixel's input][channel i] * dy[pixel][block b]
+ * Each pixel loads the CB output-channel gradients of each block once and broadcasts r input
+ * values: the forward kernel's transpose, with pixels where the forward has input channels.
+ * r * kbs <= CB accumulators (r <= CB / 2 for two blocks; 16 zmm with AVX-512, 8 ymm with
+ * AVX2), so every FMA unit has chains enough, and no operand is packed: the taps' input is
+ * read in place, the border's pixels left out by the rectangle rather than padded with zeros.
+ * The sum runs over images, then rows, then pixels (round the accumulator sets, then the sets
+ * in order): a fixed order, whatever the thread count. */
+#include <stddef.h>
+
+static inline __attribute__((always_inline)) void wgrad_tile(const int r, const int kbs,
+                                                             const rn_convb_wgrad_args *a,
+                                                             float *acc_io, const float *x,
+                                                             const float *dy)
+{
+    /* few channels (a network's first convolution: 1 or 3): the pixels go round SETS sets of
+     * accumulators, so that there are chains enough to hide the FMA's latency */
+    enum { SETS_MAX = 4 };
+    const int sets = r * kbs <= 4 ? 4 : r * kbs <= 8 ? 2 : 1;
+    vblk acc[SETS_MAX][CB][2];
+#pragma GCC unroll 16
+    for (int i = 0; i < r; i++) {
+        acc[0][i][0] = a->accumulate ? *(const vblk *)(acc_io + (size_t)(i * kbs + 0) * CB) : (vblk){0};
+        acc[0][i][1] = a->accumulate && kbs > 1 ? *(const vblk *)(acc_io + (size_t)(i * kbs + 1) * CB)
+                                                : (vblk){0};
+#pragma GCC unroll 4
+        for (int s = 1; s < sets; s++) acc[s][i][0] = acc[s][i][1] = (vblk){0};
+    }
+    for (int img = 0; img < a->imgs; img++)
+        for (int row = 0; row < a->rows; row++) {
+            const float *xr = x + (size_t)img * a->ximg + (size_t)row * a->xrow;
+            const float *dr = dy + (size_t)img * a->dyimg + (size_t)row * a->dyrow;
+            int p = 0;
+            for (; p + sets <= a->cols; p += sets) {
+#pragma GCC unroll 4
+                for (int s = 0; s < sets; s++) {
+                    const vblk d0 = *(const vblk *)(dr + (size_t)(p + s) * CB);
+                    const vblk d1 = kbs > 1 ? *(const vblk *)(dr + a->dyplane + (size_t)(p + s) * CB) : d0;
+                    const float *xp = xr + (size_t)(p + s) * a->xstep;
+#pragma GCC unroll 16
+                    for (int i = 0; i < r; i++) {
+                        const vblk v = VBCAST(xp[(size_t)i * a->cstride]);
+                        acc[s][i][0] = VFMA(v, d0, acc[s][i][0]);
+                        if (kbs > 1) acc[s][i][1] = VFMA(v, d1, acc[s][i][1]);
+                    }
+                }
+            }
+            for (; p < a->cols; p++) { /* the row's last pixels, into the first set */
+                const vblk d0 = *(const vblk *)(dr + (size_t)p * CB);
+                const vblk d1 = kbs > 1 ? *(const vblk *)(dr + a->dyplane + (size_t)p * CB) : d0;
+                const float *xp = xr + (size_t)p * a->xstep;
+#pragma GCC unroll 16
+                for (int i = 0; i < r; i++) {
+                    const vblk v = VBCAST(xp[(size_t)i * a->cstride]);
+                    acc[0][i][0] = VFMA(v, d0, acc[0][i][0]);
+                    if (kbs > 1) acc[0][i][1] = VFMA(v, d1, acc[0][i][1]);
+                }
+            }
+        }
+#pragma GCC unroll 16
+    for (int i = 0; i < r; i++) {
+#pragma GCC unroll 4
+        for (int s = 1; s < sets; s++) {
+            acc[0][i][0] += acc[s][i][0];
+            if (kbs > 1) acc[0][i][1] += acc[s][i][1];
+        }
+        *(vblk *)(acc_io + (size_t)(i * kbs + 0) * CB) = acc[0][i][0];
+        if (kbs > 1) *(vblk *)(acc_io + (size_t)(i * kbs + 1) * CB) = acc[0][i][1];
+    }
+}
+
+#define WGRAD_CASE(R)                                                                              \
+    case R:                                                                                        \
+        if (kbs > 1) wgrad_tile(R, 2, a, acc, x, dy);                                              \
+        else wgrad_tile(R, 1, a, acc, x, dy);                                                      \
+        return;
+/* more than CB / 2 channels: one output block only (the registers hold CB accumulators) */
+#define WGRAD_CASE1(R)                                                                             \
+    case R: wgrad_tile(R, 1, a, acc, x, dy); return;
+
+void WGRAD_NAME(const rn_convb_wgrad_args *a, int r, int kbs, float *acc, const float *x,
+                const float *dy)
+{
+    switch (r) {
+        WGRAD_CASE(1)
+        WGRAD_CASE(2)
+        WGRAD_CASE(3)
+        WGRAD_CASE(4)
+#if CB > 8
+        WGRAD_CASE(5)
+        WGRAD_CASE(6)
+        WGRAD_CASE(7)
+        WGRAD_CASE(8)
+        WGRAD_CASE1(9)
+        WGRAD_CASE1(10)
+        WGRAD_CASE1(11)
+        WGRAD_CASE1(12)
+        WGRAD_CASE1(13)
+        WGRAD_CASE1(14)
+        WGRAD_CASE1(15)
+        WGRAD_CASE1(16)
+#else
+        WGRAD_CASE1(5)
+        WGRAD_CASE1(6)
+        WGRAD_CASE1(7)
+        WGRAD_CASE1(8)
+#endif
+    default: return;
+    }
+}
