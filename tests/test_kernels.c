@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -999,6 +1000,148 @@ static void test_convb_backward_weights(void **state)
     convb_wgrad_case(2, 20, 6, 6, 24, 3, 2, 1, 1);   /* planar input wider than a block */
 }
 
+/* rn_convb_backward_data against double loops: stride 1 and 2, 3x3 and 1x1 (whose odd pixels
+ * at stride 2 no tap reaches), odd and even maps, channel counts that fill no block, an odd
+ * number of input blocks; 1, 2 and 3 threads give the same bits and the lanes past c are
+ * zero. */
+static void convb_dgrad_case(int n, int c, int h, int w, int k, int r, int stride, int pad)
+{
+    rn_conv_shape sh;
+    assert_int_equal(rn_conv_shape_init(&sh, n, c, h, w, k, r, r, stride, pad), 0);
+    const size_t xl = (size_t)n * c * h * w, dyl = (size_t)n * k * sh.oh * sh.ow;
+    const size_t wl = (size_t)k * c * r * r, xbl = rn_blk_floats(n, c, h, w);
+    float *dy = alloc_f(dyl), *wt = alloc_f(wl), *got = alloc_f(xl);
+    float *dyb = alloc_nan(rn_blk_floats(n, k, sh.oh, sh.ow));
+    float *packed = alloc_nan(rn_convb_backward_data_packed_floats(&sh));
+    rn_test_fill_normal(dy, dyl, 61, 1.0f);
+    rn_test_fill_normal(wt, wl, 62, 0.5f);
+    rn_blk_from_nchw(dyb, dy, n, k, sh.oh, sh.ow);
+    rn_convb_backward_data_pack(packed, wt, &sh);
+    float *dx[3];
+    for (int t = 1; t <= 3; t++) {
+        sh.threads = t;
+        float *work = alloc_nan(rn_convb_backward_data_workspace(&sh) + 1);
+        dx[t - 1] = alloc_nan(xbl);
+        rn_convb_backward_data(dx[t - 1], dyb, packed, &sh, work);
+        free(work);
+        if (t > 1) assert_memory_equal(dx[t - 1], dx[0], xbl * sizeof(float));
+    }
+    const int cb = rn_blk_lanes(), cbn = (c + cb - 1) / cb;
+    for (size_t i = 0; i < xbl; i++) {
+        const int lane = (int)(i % (size_t)cb), block = (int)(i / ((size_t)h * w * cb)) % cbn;
+        if (block * cb + lane >= c && dx[0][i] != 0.0f) fail_msg("padding lane %zu is %g", i, dx[0][i]);
+    }
+    rn_blk_to_nchw(got, dx[0], n, c, h, w);
+    for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < c; ch++)
+            for (int iy = 0; iy < h; iy++)
+                for (int ix = 0; ix < w; ix++) {
+                    double sum = 0.0, mag = 0.0;
+                    for (int kk = 0; kk < k; kk++)
+                        for (int ky = 0; ky < r; ky++)
+                            for (int kx = 0; kx < r; kx++) {
+                                const int ty = iy + pad - ky, tx = ix + pad - kx;
+                                if (ty < 0 || tx < 0 || ty % stride || tx % stride) continue;
+                                const int oy = ty / stride, ox = tx / stride;
+                                if (oy >= sh.oh || ox >= sh.ow) continue;
+                                const double t = (double)dy[(((size_t)i * k + kk) * sh.oh + oy) * sh.ow + ox] *
+                                                 wt[(((size_t)kk * c + ch) * r + ky) * r + kx];
+                                sum += t, mag += fabs(t);
+                            }
+                    const float g = got[(((size_t)i * c + ch) * h + iy) * w + ix];
+                    if (!(fabs(g - sum) <= 1e-5 * mag + 1e-6))
+                        fail_msg("%dx%d/%d %d->%d: dx image %d channel %d (%d, %d): %.8g, expected %.8g",
+                                 r, r, stride, c, k, i, ch, iy, ix, g, sum);
+                }
+    for (int t = 0; t < 3; t++) free(dx[t]);
+    free(dy), free(wt), free(got), free(dyb), free(packed);
+}
+
+static void test_convb_backward_data(void **state)
+{
+    (void)state;
+    convb_dgrad_case(2, 16, 9, 11, 32, 3, 1, 1);  /* 3x3/1 */
+    convb_dgrad_case(3, 20, 8, 30, 24, 3, 1, 1);  /* partial blocks, long rows */
+    convb_dgrad_case(2, 48, 9, 9, 16, 3, 2, 1);   /* 3x3/2 on an odd map, three input blocks */
+    convb_dgrad_case(2, 16, 10, 8, 32, 3, 2, 1);  /* 3x3/2 on an even map */
+    convb_dgrad_case(2, 40, 7, 7, 16, 1, 1, 0);   /* 1x1 */
+    convb_dgrad_case(2, 24, 10, 10, 40, 1, 2, 0); /* 1x1/2: odd pixels get no gradient */
+    convb_dgrad_case(1, 20, 9, 9, 24, 1, 2, 0);   /* 1x1/2 on an odd map */
+    convb_dgrad_case(1, 16, 23, 21, 16, 7, 2, 3); /* 7x7/2 */
+}
+
+/* Training-mode BN on blocks against the planar kernels (themselves checked against double
+ * loops above): forward with and without the fused ReLU, backward through it or not, training
+ * and evaluation; 1, 2 and 3 threads give the same bits. The sums run in another order than
+ * the planar ones, so the two agree to rounding; measured worst (all three SIMD builds): y and
+ * dx 1.1e-7 of their largest value, mean and variance 5e-7, dgamma and dbeta 7.7e-6 of
+ * themselves (float sums of 27,000 terms that mostly cancel). */
+static void test_blk_bn_train(void **state)
+{
+    (void)state;
+    const int n = 9, c = 20, hw = 300; /* a partial block; runs of 256 pixels and a tail */
+    const size_t len = (size_t)n * c * hw, blen = rn_blk_floats(n, c, hw, 1);
+    float *x = alloc_f(len), *dy = alloc_f(len), *gamma = alloc_f(c), *beta = alloc_f(c);
+    float *y = alloc_f(len), *dx = alloc_f(len), *mean = alloc_f(c), *var = alloc_f(c);
+    float *xb = alloc_f(blen), *dyb = alloc_f(blen), *got = alloc_f(len);
+    double *work = malloc(4 * (size_t)c * sizeof(double));
+    rn_test_fill_normal(x, len, 71, 1.0f);
+    for (size_t i = 0; i < len; i++) x[i] += 3.0f; /* a mean well away from 0 */
+    rn_test_fill_normal(dy, len, 72, 1.0f);
+    rn_test_fill_normal(gamma, c, 73, 1.0f);
+    rn_test_fill_normal(beta, c, 74, 1.0f);
+    rn_blk_from_nchw(xb, x, n, c, hw, 1);
+    rn_blk_from_nchw(dyb, dy, n, c, hw, 1);
+    for (int relu = 0; relu <= 1; relu++)
+        for (int train = 0; train <= 1; train++) {
+            float *yb[3], *dxb[3], bmean[3][20], bvar[3][20], dg[3][20], dbeta[3][20];
+            float pdg[20] = {0}, pdb[20] = {0};
+            (relu ? rn_bn_relu_forward_train : rn_bn_forward_train)(y, mean, var, x, gamma, beta, n,
+                                                                    c, hw, 1e-5f);
+            if (relu) rn_bn_relu_backward_train(dx, pdg, pdb, dy, y, x, gamma, mean, var, n, c, hw, 1e-5f);
+            else if (train) rn_bn_backward_train(dx, pdg, pdb, dy, x, gamma, mean, var, n, c, hw, 1e-5f);
+            else rn_bn_backward_eval(dx, pdg, pdb, dy, x, gamma, mean, var, n, c, hw, 1e-5f);
+            if (relu && !train) continue; /* covered by the unfused evaluation case */
+            for (int t = 1; t <= 3; t++) {
+                omp_set_num_threads(t);
+                yb[t - 1] = alloc_f(blen), dxb[t - 1] = alloc_f(blen);
+                memset(dg[t - 1], 0, sizeof dg[0]), memset(dbeta[t - 1], 0, sizeof dbeta[0]);
+                rn_blk_bn_forward_train(yb[t - 1], bmean[t - 1], bvar[t - 1], xb, gamma, beta, n, c,
+                                        hw, 1e-5f, relu, work);
+                /* evaluation backward with the planar batch's statistics, as above */
+                rn_blk_bn_backward(dxb[t - 1], dg[t - 1], dbeta[t - 1], dyb, relu ? yb[t - 1] : NULL,
+                                   xb, gamma, train ? bmean[t - 1] : mean, train ? bvar[t - 1] : var,
+                                   n, c, hw, 1e-5f, train, work);
+                if (t == 1) continue;
+                assert_memory_equal(yb[t - 1], yb[0], blen * sizeof(float));
+                assert_memory_equal(dxb[t - 1], dxb[0], blen * sizeof(float));
+                assert_memory_equal(dg[t - 1], dg[0], sizeof dg[0]);
+                assert_memory_equal(bmean[t - 1], bmean[0], sizeof bmean[0]);
+            }
+            omp_set_num_threads(1);
+            for (int ch = 0; ch < c; ch++) {
+                assert_close(bmean[0][ch], mean[ch], 1e-6 * 3);
+                assert_close(bvar[0][ch], var[ch], 1e-6);
+                assert_close(dg[0][ch], pdg[ch], 3e-5 * fabs(pdg[ch]));
+                assert_close(dbeta[0][ch], pdb[ch], 3e-5 * fabs(pdb[ch]));
+            }
+            double ymax = 0, dmax = 0;
+            for (size_t i = 0; i < len; i++) ymax = fmax(ymax, fabs(y[i])), dmax = fmax(dmax, fabs(dx[i]));
+            rn_blk_to_nchw(got, yb[0], n, c, hw, 1);
+            for (size_t i = 0; i < len; i++) assert_close(got[i], y[i], 1e-6 * ymax);
+            rn_blk_to_nchw(got, dxb[0], n, c, hw, 1);
+            for (size_t i = 0; i < len; i++) assert_close(got[i], dx[i], 1e-6 * dmax);
+            for (size_t i = 0; i < blen; i++) /* lanes past c */
+                if ((int)(i / ((size_t)hw * 16)) % 2 == 1 && rn_blk_lanes() == 16 && i % 16 >= 4 &&
+                    (yb[0][i] != 0.0f || dxb[0][i] != 0.0f))
+                    fail_msg("padding lane %zu is %g / %g", i, yb[0][i], dxb[0][i]);
+            for (int t = 0; t < 3; t++) free(yb[t]), free(dxb[t]);
+        }
+    omp_set_num_threads(1);
+    free(x), free(dy), free(gamma), free(beta), free(y), free(dx), free(mean), free(var);
+    free(xb), free(dyb), free(got), free(work);
+}
+
 /* Winograd on blocks against the same double loops: odd and even maps (partial tiles), channel
  * counts that fill no block, one channel, wide layers whose tiles go in several chunks. */
 static void test_convb_wino_forward(void **state)
@@ -1740,6 +1883,8 @@ int main(void)
         cmocka_unit_test(test_convb_forward),
         cmocka_unit_test(test_convb_wino_forward),
         cmocka_unit_test(test_convb_backward_weights),
+        cmocka_unit_test(test_convb_backward_data),
+        cmocka_unit_test(test_blk_bn_train),
         cmocka_unit_test(test_blk_ops),
         cmocka_unit_test(test_bn_forward_train_values),
         cmocka_unit_test(test_bn_forward_eval_values),

@@ -79,9 +79,10 @@ typedef struct {
 /* The training step's three passes, then the forward and weight gradient on channel-blocked
  * tensors (kernels/convb*.c: the layout the engine is moving to), which the totals leave out. */
 enum { DIR_FORWARD, DIR_BACKWARD_DATA, DIR_BACKWARD_WEIGHTS, N_DIRS, DIR_FORWARD_BLOCKED = N_DIRS,
-       DIR_BACKWARD_WEIGHTS_BLOCKED, N_TIMED };
+       DIR_BACKWARD_DATA_BLOCKED, DIR_BACKWARD_WEIGHTS_BLOCKED, N_TIMED };
 static const char *const DIR_KEY[N_TIMED] = {"forward", "backward_data", "backward_weights",
-                                             "forward_blocked", "backward_weights_blocked"};
+                                             "forward_blocked", "backward_data_blocked",
+                                             "backward_weights_blocked"};
 
 /* One distinct convolution shape of the network. */
 typedef struct {
@@ -149,8 +150,12 @@ static int time_kernel(kernel_row *r, const bench_settings *bs, uint64_t seed)
     float *wb = malloc(rn_convb_packed_floats(&sh) * sizeof(float));
     float *workb = malloc((rn_convb_workspace(&sh) + 1) * sizeof(float));
     float *dyb = malloc(rn_blk_floats(sh.n, sh.k, sh.oh, sh.ow) * sizeof(float));
+    float *dxb = malloc(rn_blk_floats(sh.n, sh.c, sh.h, sh.w) * sizeof(float));
+    float *wd = malloc(rn_convb_backward_data_packed_floats(&sh) * sizeof(float));
+    float *workd = malloc((rn_convb_backward_data_workspace(&sh) + 1) * sizeof(float));
     int rc = 0;
-    if (!x || !w || !dy || !y || !dx || !dw || !work || !xb || !yb || !wb || !workb || !dyb)
+    if (!x || !w || !dy || !y || !dx || !dw || !work || !xb || !yb || !wb || !workb || !dyb ||
+        !dxb || !wd || !workd)
         rc = cli_error("bench: %s: out of memory for a batch of %d", c->name, bs->batch);
     if (!rc) rn_blk_from_nchw(xb, x, sh.n, sh.c, sh.h, sh.w);
     if (!rc) rn_blk_from_nchw(dyb, dy, sh.n, sh.k, sh.oh, sh.ow);
@@ -171,6 +176,9 @@ static int time_kernel(kernel_row *r, const bench_settings *bs, uint64_t seed)
                                                   * planar forward packs its own */
                 rn_convb_pack(wb, w, NULL, NULL, &sh);
                 rn_convb_forward(yb, xb, wb, 0, &sh, workb);
+            } else if (d == DIR_BACKWARD_DATA_BLOCKED) {
+                rn_convb_backward_data_pack(wd, w, &sh);
+                rn_convb_backward_data(dxb, dyb, wd, &sh, workd);
             } else rn_convb_backward_weights(dw, NULL, dyb, xb, &sh);
             double dt = rn_clock_s() - t0;
             if (it < bs->warmup) continue;
@@ -183,6 +191,9 @@ static int time_kernel(kernel_row *r, const bench_settings *bs, uint64_t seed)
         qsort(r->ms[d], (size_t)timed, sizeof(double), cmp_double);
         r->runs[d] = timed;
     }
+    free(workd);
+    free(wd);
+    free(dxb);
     free(dyb);
     free(workb);
     free(wb);
@@ -266,9 +277,9 @@ static void kernels_table(const rn_net *net, const bench_settings *bs, const ker
            "(measured, %d lanes)\n\n",
            rn_net_arch(net), bs->batch, o.in_c, o.in_h, o.in_w, omp_get_max_threads(),
            rn_net_num_convs(net), n_rows, bs->warmup, bs->iters, bs->peak, rn_blk_lanes());
-    printf("%-3s %-24s %5s %8s | %-22s | %-22s | %-22s | %6s | %-22s | %-22s\n", "", "", "", "",
-           "forward", "backward-data", "backward-weights", "", "forward, blocked",
-           "backward-weights, bl.");
+    printf("%-3s %-24s %5s %8s | %-22s | %-22s | %-22s | %6s | %-22s | %-22s | %-22s\n", "", "",
+           "", "", "forward", "backward-data", "backward-weights", "", "forward, blocked",
+           "backward-data, blocked", "backward-weights, bl.");
     printf("%-3s %-24s %5s %8s |", "#", "C->K RxS/stride HxW", "count", "GFLOP");
     for (int d = 0; d < N_TIMED; d++) {
         if (d == DIR_FORWARD_BLOCKED) printf(" %6s |", "share");
@@ -300,7 +311,7 @@ static void kernels_table(const rn_net *net, const bench_settings *bs, const ker
             double ms = row_ms(r, d);
             if (d == DIR_FORWARD_BLOCKED) printf(" | %5.1f%%", all > 0 ? 100 * mine / all : 0);
             printf(" | %8.3f %7.1f %3.0f%%%s", ms, gf / (ms / 1e3), 100 * gf / (ms / 1e3) / bs->peak,
-                   d == DIR_BACKWARD_DATA && star ? "*" : "");
+                   (d == DIR_BACKWARD_DATA || d == DIR_BACKWARD_DATA_BLOCKED) && star ? "*" : "");
         }
         printf(" |\n");
     }
@@ -311,9 +322,10 @@ static void kernels_table(const rn_net *net, const bench_settings *bs, const ker
     printf("  %-16s %9.2f ms  %7.1f GFLOP/s\n", "training step", all,
            all > 0 ? (flop[0] + flop[1] + flop[2]) / (all / 1e3) : 0);
     for (int d = DIR_FORWARD_BLOCKED; d < N_TIMED; d++) {
-        const int planar = d == DIR_FORWARD_BLOCKED ? DIR_FORWARD : DIR_BACKWARD_WEIGHTS;
+        const int planar = d - DIR_FORWARD_BLOCKED;
         double blocked = 0;
-        for (int i = 0; i < n_rows; i++) blocked += rows[i].count * row_ms(&rows[i], d);
+        for (int i = 0; i < n_rows; i++)
+            blocked += (planar == DIR_BACKWARD_DATA ? rows[i].dx_count : rows[i].count) * row_ms(&rows[i], d);
         printf("  %-16s %9.2f ms  %7.1f GFLOP/s  (%.2fx the planar pass's time)\n", DIR_KEY[d],
                blocked, blocked > 0 ? flop[planar] / (blocked / 1e3) : 0,
                blocked > 0 ? total[planar] / blocked : 0);

@@ -237,7 +237,7 @@ static void forward(float *y, const float *x, const float *packed, int relu, con
         .clast = sh->c - (cbn - 1) * cb, .xplane = planar_in ? channel * cb : xplane,
         .xrow = (size_t)wp * unit, .xpix = (size_t)unit, .xstep = (size_t)sh->stride * unit,
         .cstride = planar_in ? channel : 1,
-        .ystride = (size_t)sh->oh * sh->ow * cb, .relu = relu};
+        .ystride = (size_t)sh->oh * sh->ow * cb, .ypix = (size_t)cb, .relu = relu};
     const int pairs = (kbn + 1) / 2, bands = (sh->oh + BAND_ROWS - 1) / BAND_ROWS;
     if (pointwise(sh) && !planar_in) {
         pointwise_forward(&v, a, y, x, packed, sh);

@@ -17,6 +17,8 @@ typedef struct {
     size_t cstride;     /* floats from one input channel to the next: 1 (blocked), or a padded
                          * plane (a planar input: the network's first convolution) */
     size_t ystride;     /* floats from one output block to the next */
+    size_t ypix;        /* floats from one output pixel to the next: CB, or stride * CB when
+                         * the input gradient writes one phase of a strided convolution */
     const float *bias;  /* the first output block's CB biases, or NULL */
     int relu;
 } rn_convb_row;

@@ -50,7 +50,7 @@ static inline __attribute__((always_inline)) void row_tile(const int r, const in
         for (int i = 0; i < r; i++) {
             vblk o = acc[i][b] + bias;
             if (a->relu) o = (vblk)((vmask)o & (o > (vblk){0})); /* max(o, 0); NaN stays 0 */
-            *(vblk *)(yb + (size_t)i * CB) = o;
+            *(vblk *)(yb + (size_t)i * a->ypix) = o;
         }
     }
 }

@@ -105,8 +105,8 @@ static void chunk(float *y, const float *x, const float *packed, int relu, const
             const rn_convb_row a = {
                 .w = packed + ((size_t)p * kbn + kb) * cbn * cb * cb, .wstride = (size_t)cbn * cb * cb,
                 .cbn = cbn, .kr = 1, .ks = 1, .clast = sh->c - (cbn - 1) * cb, .xplane = vblock,
-                .xrow = 0, .xpix = (size_t)cb, .xstep = (size_t)cb, .cstride = 1, .ystride = vblock, .bias = NULL,
-                .relu = 0};
+                .xrow = 0, .xpix = (size_t)cb, .xstep = (size_t)cb, .cstride = 1, .ystride = vblock,
+                .ypix = (size_t)cb, .bias = NULL, .relu = 0};
             const int kbs = kb + 1 < kbn ? 2 : 1;
             for (int t = 0; t < nt; t += rmax)
                 f->row(&a, nt - t < rmax ? nt - t : rmax, kbs, m + ((size_t)p * kbn + kb) * vblock + (size_t)t * cb,

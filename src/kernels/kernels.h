@@ -93,6 +93,16 @@ void rn_blk_maxpool(float *y, const float *x, int n, int c, int h, int w, int k,
                     int pad, int oh, int ow);
 void rn_blk_gap(float *y, const float *x, int n, int c, int hw);
 void rn_blk_shortcut_pad(float *y, const float *x, int n, int c, int h, int w, int oc, int stride);
+/* Training-mode batch normalization on blocked tensors: as rn_bn_forward_train /
+ * rn_bn_relu_forward_train (relu) and rn_bn_backward_train / rn_bn_relu_backward_train
+ * (relu_y non-NULL), or with train = 0 the evaluation-mode backward; work: 4 * c doubles.
+ * The same numerics as the planar kernels; the bits do not depend on the thread count. */
+void rn_blk_bn_forward_train(float *y, float *mean, float *var, const float *x, const float *gamma,
+                             const float *beta, int n, int c, int hw, float eps, int relu,
+                             double *work);
+void rn_blk_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
+                        const float *relu_y, const float *x, const float *gamma, const float *mean,
+                        const float *var, int n, int c, int hw, float eps, int train, double *work);
 /* Direct convolution of blocked tensors, any kernel, stride and padding of rn_conv_shape:
  * rn_convb_pack writes w (each output channel kk's weights times scale[kk]; scale may be
  * NULL) and the bias b (NULL: zero) into rn_convb_packed_floats(sh) floats;
@@ -117,6 +127,16 @@ void rn_convb_backward_weights(float *dw, float *db, const float *dy, const floa
                                const rn_conv_shape *sh);
 void rn_convb_backward_weights_planar_in(float *dw, float *db, const float *dy, const float *x,
                                          const rn_conv_shape *sh);
+/* The input gradient on blocked tensors: dx = the gradient of the input (overwritten) given
+ * the blocked output gradient dy and the weights packed by rn_convb_backward_data_pack into
+ * rn_convb_backward_data_packed_floats(sh) floats; any kernel, stride and padding, with
+ * rn_convb_backward_data_workspace(sh) floats of work (sh->threads threads; the same bits
+ * whatever their number). */
+size_t rn_convb_backward_data_packed_floats(const rn_conv_shape *sh);
+void rn_convb_backward_data_pack(float *packed, const float *w, const rn_conv_shape *sh);
+size_t rn_convb_backward_data_workspace(const rn_conv_shape *sh);
+void rn_convb_backward_data(float *dx, const float *dy, const float *packed,
+                            const rn_conv_shape *sh, float *work);
 /* Winograd F(2x2, 3x3) on blocked tensors, for the shapes rn_convb_wino_fits (3x3, stride 1,
  * pad 1): the same contract as rn_convb_pack / rn_convb_forward, with its own packing (the
  * transformed weights) and workspace (the transformed input and products). */

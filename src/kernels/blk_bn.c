@@ -1,0 +1,177 @@
+/* Training-mode batch normalization on channel-blocked tensors (kernels.h), fused with the ReLU
+ * after it as the planar kernels are (batchnorm.c), with the same numerics: two passes for the
+ * statistics (mean, then squared deviations), sums in float over runs of SUM_RUN pixels and in
+ * double across them, the per-element passes in float.
+ *
+ * On blocks a pixel's CB channels are one vector, so every sum runs over pixels with the
+ * channels in the lanes. The batch's images are cut into IMAGE_GROUPS fixed groups whose sums
+ * are taken in parallel and then added in order: the same bits whatever the thread count
+ * (and a layer of one block still has IMAGE_GROUPS tasks for the threads). */
+#include <math.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "kernels/parallel.h"
+
+enum { SUM_RUN = 256, IMAGE_GROUPS = 8, CHUNK_BLOCKS = 8 };
+enum { SUM_X, SUM_SQDEV, SUM_GRAD }; /* what channel_sums adds up */
+
+/* Over images [i0, i1) of block b: s0 (and s1 for SUM_GRAD) per lane. */
+static inline __attribute__((always_inline)) void group_sums(
+    const int cb, int kind, double *s0, double *s1, const float *x, const float *dy,
+    const float *relu_y, const double *mu, int i0, int i1, int cbn, int b, int hw)
+{
+    double d0[RN_BLK_MAX_LANES] = {0}, d1[RN_BLK_MAX_LANES] = {0};
+    float m[RN_BLK_MAX_LANES];
+    for (int l = 0; l < cb; l++) m[l] = mu ? (float)mu[l] : 0.0f;
+    for (int i = i0; i < i1; i++) {
+        const size_t o = ((size_t)i * cbn + b) * hw * cb;
+        for (int p0 = 0; p0 < hw; p0 += SUM_RUN) {
+            const int p1 = p0 + SUM_RUN < hw ? p0 + SUM_RUN : hw;
+            float f0[RN_BLK_MAX_LANES] = {0}, f1[RN_BLK_MAX_LANES] = {0};
+            for (int p = p0; p < p1; p++) {
+                const float *xp = x + o + (size_t)p * cb;
+                if (kind == SUM_X) {
+                    for (int l = 0; l < cb; l++) f0[l] += xp[l];
+                } else if (kind == SUM_SQDEV) {
+                    for (int l = 0; l < cb; l++) {
+                        const float d = xp[l] - m[l];
+                        f0[l] += d * d;
+                    }
+                } else {
+                    const float *dp = dy + o + (size_t)p * cb;
+                    const float *rp = relu_y ? relu_y + o + (size_t)p * cb : NULL;
+                    for (int l = 0; l < cb; l++) {
+                        const float g = rp && !(rp[l] > 0.0f) ? 0.0f : dp[l];
+                        f0[l] += g;
+                        f1[l] += g * (xp[l] - m[l]);
+                    }
+                }
+            }
+            for (int l = 0; l < cb; l++) d0[l] += f0[l], d1[l] += f1[l];
+        }
+    }
+    memcpy(s0, d0, (size_t)cb * sizeof(double));
+    if (s1) memcpy(s1, d1, (size_t)cb * sizeof(double));
+}
+
+/* Per channel over the whole batch: out0 (and out1) of length c. mu: per channel, or NULL. */
+static void channel_sums(int kind, double *out0, double *out1, const float *x, const float *dy,
+                         const float *relu_y, const float *mu, int n, int c, int hw)
+{
+    const int cb = rn_blk_lanes(), cbn = rn_blk_count(c, cb);
+    const int groups = n < IMAGE_GROUPS ? n : IMAGE_GROUPS;
+    for (int b0 = 0; b0 < cbn; b0 += CHUNK_BLOCKS) {
+        const int nb = cbn - b0 < CHUNK_BLOCKS ? cbn - b0 : CHUNK_BLOCKS;
+        double part[CHUNK_BLOCKS][IMAGE_GROUPS][2][RN_BLK_MAX_LANES];
+        const int tasks = nb * groups;
+#pragma omp parallel for schedule(dynamic, 1) if ((size_t)n * nb * hw * cb >= RN_OMP_MIN_WORK)
+        for (int t = 0; t < tasks; t++) {
+            const int bc = t / groups, g = t % groups, b = b0 + bc;
+            double m[RN_BLK_MAX_LANES] = {0};
+            for (int l = 0; l < cb && mu; l++) m[l] = b * cb + l < c ? mu[b * cb + l] : 0.0;
+            const int i0 = (int)((long)g * n / groups), i1 = (int)((long)(g + 1) * n / groups);
+            double *s1 = kind == SUM_GRAD ? part[bc][g][1] : NULL;
+            if (cb == 16)
+                group_sums(16, kind, part[bc][g][0], s1, x, dy, relu_y, mu ? m : NULL, i0, i1, cbn, b, hw);
+            else
+                group_sums(cb, kind, part[bc][g][0], s1, x, dy, relu_y, mu ? m : NULL, i0, i1, cbn, b, hw);
+        }
+        for (int bc = 0; bc < nb; bc++)
+            for (int l = 0; l < cb; l++) {
+                const int ch = (b0 + bc) * cb + l;
+                if (ch >= c) continue;
+                double s0 = 0.0, s1 = 0.0;
+                for (int g = 0; g < groups; g++) {
+                    s0 += part[bc][g][0][l];
+                    if (kind == SUM_GRAD) s1 += part[bc][g][1][l];
+                }
+                out0[ch] = s0;
+                if (out1) out1[ch] = s1;
+            }
+    }
+}
+
+/* Per (image, block) plane: y = (x - mean) * scale + shift, then max(y, 0) when relu; the
+ * lanes past c get scale, mean and shift 0, so they stay 0. */
+static void normalize(float *y, const float *x, const float *mean, const float *scale,
+                      const float *shift, int relu, int n, int c, int hw)
+{
+    const int cb = rn_blk_lanes(), cbn = rn_blk_count(c, cb);
+    const long planes = (long)n * cbn;
+#pragma omp parallel for schedule(dynamic, rn_omp_plane_chunk((size_t)hw * cb)) \
+    if ((size_t)planes * hw * cb >= RN_OMP_MIN_WORK)
+    for (long p = 0; p < planes; p++) {
+        const int b = (int)(p % cbn);
+        float mu[RN_BLK_MAX_LANES] = {0}, sc[RN_BLK_MAX_LANES] = {0}, sh[RN_BLK_MAX_LANES] = {0};
+        for (int l = 0; l < cb && b * cb + l < c; l++)
+            mu[l] = mean[b * cb + l], sc[l] = scale[b * cb + l], sh[l] = shift[b * cb + l];
+        const float *xp = x + (size_t)p * hw * cb;
+        float *yp = y + (size_t)p * hw * cb;
+        for (size_t i = 0; i < (size_t)hw * cb; i += cb)
+            for (int l = 0; l < cb; l++) {
+                const float v = (xp[i + l] - mu[l]) * sc[l] + sh[l];
+                yp[i + l] = relu && !(v > 0.0f) ? 0.0f : v;
+            }
+    }
+}
+
+void rn_blk_bn_forward_train(float *y, float *mean, float *var, const float *x, const float *gamma,
+                             const float *beta, int n, int c, int hw, float eps, int relu,
+                             double *work)
+{
+    const double m = (double)n * hw;
+    double *s = work, *scale_d = work + c;
+    channel_sums(SUM_X, s, NULL, x, NULL, NULL, NULL, n, c, hw);
+    for (int ch = 0; ch < c; ch++) mean[ch] = (float)(s[ch] / m);
+    /* the deviations from the mean as the planar kernel rounds it: a float */
+    channel_sums(SUM_SQDEV, s, NULL, x, NULL, NULL, mean, n, c, hw);
+    float *scale = (float *)scale_d;
+    for (int ch = 0; ch < c; ch++) {
+        const double v = s[ch] / m;
+        var[ch] = (float)v;
+        scale[ch] = (float)(gamma[ch] / sqrt(v + (double)eps));
+    }
+    normalize(y, x, mean, scale, beta, relu, n, c, hw);
+}
+
+void rn_blk_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
+                        const float *relu_y, const float *x, const float *gamma, const float *mean,
+                        const float *var, int n, int c, int hw, float eps, int train, double *work)
+{
+    const int cb = rn_blk_lanes(), cbn = rn_blk_count(c, cb);
+    const double m = (double)n * hw;
+    double *sdy = work, *sdyx = work + c;
+    float *fs = (float *)(work + 2 * (size_t)c), *off = fs + c, *k = off + c;
+    if (train || dgamma || dbeta) channel_sums(SUM_GRAD, sdy, sdyx, x, dy, relu_y, mean, n, c, hw);
+    for (int ch = 0; ch < c; ch++) {
+        const double invstd = 1.0 / sqrt((double)var[ch] + (double)eps);
+        const double s1 = train || dgamma || dbeta ? sdyx[ch] * invstd : 0.0;
+        const double s0 = train || dgamma || dbeta ? sdy[ch] : 0.0;
+        if (dbeta) dbeta[ch] += (float)s0;
+        if (dgamma) dgamma[ch] += (float)s1;
+        const double scale = gamma[ch] * invstd;
+        fs[ch] = (float)scale;
+        off[ch] = train ? (float)(scale * s0 / m) : 0.0f;
+        k[ch] = train ? (float)(scale * invstd * s1 / m) : 0.0f;
+    }
+    if (!dx) return;
+    const long planes = (long)n * cbn;
+#pragma omp parallel for schedule(dynamic, rn_omp_plane_chunk((size_t)hw * cb)) \
+    if ((size_t)planes * hw * cb >= RN_OMP_MIN_WORK)
+    for (long p = 0; p < planes; p++) {
+        const int b = (int)(p % cbn);
+        float f[RN_BLK_MAX_LANES] = {0}, o[RN_BLK_MAX_LANES] = {0}, kk[RN_BLK_MAX_LANES] = {0},
+              mu[RN_BLK_MAX_LANES] = {0};
+        for (int l = 0; l < cb && b * cb + l < c; l++) {
+            const int ch = b * cb + l;
+            f[l] = fs[ch], o[l] = off[ch], kk[l] = k[ch], mu[l] = mean[ch];
+        }
+        const size_t base = (size_t)p * hw * cb;
+        for (size_t i = 0; i < (size_t)hw * cb; i += cb)
+            for (int l = 0; l < cb; l++) {
+                const float g = relu_y && !(relu_y[base + i + l] > 0.0f) ? 0.0f : dy[base + i + l];
+                dx[base + i + l] = f[l] * g - o[l] - (x[base + i + l] - mu[l]) * kk[l];
+            }
+    }
+}

@@ -1,0 +1,185 @@
+/* The input gradient of a convolution on channel-blocked tensors (kernels.h):
+ * dx[c][iy][ix] = sum over k and taps of dy[k][oy][ox] w[k][c][ky][kx], iy = oy s + ky - pad.
+ *
+ * Split by the phase of the input pixel (iy mod s, ix mod s), it is s x s stride-1
+ * convolutions of dy, each with the taps that reach that phase, flipped: phase py takes taps
+ * ky = ky0, ky0 + s, ... with ky0 = (py + pad) mod s. So the forward's microkernel computes it,
+ * reading dy (padded once for every phase) with weights packed per phase, output channels C and
+ * input channels K, and writing each phase's pixels s apart in dx (rn_convb_row.ypix); no
+ * multiply-add meets a zero inserted between dy's pixels. Stride 1 is the one phase: the
+ * transposed convolution with the whole flipped kernel. A phase no tap reaches (1x1 stride 2:
+ * the odd pixels) is zero. As in the forward, each dx value is computed by one task in one
+ * order: the same bits whatever the thread count. */
+#include <string.h>
+
+#include "kernels/convb.h"
+#include "kernels/kernels.h"
+
+enum { BAND_ROWS = 4 };
+
+/* One phase along one axis: taps k0, k0 + s, ... (n of them), the phase's pixels (count) and
+ * the first of dy's rows that its pixel 0 reads (first, may be negative: padding). */
+typedef struct {
+    int k0, n, count, first;
+} axis_phase;
+
+static axis_phase axis_of(int phase, int size, int taps, int stride, int pad)
+{
+    axis_phase a;
+    a.k0 = (phase + pad) % stride;
+    a.n = a.k0 < taps ? (taps - 1 - a.k0) / stride + 1 : 0;
+    a.count = (size - phase + stride - 1) / stride;
+    /* pixel m reads dy at m + (phase + pad - k0) / s - j for its j-th tap, j = n - 1 first */
+    a.first = (phase + pad - a.k0) / stride - (a.n - 1);
+    return a;
+}
+
+/* The padding dy needs on every side so that every phase reads inside it. */
+static int dy_pad(const rn_conv_shape *sh)
+{
+    int p = 0;
+    for (int axis = 0; axis < 2; axis++)
+        for (int ph = 0; ph < sh->stride; ph++) {
+            const int size = axis ? sh->w : sh->h, out = axis ? sh->ow : sh->oh;
+            const axis_phase a = axis_of(ph, size, axis ? sh->s : sh->r, sh->stride, sh->pad);
+            if (!a.n || !a.count) continue;
+            const int lo = -a.first, hi = a.first + (a.count - 1) + (a.n - 1) - (out - 1);
+            if (lo > p) p = lo;
+            if (hi > p) p = hi;
+        }
+    return p;
+}
+
+size_t rn_convb_backward_data_packed_floats(const rn_conv_shape *sh)
+{
+    const int cb = rn_blk_lanes();
+    return (size_t)rn_blk_count(sh->c, cb) * rn_blk_count(sh->k, cb) * sh->r * sh->s * cb * cb;
+}
+
+/* Phase by phase, [C blocks][K blocks][taps of the phase, flipped][CB k][CB c]. */
+void rn_convb_backward_data_pack(float *packed, const float *w, const rn_conv_shape *sh)
+{
+    const int cb = rn_blk_lanes(), cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
+    float *dst = packed;
+    for (int py = 0; py < sh->stride; py++)
+        for (int px = 0; px < sh->stride; px++) {
+            const axis_phase ay = axis_of(py, sh->h, sh->r, sh->stride, sh->pad);
+            const axis_phase ax = axis_of(px, sh->w, sh->s, sh->stride, sh->pad);
+            for (int b = 0; b < cbn; b++)
+                for (int kb = 0; kb < kbn; kb++)
+                    for (int j = 0; j < ay.n; j++)
+                        for (int i = 0; i < ax.n; i++) {
+                            const int ky = ay.k0 + sh->stride * (ay.n - 1 - j);
+                            const int kx = ax.k0 + sh->stride * (ax.n - 1 - i);
+                            for (int kl = 0; kl < cb; kl++)
+                                for (int cl = 0; cl < cb; cl++) {
+                                    const int k = kb * cb + kl, c = b * cb + cl;
+                                    *dst++ = k < sh->k && c < sh->c
+                                                 ? w[(((size_t)k * sh->c + c) * sh->r + ky) * sh->s + kx]
+                                                 : 0.0f;
+                                }
+                        }
+        }
+}
+
+static int threads_of(const rn_conv_shape *sh) { return sh->threads > 1 ? sh->threads : 1; }
+
+static int group_of(const rn_conv_shape *sh)
+{
+    const int t = threads_of(sh);
+    return t < sh->n ? t : sh->n;
+}
+
+size_t rn_convb_backward_data_workspace(const rn_conv_shape *sh)
+{
+    const int cb = rn_blk_lanes(), p = dy_pad(sh);
+    return (size_t)group_of(sh) * rn_blk_count(sh->k, cb) * (sh->oh + 2 * p) * (sh->ow + 2 * p) * cb;
+}
+
+/* One image's block of dy into its plane bordered by p zeros. */
+static void pad_plane(float *dst, const float *src, int h, int w, int p, int cb)
+{
+    const int wp = w + 2 * p;
+    memset(dst, 0, (size_t)p * wp * cb * sizeof(float));
+    for (int y = 0; y < h; y++) {
+        float *row = dst + (size_t)(y + p) * wp * cb;
+        memset(row, 0, (size_t)p * cb * sizeof(float));
+        memcpy(row + (size_t)p * cb, src + (size_t)y * w * cb, (size_t)w * cb * sizeof(float));
+        memset(row + (size_t)(p + w) * cb, 0, (size_t)p * cb * sizeof(float));
+    }
+    memset(dst + (size_t)(p + h) * wp * cb, 0, (size_t)p * wp * cb * sizeof(float));
+}
+
+/* Rows [m0, m1) of phase (py, px) of image dxi's blocks b and b + 1 (bs of them). */
+static void phase_band(const rn_convb_fns *v, const rn_conv_shape *sh, float *dxi, const float *dyp,
+                       const float *packed, int py, int px, int b, int bs, int m0, int m1, int p)
+{
+    const int cb = v->lanes, cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
+    const axis_phase ay = axis_of(py, sh->h, sh->r, sh->stride, sh->pad);
+    const axis_phase ax = axis_of(px, sh->w, sh->s, sh->stride, sh->pad);
+    const size_t plane = (size_t)sh->h * sh->w * cb, s = (size_t)sh->stride;
+    if (!ay.n || !ax.n) { /* no tap reaches these pixels */
+        for (int bb = b; bb < b + bs; bb++)
+            for (int m = m0; m < m1; m++)
+                for (int l = 0; l < ax.count; l++)
+                    memset(dxi + bb * plane + ((py + s * m) * sh->w + px + s * l) * cb, 0,
+                           (size_t)cb * sizeof(float));
+        return;
+    }
+    /* the phases before this one, in the packing's order */
+    size_t offset = 0;
+    for (int qy = 0; qy < sh->stride; qy++)
+        for (int qx = 0; qx < sh->stride; qx++) {
+            if (qy == py && qx == px) goto found;
+            offset += (size_t)cbn * kbn * axis_of(qy, sh->h, sh->r, sh->stride, sh->pad).n *
+                      axis_of(qx, sh->w, sh->s, sh->stride, sh->pad).n * cb * cb;
+        }
+found:;
+    const int wp = sh->ow + 2 * p;
+    const size_t wblock = (size_t)kbn * ay.n * ax.n * cb * cb;
+    const rn_convb_row a = {
+        .w = packed + offset + b * wblock, .wstride = wblock, .cbn = kbn, .kr = ay.n, .ks = ax.n,
+        .clast = sh->k - (kbn - 1) * cb, .xplane = (size_t)(sh->oh + 2 * p) * wp * cb,
+        .xrow = (size_t)wp * cb, .xpix = (size_t)cb, .xstep = (size_t)cb, .cstride = 1,
+        .ystride = plane, .ypix = s * cb, .bias = NULL, .relu = 0};
+    for (int m = m0; m < m1; m++)
+        for (int l = 0; l < ax.count; l += v->rmax) {
+            const int r = ax.count - l < v->rmax ? ax.count - l : v->rmax;
+            v->row(&a, r, bs, dxi + b * plane + ((py + s * m) * sh->w + px + s * l) * cb,
+                   dyp + ((size_t)(m + ay.first + p) * wp + (l + ax.first + p)) * cb);
+        }
+}
+
+void rn_convb_backward_data(float *dx, const float *dy, const float *packed,
+                            const rn_conv_shape *sh, float *work)
+{
+    const rn_convb_fns v = rn_convb_select();
+    const int cb = v.lanes, cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
+    const int threads = threads_of(sh), group = group_of(sh), p = dy_pad(sh);
+    const int s = sh->stride, phases = s * s, pairs = (cbn + 1) / 2;
+    const int hp = sh->oh + 2 * p, wp = sh->ow + 2 * p;
+    const int bands = ((sh->h + s - 1) / s + BAND_ROWS - 1) / BAND_ROWS; /* of the largest phase */
+    const size_t dy_image = (size_t)kbn * sh->oh * sh->ow * cb, dx_image = (size_t)cbn * sh->h * sh->w * cb;
+    const size_t padded = (size_t)hp * wp * cb;
+    for (int i0 = 0; i0 < sh->n; i0 += group) {
+        const int gi = sh->n - i0 < group ? sh->n - i0 : group;
+#pragma omp parallel for num_threads(threads) schedule(static) collapse(2) if (threads > 1)
+        for (int i = 0; i < gi; i++)
+            for (int kb = 0; kb < kbn; kb++)
+                pad_plane(work + ((size_t)i * kbn + kb) * padded,
+                          dy + (size_t)(i0 + i) * dy_image + (size_t)kb * sh->oh * sh->ow * cb, sh->oh,
+                          sh->ow, p, cb);
+        const long tasks = (long)gi * pairs * phases * bands;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
+        for (long t = 0; t < tasks; t++) {
+            const int band = (int)(t % bands), ph = (int)(t / bands % phases);
+            const int b = 2 * (int)(t / bands / phases % pairs), i = (int)(t / bands / phases / pairs);
+            const int py = ph / s, px = ph % s;
+            const int rows = (sh->h - py + s - 1) / s, m0 = band * BAND_ROWS;
+            const int m1 = m0 + BAND_ROWS < rows ? m0 + BAND_ROWS : rows;
+            if (m0 >= m1) continue;
+            phase_band(&v, sh, dx + (size_t)(i0 + i) * dx_image, work + (size_t)i * kbn * padded,
+                       packed, py, px, b, b + 1 < cbn ? 2 : 1, m0, m1, p);
+        }
+    }
+}
