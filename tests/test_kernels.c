@@ -1142,6 +1142,47 @@ static void test_blk_bn_train(void **state)
     free(xb), free(dyb), free(got), free(work);
 }
 
+/* The blocked backward passes of max pooling (ties and a NaN: the planar scan's winner),
+ * global average pooling and shortcut A give the planar kernels' bits. */
+static void test_blk_backward_ops(void **state)
+{
+    (void)state;
+    const int n = 2, c = 20, h = 9, w = 7, oc = 48, cb = rn_blk_lanes();
+    const int ph = (h + 2 - 3) / 2 + 1, pw = (w + 2 - 3) / 2 + 1;
+    const int sh_ = (h + 1) / 2, sw = (w + 1) / 2;
+    const size_t xl = (size_t)n * c * h * w;
+    float *x = alloc_f(xl), *dy = alloc_f((size_t)n * oc * h * w), *ref = alloc_f(xl);
+    float *xb = alloc_f(rn_blk_floats(n, c, h, w)), *dyb = alloc_f(rn_blk_floats(n, oc, h, w));
+    float *dxb = alloc_f(rn_blk_floats(n, c, h, w)), *got = alloc_f(xl);
+    rn_test_fill_normal(x, xl, 81, 1.0f);
+    for (size_t i = 0; i < xl; i++) x[i] = floorf(x[i] * 2.0f); /* ties */
+    x[5] = NAN;
+    rn_test_fill_normal(dy, (size_t)n * oc * h * w, 82, 1.0f);
+    rn_blk_from_nchw(xb, x, n, c, h, w);
+    /* max pooling 3x3/2 pad 1 */
+    rn_blk_from_nchw(dyb, dy, n, c, ph, pw);
+    rn_maxpool_backward(ref, dy, x, n, c, h, w, 3, 2, 1, ph, pw);
+    rn_blk_maxpool_backward(dxb, dyb, xb, n, c, h, w, 3, 2, 1, ph, pw);
+    rn_blk_to_nchw(got, dxb, n, c, h, w);
+    assert_memory_equal(got, ref, xl * sizeof(float));
+    /* global average pooling: dy planar [n, c] */
+    rn_gap_backward(ref, dy, n, c, h * w);
+    rn_blk_gap_backward(dxb, dy, n, c, h * w);
+    rn_blk_to_nchw(got, dxb, n, c, h, w);
+    assert_memory_equal(got, ref, xl * sizeof(float));
+    /* shortcut A, 20 -> 48 channels at stride 2 */
+    rn_blk_from_nchw(dyb, dy, n, oc, sh_, sw);
+    rn_shortcut_pad_backward(ref, dy, n, c, h, w, oc, 2);
+    rn_blk_shortcut_pad_backward(dxb, dyb, n, c, h, w, oc, 2);
+    rn_blk_to_nchw(got, dxb, n, c, h, w);
+    assert_memory_equal(got, ref, xl * sizeof(float));
+    for (size_t i = 0; i < rn_blk_floats(n, c, h, w); i++) /* lanes past c */
+        if ((int)(i / ((size_t)h * w * cb)) % rn_blk_count(c, cb) == rn_blk_count(c, cb) - 1 &&
+            (int)(i % cb) >= c % cb && c % cb && dxb[i] != 0.0f)
+            fail_msg("padding lane %zu is %g", i, dxb[i]);
+    free(x), free(dy), free(ref), free(xb), free(dyb), free(dxb), free(got);
+}
+
 /* Winograd on blocks against the same double loops: odd and even maps (partial tiles), channel
  * counts that fill no block, one channel, wide layers whose tiles go in several chunks. */
 static void test_convb_wino_forward(void **state)
@@ -1885,6 +1926,7 @@ int main(void)
         cmocka_unit_test(test_convb_backward_weights),
         cmocka_unit_test(test_convb_backward_data),
         cmocka_unit_test(test_blk_bn_train),
+        cmocka_unit_test(test_blk_backward_ops),
         cmocka_unit_test(test_blk_ops),
         cmocka_unit_test(test_bn_forward_train_values),
         cmocka_unit_test(test_bn_forward_eval_values),

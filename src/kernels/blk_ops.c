@@ -1,6 +1,7 @@
-/* The channel-blocked layout's other forward operations (kernels.h), each the planar kernel's
+/* The channel-blocked layout's other operations (kernels.h), each the planar kernel's
  * arithmetic on [n][blocks][h][w][lanes]: evaluation-mode batch norm (with the ReLU fused),
- * max pooling, global average pooling to planar features, and shortcut A. The innermost loop
+ * max pooling, global average pooling to planar features and shortcut A, and the backward
+ * passes of the last three. The innermost loop
  * runs over a block's lanes, contiguous, so that it vectorises; lanes past the channels are
  * written as zeros. Elementwise operations (ReLU, additions, scaling) need no kernel of their
  * own: on two tensors of the same shape the layout does not matter. */
@@ -102,6 +103,84 @@ void rn_blk_shortcut_pad(float *y, const float *x, int n, int c, int h, int w, i
                     out[l] = ch >= 0 && ch < c && ob * cb + l < oc
                                  ? x[((size_t)i * cbn + ch / cb) * h * w * cb + at + ch % cb]
                                  : 0.0f;
+                }
+            }
+    }
+}
+
+/* ---- backward passes on blocks, for training on them ------------------------------------- */
+
+void rn_blk_maxpool_backward(float *dx, const float *dy, const float *x, int n, int c, int h, int w,
+                             int k, int stride, int pad, int oh, int ow)
+{
+    const int cb = rn_blk_lanes(), cbn = rn_blk_count(c, cb);
+    const long planes = (long)n * cbn;
+#pragma omp parallel for schedule(static) if ((size_t)planes * h * w * cb >= RN_OMP_MIN_WORK)
+    for (long p = 0; p < planes; p++) {
+        const float *xp = x + (size_t)p * h * w * cb, *dyp = dy + (size_t)p * oh * ow * cb;
+        float *dxp = dx + (size_t)p * h * w * cb;
+        memset(dxp, 0, (size_t)h * w * cb * sizeof(float));
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++) {
+                /* per lane the planar scan's winner: the first maximum, a NaN over a number */
+                float best[RN_BLK_MAX_LANES];
+                long at[RN_BLK_MAX_LANES];
+                for (int l = 0; l < cb; l++) at[l] = -1, best[l] = 0.0f;
+                for (int ky = 0; ky < k; ky++) {
+                    const int iy = oy * stride - pad + ky;
+                    if (iy < 0 || iy >= h) continue;
+                    for (int kx = 0; kx < k; kx++) {
+                        const int ix = ox * stride - pad + kx;
+                        if (ix < 0 || ix >= w) continue;
+                        const long pix = (long)iy * w + ix;
+                        const float *v = xp + (size_t)pix * cb;
+                        for (int l = 0; l < cb; l++)
+                            if (at[l] < 0 || v[l] > best[l] || (v[l] != v[l] && best[l] == best[l]))
+                                at[l] = pix, best[l] = v[l];
+                    }
+                }
+                const float *g = dyp + ((size_t)oy * ow + ox) * cb;
+                for (int l = 0; l < cb; l++)
+                    if (at[l] >= 0) dxp[(size_t)at[l] * cb + l] += g[l];
+            }
+    }
+}
+
+void rn_blk_gap_backward(float *dx, const float *dy, int n, int c, int hw)
+{
+    const int cb = rn_blk_lanes(), cbn = rn_blk_count(c, cb);
+    const long planes = (long)n * cbn;
+#pragma omp parallel for schedule(static) if ((size_t)planes * hw * cb >= RN_OMP_MIN_WORK)
+    for (long p = 0; p < planes; p++) {
+        const int i = (int)(p / cbn), b = (int)(p % cbn);
+        float g[RN_BLK_MAX_LANES] = {0};
+        for (int l = 0; l < cb && b * cb + l < c; l++)
+            g[l] = (float)((double)dy[(size_t)i * c + b * cb + l] / hw);
+        float *dxp = dx + (size_t)p * hw * cb;
+        for (int j = 0; j < hw; j++)
+            for (int l = 0; l < cb; l++) dxp[(size_t)j * cb + l] = g[l];
+    }
+}
+
+void rn_blk_shortcut_pad_backward(float *dx, const float *dy, int n, int c, int h, int w, int oc,
+                                  int stride)
+{
+    const int cb = rn_blk_lanes(), cbn = rn_blk_count(c, cb), obn = rn_blk_count(oc, cb);
+    const int oh = (h + stride - 1) / stride, ow = (w + stride - 1) / stride;
+    const int pad0 = (oc - c) / 2;
+    const long planes = (long)n * cbn;
+#pragma omp parallel for schedule(static) if ((size_t)planes * h * w * cb >= RN_OMP_MIN_WORK)
+    for (long p = 0; p < planes; p++) {
+        const int i = (int)(p / cbn), b = (int)(p % cbn);
+        float *dxp = dx + (size_t)p * h * w * cb;
+        memset(dxp, 0, (size_t)h * w * cb * sizeof(float));
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++) {
+                float *out = dxp + ((size_t)oy * stride * w + (size_t)ox * stride) * cb;
+                for (int l = 0; l < cb && b * cb + l < c; l++) {
+                    const int och = b * cb + l + pad0; /* the output channel it went to */
+                    out[l] = dy[((size_t)i * obn + och / cb) * oh * ow * cb +
+                                ((size_t)oy * ow + ox) * cb + och % cb];
                 }
             }
     }

@@ -93,6 +93,13 @@ void rn_blk_maxpool(float *y, const float *x, int n, int c, int h, int w, int k,
                     int pad, int oh, int ow);
 void rn_blk_gap(float *y, const float *x, int n, int c, int hw);
 void rn_blk_shortcut_pad(float *y, const float *x, int n, int c, int h, int w, int oc, int stride);
+/* Their backward passes on blocks, as the planar rn_maxpool_backward (the same winner of each
+ * window), rn_gap_backward (dy planar [n, c]) and rn_shortcut_pad_backward. */
+void rn_blk_maxpool_backward(float *dx, const float *dy, const float *x, int n, int c, int h, int w,
+                             int k, int stride, int pad, int oh, int ow);
+void rn_blk_gap_backward(float *dx, const float *dy, int n, int c, int hw);
+void rn_blk_shortcut_pad_backward(float *dx, const float *dy, int n, int c, int h, int w, int oc,
+                                  int stride);
 /* Training-mode batch normalization on blocked tensors: as rn_bn_forward_train /
  * rn_bn_relu_forward_train (relu) and rn_bn_backward_train / rn_bn_relu_backward_train
  * (relu_y non-NULL), or with train = 0 the evaluation-mode backward; work: 4 * c doubles.
