@@ -14,9 +14,19 @@ ALL_CFLAGS = $(CFLAGS) $(SAN) -std=c11 -Wall -Wextra -Wshadow -fPIC -fvisibility
 ALL_LDFLAGS = $(LDFLAGS) $(SAN)
 LDLIBS  += $(PLPLOT_LIBS) -lcjson -lprotobuf-c -lpng -ljpeg -lstb -lz -lm -lpthread -fopenmp
 TEST_LDLIBS = -lcmocka
+# MPI=1: training over several processes and machines (src/dist/, Open MPI from
+# `tools/install-deps.sh --mpi`). Without it src/dist/ is its one-process build and nothing
+# needs MPI. Use a build folder of its own: make MPI=1 BUILD=build-mpi.
+MPI ?=
+ifeq ($(MPI),1)
+MPI_CFLAGS ?= $(shell pkg-config --cflags ompi-c 2>/dev/null || mpicc --showme:compile)
+MPI_LIBS   ?= $(shell pkg-config --libs ompi-c 2>/dev/null || mpicc --showme:link)
+ALL_CFLAGS += -DRN_WITH_MPI $(MPI_CFLAGS)
+LDLIBS     += $(MPI_LIBS)
+endif
 
 LIB_SRC  := $(sort $(wildcard src/core/*.c src/kernels/*.c src/io/*.c src/nn/*.c src/train/*.c \
-                              src/plot/*.c src/experiments/*.c))
+                              src/plot/*.c src/experiments/*.c src/dist/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
