@@ -39,7 +39,7 @@ TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test test-asan demo deps clean install uninstall
+.PHONY: all test test-asan test-mpi demo deps clean install uninstall
 # keep object files of examples and tests between builds
 .SECONDARY:
 all: $(BUILD)/libresnet.a $(BUILD)/libresnet.so $(BUILD)/resnet $(EXAMPLE_BIN)
@@ -112,6 +112,13 @@ test-asan:
 
 deps:
 	tools/install-deps.sh
+
+# The data-parallel trainer under mpirun with 2 and 3 processes (tests/mpi.sh), built with MPI=1
+# in its own folder.
+MPI_BUILD ?= build-mpi
+test-mpi:
+	$(MAKE) MPI=1 BUILD=$(MPI_BUILD) $(MPI_BUILD)/resnet
+	sh tests/mpi.sh $(MPI_BUILD)
 
 # ---- make install / uninstall: PREFIX (default /usr/local) and DESTDIR as usual -------------
 PREFIX     ?= /usr/local

@@ -14,6 +14,7 @@
 
 #include "cli/cli.h"
 #include "core/clock.h"
+#include "dist/dist.h"
 #include "plot/plot.h"
 #include "train/config.h"
 #include "train/trainer.h"
@@ -105,8 +106,10 @@ static void on_epoch(void *vctx, const rn_epoch_metrics *m)
            100.0 * m->train_error);
     if (m->eval_name)
         printf("  %s loss %.4f err %.2f%%", m->eval_name, m->eval_loss, 100.0 * m->eval_error);
-    printf("  lr %.4g  %.1f s (data %.1f s, eval %.1f s)  %.0f img/s\n", (double)m->lr, m->time_s,
-           m->data_s, m->eval_s, m->images_per_s);
+    printf("  lr %.4g  %.1f s (data %.1f s, eval %.1f s", (double)m->lr, m->time_s, m->data_s,
+           m->eval_s);
+    if (m->processes > 1) printf(", communication %.1f s", m->comm_s);
+    printf(")  %.0f img/s\n", m->images_per_s);
     fflush(stdout);
 }
 
@@ -210,6 +213,63 @@ static int remove_stale_temps(const char *dir)
     return rc;
 }
 
+/* ---- several processes (mpirun) ----------------------------------------------------------------- */
+/* Rank 0 alone speaks. The other processes' standard output goes nowhere and their errors are
+ * held back until every process has finished setting up (parsing, data, run folder,
+ * checkpoint): then one message is shown, rank 0's if it failed, else those of the processes
+ * that did; a failure after that ends the whole job. */
+typedef struct {
+    rn_dist *dist;
+    int rank, size;
+    int agreed;       /* the setup's outcome was exchanged */
+    int alone;        /* the run failed in this process alone: end the job */
+    int saved_stderr; /* the real stderr while it is held back, or -1 */
+    FILE *held;
+} parallel_ctx;
+
+static void hold_output(parallel_ctx *pc)
+{
+    pc->saved_stderr = -1;
+    if (pc->rank == 0) return;
+    fflush(stdout);
+    fflush(stderr);
+    if (!freopen("/dev/null", "w", stdout)) return;
+    pc->held = tmpfile();
+    pc->saved_stderr = pc->held ? dup(STDERR_FILENO) : -1;
+    if (pc->saved_stderr >= 0) dup2(fileno(pc->held), STDERR_FILENO);
+}
+
+/* Gives stderr back, showing what was held when show. */
+static void release_output(parallel_ctx *pc, int show)
+{
+    if (pc->saved_stderr < 0) return;
+    fflush(stderr);
+    dup2(pc->saved_stderr, STDERR_FILENO);
+    close(pc->saved_stderr);
+    pc->saved_stderr = -1;
+    if (show) {
+        rewind(pc->held);
+        char line[4096];
+        while (fgets(line, sizeof line, pc->held)) fputs(line, stderr);
+        fflush(stderr);
+    }
+    fclose(pc->held);
+    pc->held = NULL;
+}
+
+/* Every process's setup outcome rc: returns the job's (nonzero when any process failed). */
+static int agree(parallel_ctx *pc, int rc)
+{
+    if (pc->agreed) return rc;
+    pc->agreed = 1;
+    if (pc->size == 1) return rc;
+    int any = rc != 0, first = rc;
+    rn_dist_max_int(pc->dist, &any);
+    rn_dist_broadcast(pc->dist, &first, sizeof first);
+    release_output(pc, rc && !first);
+    return any ? (rc ? rc : first ? first : 1) : 0;
+}
+
 /* ---- options ------------------------------------------------------------------------------------ */
 static int set_config(void *target, const char *option, const char *value)
 {
@@ -244,13 +304,14 @@ static int config_options(cli_opt *opts, int room, rn_train_config *cfg, int *ru
     return k;
 }
 
-int cmd_train(int argc, char **argv)
+static int train(int argc, char **argv, parallel_ctx *par)
 {
     rn_train_config cfg;
     rn_train_config_init_cli(&cfg);
     const char *out_dir = NULL, *resume = NULL;
     int force = 0, quiet = 0, run_options = 0, classes = 0;
     long stop_after = 0;
+    int perturb_rank = -1;
     /* the options of the run itself; the configuration's come from its table (config_table.h) */
     const cli_opt run_opts[] = {
         {"--classes", "K", CLI_INT, &classes, 1, 1000000, NULL,
@@ -268,6 +329,9 @@ int cmd_train(int argc, char **argv)
          "in a log)", NULL},
         /* for the tests: stop as if interrupted after this many steps */
         {"--stop-after", "STEPS", CLI_LONG, &stop_after, 1, 1099511627776.0, NULL, NULL, NULL},
+        /* for the tests: this process's first weight moves, which the check of the processes'
+         * networks must catch before the first step */
+        {"--perturb-rank", "RANK", CLI_INT, &perturb_rank, 0, 1000000, NULL, NULL, NULL},
         {"--model", "FILE", CLI_CUSTOM, NULL, 0, 0, refuse_network_file, NULL, NULL},
         {"--weights", "FILE", CLI_CUSTOM, NULL, 0, 0, refuse_network_file, NULL, NULL},
         {NULL, NULL, CLI_FLAG, NULL, 0, 0, NULL, NULL, NULL},
@@ -321,12 +385,17 @@ int cmd_train(int argc, char **argv)
     if (classes && classes != train->classes)
         rc = cli_error("--classes %d does not fit the data: %s has %d classes", classes,
                        rn_data_kind_name(cfg.data), train->classes);
-    if (!rc && !resume && choose_out(dir, sizeof dir, out_dir, force)) rc = 1;
+    /* rank 0 alone writes the run folder */
+    const int writer = par->rank == 0;
+    if (!rc && !resume && !writer) snprintf(dir, sizeof dir, "%s", out_dir ? out_dir : "runs");
+    if (!rc && !resume && writer && choose_out(dir, sizeof dir, out_dir, force)) rc = 1;
     rn_trainer *t = NULL;
-    if (!rc && rn_trainer_create(&t, &cfg, dir, train, eval, eval_name)) rc = cli_lib_error(NULL);
-    if (!rc && !resume && create_out(dir, force)) rc = 1;
-    if (!rc && remove_stale_temps(dir)) rc = 1;
+    if (!rc && rn_trainer_create_dist(&t, &cfg, dir, train, eval, eval_name, par->dist))
+        rc = cli_lib_error(NULL);
+    if (!rc && !resume && writer && create_out(dir, force)) rc = 1;
+    if (!rc && writer && remove_stale_temps(dir)) rc = 1;
     if (!rc && resume && rn_trainer_restore(t)) rc = cli_lib_error(NULL);
+    rc = agree(par, rc);
     if (rc) {
         rn_trainer_free(t);
         rn_dataset_free(train);
@@ -335,6 +404,7 @@ int cmd_train(int argc, char **argv)
     }
 
     rn_net *net = rn_trainer_net(t);
+    if (perturb_rank == par->rank) rn_net_params(net)[0] += 1e-3f;
     char params[32];
     cli_thousands(params, sizeof params, rn_net_num_params(net));
     rn_net_options no;
@@ -367,6 +437,10 @@ int cmd_train(int argc, char **argv)
         if (cfg.erase > 0) printf(", erase %g", (double)cfg.erase);
     }
     printf(", seed %llu, %d threads\n", (unsigned long long)cfg.seed, omp_get_max_threads());
+    if (par->size > 1)
+        printf("  data-parallel: %d processes (%s), %d images each per batch, batch norm %s\n",
+               par->size, rn_dist_backend(), cfg.batch / par->size,
+               cfg.bn_local ? "over each process's images" : "over the whole batch");
     if (resume) printf("  from epoch %d, batch %d (step %ld)\n", epoch0 + 1, batch0, step0);
     printf("  run folder %s\n", dir);
     fflush(stdout);
@@ -379,7 +453,11 @@ int cmd_train(int argc, char **argv)
     int st = rn_trainer_run(t, &hooks, &oc);
     if (pc.line_open) printf("\r\033[K");
     fflush(stdout);
-    if (st) {
+    if (st && par->size > 1 && par->rank != 0 && (st == RN_ERR_NUMERIC || st == RN_ERR_MISMATCH)) {
+        /* every process found the same (the sums and hashes are shared): rank 0 reports it */
+        rc = 1;
+    } else if (st) {
+        par->alone = st != RN_ERR_NUMERIC && st != RN_ERR_MISMATCH;
         if (st == RN_ERR_NUMERIC)
             rc = cli_error("%s; training stopped, the last good checkpoint %s/checkpoint.safetensors "
                            "is kept",
@@ -387,13 +465,14 @@ int cmd_train(int argc, char **argv)
         else rc = cli_lib_error(NULL);
     } else if (oc.interrupted) {
         int sig = stop_signal ? (int)stop_signal : SIGINT;
-        fprintf(stderr,
+        if (par->rank == 0)
+            fprintf(stderr,
                 "resnet: %s at epoch %d, batch %d (step %ld): checkpoint written to "
                 "%s/checkpoint.safetensors; continue with: resnet train --resume %s\n",
                 stop_signal ? (sig == SIGTERM ? "terminated" : "interrupted") : "stopped",
                 oc.epoch + 1, oc.batch, oc.step, dir, dir);
         rc = 128 + sig;
-    } else {
+    } else if (par->rank == 0) {
         printf("done: %s/model.safetensors", dir);
         if (oc.steps_run == 0) printf(" (the run had already finished)");
         printf("\n");
@@ -409,5 +488,25 @@ int cmd_train(int argc, char **argv)
     rn_trainer_free(t);
     rn_dataset_free(train);
     rn_dataset_free(eval);
+    return rc;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    parallel_ctx pc = {0};
+    if (rn_dist_create(&pc.dist)) return cli_lib_error(NULL);
+    pc.rank = rn_dist_rank(pc.dist);
+    pc.size = rn_dist_size(pc.dist);
+    hold_output(&pc);
+    int rc = train(argc, argv, &pc);
+    /* a process that failed before the exchange (options, data) still takes part in it */
+    const int before = !pc.agreed;
+    if (before) rc = agree(&pc, rc);
+    release_output(&pc, 0);
+    fflush(stdout);
+    fflush(stderr);
+    /* A process that failed alone during the run: the others may wait for it for ever. */
+    if (rc && !before && pc.alone) rn_dist_abort(pc.dist, rc);
+    rn_dist_free(pc.dist);
     return rc;
 }

@@ -169,6 +169,8 @@ int rn_net_backward(rn_net *net, const int *labels, float *loss)
     rn_grad_buffers *g = &net->run.grad;
     double l = rn_softmax_xent(g->carry[0], net->run.logits, labels, n, k, net->label_smoothing);
     if (loss) *loss = (float)l;
+    if (net->run.loss_grad_scale != 0.0f) /* data-parallel: the mean over the global batch */
+        for (size_t i = 0; i < (size_t)n * k; i++) g->carry[0][i] *= net->run.loss_grad_scale;
     int st = rn_fc_backward(g->carry[1], net->fc.dw, net->fc.db, g->carry[0], net->run.pooled,
                             net->fc.w, n, net->fc.in_dim, k, net->run.work);
     if (st) return st;

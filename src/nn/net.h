@@ -3,6 +3,7 @@
 #define RN_NN_NET_H
 
 #include "core/rng.h"
+#include "kernels/batchnorm_sync.h"
 #include "kernels/kernels.h"
 #include "nn/layers.h"
 #include "resnet.h"
@@ -96,6 +97,11 @@ typedef struct {
     /* rn_net_record_input_grads: the squared norm of the gradient at each block's input (and,
      * at [n_blocks], the head's) from the last backward; NULL when not recording */
     double *input_grad_sq;
+    /* Data-parallel training (data_parallel.h): training-mode batch norms take their statistics
+     * over every process's slice through bn_allsum (NULL: this batch alone), and the loss
+     * gradient is scaled by loss_grad_scale (0: not), this slice's share of the global batch. */
+    const rn_bn_allsum *bn_allsum;
+    float loss_grad_scale;
 } rn_net_run;
 
 struct rn_net {

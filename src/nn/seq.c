@@ -104,10 +104,16 @@ static void bn_forward(rn_net *net, rn_bn *bn, float *y, const float *x, rn_shap
     }
     bn->used_batch_stats = net->run.training;
     if (net->run.training) {
-        (relu ? rn_bn_relu_forward_train : rn_bn_forward_train)(
-            y, bn->batch_mean, bn->batch_var, x, bn->w, bn->b, net->run.n, s.c, hw, bn_eps);
+        int count = net->run.n * hw;
+        if (net->run.bn_allsum) /* data-parallel: the statistics of every process's slice */
+            count = rn_bn_forward_train_allsum(y, bn->batch_mean, bn->batch_var, x, bn->w, bn->b,
+                                               net->run.n, s.c, hw, bn_eps, relu,
+                                               net->run.bn_allsum);
+        else
+            (relu ? rn_bn_relu_forward_train : rn_bn_forward_train)(
+                y, bn->batch_mean, bn->batch_var, x, bn->w, bn->b, net->run.n, s.c, hw, bn_eps);
         rn_bn_update_running(bn->run_mean, bn->run_var, bn->batch_mean, bn->batch_var, s.c,
-                             net->run.n * hw, bn_momentum);
+                             count, bn_momentum);
         (*bn->batches_tracked)++;
     } else {
         (relu ? rn_bn_relu_forward_eval : rn_bn_forward_eval)(
@@ -125,7 +131,10 @@ static void bn_backward(rn_net *net, rn_bn *bn, float *dx, const float *dy, cons
                         const float *x, rn_shape3 s)
 {
     int hw = s.h * s.w;
-    if (bn->used_batch_stats) {
+    if (bn->used_batch_stats && net->run.bn_allsum) {
+        rn_bn_backward_train_allsum(dx, bn->dw, bn->db, dy, relu_y, x, bn->w, bn->batch_mean,
+                                    bn->batch_var, net->run.n, s.c, hw, bn_eps, net->run.bn_allsum);
+    } else if (bn->used_batch_stats) {
         if (relu_y)
             rn_bn_relu_backward_train(dx, bn->dw, bn->db, dy, relu_y, x, bn->w, bn->batch_mean,
                                       bn->batch_var, net->run.n, s.c, hw, bn_eps);

@@ -16,7 +16,7 @@
 #include "train/config_table.h"
 
 enum { T_INT, T_FLOAT, T_BOOL, T_TRI, T_DATA, T_PATH, T_SHAPE, T_ARCH, T_ORDERING, T_SHORTCUT,
-       T_SCHEDULE, T_SEED };
+       T_SCHEDULE, T_SEED, T_BN };
 
 #define LO_OPEN RN_CONFIG_LO_OPEN
 #define HI_OPEN RN_CONFIG_HI_OPEN
@@ -163,6 +163,10 @@ static int set_text(rn_train_config *c, const rn_config_row *r, const char *text
         memcpy(c->milestones, s.milestones, sizeof c->milestones);
         return 0;
     }
+    case T_BN:
+        if (strcmp(text, "sync") && strcmp(text, "local")) return -1;
+        c->bn_local = !strcmp(text, "local");
+        return 0;
     case T_SEED: {
         char *end;
         errno = 0;
@@ -194,6 +198,7 @@ static void format_text(const rn_train_config *c, const rn_config_row *r, char *
         rn_schedule_format(&s, buf, (int)size);
         break;
     case T_SEED: snprintf(buf, size, "%" PRIu64, c->seed); break;
+    case T_BN: snprintf(buf, size, "%s", c->bn_local ? "local" : "sync"); break;
     default: snprintf(buf, size, "%s", "");
     }
 }

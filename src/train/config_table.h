@@ -106,6 +106,10 @@
       "every random choice (init, split, order, augmentation)", NULL)                              \
     X(INT, threads, "threads", "--threads", NULL, "T", "0", "0", 1, 1024,                         \
       RESUMABLE | NO_DEFAULT_HELP, GROUP_RUN,                                                      \
-      "OpenMP threads (default: all cores); results do not depend on it", NULL)
+      "OpenMP threads (default: all cores); results do not depend on it", NULL)               \
+    X(BN, bn_local, "bn", "--bn", NULL, "MODE", "sync", "sync", 0, 0, 0, GROUP_RUN,               \
+      "under mpirun: sync (batch norm statistics over the global batch, as one process computes "  \
+      "them) | local (each process's own slice, as DistributedDataParallel)",                      \
+      NULL)
 
 #endif

@@ -101,6 +101,14 @@ static int batch_size(const rn_loader *l, int k)
     return left < l->opt.batch ? left : l->opt.batch;
 }
 
+/* This part's rows of batch k: [*lo, return value). */
+static int part_rows(const rn_loader *l, int k, int *lo)
+{
+    const long n = batch_size(l, k), parts = l->opt.parts > 1 ? l->opt.parts : 1;
+    *lo = (int)(n * l->opt.part / parts);
+    return (int)(n * (l->opt.part + 1) / parts);
+}
+
 /* Writes sample `src` into out [c, h, w], cropped at offset (dy, dx), mirrored, normalised. */
 static void put_sample(const rn_loader *l, float *out, int src, int dy, int dx, int flip)
 {
@@ -151,12 +159,12 @@ static void erase_sample(const rn_loader *l, float *out, rn_rng *rng)
 
 static void fill(rn_loader *l, int slot, int epoch, int k)
 {
-    int n = batch_size(l, k), pad = l->opt.crop_pad;
+    int lo, hi = part_rows(l, k, &lo), pad = l->opt.crop_pad;
     float *x = l->x + (size_t)slot * (size_t)l->opt.batch * (size_t)l->per;
     int *labels = l->labels + (size_t)slot * (size_t)l->opt.batch;
     int *index = l->index + (size_t)slot * (size_t)l->opt.batch;
-    for (int i = 0; i < n; i++) {
-        int pos = k * l->opt.batch + i, src = l->perm[pos];
+    for (int i = 0; i < hi - lo; i++) {
+        int pos = k * l->opt.batch + lo + i, src = l->perm[pos];
         rn_rng rng;
         rn_rng_seed(&rng, stream_seed(l->opt.seed, TAG_SAMPLE, (uint64_t)epoch, (uint64_t)pos));
         /* Always three draws, so switching crop or flip off leaves the other one unchanged. */
@@ -206,11 +214,13 @@ int rn_loader_create(rn_loader **out, const rn_dataset *data, const rn_loader_op
     if (!data || data->n < 0 || data->c <= 0)
         return rn_fail(RN_ERR_ARG, "loader: no data set");
     if (opt->batch <= 0 || opt->crop_pad < 0 || opt->crop_pad > 4096 || opt->prefetch < 0 ||
-        opt->prefetch > 64 || !(opt->erase >= 0.0f && opt->erase <= 1.0f))
+        opt->prefetch > 64 || !(opt->erase >= 0.0f && opt->erase <= 1.0f) || opt->parts < 0 ||
+        opt->part < 0 || (opt->part > 0 && opt->part >= opt->parts))
         return rn_fail(RN_ERR_ARG,
                        "loader: bad options (batch %d must be > 0, crop padding %d in 0..4096, "
-                       "prefetch %d in 0..64, erasing probability %g in [0, 1])",
-                       opt->batch, opt->crop_pad, opt->prefetch, (double)opt->erase);
+                       "prefetch %d in 0..64, erasing probability %g in [0, 1], part %d of %d)",
+                       opt->batch, opt->crop_pad, opt->prefetch, (double)opt->erase, opt->part,
+                       opt->parts);
     for (int ch = 0; opt->std && ch < data->c; ch++)
         if (!(opt->std[ch] > 0.0f))
             return rn_fail(RN_ERR_ARG, "loader: std of channel %d is %g, must be > 0", ch,
@@ -344,7 +354,9 @@ int rn_loader_next(rn_loader *l, rn_batch *b)
     b->x = l->x + (size_t)slot * (size_t)l->opt.batch * (size_t)l->per;
     b->labels = l->labels + (size_t)slot * (size_t)l->opt.batch;
     b->index = l->index + (size_t)slot * (size_t)l->opt.batch;
-    b->n = batch_size(l, k);
+    int lo;
+    b->n = part_rows(l, k, &lo) - lo;
+    b->total = batch_size(l, k);
     b->wait_s = now_s() - t0;
     l->wait_total += b->wait_s;
     return RN_OK;

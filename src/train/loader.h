@@ -33,6 +33,9 @@ typedef struct {
                           batch is made inside rn_loader_next */
     const float *mean; /* per channel (data set's c), copied at create; NULL = 0 */
     const float *std;  /* per channel, copied at create; NULL = 1 */
+    /* Data parallelism: of each batch of n images, only rows [part * n / parts, (part + 1) * n
+     * / parts), the same bits as those rows of the whole batch; parts 0 or 1: all of it. */
+    int part, parts;
 } rn_loader_options;
 
 /* training != 0: batch 128, shuffle, drop_last 0, no augmentation (set crop_pad / flip, e.g.
@@ -48,7 +51,8 @@ typedef struct {
     const float *x;      /* [n, c, h, w] */
     const int *labels;   /* [n] */
     const int *index;    /* [n] the data set index of each image */
-    int n;               /* images in this batch; 0 at the end of the epoch */
+    int n;               /* images in this batch (this part's rows); 0 at the end of the epoch */
+    int total;           /* images in the whole batch (all parts) */
     int epoch, batch;    /* which batch of which epoch this is */
     double wait_s;       /* seconds the caller waited in rn_loader_next for it */
 } rn_batch;

@@ -19,6 +19,8 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/json_check.h"
+#include "dist/dist.h"
+#include "nn/data_parallel.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
 #include "train/loader.h"
@@ -112,6 +114,16 @@ struct rn_trainer {
     /* A run or a restore failed part-way (the network, its statistics or the position may have
      * moved without the checkpoint): runs are refused until a restore succeeds. */
     int failed;
+    /* Data parallelism (one of `size` processes, each with its slice of every batch); size 1
+     * leaves everything below unused. Only rank 0 writes files. */
+    rn_dist *dist;
+    int rank, size;
+    rn_bn_allsum bn;     /* sync batch norm's sums over the processes (not with --bn local) */
+    float *buffers;      /* --bn local: the running statistics, averaged over the processes */
+    size_t n_buffers;
+    rn_dataset *eval_part; /* this process's share of the evaluation set (NULL: none) */
+    int stop_agreed;     /* a process was asked to stop: all stop at the same step */
+    double comm_mark;    /* rn_dist_comm_seconds at the start of the epoch */
 };
 
 rn_net *rn_trainer_net(rn_trainer *t) { return t->net; }
@@ -122,6 +134,9 @@ void rn_trainer_free(rn_trainer *t)
     rn_loader_free(t->loader);
     rn_sgd_free(t->sgd);
     rn_net_free(t->net);
+    rn_dataset_free(t->eval_part);
+    free(t->bn.buf);
+    free(t->buffers);
     free(t->logits);
     free(t->accum);
     cJSON_Delete(t->metrics);
@@ -130,6 +145,158 @@ void rn_trainer_free(rn_trainer *t)
 
 int rn_trainer_create(rn_trainer **out, const rn_train_config *cfg, const char *run_dir,
                       const rn_dataset *train, const rn_dataset *eval, const char *eval_name)
+{
+    return rn_trainer_create_dist(out, cfg, run_dir, train, eval, eval_name, NULL);
+}
+
+/* ---- data parallelism ------------------------------------------------------------------------ */
+static void bn_sum(void *ctx, double *buf, int n)
+{
+    /* a failure of MPI ends the job (dist.h); memory for its scratch was reserved up front */
+    (void)rn_dist_sum_double(ctx, buf, (size_t)n);
+}
+
+/* What a run of several processes needs that one process does not: refusals of what it cannot
+ * split, this process's share of the evaluation set, the sums of sync batch norm, the buffer of
+ * --bn local's running statistics. Local: no message is exchanged. */
+static int setup_parallel(rn_trainer *t, const rn_train_config *cfg)
+{
+    const int p = t->size;
+    if (cfg->batch % p)
+        return rn_fail(RN_ERR_ARG, "--batch %d does not split evenly over %d processes: give a "
+                                   "multiple of %d",
+                       cfg->batch, p, p);
+    const int last = t->train->n % cfg->batch;
+    if (last && last < p)
+        return rn_fail(RN_ERR_ARG, "the last batch of each epoch would have %d image%s (%d training "
+                                   "images in batches of %d), fewer than the %d processes: change "
+                                   "--batch or --subset",
+                       last, last == 1 ? "" : "s", t->train->n, cfg->batch, p);
+    if (cfg->accum > 1)
+        return rn_fail(RN_ERR_ARG, "--accum %d: gradient accumulation does not run over several "
+                                   "processes (each already holds 1/%d of the batch)",
+                       cfg->accum, p);
+    if (t->eval) {
+        const long n = t->eval->n, lo = n * t->rank / p, hi = n * (t->rank + 1) / p;
+        if (hi > lo) {
+            int st = rn_dataset_subset(&t->eval_part, t->eval, (int)lo, (int)(hi - lo));
+            if (st) return st;
+        }
+    }
+    if (!cfg->bn_local) {
+        t->bn.cap = 2 * rn_net_max_bn_channels(t->net) + 1;
+        t->bn.buf = malloc((size_t)t->bn.cap * sizeof *t->bn.buf);
+        if (!t->bn.buf) return rn_fail(RN_ERR_NOMEM, "out of memory");
+        t->bn.sum = bn_sum;
+        t->bn.ctx = t->dist;
+        rn_net_set_bn_allsum(t->net, &t->bn);
+    } else {
+        for (int i = 0; i < rn_net_num_tensors(t->net); i++) {
+            rn_tensor_info info;
+            rn_net_tensor(t->net, i, &info);
+            if (info.kind == RN_TENSOR_BUFFER) t->n_buffers += info.numel;
+        }
+        t->buffers = malloc((t->n_buffers + 1) * sizeof *t->buffers);
+        if (!t->buffers) return rn_fail(RN_ERR_NOMEM, "out of memory");
+    }
+    return RN_OK;
+}
+
+/* --bn local: every process's running statistics become their mean over the processes (the
+ * same bits on each), so that evaluation and checkpoints do not depend on the rank. */
+static int average_buffers(rn_trainer *t)
+{
+    size_t off = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        off = 0;
+        for (int i = 0; i < rn_net_num_tensors(t->net); i++) {
+            rn_tensor_info info;
+            rn_net_tensor(t->net, i, &info);
+            if (info.kind != RN_TENSOR_BUFFER) continue;
+            for (size_t j = 0; j < info.numel; j++) {
+                if (pass == 0) t->buffers[off + j] = info.data[j];
+                else info.data[j] = t->buffers[off + j] / (float)t->size;
+            }
+            off += info.numel;
+        }
+        if (pass == 0) {
+            int st = rn_dist_sum_float(t->dist, t->buffers, off);
+            if (st) return st;
+        }
+    }
+    return RN_OK;
+}
+
+/* A hash of every tensor of the network (parameters, buffers, counters). */
+static uint64_t net_hash(const rn_net *net)
+{
+    uint64_t h = RN_DIST_HASH_INIT;
+    for (int i = 0; i < rn_net_num_tensors(net); i++) {
+        rn_tensor_info info;
+        rn_net_tensor(net, i, &info);
+        if (info.data) h = rn_dist_hash(h, info.data, info.numel * sizeof *info.data);
+        if (info.i64) h = rn_dist_hash(h, info.i64, info.numel * sizeof *info.i64);
+    }
+    return h;
+}
+
+static uint64_t data_hash(uint64_t h, const rn_dataset *d)
+{
+    if (!d) return rn_dist_hash(h, "none", 4);
+    const int shape[5] = {d->n, d->c, d->h, d->w, d->classes};
+    h = rn_dist_hash(h, shape, sizeof shape);
+    h = rn_dist_hash(h, d->pixels, (size_t)d->n * d->c * d->h * d->w);
+    return rn_dist_hash(h, d->labels, (size_t)d->n * sizeof *d->labels);
+}
+
+int rn_trainer_check_ranks(rn_trainer *t, const char *when)
+{
+    if (t->size == 1) return RN_OK;
+    int same;
+    int st = rn_dist_same_u64(t->dist, net_hash(t->net), &same);
+    if (!st && !same)
+        st = rn_fail(RN_ERR_MISMATCH, "%s: the %d processes' networks differ (weights, batch norm "
+                                      "statistics or counters)",
+                     when, t->size);
+    return st;
+}
+
+/* Before the first step: the same configuration, the same data and the same starting state on
+ * every process, or none of them starts. The thread count may differ, and so may the data's
+ * folder (machines may keep it in different places): its contents are compared instead. */
+static int check_same_start(rn_trainer *t)
+{
+    rn_train_config c = t->cfg;
+    c.threads = 0;
+    c.data_dir[0] = 0;
+    char *json = rn_train_config_to_json(&c);
+    if (!json) return rn_fail(RN_ERR_NOMEM, "out of memory");
+    uint64_t h = rn_dist_hash(RN_DIST_HASH_INIT, json, strlen(json));
+    free(json);
+    int same;
+    int st = rn_dist_same_u64(t->dist, h, &same);
+    if (!st && !same)
+        return rn_fail(RN_ERR_MISMATCH, "the %d processes were started with different training "
+                                        "options: every process must run the same command",
+                       t->size);
+    h = data_hash(data_hash(RN_DIST_HASH_INIT, t->train), t->eval);
+    if (!st) st = rn_dist_same_u64(t->dist, h, &same);
+    if (!st && !same)
+        return rn_fail(RN_ERR_MISMATCH, "the %d processes read different data (images, labels or "
+                                        "their number differ): give every process the same files",
+                       t->size);
+    h = rn_dist_hash(RN_DIST_HASH_INIT, &t->s.step, sizeof t->s.step);
+    if (!st) st = rn_dist_same_u64(t->dist, h, &same);
+    if (!st && !same)
+        return rn_fail(RN_ERR_MISMATCH, "the %d processes start from different positions (their "
+                                        "checkpoints differ)",
+                       t->size);
+    return st ? st : rn_trainer_check_ranks(t, "at the start");
+}
+
+int rn_trainer_create_dist(rn_trainer **out, const rn_train_config *cfg, const char *run_dir,
+                           const rn_dataset *train, const rn_dataset *eval, const char *eval_name,
+                           rn_dist *dist)
 {
     *out = NULL;
     int st = rn_train_config_check(cfg);
@@ -153,6 +320,9 @@ int rn_trainer_create(rn_trainer **out, const rn_train_config *cfg, const char *
     t->eval = eval;
     t->eval_name = eval ? eval_name : NULL;
     t->classes = train->classes;
+    t->dist = dist;
+    t->rank = rn_dist_rank(dist);
+    t->size = rn_dist_size(dist);
 
     rn_net_options no;
     rn_net_options_init(&no);
@@ -187,8 +357,11 @@ int rn_trainer_create(rn_trainer **out, const rn_train_config *cfg, const char *
         lo.seed = cfg->seed ^ SEED_LOADER;
         lo.mean = mean;
         lo.std = std;
+        lo.part = t->rank;
+        lo.parts = t->size;
         st = rn_loader_create(&t->loader, train, &lo);
     }
+    if (!st && t->size > 1) st = setup_parallel(t, cfg);
     if (!st) {
         t->batches = rn_loader_num_batches(t->loader);
         t->total_steps = (long)t->batches * cfg->epochs;
@@ -216,6 +389,7 @@ int rn_trainer_create(rn_trainer **out, const rn_train_config *cfg, const char *
 /* metrics.jsonl from the metrics array. */
 static int write_metrics_file(rn_trainer *t)
 {
+    if (t->rank) return RN_OK;
     size_t cap = 64, len = 0;
     char *all = malloc(cap);
     if (!all) return rn_fail(RN_ERR_NOMEM, "out of memory");
@@ -246,6 +420,7 @@ static int write_metrics_file(rn_trainer *t)
 
 static int append_metrics_line(rn_trainer *t, const char *line)
 {
+    if (t->rank) return RN_OK;
     FILE *f = fopen(t->metrics_path, "a");
     int ok = f && fprintf(f, "%s\n", line) > 0 && fflush(f) == 0;
     int e = errno;
@@ -256,6 +431,7 @@ static int append_metrics_line(rn_trainer *t, const char *line)
 
 static int save_checkpoint(rn_trainer *t)
 {
+    if (t->rank) return RN_OK;
     rn_train_state s = t->s;
     s.sgd_started = rn_sgd_started(t->sgd);
     rn_net_get_rng_state(t->net, s.rng);
@@ -367,6 +543,25 @@ int rn_train_forward_backward(rn_net *net, const float *x, const int *labels, in
     return RN_OK;
 }
 
+static long count_correct(const rn_trainer *t, const rn_batch *b);
+
+/* After each process's forward and backward of its slice: the gradients summed over the
+ * processes (each slice's loss gradient was scaled by its share, so the sum is the global
+ * batch's mean loss's), and the global batch's loss, correct count and size; whether any
+ * process was asked to stop travels along. */
+static int combine_step(rn_trainer *t, const rn_train_hooks *hooks, const rn_batch *b,
+                        double *loss, long *correct, int *seen)
+{
+    int st = rn_dist_sum_float(t->dist, rn_net_grads(t->net), rn_net_num_params(t->net));
+    double v[3] = {*loss * b->n, (double)*correct, hooks && hooks->stop && *hooks->stop ? 1.0 : 0.0};
+    if (!st) st = rn_dist_sum_double(t->dist, v, 3);
+    *loss = v[0] / b->total;
+    *correct = (long)v[1];
+    *seen = b->total;
+    t->stop_agreed = v[2] > 0.0;
+    return st;
+}
+
 static long count_correct(const rn_trainer *t, const rn_batch *b)
 {
     long correct = 0;
@@ -378,6 +573,31 @@ static long count_correct(const rn_trainer *t, const rn_batch *b)
         correct += best == b->labels[i];
     }
     return correct;
+}
+
+/* The evaluation set's loss and error; with several processes each evaluates its share and
+ * the sums are added up. */
+static int evaluate(rn_trainer *t, double *loss, double *error)
+{
+    rn_eval_result r;
+    int st;
+    if (t->size == 1) {
+        st = rn_evaluate(t->net, t->eval, t->cfg.batch, 0, &r);
+        if (st) return st;
+        *loss = r.loss;
+        *error = r.n ? 1.0 - (double)r.correct / r.n : 0.0;
+        return RN_OK;
+    }
+    double v[3] = {0.0, 0.0, 0.0}; /* loss sum, correct, images */
+    if (t->eval_part) {
+        st = rn_evaluate(t->net, t->eval_part, t->cfg.batch, 0, &r);
+        if (st) return st;
+        v[0] = r.loss * r.n, v[1] = (double)r.correct, v[2] = r.n;
+    }
+    st = rn_dist_sum_double(t->dist, v, 3);
+    *loss = v[2] > 0 ? v[0] / v[2] : 0.0;
+    *error = v[2] > 0 ? 1.0 - v[1] / v[2] : 0.0;
+    return st;
 }
 
 static int end_epoch(rn_trainer *t, const rn_train_hooks *hooks, float lr)
@@ -394,12 +614,9 @@ static int end_epoch(rn_trainer *t, const rn_train_hooks *hooks, float lr)
     m.eval_loss = m.eval_error = NAN;
     if (t->eval) {
         double t0 = rn_clock_s();
-        rn_eval_result r;
-        int st = rn_evaluate(t->net, t->eval, t->cfg.batch, 0, &r);
+        int st = evaluate(t, &m.eval_loss, &m.eval_error);
         if (st) return rn_fail_context(st, "evaluating after epoch %d", m.epoch);
         m.eval_name = t->eval_name;
-        m.eval_loss = r.loss;
-        m.eval_error = r.n ? 1.0 - (double)r.correct / r.n : 0.0;
         m.eval_s = rn_clock_s() - t0;
     }
     /* Each addition allocates: a line is written whole or not at all. */
@@ -418,6 +635,12 @@ static int end_epoch(rn_trainer *t, const rn_train_hooks *hooks, float lr)
          cJSON_AddNumberToObject(o, "data_time_s", m.data_s) &&
          cJSON_AddNumberToObject(o, "eval_time_s", m.eval_s) &&
          cJSON_AddNumberToObject(o, "images_per_s", m.images_per_s);
+    if (ok && t->size > 1) {
+        m.processes = t->size;
+        m.comm_s = rn_dist_comm_seconds(t->dist) - t->comm_mark;
+        ok = cJSON_AddNumberToObject(o, "processes", t->size) &&
+             cJSON_AddNumberToObject(o, "comm_time_s", m.comm_s);
+    }
     char *line = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     cJSON *item = line ? cJSON_CreateString(line) : NULL;
@@ -430,7 +653,10 @@ static int end_epoch(rn_trainer *t, const rn_train_hooks *hooks, float lr)
     s->loss_sum = 0.0;
     s->correct = s->seen = 0;
     s->time_s = s->data_s = 0.0;
-    int st = save_checkpoint(t);
+    char when[64];
+    snprintf(when, sizeof when, "after epoch %d", m.epoch);
+    int st = rn_trainer_check_ranks(t, when);
+    if (!st) st = save_checkpoint(t);
     if (!st) st = append_metrics_line(t, cJSON_GetStringValue(item));
     if (st) return st;
     if (hooks && hooks->on_epoch) hooks->on_epoch(hooks->ctx, &m);
@@ -447,7 +673,8 @@ int rn_trainer_run(rn_trainer *t, const rn_train_hooks *hooks, rn_train_outcome 
         return rn_fail(RN_ERR_ARG, "%s: an earlier run or restore of this trainer failed part-way: "
                                    "resume with rn_trainer_restore", t->dir);
     int st = RN_OK;
-    if (!t->restored && s->step == 0) {
+    if (t->size > 1) st = check_same_start(t);
+    if (!st && !t->restored && s->step == 0) {
         /* A fresh run: claim the folder with a checkpoint of the initial state. */
         st = save_checkpoint(t);
         if (!st) st = write_metrics_file(t);
@@ -458,8 +685,11 @@ int rn_trainer_run(rn_trainer *t, const rn_train_hooks *hooks, rn_train_outcome 
     while (!st && s->epoch < t->cfg.epochs) {
         st = rn_loader_start(t->loader, s->epoch, s->batch);
         double last = rn_clock_s();
+        t->comm_mark = rn_dist_comm_seconds(t->dist);
         while (!st) {
-            if ((hooks && hooks->stop && *hooks->stop) ||
+            /* several processes stop together, one step after any of them was asked to */
+            const int stop_now = t->size > 1 ? t->stop_agreed : hooks && hooks->stop && *hooks->stop;
+            if (stop_now ||
                 (hooks && hooks->stop_at_step > 0 && outcome->steps_run >= hooks->stop_at_step)) {
                 st = save_checkpoint(t);
                 if (!st) outcome->interrupted = 1;
@@ -469,20 +699,26 @@ int rn_trainer_run(rn_trainer *t, const rn_train_hooks *hooks, rn_train_outcome 
             st = rn_loader_next(t->loader, &b);
             if (st || b.n == 0) break;
             double loss;
+            long correct = 0;
+            int seen = b.n;
+            if (t->size > 1) rn_net_set_loss_grad_scale(t->net, (float)b.n / (float)b.total);
             st = rn_train_forward_backward(t->net, b.x, b.labels, b.n, t->cfg.accum, t->logits,
                                            t->accum, &loss);
+            if (!st) correct = count_correct(t, &b);
+            if (!st && t->size > 1) st = combine_step(t, hooks, &b, &loss, &correct, &seen);
             if (!st) st = check_finite(t, loss);
             if (st) break;
             if (t->cfg.clip_grad_norm > 0) rn_net_clip_grad_norm(t->net, t->cfg.clip_grad_norm);
             lr = rn_schedule_lr(&t->sched, s->step);
             st = rn_sgd_step(t->sgd, t->net, lr);
+            if (!st && t->buffers) st = average_buffers(t);
             if (st) break;
             s->step++;
             s->batch++;
             outcome->steps_run++;
-            s->loss_sum += loss * b.n;
-            s->correct += count_correct(t, &b);
-            s->seen += b.n;
+            s->loss_sum += loss * seen;
+            s->correct += correct;
+            s->seen += seen;
             double now = rn_clock_s();
             s->time_s += now - last;
             s->data_s += b.wait_s;

@@ -63,6 +63,7 @@ typedef struct {
     float erase;     /* random erasing probability (0 = none) */
     uint64_t seed;
     int threads;     /* recorded: bit-identical results need the same count */
+    int bn_local;    /* several processes: batch norm over each one's slice, not the global batch */
 } rn_train_config;
 
 /* The fields, their defaults, ranges, JSON keys and options are one table: config_table.h
@@ -106,6 +107,8 @@ typedef struct {
     double eval_loss, eval_error;
     float lr;
     double time_s, data_s, images_per_s, eval_s;
+    int processes;          /* > 1: data-parallel over this many processes ... */
+    double comm_s;          /* ... which spent this long communicating this epoch */
 } rn_epoch_metrics;
 
 typedef struct {
@@ -135,6 +138,21 @@ typedef struct rn_trainer rn_trainer;
 int rn_trainer_create(rn_trainer **out, const rn_train_config *cfg, const char *run_dir,
                       const rn_dataset *train, const rn_dataset *eval, const char *eval_name);
 void rn_trainer_free(rn_trainer *t);
+/* As rn_trainer_create, as one of the rn_dist_size(dist) processes of a data-parallel run
+ * (dist NULL: alone). Each process loads the same data and calls this with the same cfg; each
+ * computes its rank's equal slice of every batch (--batch must divide evenly), the gradients
+ * are summed over the processes before every step (so every process takes the same step, as
+ * one process on the whole batch), batch norm takes its statistics over the whole batch
+ * (cfg->bn_local: over each slice, the running statistics averaged), evaluation is split and
+ * added up, and only rank 0 writes files. rn_trainer_run checks first that every process has the
+ * same options, data and state; no message is exchanged before it. */
+typedef struct rn_dist rn_dist;
+int rn_trainer_create_dist(rn_trainer **out, const rn_train_config *cfg, const char *run_dir,
+                           const rn_dataset *train, const rn_dataset *eval, const char *eval_name,
+                           rn_dist *dist);
+/* Data-parallel runs: RN_ERR_MISMATCH (naming `when`) unless every process's network is the
+ * same bits (weights, statistics, counters); rn_trainer_run calls it after every epoch. */
+int rn_trainer_check_ranks(rn_trainer *t, const char *when);
 /* Continues from run_dir/checkpoint.safetensors: weights, momentum, position, random state and
  * metrics; rewrites metrics.jsonl from the checkpoint. cfg must be the checkpoint's. A restore
  * that fails after the checkpoint's tensors were loaded leaves the trainer refusing to run until
