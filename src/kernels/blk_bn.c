@@ -55,6 +55,25 @@ static inline __attribute__((always_inline)) void group_sums(
     if (s1) memcpy(s1, d1, (size_t)cb * sizeof(double));
 }
 
+/* The loops above built for the widest vectors the CPU has (GCC's function multi-versioning):
+ * each lane's sums run in the same order in every build, so all give the same bits. */
+#define RN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+RN_CLONES static void sums_of(int kind, double *s0, double *s1, const float *x, const float *dy,
+                              const float *relu_y, const double *mu, int i0, int i1, int cbn,
+                              int b, int hw, int cb)
+{
+    if (cb == 16) {
+        if (kind == SUM_X) group_sums(16, SUM_X, s0, s1, x, dy, relu_y, mu, i0, i1, cbn, b, hw);
+        else if (kind == SUM_SQDEV) group_sums(16, SUM_SQDEV, s0, s1, x, dy, relu_y, mu, i0, i1, cbn, b, hw);
+        else group_sums(16, SUM_GRAD, s0, s1, x, dy, relu_y, mu, i0, i1, cbn, b, hw);
+    } else {
+        if (kind == SUM_X) group_sums(8, SUM_X, s0, s1, x, dy, relu_y, mu, i0, i1, cbn, b, hw);
+        else if (kind == SUM_SQDEV) group_sums(8, SUM_SQDEV, s0, s1, x, dy, relu_y, mu, i0, i1, cbn, b, hw);
+        else group_sums(8, SUM_GRAD, s0, s1, x, dy, relu_y, mu, i0, i1, cbn, b, hw);
+    }
+}
+
 /* Per channel over the whole batch: out0 (and out1) of length c. mu: per channel, or NULL. */
 static void channel_sums(int kind, double *out0, double *out1, const float *x, const float *dy,
                          const float *relu_y, const float *mu, int n, int c, int hw)
@@ -72,10 +91,7 @@ static void channel_sums(int kind, double *out0, double *out1, const float *x, c
             for (int l = 0; l < cb && mu; l++) m[l] = b * cb + l < c ? mu[b * cb + l] : 0.0;
             const int i0 = (int)((long)g * n / groups), i1 = (int)((long)(g + 1) * n / groups);
             double *s1 = kind == SUM_GRAD ? part[bc][g][1] : NULL;
-            if (cb == 16)
-                group_sums(16, kind, part[bc][g][0], s1, x, dy, relu_y, mu ? m : NULL, i0, i1, cbn, b, hw);
-            else
-                group_sums(cb, kind, part[bc][g][0], s1, x, dy, relu_y, mu ? m : NULL, i0, i1, cbn, b, hw);
+            sums_of(kind, part[bc][g][0], s1, x, dy, relu_y, mu ? m : NULL, i0, i1, cbn, b, hw, cb);
         }
         for (int bc = 0; bc < nb; bc++)
             for (int l = 0; l < cb; l++) {
@@ -92,6 +108,44 @@ static void channel_sums(int kind, double *out0, double *out1, const float *x, c
     }
 }
 
+static inline __attribute__((always_inline)) void normalize_lanes(
+    const int cb, float *restrict yp, const float *restrict xp, const float *mu, const float *sc,
+    const float *sh, int relu, int hw)
+{
+    for (size_t i = 0; i < (size_t)hw * cb; i += cb)
+        for (int l = 0; l < cb; l++) {
+            const float v = (xp[i + l] - mu[l]) * sc[l] + sh[l];
+            yp[i + l] = relu && !(v > 0.0f) ? 0.0f : v;
+        }
+}
+
+RN_CLONES static void normalize_plane(float *yp, const float *xp, const float *mu, const float *sc,
+                                      const float *sh, int relu, int hw, int cb)
+{
+    if (cb == 16) normalize_lanes(16, yp, xp, mu, sc, sh, relu, hw);
+    else normalize_lanes(8, yp, xp, mu, sc, sh, relu, hw);
+}
+
+static inline __attribute__((always_inline)) void dx_lanes(
+    const int cb, float *restrict dxp, const float *restrict dyp, const float *restrict rp,
+    const float *restrict xp, const float *f, const float *o, const float *kk, const float *mu,
+    int hw)
+{
+    for (size_t i = 0; i < (size_t)hw * cb; i += cb)
+        for (int l = 0; l < cb; l++) {
+            const float g = rp && !(rp[i + l] > 0.0f) ? 0.0f : dyp[i + l];
+            dxp[i + l] = f[l] * g - o[l] - (xp[i + l] - mu[l]) * kk[l];
+        }
+}
+
+RN_CLONES static void dx_plane(float *dxp, const float *dyp, const float *rp, const float *xp,
+                               const float *f, const float *o, const float *kk, const float *mu,
+                               int hw, int cb)
+{
+    if (cb == 16) dx_lanes(16, dxp, dyp, rp, xp, f, o, kk, mu, hw);
+    else dx_lanes(8, dxp, dyp, rp, xp, f, o, kk, mu, hw);
+}
+
 /* Per (image, block) plane: y = (x - mean) * scale + shift, then max(y, 0) when relu; the
  * lanes past c get scale, mean and shift 0, so they stay 0. */
 static void normalize(float *y, const float *x, const float *mean, const float *scale,
@@ -106,13 +160,7 @@ static void normalize(float *y, const float *x, const float *mean, const float *
         float mu[RN_BLK_MAX_LANES] = {0}, sc[RN_BLK_MAX_LANES] = {0}, sh[RN_BLK_MAX_LANES] = {0};
         for (int l = 0; l < cb && b * cb + l < c; l++)
             mu[l] = mean[b * cb + l], sc[l] = scale[b * cb + l], sh[l] = shift[b * cb + l];
-        const float *xp = x + (size_t)p * hw * cb;
-        float *yp = y + (size_t)p * hw * cb;
-        for (size_t i = 0; i < (size_t)hw * cb; i += cb)
-            for (int l = 0; l < cb; l++) {
-                const float v = (xp[i + l] - mu[l]) * sc[l] + sh[l];
-                yp[i + l] = relu && !(v > 0.0f) ? 0.0f : v;
-            }
+        normalize_plane(y + (size_t)p * hw * cb, x + (size_t)p * hw * cb, mu, sc, sh, relu, hw, cb);
     }
 }
 
@@ -168,10 +216,6 @@ void rn_blk_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
             f[l] = fs[ch], o[l] = off[ch], kk[l] = k[ch], mu[l] = mean[ch];
         }
         const size_t base = (size_t)p * hw * cb;
-        for (size_t i = 0; i < (size_t)hw * cb; i += cb)
-            for (int l = 0; l < cb; l++) {
-                const float g = relu_y && !(relu_y[base + i + l] > 0.0f) ? 0.0f : dy[base + i + l];
-                dx[base + i + l] = f[l] * g - o[l] - (x[base + i + l] - mu[l]) * kk[l];
-            }
+        dx_plane(dx + base, dy + base, relu_y ? relu_y + base : NULL, x + base, f, o, kk, mu, hw, cb);
     }
 }
