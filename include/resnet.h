@@ -172,6 +172,15 @@ RN_API int rn_net_forward(rn_net *net, const float *x, int n, int training, floa
  * folded copies (about 2-3 times the convolution weights' memory). */
 RN_API int rn_net_freeze(rn_net *net, int frozen);
 RN_API int rn_net_frozen(const rn_net *net);
+/* on = 1: training and evaluation forwards and the backward run on channel-blocked
+ * activations (NCHW16c with AVX-512, NCHW8c otherwise), where the convolution kernels keep the
+ * FMA units busier; the results agree with the planar run's to float rounding. on = 0: planar
+ * (the default). on = -1: blocked where that is the faster engine on this CPU (AVX-512), unless
+ * the environment variable RN_BLOCKED is 0 or 1. The block probes (rn_net_probe_block,
+ * rn_net_block_gates) need the planar layout; so does a data-parallel synchronised batch norm.
+ * A network with a stem and a classifier head only; not while frozen. */
+RN_API int rn_net_set_blocked(rn_net *net, int on);
+RN_API int rn_net_blocked(const rn_net *net);
 /* Mean softmax cross-entropy of the last forward against labels; adds the gradient of that
  * loss to every parameter gradient (call rn_net_zero_grad first). loss may be NULL. */
 RN_API int rn_net_backward(rn_net *net, const int *labels, float *loss);

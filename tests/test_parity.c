@@ -257,6 +257,10 @@ static void run_case(void **state)
     rn_net *net = NULL;
     if (rn_net_open(&net, wpath, arch, &opt))
         fail_msg("case %s: rn_net_open(%s, %s): %s", name, wpath, arch, rn_last_error());
+    /* RN_PARITY_LAYOUT=blocked: the same cases on channel-blocked activations */
+    const char *layout = getenv("RN_PARITY_LAYOUT");
+    if (layout && !strcmp(layout, "blocked") && rn_net_set_blocked(net, 1))
+        fail_msg("case %s: %s", name, rn_last_error());
     const int nt = rn_net_num_tensors(net);
     if (nt != rn_st_count(wf))
         fail_msg("case %s: the net has %d tensors, the file %d", name, nt, rn_st_count(wf));

@@ -32,6 +32,9 @@ done
 # On a CPU with AVX-512 the runs above used its microkernels; the AVX2 ones once more, as on
 # a CPU without.
 for t in "$@"; do
+    # PyTorch parity once more with training on channel-blocked activations
+    case "$t" in */test_parity) RN_REF_DIR="$BUILD/ref" RN_PARITY_LAYOUT=blocked \
+        run "test_parity (blocked activations)" "$t" ;; esac
     case "$t" in */test_kernels) RN_SIMD=generic run "test_kernels (portable C)" "$t" ;; esac
     case "$t" in */test_kernels) grep -q avx512f /proc/cpuinfo 2>/dev/null &&
         RN_SIMD=avx2 run "test_kernels (AVX2, no AVX-512)" "$t" ;; esac

@@ -25,6 +25,16 @@ int rn_convb_wino_fits(const rn_conv_shape *sh)
     return sh->r == 3 && sh->s == 3 && sh->stride == 1 && sh->pad == 1;
 }
 
+/* Measured (bench/frozen_conv_probe.c, Zen 4, 1 thread): with 16 or 32 channels the transforms
+ * cost more than the multiply-adds saved (resnet20 at batch 128: 0.89x and 0.96x the direct
+ * kernel), with 64 and more Winograd wins (1.44x at 8x8, 1.34x on resnet50's 56x56); on maps
+ * under 8x8 the direct kernel is as fast. The batch does not enter the choice, so a network
+ * gives the same bits for any batch size. */
+int rn_convb_wino_pays(const rn_conv_shape *sh)
+{
+    return rn_convb_wino_fits(sh) && sh->c >= 64 && sh->k >= 64 && sh->oh >= 8 && sh->ow >= 8;
+}
+
 static size_t u_floats(const rn_conv_shape *sh, int cb)
 {
     return (size_t)POSITIONS * rn_blk_count(sh->k, cb) * rn_blk_count(sh->c, cb) * cb * cb;

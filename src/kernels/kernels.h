@@ -148,6 +148,8 @@ void rn_convb_backward_data(float *dx, const float *dy, const float *packed,
  * pad 1): the same contract as rn_convb_pack / rn_convb_forward, with its own packing (the
  * transformed weights) and workspace (the transformed input and products). */
 int rn_convb_wino_fits(const rn_conv_shape *sh);
+/* ... and is faster than the direct kernel (convb_wino.c has the measurements). */
+int rn_convb_wino_pays(const rn_conv_shape *sh);
 size_t rn_convb_wino_packed_floats(const rn_conv_shape *sh);
 void rn_convb_wino_pack(float *packed, const float *w, const float *scale, const float *bias,
                         const rn_conv_shape *sh);

@@ -163,7 +163,7 @@ void rn_block_forward(rn_net *net, rn_block *b, const float *x)
     case RN_SC_NONE: b->s = NULL; break;
     case RN_SC_IDENTITY: b->s = tap; break;
     case RN_SC_PAD:
-        (net->frozen ? rn_blk_shortcut_pad : rn_shortcut_pad_forward)(
+        (rn_net_layout(net) ? rn_blk_shortcut_pad : rn_shortcut_pad_forward)(
             b->sc_out, tap, net->run.n, b->in.c, b->in.h, b->in.w, b->out.c, b->stride);
         b->s = b->sc_out;
         break;
@@ -217,13 +217,13 @@ void rn_block_forward(rn_net *net, rn_block *b, const float *x)
 static void shortcut_backward(rn_net *net, rn_block *b, const float *ds, float *out, float *tmp)
 {
     const float *tap = b->branch.buf[b->tap];
-    size_t tap_len = rn_shape3_size(b->branch.ops[b->tap].in) * (size_t)net->run.n;
+    size_t tap_len = rn_net_act_len(net, b->branch.ops[b->tap].in);
     switch (b->sc) {
     case RN_SC_NONE: break;
     case RN_SC_IDENTITY: memcpy(out, ds, tap_len * sizeof(float)); break;
     case RN_SC_PAD:
-        rn_shortcut_pad_backward(out, ds, net->run.n, b->in.c, b->in.h, b->in.w, b->out.c,
-                                 b->stride);
+        (net->blocked ? rn_blk_shortcut_pad_backward : rn_shortcut_pad_backward)(
+            out, ds, net->run.n, b->in.c, b->in.h, b->in.w, b->out.c, b->stride);
         break;
     case RN_SC_PROJECTION:
         if (b->proj_has_bn) {
@@ -239,7 +239,7 @@ static void shortcut_backward(rn_net *net, rn_block *b, const float *ds, float *
 void rn_block_backward(rn_net *net, rn_block *b, const float *dy, float *dx)
 {
     rn_grad_buffers *g = &net->run.grad;
-    size_t len = rn_shape3_size(b->out) * (size_t)net->run.n;
+    size_t len = rn_net_act_len(net, b->out);
     const float *dm = rn_seq_backward(net, &b->post, dy, b->post.n, 0, g->seq[0], g->seq[1], 1);
     const float *df = NULL;
     const float *ds = NULL; /* the shortcut's output gradient */
@@ -281,7 +281,7 @@ void rn_block_backward(rn_net *net, rn_block *b, const float *dy, float *dx)
 
     /* Shortcut first: the branch's ping-pong may overwrite dm. */
     float *dtap = g->tap;
-    size_t tap_len = rn_shape3_size(b->branch.ops[b->tap].in) * (size_t)net->run.n;
+    size_t tap_len = rn_net_act_len(net, b->branch.ops[b->tap].in);
     if (through_shortcut) shortcut_backward(net, b, ds, dtap, g->temp);
     else if (!df) memset(dtap, 0, tap_len * sizeof(float)); /* a dropped block, branch only: no way */
 
@@ -299,7 +299,7 @@ void rn_block_backward(rn_net *net, rn_block *b, const float *dy, float *dx)
         gtap = gb;
     }
     const float *gx = rn_seq_backward(net, &b->branch, gtap, b->tap, 0, g->seq[0], g->seq[1], 1);
-    rn_copy(dx, gx, rn_shape3_size(b->in) * (size_t)net->run.n);
+    rn_copy(dx, gx, rn_net_act_len(net, b->in));
 }
 
 size_t rn_block_params(const rn_block *b)

@@ -39,9 +39,7 @@ static int fold_conv(rn_conv *conv, int planar_in)
     const int k = conv->out_c;
     rn_conv_shape sh = rn_conv_shape_of(conv, 1, 1);
     const rn_bn *bn = conv->fold_bn;
-    /* Winograd from 8x8 maps up; on smaller ones the direct kernel is as fast (the batch does
-     * not enter the choice, so a network gives the same bits for any batch size) */
-    const int wino = !planar_in && rn_convb_wino_fits(&sh) && sh.oh >= 8 && sh.ow >= 8;
+    const int wino = !planar_in && rn_convb_wino_pays(&sh);
     if (!conv->fold_b) { /* a frozen network folded again keeps its arrays */
         conv->fold_scale = bn ? malloc((size_t)k * sizeof(float)) : NULL;
         conv->fold_b = malloc((size_t)k * sizeof(float));
@@ -73,6 +71,7 @@ int rn_net_freeze(rn_net *net, int frozen)
     if (!(frozen && net->frozen)) {
         for (int i = 0; i < net->n_convs; i++) unfreeze_conv(net->convs[i]);
         net->frozen = 0;
+        net->stem_conv.blk_planar_in = net->blocked; /* training on blocks, if set, again */
     }
     if (!frozen) return RN_OK;
     find_bns(&net->stem, -1);

@@ -129,6 +129,9 @@ int rn_net_forward(rn_net *net, const float *x, int n, int training, float *logi
     if (training && net->frozen)
         return rn_fail(RN_ERR_ARG, "this network is frozen for inference (rn_net_freeze): it "
                                    "cannot run a training forward");
+    if (training && net->blocked && net->run.bn_allsum)
+        return rn_fail(RN_ERR_ARG, "a batch norm synchronised over processes runs on planar "
+                                   "activations: rn_net_set_blocked(net, 0)");
     if (training && n == 1 && net->opt.in_h * net->opt.in_w == 1)
         return rn_fail(RN_ERR_ARG, "training batch norm needs more than one value per channel");
     int st = rn_net_reserve_batch(net, n);
@@ -145,7 +148,7 @@ int rn_net_forward(rn_net *net, const float *x, int n, int training, float *logi
     rn_seq_forward(net, &net->head, h, 0, net->head.n);
     const rn_shape3 last = net->n_blocks ? net->blocks[net->n_blocks - 1]->out : net->stem.ops[net->stem.n - 1].out;
     h = net->head.n ? rn_seq_output(&net->head) : h;
-    (net->frozen ? rn_blk_gap : rn_gap_forward)(net->run.pooled, h, n, last.c, last.h * last.w);
+    (rn_net_layout(net) ? rn_blk_gap : rn_gap_forward)(net->run.pooled, h, n, last.c, last.h * last.w);
     st = rn_fc_forward(net->run.logits, net->run.pooled, net->fc.w, net->fc.b, n, net->fc.in_dim,
                        net->fc.out_dim, net->run.work);
     if (st) return st;
@@ -175,20 +178,21 @@ int rn_net_backward(rn_net *net, const int *labels, float *loss)
                             net->fc.w, n, net->fc.in_dim, k, net->run.work);
     if (st) return st;
     rn_shape3 last = net->blocks[net->n_blocks - 1]->out;
-    rn_gap_backward(g->carry[0], g->carry[1], n, last.c, last.h * last.w);
+    (net->blocked ? rn_blk_gap_backward : rn_gap_backward)(g->carry[0], g->carry[1], n, last.c,
+                                                           last.h * last.w);
     /* the head's ping-pong borrows carry[1], which the blocks need only after it */
     const float *dy = rn_seq_backward(net, &net->head, g->carry[0], net->head.n, 0, g->carry[1],
                                       g->seq[0], 1);
-    if (dy != g->carry[0]) memcpy(g->carry[0], dy, rn_shape3_size(last) * (size_t)n * sizeof(float));
+    size_t len = rn_net_act_len(net, last);
+    if (dy != g->carry[0]) memcpy(g->carry[0], dy, len * sizeof(float));
     int cur = 0;
-    size_t len = rn_shape3_size(last) * (size_t)n;
     if (net->run.input_grad_sq) net->run.input_grad_sq[net->n_blocks] = rn_sum_sq(g->carry[0], len);
     for (int i = net->n_blocks - 1; i >= 0; i--) {
         rn_block_backward(net, net->blocks[i], g->carry[cur], g->carry[1 - cur]);
         cur = 1 - cur;
         if (net->run.input_grad_sq)
             net->run.input_grad_sq[i] =
-                rn_sum_sq(g->carry[cur], rn_shape3_size(net->blocks[i]->in) * (size_t)n);
+                rn_sum_sq(g->carry[cur], rn_net_act_len(net, net->blocks[i]->in));
     }
     /* The stem's input gradient is not needed: skip its first convolution's dx. */
     rn_seq_backward(net, &net->stem, g->carry[cur], net->stem.n, 0, g->seq[0], g->seq[1], 0);

@@ -24,7 +24,8 @@ typedef struct {
 } rn_tensor_entry;
 
 /* Activation slots: per-image float counts, bound to the activation arena per batch size; a
- * frozen network's activations are channel-blocked and take per_image_blk. */
+ * frozen network's activations, and those of one that trains on blocks, are channel-blocked
+ * and take per_image_blk. */
 typedef struct {
     size_t per_image, per_image_blk;
     float **bind;
@@ -88,7 +89,7 @@ typedef struct {
                            * work_threads */
     size_t work_floats;
     int work_threads;
-    int work_frozen;      /* sized for a frozen network's kernels (freezing changes them) */
+    int work_layout;      /* sized for the kernels of this layout (rn_net_layout) */
     float *pooled;        /* [n, fc.in_dim], in the arena */
     float *logits;        /* [n, classes], in the arena */
     int n;                /* the last forward's batch */
@@ -136,11 +137,13 @@ struct rn_net {
     int n_slots, cap_slots;
     size_t act_per_image, act_per_image_blk; /* sums over slots */
     size_t max_tensor;    /* largest per-image activation, sizes the gradient buffers */
+    size_t max_tensor_blk; /* ... channel-blocked */
     rn_conv **convs;      /* every convolution, to size the workspace */
     int n_convs, cap_convs;
 
     /* ---- how it runs: settings, random state and the run state ---- */
     int frozen; /* rn_net_freeze: batch norms folded into the convolutions, weights packed */
+    int blocked; /* rn_net_set_blocked: trains and evaluates on channel-blocked activations */
     float label_smoothing; /* loss of rn_net_backward: 0 = plain cross-entropy */
     rn_rng rng;            /* stochastic depth's draws; saved in checkpoints */
     rn_net_run run;
@@ -191,12 +194,25 @@ void rn_conv_run_forward(rn_net *net, rn_conv *conv, float *y, const float *x);
  * workspace floats it needs for a batch of n on threads. */
 void rn_conv_run_frozen(rn_net *net, rn_conv *conv, float *y, const float *x, int relu);
 size_t rn_conv_frozen_work(const rn_conv *conv, int n, int threads);
+/* The layout of the activations: 0 planar, 1 channel-blocked (frozen or rn_net_set_blocked),
+ * 2 channel-blocked for training (its workspace holds the training kernels'). */
+static inline int rn_net_layout(const rn_net *net)
+{
+    return net->frozen ? 1 : net->blocked ? 2 : 0;
+}
 /* The floats of an activation of shape s for the last forward's batch, in the layout it ran
- * in: planar, or channel-blocked for a frozen network. */
+ * in: planar, or channel-blocked. */
 static inline size_t rn_net_act_len(const rn_net *net, rn_shape3 s)
 {
-    return (net->frozen ? rn_blk_floats(1, s.c, s.h, s.w) : rn_shape3_size(s)) * (size_t)net->run.n;
+    return (rn_net_layout(net) ? rn_blk_floats(1, s.c, s.h, s.w) : rn_shape3_size(s)) * (size_t)net->run.n;
 }
+/* blocked.c: a network that trains on blocks. Its convolutions pack their weights into the
+ * workspace on every call (the weights change every step) and run the blocked kernels; the
+ * workspace floats that needs for a batch of n on threads. */
+void rn_conv_run_forward_blocked(rn_net *net, rn_conv *conv, float *y, const float *x);
+void rn_conv_run_backward_blocked(rn_net *net, rn_conv *conv, float *dx, const float *dy,
+                                  const float *x);
+size_t rn_conv_blocked_work(const rn_conv *conv, int n, int threads);
 void rn_conv_run_backward(rn_net *net, rn_conv *conv, float *dx, const float *dy,
                           const float *x);
 void rn_bn_run_forward(rn_net *net, rn_bn *bn, float *y, const float *x, rn_shape3 s);

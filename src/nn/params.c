@@ -130,6 +130,7 @@ static int add_slot(rn_net *net, float **bind, size_t per_image, size_t per_imag
     net->act_per_image += per_image;
     net->act_per_image_blk += per_image_blk;
     if (per_image > net->max_tensor) net->max_tensor = per_image;
+    if (per_image_blk > net->max_tensor_blk) net->max_tensor_blk = per_image_blk;
     return RN_OK;
 }
 
@@ -169,16 +170,23 @@ int rn_net_bind(rn_net *net)
 int rn_net_reserve_batch(rn_net *net, int n)
 {
     const int threads = rn_net_threads();
+    const int layout = rn_net_layout(net);
     if (n <= net->run.batch_cap && threads == net->run.work_threads &&
-        net->frozen == net->run.work_frozen)
+        layout == net->run.work_layout)
         return RN_OK;
     if (n < net->run.batch_cap) n = net->run.batch_cap;
     net->run.work_floats = 0;
     net->run.work_threads = threads;
-    net->run.work_frozen = net->frozen;
+    net->run.work_layout = layout;
     for (int i = 0; i < net->n_convs; i++) {
-        rn_conv_shape sh = rn_conv_shape_of(net->convs[i], n, threads);
-        size_t f = net->frozen ? rn_conv_frozen_work(net->convs[i], n, threads) : rn_conv_workspace(&sh);
+        const rn_conv *c = net->convs[i];
+        rn_conv_shape sh = rn_conv_shape_of(c, n, threads);
+        size_t f = layout == 1   ? rn_conv_frozen_work(c, n, threads)
+                   : layout == 2 ? rn_conv_blocked_work(c, n, threads)
+                                 : rn_conv_workspace(&sh);
+        /* training on blocks: a batch norm's sums, 4 doubles a channel (rn_blk_bn_*) */
+        const size_t bn = layout == 2 ? 8 * (size_t)(c->in_c > c->out_c ? c->in_c : c->out_c) : 0;
+        if (bn > f) f = bn;
         if (f > net->run.work_floats) net->run.work_floats = f;
     }
     /* The classifier shares the convolutions' workspace (it runs after the last convolution
@@ -196,21 +204,23 @@ int rn_net_reserve_batch(rn_net *net, int n)
     for (int i = 0; i < 8; i++) free(net->run.grad.all[i]);
     memset(net->run.grad.all, 0, sizeof net->run.grad.all);
     net->run.batch_cap = 0;
-    const size_t per_image = net->frozen ? net->act_per_image_blk : net->act_per_image;
+    const size_t per_image = layout ? net->act_per_image_blk : net->act_per_image;
+    /* a frozen network keeps the planar size: it never runs a backward */
+    const size_t max_tensor = layout == 2 ? net->max_tensor_blk : net->max_tensor;
     net->run.act = malloc(per_image * (size_t)n * sizeof(float));
     net->run.work = malloc((net->run.work_floats + 1) * sizeof(float));
     int ok = net->run.act && net->run.work;
     for (int i = 0; ok && i < 8; i++) {
-        net->run.grad.all[i] = malloc(net->max_tensor * (size_t)n * sizeof(float));
+        net->run.grad.all[i] = malloc(max_tensor * (size_t)n * sizeof(float));
         ok = net->run.grad.all[i] != NULL;
     }
     if (!ok)
         return rn_fail(RN_ERR_NOMEM, "out of memory for activations of a batch of %d (%.1f MiB)",
-                       n, (double)(per_image + 9 * net->max_tensor) * n * 4 / 1048576.0);
+                       n, (double)(per_image + 9 * max_tensor) * n * 4 / 1048576.0);
     float *p = net->run.act;
     for (int i = 0; i < net->n_slots; i++) {
         *net->slots[i].bind = p;
-        p += (net->frozen ? net->slots[i].per_image_blk : net->slots[i].per_image) * (size_t)n;
+        p += (layout ? net->slots[i].per_image_blk : net->slots[i].per_image) * (size_t)n;
     }
     net->run.batch_cap = n;
     return RN_OK;

@@ -25,6 +25,9 @@ int rn_net_probe_block(const rn_net *net, int block, rn_block_probe *out)
     if (net->frozen)
         return rn_fail(RN_ERR_ARG, "a frozen network's activations are channel-blocked: probe it "
                                    "unfrozen (rn_net_freeze(net, 0))");
+    if (net->blocked)
+        return rn_fail(RN_ERR_ARG, "this network's activations are channel-blocked: probe it "
+                                   "planar (rn_net_set_blocked(net, 0))");
     const rn_block *b = net->blocks[block];
     const size_t in_len = rn_shape3_size(b->in) * (size_t)net->run.n;
     const size_t out_len = rn_shape3_size(b->out) * (size_t)net->run.n;
@@ -55,9 +58,9 @@ int rn_net_block_gates(const rn_net *net, int block, const float **t, size_t *co
     const rn_block *b = net->blocks[block];
     if (b->kind != RN_BLOCK_HIGHWAY) return rn_fail(RN_ERR_ARG, "%s has no gates", b->name);
     if (!net->run.forward_done) return rn_fail(RN_ERR_ARG, "no forward pass to read gates from");
-    if (net->frozen)
-        return rn_fail(RN_ERR_ARG, "a frozen network's gates are channel-blocked: read them "
-                                   "unfrozen (rn_net_freeze(net, 0))");
+    if (net->frozen || net->blocked)
+        return rn_fail(RN_ERR_ARG, "this network's gates are channel-blocked: read them from a "
+                                   "planar one (rn_net_freeze(net, 0), rn_net_set_blocked(net, 0))");
     *t = b->gate_t;
     *count = rn_shape3_size(b->out) * (size_t)net->run.n;
     return RN_OK;

@@ -81,12 +81,20 @@ static rn_conv_shape conv_shape(const rn_net *net, const rn_conv *conv)
 
 void rn_conv_run_forward(rn_net *net, rn_conv *conv, float *y, const float *x)
 {
+    if (net->blocked) {
+        rn_conv_run_forward_blocked(net, conv, y, x);
+        return;
+    }
     rn_conv_shape sh = conv_shape(net, conv);
     rn_conv_forward(y, x, conv->w, conv->has_bias ? conv->b : NULL, &sh, net->run.work);
 }
 
 void rn_conv_run_backward(rn_net *net, rn_conv *conv, float *dx, const float *dy, const float *x)
 {
+    if (net->blocked) {
+        rn_conv_run_backward_blocked(net, conv, dx, dy, x);
+        return;
+    }
     rn_conv_shape sh = conv_shape(net, conv);
     rn_conv_backward(dx, conv->dw, conv->has_bias ? conv->db : NULL, dy, x, conv->w, &sh,
                      net->run.work);
@@ -103,6 +111,19 @@ static void bn_forward(rn_net *net, rn_bn *bn, float *y, const float *x, rn_shap
         return;
     }
     bn->used_batch_stats = net->run.training;
+    if (net->blocked) { /* training on blocks (not with a data-parallel batch norm) */
+        if (net->run.training) {
+            rn_blk_bn_forward_train(y, bn->batch_mean, bn->batch_var, x, bn->w, bn->b, net->run.n,
+                                    s.c, hw, bn_eps, relu, (double *)net->run.work);
+            rn_bn_update_running(bn->run_mean, bn->run_var, bn->batch_mean, bn->batch_var, s.c,
+                                 net->run.n * hw, bn_momentum);
+            (*bn->batches_tracked)++;
+        } else {
+            rn_blk_bn_eval(y, x, bn->w, bn->b, bn->run_mean, bn->run_var, bn_eps, relu, net->run.n,
+                           s.c, hw);
+        }
+        return;
+    }
     if (net->run.training) {
         int count = net->run.n * hw;
         if (net->run.bn_allsum) /* data-parallel: the statistics of every process's slice */
@@ -131,6 +152,13 @@ static void bn_backward(rn_net *net, rn_bn *bn, float *dx, const float *dy, cons
                         const float *x, rn_shape3 s)
 {
     int hw = s.h * s.w;
+    if (net->blocked) {
+        const int train = bn->used_batch_stats;
+        rn_blk_bn_backward(dx, bn->dw, bn->db, dy, relu_y, x, bn->w,
+                           train ? bn->batch_mean : bn->run_mean, train ? bn->batch_var : bn->run_var,
+                           net->run.n, s.c, hw, bn_eps, train, (double *)net->run.work);
+        return;
+    }
     if (bn->used_batch_stats && net->run.bn_allsum) {
         rn_bn_backward_train_allsum(dx, bn->dw, bn->db, dy, relu_y, x, bn->w, bn->batch_mean,
                                     bn->batch_var, net->run.n, s.c, hw, bn_eps, net->run.bn_allsum);
@@ -200,7 +228,7 @@ void rn_seq_forward(rn_net *net, rn_seq *seq, const float *x, int from, int to)
         case RN_OP_BN: rn_bn_run_forward(net, op->bn, out, in, op->in); break;
         case RN_OP_RELU: rn_relu_forward(out, in, len); break;
         case RN_OP_MAXPOOL:
-            (net->frozen ? rn_blk_maxpool : rn_maxpool_forward)(out, in, net->run.n, op->in.c,
+            (rn_net_layout(net) ? rn_blk_maxpool : rn_maxpool_forward)(out, in, net->run.n, op->in.c,
                                                                  op->in.h, op->in.w, 3, 2, 1,
                                                                  op->out.h, op->out.w);
             break;
@@ -229,12 +257,13 @@ const float *rn_seq_backward(rn_net *net, rn_seq *seq, const float *dy, int from
         case RN_OP_CONV: rn_conv_run_backward(net, op->conv, want ? dx : NULL, cur, in); break;
         case RN_OP_BN: rn_bn_run_backward(net, op->bn, want ? dx : NULL, cur, in, op->in); break;
         case RN_OP_RELU:
-            if (want) rn_relu_backward(dx, cur, seq->buf[i + 1], rn_shape3_size(op->out) * net->run.n);
+            if (want) rn_relu_backward(dx, cur, seq->buf[i + 1], rn_net_act_len(net, op->out));
             break;
         case RN_OP_MAXPOOL:
             if (want)
-                rn_maxpool_backward(dx, cur, in, net->run.n, op->in.c, op->in.h, op->in.w, 3, 2, 1,
-                                    op->out.h, op->out.w);
+                (net->blocked ? rn_blk_maxpool_backward : rn_maxpool_backward)(
+                    dx, cur, in, net->run.n, op->in.c, op->in.h, op->in.w, 3, 2, 1, op->out.h,
+                    op->out.w);
             break;
         }
         cur = dx;

@@ -1,0 +1,109 @@
+/* Training on channel-blocked activations (rn_net_set_blocked): the convolutions' forward,
+ * input gradient and weight gradient on blocks (kernels/convb*.c), their weights packed into
+ * the workspace on every call, since a training step changes them. Batch norm, pooling and the
+ * shortcuts take their blocked kernels where they run (seq.c, block.c, net.c). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "kernels/kernels.h"
+#include "nn/net.h"
+
+/* Packed weights first, then the kernel's workspace, 16 floats apart for alignment. */
+static size_t round16(size_t f) { return (f + 15) / 16 * 16; }
+
+/* Winograd F(2x2, 3x3) for the forward and input gradient where it pays, as a frozen network
+ * chooses (rn_convb_wino_pays); the direct kernels elsewhere. */
+static int use_wino(const rn_conv *conv, const rn_conv_shape *sh)
+{
+    return !conv->blk_planar_in && rn_convb_wino_pays(sh);
+}
+
+/* The input gradient of a 3x3 stride-1 convolution with padding 1 is such a convolution of
+ * dy with the weights flipped and transposed: [c][k][2 - ky][2 - kx]. */
+static rn_conv_shape transposed(const rn_conv_shape *sh)
+{
+    rn_conv_shape t = *sh;
+    t.c = sh->k, t.h = sh->oh, t.w = sh->ow, t.k = sh->c, t.oh = sh->h, t.ow = sh->w;
+    return t;
+}
+
+size_t rn_conv_blocked_work(const rn_conv *conv, int n, int threads)
+{
+    rn_conv_shape sh = rn_conv_shape_of(conv, n, threads);
+    size_t fwd, bwd;
+    if (use_wino(conv, &sh)) {
+        const rn_conv_shape t = transposed(&sh);
+        fwd = round16(rn_convb_wino_packed_floats(&sh)) + rn_convb_wino_workspace(&sh);
+        bwd = round16((size_t)sh.k * sh.c * 9) + round16(rn_convb_wino_packed_floats(&t)) +
+              rn_convb_wino_workspace(&t);
+    } else {
+        fwd = round16(rn_convb_packed_floats(&sh)) + rn_convb_workspace(&sh);
+        bwd = round16(rn_convb_backward_data_packed_floats(&sh)) + rn_convb_backward_data_workspace(&sh);
+    }
+    return fwd > bwd ? fwd : bwd;
+}
+
+void rn_conv_run_forward_blocked(rn_net *net, rn_conv *conv, float *y, const float *x)
+{
+    rn_conv_shape sh = rn_conv_shape_of(conv, net->run.n, net->run.work_threads);
+    const float *bias = conv->has_bias ? conv->b : NULL;
+    float *packed = net->run.work;
+    if (use_wino(conv, &sh)) {
+        rn_convb_wino_pack(packed, conv->w, NULL, bias, &sh);
+        rn_convb_wino_forward(y, x, packed, 0, &sh, packed + round16(rn_convb_wino_packed_floats(&sh)));
+        return;
+    }
+    float *work = packed + round16(rn_convb_packed_floats(&sh));
+    rn_convb_pack(packed, conv->w, NULL, bias, &sh);
+    (conv->blk_planar_in ? rn_convb_forward_planar_in : rn_convb_forward)(y, x, packed, 0, &sh, work);
+}
+
+void rn_conv_run_backward_blocked(rn_net *net, rn_conv *conv, float *dx, const float *dy,
+                                  const float *x)
+{
+    rn_conv_shape sh = rn_conv_shape_of(conv, net->run.n, net->run.work_threads);
+    if (dx && use_wino(conv, &sh)) {
+        const rn_conv_shape t = transposed(&sh);
+        float *wt = net->run.work, *packed = wt + round16((size_t)sh.k * sh.c * 9);
+        for (int k = 0; k < sh.k; k++)
+            for (int c = 0; c < sh.c; c++)
+                for (int tap = 0; tap < 9; tap++)
+                    wt[((size_t)c * sh.k + k) * 9 + 8 - tap] = conv->w[((size_t)k * sh.c + c) * 9 + tap];
+        rn_convb_wino_pack(packed, wt, NULL, NULL, &t);
+        rn_convb_wino_forward(dx, dy, packed, 0, &t, packed + round16(rn_convb_wino_packed_floats(&t)));
+    } else if (dx) {
+        float *packed = net->run.work;
+        float *work = packed + round16(rn_convb_backward_data_packed_floats(&sh));
+        rn_convb_backward_data_pack(packed, conv->w, &sh);
+        rn_convb_backward_data(dx, dy, packed, &sh, work);
+    }
+    (conv->blk_planar_in ? rn_convb_backward_weights_planar_in : rn_convb_backward_weights)(
+        conv->dw, conv->has_bias ? conv->db : NULL, dy, x, &sh);
+}
+
+/* Where training on blocks pays (measured, docs/performance.md): with AVX-512's 16-lane blocks;
+ * with AVX2's 8 lanes it was slower than the planar engine. RN_BLOCKED=0 or 1 overrides. */
+static int blocked_by_default(void)
+{
+    const char *e = getenv("RN_BLOCKED");
+    if (e && (!strcmp(e, "0") || !strcmp(e, "1"))) return e[0] == '1';
+    return rn_blk_lanes() == 16;
+}
+
+int rn_net_set_blocked(rn_net *net, int on)
+{
+    if (on < 0) on = blocked_by_default();
+    if (on && net->frozen)
+        return rn_fail(RN_ERR_ARG, "a frozen network already runs on blocks, for inference only");
+    if (on && (!net->fc.out_dim || !net->stem.n))
+        return rn_fail(RN_ERR_ARG, "%s has no %s: it runs planar", net->arch,
+                       net->fc.out_dim ? "stem convolution" : "classifier head");
+    net->blocked = on != 0;
+    /* the first convolution reads the planar images */
+    net->stem_conv.blk_planar_in = net->blocked;
+    net->run.forward_done = 0;
+    return RN_OK;
+}
+
+int rn_net_blocked(const rn_net *net) { return net->blocked; }
