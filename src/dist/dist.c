@@ -13,12 +13,28 @@
 #include <mpi.h>
 #endif
 
+/* A queued sum (rn_dist_sum_start) and where its ring stands. */
+typedef struct {
+    float *buf;
+    size_t n;
+} queued_sum;
+
 struct rn_dist {
     int rank, size;
     int mpi; /* MPI_Init was called: MPI_Finalize at free */
     double comm_s;
     void *scratch; /* a ring step's incoming chunk */
     size_t scratch_bytes;
+    /* the sums that go on while the caller computes: queue[head, tail), the head's ring at
+     * step `step` (0 .. 2 (size - 1)), its messages in flight when `posted` */
+    queued_sum queue[RN_DIST_MAX_QUEUED];
+    int head, tail, step, posted;
+    float *incoming;
+    size_t incoming_floats;
+#ifdef RN_WITH_MPI
+    MPI_Comm async_comm;
+    MPI_Request req[2];
+#endif
 };
 
 /* The launchers' variables: Open MPI's mpirun, MPICH's Hydra, and PMIx's. */
@@ -59,6 +75,7 @@ int rn_dist_create(rn_dist **out)
         d->mpi = 1;
         MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
         MPI_Comm_size(MPI_COMM_WORLD, &d->size);
+        MPI_Comm_dup(MPI_COMM_WORLD, &d->async_comm);
     }
 #else
     if (launched > 1) {
@@ -76,8 +93,12 @@ void rn_dist_free(rn_dist *d)
 {
     if (!d) return;
 #ifdef RN_WITH_MPI
-    if (d->mpi) MPI_Finalize();
+    if (d->mpi) {
+        MPI_Comm_free(&d->async_comm);
+        MPI_Finalize();
+    }
 #endif
+    free(d->incoming);
     free(d->scratch);
     free(d);
 }
@@ -239,6 +260,117 @@ int rn_dist_barrier(rn_dist *d)
     if (!d || d->size == 1) return RN_OK;
 #ifdef RN_WITH_MPI
     MPI_Barrier(MPI_COMM_WORLD);
+#endif
+    return RN_OK;
+}
+
+/* ---- sums while the caller computes --------------------------------------------------------- */
+#ifdef RN_WITH_MPI
+/* Posts the messages of the head sum's ring step (the steps of ring_sum, one at a time). */
+static void post_step(rn_dist *d)
+{
+    const queued_sum *q = &d->queue[d->head];
+    const int p = d->size, r = d->rank, next = (r + 1) % p, prev = (r + p - 1) % p;
+    const int s = d->step < p - 1 ? d->step : d->step - (p - 1);
+    const int gather = d->step >= p - 1;
+    const int send = gather ? ((r + 1 - s) % p + p) % p : ((r - s) % p + p) % p;
+    const int recv = gather ? ((r - s) % p + p) % p : ((r - s - 1) % p + p) % p;
+    const size_t slo = chunk_lo(q->n, p, send), shi = chunk_lo(q->n, p, send + 1);
+    const size_t rlo = chunk_lo(q->n, p, recv), rhi = chunk_lo(q->n, p, recv + 1);
+    MPI_Irecv(gather ? q->buf + rlo : d->incoming, (int)(rhi - rlo), MPI_FLOAT, prev, 3,
+              d->async_comm, &d->req[0]);
+    MPI_Isend(q->buf + slo, (int)(shi - slo), MPI_FLOAT, next, 3, d->async_comm, &d->req[1]);
+    d->posted = 1;
+}
+
+/* The head's step is done: add what came in (reduce-scatter), go to the next step or sum. */
+static void finish_step(rn_dist *d)
+{
+    const queued_sum *q = &d->queue[d->head];
+    const int p = d->size, r = d->rank;
+    if (d->step < p - 1) {
+        const int recv = ((r - d->step - 1) % p + p) % p;
+        const size_t rlo = chunk_lo(q->n, p, recv), rhi = chunk_lo(q->n, p, recv + 1);
+        add_float(q->buf + rlo, d->incoming, rhi - rlo);
+    }
+    d->posted = 0;
+    if (++d->step == 2 * (p - 1)) {
+        d->step = 0;
+        d->head = (d->head + 1) % RN_DIST_MAX_QUEUED;
+    }
+}
+
+/* Moves the queue on; block: until it is empty. */
+static void advance(rn_dist *d, int block)
+{
+    while (d->head != d->tail) {
+        if (!d->posted) post_step(d);
+        if (block) {
+            MPI_Waitall(2, d->req, MPI_STATUSES_IGNORE);
+        } else {
+            int done = 0;
+            MPI_Testall(2, d->req, &done, MPI_STATUSES_IGNORE);
+            if (!done) return;
+        }
+        finish_step(d);
+    }
+}
+#endif
+
+int rn_dist_sum_reserve(rn_dist *d, size_t n)
+{
+    if (!d || d->size == 1) return RN_OK;
+    const size_t most = n / (size_t)d->size + 1;
+    if (most > (size_t)INT_MAX) return rn_fail(RN_ERR_ARG, "a sum of %zu elements is too long", n);
+    if (most <= d->incoming_floats) return RN_OK;
+    if (d->head != d->tail) /* the head's message may be arriving in the old one */
+        return rn_fail(RN_ERR_ARG, "sums queued: reserve before starting them");
+    float *p = realloc(d->incoming, most * sizeof *p);
+    if (!p) return rn_fail(RN_ERR_NOMEM, "out of memory for a %zu-float message", most);
+    d->incoming = p;
+    d->incoming_floats = most;
+    return RN_OK;
+}
+
+int rn_dist_sum_start(rn_dist *d, float *buf, size_t n)
+{
+    if (!d || d->size == 1 || n == 0) return RN_OK;
+#ifdef RN_WITH_MPI
+    if ((d->tail + 1) % RN_DIST_MAX_QUEUED == d->head)
+        return rn_fail(RN_ERR_ARG, "more than %d sums queued", RN_DIST_MAX_QUEUED - 1);
+    int st = rn_dist_sum_reserve(d, n);
+    if (st) return st;
+    d->queue[d->tail] = (queued_sum){buf, n};
+    d->tail = (d->tail + 1) % RN_DIST_MAX_QUEUED;
+    return rn_dist_sum_progress(d);
+#else
+    (void)buf;
+    return RN_OK;
+#endif
+}
+
+int rn_dist_sum_progress(rn_dist *d)
+{
+#ifdef RN_WITH_MPI
+    if (!d || d->size == 1 || d->head == d->tail) return RN_OK;
+    const double t0 = rn_clock_s();
+    advance(d, 0);
+    d->comm_s += rn_clock_s() - t0;
+#else
+    (void)d;
+#endif
+    return RN_OK;
+}
+
+int rn_dist_sum_wait(rn_dist *d)
+{
+#ifdef RN_WITH_MPI
+    if (!d || d->size == 1 || d->head == d->tail) return RN_OK;
+    const double t0 = rn_clock_s();
+    advance(d, 1);
+    d->comm_s += rn_clock_s() - t0;
+#else
+    (void)d;
 #endif
     return RN_OK;
 }

@@ -44,6 +44,23 @@ int rn_dist_same_u64(rn_dist *d, uint64_t value, int *same);
 /* Waits for every process. */
 int rn_dist_barrier(rn_dist *d);
 
+/* Sums that go on while the caller computes (the gradients of the layers a backward pass has
+ * finished, as DistributedDataParallel's buckets): rn_dist_sum_start queues buf[0, n) for the
+ * same ring sum as rn_dist_sum_float, started at once if nothing is ahead of it; each
+ * rn_dist_sum_progress moves the queued sums on as far as their messages have arrived, without
+ * waiting; rn_dist_sum_wait finishes them all. The ring's order of additions is that of
+ * rn_dist_sum_float on the same range, whenever the messages arrive. The buffers must stay
+ * untouched until the wait. Their messages travel on a communicator of their own, so the
+ * blocking operations above may run in between. At most RN_DIST_MAX_QUEUED ranges at a time. */
+#define RN_DIST_MAX_QUEUED 1024
+/* Memory for queued sums of up to n floats: reserved before the first start, so that no start
+ * has to wait for the sums ahead of it (a process waiting there while another waits for it in a
+ * blocking sum would wait for ever); a start beyond it with sums queued is refused. */
+int rn_dist_sum_reserve(rn_dist *d, size_t n);
+int rn_dist_sum_start(rn_dist *d, float *buf, size_t n);
+int rn_dist_sum_progress(rn_dist *d);
+int rn_dist_sum_wait(rn_dist *d);
+
 /* Seconds spent inside the operations above since create (the communication time). */
 double rn_dist_comm_seconds(const rn_dist *d);
 

@@ -14,6 +14,12 @@ void rn_net_set_bn_allsum(rn_net *net, const rn_bn_allsum *bn);
  * global batch's), so that the gradients of all slices add up to the global batch's mean loss;
  * 0 or 1: unscaled. */
 void rn_net_set_loss_grad_scale(rn_net *net, float scale);
+/* fn(ctx, i) is called by rn_net_backward once block i's backward is done (i counting down;
+ * NULL: never). */
+void rn_net_set_block_grads_hook(rn_net *net, void (*fn)(void *ctx, int block), void *ctx);
+/* Where block i's parameters lie in rn_net_params (and their gradients in rn_net_grads):
+ * [*lo, *hi); RN_ERR_ARG when the block has none or they are not one contiguous range. */
+int rn_net_block_param_range(const rn_net *net, int block, size_t *lo, size_t *hi);
 /* The channels of the widest batch norm (sizes rn_bn_allsum's scratch). */
 int rn_net_max_bn_channels(const rn_net *net);
 

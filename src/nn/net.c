@@ -190,6 +190,7 @@ int rn_net_backward(rn_net *net, const int *labels, float *loss)
     for (int i = net->n_blocks - 1; i >= 0; i--) {
         rn_block_backward(net, net->blocks[i], g->carry[cur], g->carry[1 - cur]);
         cur = 1 - cur;
+        if (net->run.block_grads_done) net->run.block_grads_done(net->run.block_grads_ctx, i);
         if (net->run.input_grad_sq)
             net->run.input_grad_sq[i] =
                 rn_sum_sq(g->carry[cur], rn_net_act_len(net, net->blocks[i]->in));

@@ -103,6 +103,10 @@ typedef struct {
      * gradient is scaled by loss_grad_scale (0: not), this slice's share of the global batch. */
     const rn_bn_allsum *bn_allsum;
     float loss_grad_scale;
+    /* Called by the backward after each block's (counting down), so that the gradients it
+     * finished can travel while the rest is computed (NULL: not). */
+    void (*block_grads_done)(void *ctx, int block);
+    void *block_grads_ctx;
 } rn_net_run;
 
 struct rn_net {

@@ -124,6 +124,13 @@ struct rn_trainer {
     rn_dataset *eval_part; /* this process's share of the evaluation set (NULL: none) */
     int stop_agreed;     /* a process was asked to stop: all stop at the same step */
     double comm_mark;    /* rn_dist_comm_seconds at the start of the epoch */
+    /* The gradients' sum in buckets while the backward goes on: block_lo[i], where block i's
+     * parameters start (the blocks' are one range, in order, after the stem's and before the
+     * head's); the gradients [sent, params) are queued. n_blocks 0: one sum after the backward. */
+    size_t *block_lo;
+    int n_blocks;
+    size_t sent;
+    int hook_st;
 };
 
 rn_net *rn_trainer_net(rn_trainer *t) { return t->net; }
@@ -135,6 +142,7 @@ void rn_trainer_free(rn_trainer *t)
     rn_sgd_free(t->sgd);
     rn_net_free(t->net);
     rn_dataset_free(t->eval_part);
+    free(t->block_lo);
     free(t->bn.buf);
     free(t->buffers);
     free(t->logits);
@@ -154,6 +162,49 @@ static void bn_sum(void *ctx, double *buf, int n)
 {
     /* a failure of MPI ends the job (dist.h); memory for its scratch was reserved up front */
     (void)rn_dist_sum_double(ctx, buf, (size_t)n);
+}
+
+/* Gradients of at least this many floats go as one bucket (a block's are never split). */
+#define BUCKET_FLOATS 65536
+
+/* After block i's backward its gradients, and those of every block after it and of the head,
+ * are final: queued as one bucket once they make BUCKET_FLOATS. Where buckets begin depends on
+ * the network alone, so the sums' order of additions does too. */
+static void block_grads_done(void *ctx, int block)
+{
+    rn_trainer *t = ctx;
+    const size_t lo = t->block_lo[block];
+    if (t->hook_st || block == 0 || t->sent - lo < BUCKET_FLOATS) {
+        if (!t->hook_st) t->hook_st = rn_dist_sum_progress(t->dist);
+        return;
+    }
+    t->hook_st = rn_dist_sum_start(t->dist, rn_net_grads(t->net) + lo, t->sent - lo);
+    t->sent = lo;
+}
+
+/* Buckets need the blocks' parameters in order, one range after another; otherwise the
+ * gradients are summed in one piece after the backward. */
+static int setup_buckets(rn_trainer *t)
+{
+    const int n = rn_net_num_blocks(t->net);
+    if (n < 1 || n + 2 >= RN_DIST_MAX_QUEUED) return RN_OK;
+    t->block_lo = malloc((size_t)n * sizeof *t->block_lo);
+    if (!t->block_lo) return rn_fail(RN_ERR_NOMEM, "out of memory");
+    size_t prev_hi = 0;
+    for (int i = 0; i < n; i++) {
+        size_t lo, hi;
+        if (rn_net_block_param_range(t->net, i, &lo, &hi) || (i && lo != prev_hi)) {
+            rn_clear_error();
+            free(t->block_lo);
+            t->block_lo = NULL;
+            return RN_OK;
+        }
+        t->block_lo[i] = lo;
+        prev_hi = hi;
+    }
+    t->n_blocks = n;
+    rn_net_set_block_grads_hook(t->net, block_grads_done, t);
+    return rn_dist_sum_reserve(t->dist, rn_net_num_params(t->net));
 }
 
 /* What a run of several processes needs that one process does not: refusals of what it cannot
@@ -176,13 +227,16 @@ static int setup_parallel(rn_trainer *t, const rn_train_config *cfg)
         return rn_fail(RN_ERR_ARG, "--accum %d: gradient accumulation does not run over several "
                                    "processes (each already holds 1/%d of the batch)",
                        cfg->accum, p);
+    int st = RN_OK;
     if (t->eval) {
         const long n = t->eval->n, lo = n * t->rank / p, hi = n * (t->rank + 1) / p;
         if (hi > lo) {
-            int st = rn_dataset_subset(&t->eval_part, t->eval, (int)lo, (int)(hi - lo));
+            st = rn_dataset_subset(&t->eval_part, t->eval, (int)lo, (int)(hi - lo));
             if (st) return st;
         }
     }
+    st = setup_buckets(t);
+    if (st) return st;
     if (!cfg->bn_local) {
         t->bn.cap = 2 * rn_net_max_bn_channels(t->net) + 1;
         t->bn.buf = malloc((size_t)t->bn.cap * sizeof *t->bn.buf);
@@ -555,7 +609,13 @@ static long count_correct(const rn_trainer *t, const rn_batch *b);
 static int combine_step(rn_trainer *t, const rn_train_hooks *hooks, const rn_batch *b,
                         double *loss, long *correct, int *seen)
 {
-    int st = rn_dist_sum_float(t->dist, rn_net_grads(t->net), rn_net_num_params(t->net));
+    int st = t->hook_st;
+    if (!st && t->n_blocks) { /* the rest (the stem's, and blocks not yet a bucket), then all */
+        st = rn_dist_sum_start(t->dist, rn_net_grads(t->net), t->sent);
+        if (!st) st = rn_dist_sum_wait(t->dist);
+    } else if (!st) {
+        st = rn_dist_sum_float(t->dist, rn_net_grads(t->net), rn_net_num_params(t->net));
+    }
     double v[3] = {*loss * b->n, (double)*correct, hooks && hooks->stop && *hooks->stop ? 1.0 : 0.0};
     if (!st) st = rn_dist_sum_double(t->dist, v, 3);
     *loss = v[0] / b->total;
@@ -704,7 +764,11 @@ int rn_trainer_run(rn_trainer *t, const rn_train_hooks *hooks, rn_train_outcome 
             double loss;
             long correct = 0;
             int seen = b.n;
-            if (t->size > 1) rn_net_set_loss_grad_scale(t->net, (float)b.n / (float)b.total);
+            if (t->size > 1) {
+                rn_net_set_loss_grad_scale(t->net, (float)b.n / (float)b.total);
+                t->sent = rn_net_num_params(t->net);
+                t->hook_st = RN_OK;
+            }
             st = rn_train_forward_backward(t->net, b.x, b.labels, b.n, t->cfg.accum, t->logits,
                                            t->accum, &loss);
             if (!st) correct = count_correct(t, &b);
