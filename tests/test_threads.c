@@ -20,6 +20,7 @@
 
 typedef struct {
     uint64_t seed;
+    int blocked; /* rn_net_set_blocked */
     int status;
     char error[256];
     float loss;
@@ -36,6 +37,7 @@ static int train(job *j, rn_net **net, rn_sgd **sgd)
     o.classes = 4;
     o.seed = j->seed;
     if (!st) st = rn_net_create(net, "resnet8", &o);
+    if (!st) st = rn_net_set_blocked(*net, j->blocked);
     if (!st) st = rn_sgd_create(sgd, *net, 0.9f, 1e-4f, 0);
     float x[BATCH * IMAGE];
     int labels[BATCH];
@@ -67,25 +69,28 @@ static void *run_job(void *arg)
 }
 
 /* First of the program's tests: the library's lazily made caches (the CPU's instruction set,
- * the Winograd switch) are first asked for by the two threads at once. */
+ * the Winograd switch, the blocked kernels' builds) are first asked for by the threads at
+ * once: two planar networks and two on channel-blocked activations. */
 static void test_two_networks_in_two_threads(void **state)
 {
     (void)state;
-    job jobs[2] = {{.seed = 11}, {.seed = 11}};
-    pthread_t th[2];
-    for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&th[i], NULL, run_job, &jobs[i]), 0);
-    for (int i = 0; i < 2; i++) assert_int_equal(pthread_join(th[i], NULL), 0);
-    for (int i = 0; i < 2; i++)
+    job jobs[4] = {{.seed = 11}, {.seed = 11}, {.seed = 11, .blocked = 1}, {.seed = 11, .blocked = 1}};
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) assert_int_equal(pthread_create(&th[i], NULL, run_job, &jobs[i]), 0);
+    for (int i = 0; i < 4; i++) assert_int_equal(pthread_join(th[i], NULL), 0);
+    for (int i = 0; i < 4; i++)
         if (jobs[i].status) fail_msg("thread %d: %s", i, jobs[i].error);
     /* alone, on this thread: the same bits */
-    job alone = {.seed = 11};
-    run_job(&alone);
-    if (alone.status) fail_msg("%s", alone.error);
-    for (int i = 0; i < 2; i++) {
-        assert_true(jobs[i].loss == alone.loss);
-        assert_true(jobs[i].param_sum == alone.param_sum);
+    for (int blocked = 0; blocked <= 1; blocked++) {
+        job alone = {.seed = 11, .blocked = blocked};
+        run_job(&alone);
+        if (alone.status) fail_msg("%s", alone.error);
+        for (int i = 2 * blocked; i < 2 * blocked + 2; i++) {
+            assert_true(jobs[i].loss == alone.loss);
+            assert_true(jobs[i].param_sum == alone.param_sum);
+        }
+        assert_true(alone.loss > 0.0f);
     }
-    assert_true(alone.loss > 0.0f);
 }
 
 /* Different networks at once: each thread's error message is its own. */

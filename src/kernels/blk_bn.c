@@ -10,67 +10,20 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/blk_bn.h"
+#include "kernels/cpu.h"
 #include "kernels/kernels.h"
 #include "kernels/parallel.h"
 
-enum { SUM_RUN = 256, IMAGE_GROUPS = 8, CHUNK_BLOCKS = 8 };
-enum { SUM_X, SUM_SQDEV, SUM_GRAD }; /* what channel_sums adds up */
+enum { IMAGE_GROUPS = 8, CHUNK_BLOCKS = 8 };
 
-/* Over images [i0, i1) of block b: s0 (and s1 for SUM_GRAD) per lane. */
-static inline __attribute__((always_inline)) void group_sums(
-    const int cb, int kind, double *s0, double *s1, const float *x, const float *dy,
-    const float *relu_y, const double *mu, int i0, int i1, int cbn, int b, int hw)
+/* The loops' build for this CPU (blk_bn_lanes.h). */
+static const rn_blk_bn_fns *fns(void)
 {
-    double d0[RN_BLK_MAX_LANES] = {0}, d1[RN_BLK_MAX_LANES] = {0};
-    float m[RN_BLK_MAX_LANES];
-    for (int l = 0; l < cb; l++) m[l] = mu ? (float)mu[l] : 0.0f;
-    for (int i = i0; i < i1; i++) {
-        const size_t o = ((size_t)i * cbn + b) * hw * cb;
-        for (int p0 = 0; p0 < hw; p0 += SUM_RUN) {
-            const int p1 = p0 + SUM_RUN < hw ? p0 + SUM_RUN : hw;
-            float f0[RN_BLK_MAX_LANES] = {0}, f1[RN_BLK_MAX_LANES] = {0};
-            for (int p = p0; p < p1; p++) {
-                const float *xp = x + o + (size_t)p * cb;
-                if (kind == SUM_X) {
-                    for (int l = 0; l < cb; l++) f0[l] += xp[l];
-                } else if (kind == SUM_SQDEV) {
-                    for (int l = 0; l < cb; l++) {
-                        const float d = xp[l] - m[l];
-                        f0[l] += d * d;
-                    }
-                } else {
-                    const float *dp = dy + o + (size_t)p * cb;
-                    const float *rp = relu_y ? relu_y + o + (size_t)p * cb : NULL;
-                    for (int l = 0; l < cb; l++) {
-                        const float g = rp && !(rp[l] > 0.0f) ? 0.0f : dp[l];
-                        f0[l] += g;
-                        f1[l] += g * (xp[l] - m[l]);
-                    }
-                }
-            }
-            for (int l = 0; l < cb; l++) d0[l] += f0[l], d1[l] += f1[l];
-        }
-    }
-    memcpy(s0, d0, (size_t)cb * sizeof(double));
-    if (s1) memcpy(s1, d1, (size_t)cb * sizeof(double));
-}
-
-/* The loops above built for the widest vectors the CPU has (GCC's function multi-versioning):
- * each lane's sums run in the same order in every build, so all give the same bits. */
-#define RN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-
-RN_CLONES static void sums_of(int kind, double *s0, double *s1, const float *x, const float *dy,
-                              const float *relu_y, const double *mu, int i0, int i1, int cbn,
-                              int b, int hw, int cb)
-{
-    if (cb == 16) {
-        if (kind == SUM_X) group_sums(16, SUM_X, s0, s1, x, dy, relu_y, mu, i0, i1, cbn, b, hw);
-        else if (kind == SUM_SQDEV) group_sums(16, SUM_SQDEV, s0, s1, x, dy, relu_y, mu, i0, i1, cbn, b, hw);
-        else group_sums(16, SUM_GRAD, s0, s1, x, dy, relu_y, mu, i0, i1, cbn, b, hw);
-    } else {
-        if (kind == SUM_X) group_sums(8, SUM_X, s0, s1, x, dy, relu_y, mu, i0, i1, cbn, b, hw);
-        else if (kind == SUM_SQDEV) group_sums(8, SUM_SQDEV, s0, s1, x, dy, relu_y, mu, i0, i1, cbn, b, hw);
-        else group_sums(8, SUM_GRAD, s0, s1, x, dy, relu_y, mu, i0, i1, cbn, b, hw);
+    switch (rn_cpu_simd()) {
+    case RN_SIMD_AVX512: return &rn_blk_bn_avx512;
+    case RN_SIMD_AVX2: return &rn_blk_bn_avx2;
+    default: return &rn_blk_bn_generic;
     }
 }
 
@@ -80,6 +33,7 @@ static void channel_sums(int kind, double *out0, double *out1, const float *x, c
 {
     const int cb = rn_blk_lanes(), cbn = rn_blk_count(c, cb);
     const int groups = n < IMAGE_GROUPS ? n : IMAGE_GROUPS;
+    const rn_blk_bn_fns *f = fns();
     for (int b0 = 0; b0 < cbn; b0 += CHUNK_BLOCKS) {
         const int nb = cbn - b0 < CHUNK_BLOCKS ? cbn - b0 : CHUNK_BLOCKS;
         double part[CHUNK_BLOCKS][IMAGE_GROUPS][2][RN_BLK_MAX_LANES];
@@ -91,7 +45,7 @@ static void channel_sums(int kind, double *out0, double *out1, const float *x, c
             for (int l = 0; l < cb && mu; l++) m[l] = b * cb + l < c ? mu[b * cb + l] : 0.0;
             const int i0 = (int)((long)g * n / groups), i1 = (int)((long)(g + 1) * n / groups);
             double *s1 = kind == SUM_GRAD ? part[bc][g][1] : NULL;
-            sums_of(kind, part[bc][g][0], s1, x, dy, relu_y, mu ? m : NULL, i0, i1, cbn, b, hw, cb);
+            f->sums(kind, part[bc][g][0], s1, x, dy, relu_y, mu ? m : NULL, i0, i1, cbn, b, hw, cb);
         }
         for (int bc = 0; bc < nb; bc++)
             for (int l = 0; l < cb; l++) {
@@ -108,44 +62,6 @@ static void channel_sums(int kind, double *out0, double *out1, const float *x, c
     }
 }
 
-static inline __attribute__((always_inline)) void normalize_lanes(
-    const int cb, float *restrict yp, const float *restrict xp, const float *mu, const float *sc,
-    const float *sh, int relu, int hw)
-{
-    for (size_t i = 0; i < (size_t)hw * cb; i += cb)
-        for (int l = 0; l < cb; l++) {
-            const float v = (xp[i + l] - mu[l]) * sc[l] + sh[l];
-            yp[i + l] = relu && !(v > 0.0f) ? 0.0f : v;
-        }
-}
-
-RN_CLONES static void normalize_plane(float *yp, const float *xp, const float *mu, const float *sc,
-                                      const float *sh, int relu, int hw, int cb)
-{
-    if (cb == 16) normalize_lanes(16, yp, xp, mu, sc, sh, relu, hw);
-    else normalize_lanes(8, yp, xp, mu, sc, sh, relu, hw);
-}
-
-static inline __attribute__((always_inline)) void dx_lanes(
-    const int cb, float *restrict dxp, const float *restrict dyp, const float *restrict rp,
-    const float *restrict xp, const float *f, const float *o, const float *kk, const float *mu,
-    int hw)
-{
-    for (size_t i = 0; i < (size_t)hw * cb; i += cb)
-        for (int l = 0; l < cb; l++) {
-            const float g = rp && !(rp[i + l] > 0.0f) ? 0.0f : dyp[i + l];
-            dxp[i + l] = f[l] * g - o[l] - (xp[i + l] - mu[l]) * kk[l];
-        }
-}
-
-RN_CLONES static void dx_plane(float *dxp, const float *dyp, const float *rp, const float *xp,
-                               const float *f, const float *o, const float *kk, const float *mu,
-                               int hw, int cb)
-{
-    if (cb == 16) dx_lanes(16, dxp, dyp, rp, xp, f, o, kk, mu, hw);
-    else dx_lanes(8, dxp, dyp, rp, xp, f, o, kk, mu, hw);
-}
-
 /* Per (image, block) plane: y = (x - mean) * scale + shift, then max(y, 0) when relu; the
  * lanes past c get scale, mean and shift 0, so they stay 0. */
 static void normalize(float *y, const float *x, const float *mean, const float *scale,
@@ -153,6 +69,7 @@ static void normalize(float *y, const float *x, const float *mean, const float *
 {
     const int cb = rn_blk_lanes(), cbn = rn_blk_count(c, cb);
     const long planes = (long)n * cbn;
+    const rn_blk_bn_fns *f = fns();
 #pragma omp parallel for schedule(dynamic, rn_omp_plane_chunk((size_t)hw * cb)) \
     if ((size_t)planes * hw * cb >= RN_OMP_MIN_WORK)
     for (long p = 0; p < planes; p++) {
@@ -160,7 +77,7 @@ static void normalize(float *y, const float *x, const float *mean, const float *
         float mu[RN_BLK_MAX_LANES] = {0}, sc[RN_BLK_MAX_LANES] = {0}, sh[RN_BLK_MAX_LANES] = {0};
         for (int l = 0; l < cb && b * cb + l < c; l++)
             mu[l] = mean[b * cb + l], sc[l] = scale[b * cb + l], sh[l] = shift[b * cb + l];
-        normalize_plane(y + (size_t)p * hw * cb, x + (size_t)p * hw * cb, mu, sc, sh, relu, hw, cb);
+        f->normalize(y + (size_t)p * hw * cb, x + (size_t)p * hw * cb, mu, sc, sh, relu, hw, cb);
     }
 }
 
@@ -205,6 +122,7 @@ void rn_blk_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
     }
     if (!dx) return;
     const long planes = (long)n * cbn;
+    const rn_blk_bn_fns *fn = fns();
 #pragma omp parallel for schedule(dynamic, rn_omp_plane_chunk((size_t)hw * cb)) \
     if ((size_t)planes * hw * cb >= RN_OMP_MIN_WORK)
     for (long p = 0; p < planes; p++) {
@@ -216,6 +134,6 @@ void rn_blk_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
             f[l] = fs[ch], o[l] = off[ch], kk[l] = k[ch], mu[l] = mean[ch];
         }
         const size_t base = (size_t)p * hw * cb;
-        dx_plane(dx + base, dy + base, relu_y ? relu_y + base : NULL, x + base, f, o, kk, mu, hw, cb);
+        fn->dx(dx + base, dy + base, relu_y ? relu_y + base : NULL, x + base, f, o, kk, mu, hw, cb);
     }
 }

@@ -1,0 +1,103 @@
+/* The per-lane loops of batch normalization on blocks (blk_bn.c), written once and built for
+ * each instruction set: included by blk_bn_avx512.c, blk_bn_avx2.c and blk_bn_generic.c, which
+ * define BLK_BN_FNS. Each lane's sums run in the same order in every build (the lanes are
+ * independent, only their number per instruction differs), so all builds give the same bits. */
+#include <stddef.h>
+#include <string.h>
+
+#include "kernels/blk_bn.h"
+#include "kernels/kernels.h"
+
+/* Over images [i0, i1) of block b: s0 (and s1 for SUM_GRAD) per lane. */
+static inline __attribute__((always_inline)) void group_sums(
+    const int cb, const int kind, double *s0, double *s1, const float *x, const float *dy,
+    const float *relu_y, const double *mu, int i0, int i1, int cbn, int b, int hw)
+{
+    double d0[RN_BLK_MAX_LANES] = {0}, d1[RN_BLK_MAX_LANES] = {0};
+    float m[RN_BLK_MAX_LANES];
+    for (int l = 0; l < cb; l++) m[l] = mu ? (float)mu[l] : 0.0f;
+    for (int i = i0; i < i1; i++) {
+        const size_t o = ((size_t)i * cbn + b) * hw * cb;
+        for (int p0 = 0; p0 < hw; p0 += SUM_RUN) {
+            const int p1 = p0 + SUM_RUN < hw ? p0 + SUM_RUN : hw;
+            float f0[RN_BLK_MAX_LANES] = {0}, f1[RN_BLK_MAX_LANES] = {0};
+            for (int p = p0; p < p1; p++) {
+                const float *xp = x + o + (size_t)p * cb;
+                if (kind == SUM_X) {
+                    for (int l = 0; l < cb; l++) f0[l] += xp[l];
+                } else if (kind == SUM_SQDEV) {
+                    for (int l = 0; l < cb; l++) {
+                        const float d = xp[l] - m[l];
+                        f0[l] += d * d;
+                    }
+                } else {
+                    const float *dp = dy + o + (size_t)p * cb;
+                    const float *rp = relu_y ? relu_y + o + (size_t)p * cb : NULL;
+                    for (int l = 0; l < cb; l++) {
+                        const float g = rp && !(rp[l] > 0.0f) ? 0.0f : dp[l];
+                        f0[l] += g;
+                        f1[l] += g * (xp[l] - m[l]);
+                    }
+                }
+            }
+            for (int l = 0; l < cb; l++) d0[l] += f0[l], d1[l] += f1[l];
+        }
+    }
+    memcpy(s0, d0, (size_t)cb * sizeof(double));
+    if (s1) memcpy(s1, d1, (size_t)cb * sizeof(double));
+}
+
+static void sums_of(int kind, double *s0, double *s1, const float *x, const float *dy,
+                    const float *relu_y, const double *mu, int i0, int i1, int cbn, int b, int hw,
+                    int cb)
+{
+    if (cb == 16) {
+        if (kind == SUM_X) group_sums(16, SUM_X, s0, s1, x, dy, relu_y, mu, i0, i1, cbn, b, hw);
+        else if (kind == SUM_SQDEV) group_sums(16, SUM_SQDEV, s0, s1, x, dy, relu_y, mu, i0, i1, cbn, b, hw);
+        else group_sums(16, SUM_GRAD, s0, s1, x, dy, relu_y, mu, i0, i1, cbn, b, hw);
+    } else {
+        if (kind == SUM_X) group_sums(8, SUM_X, s0, s1, x, dy, relu_y, mu, i0, i1, cbn, b, hw);
+        else if (kind == SUM_SQDEV) group_sums(8, SUM_SQDEV, s0, s1, x, dy, relu_y, mu, i0, i1, cbn, b, hw);
+        else group_sums(8, SUM_GRAD, s0, s1, x, dy, relu_y, mu, i0, i1, cbn, b, hw);
+    }
+}
+
+static inline __attribute__((always_inline)) void normalize_lanes(
+    const int cb, float *restrict yp, const float *restrict xp, const float *mu, const float *sc,
+    const float *sh, int relu, int hw)
+{
+    for (size_t i = 0; i < (size_t)hw * cb; i += cb)
+        for (int l = 0; l < cb; l++) {
+            const float v = (xp[i + l] - mu[l]) * sc[l] + sh[l];
+            yp[i + l] = relu && !(v > 0.0f) ? 0.0f : v;
+        }
+}
+
+static void normalize_plane(float *yp, const float *xp, const float *mu, const float *sc,
+                            const float *sh, int relu, int hw, int cb)
+{
+    if (cb == 16) normalize_lanes(16, yp, xp, mu, sc, sh, relu, hw);
+    else normalize_lanes(8, yp, xp, mu, sc, sh, relu, hw);
+}
+
+static inline __attribute__((always_inline)) void dx_lanes(
+    const int cb, float *restrict dxp, const float *restrict dyp, const float *restrict rp,
+    const float *restrict xp, const float *f, const float *o, const float *kk, const float *mu,
+    int hw)
+{
+    for (size_t i = 0; i < (size_t)hw * cb; i += cb)
+        for (int l = 0; l < cb; l++) {
+            const float g = rp && !(rp[i + l] > 0.0f) ? 0.0f : dyp[i + l];
+            dxp[i + l] = f[l] * g - o[l] - (xp[i + l] - mu[l]) * kk[l];
+        }
+}
+
+static void dx_plane(float *dxp, const float *dyp, const float *rp, const float *xp,
+                     const float *f, const float *o, const float *kk, const float *mu, int hw,
+                     int cb)
+{
+    if (cb == 16) dx_lanes(16, dxp, dyp, rp, xp, f, o, kk, mu, hw);
+    else dx_lanes(8, dxp, dyp, rp, xp, f, o, kk, mu, hw);
+}
+
+const rn_blk_bn_fns BLK_BN_FNS = {sums_of, normalize_plane, dx_plane};
