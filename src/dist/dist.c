@@ -168,6 +168,42 @@ static int ring_sum(rn_dist *d, void *buf, size_t n, size_t elem, MPI_Datatype t
     return RN_OK;
 }
 
+/* Small sums cost latency, not bandwidth: recursive doubling takes log2 p message times where
+ * the ring takes 2 (p - 1). With p = 2^k + e, the e processes above 2^k first hand their values
+ * to the ones e below them (which add them) and get the result back at the end. In each round
+ * partners add each other's partial sums, a + b on one side and b + a on the other: the same
+ * bits, float addition being commutative; the rounds' order is fixed by p alone. */
+static int doubling_sum(rn_dist *d, void *buf, size_t n, size_t elem, MPI_Datatype type,
+                        void (*add)(void *dst, const void *src, size_t count))
+{
+    const int p = d->size, r = d->rank;
+    int pow2 = 1;
+    while (pow2 * 2 <= p) pow2 *= 2;
+    int st = grow_scratch(d, n * elem);
+    if (st) return st;
+    if (r >= pow2) { /* an extra one: hand over, wait for the result */
+        MPI_Send(buf, (int)n, type, r - pow2, 4, MPI_COMM_WORLD);
+        MPI_Recv(buf, (int)n, type, r - pow2, 5, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        return RN_OK;
+    }
+    if (r + pow2 < p) {
+        MPI_Recv(d->scratch, (int)n, type, r + pow2, 4, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        add(buf, d->scratch, n);
+    }
+    for (int mask = 1; mask < pow2; mask *= 2) {
+        const int partner = r ^ mask;
+        MPI_Sendrecv(buf, (int)n, type, partner, 6, d->scratch, (int)n, type, partner, 6,
+                     MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        add(buf, d->scratch, n);
+    }
+    if (r + pow2 < p) MPI_Send(buf, (int)n, type, r + pow2, 5, MPI_COMM_WORLD);
+    return RN_OK;
+}
+
+/* Below this many bytes a sum goes by recursive doubling, from it round the ring (the choice
+ * depends on the size alone). */
+#define SMALL_SUM_BYTES 65536
+
 /* dst += src: the received partial sum is the left operand, so chunk c is
  * ((x_c + x_c+1) + x_c+2) + ... in ring order. */
 static void add_float(void *dst, const void *src, size_t count)
@@ -190,7 +226,9 @@ int rn_dist_sum_float(rn_dist *d, float *buf, size_t n)
     if (!d || d->size == 1 || n == 0) return RN_OK;
 #ifdef RN_WITH_MPI
     const double t0 = rn_clock_s();
-    int st = ring_sum(d, buf, n, sizeof *buf, MPI_FLOAT, add_float);
+    int st = n * sizeof *buf < SMALL_SUM_BYTES
+                 ? doubling_sum(d, buf, n, sizeof *buf, MPI_FLOAT, add_float)
+                 : ring_sum(d, buf, n, sizeof *buf, MPI_FLOAT, add_float);
     d->comm_s += rn_clock_s() - t0;
     return st;
 #else
@@ -204,7 +242,9 @@ int rn_dist_sum_double(rn_dist *d, double *buf, size_t n)
     if (!d || d->size == 1 || n == 0) return RN_OK;
 #ifdef RN_WITH_MPI
     const double t0 = rn_clock_s();
-    int st = ring_sum(d, buf, n, sizeof *buf, MPI_DOUBLE, add_double);
+    int st = n * sizeof *buf < SMALL_SUM_BYTES
+                 ? doubling_sum(d, buf, n, sizeof *buf, MPI_DOUBLE, add_double)
+                 : ring_sum(d, buf, n, sizeof *buf, MPI_DOUBLE, add_double);
     d->comm_s += rn_clock_s() - t0;
     return st;
 #else
