@@ -436,7 +436,8 @@ static int train(int argc, char **argv, parallel_ctx *par)
         if (flip) printf(", flip");
         if (cfg.erase > 0) printf(", erase %g", (double)cfg.erase);
     }
-    printf(", seed %llu, %d threads\n", (unsigned long long)cfg.seed, omp_get_max_threads());
+    printf(", seed %llu, %d threads%s\n", (unsigned long long)cfg.seed, omp_get_max_threads(),
+           rn_net_blocked(net) ? ", channel-blocked activations" : "");
     if (par->size > 1)
         printf("  data-parallel: %d processes (%s), %d images each per batch, batch norm %s\n",
                par->size, rn_dist_backend(), cfg.batch / par->size,
