@@ -76,6 +76,9 @@ grep -q "wd 0.0005, crop pad 1, erase 0.25, seed 1" "$T/out" && ok ||
 expect_error "unknown option '--frobnicate'" "$R" train --frobnicate --out "$T/x"
 expect_error "unknown architecture" "$R" train --arch resnet21 --out "$T/x"
 expect_error "ordering" "$R" train --ordering sideways --out "$T/x"
+# the parser's reason, whole (it once was overwritten by the message quoting it)
+expect_error "not a valid O: 'sideways': unknown block ordering 'sideways' (original," "$R" train --ordering sideways --out "$T/x"
+expect_error "^resnet: --bn: not a valid MODE: 'mixed': sync or local$" "$R" train --bn mixed --out "$T/x"
 expect_error "schedule" "$R" train --schedule linear --out "$T/x"
 expect_error "schedule" "$R" train --schedule step:0.9,0.5 --out "$T/x"
 expect_error "\-\-epochs" "$R" train --epochs 0 --out "$T/x"

@@ -127,6 +127,13 @@ static int copy_text(char *dst, size_t size, const char *text)
     return 0;
 }
 
+/* The reason a parser left in rn_last_error(), copied: rn_fail formats into the same buffer. */
+static void parser_reason(char *buf, size_t size)
+{
+    const char *why = rn_last_error();
+    snprintf(buf, size, "%s", strcmp(why, "no error") ? why : "");
+}
+
 /* Sets a text-valued row (or, with the library's parsers, says why it cannot); 0 or -1. On -1
  * rn_last_error() may hold the parser's reason. */
 static int set_text(rn_train_config *c, const rn_config_row *r, const char *text)
@@ -164,7 +171,10 @@ static int set_text(rn_train_config *c, const rn_config_row *r, const char *text
         return 0;
     }
     case T_BN:
-        if (strcmp(text, "sync") && strcmp(text, "local")) return -1;
+        if (strcmp(text, "sync") && strcmp(text, "local")) {
+            rn_fail(RN_ERR_ARG, "sync or local");
+            return -1;
+        }
         c->bn_local = !strcmp(text, "local");
         return 0;
     case T_SEED: {
@@ -324,7 +334,8 @@ static int field_from_json(rn_train_config *c, const rn_config_row *r, const cJS
     if (!cJSON_IsString(v))
         return rn_fail(RN_ERR_FORMAT, "configuration field '%s' is not a string", r->key);
     if (set_text(c, r, v->valuestring)) {
-        const char *why = rn_last_error();
+        char why[512];
+        parser_reason(why, sizeof why);
         return rn_fail(RN_ERR_FORMAT, "configuration field '%s' is not valid: '%.200s'%s%s", r->key,
                        v->valuestring, *why ? ": " : "", why);
     }
@@ -392,7 +403,8 @@ int rn_train_config_set(rn_train_config *c, const char *option, const char *valu
     }
     /* "" is how a checkpoint says "not set"; on the command line it is a mistake */
     if (!*value || set_text(c, r, value)) {
-        const char *why = *value ? rn_last_error() : "";
+        char why[512] = "";
+        if (*value) parser_reason(why, sizeof why);
         return rn_fail(RN_ERR_ARG, "%s: not a valid %s: '%s'%s%s", option, r->metavar, value,
                        *why ? ": " : "", why);
     }
