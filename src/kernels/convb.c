@@ -143,18 +143,17 @@ size_t rn_convb_workspace(const rn_conv_shape *sh)
     return (size_t)group_of(sh) * rn_blk_count(sh->c, cb) * plane;
 }
 
-/* Image i's channel block b into its zero-bordered plane. */
-static void pad_plane(float *dst, const float *src, const rn_conv_shape *sh, int cb)
+void rn_convb_pad_plane(float *dst, const float *src, int h, int w, int p, int unit)
 {
-    const int p = sh->pad, wp = sh->w + 2 * p, hp = sh->h + 2 * p;
-    memset(dst, 0, (size_t)p * wp * cb * sizeof(float));
-    for (int y = 0; y < sh->h; y++) {
-        float *row = dst + (size_t)(y + p) * wp * cb;
-        memset(row, 0, (size_t)p * cb * sizeof(float));
-        memcpy(row + (size_t)p * cb, src + (size_t)y * sh->w * cb, (size_t)sh->w * cb * sizeof(float));
-        memset(row + (size_t)(p + sh->w) * cb, 0, (size_t)p * cb * sizeof(float));
+    const int wp = w + 2 * p;
+    memset(dst, 0, (size_t)p * wp * unit * sizeof(float));
+    for (int y = 0; y < h; y++) {
+        float *row = dst + (size_t)(y + p) * wp * unit;
+        memset(row, 0, (size_t)p * unit * sizeof(float));
+        memcpy(row + (size_t)p * unit, src + (size_t)y * w * unit, (size_t)w * unit * sizeof(float));
+        memset(row + (size_t)(p + w) * unit, 0, (size_t)p * unit * sizeof(float));
     }
-    memset(dst + (size_t)(p + sh->h) * wp * cb, 0, (size_t)(hp - p - sh->h) * wp * cb * sizeof(float));
+    memset(dst + (size_t)(p + h) * wp * unit, 0, (size_t)p * wp * unit * sizeof(float));
 }
 
 /* Rows [y0, y1) of image xi's output blocks kb and kb + 1 (when kbs is 2). */
@@ -249,8 +248,9 @@ static void forward(float *y, const float *x, const float *packed, int relu, con
 #pragma omp parallel for num_threads(threads) schedule(static) collapse(2) if (threads > 1)
             for (int i = 0; i < gi; i++)
                 for (int u = 0; u < units; u++)
-                    pad_plane(work + ((size_t)i * units + u) * xplane,
-                              x + (size_t)(i0 + i) * in_image + (size_t)u * given, sh, unit);
+                    rn_convb_pad_plane(work + ((size_t)i * units + u) * xplane,
+                                   x + (size_t)(i0 + i) * in_image + (size_t)u * given, sh->h,
+                                   sh->w, sh->pad, unit);
         }
         const long tasks = (long)gi * pairs * bands;
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)

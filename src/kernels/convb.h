@@ -70,6 +70,10 @@ void rn_convb_wino_out_generic(float *yp, const float *m, size_t pstride, const 
 #define RN_CONVB_RMAX_AVX2 6
 #define RN_CONVB_RMAX_GENERIC 4
 
+/* One plane of h x w pixels of unit floats (a channel block, or one planar channel) into dst,
+ * bordered by p zeros on every side. */
+void rn_convb_pad_plane(float *dst, const float *src, int h, int w, int p, int unit);
+
 /* The builds this CPU runs (kernels/cpu.c), with their lane count and microkernel row. */
 typedef struct {
     int lanes, rmax;

@@ -96,25 +96,22 @@ size_t rn_convb_backward_data_workspace(const rn_conv_shape *sh)
     return (size_t)group_of(sh) * rn_blk_count(sh->k, cb) * (sh->oh + 2 * p) * (sh->ow + 2 * p) * cb;
 }
 
-/* One image's block of dy into its plane bordered by p zeros. */
-static void pad_plane(float *dst, const float *src, int h, int w, int p, int cb)
+/* Where phase (py, px)'s weights start in the packing: after the phases before it. */
+static size_t phase_offset(const rn_conv_shape *sh, int py, int px)
 {
-    const int wp = w + 2 * p;
-    memset(dst, 0, (size_t)p * wp * cb * sizeof(float));
-    for (int y = 0; y < h; y++) {
-        float *row = dst + (size_t)(y + p) * wp * cb;
-        memset(row, 0, (size_t)p * cb * sizeof(float));
-        memcpy(row + (size_t)p * cb, src + (size_t)y * w * cb, (size_t)w * cb * sizeof(float));
-        memset(row + (size_t)(p + w) * cb, 0, (size_t)p * cb * sizeof(float));
-    }
-    memset(dst + (size_t)(p + h) * wp * cb, 0, (size_t)p * wp * cb * sizeof(float));
+    const int cb = rn_blk_lanes(), cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
+    size_t offset = 0;
+    for (int q = 0; q < py * sh->stride + px; q++)
+        offset += (size_t)cbn * kbn * axis_of(q / sh->stride, sh->h, sh->r, sh->stride, sh->pad).n *
+                  axis_of(q % sh->stride, sh->w, sh->s, sh->stride, sh->pad).n * cb * cb;
+    return offset;
 }
 
 /* Rows [m0, m1) of phase (py, px) of image dxi's blocks b and b + 1 (bs of them). */
 static void phase_band(const rn_convb_fns *v, const rn_conv_shape *sh, float *dxi, const float *dyp,
                        const float *packed, int py, int px, int b, int bs, int m0, int m1, int p)
 {
-    const int cb = v->lanes, cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
+    const int cb = v->lanes, kbn = rn_blk_count(sh->k, cb);
     const axis_phase ay = axis_of(py, sh->h, sh->r, sh->stride, sh->pad);
     const axis_phase ax = axis_of(px, sh->w, sh->s, sh->stride, sh->pad);
     const size_t plane = (size_t)sh->h * sh->w * cb, s = (size_t)sh->stride;
@@ -126,15 +123,7 @@ static void phase_band(const rn_convb_fns *v, const rn_conv_shape *sh, float *dx
                            (size_t)cb * sizeof(float));
         return;
     }
-    /* the phases before this one, in the packing's order */
-    size_t offset = 0;
-    for (int qy = 0; qy < sh->stride; qy++)
-        for (int qx = 0; qx < sh->stride; qx++) {
-            if (qy == py && qx == px) goto found;
-            offset += (size_t)cbn * kbn * axis_of(qy, sh->h, sh->r, sh->stride, sh->pad).n *
-                      axis_of(qx, sh->w, sh->s, sh->stride, sh->pad).n * cb * cb;
-        }
-found:;
+    const size_t offset = phase_offset(sh, py, px);
     const int wp = sh->ow + 2 * p;
     const size_t wblock = (size_t)kbn * ay.n * ax.n * cb * cb;
     const rn_convb_row a = {
@@ -166,9 +155,9 @@ void rn_convb_backward_data(float *dx, const float *dy, const float *packed,
 #pragma omp parallel for num_threads(threads) schedule(static) collapse(2) if (threads > 1)
         for (int i = 0; i < gi; i++)
             for (int kb = 0; kb < kbn; kb++)
-                pad_plane(work + ((size_t)i * kbn + kb) * padded,
-                          dy + (size_t)(i0 + i) * dy_image + (size_t)kb * sh->oh * sh->ow * cb, sh->oh,
-                          sh->ow, p, cb);
+                rn_convb_pad_plane(work + ((size_t)i * kbn + kb) * padded,
+                                   dy + (size_t)(i0 + i) * dy_image + (size_t)kb * sh->oh * sh->ow * cb,
+                                   sh->oh, sh->ow, p, cb);
         const long tasks = (long)gi * pairs * phases * bands;
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
         for (long t = 0; t < tasks; t++) {
