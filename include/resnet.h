@@ -177,7 +177,7 @@ RN_API int rn_net_frozen(const rn_net *net);
  * FMA units busier; the results agree with the planar run's to float rounding. on = 0: planar
  * (the default). on = -1: blocked where that is the faster engine on this CPU (AVX-512), unless
  * the environment variable RN_BLOCKED is 0 or 1. The block probes (rn_net_probe_block,
- * rn_net_block_gates) need the planar layout; so does a data-parallel synchronised batch norm.
+ * rn_net_block_gates) need the planar layout.
  * A network with a stem and a classifier head only; not while frozen. */
 RN_API int rn_net_set_blocked(rn_net *net, int on);
 RN_API int rn_net_blocked(const rn_net *net);

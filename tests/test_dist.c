@@ -1,7 +1,7 @@
 /* Data parallelism without MPI: the loader's share of a batch is the same bits as those rows of
- * the whole batch; synchronised batch norm, its slices in threads that add up their sums as
- * processes would, computes what one batch norm on the whole batch computes (and with one slice
- * exactly the same bits); the one-process build of src/dist/. tests/mpi.sh runs the processes. */
+ * the whole batch; synchronised batch norm, planar and on blocks, its slices in threads that add
+ * up their sums as processes would, computes what one batch norm on the whole batch computes
+ * (and with one slice exactly the same bits); the one-process build of src/dist/. tests/mpi.sh runs the processes. */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 
 #include <setjmp.h>
@@ -100,7 +100,7 @@ typedef struct {
     int rank;
     rn_bn_allsum s;
     const float *x, *dy, *gamma, *beta;
-    int n, relu;
+    int n, relu, blocked; /* blocked: x, dy, y and dx are channel-blocked (rn_blk_*) */
     float *y, *mean, *var, *dx, *dgamma, *dbeta;
     int count;
 } slice;
@@ -123,6 +123,14 @@ static void sum_in_threads(void *ctx, double *buf, int n)
 static void *run_slice(void *arg)
 {
     slice *sl = arg;
+    if (sl->blocked) {
+        double work[4 * C];
+        sl->count = rn_blk_bn_forward_train(sl->y, sl->mean, sl->var, sl->x, sl->gamma, sl->beta,
+                                            sl->n, C, HW, 1e-5f, sl->relu, work, &sl->s);
+        rn_blk_bn_backward(sl->dx, sl->dgamma, sl->dbeta, sl->dy, sl->relu ? sl->y : NULL, sl->x,
+                           sl->gamma, sl->mean, sl->var, sl->n, C, HW, 1e-5f, 1, work, &sl->s);
+        return NULL;
+    }
     sl->count = rn_bn_forward_train_allsum(sl->y, sl->mean, sl->var, sl->x, sl->gamma, sl->beta,
                                            sl->n, C, HW, 1e-5f, sl->relu, &sl->s);
     rn_bn_backward_train_allsum(sl->dx, sl->dgamma, sl->dbeta, sl->dy, sl->relu ? sl->y : NULL,
@@ -141,24 +149,39 @@ static double max_diff(const float *a, const float *b, size_t n, double *scale)
     return d;
 }
 
-/* parts slices of the batch, split as the loader splits it, against the whole batch at once;
- * exact: demand the same bits. */
-static void check_split(int parts, int relu, int exact)
+/* parts slices of the batch, split as the loader splits it, against the whole batch at once
+ * (blocked: both on channel-blocked tensors, C a partial block); exact: demand the same bits. */
+static void check_split(int parts, int relu, int exact, int blocked)
 {
-    const size_t len = (size_t)N * C * HW;
+    const size_t plen = (size_t)N * C * HW;
+    const size_t len = blocked ? rn_blk_floats(N, C, HW, 1) : plen;
+    const size_t image = len / N; /* floats of one image in either layout */
+    float *xp = malloc(plen * sizeof *xp), *dyp = malloc(plen * sizeof *dyp);
     float *x = malloc(len * sizeof *x), *dy = malloc(len * sizeof *dy);
     float *y = malloc(len * sizeof *y), *dx = malloc(len * sizeof *dx);
     float *ys = malloc(len * sizeof *ys), *dxs = malloc(len * sizeof *dxs);
     float gamma[C], beta[C], mean[C], var[C], dgamma[C] = {0}, dbeta[C] = {0};
     float dgs[C] = {0}, dbs[C] = {0};
     uint64_t s = 3;
-    for (size_t i = 0; i < len; i++) x[i] = 3.0f + uniform(&s), dy[i] = uniform(&s);
+    for (size_t i = 0; i < plen; i++) xp[i] = 3.0f + uniform(&s), dyp[i] = uniform(&s);
     for (int c = 0; c < C; c++) gamma[c] = 1.0f + 0.3f * uniform(&s), beta[c] = 0.2f * uniform(&s);
-    (relu ? rn_bn_relu_forward_train : rn_bn_forward_train)(y, mean, var, x, gamma, beta, N, C, HW, 1e-5f);
-    if (relu)
-        rn_bn_relu_backward_train(dx, dgamma, dbeta, dy, y, x, gamma, mean, var, N, C, HW, 1e-5f);
-    else
-        rn_bn_backward_train(dx, dgamma, dbeta, dy, x, gamma, mean, var, N, C, HW, 1e-5f);
+    if (blocked) {
+        double work[4 * C];
+        rn_blk_from_nchw(x, xp, N, C, HW, 1);
+        rn_blk_from_nchw(dy, dyp, N, C, HW, 1);
+        rn_blk_bn_forward_train(y, mean, var, x, gamma, beta, N, C, HW, 1e-5f, relu, work, NULL);
+        rn_blk_bn_backward(dx, dgamma, dbeta, dy, relu ? y : NULL, x, gamma, mean, var, N, C, HW,
+                           1e-5f, 1, work, NULL);
+    } else {
+        memcpy(x, xp, plen * sizeof *x);
+        memcpy(dy, dyp, plen * sizeof *dy);
+        (relu ? rn_bn_relu_forward_train : rn_bn_forward_train)(y, mean, var, x, gamma, beta, N,
+                                                                C, HW, 1e-5f);
+        if (relu)
+            rn_bn_relu_backward_train(dx, dgamma, dbeta, dy, y, x, gamma, mean, var, N, C, HW, 1e-5f);
+        else
+            rn_bn_backward_train(dx, dgamma, dbeta, dy, x, gamma, mean, var, N, C, HW, 1e-5f);
+    }
 
     meeting m = {.parts = parts};
     pthread_barrier_init(&m.barrier, NULL, (unsigned)parts);
@@ -168,11 +191,11 @@ static void check_split(int parts, int relu, int exact)
     float means[MAXP][C], vars[MAXP][C], dgp[MAXP][C], dbp[MAXP][C];
     for (int p = 0; p < parts; p++) {
         const int lo = N * p / parts, hi = N * (p + 1) / parts;
-        const size_t o = (size_t)lo * C * HW;
+        const size_t o = (size_t)lo * image;
         memset(dgp[p], 0, sizeof dgp[p]);
         memset(dbp[p], 0, sizeof dbp[p]);
         sl[p] = (slice){.m = &m, .rank = p, .x = x + o, .dy = dy + o, .gamma = gamma, .beta = beta,
-                        .n = hi - lo, .relu = relu, .y = ys + o, .mean = means[p], .var = vars[p],
+                        .n = hi - lo, .relu = relu, .blocked = blocked, .y = ys + o, .mean = means[p], .var = vars[p],
                         .dx = dxs + o, .dgamma = dgp[p], .dbeta = dbp[p]};
         sl[p].s = (rn_bn_allsum){sum_in_threads, &sl[p], bufs[p], 2 * C + 1};
         assert_int_equal(pthread_create(&th[p], NULL, run_slice, &sl[p]), 0);
@@ -203,23 +226,26 @@ static void check_split(int parts, int relu, int exact)
         assert_true(max_diff(dgamma, dgs, C, &scale) <= 1e-5 * scale);
         assert_true(max_diff(dbeta, dbs, C, &scale) <= 1e-5 * scale);
     }
-    free(x), free(dy), free(y), free(dx), free(ys), free(dxs);
+    free(xp), free(dyp), free(x), free(dy), free(y), free(dx), free(ys), free(dxs);
 }
 
 static void test_bn_allsum_one_slice_same_bits(void **state)
 {
     (void)state;
-    check_split(1, 0, 1);
-    check_split(1, 1, 1);
+    for (int blocked = 0; blocked <= 1; blocked++) {
+        check_split(1, 0, 1, blocked);
+        check_split(1, 1, 1, blocked);
+    }
 }
 
 static void test_bn_allsum_slices(void **state)
 {
     (void)state;
-    for (int parts = 2; parts <= MAXP; parts++) {
-        check_split(parts, 0, 0);
-        check_split(parts, 1, 0);
-    }
+    for (int blocked = 0; blocked <= 1; blocked++)
+        for (int parts = 2; parts <= MAXP; parts++) {
+            check_split(parts, 0, 0, blocked);
+            check_split(parts, 1, 0, blocked);
+        }
 }
 
 /* A sum that keeps each slice's own values: what --bn local computes. It must not pass the

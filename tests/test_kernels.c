@@ -1107,11 +1107,11 @@ static void test_blk_bn_train(void **state)
                 yb[t - 1] = alloc_f(blen), dxb[t - 1] = alloc_f(blen);
                 memset(dg[t - 1], 0, sizeof dg[0]), memset(dbeta[t - 1], 0, sizeof dbeta[0]);
                 rn_blk_bn_forward_train(yb[t - 1], bmean[t - 1], bvar[t - 1], xb, gamma, beta, n, c,
-                                        hw, 1e-5f, relu, work);
+                                        hw, 1e-5f, relu, work, NULL);
                 /* evaluation backward with the planar batch's statistics, as above */
                 rn_blk_bn_backward(dxb[t - 1], dg[t - 1], dbeta[t - 1], dyb, relu ? yb[t - 1] : NULL,
                                    xb, gamma, train ? bmean[t - 1] : mean, train ? bvar[t - 1] : var,
-                                   n, c, hw, 1e-5f, train, work);
+                                   n, c, hw, 1e-5f, train, work, NULL);
                 if (t == 1) continue;
                 assert_memory_equal(yb[t - 1], yb[0], blen * sizeof(float));
                 assert_memory_equal(dxb[t - 1], dxb[0], blen * sizeof(float));

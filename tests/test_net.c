@@ -576,6 +576,7 @@ static void test_blocked_training(void **state)
         {"resnet8", RN_ORDER_RELU_PREACT, RN_SHORTCUT_B, 3, 16},
         {"resnet8", RN_ORDER_FULL_PREACT, RN_SHORTCUT_C, 3, 16},
         {"resnet8-w32-s2", RN_ORDER_ORIGINAL, RN_SHORTCUT_A, 1, 14},
+        {"resnet8", RN_ORDER_ORIGINAL, RN_SHORTCUT_A, 1, 28}, /* 28, 14, 7: odd maps */
         {"plain20-w24", RN_ORDER_ORIGINAL, RN_SHORTCUT_A, 3, 12},
         {"highway8", RN_ORDER_ORIGINAL, RN_SHORTCUT_A, 3, 16},
         {"preresnet11", RN_ORDER_FULL_PREACT, RN_SHORTCUT_B, 3, 16},

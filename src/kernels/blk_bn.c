@@ -10,6 +10,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/batchnorm_sync.h"
 #include "kernels/blk_bn.h"
 #include "kernels/cpu.h"
 #include "kernels/kernels.h"
@@ -81,40 +82,60 @@ static void normalize(float *y, const float *x, const float *mean, const float *
     }
 }
 
-void rn_blk_bn_forward_train(float *y, float *mean, float *var, const float *x, const float *gamma,
-                             const float *beta, int n, int c, int hw, float eps, int relu,
-                             double *work)
+int rn_blk_bn_forward_train(float *y, float *mean, float *var, const float *x, const float *gamma,
+                            const float *beta, int n, int c, int hw, float eps, int relu,
+                            double *work, const rn_bn_allsum *sync)
 {
-    const double m = (double)n * hw;
-    double *s = work, *scale_d = work + c;
+    double m = (double)n * hw;
+    /* the sums go through sync's buffer, which has room for the count after them */
+    double *s = sync ? sync->buf : work;
     channel_sums(SUM_X, s, NULL, x, NULL, NULL, NULL, n, c, hw);
+    if (sync) {
+        s[c] = m;
+        sync->sum(sync->ctx, s, c + 1);
+        m = s[c];
+    }
     for (int ch = 0; ch < c; ch++) mean[ch] = (float)(s[ch] / m);
     /* the deviations from the mean as the planar kernel rounds it: a float */
     channel_sums(SUM_SQDEV, s, NULL, x, NULL, NULL, mean, n, c, hw);
-    float *scale = (float *)scale_d;
+    if (sync) sync->sum(sync->ctx, s, c);
+    float *scale = (float *)(work + c);
     for (int ch = 0; ch < c; ch++) {
         const double v = s[ch] / m;
         var[ch] = (float)v;
         scale[ch] = (float)(gamma[ch] / sqrt(v + (double)eps));
     }
     normalize(y, x, mean, scale, beta, relu, n, c, hw);
+    return (int)m;
 }
 
 void rn_blk_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
                         const float *relu_y, const float *x, const float *gamma, const float *mean,
-                        const float *var, int n, int c, int hw, float eps, int train, double *work)
+                        const float *var, int n, int c, int hw, float eps, int train, double *work,
+                        const rn_bn_allsum *sync)
 {
     const int cb = rn_blk_lanes(), cbn = rn_blk_count(c, cb);
-    const double m = (double)n * hw;
-    double *sdy = work, *sdyx = work + c;
+    const int sums = train || dgamma || dbeta;
+    if (!train) sync = NULL; /* the running statistics are the same on every process already */
+    double m = (double)n * hw;
+    double *sdy = sync ? sync->buf : work, *sdyx = sdy + c;
     float *fs = (float *)(work + 2 * (size_t)c), *off = fs + c, *k = off + c;
-    if (train || dgamma || dbeta) channel_sums(SUM_GRAD, sdy, sdyx, x, dy, relu_y, mean, n, c, hw);
+    if (sums) channel_sums(SUM_GRAD, sdy, sdyx, x, dy, relu_y, mean, n, c, hw);
     for (int ch = 0; ch < c; ch++) {
         const double invstd = 1.0 / sqrt((double)var[ch] + (double)eps);
-        const double s1 = train || dgamma || dbeta ? sdyx[ch] * invstd : 0.0;
-        const double s0 = train || dgamma || dbeta ? sdy[ch] : 0.0;
-        if (dbeta) dbeta[ch] += (float)s0;
-        if (dgamma) dgamma[ch] += (float)s1;
+        if (sums) sdyx[ch] *= invstd;
+        /* this process's own share: the parameter gradients are summed with the others */
+        if (dbeta) dbeta[ch] += (float)sdy[ch];
+        if (dgamma) dgamma[ch] += (float)sdyx[ch];
+    }
+    if (sync) {
+        sdy[2 * c] = m;
+        sync->sum(sync->ctx, sdy, 2 * c + 1);
+        m = sdy[2 * c];
+    }
+    for (int ch = 0; ch < c; ch++) {
+        const double invstd = 1.0 / sqrt((double)var[ch] + (double)eps);
+        const double s1 = sums ? sdyx[ch] : 0.0, s0 = sums ? sdy[ch] : 0.0;
         const double scale = gamma[ch] * invstd;
         fs[ch] = (float)scale;
         off[ch] = train ? (float)(scale * s0 / m) : 0.0f;

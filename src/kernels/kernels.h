@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 
+#include "kernels/batchnorm_sync.h"
+
 /* ---- matrix multiply ------------------------------------------------------------------
  * C[M,N] = alpha * op(A) * op(B) + beta * C, row-major; op(X) = X or X^T.
  * lda/ldb/ldc are the row strides of A, B, C as stored. scratch holds
@@ -103,13 +105,17 @@ void rn_blk_shortcut_pad_backward(float *dx, const float *dy, int n, int c, int 
 /* Training-mode batch normalization on blocked tensors: as rn_bn_forward_train /
  * rn_bn_relu_forward_train (relu) and rn_bn_backward_train / rn_bn_relu_backward_train
  * (relu_y non-NULL), or with train = 0 the evaluation-mode backward; work: 4 * c doubles.
- * The same numerics as the planar kernels; the bits do not depend on the thread count. */
-void rn_blk_bn_forward_train(float *y, float *mean, float *var, const float *x, const float *gamma,
-                             const float *beta, int n, int c, int hw, float eps, int relu,
-                             double *work);
+ * The same numerics as the planar kernels; the bits do not depend on the thread count.
+ * sync: NULL for this batch alone, or the sums over every process's slice (synchronised batch
+ * norm, as rn_bn_forward_train_allsum / rn_bn_backward_train_allsum; with one process the same
+ * bits as NULL). The forward returns the values per channel its statistics cover. */
+int rn_blk_bn_forward_train(float *y, float *mean, float *var, const float *x, const float *gamma,
+                            const float *beta, int n, int c, int hw, float eps, int relu,
+                            double *work, const rn_bn_allsum *sync);
 void rn_blk_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
                         const float *relu_y, const float *x, const float *gamma, const float *mean,
-                        const float *var, int n, int c, int hw, float eps, int train, double *work);
+                        const float *var, int n, int c, int hw, float eps, int train, double *work,
+                        const rn_bn_allsum *sync);
 /* Direct convolution of blocked tensors, any kernel, stride and padding of rn_conv_shape:
  * rn_convb_pack writes w (each output channel kk's weights times scale[kk]; scale may be
  * NULL) and the bias b (NULL: zero) into rn_convb_packed_floats(sh) floats;

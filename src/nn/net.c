@@ -129,9 +129,6 @@ int rn_net_forward(rn_net *net, const float *x, int n, int training, float *logi
     if (training && net->frozen)
         return rn_fail(RN_ERR_ARG, "this network is frozen for inference (rn_net_freeze): it "
                                    "cannot run a training forward");
-    if (training && net->blocked && net->run.bn_allsum)
-        return rn_fail(RN_ERR_ARG, "a batch norm synchronised over processes runs on planar "
-                                   "activations: rn_net_set_blocked(net, 0)");
     if (training && n == 1 && net->opt.in_h * net->opt.in_w == 1)
         return rn_fail(RN_ERR_ARG, "training batch norm needs more than one value per channel");
     int st = rn_net_reserve_batch(net, n);

@@ -111,12 +111,13 @@ static void bn_forward(rn_net *net, rn_bn *bn, float *y, const float *x, rn_shap
         return;
     }
     bn->used_batch_stats = net->run.training;
-    if (net->blocked) { /* training on blocks (not with a data-parallel batch norm) */
+    if (net->blocked) { /* training on blocks */
         if (net->run.training) {
-            rn_blk_bn_forward_train(y, bn->batch_mean, bn->batch_var, x, bn->w, bn->b, net->run.n,
-                                    s.c, hw, bn_eps, relu, (double *)net->run.work);
+            const int count = rn_blk_bn_forward_train(
+                y, bn->batch_mean, bn->batch_var, x, bn->w, bn->b, net->run.n, s.c, hw, bn_eps,
+                relu, (double *)net->run.work, net->run.bn_allsum);
             rn_bn_update_running(bn->run_mean, bn->run_var, bn->batch_mean, bn->batch_var, s.c,
-                                 net->run.n * hw, bn_momentum);
+                                 count, bn_momentum);
             (*bn->batches_tracked)++;
         } else {
             rn_blk_bn_eval(y, x, bn->w, bn->b, bn->run_mean, bn->run_var, bn_eps, relu, net->run.n,
@@ -156,7 +157,8 @@ static void bn_backward(rn_net *net, rn_bn *bn, float *dx, const float *dy, cons
         const int train = bn->used_batch_stats;
         rn_blk_bn_backward(dx, bn->dw, bn->db, dy, relu_y, x, bn->w,
                            train ? bn->batch_mean : bn->run_mean, train ? bn->batch_var : bn->run_var,
-                           net->run.n, s.c, hw, bn_eps, train, (double *)net->run.work);
+                           net->run.n, s.c, hw, bn_eps, train, (double *)net->run.work,
+                           net->run.bn_allsum);
         return;
     }
     if (bn->used_batch_stats && net->run.bn_allsum) {

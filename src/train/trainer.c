@@ -390,9 +390,8 @@ int rn_trainer_create_dist(rn_trainer **out, const rn_train_config *cfg, const c
     no.seed = cfg->seed;
     float mean[RN_MAX_INPUT_CHANNELS], std[RN_MAX_INPUT_CHANNELS];
     st = rn_net_create(&t->net, cfg->arch, &no);
-    /* on channel-blocked activations where that is faster (rn_net_set_blocked); planar under
-     * several processes, whose synchronised batch norm is planar */
-    if (!st) st = rn_net_set_blocked(t->net, t->size > 1 ? 0 : -1);
+    /* on channel-blocked activations where that is faster (rn_net_set_blocked) */
+    if (!st) st = rn_net_set_blocked(t->net, -1);
     if (!st) st = rn_dataset_stats(train, mean, std);
     if (!st) {
         /* A constant channel (std 0) would divide by zero: leave it unscaled. */
