@@ -4,7 +4,8 @@
 # stated tolerance of each other (weights and every epoch's losses); exact resume with the same
 # number, and a resume with another; one writer, one progress line per epoch; the processes'
 # networks compared; clear refusals (a batch that does not split, different options, different
-# data); a killed process ends the whole job within seconds.
+# data); Ctrl-C at mpirun stops every process with a checkpoint; a killed process ends the whole
+# job within seconds.
 # Usage: tests/mpi.sh BUILD_DIR   (BUILD_DIR built with make MPI=1; Open MPI's mpirun on PATH)
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -155,6 +156,26 @@ run_np 2 $TINY --out "$T/p" --perturb-rank 1 >"$T/out" 2>"$T/err"
 
 # ---- a killed process ends the job ---------------------------------------------------------------
 LONG="train --arch resnet8 --data fashion-mnist --data-dir $FM --subset 3000 --batch 60 --epochs 50 --threads 1 --quiet"
+# Ctrl-C at mpirun (which passes SIGTERM to the processes): they stop together, rank 0 writes a
+# checkpoint and says so, and the run continues from it.
+$MPIRUN -np 2 "$R" $LONG --out "$T/int" >"$T/iout" 2>"$T/ierr" &
+job=$!
+i=0
+while [ ! -s "$T/int/metrics.jsonl" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+kill -INT "$job"
+i=0
+while kill -0 "$job" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+if kill -0 "$job" 2>/dev/null; then
+    bad "Ctrl-C at mpirun left the job running after 20 s"
+    kill -9 "$job"
+fi
+wait "$job"
+echo "  Ctrl-C at mpirun: the job ended after $(awk "BEGIN{print $i / 10}") s"
+[ "$(grep -c "^resnet: .*checkpoint written to $T/int/checkpoint.safetensors" "$T/ierr")" = 1 ] && ok ||
+    bad "Ctrl-C at mpirun: not one message of a checkpoint written: $(cat "$T/ierr")"
+run_np 2 train --resume "$T/int" --stop-after 2 --quiet >/dev/null 2>"$T/err"
+[ $? = 130 ] && ok || bad "resume after Ctrl-C: $(cat "$T/err")"
+
 $MPIRUN -np 2 "$R" $LONG --out "$T/k" >"$T/kout" 2>"$T/kerr" &
 job=$!
 i=0
