@@ -105,35 +105,45 @@ float PEAK_NAME(long reps)
 
 /* Blocked Winograd's input transform: the 16 vectors B^T d B of the 4x4 tile at (ty, tx) of one
  * channel block's plane xp (h x w pixels of CB lanes), zeros outside it; position p at
- * v + p * pstride. B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
-void WINO_IN_NAME(float *v, size_t pstride, const float *xp, int h, int w, int ty, int tx)
+ * v + p * pstride. B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. Column by column, so that the
+ * tile's 16 values never need to be in registers at once (an array of them went to the stack).
+ * checked: the tile reaches past the plane's edge. */
+static inline __attribute__((always_inline)) void wino_in_tile(const int checked, float *v,
+                                                               size_t pstride, const float *xp,
+                                                               int h, int w, int ty, int tx)
 {
     const int y0 = 2 * ty - 1, x0 = 2 * tx - 1;
-    vblk d[4][4];
-    if (y0 >= 0 && x0 >= 0 && y0 + 4 <= h && x0 + 4 <= w) { /* inside: no checks */
-        for (int i = 0; i < 4; i++)
-            for (int j = 0; j < 4; j++) d[i][j] = *(const vblk *)(xp + ((size_t)(y0 + i) * w + x0 + j) * CB);
-    } else {
-        for (int i = 0; i < 4; i++)
-            for (int j = 0; j < 4; j++) {
-                const int y = y0 + i, x = x0 + j;
-                d[i][j] = y >= 0 && y < h && x >= 0 && x < w ? *(const vblk *)(xp + ((size_t)y * w + x) * CB)
-                                                             : (vblk){0};
-            }
-    }
     vblk t[4][4];
+#pragma GCC unroll 4
     for (int j = 0; j < 4; j++) {
-        t[0][j] = d[0][j] - d[2][j];
-        t[1][j] = d[1][j] + d[2][j];
-        t[2][j] = d[2][j] - d[1][j];
-        t[3][j] = d[1][j] - d[3][j];
+        const int x = x0 + j;
+        vblk d[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            const int y = y0 + i;
+            d[i] = !checked || (y >= 0 && y < h && x >= 0 && x < w)
+                       ? *(const vblk *)(xp + ((size_t)y * w + x) * CB)
+                       : (vblk){0};
+        }
+        t[0][j] = d[0] - d[2];
+        t[1][j] = d[1] + d[2];
+        t[2][j] = d[2] - d[1];
+        t[3][j] = d[1] - d[3];
     }
+#pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {
         *(vblk *)(v + (size_t)(i * 4 + 0) * pstride) = t[i][0] - t[i][2];
         *(vblk *)(v + (size_t)(i * 4 + 1) * pstride) = t[i][1] + t[i][2];
         *(vblk *)(v + (size_t)(i * 4 + 2) * pstride) = t[i][2] - t[i][1];
         *(vblk *)(v + (size_t)(i * 4 + 3) * pstride) = t[i][1] - t[i][3];
     }
+}
+
+void WINO_IN_NAME(float *v, size_t pstride, const float *xp, int h, int w, int ty, int tx)
+{
+    const int y0 = 2 * ty - 1, x0 = 2 * tx - 1;
+    if (y0 >= 0 && x0 >= 0 && y0 + 4 <= h && x0 + 4 <= w) wino_in_tile(0, v, pstride, xp, h, w, ty, tx);
+    else wino_in_tile(1, v, pstride, xp, h, w, ty, tx);
 }
 
 /* Its output transform: A^T m A of one tile's 16 product vectors (position p at m + p *

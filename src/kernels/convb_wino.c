@@ -25,14 +25,17 @@ int rn_convb_wino_fits(const rn_conv_shape *sh)
     return sh->r == 3 && sh->s == 3 && sh->stride == 1 && sh->pad == 1;
 }
 
-/* Measured (bench/frozen_conv_probe.c, Zen 4, 1 thread): with 16 or 32 channels the transforms
- * cost more than the multiply-adds saved (resnet20 at batch 128: 0.89x and 0.96x the direct
- * kernel), with 64 and more Winograd wins (1.44x at 8x8, 1.34x on resnet50's 56x56); on maps
- * under 8x8 the direct kernel is as fast. The batch does not enter the choice, so a network
- * gives the same bits for any batch size. */
+/* Measured (Zen 4, 1 thread, batch 128 and 1, the transforms' V and M positions a cache line
+ * off 4 KiB apart): with 16 lanes Winograd beats the direct kernel from 16 channels (1.18x on
+ * resnet20's 16-channel 32x32 layers, 1.50x at 32 channels on 16x16, 1.77x at 64 on 8x8,
+ * 1.37-1.44x on resnet50's 512-channel 7x7, 1.46x on 2x2 maps); with 8 lanes (AVX2) from 32
+ * (0.89x at 16 channels, 1.24x at 32). On 1x1 maps, where three of a tile's four outputs are
+ * thrown away, the direct kernel is faster (0.57x). The batch does not enter the choice, so a
+ * network gives the same bits for any batch size. */
 int rn_convb_wino_pays(const rn_conv_shape *sh)
 {
-    return rn_convb_wino_fits(sh) && sh->c >= 64 && sh->k >= 64 && sh->oh >= 8 && sh->ow >= 8;
+    const int least = rn_blk_lanes() == 16 ? 16 : 32;
+    return rn_convb_wino_fits(sh) && sh->c >= least && sh->k >= least && sh->oh >= 2 && sh->ow >= 2;
 }
 
 static size_t u_floats(const rn_conv_shape *sh, int cb)
@@ -87,12 +90,21 @@ static int chunk_tiles(const rn_conv_shape *sh, int cb)
     return fit < 8 ? 8 : fit > 256 ? 256 : (int)fit;
 }
 
-/* Per thread: V and M of one chunk, [16][blocks][chunk tiles][CB]. */
+/* Floats from one position's V (or M) to the next's: its blocks' tiles and one cache line more.
+ * Without the line the 16 positions of a tile, which each transform reads or writes together,
+ * sit a multiple of 4 KiB apart and compete for one set of the L1 cache. */
+static size_t position_floats(int blocks, int tiles, int cb)
+{
+    return (size_t)blocks * tiles * cb + 16;
+}
+
+/* Per thread: V and M of one chunk, [16][blocks][chunk tiles][CB], positions position_floats
+ * apart. */
 size_t rn_convb_wino_workspace(const rn_conv_shape *sh)
 {
-    const int cb = rn_blk_lanes(), threads = sh->threads > 1 ? sh->threads : 1;
-    return (size_t)threads * POSITIONS * chunk_tiles(sh, cb) * cb *
-           (rn_blk_count(sh->c, cb) + rn_blk_count(sh->k, cb));
+    const int cb = rn_blk_lanes(), threads = sh->threads > 1 ? sh->threads : 1, ct = chunk_tiles(sh, cb);
+    return (size_t)threads * POSITIONS *
+           (position_floats(rn_blk_count(sh->c, cb), ct, cb) + position_floats(rn_blk_count(sh->k, cb), ct, cb));
 }
 
 /* Tiles [t0, t1) of the batch, through V and M of the calling thread. */
@@ -104,10 +116,11 @@ static void chunk(float *y, const float *x, const float *packed, int relu, const
     const int tw = (sh->ow + 1) / 2, per_image = ((sh->oh + 1) / 2) * tw;
     const int nt = (int)(t1 - t0);
     const size_t vblock = (size_t)nt * cb; /* floats of one (position, block) of V or M */
+    const size_t vpos = position_floats(cbn, nt, cb), mpos = position_floats(kbn, nt, cb);
     for (long t = t0; t < t1; t++) {
         const int i = (int)(t / per_image), ty = (int)(t % per_image) / tw, tx = (int)(t % per_image) % tw;
         for (int b = 0; b < cbn; b++)
-            f->wino_in(v + (size_t)b * vblock + (size_t)(t - t0) * cb, (size_t)cbn * vblock,
+            f->wino_in(v + (size_t)b * vblock + (size_t)(t - t0) * cb, vpos,
                   x + ((size_t)i * cbn + b) * sh->h * sh->w * cb, sh->h, sh->w, ty, tx);
     }
     for (int p = 0; p < POSITIONS; p++)
@@ -119,15 +132,15 @@ static void chunk(float *y, const float *x, const float *packed, int relu, const
                 .ypix = (size_t)cb, .bias = NULL, .relu = 0};
             const int kbs = kb + 1 < kbn ? 2 : 1;
             for (int t = 0; t < nt; t += rmax)
-                f->row(&a, nt - t < rmax ? nt - t : rmax, kbs, m + ((size_t)p * kbn + kb) * vblock + (size_t)t * cb,
-                    v + (size_t)p * cbn * vblock + (size_t)t * cb);
+                f->row(&a, nt - t < rmax ? nt - t : rmax, kbs, m + p * mpos + kb * vblock + (size_t)t * cb,
+                       v + p * vpos + (size_t)t * cb);
         }
     const float *bias = packed + u_floats(sh, cb);
     for (long t = t0; t < t1; t++) {
         const int i = (int)(t / per_image), ty = (int)(t % per_image) / tw, tx = (int)(t % per_image) % tw;
         for (int b = 0; b < kbn; b++)
             f->wino_out(y + ((size_t)i * kbn + b) * sh->oh * sh->ow * cb,
-                   m + (size_t)b * vblock + (size_t)(t - t0) * cb, (size_t)kbn * vblock,
+                   m + (size_t)b * vblock + (size_t)(t - t0) * cb, mpos,
                    bias + (size_t)b * cb, relu, sh->oh, sh->ow, ty, tx);
     }
 }
@@ -138,7 +151,7 @@ void rn_convb_wino_forward(float *y, const float *x, const float *packed, int re
     const int cb = rn_blk_lanes(), cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
     const long tiles = (long)sh->n * ((sh->oh + 1) / 2) * ((sh->ow + 1) / 2);
     const int threads = sh->threads > 1 ? sh->threads : 1, ct = chunk_tiles(sh, cb);
-    const size_t per_thread = (size_t)POSITIONS * ct * cb * (cbn + kbn);
+    const size_t per_thread = (size_t)POSITIONS * (position_floats(cbn, ct, cb) + position_floats(kbn, ct, cb));
     const rn_convb_fns f = rn_convb_select();
     const long chunks = (tiles + ct - 1) / ct;
 #pragma omp parallel num_threads(threads) if (threads > 1)
@@ -147,7 +160,7 @@ void rn_convb_wino_forward(float *y, const float *x, const float *packed, int re
 #ifdef _OPENMP
         me = omp_get_thread_num();
 #endif
-        float *v = work + (size_t)me * per_thread, *m = v + (size_t)POSITIONS * cbn * ct * cb;
+        float *v = work + (size_t)me * per_thread, *m = v + POSITIONS * position_floats(cbn, ct, cb);
 #pragma omp for schedule(dynamic, 1)
         for (long c = 0; c < chunks; c++) {
             const long t0 = c * ct, t1 = t0 + ct < tiles ? t0 + ct : tiles;
