@@ -69,6 +69,8 @@ ROWS = {
     "r20-train": ("resnet20 train 3x32x32 b128", "resnet20", "train", (3, 32, 32), 128, 10),
     "r56-train": ("resnet56 train 3x32x32 b128", "resnet56", "train", (3, 32, 32), 128, 10),
     "r20m-train": ("resnet20 train 1x28x28 b128", "resnet20", "train", (1, 28, 28), 128, 10),
+    "r8w-train": ("resnet8-w32-s2 train 1x28x28 b128", "resnet8-w32-s2", "train", (1, 28, 28),
+                  128, 10),
     "r18-b1": ("resnet18 infer 3x224x224 b1", "resnet18", "infer", (3, 224, 224), 1, 1000),
     "r18-b16": ("resnet18 infer 3x224x224 b16", "resnet18", "infer", (3, 224, 224), 16, 1000),
     "r50-b1": ("resnet50 infer 3x224x224 b1", "resnet50", "infer", (3, 224, 224), 1, 1000),
@@ -79,7 +81,7 @@ ROWS = {
                     1000),
 }
 KERNEL_DIRS = ("forward", "backward_data", "backward_weights")
-CIFAR_ARCHS = ("resnet20", "resnet56")
+CIFAR_ARCHS = ("resnet20", "resnet56", "resnet8-w32-s2")  # tools/torch_ref.py builds them
 # PyTorch variants tried by default, per mode and major version (--variants chooses others).
 # torch.compile runs only at the thread counts of --compile-threads. Left out to keep a full run
 # near 15 minutes, because in two trial runs (resnet18/50, batch 1 and 16, 1 and 2 threads) they
