@@ -926,9 +926,12 @@ static void test_convb_forward(void **state)
  * every kernel and stride of the zoo, channel counts that fill no block, an odd number of
  * output blocks (the single last one), the planar input of a network's first convolution;
  * 1, 2 and 3 threads give the same bits. */
+enum { WGRAD_BLOCKED, WGRAD_PLANAR_IN, WGRAD_WINOGRAD };
+
 static void convb_wgrad_case(int n, int c, int h, int w, int k, int r, int stride, int pad,
-                             int planar_in)
+                             int how)
 {
+    const int planar_in = how == WGRAD_PLANAR_IN;
     rn_conv_shape sh;
     assert_int_equal(rn_conv_shape_init(&sh, n, c, h, w, k, r, r, stride, pad), 0);
     const size_t xl = (size_t)n * c * h * w, dyl = (size_t)n * k * sh.oh * sh.ow;
@@ -947,7 +950,12 @@ static void convb_wgrad_case(int n, int c, int h, int w, int k, int r, int strid
         dw[t - 1] = alloc_f(wl), db[t - 1] = alloc_f((size_t)k);
         memcpy(dw[t - 1], w0, wl * sizeof(float));
         memcpy(db[t - 1], b0, (size_t)k * sizeof(float));
-        if (planar_in) rn_convb_backward_weights_planar_in(dw[t - 1], db[t - 1], dyb, x, &sh);
+        if (how == WGRAD_WINOGRAD) {
+            float *work = alloc_nan(rn_convb_wino_wgrad_workspace(&sh));
+            rn_convb_wino_backward_weights(dw[t - 1], dyb, xb, &sh, work);
+            rn_convb_backward_weights(NULL, db[t - 1], dyb, xb, &sh);
+            free(work);
+        } else if (planar_in) rn_convb_backward_weights_planar_in(dw[t - 1], db[t - 1], dyb, x, &sh);
         else rn_convb_backward_weights(dw[t - 1], db[t - 1], dyb, xb, &sh);
         if (t > 1) {
             assert_memory_equal(dw[t - 1], dw[0], wl * sizeof(float));
@@ -989,15 +997,28 @@ static void convb_wgrad_case(int n, int c, int h, int w, int k, int r, int strid
 static void test_convb_backward_weights(void **state)
 {
     (void)state;
-    convb_wgrad_case(3, 16, 9, 11, 32, 3, 1, 1, 0);  /* 3x3/1, two output blocks */
-    convb_wgrad_case(2, 20, 8, 10, 24, 3, 1, 1, 0);  /* partial blocks */
-    convb_wgrad_case(2, 16, 9, 9, 48, 3, 2, 1, 0);   /* 3x3/2, odd map, odd number of blocks */
-    convb_wgrad_case(2, 40, 7, 7, 16, 1, 1, 0, 0);   /* 1x1 */
-    convb_wgrad_case(2, 24, 10, 10, 40, 1, 2, 0, 0); /* 1x1/2 projection */
-    convb_wgrad_case(1, 3, 23, 21, 16, 7, 2, 3, 1);  /* the ImageNet stem from planar images */
-    convb_wgrad_case(4, 1, 28, 28, 16, 3, 1, 1, 1);  /* one channel (Fashion-MNIST) */
-    convb_wgrad_case(2, 3, 16, 16, 24, 3, 1, 1, 1);  /* CIFAR's first convolution */
-    convb_wgrad_case(2, 20, 6, 6, 24, 3, 2, 1, 1);   /* planar input wider than a block */
+    convb_wgrad_case(3, 16, 9, 11, 32, 3, 1, 1, WGRAD_BLOCKED);  /* 3x3/1, two output blocks */
+    convb_wgrad_case(2, 20, 8, 10, 24, 3, 1, 1, WGRAD_BLOCKED);  /* partial blocks */
+    convb_wgrad_case(2, 16, 9, 9, 48, 3, 2, 1, WGRAD_BLOCKED);   /* 3x3/2, odd map, odd number of blocks */
+    convb_wgrad_case(2, 40, 7, 7, 16, 1, 1, 0, WGRAD_BLOCKED);   /* 1x1 */
+    convb_wgrad_case(2, 24, 10, 10, 40, 1, 2, 0, WGRAD_BLOCKED); /* 1x1/2 projection */
+    convb_wgrad_case(1, 3, 23, 21, 16, 7, 2, 3, WGRAD_PLANAR_IN);  /* the ImageNet stem from planar images */
+    convb_wgrad_case(4, 1, 28, 28, 16, 3, 1, 1, WGRAD_PLANAR_IN);  /* one channel (Fashion-MNIST) */
+    convb_wgrad_case(2, 3, 16, 16, 24, 3, 1, 1, WGRAD_PLANAR_IN);  /* CIFAR's first convolution */
+    convb_wgrad_case(2, 20, 6, 6, 24, 3, 2, 1, WGRAD_PLANAR_IN);   /* planar input wider than a block */
+}
+
+/* The weight gradient by Winograd on blocks against double loops: odd maps (tiles past the
+ * edge), partial and odd numbers of blocks, a map of 2x3, and a batch whose 16 ranges each take
+ * several chunks; 1, 2 and 3 threads give the same bits. */
+static void test_convb_wino_backward_weights(void **state)
+{
+    (void)state;
+    convb_wgrad_case(3, 16, 9, 11, 32, 3, 1, 1, WGRAD_WINOGRAD);
+    convb_wgrad_case(2, 20, 8, 10, 24, 3, 1, 1, WGRAD_WINOGRAD);
+    convb_wgrad_case(2, 48, 7, 7, 40, 3, 1, 1, WGRAD_WINOGRAD);
+    convb_wgrad_case(5, 16, 2, 3, 16, 3, 1, 1, WGRAD_WINOGRAD);
+    convb_wgrad_case(20, 16, 32, 32, 16, 3, 1, 1, WGRAD_WINOGRAD);
 }
 
 /* rn_convb_backward_data against double loops: stride 1 and 2, 3x3 and 1x1 (whose odd pixels
@@ -1924,6 +1945,7 @@ int main(void)
         cmocka_unit_test(test_convb_forward),
         cmocka_unit_test(test_convb_wino_forward),
         cmocka_unit_test(test_convb_backward_weights),
+        cmocka_unit_test(test_convb_wino_backward_weights),
         cmocka_unit_test(test_convb_backward_data),
         cmocka_unit_test(test_blk_bn_train),
         cmocka_unit_test(test_blk_backward_ops),

@@ -66,6 +66,30 @@ void rn_convb_wino_out_avx2(float *yp, const float *m, size_t pstride, const flo
 void rn_convb_wino_out_generic(float *yp, const float *m, size_t pstride, const float *bias, int relu,
                                int oh, int ow, int ty, int tx);
 
+/* Blocked Winograd's output-gradient transform (convb_row.h), for the weight gradient. */
+void rn_convb_wino_dy_avx512(float *v, size_t pstride, const float *dyp, int oh, int ow, int ty, int tx);
+void rn_convb_wino_dy_avx2(float *v, size_t pstride, const float *dyp, int oh, int ow, int ty, int tx);
+void rn_convb_wino_dy_generic(float *v, size_t pstride, const float *dyp, int oh, int ow, int ty, int tx);
+
+/* Blocked Winograd's tiles transformed at a time by one thread: as many as keep their 16
+ * positions of `blocks` blocks (input and output together) within about 512 KB, the size of a
+ * core's L2 cache on the machines measured, 8 at the least (the microkernel's row). */
+static inline int rn_convb_wino_chunk_tiles(int blocks, int cb)
+{
+    const size_t per_tile = (size_t)16 * blocks * cb * sizeof(float);
+    const size_t fit = (size_t)512 * 1024 / per_tile;
+    return fit < 8 ? 8 : fit > 256 ? 256 : (int)fit;
+}
+
+/* Floats from one position's transformed tiles ([blocks][tiles][CB]) to the next's: those
+ * and one cache line more. Without the line the 16 positions of a tile, which each transform
+ * reads or writes together, sit a multiple of 4 KiB apart and compete for one set of the L1
+ * cache (Winograd on blocks ran up to 1.4x slower). */
+static inline size_t rn_convb_wino_position_floats(int blocks, int tiles, int cb)
+{
+    return (size_t)blocks * tiles * cb + 16;
+}
+
 #define RN_CONVB_RMAX_AVX512 12
 #define RN_CONVB_RMAX_AVX2 6
 #define RN_CONVB_RMAX_GENERIC 4
@@ -84,6 +108,7 @@ typedef struct {
                      int oh, int ow, int ty, int tx);
     void (*wgrad)(const rn_convb_wgrad_args *a, int r, int kbs, float *acc, const float *x,
                   const float *dy);
+    void (*wino_dy)(float *v, size_t pstride, const float *dyp, int oh, int ow, int ty, int tx);
 } rn_convb_fns;
 
 rn_convb_fns rn_convb_select(void);

@@ -12,6 +12,7 @@
 #define ROW_NAME rn_convb_row_avx2
 #define WINO_IN_NAME rn_convb_wino_in_avx2
 #define WINO_OUT_NAME rn_convb_wino_out_avx2
+#define WINO_DY_NAME rn_convb_wino_dy_avx2
 #define PEAK_NAME rn_convb_peak_avx2
 #define WGRAD_NAME rn_convb_wgrad_avx2
 #include "kernels/convb_row.h"

@@ -169,3 +169,30 @@ void WINO_OUT_NAME(float *yp, const float *m, size_t pstride, const float *bias,
             *(vblk *)(yp + ((size_t)(2 * ty + i) * ow + 2 * tx + j) * CB) = o;
         }
 }
+
+/* Winograd's weight gradient (convb_wino_wgrad.c): the 16 vectors A dY A^T of the 2x2 tile of
+ * output gradients at (ty, tx) of one block's plane dyp (oh x ow pixels of CB lanes), zeros
+ * past its edge; position p at v + p * pstride. A = [1 0; 1 1; 1 -1; 0 -1]: the transpose of
+ * the output transform, which took the 16 products to the tile. */
+void WINO_DY_NAME(float *v, size_t pstride, const float *dyp, int oh, int ow, int ty, int tx)
+{
+    vblk d[2][2];
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++) {
+            const int y = 2 * ty + a, x = 2 * tx + b;
+            d[a][b] = y < oh && x < ow ? *(const vblk *)(dyp + ((size_t)y * ow + x) * CB) : (vblk){0};
+        }
+    vblk t[4][2];
+    for (int b = 0; b < 2; b++) {
+        t[0][b] = d[0][b];
+        t[1][b] = d[0][b] + d[1][b];
+        t[2][b] = d[0][b] - d[1][b];
+        t[3][b] = -d[1][b];
+    }
+    for (int i = 0; i < 4; i++) {
+        *(vblk *)(v + (size_t)(i * 4 + 0) * pstride) = t[i][0];
+        *(vblk *)(v + (size_t)(i * 4 + 1) * pstride) = t[i][0] + t[i][1];
+        *(vblk *)(v + (size_t)(i * 4 + 2) * pstride) = t[i][0] - t[i][1];
+        *(vblk *)(v + (size_t)(i * 4 + 3) * pstride) = -t[i][1];
+    }
+}

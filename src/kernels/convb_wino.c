@@ -80,31 +80,15 @@ void rn_convb_wino_pack(float *packed, const float *w, const float *scale, const
     for (int k = 0; bias && k < sh->k; k++) b[k] = bias[k];
 }
 
-/* Tiles transformed, multiplied and transformed back at a time by one thread: as many as keep
- * its V and M (16 positions x blocks x tiles x lanes each) within about 512 KB, the size of a
- * core's L2 cache on the machines measured, 8 at the least (the microkernel's row). */
-static int chunk_tiles(const rn_conv_shape *sh, int cb)
-{
-    const size_t per_tile = (size_t)POSITIONS * (rn_blk_count(sh->c, cb) + rn_blk_count(sh->k, cb)) * cb * sizeof(float);
-    const size_t fit = (size_t)512 * 1024 / per_tile;
-    return fit < 8 ? 8 : fit > 256 ? 256 : (int)fit;
-}
-
-/* Floats from one position's V (or M) to the next's: its blocks' tiles and one cache line more.
- * Without the line the 16 positions of a tile, which each transform reads or writes together,
- * sit a multiple of 4 KiB apart and compete for one set of the L1 cache. */
-static size_t position_floats(int blocks, int tiles, int cb)
-{
-    return (size_t)blocks * tiles * cb + 16;
-}
-
-/* Per thread: V and M of one chunk, [16][blocks][chunk tiles][CB], positions position_floats
- * apart. */
+/* Per thread: V and M of one chunk, [16][blocks][chunk tiles][CB], positions
+ * rn_convb_wino_position_floats apart. */
 size_t rn_convb_wino_workspace(const rn_conv_shape *sh)
 {
-    const int cb = rn_blk_lanes(), threads = sh->threads > 1 ? sh->threads : 1, ct = chunk_tiles(sh, cb);
+    const int cb = rn_blk_lanes(), threads = sh->threads > 1 ? sh->threads : 1;
+    const int cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
+    const int ct = rn_convb_wino_chunk_tiles(cbn + kbn, cb);
     return (size_t)threads * POSITIONS *
-           (position_floats(rn_blk_count(sh->c, cb), ct, cb) + position_floats(rn_blk_count(sh->k, cb), ct, cb));
+           (rn_convb_wino_position_floats(cbn, ct, cb) + rn_convb_wino_position_floats(kbn, ct, cb));
 }
 
 /* Tiles [t0, t1) of the batch, through V and M of the calling thread. */
@@ -116,7 +100,7 @@ static void chunk(float *y, const float *x, const float *packed, int relu, const
     const int tw = (sh->ow + 1) / 2, per_image = ((sh->oh + 1) / 2) * tw;
     const int nt = (int)(t1 - t0);
     const size_t vblock = (size_t)nt * cb; /* floats of one (position, block) of V or M */
-    const size_t vpos = position_floats(cbn, nt, cb), mpos = position_floats(kbn, nt, cb);
+    const size_t vpos = rn_convb_wino_position_floats(cbn, nt, cb), mpos = rn_convb_wino_position_floats(kbn, nt, cb);
     for (long t = t0; t < t1; t++) {
         const int i = (int)(t / per_image), ty = (int)(t % per_image) / tw, tx = (int)(t % per_image) % tw;
         for (int b = 0; b < cbn; b++)
@@ -150,8 +134,8 @@ void rn_convb_wino_forward(float *y, const float *x, const float *packed, int re
 {
     const int cb = rn_blk_lanes(), cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
     const long tiles = (long)sh->n * ((sh->oh + 1) / 2) * ((sh->ow + 1) / 2);
-    const int threads = sh->threads > 1 ? sh->threads : 1, ct = chunk_tiles(sh, cb);
-    const size_t per_thread = (size_t)POSITIONS * (position_floats(cbn, ct, cb) + position_floats(kbn, ct, cb));
+    const int threads = sh->threads > 1 ? sh->threads : 1, ct = rn_convb_wino_chunk_tiles(cbn + kbn, cb);
+    const size_t per_thread = (size_t)POSITIONS * (rn_convb_wino_position_floats(cbn, ct, cb) + rn_convb_wino_position_floats(kbn, ct, cb));
     const rn_convb_fns f = rn_convb_select();
     const long chunks = (tiles + ct - 1) / ct;
 #pragma omp parallel num_threads(threads) if (threads > 1)
@@ -160,7 +144,7 @@ void rn_convb_wino_forward(float *y, const float *x, const float *packed, int re
 #ifdef _OPENMP
         me = omp_get_thread_num();
 #endif
-        float *v = work + (size_t)me * per_thread, *m = v + POSITIONS * position_floats(cbn, ct, cb);
+        float *v = work + (size_t)me * per_thread, *m = v + POSITIONS * rn_convb_wino_position_floats(cbn, ct, cb);
 #pragma omp for schedule(dynamic, 1)
         for (long c = 0; c < chunks; c++) {
             const long t0 = c * ct, t1 = t0 + ct < tiles ? t0 + ct : tiles;

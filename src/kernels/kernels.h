@@ -156,6 +156,13 @@ void rn_convb_backward_data(float *dx, const float *dy, const float *packed,
 int rn_convb_wino_fits(const rn_conv_shape *sh);
 /* ... and is faster than the direct kernel (convb_wino.c has the measurements). */
 int rn_convb_wino_pays(const rn_conv_shape *sh);
+/* The weight gradient of such a convolution by Winograd on blocks: dw += the gradient of the
+ * weights [k, c, 3, 3] given blocked dy and x, with rn_convb_wino_wgrad_workspace(sh) floats of
+ * work (sh->threads threads; the same bits whatever their number). _pays: where it is used. */
+int rn_convb_wino_wgrad_pays(const rn_conv_shape *sh);
+size_t rn_convb_wino_wgrad_workspace(const rn_conv_shape *sh);
+void rn_convb_wino_backward_weights(float *dw, const float *dy, const float *x,
+                                    const rn_conv_shape *sh, float *work);
 size_t rn_convb_wino_packed_floats(const rn_conv_shape *sh);
 void rn_convb_wino_pack(float *packed, const float *w, const float *scale, const float *bias,
                         const rn_conv_shape *sh);

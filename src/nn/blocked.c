@@ -13,7 +13,8 @@
 static size_t round16(size_t f) { return (f + 15) / 16 * 16; }
 
 /* Winograd F(2x2, 3x3) for the forward and input gradient where it pays, as a frozen network
- * chooses (rn_convb_wino_pays); the direct kernels elsewhere. */
+ * chooses (rn_convb_wino_pays), and for the weight gradient where its sums fit
+ * (rn_convb_wino_wgrad_pays); the direct kernels elsewhere. */
 static int use_wino(const rn_conv *conv, const rn_conv_shape *sh)
 {
     return !conv->blk_planar_in && rn_convb_wino_pays(sh);
@@ -37,6 +38,9 @@ size_t rn_conv_blocked_work(const rn_conv *conv, int n, int threads)
         fwd = round16(rn_convb_wino_packed_floats(&sh)) + rn_convb_wino_workspace(&sh);
         bwd = round16((size_t)sh.k * sh.c * 9) + round16(rn_convb_wino_packed_floats(&t)) +
               rn_convb_wino_workspace(&t);
+        /* the weight gradient's, after the input gradient's in the same space */
+        if (rn_convb_wino_wgrad_pays(&sh) && rn_convb_wino_wgrad_workspace(&sh) > bwd)
+            bwd = rn_convb_wino_wgrad_workspace(&sh);
     } else {
         fwd = round16(rn_convb_packed_floats(&sh)) + rn_convb_workspace(&sh);
         bwd = round16(rn_convb_backward_data_packed_floats(&sh)) + rn_convb_backward_data_workspace(&sh);
@@ -77,6 +81,11 @@ void rn_conv_run_backward_blocked(rn_net *net, rn_conv *conv, float *dx, const f
         float *work = packed + round16(rn_convb_backward_data_packed_floats(&sh));
         rn_convb_backward_data_pack(packed, conv->w, &sh);
         rn_convb_backward_data(dx, dy, packed, &sh, work);
+    }
+    if (use_wino(conv, &sh) && rn_convb_wino_wgrad_pays(&sh)) {
+        if (conv->dw) rn_convb_wino_backward_weights(conv->dw, dy, x, &sh, net->run.work);
+        if (conv->has_bias) rn_convb_backward_weights(NULL, conv->db, dy, x, &sh);
+        return;
     }
     (conv->blk_planar_in ? rn_convb_backward_weights_planar_in : rn_convb_backward_weights)(
         conv->dw, conv->has_bias ? conv->db : NULL, dy, x, &sh);
