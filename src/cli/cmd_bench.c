@@ -92,6 +92,7 @@ typedef struct {
                         * network's first */
     double *ms[N_TIMED]; /* sorted times of the timed runs */
     int runs[N_TIMED];
+    int wino;          /* on blocks by Winograd: 1 forward and input gradient, 2 all three */
 } kernel_row;
 
 static int same_shape(const rn_conv_info *a, const rn_conv_info *b)
@@ -151,11 +152,24 @@ static int time_kernel(kernel_row *r, const bench_settings *bs, uint64_t seed)
     float *workb = malloc((rn_convb_workspace(&sh) + 1) * sizeof(float));
     float *dyb = malloc(rn_blk_floats(sh.n, sh.k, sh.oh, sh.ow) * sizeof(float));
     float *dxb = malloc(rn_blk_floats(sh.n, sh.c, sh.h, sh.w) * sizeof(float));
-    float *wd = malloc(rn_convb_backward_data_packed_floats(&sh) * sizeof(float));
-    float *workd = malloc((rn_convb_backward_data_workspace(&sh) + 1) * sizeof(float));
+    /* where the network runs Winograd on blocks (rn_conv_run_*_blocked), the same here */
+    const int wino = rn_convb_wino_pays(&sh), wino_wgrad = rn_convb_wino_wgrad_pays(&sh);
+    const rn_conv_shape t = rn_convb_wino_transposed(&sh);
+    r->wino = wino + wino_wgrad;
+    if (wino) {
+        free(wb);
+        free(workb);
+        wb = malloc(rn_convb_wino_packed_floats(&sh) * sizeof(float));
+        workb = malloc((rn_convb_wino_workspace(&sh) + 1) * sizeof(float));
+    }
+    float *wd = malloc((wino ? rn_convb_wino_packed_floats(&t) : rn_convb_backward_data_packed_floats(&sh)) *
+                       sizeof(float));
+    float *workd = malloc(((wino ? rn_convb_wino_workspace(&t) : rn_convb_backward_data_workspace(&sh)) + 1) *
+                          sizeof(float));
+    float *workg = wino_wgrad ? malloc((rn_convb_wino_wgrad_workspace(&sh) + 1) * sizeof(float)) : NULL;
     int rc = 0;
     if (!x || !w || !dy || !y || !dx || !dw || !work || !xb || !yb || !wb || !workb || !dyb ||
-        !dxb || !wd || !workd)
+        !dxb || !wd || !workd || (wino_wgrad && !workg))
         rc = cli_error("bench: %s: out of memory for a batch of %d", c->name, bs->batch);
     if (!rc) rn_blk_from_nchw(xb, x, sh.n, sh.c, sh.h, sh.w);
     if (!rc) rn_blk_from_nchw(dyb, dy, sh.n, sh.k, sh.oh, sh.ow);
@@ -172,14 +186,21 @@ static int time_kernel(kernel_row *r, const bench_settings *bs, uint64_t seed)
             if (d == DIR_FORWARD) rn_conv_forward(y, x, w, NULL, &sh, work);
             else if (d == DIR_BACKWARD_DATA) rn_conv_backward(dx, NULL, NULL, dy, x, w, &sh, work);
             else if (d == DIR_BACKWARD_WEIGHTS) rn_conv_backward(NULL, dw, NULL, dy, x, w, &sh, work);
-            else if (d == DIR_FORWARD_BLOCKED) { /* its weights packed in the call, as the
-                                                  * planar forward packs its own */
+            else if (d == DIR_FORWARD_BLOCKED && wino) { /* weights packed in the call, as a
+                                                          * training step packs them */
+                rn_convb_wino_pack(wb, w, NULL, NULL, &sh);
+                rn_convb_wino_forward(yb, xb, wb, 0, &sh, workb);
+            } else if (d == DIR_FORWARD_BLOCKED) {
                 rn_convb_pack(wb, w, NULL, NULL, &sh);
                 rn_convb_forward(yb, xb, wb, 0, &sh, workb);
+            } else if (d == DIR_BACKWARD_DATA_BLOCKED && wino) {
+                rn_convb_wino_pack_backward_data(wd, w, &t);
+                rn_convb_wino_forward(dxb, dyb, wd, 0, &t, workd);
             } else if (d == DIR_BACKWARD_DATA_BLOCKED) {
                 rn_convb_backward_data_pack(wd, w, &sh);
                 rn_convb_backward_data(dxb, dyb, wd, &sh, workd);
-            } else rn_convb_backward_weights(dw, NULL, dyb, xb, &sh);
+            } else if (wino_wgrad) rn_convb_wino_backward_weights(dw, dyb, xb, &sh, workg);
+            else rn_convb_backward_weights(dw, NULL, dyb, xb, &sh);
             double dt = rn_clock_s() - t0;
             if (it < bs->warmup) continue;
             r->ms[d][timed++] = 1e3 * dt;
@@ -191,6 +212,7 @@ static int time_kernel(kernel_row *r, const bench_settings *bs, uint64_t seed)
         qsort(r->ms[d], (size_t)timed, sizeof(double), cmp_double);
         r->runs[d] = timed;
     }
+    free(workg);
     free(workd);
     free(wd);
     free(dxb);
@@ -244,6 +266,7 @@ static int kernels_json(const rn_net *net, const bench_settings *bs, const kerne
         cJSON_AddNumberToObject(j, "pad", c->pad);
         cJSON_AddNumberToObject(j, "count", r->count);
         cJSON_AddNumberToObject(j, "dx_count", r->dx_count);
+        cJSON_AddNumberToObject(j, "blocked_winograd", r->wino);
         cJSON_AddItemToObject(j, "names", row_names(net, r));
         double gf = kernel_gflop(c, bs->batch);
         cJSON_AddNumberToObject(j, "gflop", gf);
@@ -299,8 +322,8 @@ static void kernels_table(const rn_net *net, const bench_settings *bs, const ker
         const kernel_row *r = &rows[i];
         const rn_conv_info *c = &r->info;
         char shape[64];
-        snprintf(shape, sizeof shape, "%d->%d %dx%d/%d %dx%d", c->in_c, c->out_c, c->k, c->k,
-                 c->stride, c->in_h, c->in_w);
+        snprintf(shape, sizeof shape, "%d->%d %dx%d/%d %dx%d%s", c->in_c, c->out_c, c->k, c->k,
+                 c->stride, c->in_h, c->in_w, r->wino == 2 ? " W" : r->wino ? " w" : "");
         double gf = kernel_gflop(c, bs->batch), mine = 0;
         int star = r->dx_count < r->count;
         starred |= star;
@@ -331,8 +354,10 @@ static void kernels_table(const rn_net *net, const bench_settings *bs, const ker
                blocked > 0 ? total[planar] / blocked : 0);
     }
     printf("share: of the training step's convolution time (count x all three); peak: of the FMA "
-           "peak;\nblocked: on channel-blocked tensors (NCHW%dc); each forward packs its "
-           "weights, as a training step must\n", rn_blk_lanes());
+           "peak;\nblocked: on channel-blocked tensors (NCHW%dc), by the kernels training on "
+           "blocks runs; each forward packs its weights, as a training step must; W: all three "
+           "blocked passes by Winograd F(2x2, 3x3), w: forward and backward-data (GFLOP/s and "
+           "peak count direct multiply-adds)\n", rn_blk_lanes());
     if (starred)
         printf("*: holds the network's first convolution, whose input gradient training never "
                "computes (left out of the totals)\n");

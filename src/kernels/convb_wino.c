@@ -49,14 +49,18 @@ size_t rn_convb_wino_packed_floats(const rn_conv_shape *sh)
     return u_floats(sh, cb) + (size_t)rn_blk_count(sh->k, cb) * cb;
 }
 
-void rn_convb_wino_pack(float *packed, const float *w, const float *scale, const float *bias,
-                        const rn_conv_shape *sh)
+/* flipped: w holds the forward convolution's weights [sh->c][sh->k][3][3], and sh is the
+ * shape of its input gradient, whose weights are those transposed and turned by 180 degrees. */
+static void pack(float *packed, const float *w, const float *scale, const float *bias,
+                 const rn_conv_shape *sh, int flipped)
 {
     const int cb = rn_blk_lanes(), cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
     memset(packed, 0, rn_convb_wino_packed_floats(sh) * sizeof(float));
     for (int k = 0; k < sh->k; k++)
         for (int c = 0; c < sh->c; c++) {
-            const float *f = w + ((size_t)k * sh->c + c) * 9;
+            float f[9];
+            for (int tap = 0; tap < 9; tap++)
+                f[tap] = flipped ? w[((size_t)c * sh->k + k) * 9 + 8 - tap] : w[((size_t)k * sh->c + c) * 9 + tap];
             const double s = scale ? scale[k] : 1.0;
             double t[4][3], u[4][4];
             for (int j = 0; j < 3; j++) { /* G g: along the kernel's rows */
@@ -78,6 +82,24 @@ void rn_convb_wino_pack(float *packed, const float *w, const float *scale, const
         }
     float *b = packed + u_floats(sh, cb);
     for (int k = 0; bias && k < sh->k; k++) b[k] = bias[k];
+}
+
+void rn_convb_wino_pack(float *packed, const float *w, const float *scale, const float *bias,
+                        const rn_conv_shape *sh)
+{
+    pack(packed, w, scale, bias, sh, 0);
+}
+
+rn_conv_shape rn_convb_wino_transposed(const rn_conv_shape *sh)
+{
+    rn_conv_shape t = *sh;
+    t.c = sh->k, t.h = sh->oh, t.w = sh->ow, t.k = sh->c, t.oh = sh->h, t.ow = sh->w;
+    return t;
+}
+
+void rn_convb_wino_pack_backward_data(float *packed, const float *w, const rn_conv_shape *t)
+{
+    pack(packed, w, NULL, NULL, t, 1);
 }
 
 /* Per thread: V and M of one chunk, [16][blocks][chunk tiles][CB], positions

@@ -160,6 +160,12 @@ int rn_convb_wino_pays(const rn_conv_shape *sh);
  * weights [k, c, 3, 3] given blocked dy and x, with rn_convb_wino_wgrad_workspace(sh) floats of
  * work (sh->threads threads; the same bits whatever their number). _pays: where it is used. */
 int rn_convb_wino_wgrad_pays(const rn_conv_shape *sh);
+/* The input gradient of such a convolution is one too, of dy with the weights transposed and
+ * turned by 180 degrees, of shape t = rn_convb_wino_transposed(sh) (c and k, the maps,
+ * swapped): _pack_backward_data packs them from the forward's w [k, c, 3, 3], for
+ * rn_convb_wino_forward(dx, dy, packed, 0, t, work). */
+rn_conv_shape rn_convb_wino_transposed(const rn_conv_shape *sh);
+void rn_convb_wino_pack_backward_data(float *packed, const float *w, const rn_conv_shape *t);
 size_t rn_convb_wino_wgrad_workspace(const rn_conv_shape *sh);
 void rn_convb_wino_backward_weights(float *dw, const float *dy, const float *x,
                                     const rn_conv_shape *sh, float *work);

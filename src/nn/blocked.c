@@ -20,24 +20,14 @@ static int use_wino(const rn_conv *conv, const rn_conv_shape *sh)
     return !conv->blk_planar_in && rn_convb_wino_pays(sh);
 }
 
-/* The input gradient of a 3x3 stride-1 convolution with padding 1 is such a convolution of
- * dy with the weights flipped and transposed: [c][k][2 - ky][2 - kx]. */
-static rn_conv_shape transposed(const rn_conv_shape *sh)
-{
-    rn_conv_shape t = *sh;
-    t.c = sh->k, t.h = sh->oh, t.w = sh->ow, t.k = sh->c, t.oh = sh->h, t.ow = sh->w;
-    return t;
-}
-
 size_t rn_conv_blocked_work(const rn_conv *conv, int n, int threads)
 {
     rn_conv_shape sh = rn_conv_shape_of(conv, n, threads);
     size_t fwd, bwd;
     if (use_wino(conv, &sh)) {
-        const rn_conv_shape t = transposed(&sh);
+        const rn_conv_shape t = rn_convb_wino_transposed(&sh);
         fwd = round16(rn_convb_wino_packed_floats(&sh)) + rn_convb_wino_workspace(&sh);
-        bwd = round16((size_t)sh.k * sh.c * 9) + round16(rn_convb_wino_packed_floats(&t)) +
-              rn_convb_wino_workspace(&t);
+        bwd = round16(rn_convb_wino_packed_floats(&t)) + rn_convb_wino_workspace(&t);
         /* the weight gradient's, after the input gradient's in the same space */
         if (rn_convb_wino_wgrad_pays(&sh) && rn_convb_wino_wgrad_workspace(&sh) > bwd)
             bwd = rn_convb_wino_wgrad_workspace(&sh);
@@ -68,13 +58,9 @@ void rn_conv_run_backward_blocked(rn_net *net, rn_conv *conv, float *dx, const f
 {
     rn_conv_shape sh = rn_conv_shape_of(conv, net->run.n, net->run.work_threads);
     if (dx && use_wino(conv, &sh)) {
-        const rn_conv_shape t = transposed(&sh);
-        float *wt = net->run.work, *packed = wt + round16((size_t)sh.k * sh.c * 9);
-        for (int k = 0; k < sh.k; k++)
-            for (int c = 0; c < sh.c; c++)
-                for (int tap = 0; tap < 9; tap++)
-                    wt[((size_t)c * sh.k + k) * 9 + 8 - tap] = conv->w[((size_t)k * sh.c + c) * 9 + tap];
-        rn_convb_wino_pack(packed, wt, NULL, NULL, &t);
+        const rn_conv_shape t = rn_convb_wino_transposed(&sh);
+        float *packed = net->run.work;
+        rn_convb_wino_pack_backward_data(packed, conv->w, &t);
         rn_convb_wino_forward(dx, dy, packed, 0, &t, packed + round16(rn_convb_wino_packed_floats(&t)));
     } else if (dx) {
         float *packed = net->run.work;
