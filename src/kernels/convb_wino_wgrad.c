@@ -7,9 +7,10 @@
  * weight gradient's microkernel (convb_wgrad_row.h) with tiles for pixels: 16 x C x K
  * multiply-adds a tile where the direct gradient does 36 x C x K.
  *
- * The tiles are cut into fixed ranges (as many as the shape asks, not the threads); a task sums one range, in chunks that keep its
- * transforms in cache, into that range's own accumulators; the ranges' sums are then added in
- * order (in double), so the bits do not depend on the thread count. */
+ * The tiles are cut into fixed ranges (as many as the shape asks, not the threads); a task sums
+ * one range, in chunks that keep its transforms in cache, into that range's own accumulators;
+ * the ranges' sums are then added in order (in double), so the bits do not depend on the
+ * thread count. */
 #include <stdint.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -30,7 +31,10 @@ static int segments_of(long tiles)
     return s < 2 ? 2 : s > MAX_SEGMENTS ? MAX_SEGMENTS : (int)s;
 }
 
-static long tiles_of(const rn_conv_shape *sh) { return (long)sh->n * ((sh->oh + 1) / 2) * ((sh->ow + 1) / 2); }
+static long tiles_of(const rn_conv_shape *sh)
+{
+    return (long)sh->n * ((sh->oh + 1) / 2) * ((sh->ow + 1) / 2);
+}
 
 /* One range's sums: per position, output-block pair, input block and half block, the
  * microkernel's accumulators (channels x blocks x CB floats, at most CB x CB). */
@@ -61,7 +65,8 @@ size_t rn_convb_wino_wgrad_workspace(const rn_conv_shape *sh)
     const int ct = rn_convb_wino_chunk_tiles(cbn + kbn, cb);
     const size_t range_floats = slot_count(cbn, kbn) * cb * cb;
     /* the ranges' sums, the threads' transforms, their total in double (and its alignment) */
-    return (size_t)(segments_of(tiles_of(sh)) + 2) * range_floats + (size_t)threads * per_thread_floats(cbn, kbn, ct, cb) + 1;
+    return (size_t)(segments_of(tiles_of(sh)) + 2) * range_floats +
+           (size_t)threads * per_thread_floats(cbn, kbn, ct, cb) + 1;
 }
 
 /* What slot (p, pair, cbk, part) holds: r input channels from *first against kbs output
@@ -145,8 +150,10 @@ void rn_convb_wino_backward_weights(float *dw, const float *dy, const float *x,
 #pragma omp for schedule(static)
         for (size_t slot = 0; slot < nslots; slot++) {
             int first, kbs;
-            const int part = (int)(slot % 2), cbk = (int)(slot / 2 % cbn), pair = (int)(slot / 2 / cbn % pairs);
-            const size_t used = (size_t)slot_channels(pair, cbk, part, cb, kbn, sh->c, &first, &kbs) * kbs * cb;
+            const int part = (int)(slot % 2), cbk = (int)(slot / 2 % cbn);
+            const int pair = (int)(slot / 2 / cbn % pairs);
+            const int r = slot_channels(pair, cbk, part, cb, kbn, sh->c, &first, &kbs);
+            const size_t used = (size_t)r * kbs * cb;
             double *d = du + slot * slot_floats;
             for (size_t j = 0; j < used; j++) d[j] = 0.0;
             for (int s = 0; s < segments; s++) {
