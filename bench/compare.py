@@ -36,8 +36,9 @@ ones elsewhere; the table's header says which.
 Ratios are speeds: ours img/s / theirs img/s (above 1 = ours faster).
 
 Kernel tables (rows r20-kernels, r50-kernels): ours is `resnet bench --kernels --json` (every
-distinct convolution shape of the network and its count, timed alone through rn_conv_forward /
-rn_conv_backward); PyTorch runs the same shapes (taken from our output) with the same batch and
+distinct convolution shape of the network and its count, timed alone: the channel-blocked
+kernels where training runs on channel-blocked activations, as `bench --mode train` reports,
+rn_conv_forward / rn_conv_backward elsewhere); PyTorch runs the same shapes (taken from our output) with the same batch and
 threads: torch.nn.functional.conv2d (no bias) for forward, torch.ops.aten.convolution_backward
 with output_mask (input only) for backward-data and (weight only) for backward-weights, under
 no_grad, eager NCHW and channels_last (input, weight and output gradient all converted), the
@@ -429,6 +430,18 @@ def run_peak(exe, threads, quick):
     return json.loads(p.stdout)
 
 
+def training_layout(resnet, arch, classes, shape, threads):
+    """'blocked' or 'planar': the activations `resnet bench --mode train` trains on here."""
+    cmd = [resnet, "bench", "--arch", arch, "--classes", str(classes), "--input-shape",
+           "%dx%dx%d" % shape, "--batch", "2", "--threads", str(threads), "--mode", "train",
+           "--warmup", "0", "--iters", "1", "--json"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    try:
+        return json.loads(p.stdout).get("layout", "planar") if p.returncode == 0 else "planar"
+    except ValueError:
+        return "planar"
+
+
 def run_ours(resnet, key, threads, s):
     label, arch, mode, (c, h, w), batch, classes = ROWS[key]
     cmd = [resnet, "bench", "--arch", arch, "--classes", str(classes), "--input-shape",
@@ -446,11 +459,15 @@ def run_ours(resnet, key, threads, s):
             res["error"] = "exit %d: %s" % (p.returncode, p.stderr.strip()[:300])
         elif mode == "kernels":
             j = json.loads(p.stdout)
-            res.update(omp=j["omp_threads"], kernels=[dict(
+            # the passes training runs: the blocked columns where `bench --mode train` trains
+            # on channel-blocked activations (AVX-512), the planar ones elsewhere
+            layout = training_layout(resnet, arch, classes, (c, h, w), threads)
+            suffix = "_blocked" if layout == "blocked" and "forward_blocked" in j["rows"][0] else ""
+            res.update(omp=j["omp_threads"], layout="blocked" if suffix else "planar", kernels=[dict(
                 shape=[k["input"][0], k["input"][1], k["input"][2], k["output"][0], k["kernel"],
                        k["stride"], k["pad"]],
                 count=k["count"], names=k["names"], dx_count=k["dx_count"],
-                times_ms={d: k[d]["ms_sorted"] for d in KERNEL_DIRS}) for k in j["rows"]])
+                times_ms={d: k[d + suffix]["ms_sorted"] for d in KERNEL_DIRS}) for k in j["rows"]])
         else:
             j = json.loads(p.stdout)
             # blas_threads: builds before the engine dropped OpenBLAS reported it
@@ -758,6 +775,10 @@ def kernel_report(st, row, t, pk, pt_names):
     print("### kernels: %s, %d thread%s%s" % (arch, t, "s" if t > 1 else "",
                                              ", FMA peak %.1f GFLOP/s" % pk[t] if t in pk else ""))
     print()
+    if ours and ours.get("layout") == "blocked":
+        print("ours: the channel-blocked passes training runs here (bench --kernels' blocked "
+              "columns; Winograd on blocks counted in direct multiply-adds)")
+        print()
     if not ours:
         err = next((x.get("error") for x in results if x["engine"] == "ours"
                     and x["row"] == row and x["threads"] == t), None)
