@@ -1008,6 +1008,29 @@ static void test_convb_backward_weights(void **state)
     convb_wgrad_case(2, 20, 6, 6, 24, 3, 2, 1, WGRAD_PLANAR_IN);   /* planar input wider than a block */
 }
 
+/* The input gradient's Winograd weights, packed straight from the forward's (transposed and
+ * turned by 180 degrees inside the packing), are those of the explicitly flipped copy; and
+ * rn_convb_wino_transposed swaps the channels and the maps. */
+static void test_convb_wino_pack_backward_data(void **state)
+{
+    (void)state;
+    rn_conv_shape sh;
+    assert_int_equal(rn_conv_shape_init(&sh, 2, 20, 9, 7, 40, 3, 3, 1, 1), 0);
+    const rn_conv_shape t = rn_convb_wino_transposed(&sh);
+    assert_true(t.c == 40 && t.k == 20 && t.h == sh.oh && t.w == sh.ow && t.oh == 9 && t.ow == 7);
+    const size_t wl = (size_t)sh.k * sh.c * 9, pl = rn_convb_wino_packed_floats(&t);
+    float *w = alloc_f(wl), *flipped = alloc_f(wl), *a = alloc_nan(pl), *b = alloc_nan(pl);
+    rn_test_fill_normal(w, wl, 91, 1.0f);
+    for (int k = 0; k < sh.k; k++)
+        for (int c = 0; c < sh.c; c++)
+            for (int tap = 0; tap < 9; tap++)
+                flipped[((size_t)c * sh.k + k) * 9 + 8 - tap] = w[((size_t)k * sh.c + c) * 9 + tap];
+    rn_convb_wino_pack_backward_data(a, w, &t);
+    rn_convb_wino_pack(b, flipped, NULL, NULL, &t);
+    assert_memory_equal(a, b, pl * sizeof(float));
+    free(w), free(flipped), free(a), free(b);
+}
+
 /* The weight gradient by Winograd on blocks against double loops: odd maps (tiles past the
  * edge), partial and odd numbers of blocks, a map of 2x3, and a batch whose 16 ranges each take
  * several chunks; 1, 2 and 3 threads give the same bits. */
@@ -1946,6 +1969,7 @@ int main(void)
         cmocka_unit_test(test_convb_wino_forward),
         cmocka_unit_test(test_convb_backward_weights),
         cmocka_unit_test(test_convb_wino_backward_weights),
+        cmocka_unit_test(test_convb_wino_pack_backward_data),
         cmocka_unit_test(test_convb_backward_data),
         cmocka_unit_test(test_blk_bn_train),
         cmocka_unit_test(test_blk_backward_ops),
