@@ -60,7 +60,8 @@ static void pack(float *packed, const float *w, const float *scale, const float 
         for (int c = 0; c < sh->c; c++) {
             float f[9];
             for (int tap = 0; tap < 9; tap++)
-                f[tap] = flipped ? w[((size_t)c * sh->k + k) * 9 + 8 - tap] : w[((size_t)k * sh->c + c) * 9 + tap];
+                f[tap] = flipped ? w[((size_t)c * sh->k + k) * 9 + 8 - tap]
+                                 : w[((size_t)k * sh->c + c) * 9 + tap];
             const double s = scale ? scale[k] : 1.0;
             double t[4][3], u[4][4];
             for (int j = 0; j < 3; j++) { /* G g: along the kernel's rows */
@@ -122,7 +123,8 @@ static void chunk(float *y, const float *x, const float *packed, int relu, const
     const int tw = (sh->ow + 1) / 2, per_image = ((sh->oh + 1) / 2) * tw;
     const int nt = (int)(t1 - t0);
     const size_t vblock = (size_t)nt * cb; /* floats of one (position, block) of V or M */
-    const size_t vpos = rn_convb_wino_position_floats(cbn, nt, cb), mpos = rn_convb_wino_position_floats(kbn, nt, cb);
+    const size_t vpos = rn_convb_wino_position_floats(cbn, nt, cb);
+    const size_t mpos = rn_convb_wino_position_floats(kbn, nt, cb);
     for (long t = t0; t < t1; t++) {
         const int i = (int)(t / per_image), ty = (int)(t % per_image) / tw, tx = (int)(t % per_image) % tw;
         for (int b = 0; b < cbn; b++)
@@ -157,7 +159,8 @@ void rn_convb_wino_forward(float *y, const float *x, const float *packed, int re
     const int cb = rn_blk_lanes(), cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
     const long tiles = (long)sh->n * ((sh->oh + 1) / 2) * ((sh->ow + 1) / 2);
     const int threads = sh->threads > 1 ? sh->threads : 1, ct = rn_convb_wino_chunk_tiles(cbn + kbn, cb);
-    const size_t per_thread = (size_t)POSITIONS * (rn_convb_wino_position_floats(cbn, ct, cb) + rn_convb_wino_position_floats(kbn, ct, cb));
+    const size_t per_thread = (size_t)POSITIONS * (rn_convb_wino_position_floats(cbn, ct, cb) +
+                                                   rn_convb_wino_position_floats(kbn, ct, cb));
     const rn_convb_fns f = rn_convb_select();
     const long chunks = (tiles + ct - 1) / ct;
 #pragma omp parallel num_threads(threads) if (threads > 1)
