@@ -93,6 +93,7 @@ typedef struct {
     double *ms[N_TIMED]; /* sorted times of the timed runs */
     int runs[N_TIMED];
     int wino;          /* on blocks by Winograd: 1 forward and input gradient, 2 all three */
+    int tiles[3];      /* ... with output tiles of tiles[pass] (0: the direct kernel) */
 } kernel_row;
 
 static int same_shape(const rn_conv_info *a, const rn_conv_info *b)
@@ -152,15 +153,21 @@ static int time_kernel(kernel_row *r, const bench_settings *bs, uint64_t seed)
     float *workb = malloc((rn_convb_workspace(&sh) + 1) * sizeof(float));
     float *dyb = malloc(rn_blk_floats(sh.n, sh.k, sh.oh, sh.ow) * sizeof(float));
     float *dxb = malloc(rn_blk_floats(sh.n, sh.c, sh.h, sh.w) * sizeof(float));
-    /* where the network runs Winograd on blocks (rn_conv_run_*_blocked), the same here */
+    /* where the network runs Winograd on blocks (rn_conv_run_*_blocked), the same here, its
+     * forward with 2x2 tiles only (src/nn/blocked.c has why) */
     const int wino = rn_convb_wino_pays(&sh), wino_wgrad = rn_convb_wino_wgrad_pays(&sh);
     const rn_conv_shape t = rn_convb_wino_transposed(&sh);
+    rn_conv_shape fs = sh;
+    fs.algo = RN_CONV_WINOGRAD_2X2;
     r->wino = wino + wino_wgrad;
+    r->tiles[0] = wino ? rn_convb_wino_tile(&fs) : 0;
+    r->tiles[1] = wino ? rn_convb_wino_tile(&t) : 0;
+    r->tiles[2] = wino_wgrad ? rn_convb_wino_wgrad_tile(&sh) : 0;
     if (wino) {
         free(wb);
         free(workb);
-        wb = malloc(rn_convb_wino_packed_floats(&sh) * sizeof(float));
-        workb = malloc((rn_convb_wino_workspace(&sh) + 1) * sizeof(float));
+        wb = malloc(rn_convb_wino_packed_floats(&fs) * sizeof(float));
+        workb = malloc((rn_convb_wino_workspace(&fs) + 1) * sizeof(float));
     }
     float *wd = malloc((wino ? rn_convb_wino_packed_floats(&t) : rn_convb_backward_data_packed_floats(&sh)) *
                        sizeof(float));
@@ -188,8 +195,8 @@ static int time_kernel(kernel_row *r, const bench_settings *bs, uint64_t seed)
             else if (d == DIR_BACKWARD_WEIGHTS) rn_conv_backward(NULL, dw, NULL, dy, x, w, &sh, work);
             else if (d == DIR_FORWARD_BLOCKED && wino) { /* weights packed in the call, as a
                                                           * training step packs them */
-                rn_convb_wino_pack(wb, w, NULL, NULL, &sh);
-                rn_convb_wino_forward(yb, xb, wb, 0, &sh, workb);
+                rn_convb_wino_pack(wb, w, NULL, NULL, &fs);
+                rn_convb_wino_forward(yb, xb, wb, 0, &fs, workb);
             } else if (d == DIR_FORWARD_BLOCKED) {
                 rn_convb_pack(wb, w, NULL, NULL, &sh);
                 rn_convb_forward(yb, xb, wb, 0, &sh, workb);
@@ -267,6 +274,7 @@ static int kernels_json(const rn_net *net, const bench_settings *bs, const kerne
         cJSON_AddNumberToObject(j, "count", r->count);
         cJSON_AddNumberToObject(j, "dx_count", r->dx_count);
         cJSON_AddNumberToObject(j, "blocked_winograd", r->wino);
+        cJSON_AddItemToObject(j, "winograd_tiles", cJSON_CreateIntArray(r->tiles, 3));
         cJSON_AddItemToObject(j, "names", row_names(net, r));
         double gf = kernel_gflop(c, bs->batch);
         cJSON_AddNumberToObject(j, "gflop", gf);
@@ -321,9 +329,11 @@ static void kernels_table(const rn_net *net, const bench_settings *bs, const ker
     for (int i = 0; i < n_rows; i++) {
         const kernel_row *r = &rows[i];
         const rn_conv_info *c = &r->info;
-        char shape[64];
+        char shape[64], mark[16] = "";
+        if (r->wino == 2) snprintf(mark, sizeof mark, " W%d%d%d", r->tiles[0], r->tiles[1], r->tiles[2]);
+        else if (r->wino) snprintf(mark, sizeof mark, " w%d%d", r->tiles[0], r->tiles[1]);
         snprintf(shape, sizeof shape, "%d->%d %dx%d/%d %dx%d%s", c->in_c, c->out_c, c->k, c->k,
-                 c->stride, c->in_h, c->in_w, r->wino == 2 ? " W" : r->wino ? " w" : "");
+                 c->stride, c->in_h, c->in_w, mark);
         double gf = kernel_gflop(c, bs->batch), mine = 0;
         int star = r->dx_count < r->count;
         starred |= star;
@@ -356,8 +366,9 @@ static void kernels_table(const rn_net *net, const bench_settings *bs, const ker
     printf("share: of the training step's convolution time (count x all three); peak: of the FMA "
            "peak;\nblocked: on channel-blocked tensors (NCHW%dc), by the kernels training on "
            "blocks runs; each forward packs its weights, as a training step must; W: all three "
-           "blocked passes by Winograd F(2x2, 3x3), w: forward and backward-data (GFLOP/s and "
-           "peak count direct multiply-adds)\n", rn_blk_lanes());
+           "blocked passes by Winograd, w: forward and backward-data, with output tiles of the "
+           "digits' size in that order (2: F(2x2, 3x3), 4: F(4x4, 3x3); GFLOP/s and peak count "
+           "direct multiply-adds)\n", rn_blk_lanes());
     if (starred)
         printf("*: holds the network's first convolution, whose input gradient training never "
                "computes (left out of the totals)\n");

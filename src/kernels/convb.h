@@ -55,34 +55,43 @@ float rn_convb_peak_avx512(long reps);
 float rn_convb_peak_avx2(long reps);
 float rn_convb_peak_generic(long reps);
 
-/* Blocked Winograd's transforms of one tile (convb_row.h has what they compute). */
-void rn_convb_wino_in_avx512(float *v, size_t pstride, const float *xp, int h, int w, int ty, int tx);
-void rn_convb_wino_in_avx2(float *v, size_t pstride, const float *xp, int h, int w, int ty, int tx);
-void rn_convb_wino_in_generic(float *v, size_t pstride, const float *xp, int h, int w, int ty, int tx);
-void rn_convb_wino_out_avx512(float *yp, const float *m, size_t pstride, const float *bias, int relu,
-                              int oh, int ow, int ty, int tx);
-void rn_convb_wino_out_avx2(float *yp, const float *m, size_t pstride, const float *bias, int relu,
-                            int oh, int ow, int ty, int tx);
-void rn_convb_wino_out_generic(float *yp, const float *m, size_t pstride, const float *bias, int relu,
-                               int oh, int ow, int ty, int tx);
+/* Blocked Winograd's transforms of one tile (convb_row.h has what they compute): the input's
+ * (in), the output's (out) and, for the weight gradient, the output gradient's (dy); F(2x2, 3x3)
+ * (wino_) and F(4x4, 3x3) (wino4_). */
+#define RN_CONVB_WINO_DECLS(NAME, ISA)                                                             \
+    void rn_convb_##NAME##_in_##ISA(float *v, size_t pstride, const float *xp, int h, int w,      \
+                                    int ty, int tx);                                               \
+    void rn_convb_##NAME##_out_##ISA(float *yp, const float *m, size_t pstride, const float *bias, \
+                                     int relu, int oh, int ow, int ty, int tx);                    \
+    void rn_convb_##NAME##_dy_##ISA(float *v, size_t pstride, const float *dyp, int oh, int ow,   \
+                                    int ty, int tx);
+RN_CONVB_WINO_DECLS(wino, avx512)
+RN_CONVB_WINO_DECLS(wino, avx2)
+RN_CONVB_WINO_DECLS(wino, generic)
+RN_CONVB_WINO_DECLS(wino4, avx512)
+RN_CONVB_WINO_DECLS(wino4, avx2)
+RN_CONVB_WINO_DECLS(wino4, generic)
 
-/* Blocked Winograd's output-gradient transform (convb_row.h), for the weight gradient. */
-void rn_convb_wino_dy_avx512(float *v, size_t pstride, const float *dyp, int oh, int ow, int ty, int tx);
-void rn_convb_wino_dy_avx2(float *v, size_t pstride, const float *dyp, int oh, int ow, int ty, int tx);
-void rn_convb_wino_dy_generic(float *v, size_t pstride, const float *dyp, int oh, int ow, int ty, int tx);
+typedef struct {
+    int m, positions; /* the output tile's edge (2 or 4) and (m + 2)^2 */
+    void (*in)(float *v, size_t pstride, const float *xp, int h, int w, int ty, int tx);
+    void (*out)(float *yp, const float *m, size_t pstride, const float *bias, int relu, int oh,
+                int ow, int ty, int tx);
+    void (*dy)(float *v, size_t pstride, const float *dyp, int oh, int ow, int ty, int tx);
+} rn_convb_wino_fns;
 
-/* Blocked Winograd's tiles transformed at a time by one thread: as many as keep their 16
+/* Blocked Winograd's tiles transformed at a time by one thread: as many as keep their
  * positions of `blocks` blocks (input and output together) within about 512 KB, the size of a
  * core's L2 cache on the machines measured, 8 at the least (the microkernel's row). */
-static inline int rn_convb_wino_chunk_tiles(int blocks, int cb)
+static inline int rn_convb_wino_chunk_tiles(int blocks, int cb, int positions)
 {
-    const size_t per_tile = (size_t)16 * blocks * cb * sizeof(float);
+    const size_t per_tile = (size_t)positions * blocks * cb * sizeof(float);
     const size_t fit = (size_t)512 * 1024 / per_tile;
     return fit < 8 ? 8 : fit > 256 ? 256 : (int)fit;
 }
 
 /* Floats from one position's transformed tiles ([blocks][tiles][CB]) to the next's: those
- * and one cache line more. Without the line the 16 positions of a tile, which each transform
+ * and one cache line more. Without the line the positions of a tile, which each transform
  * reads or writes together, sit a multiple of 4 KiB apart and compete for one set of the L1
  * cache (Winograd on blocks ran up to 1.4x slower). */
 static inline size_t rn_convb_wino_position_floats(int blocks, int tiles, int cb)
@@ -103,14 +112,16 @@ typedef struct {
     int lanes, rmax;
     void (*row)(const rn_convb_row *a, int r, int kbs, float *y, const float *x);
     float (*peak)(long reps);
-    void (*wino_in)(float *v, size_t pstride, const float *xp, int h, int w, int ty, int tx);
-    void (*wino_out)(float *yp, const float *m, size_t pstride, const float *bias, int relu,
-                     int oh, int ow, int ty, int tx);
     void (*wgrad)(const rn_convb_wgrad_args *a, int r, int kbs, float *acc, const float *x,
                   const float *dy);
-    void (*wino_dy)(float *v, size_t pstride, const float *dyp, int oh, int ow, int ty, int tx);
+    rn_convb_wino_fns wino2, wino4;
 } rn_convb_fns;
 
 rn_convb_fns rn_convb_select(void);
+
+/* Winograd on blocks (convb_wino.c): the transforms of F(m x m, 3x3) (m = 2 or 4, as
+ * rn_convb_wino_tile chooses) and its matrix G, (m + 2) x 3 doubles. */
+const rn_convb_wino_fns *rn_convb_wino_pick(const rn_convb_fns *f, int m);
+const double *rn_convb_wino_g(int m);
 
 #endif

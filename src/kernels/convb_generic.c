@@ -10,6 +10,9 @@
 #define WINO_IN_NAME rn_convb_wino_in_generic
 #define WINO_OUT_NAME rn_convb_wino_out_generic
 #define WINO_DY_NAME rn_convb_wino_dy_generic
+#define WINO4_IN_NAME rn_convb_wino4_in_generic
+#define WINO4_OUT_NAME rn_convb_wino4_out_generic
+#define WINO4_DY_NAME rn_convb_wino4_dy_generic
 #define PEAK_NAME rn_convb_peak_generic
 #define WGRAD_NAME rn_convb_wgrad_generic
 #include "kernels/convb_row.h"

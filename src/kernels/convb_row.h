@@ -196,3 +196,141 @@ void WINO_DY_NAME(float *v, size_t pstride, const float *dyp, int oh, int ow, in
         *(vblk *)(v + (size_t)(i * 4 + 3) * pstride) = -t[i][1];
     }
 }
+
+/* Winograd F(4x4, 3x3) on blocks: 36 positions a tile, each output tile 4x4 from a 6x6 input
+ * tile, 2.25 multiply-adds an output where F(2x2, 3x3) does 4 (convb_wino.c). The matrices are
+ * those of Lavin and Gray (points 0, 1, -1, 2, -2 and infinity); each 6-vector step below is one
+ * of their rows, grouped so that the terms shared by two rows are added once. */
+
+/* B^T d of 6 vectors: B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0;
+ * 0 2 -1 -2 1 0; 0 4 0 -5 0 1]. */
+static inline __attribute__((always_inline)) void wino4_bt(vblk *t, const vblk *d)
+{
+    const vblk a = d[4] - 4.0f * d[2], b = d[3] - 4.0f * d[1];
+    const vblk c = d[4] - d[2], e = 2.0f * (d[3] - d[1]);
+    t[0] = 4.0f * (d[0] - d[2]) + c;
+    t[1] = a + b;
+    t[2] = a - b;
+    t[3] = c + e;
+    t[4] = c - e;
+    t[5] = 4.0f * (d[1] - d[3]) + (d[5] - d[3]);
+}
+
+/* The 36 vectors B^T d B of the 6x6 tile at (ty, tx) of one block's plane xp (h x w pixels of
+ * CB lanes), zeros outside it; position p at v + p * pstride. checked: the tile reaches past the
+ * plane's edge. */
+static inline __attribute__((always_inline)) void wino4_in_tile(const int checked, float *v,
+                                                                size_t pstride, const float *xp,
+                                                                int h, int w, int ty, int tx)
+{
+    const int y0 = 4 * ty - 1, x0 = 4 * tx - 1;
+    vblk t[6][6];
+#pragma GCC unroll 6
+    for (int j = 0; j < 6; j++) {
+        const int x = x0 + j;
+        vblk d[6], c[6];
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; i++) {
+            const int y = y0 + i;
+            d[i] = !checked || (y >= 0 && y < h && x >= 0 && x < w)
+                       ? *(const vblk *)(xp + ((size_t)y * w + x) * CB)
+                       : (vblk){0};
+        }
+        wino4_bt(c, d);
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; i++) t[i][j] = c[i];
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) {
+        vblk r[6];
+        wino4_bt(r, t[i]);
+#pragma GCC unroll 6
+        for (int j = 0; j < 6; j++) *(vblk *)(v + (size_t)(i * 6 + j) * pstride) = r[j];
+    }
+}
+
+void WINO4_IN_NAME(float *v, size_t pstride, const float *xp, int h, int w, int ty, int tx)
+{
+    const int y0 = 4 * ty - 1, x0 = 4 * tx - 1;
+    if (y0 >= 0 && x0 >= 0 && y0 + 6 <= h && x0 + 6 <= w) wino4_in_tile(0, v, pstride, xp, h, w, ty, tx);
+    else wino4_in_tile(1, v, pstride, xp, h, w, ty, tx);
+}
+
+/* A^T m of 6 vectors: A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]. */
+static inline __attribute__((always_inline)) void wino4_at(vblk *o, const vblk *m)
+{
+    const vblk s12 = m[1] + m[2], d12 = m[1] - m[2], s34 = m[3] + m[4], d34 = m[3] - m[4];
+    o[0] = m[0] + s12 + s34;
+    o[1] = d12 + 2.0f * d34;
+    o[2] = s12 + 4.0f * s34;
+    o[3] = d12 + 8.0f * d34 + m[5];
+}
+
+/* A^T m A of one tile's 36 product vectors (position p at m + p * pstride), plus the bias, then
+ * max(., 0) when relu, into the output plane yp (oh x ow pixels of CB lanes) where it lies. */
+void WINO4_OUT_NAME(float *yp, const float *m, size_t pstride, const float *bias, int relu, int oh,
+                    int ow, int ty, int tx)
+{
+    vblk t[4][6];
+#pragma GCC unroll 6
+    for (int j = 0; j < 6; j++) {
+        vblk c[6], o[4];
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; i++) c[i] = *(const vblk *)(m + (size_t)(i * 6 + j) * pstride);
+        wino4_at(o, c);
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) t[i][j] = o[i];
+    }
+    const vblk b = *(const vblk *)bias;
+    for (int i = 0; i < 4 && 4 * ty + i < oh; i++) {
+        vblk o[4];
+        wino4_at(o, t[i]);
+        for (int j = 0; j < 4 && 4 * tx + j < ow; j++) {
+            vblk r = o[j] + b;
+            if (relu) r = (vblk)((vmask)r & (r > (vblk){0}));
+            *(vblk *)(yp + ((size_t)(4 * ty + i) * ow + 4 * tx + j) * CB) = r;
+        }
+    }
+}
+
+/* A d of 4 vectors, the transpose of A^T above: 6 vectors. */
+static inline __attribute__((always_inline)) void wino4_a(vblk *t, const vblk *d)
+{
+    const vblk e = d[0] + d[2], o = d[1] + d[3];
+    const vblk e4 = d[0] + 4.0f * d[2], o2 = 2.0f * d[1] + 8.0f * d[3];
+    t[0] = d[0];
+    t[1] = e + o;
+    t[2] = e - o;
+    t[3] = e4 + o2;
+    t[4] = e4 - o2;
+    t[5] = d[3];
+}
+
+/* For the weight gradient: the 36 vectors A dY A^T of the 4x4 tile of output gradients at
+ * (ty, tx) of one block's plane dyp (oh x ow pixels of CB lanes), zeros past its edge. */
+void WINO4_DY_NAME(float *v, size_t pstride, const float *dyp, int oh, int ow, int ty, int tx)
+{
+    vblk t[6][4];
+    const int full = 4 * ty + 4 <= oh && 4 * tx + 4 <= ow;
+#pragma GCC unroll 4
+    for (int b = 0; b < 4; b++) {
+        const int x = 4 * tx + b;
+        vblk d[4], c[6];
+#pragma GCC unroll 4
+        for (int a = 0; a < 4; a++) {
+            const int y = 4 * ty + a;
+            d[a] = full || (y < oh && x < ow) ? *(const vblk *)(dyp + ((size_t)y * ow + x) * CB)
+                                              : (vblk){0};
+        }
+        wino4_a(c, d);
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; i++) t[i][b] = c[i];
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) {
+        vblk r[6];
+        wino4_a(r, t[i]);
+#pragma GCC unroll 6
+        for (int j = 0; j < 6; j++) *(vblk *)(v + (size_t)(i * 6 + j) * pstride) = r[j];
+    }
+}

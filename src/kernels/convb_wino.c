@@ -1,11 +1,12 @@
-/* Winograd F(2x2, 3x3) on channel-blocked tensors, for 3x3 stride-1 pad-1 convolutions: the
- * blocked engine's answer to the planar Winograd, which does 2.25x fewer multiply-adds than any
- * direct kernel. Each 4x4 input tile of a channel block becomes 16 vectors V = B^T d B (one
- * vector op per element of the transform: the lanes are the channels); for each of the 16
- * positions, the products M = U V over the input channels are the blocked direct kernel's
+/* Winograd F(2x2, 3x3) and F(4x4, 3x3) on channel-blocked tensors, for 3x3 stride-1 pad-1
+ * convolutions: the blocked engine's answer to the planar Winograd. F(m x m, 3x3) does 9 m^2 /
+ * (m + 2)^2 times fewer multiply-adds than any direct kernel: 2.25x with 2x2 output tiles, 4x
+ * with 4x4 ones. Each (m + 2)^2 input tile of a channel block becomes (m + 2)^2 vectors
+ * V = B^T d B (one vector op per element of the transform: the lanes are the channels); for
+ * each position, the products M = U V over the input channels are the blocked direct kernel's
  * microkernel with a 1x1 "kernel" (tiles for pixels); each output tile is A^T M A, plus the
  * bias, then the ReLU. Weights: U = G g G^T (in double), packed once as
- * [16][K blocks][C blocks][CB c][CB k], then the bias as [K blocks][CB].
+ * [positions][K blocks][C blocks][CB c][CB k], then the bias as [K blocks][CB].
  *
  * The tiles go in chunks that keep their transformed input and products in a core's cache,
  * one chunk per task; the sums run in a fixed order and every value is computed by one task,
@@ -18,7 +19,20 @@
 #include "kernels/convb.h"
 #include "kernels/kernels.h"
 
-enum { POSITIONS = 16 };
+/* G of F(2x2, 3x3) and of F(4x4, 3x3), (m + 2) x 3: U = G g G^T. */
+static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+static const double G4[6][3] = {{1.0 / 4, 0, 0},
+                                {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                {0, 0, 1}};
+
+const double *rn_convb_wino_g(int m) { return m == 4 ? &G4[0][0] : &G2[0][0]; }
+
+static int forced_tile;
+
+void rn_convb_wino_force_tile(int m) { forced_tile = m; }
 
 int rn_convb_wino_fits(const rn_conv_shape *sh)
 {
@@ -26,21 +40,61 @@ int rn_convb_wino_fits(const rn_conv_shape *sh)
 }
 
 /* Measured (Zen 4, 1 thread, batch 128 and 1, the transforms' V and M positions a cache line
- * off 4 KiB apart): with 16 lanes Winograd beats the direct kernel from 16 channels (1.18x on
- * resnet20's 16-channel 32x32 layers, 1.50x at 32 channels on 16x16, 1.77x at 64 on 8x8,
- * 1.37-1.44x on resnet50's 512-channel 7x7, 1.46x on 2x2 maps); with 8 lanes (AVX2) from 32
- * (0.89x at 16 channels, 1.24x at 32). On 1x1 maps, where three of a tile's four outputs are
- * thrown away, the direct kernel is faster (0.57x). The batch does not enter the choice, so a
- * network gives the same bits for any batch size. */
+ * off 4 KiB apart), F(2x2, 3x3) alone: with 16 lanes Winograd beats the direct kernel from 16
+ * channels (1.18x on resnet20's 16-channel 32x32 layers, 1.50x at 32 channels on 16x16, 1.77x
+ * at 64 on 8x8, 1.37-1.44x on resnet50's 512-channel 7x7, 1.46x on 2x2 maps); with 8 lanes
+ * (AVX2) from 32 (0.89x at 16 channels, 1.24x at 32). F(4x4, 3x3) (bench/convb_wino_probe.c,
+ * forward against the direct kernel, F2 / F4): 16 lanes 1.12x / 1.39x at 16 channels on
+ * 32x32, 1.32x / 1.77x at 32 on 16x16, 1.72x / 2.51x at 64 on 8x8, 2.06x / 2.95x at 128 on
+ * 4x4, 1.36x / 1.92x at 512 on 7x7 (batch 16; at batch 1, where the 2.25x larger transformed
+ * weights are read for 4 tiles, 1.17x / 1.06x); 8 lanes 0.86x / 1.09x at 16 channels on
+ * 32x32, so with F4 16 channels pay there too. On 1x1 maps, where three of a tile's four
+ * outputs are thrown away, the direct kernel is faster (0.57x). The batch does not enter the
+ * choice, so a network gives the same bits for any batch size. */
 int rn_convb_wino_pays(const rn_conv_shape *sh)
 {
-    const int least = rn_blk_lanes() == 16 ? 16 : 32;
+    const int least = rn_blk_lanes() == 16 || rn_convb_wino_tile(sh) == 4 ? 16 : 32;
     return rn_convb_wino_fits(sh) && sh->c >= least && sh->k >= least && sh->oh >= 2 && sh->ow >= 2;
+}
+
+/* The tile whose positions over the map are fewer: F(4x4, 3x3) from 3x3 maps on (on 5x5 and
+ * 6x6 maps the two do as many products, and F(2x2, 3x3) has the cheaper transforms); 2x2 where
+ * sh->algo asks for it. */
+int rn_convb_wino_tile(const rn_conv_shape *sh)
+{
+    if (forced_tile) return forced_tile;
+    if (sh->algo == RN_CONV_WINOGRAD_2X2) return 2;
+    const long p2 = (long)((sh->oh + 1) / 2) * ((sh->ow + 1) / 2) * 16;
+    const long p4 = (long)((sh->oh + 3) / 4) * ((sh->ow + 3) / 4) * 36;
+    return p4 < p2 ? 4 : 2;
+}
+
+/* The weight gradient's own tile: it computes its transforms itself, so it need not take the
+ * forward's. F(4x4, 3x3) holds a range's sums for 36 positions where F(2x2, 3x3) holds 16,
+ * which past 64 channels leave the L2 cache (bench/convb_wino_probe.c, batch 128, 1 thread,
+ * against the direct gradient, F2 / F4: 1.17x / 1.42x at 16 channels on 32x32, 1.47x / 1.79x
+ * at 32 on 16x16, 1.42x / 1.35x at 32 on 14x14, 1.50x / 1.59x at 64 on 8x8, 1.33x / 1.70x at
+ * 64 on 56x56 (batch 8); 1.10x / 0.67x at 128 on 4x4, 1.37x / 1.26x at 128 on 28x28). */
+int rn_convb_wino_wgrad_tile(const rn_conv_shape *sh)
+{
+    const int m = rn_convb_wino_tile(sh);
+    return forced_tile ? forced_tile : m == 4 && sh->c <= 64 && sh->k <= 64 ? 4 : 2;
+}
+
+const rn_convb_wino_fns *rn_convb_wino_pick(const rn_convb_fns *f, int m)
+{
+    return m == 4 ? &f->wino4 : &f->wino2;
+}
+
+static int positions_of(const rn_conv_shape *sh)
+{
+    const int m = rn_convb_wino_tile(sh);
+    return (m + 2) * (m + 2);
 }
 
 static size_t u_floats(const rn_conv_shape *sh, int cb)
 {
-    return (size_t)POSITIONS * rn_blk_count(sh->k, cb) * rn_blk_count(sh->c, cb) * cb * cb;
+    return (size_t)positions_of(sh) * rn_blk_count(sh->k, cb) * rn_blk_count(sh->c, cb) * cb * cb;
 }
 
 size_t rn_convb_wino_packed_floats(const rn_conv_shape *sh)
@@ -55,6 +109,8 @@ static void pack(float *packed, const float *w, const float *scale, const float 
                  const rn_conv_shape *sh, int flipped)
 {
     const int cb = rn_blk_lanes(), cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
+    const int m = rn_convb_wino_tile(sh), a = m + 2;
+    const double *g = rn_convb_wino_g(m);
     memset(packed, 0, rn_convb_wino_packed_floats(sh) * sizeof(float));
     for (int k = 0; k < sh->k; k++)
         for (int c = 0; c < sh->c; c++) {
@@ -63,23 +119,16 @@ static void pack(float *packed, const float *w, const float *scale, const float 
                 f[tap] = flipped ? w[((size_t)c * sh->k + k) * 9 + 8 - tap]
                                  : w[((size_t)k * sh->c + c) * 9 + tap];
             const double s = scale ? scale[k] : 1.0;
-            double t[4][3], u[4][4];
-            for (int j = 0; j < 3; j++) { /* G g: along the kernel's rows */
-                const double f0 = f[j], f1 = f[3 + j], f2 = f[6 + j];
-                t[0][j] = f0;
-                t[1][j] = 0.5 * (f0 + f1 + f2);
-                t[2][j] = 0.5 * (f0 - f1 + f2);
-                t[3][j] = f2;
-            }
-            for (int i = 0; i < 4; i++) { /* (G g) G^T */
-                u[i][0] = t[i][0];
-                u[i][1] = 0.5 * (t[i][0] + t[i][1] + t[i][2]);
-                u[i][2] = 0.5 * (t[i][0] - t[i][1] + t[i][2]);
-                u[i][3] = t[i][2];
-            }
-            for (int p = 0; p < POSITIONS; p++)
+            double t[6][3], u[6][6];
+            for (int i = 0; i < a; i++) /* G g: along the kernel's rows */
+                for (int j = 0; j < 3; j++)
+                    t[i][j] = g[i * 3] * f[j] + g[i * 3 + 1] * f[3 + j] + g[i * 3 + 2] * f[6 + j];
+            for (int i = 0; i < a; i++) /* (G g) G^T */
+                for (int j = 0; j < a; j++)
+                    u[i][j] = t[i][0] * g[j * 3] + t[i][1] * g[j * 3 + 1] + t[i][2] * g[j * 3 + 2];
+            for (int p = 0; p < a * a; p++)
                 packed[((((size_t)p * kbn + k / cb) * cbn + c / cb) * cb + c % cb) * cb + k % cb] =
-                    (float)(u[p / 4][p % 4] * s);
+                    (float)(u[p / a][p % a] * s);
         }
     float *b = packed + u_floats(sh, cb);
     for (int k = 0; bias && k < sh->k; k++) b[k] = bias[k];
@@ -103,24 +152,25 @@ void rn_convb_wino_pack_backward_data(float *packed, const float *w, const rn_co
     pack(packed, w, NULL, NULL, t, 1);
 }
 
-/* Per thread: V and M of one chunk, [16][blocks][chunk tiles][CB], positions
+/* Per thread: V and M of one chunk, [positions][blocks][chunk tiles][CB], positions
  * rn_convb_wino_position_floats apart. */
 size_t rn_convb_wino_workspace(const rn_conv_shape *sh)
 {
     const int cb = rn_blk_lanes(), threads = sh->threads > 1 ? sh->threads : 1;
     const int cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
-    const int ct = rn_convb_wino_chunk_tiles(cbn + kbn, cb);
-    return (size_t)threads * POSITIONS *
+    const int positions = positions_of(sh), ct = rn_convb_wino_chunk_tiles(cbn + kbn, cb, positions);
+    return (size_t)threads * positions *
            (rn_convb_wino_position_floats(cbn, ct, cb) + rn_convb_wino_position_floats(kbn, ct, cb));
 }
 
 /* Tiles [t0, t1) of the batch, through V and M of the calling thread. */
 static void chunk(float *y, const float *x, const float *packed, int relu, const rn_conv_shape *sh,
-                  long t0, long t1, float *v, float *m, const rn_convb_fns *f)
+                  long t0, long t1, float *v, float *m, const rn_convb_fns *f,
+                  const rn_convb_wino_fns *tf)
 {
-    const int rmax = f->rmax;
+    const int rmax = f->rmax, tm = tf->m;
     const int cb = rn_blk_lanes(), cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
-    const int tw = (sh->ow + 1) / 2, per_image = ((sh->oh + 1) / 2) * tw;
+    const int tw = (sh->ow + tm - 1) / tm, per_image = ((sh->oh + tm - 1) / tm) * tw;
     const int nt = (int)(t1 - t0);
     const size_t vblock = (size_t)nt * cb; /* floats of one (position, block) of V or M */
     const size_t vpos = rn_convb_wino_position_floats(cbn, nt, cb);
@@ -128,10 +178,10 @@ static void chunk(float *y, const float *x, const float *packed, int relu, const
     for (long t = t0; t < t1; t++) {
         const int i = (int)(t / per_image), ty = (int)(t % per_image) / tw, tx = (int)(t % per_image) % tw;
         for (int b = 0; b < cbn; b++)
-            f->wino_in(v + (size_t)b * vblock + (size_t)(t - t0) * cb, vpos,
-                  x + ((size_t)i * cbn + b) * sh->h * sh->w * cb, sh->h, sh->w, ty, tx);
+            tf->in(v + (size_t)b * vblock + (size_t)(t - t0) * cb, vpos,
+                   x + ((size_t)i * cbn + b) * sh->h * sh->w * cb, sh->h, sh->w, ty, tx);
     }
-    for (int p = 0; p < POSITIONS; p++)
+    for (int p = 0; p < tf->positions; p++)
         for (int kb = 0; kb < kbn; kb += 2) {
             const rn_convb_row a = {
                 .w = packed + ((size_t)p * kbn + kb) * cbn * cb * cb, .wstride = (size_t)cbn * cb * cb,
@@ -147,21 +197,23 @@ static void chunk(float *y, const float *x, const float *packed, int relu, const
     for (long t = t0; t < t1; t++) {
         const int i = (int)(t / per_image), ty = (int)(t % per_image) / tw, tx = (int)(t % per_image) % tw;
         for (int b = 0; b < kbn; b++)
-            f->wino_out(y + ((size_t)i * kbn + b) * sh->oh * sh->ow * cb,
-                   m + (size_t)b * vblock + (size_t)(t - t0) * cb, mpos,
-                   bias + (size_t)b * cb, relu, sh->oh, sh->ow, ty, tx);
+            tf->out(y + ((size_t)i * kbn + b) * sh->oh * sh->ow * cb,
+                    m + (size_t)b * vblock + (size_t)(t - t0) * cb, mpos,
+                    bias + (size_t)b * cb, relu, sh->oh, sh->ow, ty, tx);
     }
 }
 
 void rn_convb_wino_forward(float *y, const float *x, const float *packed, int relu,
                            const rn_conv_shape *sh, float *work)
 {
-    const int cb = rn_blk_lanes(), cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
-    const long tiles = (long)sh->n * ((sh->oh + 1) / 2) * ((sh->ow + 1) / 2);
-    const int threads = sh->threads > 1 ? sh->threads : 1, ct = rn_convb_wino_chunk_tiles(cbn + kbn, cb);
-    const size_t per_thread = (size_t)POSITIONS * (rn_convb_wino_position_floats(cbn, ct, cb) +
-                                                   rn_convb_wino_position_floats(kbn, ct, cb));
     const rn_convb_fns f = rn_convb_select();
+    const rn_convb_wino_fns *tf = rn_convb_wino_pick(&f, rn_convb_wino_tile(sh));
+    const int cb = f.lanes, cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
+    const long tiles = (long)sh->n * ((sh->oh + tf->m - 1) / tf->m) * ((sh->ow + tf->m - 1) / tf->m);
+    const int threads = sh->threads > 1 ? sh->threads : 1;
+    const int ct = rn_convb_wino_chunk_tiles(cbn + kbn, cb, tf->positions);
+    const size_t vfloats = (size_t)tf->positions * rn_convb_wino_position_floats(cbn, ct, cb);
+    const size_t per_thread = vfloats + (size_t)tf->positions * rn_convb_wino_position_floats(kbn, ct, cb);
     const long chunks = (tiles + ct - 1) / ct;
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
@@ -169,11 +221,11 @@ void rn_convb_wino_forward(float *y, const float *x, const float *packed, int re
 #ifdef _OPENMP
         me = omp_get_thread_num();
 #endif
-        float *v = work + (size_t)me * per_thread, *m = v + POSITIONS * rn_convb_wino_position_floats(cbn, ct, cb);
+        float *v = work + (size_t)me * per_thread, *m = v + vfloats;
 #pragma omp for schedule(dynamic, 1)
         for (long c = 0; c < chunks; c++) {
             const long t0 = c * ct, t1 = t0 + ct < tiles ? t0 + ct : tiles;
-            chunk(y, x, packed, relu, sh, t0, t1, v, m, &f);
+            chunk(y, x, packed, relu, sh, t0, t1, v, m, &f, tf);
         }
     }
 }

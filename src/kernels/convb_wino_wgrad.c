@@ -1,11 +1,12 @@
-/* The weight gradient of a 3x3 stride-1 pad-1 convolution by Winograd F(2x2, 3x3) on
- * channel-blocked tensors (kernels.h). The forward computes each 2x2 output tile as
- * A^T [U (.) V] A with U = G g G^T and V = B^T d B (convb_wino.c), so
+/* The weight gradient of a 3x3 stride-1 pad-1 convolution by Winograd F(m x m, 3x3) on
+ * channel-blocked tensors (kernels.h), m = 2 or 4 as rn_convb_wino_wgrad_tile chooses. The forward
+ * computes each m x m output tile as A^T [U (.) V] A with U = G g G^T and V = B^T d B
+ * (convb_wino.c), so
  *   dg[k][c] = G^T ( sum over tiles of (A dY A^T)[k] (.) V[c] ) G:
- * the input tiles' transform V, the output gradient's A dY A^T (16 vectors from a 2x2 tile),
- * and for each of the 16 positions a sum over tiles of their products, which is the direct
- * weight gradient's microkernel (convb_wgrad_row.h) with tiles for pixels: 16 x C x K
- * multiply-adds a tile where the direct gradient does 36 x C x K.
+ * the input tiles' transform V, the output gradient's A dY A^T ((m + 2)^2 vectors from an
+ * m x m tile), and for each position a sum over tiles of their products, which is the direct
+ * weight gradient's microkernel (convb_wgrad_row.h) with tiles for pixels: (m + 2)^2 x C x K
+ * multiply-adds a tile where the direct gradient does 9 m^2 x C x K.
  *
  * The tiles are cut into fixed ranges (as many as the shape asks, not the threads); a task sums
  * one range, in chunks that keep its transforms in cache, into that range's own accumulators;
@@ -20,7 +21,7 @@
 #include "kernels/convb.h"
 #include "kernels/kernels.h"
 
-enum { POSITIONS = 16, MAX_SEGMENTS = 16, TILES_PER_SEGMENT = 256 };
+enum { MAX_SEGMENTS = 16, TILES_PER_SEGMENT = 256 };
 
 /* Ranges: one per TILES_PER_SEGMENT tiles, 2 to MAX_SEGMENTS. Adding up a range's sums costs as
  * much as about 16 of its tiles, so few tiles take few ranges (resnet8-w32-s2's 128-channel
@@ -31,30 +32,33 @@ static int segments_of(long tiles)
     return s < 2 ? 2 : s > MAX_SEGMENTS ? MAX_SEGMENTS : (int)s;
 }
 
-static long tiles_of(const rn_conv_shape *sh)
+static long tiles_of(const rn_conv_shape *sh, int m)
 {
-    return (long)sh->n * ((sh->oh + 1) / 2) * ((sh->ow + 1) / 2);
+    return (long)sh->n * ((sh->oh + m - 1) / m) * ((sh->ow + m - 1) / m);
 }
 
 /* One range's sums: per position, output-block pair, input block and half block, the
  * microkernel's accumulators (channels x blocks x CB floats, at most CB x CB). */
-static size_t slot_count(int cbn, int kbn) { return (size_t)POSITIONS * ((kbn + 1) / 2) * cbn * 2; }
+static size_t slot_count(int positions, int cbn, int kbn)
+{
+    return (size_t)positions * ((kbn + 1) / 2) * cbn * 2;
+}
 
 static size_t slot_index(int p, int pair, int cbk, int part, int pairs, int cbn)
 {
     return (((size_t)p * pairs + pair) * cbn + cbk) * 2 + part;
 }
 
-/* The ranges' accumulators take up to MAX_SEGMENTS x 16 x C x K floats: 16 MB at 128 channels,
- * so wider layers keep the direct kernel. */
+/* The ranges' accumulators take up to MAX_SEGMENTS x (m + 2)^2 x C x K floats: 16 MB at 128
+ * channels with m = 2, 38 MB with m = 4, so wider layers keep the direct kernel. */
 int rn_convb_wino_wgrad_pays(const rn_conv_shape *sh)
 {
     return rn_convb_wino_pays(sh) && sh->c <= 128 && sh->k <= 128;
 }
 
-static size_t per_thread_floats(int cbn, int kbn, int ct, int cb)
+static size_t per_thread_floats(int positions, int cbn, int kbn, int ct, int cb)
 {
-    return (size_t)POSITIONS * (rn_convb_wino_position_floats(cbn, ct, cb) +
+    return (size_t)positions * (rn_convb_wino_position_floats(cbn, ct, cb) +
                                 rn_convb_wino_position_floats(kbn, ct, cb));
 }
 
@@ -62,11 +66,12 @@ size_t rn_convb_wino_wgrad_workspace(const rn_conv_shape *sh)
 {
     const int cb = rn_blk_lanes(), cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
     const int threads = sh->threads > 1 ? sh->threads : 1;
-    const int ct = rn_convb_wino_chunk_tiles(cbn + kbn, cb);
-    const size_t range_floats = slot_count(cbn, kbn) * cb * cb;
+    const int m = rn_convb_wino_wgrad_tile(sh), positions = (m + 2) * (m + 2);
+    const int ct = rn_convb_wino_chunk_tiles(cbn + kbn, cb, positions);
+    const size_t range_floats = slot_count(positions, cbn, kbn) * cb * cb;
     /* the ranges' sums, the threads' transforms, their total in double (and its alignment) */
-    return (size_t)(segments_of(tiles_of(sh)) + 2) * range_floats +
-           (size_t)threads * per_thread_floats(cbn, kbn, ct, cb) + 1;
+    return (size_t)(segments_of(tiles_of(sh, m)) + 2) * range_floats +
+           (size_t)threads * per_thread_floats(positions, cbn, kbn, ct, cb) + 1;
 }
 
 /* What slot (p, pair, cbk, part) holds: r input channels from *first against kbs output
@@ -83,10 +88,12 @@ static int slot_channels(int pair, int cbk, int part, int cb, int kbn, int c, in
 
 /* Tiles [t0, t1) into one range's accumulators acc, through the calling thread's v and g. */
 static void range(float *acc, const float *dy, const float *x, const rn_conv_shape *sh, long t0,
-                  long t1, float *v, float *g, int ct, const rn_convb_fns *f)
+                  long t1, float *v, float *g, int ct, const rn_convb_fns *f,
+                  const rn_convb_wino_fns *tf)
 {
     const int cb = f->lanes, cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
-    const int pairs = (kbn + 1) / 2, tw = (sh->ow + 1) / 2, per_image = ((sh->oh + 1) / 2) * tw;
+    const int pairs = (kbn + 1) / 2, tm = tf->m;
+    const int tw = (sh->ow + tm - 1) / tm, per_image = ((sh->oh + tm - 1) / tm) * tw;
     for (long c0 = t0; c0 < t1; c0 += ct) {
         const int nt = (int)(t1 - c0 < ct ? t1 - c0 : ct);
         const size_t vblock = (size_t)nt * cb;
@@ -96,16 +103,16 @@ static void range(float *acc, const float *dy, const float *x, const rn_conv_sha
             const long t = c0 + j;
             const int i = (int)(t / per_image), ty = (int)(t % per_image) / tw, tx = (int)(t % per_image) % tw;
             for (int b = 0; b < cbn; b++)
-                f->wino_in(v + b * vblock + (size_t)j * cb, vpos,
-                           x + ((size_t)i * cbn + b) * sh->h * sh->w * cb, sh->h, sh->w, ty, tx);
+                tf->in(v + b * vblock + (size_t)j * cb, vpos,
+                       x + ((size_t)i * cbn + b) * sh->h * sh->w * cb, sh->h, sh->w, ty, tx);
             for (int b = 0; b < kbn; b++)
-                f->wino_dy(g + b * vblock + (size_t)j * cb, gpos,
-                           dy + ((size_t)i * kbn + b) * sh->oh * sh->ow * cb, sh->oh, sh->ow, ty, tx);
+                tf->dy(g + b * vblock + (size_t)j * cb, gpos,
+                       dy + ((size_t)i * kbn + b) * sh->oh * sh->ow * cb, sh->oh, sh->ow, ty, tx);
         }
         /* the range's first chunk starts the sums: nothing to clear beforehand */
         const rn_convb_wgrad_args a = {.imgs = 1, .rows = 1, .cols = nt, .xstep = (size_t)cb,
                                        .cstride = 1, .dyplane = vblock, .accumulate = c0 > t0};
-        for (int p = 0; p < POSITIONS; p++)
+        for (int p = 0; p < tf->positions; p++)
             for (int pair = 0; pair < pairs; pair++)
                 for (int cbk = 0; cbk < cbn; cbk++)
                     for (int part = 0; part < 2; part++) {
@@ -123,15 +130,17 @@ void rn_convb_wino_backward_weights(float *dw, const float *dy, const float *x,
                                     const rn_conv_shape *sh, float *work)
 {
     const rn_convb_fns f = rn_convb_select();
+    const int tm = rn_convb_wino_wgrad_tile(sh), side = tm + 2;
+    const rn_convb_wino_fns *tf = rn_convb_wino_pick(&f, tm);
     const int cb = f.lanes, cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
     const int pairs = (kbn + 1) / 2, threads = sh->threads > 1 ? sh->threads : 1;
-    const int ct = rn_convb_wino_chunk_tiles(cbn + kbn, cb);
-    const long tiles = tiles_of(sh);
+    const int ct = rn_convb_wino_chunk_tiles(cbn + kbn, cb, tf->positions);
+    const long tiles = tiles_of(sh, tm);
     const int segments = segments_of(tiles);
-    const size_t nslots = slot_count(cbn, kbn), slot_floats = (size_t)cb * cb;
+    const size_t nslots = slot_count(tf->positions, cbn, kbn), slot_floats = (size_t)cb * cb;
     const size_t range_floats = nslots * slot_floats;
     float *sums = work, *scratch = sums + segments * range_floats;
-    const size_t per_thread = per_thread_floats(cbn, kbn, ct, cb);
+    const size_t per_thread = per_thread_floats(tf->positions, cbn, kbn, ct, cb);
     float *end = scratch + threads * per_thread;
     double *du = (double *)(end + (uintptr_t)end % sizeof(double) / sizeof(float)); /* aligned */
 #pragma omp parallel num_threads(threads) if (threads > 1)
@@ -141,11 +150,11 @@ void rn_convb_wino_backward_weights(float *dw, const float *dy, const float *x,
         me = omp_get_thread_num();
 #endif
         float *v = scratch + me * per_thread;
-        float *g = v + POSITIONS * rn_convb_wino_position_floats(cbn, ct, cb);
+        float *g = v + tf->positions * rn_convb_wino_position_floats(cbn, ct, cb);
 #pragma omp for schedule(dynamic, 1)
         for (int s = 0; s < segments; s++)
             range(sums + s * range_floats, dy, x, sh, tiles * s / segments,
-                  tiles * (s + 1) / segments, v, g, ct, &f);
+                  tiles * (s + 1) / segments, v, g, ct, &f, tf);
         /* the ranges' sums in order, slot by slot (the floats a slot holds are contiguous) */
 #pragma omp for schedule(static)
         for (size_t slot = 0; slot < nslots; slot++) {
@@ -163,9 +172,9 @@ void rn_convb_wino_backward_weights(float *dw, const float *dy, const float *x,
             }
         }
     }
-    /* dg = G^T du G, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], per (k, c): the 16
-     * positions of a (k, c) are nslots / 16 slots apart */
-    const size_t pstride = nslots / POSITIONS * slot_floats;
+    /* dg = G^T du G per (k, c): the positions of a (k, c) are nslots / positions slots apart */
+    const double *gm = rn_convb_wino_g(tm);
+    const size_t pstride = nslots / tf->positions * slot_floats;
     for (int pair = 0; pair < pairs; pair++)
         for (int cbk = 0; cbk < cbn; cbk++)
             for (int part = 0; part < 2; part++) {
@@ -178,20 +187,21 @@ void rn_convb_wino_backward_weights(float *dw, const float *dy, const float *x,
                             const int k = (2 * pair + b) * cb + l;
                             if (k >= sh->k) continue;
                             const double *u = u0 + (size_t)(i * kbs + b) * cb + l;
-                            double t[3][4];
-                            for (int j = 0; j < 4; j++) {
-                                const double a0 = u[j * pstride], a1 = u[(4 + j) * pstride];
-                                const double a2 = u[(8 + j) * pstride], a3 = u[(12 + j) * pstride];
-                                t[0][j] = a0 + 0.5 * (a1 + a2);
-                                t[1][j] = 0.5 * (a1 - a2);
-                                t[2][j] = 0.5 * (a1 + a2) + a3;
-                            }
+                            double t[3][6];
+                            for (int e = 0; e < 3; e++) /* G^T du */
+                                for (int j = 0; j < side; j++) {
+                                    double sum = 0.0;
+                                    for (int q = 0; q < side; q++)
+                                        sum += gm[q * 3 + e] * u[(q * side + j) * pstride];
+                                    t[e][j] = sum;
+                                }
                             float *dk = dw + ((size_t)k * sh->c + first + i) * 9;
-                            for (int e = 0; e < 3; e++) {
-                                dk[e * 3 + 0] += (float)(t[e][0] + 0.5 * (t[e][1] + t[e][2]));
-                                dk[e * 3 + 1] += (float)(0.5 * (t[e][1] - t[e][2]));
-                                dk[e * 3 + 2] += (float)(0.5 * (t[e][1] + t[e][2]) + t[e][3]);
-                            }
+                            for (int e = 0; e < 3; e++) /* (G^T du) G */
+                                for (int col = 0; col < 3; col++) {
+                                    double sum = 0.0;
+                                    for (int j = 0; j < side; j++) sum += t[e][j] * gm[j * 3 + col];
+                                    dk[e * 3 + col] += (float)sum;
+                                }
                         }
             }
 }

@@ -42,7 +42,14 @@ typedef struct {
  * F(2x2, 3x3) when both channel counts are at least 16 and the batch has at least 48 output
  * tiles of 2x2 (conv.c: WINO_MIN_CHANNELS, WINO_MIN_TILES), unless the environment variable
  * RN_WINOGRAD=0 says otherwise; DIRECT and WINOGRAD force one (tests, benchmarks). */
-typedef enum { RN_CONV_AUTO = 0, RN_CONV_DIRECT = 1, RN_CONV_WINOGRAD = 2 } rn_conv_algo;
+/* RN_CONV_WINOGRAD_2X2: on blocks, where Winograd pays, only with 2x2 output tiles (the
+ * training forward: rn_convb_wino_tile). */
+typedef enum {
+    RN_CONV_AUTO = 0,
+    RN_CONV_DIRECT = 1,
+    RN_CONV_WINOGRAD = 2,
+    RN_CONV_WINOGRAD_2X2 = 3
+} rn_conv_algo;
 
 /* Fills oh/ow; returns 0, or -1 for non-positive sizes or stride, a padding outside
  * [0, kernel size), or an empty output. */
@@ -150,12 +157,20 @@ void rn_convb_backward_data_pack(float *packed, const float *w, const rn_conv_sh
 size_t rn_convb_backward_data_workspace(const rn_conv_shape *sh);
 void rn_convb_backward_data(float *dx, const float *dy, const float *packed,
                             const rn_conv_shape *sh, float *work);
-/* Winograd F(2x2, 3x3) on blocked tensors, for the shapes rn_convb_wino_fits (3x3, stride 1,
- * pad 1): the same contract as rn_convb_pack / rn_convb_forward, with its own packing (the
+/* Winograd F(2x2, 3x3) or F(4x4, 3x3) on blocked tensors, for the shapes rn_convb_wino_fits
+ * (3x3, stride 1, pad 1): the same contract as rn_convb_pack / rn_convb_forward, with its own packing (the
  * transformed weights) and workspace (the transformed input and products). */
 int rn_convb_wino_fits(const rn_conv_shape *sh);
 /* ... and is faster than the direct kernel (convb_wino.c has the measurements). */
 int rn_convb_wino_pays(const rn_conv_shape *sh);
+/* The output tile's edge Winograd takes for sh: 4 where F(4x4, 3x3) is faster, else 2
+ * (convb_wino.c has the measurements). */
+int rn_convb_wino_tile(const rn_conv_shape *sh);
+/* ... and the one the weight gradient takes (convb_wino.c). */
+int rn_convb_wino_wgrad_tile(const rn_conv_shape *sh);
+/* For tests and probes: 2 or 4 takes that tile for every shape, 0 the choice above. Not to be
+ * called while a convolution runs. */
+void rn_convb_wino_force_tile(int m);
 /* The weight gradient of such a convolution by Winograd on blocks: dw += the gradient of the
  * weights [k, c, 3, 3] given blocked dy and x, with rn_convb_wino_wgrad_workspace(sh) floats of
  * work (sh->threads threads; the same bits whatever their number). _pays: where it is used. */
