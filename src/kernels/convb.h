@@ -119,9 +119,19 @@ typedef struct {
 
 rn_convb_fns rn_convb_select(void);
 
-/* Winograd on blocks (convb_wino.c): the transforms of F(m x m, 3x3) (m = 2 or 4, as
- * rn_convb_wino_tile chooses) and its matrix G, (m + 2) x 3 doubles. */
+/* Winograd on blocks (convb_wino.c): the transforms of F(m x m, 3x3), m = 2 or 4 as
+ * rn_convb_wino_tile chooses. */
 const rn_convb_wino_fns *rn_convb_wino_pick(const rn_convb_fns *f, int m);
-const double *rn_convb_wino_g(int m);
+
+/* G of F(2x2, 3x3) and of F(4x4, 3x3), (m + 2) x 3: the weights' transform U = G g G^T, and
+ * the weight gradient's G^T dU G. RN_CONVB_WINO_G(m, i, j) folds to a constant where m is one. */
+static const double RN_CONVB_WINO_G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+static const double RN_CONVB_WINO_G4[6][3] = {{1.0 / 4, 0, 0},
+                                              {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                              {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                              {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                              {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                              {0, 0, 1}};
+#define RN_CONVB_WINO_G(m, i, j) ((m) == 4 ? RN_CONVB_WINO_G4[i][j] : RN_CONVB_WINO_G2[i][j])
 
 #endif

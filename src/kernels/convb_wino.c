@@ -19,16 +19,6 @@
 #include "kernels/convb.h"
 #include "kernels/kernels.h"
 
-/* G of F(2x2, 3x3) and of F(4x4, 3x3), (m + 2) x 3: U = G g G^T. */
-static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
-static const double G4[6][3] = {{1.0 / 4, 0, 0},
-                                {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-                                {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                {1.0 / 24, 1.0 / 12, 1.0 / 6},
-                                {1.0 / 24, -1.0 / 12, 1.0 / 6},
-                                {0, 0, 1}};
-
-const double *rn_convb_wino_g(int m) { return m == 4 ? &G4[0][0] : &G2[0][0]; }
 
 static int forced_tile;
 
@@ -103,34 +93,72 @@ size_t rn_convb_wino_packed_floats(const rn_conv_shape *sh)
     return u_floats(sh, cb) + (size_t)rn_blk_count(sh->k, cb) * cb;
 }
 
-/* flipped: w holds the forward convolution's weights [sh->c][sh->k][3][3], and sh is the
- * shape of its input gradient, whose weights are those transposed and turned by 180 degrees. */
-static void pack(float *packed, const float *w, const float *scale, const float *bias,
-                 const rn_conv_shape *sh, int flipped)
+/* U = G g G^T of one (k, c) pair's taps f [3][3], times s: (m + 2)^2 doubles. m is a constant
+ * where this is inlined, so the loops unroll and G's zeros and ones fold away. */
+static inline __attribute__((always_inline)) void transform_weights(const int m, double *u,
+                                                                    const float *f, double s)
 {
-    const int cb = rn_blk_lanes(), cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
-    const int m = rn_convb_wino_tile(sh), a = m + 2;
-    const double *g = rn_convb_wino_g(m);
-    memset(packed, 0, rn_convb_wino_packed_floats(sh) * sizeof(float));
-    for (int k = 0; k < sh->k; k++)
-        for (int c = 0; c < sh->c; c++) {
+    const int a = m + 2;
+    double t[6][3];
+#pragma GCC unroll 6
+    for (int i = 0; i < a; i++) /* G g: along the kernel's rows */
+#pragma GCC unroll 3
+        for (int j = 0; j < 3; j++)
+            t[i][j] = RN_CONVB_WINO_G(m, i, 0) * f[j] + RN_CONVB_WINO_G(m, i, 1) * f[3 + j] + RN_CONVB_WINO_G(m, i, 2) * f[6 + j];
+#pragma GCC unroll 6
+    for (int i = 0; i < a; i++) /* (G g) G^T */
+#pragma GCC unroll 6
+        for (int j = 0; j < a; j++)
+            u[i * a + j] = (t[i][0] * RN_CONVB_WINO_G(m, j, 0) + t[i][1] * RN_CONVB_WINO_G(m, j, 1) + t[i][2] * RN_CONVB_WINO_G(m, j, 2)) * s;
+}
+
+/* The weights of output block kb from input block cbk, every position: the lanes past c and k
+ * zero. One input channel's CB output channels at a time, so that each position's store is
+ * one cache line (a store per (k, c) and position, the positions a multiple of 4 KiB apart,
+ * missed the L1 cache on every one). */
+static inline __attribute__((always_inline)) void pack_blocks(const int m, float *packed,
+                                                              const float *w, const float *scale,
+                                                              const rn_conv_shape *sh, int flipped,
+                                                              int kb, int cbk)
+{
+    const int a = m + 2, cb = rn_blk_lanes(), cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
+    const size_t pstride = (size_t)kbn * cbn * cb * cb;
+    float *out = packed + ((size_t)kb * cbn + cbk) * cb * cb;
+    for (int p = 0; p < a * a; p++) memset(out + p * pstride, 0, (size_t)cb * cb * sizeof(float));
+    const int k0 = kb * cb, k1 = sh->k < k0 + cb ? sh->k : k0 + cb;
+    for (int c = cbk * cb; c < sh->c && c < (cbk + 1) * cb; c++) {
+        double u[RN_BLK_MAX_LANES][36];
+        for (int k = k0; k < k1; k++) {
             float f[9];
             for (int tap = 0; tap < 9; tap++)
                 f[tap] = flipped ? w[((size_t)c * sh->k + k) * 9 + 8 - tap]
                                  : w[((size_t)k * sh->c + c) * 9 + tap];
-            const double s = scale ? scale[k] : 1.0;
-            double t[6][3], u[6][6];
-            for (int i = 0; i < a; i++) /* G g: along the kernel's rows */
-                for (int j = 0; j < 3; j++)
-                    t[i][j] = g[i * 3] * f[j] + g[i * 3 + 1] * f[3 + j] + g[i * 3 + 2] * f[6 + j];
-            for (int i = 0; i < a; i++) /* (G g) G^T */
-                for (int j = 0; j < a; j++)
-                    u[i][j] = t[i][0] * g[j * 3] + t[i][1] * g[j * 3 + 1] + t[i][2] * g[j * 3 + 2];
-            for (int p = 0; p < a * a; p++)
-                packed[((((size_t)p * kbn + k / cb) * cbn + c / cb) * cb + c % cb) * cb + k % cb] =
-                    (float)(u[p / a][p % a] * s);
+            transform_weights(m, u[k - k0], f, scale ? scale[k] : 1.0);
         }
+        for (int p = 0; p < a * a; p++) {
+            float *o = out + p * pstride + (size_t)(c % cb) * cb;
+            for (int k = k0; k < k1; k++) o[k - k0] = (float)u[k - k0][p];
+        }
+    }
+}
+
+/* flipped: w holds the forward convolution's weights [sh->c][sh->k][3][3], and sh is the
+ * shape of its input gradient, whose weights are those transposed and turned by 180 degrees.
+ * A training step packs on every call, so the block pairs go to the threads. */
+static void pack(float *packed, const float *w, const float *scale, const float *bias,
+                 const rn_conv_shape *sh, int flipped)
+{
+    const int cb = rn_blk_lanes(), cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
+    const int m = rn_convb_wino_tile(sh), tasks = kbn * cbn;
+    const int threads = sh->threads > 1 ? sh->threads : 1;
+#pragma omp parallel for num_threads(threads) schedule(static) \
+    if (threads > 1 && tasks > 1 && (size_t)sh->k * sh->c >= 1024)
+    for (int t = 0; t < tasks; t++) {
+        if (m == 4) pack_blocks(4, packed, w, scale, sh, flipped, t / cbn, t % cbn);
+        else pack_blocks(2, packed, w, scale, sh, flipped, t / cbn, t % cbn);
+    }
     float *b = packed + u_floats(sh, cb);
+    memset(b, 0, (size_t)kbn * cb * sizeof(float));
     for (int k = 0; bias && k < sh->k; k++) b[k] = bias[k];
 }
 

@@ -126,11 +126,55 @@ static void range(float *acc, const float *dy, const float *x, const rn_conv_sha
     }
 }
 
+/* dw += G^T du G for the output blocks of pair and the input block cbk: the positions of a
+ * (k, c) are nslots / (m + 2)^2 slots apart. m is a constant where this is inlined. */
+static inline __attribute__((always_inline)) void finish(const int m, float *dw, const double *du,
+                                                         const rn_conv_shape *sh, size_t nslots,
+                                                         int cb, int pair, int cbk)
+{
+    const int side = m + 2, kbn = rn_blk_count(sh->k, cb), cbn = rn_blk_count(sh->c, cb);
+    const int pairs = (kbn + 1) / 2;
+    const size_t slot_floats = (size_t)cb * cb, pstride = nslots / (side * side) * slot_floats;
+    for (int part = 0; part < 2; part++) {
+        int first, kbs;
+        const int r = slot_channels(pair, cbk, part, cb, kbn, sh->c, &first, &kbs);
+        const double *u0 = du + slot_index(0, pair, cbk, part, pairs, cbn) * slot_floats;
+        for (int i = 0; i < r; i++)
+            for (int b = 0; b < kbs; b++)
+                for (int l = 0; l < cb; l++) {
+                    const int k = (2 * pair + b) * cb + l;
+                    if (k >= sh->k) continue;
+                    const double *u = u0 + (size_t)(i * kbs + b) * cb + l;
+                    double t[3][6];
+#pragma GCC unroll 3
+                    for (int e = 0; e < 3; e++) /* G^T du */
+#pragma GCC unroll 6
+                        for (int j = 0; j < side; j++) {
+                            double sum = 0.0;
+#pragma GCC unroll 6
+                            for (int q = 0; q < side; q++)
+                                sum += RN_CONVB_WINO_G(m, q, e) * u[(q * side + j) * pstride];
+                            t[e][j] = sum;
+                        }
+                    float *dk = dw + ((size_t)k * sh->c + first + i) * 9;
+#pragma GCC unroll 3
+                    for (int e = 0; e < 3; e++) /* (G^T du) G */
+#pragma GCC unroll 3
+                        for (int col = 0; col < 3; col++) {
+                            double sum = 0.0;
+#pragma GCC unroll 6
+                            for (int j = 0; j < side; j++) sum += t[e][j] * RN_CONVB_WINO_G(m, j, col);
+                            dk[e * 3 + col] += (float)sum;
+                        }
+                }
+    }
+}
+
 void rn_convb_wino_backward_weights(float *dw, const float *dy, const float *x,
                                     const rn_conv_shape *sh, float *work)
 {
     const rn_convb_fns f = rn_convb_select();
-    const int tm = rn_convb_wino_wgrad_tile(sh), side = tm + 2;
+    const int tm = rn_convb_wino_wgrad_tile(sh);
     const rn_convb_wino_fns *tf = rn_convb_wino_pick(&f, tm);
     const int cb = f.lanes, cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
     const int pairs = (kbn + 1) / 2, threads = sh->threads > 1 ? sh->threads : 1;
@@ -172,36 +216,11 @@ void rn_convb_wino_backward_weights(float *dw, const float *dy, const float *x,
             }
         }
     }
-    /* dg = G^T du G per (k, c): the positions of a (k, c) are nslots / positions slots apart */
-    const double *gm = rn_convb_wino_g(tm);
-    const size_t pstride = nslots / tf->positions * slot_floats;
-    for (int pair = 0; pair < pairs; pair++)
-        for (int cbk = 0; cbk < cbn; cbk++)
-            for (int part = 0; part < 2; part++) {
-                int first, kbs;
-                const int r = slot_channels(pair, cbk, part, cb, kbn, sh->c, &first, &kbs);
-                const double *u0 = du + slot_index(0, pair, cbk, part, pairs, cbn) * slot_floats;
-                for (int i = 0; i < r; i++)
-                    for (int b = 0; b < kbs; b++)
-                        for (int l = 0; l < cb; l++) {
-                            const int k = (2 * pair + b) * cb + l;
-                            if (k >= sh->k) continue;
-                            const double *u = u0 + (size_t)(i * kbs + b) * cb + l;
-                            double t[3][6];
-                            for (int e = 0; e < 3; e++) /* G^T du */
-                                for (int j = 0; j < side; j++) {
-                                    double sum = 0.0;
-                                    for (int q = 0; q < side; q++)
-                                        sum += gm[q * 3 + e] * u[(q * side + j) * pstride];
-                                    t[e][j] = sum;
-                                }
-                            float *dk = dw + ((size_t)k * sh->c + first + i) * 9;
-                            for (int e = 0; e < 3; e++) /* (G^T du) G */
-                                for (int col = 0; col < 3; col++) {
-                                    double sum = 0.0;
-                                    for (int j = 0; j < side; j++) sum += t[e][j] * gm[j * 3 + col];
-                                    dk[e * 3 + col] += (float)sum;
-                                }
-                        }
-            }
+    /* dg = G^T du G per (k, c), the block pairs on the threads (each writes its own weights) */
+    const int tasks = pairs * cbn;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && tasks > 1)
+    for (int task = 0; task < tasks; task++) {
+        if (tm == 4) finish(4, dw, du, sh, nslots, cb, task / cbn, task % cbn);
+        else finish(2, dw, du, sh, nslots, cb, task / cbn, task % cbn);
+    }
 }
