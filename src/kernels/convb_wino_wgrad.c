@@ -140,22 +140,26 @@ static inline __attribute__((always_inline)) void finish(const int m, float *dw,
         const int r = slot_channels(pair, cbk, part, cb, kbn, sh->c, &first, &kbs);
         const double *u0 = du + slot_index(0, pair, cbk, part, pairs, cbn) * slot_floats;
         for (int i = 0; i < r; i++)
-            for (int b = 0; b < kbs; b++)
+            for (int b = 0; b < kbs; b++) {
+                /* a position's CB lanes (output channels) are contiguous: read them together,
+                 * since the positions lie a multiple of 4 KiB apart */
+                const double *u = u0 + (size_t)(i * kbs + b) * cb;
+                double t[3][6][RN_BLK_MAX_LANES];
+#pragma GCC unroll 3
+                for (int e = 0; e < 3; e++) /* G^T du */
+                    for (int j = 0; j < side; j++) {
+                        double *te = t[e][j];
+                        for (int l = 0; l < cb; l++) te[l] = 0.0;
+#pragma GCC unroll 6
+                        for (int q = 0; q < side; q++) {
+                            const double g = RN_CONVB_WINO_G(m, q, e);
+                            const double *uq = u + (q * side + j) * pstride;
+                            for (int l = 0; l < cb; l++) te[l] += g * uq[l];
+                        }
+                    }
                 for (int l = 0; l < cb; l++) {
                     const int k = (2 * pair + b) * cb + l;
-                    if (k >= sh->k) continue;
-                    const double *u = u0 + (size_t)(i * kbs + b) * cb + l;
-                    double t[3][6];
-#pragma GCC unroll 3
-                    for (int e = 0; e < 3; e++) /* G^T du */
-#pragma GCC unroll 6
-                        for (int j = 0; j < side; j++) {
-                            double sum = 0.0;
-#pragma GCC unroll 6
-                            for (int q = 0; q < side; q++)
-                                sum += RN_CONVB_WINO_G(m, q, e) * u[(q * side + j) * pstride];
-                            t[e][j] = sum;
-                        }
+                    if (k >= sh->k) break;
                     float *dk = dw + ((size_t)k * sh->c + first + i) * 9;
 #pragma GCC unroll 3
                     for (int e = 0; e < 3; e++) /* (G^T du) G */
@@ -163,10 +167,11 @@ static inline __attribute__((always_inline)) void finish(const int m, float *dw,
                         for (int col = 0; col < 3; col++) {
                             double sum = 0.0;
 #pragma GCC unroll 6
-                            for (int j = 0; j < side; j++) sum += t[e][j] * RN_CONVB_WINO_G(m, j, col);
+                            for (int j = 0; j < side; j++) sum += t[e][j][l] * RN_CONVB_WINO_G(m, j, col);
                             dk[e * 3 + col] += (float)sum;
                         }
                 }
+            }
     }
 }
 
