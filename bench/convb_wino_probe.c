@@ -78,9 +78,10 @@ int main(int argc, char **argv)
            rn_blk_lanes());
     for (int d = 0; d < 2; d++) {
         const double *b = best + 3 * d;
-        printf("  %-16s direct %8.3f ms %6.1f GFLOP/s, F2 %8.3f ms %6.1f: %.2fx, F4 %8.3f ms %6.1f: "
-               "%.2fx\n", d ? "weight gradient:" : "forward:", 1e3 * b[0], gflop / b[0], 1e3 * b[1],
-               gflop / b[1], b[0] / b[1], 1e3 * b[2], gflop / b[2], b[0] / b[2]);
+        printf("  %-16s direct %8.3f ms %6.1f GFLOP/s, F2 %8.3f ms %6.1f: %.2fx, "
+               "F4 %8.3f ms %6.1f: %.2fx\n", d ? "weight gradient:" : "forward:", 1e3 * b[0],
+               gflop / b[0], 1e3 * b[1], gflop / b[1], b[0] / b[1], 1e3 * b[2], gflop / b[2],
+               b[0] / b[2]);
     }
     free(x), free(dy), free(w), free(y), free(dw), free(direct), free(work_d);
     for (int t = 0; t < 2; t++) free(wino[t]), free(work_w[t]), free(work_g[t]);

@@ -1262,11 +1262,13 @@ static void test_convb_wino_forward(void **state)
         convb_case_as(2, 48, 7, 7, 40, 3, 1, 1, 1, 1);
         convb_case_as(1, 16, 30, 30, 16, 3, 1, 1, 0, 1);
         convb_case_as(2, 24, 2, 3, 16, 3, 1, 1, 0, 1);     /* a map smaller than a tile */
-        convb_case_as(1, 256, 13, 14, 192, 3, 1, 1, 1, 1); /* several chunks of tiles, a partial one */
+        /* several chunks of tiles, a partial one */
+        convb_case_as(1, 256, 13, 14, 192, 3, 1, 1, 1, 1);
     }
     rn_convb_wino_force_tile(0);
     /* the choice: the tile with fewer positions over the map, F(2x2, 3x3) on a tie */
-    const int maps[][3] = {{2, 2, 2}, {3, 3, 4}, {4, 4, 4}, {5, 5, 2}, {6, 6, 2}, {7, 7, 4}, {8, 8, 4}, {32, 32, 4}};
+    const int maps[][3] = {{2, 2, 2}, {3, 3, 4}, {4, 4, 4},   {5, 5, 2},
+                           {6, 6, 2}, {7, 7, 4}, {8, 8, 4}, {32, 32, 4}};
     for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++) {
         rn_conv_shape sh;
         assert_int_equal(rn_conv_shape_init(&sh, 1, 16, maps[i][0], maps[i][1], 16, 3, 3, 1, 1), 0);

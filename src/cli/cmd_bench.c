@@ -330,7 +330,8 @@ static void kernels_table(const rn_net *net, const bench_settings *bs, const ker
         const kernel_row *r = &rows[i];
         const rn_conv_info *c = &r->info;
         char shape[64], mark[16] = "";
-        if (r->wino == 2) snprintf(mark, sizeof mark, " W%d%d%d", r->tiles[0], r->tiles[1], r->tiles[2]);
+        if (r->wino == 2)
+            snprintf(mark, sizeof mark, " W%d%d%d", r->tiles[0], r->tiles[1], r->tiles[2]);
         else if (r->wino) snprintf(mark, sizeof mark, " w%d%d", r->tiles[0], r->tiles[1]);
         snprintf(shape, sizeof shape, "%d->%d %dx%d/%d %dx%d%s", c->in_c, c->out_c, c->k, c->k,
                  c->stride, c->in_h, c->in_w, mark);

@@ -125,7 +125,10 @@ const rn_convb_wino_fns *rn_convb_wino_pick(const rn_convb_fns *f, int m);
 
 /* G of F(2x2, 3x3) and of F(4x4, 3x3), (m + 2) x 3: the weights' transform U = G g G^T, and
  * the weight gradient's G^T dU G. RN_CONVB_WINO_G(m, i, j) folds to a constant where m is one. */
-static const double RN_CONVB_WINO_G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+static const double RN_CONVB_WINO_G2[4][3] = {{1, 0, 0},
+                                              {0.5, 0.5, 0.5},
+                                              {0.5, -0.5, 0.5},
+                                              {0, 0, 1}};
 static const double RN_CONVB_WINO_G4[6][3] = {{1.0 / 4, 0, 0},
                                               {-1.0 / 6, -1.0 / 6, -1.0 / 6},
                                               {-1.0 / 6, 1.0 / 6, -1.0 / 6},

@@ -252,7 +252,8 @@ static inline __attribute__((always_inline)) void wino4_in_tile(const int checke
 void WINO4_IN_NAME(float *v, size_t pstride, const float *xp, int h, int w, int ty, int tx)
 {
     const int y0 = 4 * ty - 1, x0 = 4 * tx - 1;
-    if (y0 >= 0 && x0 >= 0 && y0 + 6 <= h && x0 + 6 <= w) wino4_in_tile(0, v, pstride, xp, h, w, ty, tx);
+    if (y0 >= 0 && x0 >= 0 && y0 + 6 <= h && x0 + 6 <= w)
+        wino4_in_tile(0, v, pstride, xp, h, w, ty, tx);
     else wino4_in_tile(1, v, pstride, xp, h, w, ty, tx);
 }
 

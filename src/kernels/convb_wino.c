@@ -104,12 +104,15 @@ static inline __attribute__((always_inline)) void transform_weights(const int m,
     for (int i = 0; i < a; i++) /* G g: along the kernel's rows */
 #pragma GCC unroll 3
         for (int j = 0; j < 3; j++)
-            t[i][j] = RN_CONVB_WINO_G(m, i, 0) * f[j] + RN_CONVB_WINO_G(m, i, 1) * f[3 + j] + RN_CONVB_WINO_G(m, i, 2) * f[6 + j];
+            t[i][j] = RN_CONVB_WINO_G(m, i, 0) * f[j] + RN_CONVB_WINO_G(m, i, 1) * f[3 + j] +
+                      RN_CONVB_WINO_G(m, i, 2) * f[6 + j];
 #pragma GCC unroll 6
     for (int i = 0; i < a; i++) /* (G g) G^T */
 #pragma GCC unroll 6
         for (int j = 0; j < a; j++)
-            u[i * a + j] = (t[i][0] * RN_CONVB_WINO_G(m, j, 0) + t[i][1] * RN_CONVB_WINO_G(m, j, 1) + t[i][2] * RN_CONVB_WINO_G(m, j, 2)) * s;
+            u[i * a + j] = (t[i][0] * RN_CONVB_WINO_G(m, j, 0) + t[i][1] * RN_CONVB_WINO_G(m, j, 1) +
+                            t[i][2] * RN_CONVB_WINO_G(m, j, 2)) *
+                           s;
 }
 
 /* The weights of output block kb from input block cbk, every position: the lanes past c and k
@@ -121,7 +124,8 @@ static inline __attribute__((always_inline)) void pack_blocks(const int m, float
                                                               const rn_conv_shape *sh, int flipped,
                                                               int kb, int cbk)
 {
-    const int a = m + 2, cb = rn_blk_lanes(), cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
+    const int a = m + 2, cb = rn_blk_lanes();
+    const int cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
     const size_t pstride = (size_t)kbn * cbn * cb * cb;
     float *out = packed + ((size_t)kb * cbn + cbk) * cb * cb;
     for (int p = 0; p < a * a; p++) memset(out + p * pstride, 0, (size_t)cb * cb * sizeof(float));
@@ -186,7 +190,8 @@ size_t rn_convb_wino_workspace(const rn_conv_shape *sh)
 {
     const int cb = rn_blk_lanes(), threads = sh->threads > 1 ? sh->threads : 1;
     const int cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
-    const int positions = positions_of(sh), ct = rn_convb_wino_chunk_tiles(cbn + kbn, cb, positions);
+    const int positions = positions_of(sh);
+    const int ct = rn_convb_wino_chunk_tiles(cbn + kbn, cb, positions);
     return (size_t)threads * positions *
            (rn_convb_wino_position_floats(cbn, ct, cb) + rn_convb_wino_position_floats(kbn, ct, cb));
 }
@@ -237,11 +242,13 @@ void rn_convb_wino_forward(float *y, const float *x, const float *packed, int re
     const rn_convb_fns f = rn_convb_select();
     const rn_convb_wino_fns *tf = rn_convb_wino_pick(&f, rn_convb_wino_tile(sh));
     const int cb = f.lanes, cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
-    const long tiles = (long)sh->n * ((sh->oh + tf->m - 1) / tf->m) * ((sh->ow + tf->m - 1) / tf->m);
+    const long tiles =
+        (long)sh->n * ((sh->oh + tf->m - 1) / tf->m) * ((sh->ow + tf->m - 1) / tf->m);
     const int threads = sh->threads > 1 ? sh->threads : 1;
     const int ct = rn_convb_wino_chunk_tiles(cbn + kbn, cb, tf->positions);
     const size_t vfloats = (size_t)tf->positions * rn_convb_wino_position_floats(cbn, ct, cb);
-    const size_t per_thread = vfloats + (size_t)tf->positions * rn_convb_wino_position_floats(kbn, ct, cb);
+    const size_t per_thread =
+        vfloats + (size_t)tf->positions * rn_convb_wino_position_floats(kbn, ct, cb);
     const long chunks = (tiles + ct - 1) / ct;
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {

@@ -167,7 +167,8 @@ static inline __attribute__((always_inline)) void finish(const int m, float *dw,
                         for (int col = 0; col < 3; col++) {
                             double sum = 0.0;
 #pragma GCC unroll 6
-                            for (int j = 0; j < side; j++) sum += t[e][j][l] * RN_CONVB_WINO_G(m, j, col);
+                            for (int j = 0; j < side; j++)
+                                sum += t[e][j][l] * RN_CONVB_WINO_G(m, j, col);
                             dk[e * 3 + col] += (float)sum;
                         }
                 }

@@ -41,9 +41,9 @@ typedef struct {
 /* How 3x3 stride-1 convolutions (forward and input gradient) are computed. AUTO: Winograd
  * F(2x2, 3x3) when both channel counts are at least 16 and the batch has at least 48 output
  * tiles of 2x2 (conv.c: WINO_MIN_CHANNELS, WINO_MIN_TILES), unless the environment variable
- * RN_WINOGRAD=0 says otherwise; DIRECT and WINOGRAD force one (tests, benchmarks). */
-/* RN_CONV_WINOGRAD_2X2: on blocks, where Winograd pays, only with 2x2 output tiles (the
- * training forward: rn_convb_wino_tile). */
+ * RN_WINOGRAD=0 says otherwise; DIRECT and WINOGRAD force one (tests, benchmarks). On blocks
+ * (rn_convb_*), AUTO lets rn_convb_wino_tile choose the tile where Winograd pays, and
+ * WINOGRAD_2X2 keeps it to 2x2 (the training forward, src/nn/blocked.c). */
 typedef enum {
     RN_CONV_AUTO = 0,
     RN_CONV_DIRECT = 1,
@@ -158,8 +158,8 @@ size_t rn_convb_backward_data_workspace(const rn_conv_shape *sh);
 void rn_convb_backward_data(float *dx, const float *dy, const float *packed,
                             const rn_conv_shape *sh, float *work);
 /* Winograd F(2x2, 3x3) or F(4x4, 3x3) on blocked tensors, for the shapes rn_convb_wino_fits
- * (3x3, stride 1, pad 1): the same contract as rn_convb_pack / rn_convb_forward, with its own packing (the
- * transformed weights) and workspace (the transformed input and products). */
+ * (3x3, stride 1, pad 1): the same contract as rn_convb_pack / rn_convb_forward, with its own
+ * packing (the transformed weights) and workspace (the transformed input and products). */
 int rn_convb_wino_fits(const rn_conv_shape *sh);
 /* ... and is faster than the direct kernel (convb_wino.c has the measurements). */
 int rn_convb_wino_pays(const rn_conv_shape *sh);
