@@ -1273,6 +1273,8 @@ static void test_convb_wino_forward(void **state)
         rn_conv_shape sh;
         assert_int_equal(rn_conv_shape_init(&sh, 1, 16, maps[i][0], maps[i][1], 16, 3, 3, 1, 1), 0);
         assert_int_equal(rn_convb_wino_tile(&sh), maps[i][2]);
+        const rn_conv_shape fs = rn_convb_wino_training_forward(&sh); /* its ReLUs: 2x2 only */
+        assert_int_equal(rn_convb_wino_tile(&fs), 2);
     }
 }
 

@@ -154,16 +154,16 @@ static int time_kernel(kernel_row *r, const bench_settings *bs, uint64_t seed)
     float *dyb = malloc(rn_blk_floats(sh.n, sh.k, sh.oh, sh.ow) * sizeof(float));
     float *dxb = malloc(rn_blk_floats(sh.n, sh.c, sh.h, sh.w) * sizeof(float));
     /* where the network runs Winograd on blocks (rn_conv_run_*_blocked), the same here, its
-     * forward with 2x2 tiles only (src/nn/blocked.c has why) */
+     * forward as training runs it */
+    const rn_conv_shape fs = rn_convb_wino_training_forward(&sh);
+    const int wino_fwd = rn_convb_wino_pays(&fs);
     const int wino = rn_convb_wino_pays(&sh), wino_wgrad = rn_convb_wino_wgrad_pays(&sh);
     const rn_conv_shape t = rn_convb_wino_transposed(&sh);
-    rn_conv_shape fs = sh;
-    fs.algo = RN_CONV_WINOGRAD_2X2;
     r->wino = wino + wino_wgrad;
-    r->tiles[0] = wino ? rn_convb_wino_tile(&fs) : 0;
+    r->tiles[0] = wino_fwd ? rn_convb_wino_tile(&fs) : 0;
     r->tiles[1] = wino ? rn_convb_wino_tile(&t) : 0;
     r->tiles[2] = wino_wgrad ? rn_convb_wino_wgrad_tile(&sh) : 0;
-    if (wino) {
+    if (wino_fwd) {
         free(wb);
         free(workb);
         wb = malloc(rn_convb_wino_packed_floats(&fs) * sizeof(float));
@@ -193,7 +193,7 @@ static int time_kernel(kernel_row *r, const bench_settings *bs, uint64_t seed)
             if (d == DIR_FORWARD) rn_conv_forward(y, x, w, NULL, &sh, work);
             else if (d == DIR_BACKWARD_DATA) rn_conv_backward(dx, NULL, NULL, dy, x, w, &sh, work);
             else if (d == DIR_BACKWARD_WEIGHTS) rn_conv_backward(NULL, dw, NULL, dy, x, w, &sh, work);
-            else if (d == DIR_FORWARD_BLOCKED && wino) { /* weights packed in the call, as a
+            else if (d == DIR_FORWARD_BLOCKED && wino_fwd) { /* weights packed in the call, as a
                                                           * training step packs them */
                 rn_convb_wino_pack(wb, w, NULL, NULL, &fs);
                 rn_convb_wino_forward(yb, xb, wb, 0, &fs, workb);
@@ -368,8 +368,8 @@ static void kernels_table(const rn_net *net, const bench_settings *bs, const ker
            "peak;\nblocked: on channel-blocked tensors (NCHW%dc), by the kernels training on "
            "blocks runs; each forward packs its weights, as a training step must; W: all three "
            "blocked passes by Winograd, w: forward and backward-data, with output tiles of the "
-           "digits' size in that order (2: F(2x2, 3x3), 4: F(4x4, 3x3); GFLOP/s and peak count "
-           "direct multiply-adds)\n", rn_blk_lanes());
+           "digits' size in that order (2: F(2x2, 3x3), 4: F(4x4, 3x3), 0: the direct kernel; "
+           "GFLOP/s and peak count direct multiply-adds)\n", rn_blk_lanes());
     if (starred)
         printf("*: holds the network's first convolution, whose input gradient training never "
                "computes (left out of the totals)\n");

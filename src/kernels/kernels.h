@@ -43,7 +43,7 @@ typedef struct {
  * tiles of 2x2 (conv.c: WINO_MIN_CHANNELS, WINO_MIN_TILES), unless the environment variable
  * RN_WINOGRAD=0 says otherwise; DIRECT and WINOGRAD force one (tests, benchmarks). On blocks
  * (rn_convb_*), AUTO lets rn_convb_wino_tile choose the tile where Winograd pays, and
- * WINOGRAD_2X2 keeps it to 2x2 (the training forward, src/nn/blocked.c). */
+ * WINOGRAD_2X2 keeps it to 2x2 (the training forward: rn_convb_wino_training_forward). */
 typedef enum {
     RN_CONV_AUTO = 0,
     RN_CONV_DIRECT = 1,
@@ -168,6 +168,8 @@ int rn_convb_wino_pays(const rn_conv_shape *sh);
 int rn_convb_wino_tile(const rn_conv_shape *sh);
 /* ... and the one the weight gradient takes (convb_wino.c). */
 int rn_convb_wino_wgrad_tile(const rn_conv_shape *sh);
+/* sh as a training forward runs it: Winograd with 2x2 tiles only (convb_wino.c has why). */
+rn_conv_shape rn_convb_wino_training_forward(const rn_conv_shape *sh);
 /* For tests and probes: 2 or 4 takes that tile for every shape, 0 the choice above. Not to be
  * called while a convolution runs. */
 void rn_convb_wino_force_tile(int m);

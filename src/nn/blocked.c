@@ -20,17 +20,11 @@ static int use_wino(const rn_conv *conv, const rn_conv_shape *sh)
     return !conv->blk_planar_in && rn_convb_wino_pays(sh);
 }
 
-/* The forward's shape: Winograd's 2x2 tiles only. The forward's rounding decides which side
- * of the kink each ReLU input falls on, and F(4x4, 3x3)'s, about 30x F(2x2, 3x3)'s on blocks
- * (test_kernels), flipped enough of them in plain20's parity case (tests/test_parity.c on
- * blocks: its first convolution's weights after the SGD steps then differed from PyTorch's
- * by 4.2e-3 where 3e-3 is allowed; 1.5e-4 with 2x2 tiles). The two backward passes, which
- * decide no ReLU, take the tile the shape chooses (1.9e-7 with 4x4 tiles in both). */
+/* The forward's shape, as training runs it (rn_convb_wino_training_forward). */
 static rn_conv_shape forward_shape(const rn_conv *conv, int n, int threads)
 {
-    rn_conv_shape sh = rn_conv_shape_of(conv, n, threads);
-    sh.algo = RN_CONV_WINOGRAD_2X2;
-    return sh;
+    const rn_conv_shape sh = rn_conv_shape_of(conv, n, threads);
+    return rn_convb_wino_training_forward(&sh);
 }
 
 size_t rn_conv_blocked_work(const rn_conv *conv, int n, int threads)
