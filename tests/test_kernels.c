@@ -1010,6 +1010,13 @@ static void test_convb_backward_weights(void **state)
     convb_wgrad_case(4, 1, 28, 28, 16, 3, 1, 1, WGRAD_PLANAR_IN);  /* one channel (Fashion-MNIST) */
     convb_wgrad_case(2, 3, 16, 16, 24, 3, 1, 1, WGRAD_PLANAR_IN);  /* CIFAR's first convolution */
     convb_wgrad_case(2, 20, 6, 6, 24, 3, 2, 1, WGRAD_PLANAR_IN);   /* planar input wider than a block */
+    /* the batch in chunks (convb_wgrad.c): bands of rows on large maps, the taps' rectangles
+     * clipped at the bands' edges; several images a chunk on small maps, the last chunk short;
+     * more slots than a task holds (the stem's 49 taps) */
+    convb_wgrad_case(2, 40, 24, 24, 48, 1, 1, 0, WGRAD_BLOCKED);
+    convb_wgrad_case(2, 20, 40, 36, 24, 3, 2, 1, WGRAD_BLOCKED);
+    convb_wgrad_case(20, 16, 4, 4, 16, 3, 1, 1, WGRAD_BLOCKED);
+    convb_wgrad_case(2, 3, 46, 46, 16, 7, 2, 3, WGRAD_PLANAR_IN);
 }
 
 /* The input gradient's Winograd weights, packed straight from the forward's (transposed and
