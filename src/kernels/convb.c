@@ -174,9 +174,11 @@ static void band(const rn_convb_fns *v, rn_convb_row a, float *yi, const float *
     a.w = packed + kb * wblock;
     a.bias = packed + weight_floats(sh, cb) + (size_t)kb * cb;
     float *yk = yi + (size_t)kb * a.ystride;
+    const int calls = rn_convb_row_calls(sh->ow, v->rmax);
     for (int oy = y0; oy < y1; oy++)
-        for (int ox = 0; ox < sh->ow; ox += v->rmax) {
-            const int r = sh->ow - ox < v->rmax ? sh->ow - ox : v->rmax;
+        for (int j = 0; j < calls; j++) {
+            const int ox = rn_convb_call_start(sh->ow, calls, j);
+            const int r = rn_convb_call_start(sh->ow, calls, j + 1) - ox;
             v->row(&a, r, kbs, yk + ((size_t)oy * sh->ow + ox) * cb,
                    xi + (size_t)oy * sh->stride * a.xrow + (size_t)ox * a.xstep);
         }

@@ -103,6 +103,12 @@ static inline size_t rn_convb_wino_position_floats(int blocks, int tiles, int cb
 #define RN_CONVB_RMAX_AVX2 6
 #define RN_CONVB_RMAX_GENERIC 4
 
+/* A row of n output pixels in calls of the microkernel: as few as RMAX allows, of equal width
+ * (14 pixels: 7 + 7, not 12 + 2). A call of few pixels has few accumulator chains, too few to
+ * keep two FMA units busy through their latency. Call j covers [start(j), start(j + 1)). */
+static inline int rn_convb_row_calls(int n, int rmax) { return (n + rmax - 1) / rmax; }
+static inline int rn_convb_call_start(int n, int calls, int j) { return (int)((long)j * n / calls); }
+
 /* One plane of h x w pixels of unit floats (a channel block, or one planar channel) into dst,
  * bordered by p zeros on every side. */
 void rn_convb_pad_plane(float *dst, const float *src, int h, int w, int p, int unit);

@@ -131,9 +131,11 @@ static void phase_band(const rn_convb_fns *v, const rn_conv_shape *sh, float *dx
         .clast = sh->k - (kbn - 1) * cb, .xplane = (size_t)(sh->oh + 2 * p) * wp * cb,
         .xrow = (size_t)wp * cb, .xpix = (size_t)cb, .xstep = (size_t)cb, .cstride = 1,
         .ystride = plane, .ypix = s * cb, .bias = NULL, .relu = 0};
+    const int calls = rn_convb_row_calls(ax.count, v->rmax);
     for (int m = m0; m < m1; m++)
-        for (int l = 0; l < ax.count; l += v->rmax) {
-            const int r = ax.count - l < v->rmax ? ax.count - l : v->rmax;
+        for (int j = 0; j < calls; j++) {
+            const int l = rn_convb_call_start(ax.count, calls, j);
+            const int r = rn_convb_call_start(ax.count, calls, j + 1) - l;
             v->row(&a, r, bs, dxi + b * plane + ((py + s * m) * sh->w + px + s * l) * cb,
                    dyp + ((size_t)(m + ay.first + p) * wp + (l + ax.first + p)) * cb);
         }
