@@ -55,17 +55,33 @@ typedef struct {
     int planar_in, cb, cbn, kbn, taps;
 } wgrad_job;
 
+/* Slot s of the pair at output block kb: its tap, its first input channel c0 (of block cbk),
+ * its r channels (0: the slot is empty) and the pair's kbs output blocks. */
+typedef struct {
+    int tap, cbk, c0, r, kbs;
+} slot_info;
+
+static slot_info slot_of(const wgrad_job *j, int kb, int s)
+{
+    const int cb = j->cb, part = s / j->taps % 2;
+    slot_info o = {s % j->taps, s / j->taps / 2, 0, 0, kb + 1 < j->kbn ? 2 : 1};
+    const int width = o.kbs > 1 ? cb / 2 : cb;
+    if (o.kbs == 1 && part == 1) return o; /* a single block takes whole input blocks */
+    o.c0 = o.cbk * cb + part * width;
+    o.r = j->sh->c - o.c0 < width ? j->sh->c - o.c0 : width;
+    if (o.r < 0) o.r = 0;
+    return o;
+}
+
 /* Slot s of the pair at output block kb over images [i0, i0 + imgs), output rows [y0, y1),
  * added to acc. */
 static void run_slot(const wgrad_job *j, int kb, int s, int i0, int imgs, int y0, int y1, float *acc)
 {
     const rn_conv_shape *sh = j->sh;
-    const int cb = j->cb, tap = s % j->taps, part = s / j->taps % 2, cbk = s / j->taps / 2;
-    const int kbs = kb + 1 < j->kbn ? 2 : 1, width = kbs > 1 ? cb / 2 : cb;
-    if (kbs == 1 && part == 1) return;
-    const int c0 = cbk * cb + part * width;
-    const int r = sh->c - c0 < width ? sh->c - c0 : width;
-    if (r <= 0) return;
+    const int cb = j->cb;
+    const slot_info o = slot_of(j, kb, s);
+    if (!o.r) return;
+    const int tap = o.tap, cbk = o.cbk, c0 = o.c0, r = o.r, kbs = o.kbs;
     const int ky = tap / sh->s, kx = tap % sh->s;
     int oy0, oy1, ox0, ox1;
     inside(&oy0, &oy1, ky, sh->h, sh->oh, sh->stride, sh->pad);
@@ -98,16 +114,14 @@ static void run_slot(const wgrad_job *j, int kb, int s, int i0, int imgs, int y0
 static void add_slot(const wgrad_job *j, float *dw, int kb, int s, const float *acc)
 {
     const rn_conv_shape *sh = j->sh;
-    const int cb = j->cb, tap = s % j->taps, part = s / j->taps % 2, cbk = s / j->taps / 2;
-    const int kbs = kb + 1 < j->kbn ? 2 : 1, width = kbs > 1 ? cb / 2 : cb;
-    if (kbs == 1 && part == 1) return;
-    const int c0 = cbk * cb + part * width;
-    const int r = sh->c - c0 < width ? sh->c - c0 : width;
-    for (int i = 0; i < r; i++)
-        for (int b = 0; b < kbs; b++)
+    const int cb = j->cb;
+    const slot_info o = slot_of(j, kb, s);
+    for (int i = 0; i < o.r; i++)
+        for (int b = 0; b < o.kbs; b++)
             for (int l = 0; l < cb; l++) {
                 const int k = (kb + b) * cb + l;
-                if (k < sh->k) dw[((size_t)k * sh->c + c0 + i) * j->taps + tap] += acc[(i * kbs + b) * cb + l];
+                if (k < sh->k)
+                    dw[((size_t)k * sh->c + o.c0 + i) * j->taps + o.tap] += acc[(i * o.kbs + b) * cb + l];
             }
 }
 
