@@ -16,8 +16,11 @@
  * hardware's prefetcher did not keep up. Measured (Xeon, family 6 model 207, 1 thread, medians
  * of 5 alternating runs): resnet50 inference at batch 1 took 0.93x the time with 8 channels
  * ahead, 16 ahead 0.96x of that, 32 ahead 1.02x of 16; with 16 (medians of 3) resnet18 batch 1
- * 0.88x, resnet50 batch 16 0.91x, training resnet20 and resnet8-w32-s2 not slower. */
-enum { WEIGHTS_AHEAD = 16 };
+ * 0.88x, resnet50 batch 16 0.91x, training resnet20 and resnet8-w32-s2 not slower. With 8
+ * lanes (the AVX2 and portable builds: 512 bytes of a pair's weights a channel block, not 2 KB)
+ * none, since there resnet18 batch 16 read 1.08x and 1.14x the time by the medians of
+ * alternating runs (0.98-1.04x by their minima) and batch 1 0.99-1.00x. */
+enum { WEIGHTS_AHEAD = CB == 16 ? 16 : 0 };
 
 typedef float vblk __attribute__((vector_size(CB * sizeof(float)), aligned(sizeof(float))));
 typedef int vmask __attribute__((vector_size(CB * sizeof(int))));
@@ -39,8 +42,10 @@ static inline __attribute__((always_inline)) void row_tile(const int r, const in
                 const float *xt = xc + (size_t)ky * a->xrow + (size_t)kx * a->xpix;
                 const float *wt = wc + (size_t)(ky * a->ks + kx) * CB * CB;
                 for (int c = 0; c < channels; c++) {
-                    __builtin_prefetch(wt + (c + WEIGHTS_AHEAD) * CB, 0, 3);
-                    if (kbs > 1) __builtin_prefetch(wt + a->wstride + (c + WEIGHTS_AHEAD) * CB, 0, 3);
+                    if (WEIGHTS_AHEAD) {
+                        __builtin_prefetch(wt + (c + WEIGHTS_AHEAD) * CB, 0, 3);
+                        if (kbs > 1) __builtin_prefetch(wt + a->wstride + (c + WEIGHTS_AHEAD) * CB, 0, 3);
+                    }
                     const vblk w0 = *(const vblk *)(wt + c * CB);
                     const vblk w1 = kbs > 1 ? *(const vblk *)(wt + a->wstride + c * CB) : w0;
                     const float *xv = xt + (size_t)c * a->cstride;
