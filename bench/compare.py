@@ -9,6 +9,7 @@ backward-weights, one table per network and thread count.
     /usr/bin/python3 bench/compare.py --quick    # smoke run: few iterations
     /usr/bin/python3 bench/compare.py --threads 2 --rows r20-train,r50-b1 --out result.json
     /usr/bin/python3 bench/compare.py --kernels  # the kernel tables only (about 15 minutes)
+    /usr/bin/python3 bench/compare.py --rounds 3 # every cell in 3 passes, steps pooled
 
 Engines (a column is skipped, with a note, when its interpreter or package is missing):
   ours          build/resnet bench ... --json (run `make` first)
@@ -34,6 +35,13 @@ step. The FMA peak comes from bench/fma_peak.c, compiled here with cc -O2 -mavx2
 -fopenmp: 512-bit FMAs where the CPU has AVX-512F (the peak any engine could reach there), 256-bit
 ones elsewhere; the table's header says which.
 Ratios are speeds: ours img/s / theirs img/s (above 1 = ours faster).
+
+Rounds (--rounds R): the whole measurement, every engine, row and thread count, R times over,
+in passes that take ours first and the anchors after it on even passes, the anchors first on
+odd ones; each cell's medians are then over the steps of all its passes together. On a shared
+machine whose speed drifts over minutes (up to 1.5x per cell between two runs 12 minutes
+apart), a slow spell then falls on every engine's cells rather than on one engine's: a ratio
+compares times taken in the same stretches of the run.
 
 Kernel tables (rows r20-kernels, r50-kernels): ours is `resnet bench --kernels --json` (every
 distinct convolution shape of the network and its count, timed alone: the channel-blocked
@@ -570,16 +578,20 @@ def driver(a):
     model, cores = machine_info()
     os.makedirs(WORK, exist_ok=True)
     out = a.out or os.path.join(WORK, "last.json")
+    if a.rounds < 1:
+        log("compare.py: --rounds: expected 1 or more, got %d" % a.rounds)
+        return 2
     state = dict(machine=model, cores=cores, quick=a.quick, settings=s, rows=rows,
                  threads=threads, compile_threads=compile_threads, resnet=a.resnet,
+                 rounds=a.rounds,
                  git=git_rev(), openblas=openblas_version(), load_start=loadavg(),
                  results=[], peaks={}, versions={}, notes=[], elapsed_s=0.0)
     if a.resume:
         try:
             with open(out) as f:
                 old = json.load(f)
-            if old.get("settings") != s:
-                log("compare.py: --resume: %s was made with other settings" % out)
+            if old.get("settings") != s or old.get("rounds", 1) != a.rounds:
+                log("compare.py: --resume: %s was made with other settings or --rounds" % out)
                 return 2
             state["results"] = old["results"]
             state["peaks"] = old["peaks"]
@@ -595,9 +607,9 @@ def driver(a):
     notes, versions, results = state["notes"], state["versions"], state["results"]
     log("machine: %s; %s; load average %s" % (model, cores, loadavg()))
 
-    def have(engine, row, t):
+    def have(engine, row, t, rnd):
         return any(x["engine"] == engine and x["row"] == row and x["threads"] == t
-                   for x in results)
+                   and x.get("round", 0) == rnd for x in results)
 
     def kernel_shapes(row):
         """The shapes of a kernel table, from our engine's measurement at any thread count."""
@@ -681,48 +693,66 @@ def driver(a):
             log("    %s %s: %.1f ms, %d steps%s" % (x["row"], name, med(x["times_ms"]),
                                                    len(x["times_ms"]), first))
 
-    for t in threads:
-        peak(t)
+    def run_ours_rows(t, rnd):
         for r in rows:
-            if have("ours", r, t):
+            if have("ours", r, t, rnd):
                 continue
-            log("[T=%d] ours: %s ..." % (t, ROWS[r][0]))
+            log("[T=%d%s] ours: %s ..." % (t, round_tag(rnd), ROWS[r][0]))
             x = run_ours(resnet, r, t, s)
+            x["round"] = rnd
             show(x)
             add(x)
+
+    def run_engine(t, rnd, py, name, kind, todo):
         worker_common = ["--threads", str(t), "--settings", json.dumps(s)]
         if t not in compile_threads:
             worker_common.append("--no-compile")
         if a.variants:
             worker_common += ["--variants", a.variants]
-        engines = [(DEBIAN_PY, "torch-debian", "torch", rows)] if has_pt1 else []
-        engines += [(venv_py, "torch-pypi", "torch", rows)] if has_ptn else []
-        engines += [(venv_py, "ort", "ort", infer_rows)] if has_ort else []
-        for py, name, kind, todo in engines:
-            todo = [r for r in todo if not have(name, r, t)]
-            shapes = {}
-            for r in [r for r in todo if ROWS[r][2] == "kernels"]:
-                shapes[r] = kernel_shapes(r)
-                if not shapes[r]:
-                    todo.remove(r)
-                    notes.append("%s %s (T=%d) skipped: our engine gave no shapes" % (name, r, t))
-            if not todo:
-                continue
-            log("[T=%d] %s (%s) ..." % (t, name, py))
+        todo = [r for r in todo if not have(name, r, t, rnd)]
+        shapes = {}
+        for r in [r for r in todo if ROWS[r][2] == "kernels"]:
+            shapes[r] = kernel_shapes(r)
+            if not shapes[r]:
+                todo.remove(r)
+                notes.append("%s %s (T=%d) skipped: our engine gave no shapes" % (name, r, t))
+        if not todo:
+            return
+        log("[T=%d%s] %s (%s) ..." % (t, round_tag(rnd), name, py))
 
-            def got(x, name=name):
-                x["engine"] = name
-                if "kernels" in x:
-                    kernel_annotate(x, results)
-                show(x)
-                add(x)
-            extra = ["--kernel-shapes", json.dumps(shapes, separators=(",", ":"))] if shapes else []
-            v, err = run_worker(py, ["--worker", kind, "--rows", ",".join(todo)] + worker_common
-                                + extra, t, 3600, got)
-            if v:
-                versions[name] = v
-            if err:
-                notes.append("%s worker (T=%d) failed: %s" % (name, t, err))
+        def got(x, name=name):
+            x["engine"] = name
+            x["round"] = rnd
+            if "kernels" in x:
+                kernel_annotate(x, results)
+            show(x)
+            add(x)
+        extra = ["--kernel-shapes", json.dumps(shapes, separators=(",", ":"))] if shapes else []
+        v, err = run_worker(py, ["--worker", kind, "--rows", ",".join(todo)] + worker_common
+                            + extra, t, 3600, got)
+        if v:
+            versions[name] = v
+        if err:
+            notes.append("%s worker (T=%d) failed: %s" % (name, t, err))
+
+    def round_tag(rnd):
+        return ", round %d/%d" % (rnd + 1, a.rounds) if a.rounds > 1 else ""
+
+    engines = [(DEBIAN_PY, "torch-debian", "torch", rows)] if has_pt1 else []
+    engines += [(venv_py, "torch-pypi", "torch", rows)] if has_ptn else []
+    engines += [(venv_py, "ort", "ort", infer_rows)] if has_ort else []
+    for rnd in range(a.rounds):
+        for t in threads:
+            peak(t)
+            # ours needs to go first once: the anchors' kernel tables take its shapes
+            jobs = [None] + engines
+            if rnd % 2 and all(have("ours", r, t, 0) for r in rows):
+                jobs = jobs[::-1]
+            for job in jobs:
+                if job is None:
+                    run_ours_rows(t, rnd)
+                else:
+                    run_engine(t, rnd, *job)
     for t in threads:  # the peak again at the end: the machine's load moves
         peak(t)
     state["elapsed_s"] = elapsed0 + time.time() - t_start
@@ -886,7 +916,41 @@ def kernel_report(st, row, t, pk, pt_names):
     print()
 
 
+def pooled(results):
+    """One result per engine, variant, row and thread count: the steps (and each kernel's
+    runs) of all its rounds together, in order, with `rounds` saying how many there were; an
+    error stands only where no round of the cell succeeded."""
+    merged, order = {}, []
+    for x in results:
+        key = (x["engine"], x.get("variant"), x["row"], x["threads"])
+        m = merged.get(key)
+        if m is None or ("error" in m and "error" not in x):
+            if m is None:
+                order.append(key)
+            merged[key] = dict(x, rounds=1)
+            if "times_ms" in x:
+                merged[key]["times_ms"] = sorted(x["times_ms"])
+            if "kernels" in x:
+                merged[key]["kernels"] = [dict(k, times_ms={d: list(v) for d, v in
+                                                            k["times_ms"].items()})
+                                          for k in x["kernels"]]
+            continue
+        if "error" in x:
+            continue
+        m["rounds"] += 1
+        if "times_ms" in x:
+            m["times_ms"] = sorted(m["times_ms"] + x["times_ms"])
+        if "kernels" in x and "kernels" in m:
+            runs = {tuple(k["shape"]): k for k in x["kernels"]}
+            for k in m["kernels"]:
+                other = runs.get(tuple(k["shape"]))
+                for d in k["times_ms"] if other else ():
+                    k["times_ms"][d] = sorted(k["times_ms"][d] + other["times_ms"].get(d, []))
+    return [merged[k] for k in order]
+
+
 def report(st):
+    st = dict(st, results=pooled(st["results"]))
     quick, s, rows, threads = st["quick"], st["settings"], st["rows"], st["threads"]
     results, versions, notes = st["results"], st["versions"], st["notes"]
     peaks = {int(k): v for k, v in st["peaks"].items()}
@@ -941,6 +1005,10 @@ def report(st):
                   3 * s["kern_max_s"]))
     print("load average (1, 5, 15 min): at the start %s, at the end %s; total time %.0f s" % (
         st["load_start"], st.get("load_end", "?"), st["elapsed_s"]))
+    if st.get("rounds", 1) > 1:
+        print("rounds: %d passes over every engine, row and thread count (ours first on the "
+              "first, third, ... pass, the anchors first on the others); each cell's median and "
+              "range are over the steps of all its passes" % st["rounds"])
     print()
     if rows:
         main_table(st, rows, pk, best, short, pt1_v, ptn_v, ort_v)
@@ -1053,6 +1121,9 @@ def main():
                     "(VARIANTS): any of " + ",".join(ALL_VARIANTS))
     ap.add_argument("--out", help="every measurement goes to this JSON file as it is made "
                     "(default bench/.work/last.json)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="measure every cell R times, in R passes over all engines, and pool "
+                    "each cell's steps (see Rounds above; default 1)")
     ap.add_argument("--resume", action="store_true",
                     help="keep the measurements already in --out and make only the missing ones")
     ap.add_argument("--report", metavar="FILE", help="print the table of a saved JSON file only")
