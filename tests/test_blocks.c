@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "nn/net.h"
 #include "support/check.h"
 
@@ -270,6 +271,33 @@ static void test_dropped_and_scaled(void **state)
  * blocks) on maps of 2x2 and more (rn_convb_wino_pays), the first one
  * reading the planar images; its activations are not probed as if planar. Its results are held
  * to the plain forward's in test_net's test_freeze. */
+/* The arrays the vector kernels stream through start on a cache line, and so does every
+ * activation slot of a blocked network (each a whole number of 16-float blocks): a 16-float
+ * vector never straddles two lines. */
+static void test_arrays_on_cache_lines(void **state)
+{
+    (void)state;
+    float *p = rn_alloc_lines_zero(3, 5);
+    assert_non_null(p);
+    assert_int_equal((uintptr_t)p % 64, 0);
+    for (int i = 0; i < 15; i++) assert_true(((unsigned char *)p)[i] == 0);
+    free(p);
+    assert_null(rn_alloc_lines(SIZE_MAX / 2, 4)); /* the size overflows */
+    rn_net_options o;
+    rn_net_options_init(&o);
+    o.in_c = 3, o.in_h = o.in_w = 12;
+    rn_net *net;
+    assert_int_equal(rn_net_create(&net, "resnet20", &o), RN_OK);
+    assert_int_equal(rn_net_set_blocked(net, 1), RN_OK);
+    assert_int_equal(rn_net_reserve_batch(net, 3), RN_OK);
+    assert_int_equal((uintptr_t)net->params % 64, 0);
+    assert_int_equal((uintptr_t)net->grads % 64, 0);
+    assert_int_equal((uintptr_t)net->run.work % 64, 0);
+    for (int i = 0; i < 8; i++) assert_int_equal((uintptr_t)net->run.grad.all[i] % 64, 0);
+    for (int i = 0; i < net->n_slots; i++) assert_int_equal((uintptr_t)*net->slots[i].bind % 64, 0);
+    rn_net_free(net);
+}
+
 static void test_frozen_runs_blocked(void **state)
 {
     (void)state;
@@ -293,6 +321,8 @@ static void test_frozen_runs_blocked(void **state)
     for (int i = 0; i < net->n_convs; i++) {
         const rn_conv *c = net->convs[i];
         assert_non_null(c->packed);
+        /* the vectors of a packed row in one cache line each (core/alloc.h) */
+        assert_int_equal((uintptr_t)c->packed % 64, 0);
         assert_int_equal(c->blk_planar_in, c == &net->stem_conv);
         const int pays = c->k == 3 && c->stride == 1 && c->out.h >= 2 && c->in_c >= least &&
                          c->out_c >= least && c != &net->stem_conv;
@@ -319,6 +349,7 @@ int main(void)
         cmocka_unit_test(test_highway_blocks),
         cmocka_unit_test(test_residual_blocks_eval),
         cmocka_unit_test(test_dropped_and_scaled),
+        cmocka_unit_test(test_arrays_on_cache_lines),
         cmocka_unit_test(test_frozen_runs_blocked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "kernels/kernels.h"
 #include "nn/net.h"
@@ -43,8 +44,8 @@ static int fold_conv(rn_conv *conv, int planar_in)
     if (!conv->fold_b) { /* a frozen network folded again keeps its arrays */
         conv->fold_scale = bn ? malloc((size_t)k * sizeof(float)) : NULL;
         conv->fold_b = malloc((size_t)k * sizeof(float));
-        conv->packed = malloc((wino ? rn_convb_wino_packed_floats(&sh) : rn_convb_packed_floats(&sh)) *
-                              sizeof(float));
+        conv->packed = rn_alloc_lines(wino ? rn_convb_wino_packed_floats(&sh) : rn_convb_packed_floats(&sh),
+                                      sizeof(float));
         if ((bn && !conv->fold_scale) || !conv->fold_b || !conv->packed)
             return rn_fail(RN_ERR_NOMEM, "out of memory freezing the network");
     }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/error.h"
 #include "kernels/kernels.h"
 #include "nn/net.h"
@@ -147,9 +148,9 @@ int rn_net_add_act(rn_net *net, float **bind, rn_shape3 s)
 int rn_net_bind(rn_net *net)
 {
     /* One allocation each, so zeroing gradients is one memset and SGD is one loop. */
-    net->params = calloc(net->n_params ? net->n_params : 1, sizeof(float));
-    net->grads = calloc(net->n_params ? net->n_params : 1, sizeof(float));
-    net->buffers = calloc(net->n_buffers ? net->n_buffers : 1, sizeof(float));
+    net->params = rn_alloc_lines_zero(net->n_params ? net->n_params : 1, sizeof(float));
+    net->grads = rn_alloc_lines_zero(net->n_params ? net->n_params : 1, sizeof(float));
+    net->buffers = rn_alloc_lines_zero(net->n_buffers ? net->n_buffers : 1, sizeof(float));
     net->counters = calloc(net->n_counters ? net->n_counters : 1, sizeof(int64_t));
     if (!net->params || !net->grads || !net->buffers || !net->counters)
         return rn_fail(RN_ERR_NOMEM, "out of memory for %zu parameters", net->n_params);
@@ -207,11 +208,11 @@ int rn_net_reserve_batch(rn_net *net, int n)
     const size_t per_image = layout ? net->act_per_image_blk : net->act_per_image;
     /* a frozen network keeps the planar size: it never runs a backward */
     const size_t max_tensor = layout == 2 ? net->max_tensor_blk : net->max_tensor;
-    net->run.act = malloc(per_image * (size_t)n * sizeof(float));
-    net->run.work = malloc((net->run.work_floats + 1) * sizeof(float));
+    net->run.act = rn_alloc_lines(per_image * (size_t)n, sizeof(float));
+    net->run.work = rn_alloc_lines(net->run.work_floats + 1, sizeof(float));
     int ok = net->run.act && net->run.work;
     for (int i = 0; ok && i < 8; i++) {
-        net->run.grad.all[i] = malloc(max_tensor * (size_t)n * sizeof(float));
+        net->run.grad.all[i] = rn_alloc_lines(max_tensor * (size_t)n, sizeof(float));
         ok = net->run.grad.all[i] != NULL;
     }
     if (!ok)
