@@ -13,12 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/alloc.h"
 #include "core/clock.h"
 #include "kernels/kernels.h"
 
 static float *filled(size_t len, int period, float step)
 {
-    float *p = malloc((len ? len : 1) * sizeof *p);
+    float *p = rn_alloc_lines(len, sizeof *p);
     for (size_t i = 0; p && i < len; i++) p[i] = (float)(i % (size_t)period) * step;
     return p;
 }
@@ -40,16 +41,16 @@ int main(int argc, char **argv)
     sh.threads = threads;
     const size_t len = rn_blk_floats(n, c, hw, hw), wl = (size_t)c * c * 9;
     float *x = filled(len, 17, 0.1f), *dy = filled(len, 13, 0.1f), *w = filled(wl, 13, 0.01f);
-    float *y = malloc(len * sizeof *y), *dw = calloc(wl, sizeof *dw);
-    float *direct = malloc(rn_convb_packed_floats(&sh) * sizeof(float));
-    float *work_d = malloc((rn_convb_workspace(&sh) + 1) * sizeof(float));
+    float *y = rn_alloc_lines(len, sizeof *y), *dw = rn_alloc_lines_zero(wl, sizeof *dw);
+    float *direct = rn_alloc_lines(rn_convb_packed_floats(&sh), sizeof(float));
+    float *work_d = rn_alloc_lines(rn_convb_workspace(&sh) + 1, sizeof(float));
     float *wino[2], *work_w[2], *work_g[2];
     int ok = x && dy && w && y && dw && direct && work_d;
     for (int t = 0; t < 2; t++) {
         rn_convb_wino_force_tile(2 + 2 * t);
-        wino[t] = malloc(rn_convb_wino_packed_floats(&sh) * sizeof(float));
-        work_w[t] = malloc((rn_convb_wino_workspace(&sh) + 1) * sizeof(float));
-        work_g[t] = malloc((rn_convb_wino_wgrad_workspace(&sh) + 1) * sizeof(float));
+        wino[t] = rn_alloc_lines(rn_convb_wino_packed_floats(&sh), sizeof(float));
+        work_w[t] = rn_alloc_lines(rn_convb_wino_workspace(&sh) + 1, sizeof(float));
+        work_g[t] = rn_alloc_lines(rn_convb_wino_wgrad_workspace(&sh) + 1, sizeof(float));
         ok = ok && wino[t] && work_w[t] && work_g[t];
         if (ok) rn_convb_wino_pack(wino[t], w, NULL, NULL, &sh);
     }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/alloc.h"
 #include "core/clock.h"
 #include "kernels/kernels.h"
 #include "resnet.h"
@@ -19,7 +20,7 @@ enum { CALLS = 5 };
 
 static float *filled(size_t len, int period, float step)
 {
-    float *p = malloc((len ? len : 1) * sizeof *p);
+    float *p = rn_alloc_lines(len, sizeof *p);
     for (size_t i = 0; p && i < len; i++) p[i] = (float)(i % (size_t)period) * step;
     return p;
 }
@@ -37,15 +38,16 @@ static int one_shape(const rn_conv_info *c, int batch, double *planar, double *b
     const size_t yl = (size_t)batch * c->out_c * sh.oh * sh.ow;
     const size_t wl = (size_t)c->out_c * c->in_c * c->k * c->k;
     float *x = filled(xl, 7, 0.1f), *w = filled(wl, 5, 0.01f), *bias = filled((size_t)c->out_c, 3, 0.1f);
-    float *y = malloc(yl * sizeof *y), *work = malloc((rn_conv_workspace(&sh) + 1) * sizeof *work);
-    float *packed = malloc(rn_conv_packed_floats_max(&sh) * sizeof *packed);
-    float *xb = malloc(rn_blk_floats(batch, c->in_c, c->in_h, c->in_w) * sizeof *xb);
-    float *yb = malloc(rn_blk_floats(batch, c->out_c, sh.oh, sh.ow) * sizeof *yb);
-    float *packed_b = malloc(rn_convb_packed_floats(&sh) * sizeof *packed_b);
-    float *work_b = malloc((rn_convb_workspace(&sh) + 1) * sizeof *work_b);
+    float *y = rn_alloc_lines(yl, sizeof *y);
+    float *work = rn_alloc_lines(rn_conv_workspace(&sh) + 1, sizeof *work);
+    float *packed = rn_alloc_lines(rn_conv_packed_floats_max(&sh), sizeof *packed);
+    float *xb = rn_alloc_lines(rn_blk_floats(batch, c->in_c, c->in_h, c->in_w), sizeof *xb);
+    float *yb = rn_alloc_lines(rn_blk_floats(batch, c->out_c, sh.oh, sh.ow), sizeof *yb);
+    float *packed_b = rn_alloc_lines(rn_convb_packed_floats(&sh), sizeof *packed_b);
+    float *work_b = rn_alloc_lines(rn_convb_workspace(&sh) + 1, sizeof *work_b);
     const int wino = rn_convb_wino_fits(&sh);
-    float *packed_w = wino ? malloc(rn_convb_wino_packed_floats(&sh) * sizeof *packed_w) : NULL;
-    float *work_w = wino ? malloc((rn_convb_wino_workspace(&sh) + 1) * sizeof *work_w) : NULL;
+    float *packed_w = wino ? rn_alloc_lines(rn_convb_wino_packed_floats(&sh), sizeof *packed_w) : NULL;
+    float *work_w = wino ? rn_alloc_lines(rn_convb_wino_workspace(&sh) + 1, sizeof *work_w) : NULL;
     int rc = x && w && bias && y && work && packed && xb && yb && packed_b && work_b &&
                      (!wino || (packed_w && work_w))
                  ? 0

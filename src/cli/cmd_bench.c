@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/alloc.h"
 #include "core/clock.h"
 #include "core/rng.h"
 #include "kernels/kernels.h"
@@ -122,7 +123,7 @@ static cJSON *row_names(const rn_net *net, const kernel_row *r)
 
 static float *random_floats(size_t len, rn_rng *rng)
 {
-    float *p = malloc((len ? len : 1) * sizeof(float));
+    float *p = rn_alloc_lines(len, sizeof(float));
     if (p)
         for (size_t i = 0; i < len; i++) p[i] = rn_rng_normal(rng);
     return p;
@@ -142,17 +143,18 @@ static int time_kernel(kernel_row *r, const bench_settings *bs, uint64_t seed)
     rn_rng rng;
     rn_rng_seed(&rng, seed);
     float *x = random_floats(xlen, &rng), *w = random_floats(wlen, &rng);
-    float *dy = random_floats(ylen, &rng), *y = malloc(ylen * sizeof(float));
-    float *dx = malloc(xlen * sizeof(float)), *dw = calloc(wlen, sizeof(float));
-    float *work = malloc((work_len + 1) * sizeof(float));
+    float *dy = random_floats(ylen, &rng), *y = rn_alloc_lines(ylen, sizeof(float));
+    float *dx = rn_alloc_lines(xlen, sizeof(float)), *dw = rn_alloc_lines_zero(wlen, sizeof(float));
+    float *work = rn_alloc_lines(work_len + 1, sizeof(float));
     /* the blocked forward's operands, converted before the clock starts (in the blocked engine
-     * activations stay blocked); weights are packed in the timed call, as for the planar one */
-    float *xb = malloc(rn_blk_floats(sh.n, sh.c, sh.h, sh.w) * sizeof(float));
-    float *yb = malloc(rn_blk_floats(sh.n, sh.k, sh.oh, sh.ow) * sizeof(float));
-    float *wb = malloc(rn_convb_packed_floats(&sh) * sizeof(float));
-    float *workb = malloc((rn_convb_workspace(&sh) + 1) * sizeof(float));
-    float *dyb = malloc(rn_blk_floats(sh.n, sh.k, sh.oh, sh.ow) * sizeof(float));
-    float *dxb = malloc(rn_blk_floats(sh.n, sh.c, sh.h, sh.w) * sizeof(float));
+     * activations stay blocked); weights are packed in the timed call, as for the planar one;
+     * everything on cache lines, as the network's arrays are (core/alloc.h) */
+    float *xb = rn_alloc_lines(rn_blk_floats(sh.n, sh.c, sh.h, sh.w), sizeof(float));
+    float *yb = rn_alloc_lines(rn_blk_floats(sh.n, sh.k, sh.oh, sh.ow), sizeof(float));
+    float *wb = rn_alloc_lines(rn_convb_packed_floats(&sh), sizeof(float));
+    float *workb = rn_alloc_lines(rn_convb_workspace(&sh) + 1, sizeof(float));
+    float *dyb = rn_alloc_lines(rn_blk_floats(sh.n, sh.k, sh.oh, sh.ow), sizeof(float));
+    float *dxb = rn_alloc_lines(rn_blk_floats(sh.n, sh.c, sh.h, sh.w), sizeof(float));
     /* where the network runs Winograd on blocks (rn_conv_run_*_blocked), the same here, its
      * forward as training runs it */
     const rn_conv_shape fs = rn_convb_wino_training_forward(&sh);
@@ -166,14 +168,14 @@ static int time_kernel(kernel_row *r, const bench_settings *bs, uint64_t seed)
     if (wino_fwd) {
         free(wb);
         free(workb);
-        wb = malloc(rn_convb_wino_packed_floats(&fs) * sizeof(float));
-        workb = malloc((rn_convb_wino_workspace(&fs) + 1) * sizeof(float));
+        wb = rn_alloc_lines(rn_convb_wino_packed_floats(&fs), sizeof(float));
+        workb = rn_alloc_lines(rn_convb_wino_workspace(&fs) + 1, sizeof(float));
     }
-    float *wd = malloc((wino ? rn_convb_wino_packed_floats(&t) : rn_convb_backward_data_packed_floats(&sh)) *
-                       sizeof(float));
-    float *workd = malloc(((wino ? rn_convb_wino_workspace(&t) : rn_convb_backward_data_workspace(&sh)) + 1) *
-                          sizeof(float));
-    float *workg = wino_wgrad ? malloc((rn_convb_wino_wgrad_workspace(&sh) + 1) * sizeof(float)) : NULL;
+    float *wd = rn_alloc_lines(
+        wino ? rn_convb_wino_packed_floats(&t) : rn_convb_backward_data_packed_floats(&sh), sizeof(float));
+    float *workd = rn_alloc_lines(
+        (wino ? rn_convb_wino_workspace(&t) : rn_convb_backward_data_workspace(&sh)) + 1, sizeof(float));
+    float *workg = wino_wgrad ? rn_alloc_lines(rn_convb_wino_wgrad_workspace(&sh) + 1, sizeof(float)) : NULL;
     int rc = 0;
     if (!x || !w || !dy || !y || !dx || !dw || !work || !xb || !yb || !wb || !workb || !dyb ||
         !dxb || !wd || !workd || (wino_wgrad && !workg))
