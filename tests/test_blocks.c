@@ -271,6 +271,17 @@ static void test_dropped_and_scaled(void **state)
  * blocks) on maps of 2x2 and more (rn_convb_wino_pays), the first one
  * reading the planar images; its activations are not probed as if planar. Its results are held
  * to the plain forward's in test_net's test_freeze. */
+/* resnet20 on 3 x hw x hw images */
+static rn_net *resnet20_on(int hw)
+{
+    rn_net_options o;
+    rn_net_options_init(&o);
+    o.in_c = 3, o.in_h = o.in_w = hw;
+    rn_net *net;
+    assert_int_equal(rn_net_create(&net, "resnet20", &o), RN_OK);
+    return net;
+}
+
 /* The arrays the vector kernels stream through start on a cache line, and so does every
  * activation slot of a blocked network (each a whole number of 16-float blocks): a 16-float
  * vector never straddles two lines. */
@@ -283,11 +294,7 @@ static void test_arrays_on_cache_lines(void **state)
     for (int i = 0; i < 15; i++) assert_true(((unsigned char *)p)[i] == 0);
     free(p);
     assert_null(rn_alloc_lines(SIZE_MAX / 2, 4)); /* the size overflows */
-    rn_net_options o;
-    rn_net_options_init(&o);
-    o.in_c = 3, o.in_h = o.in_w = 12;
-    rn_net *net;
-    assert_int_equal(rn_net_create(&net, "resnet20", &o), RN_OK);
+    rn_net *net = resnet20_on(12);
     assert_int_equal(rn_net_set_blocked(net, 1), RN_OK);
     assert_int_equal(rn_net_reserve_batch(net, 3), RN_OK);
     assert_int_equal((uintptr_t)net->params % 64, 0);
@@ -301,11 +308,7 @@ static void test_arrays_on_cache_lines(void **state)
 static void test_frozen_runs_blocked(void **state)
 {
     (void)state;
-    rn_net_options o;
-    rn_net_options_init(&o);
-    o.in_c = 3, o.in_h = o.in_w = 32;
-    rn_net *net;
-    assert_int_equal(rn_net_create(&net, "resnet20", &o), RN_OK);
+    rn_net *net = resnet20_on(32);
     assert_int_equal(rn_net_freeze(net, 1), RN_OK);
     float *x = malloc((size_t)2 * 3 * 32 * 32 * sizeof *x), logits[20], again[20];
     for (int i = 0; i < 2 * 3 * 32 * 32; i++) x[i] = (float)((i * 7) % 13) / 13.0f - 0.5f;
