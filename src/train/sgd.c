@@ -3,7 +3,6 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "core/alloc.h"
 #include "core/error.h"
 #include "kernels/kernels.h"
 #include "resnet.h"
@@ -33,7 +32,7 @@ int rn_sgd_create(rn_sgd **out, const rn_net *net, float momentum, float weight_
         return rn_fail(RN_ERR_ARG, "Nesterov momentum needs a momentum > 0");
     rn_sgd *o = calloc(1, sizeof *o);
     size_t n = rn_net_num_params(net);
-    if (o) o->buf = rn_alloc_lines_zero(n ? n : 1, sizeof(float));
+    if (o) o->buf = calloc(n ? n : 1, sizeof(float));
     if (o) o->ranges = malloc(sizeof *o->ranges);
     if (!o || !o->buf || !o->ranges) {
         if (o) {
