@@ -266,11 +266,6 @@ static void test_dropped_and_scaled(void **state)
     run_cases(cases, n);
 }
 
-/* A frozen network runs on channel-blocked activations: every convolution packed for the
- * blocked kernels, Winograd for the 3x3 stride-1 ones with 16 channels or more (32 with 8-lane
- * blocks) on maps of 2x2 and more (rn_convb_wino_pays), the first one
- * reading the planar images; its activations are not probed as if planar. Its results are held
- * to the plain forward's in test_net's test_freeze. */
 /* resnet20 on 3 x hw x hw images */
 static rn_net *resnet20_on(int hw)
 {
@@ -303,6 +298,11 @@ static void test_arrays_on_cache_lines(void **state)
     rn_net_free(net);
 }
 
+/* A frozen network runs on channel-blocked activations: every convolution packed for the
+ * blocked kernels, Winograd for the 3x3 stride-1 ones with 16 channels or more (32 with 8-lane
+ * blocks) on maps of 2x2 and more (rn_convb_wino_pays), the first one
+ * reading the planar images; its activations are not probed as if planar. Its results are held
+ * to the plain forward's in test_net's test_freeze. */
 static void test_frozen_runs_blocked(void **state)
 {
     (void)state;

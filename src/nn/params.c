@@ -147,10 +147,10 @@ int rn_net_add_act(rn_net *net, float **bind, rn_shape3 s)
 
 int rn_net_bind(rn_net *net)
 {
-    /* One allocation each, so zeroing gradients is one memset and SGD is one loop. */
-    /* calloc, not rn_alloc_lines: the kernels read the weights through their packed copies,
-     * and calloc's fresh pages stay untouched until used (an inference never touches the
-     * gradients: zeroed by hand, resnet50's 100 MB of them were resident) */
+    /* One allocation each, so zeroing gradients is one memset and SGD is one loop. calloc,
+     * not rn_alloc_lines: the kernels read the weights through their packed copies, and
+     * calloc's fresh pages stay untouched until used (an inference never touches the
+     * gradients: zeroed by hand, resnet50's 100 MB of them were resident). */
     net->params = calloc(net->n_params ? net->n_params : 1, sizeof(float));
     net->grads = calloc(net->n_params ? net->n_params : 1, sizeof(float));
     net->buffers = calloc(net->n_buffers ? net->n_buffers : 1, sizeof(float));
