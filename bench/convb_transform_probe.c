@@ -1,17 +1,17 @@
 /* Blocked Winograd's data transforms alone, per tile: F(2x2, 3x3) and F(4x4, 3x3), the input's
  * (in), the output's (out) and the weight gradient's output-gradient transform (dy), of the
- * build this CPU runs (rn_convb_select). Each call transforms TILES interior tiles of one
- * channel block into (or from) position-major buffers laid out as the convolution's chunks are
+ * build this CPU runs (rn_convb_select). Each pass transforms TILES interior tiles of one
+ * channel block, a call each, into (or from) position-major buffers laid out as the convolution's chunks are
  * (kernels/convb.h), which at 64 tiles sit in the L2 cache as they do there; best of ROUNDS.
  * Before/after a change to convb_row.h: build this against each commit's library. Not part of
  * the library.
  *   cc -O2 -fopenmp -Iinclude -Isrc bench/convb_transform_probe.c build/libresnet.a -lm \
  *      -o build/convb_transform_probe
  *   build/convb_transform_probe [ROUNDS]          (RN_SIMD=avx2: the 8-lane build) */
-#define _ISOC11_SOURCE /* aligned_alloc */
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/alloc.h"
 #include "core/clock.h"
 #include "kernels/convb.h"
 #include "kernels/kernels.h"
@@ -48,19 +48,17 @@ int main(int argc, char **argv)
     const rn_convb_fns f = rn_convb_select();
     const int cb = f.lanes;
     const size_t ps = rn_convb_wino_position_floats(1, TILES, cb);
-    /* 64-byte aligned, as the engine's workspaces are: a vector store across two cache lines
-     * costs two */
-    float *plane = aligned_alloc(64, (size_t)HW * HW * cb * sizeof(float));
-    float *out = aligned_alloc(64, (size_t)HW * HW * cb * sizeof(float));
-    float *buf = aligned_alloc(64, (36 * ps * sizeof(float) + 63) / 64 * 64);
-    float *bias = aligned_alloc(64, 64);
+    /* on cache lines, as the engine's arrays are (core/alloc.h) */
+    float *plane = rn_alloc_lines((size_t)HW * HW * cb, sizeof(float));
+    float *out = rn_alloc_lines((size_t)HW * HW * cb, sizeof(float));
+    float *buf = rn_alloc_lines(36 * ps, sizeof(float));
+    float *bias = rn_alloc_lines_zero(16, sizeof(float));
     if (!plane || !out || !buf || !bias) {
         fprintf(stderr, "%s: out of memory\n", argv[0]);
         return 1;
     }
     for (size_t i = 0; i < (size_t)HW * HW * cb; i++) plane[i] = (float)(i % 13) * 0.1f - 0.6f;
     for (size_t i = 0; i < 36 * ps; i++) buf[i] = (float)(i % 7) * 0.1f - 0.3f;
-    for (int i = 0; i < 16; i++) bias[i] = 0.0f;
     printf("blocked Winograd transforms, %d lanes, %d tiles a call, best of %d (ns per tile)\n", cb,
            TILES, rounds);
     for (int m = 2; m <= 4; m += 2) {
