@@ -917,6 +917,10 @@ static void test_convb_forward(void **state)
     convb_case(2, 24, 10, 10, 40, 1, 2, 0, 1); /* 1x1/2 projection */
     convb_case(1, 3, 23, 21, 16, 7, 2, 3, 1);  /* the ImageNet stem: 3 channels, 7x7/2 */
     convb_case(4, 1, 28, 28, 16, 3, 1, 1, 1);  /* one input channel (Fashion-MNIST) */
+    /* 17 images: an image a task at 1 and 2 threads, groups of 3 images at 3 (convb.c) */
+    convb_case(17, 20, 9, 9, 48, 3, 2, 1, 1);
+    convb_case(17, 24, 6, 6, 40, 1, 2, 0, 0);
+    convb_case_as(17, 3, 12, 12, 16, 3, 1, 1, 0, 2);
     /* a network's first convolution, straight from the planar images */
     convb_case_as(1, 3, 23, 21, 16, 7, 2, 3, 1, 2);
     convb_case_as(2, 3, 16, 16, 24, 3, 1, 1, 0, 2);
@@ -1141,6 +1145,10 @@ static void test_convb_backward_data(void **state)
     convb_dgrad_case(2, 24, 10, 10, 40, 1, 2, 0); /* 1x1/2: odd pixels get no gradient */
     convb_dgrad_case(1, 20, 9, 9, 24, 1, 2, 0);   /* 1x1/2 on an odd map */
     convb_dgrad_case(1, 16, 23, 21, 16, 7, 2, 3); /* 7x7/2 */
+    /* 17 images: an image a task at 1 and 2 threads, groups of 3 images at 3 (convb_bwd.c) */
+    convb_dgrad_case(17, 20, 9, 9, 48, 3, 2, 1);
+    convb_dgrad_case(17, 24, 6, 6, 40, 1, 2, 0);
+    convb_dgrad_case(17, 16, 8, 8, 16, 3, 1, 1);
 }
 
 /* Training-mode BN on blocks against the planar kernels (themselves checked against double

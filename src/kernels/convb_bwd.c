@@ -14,8 +14,10 @@
 
 #include "kernels/convb.h"
 #include "kernels/kernels.h"
+#include "kernels/parallel.h"
 
 enum { BAND_ROWS = 4 };
+enum { IMAGES_PER_THREAD = 8 }; /* batches of this many images a thread: an image a task */
 
 /* One phase along one axis: taps k0, k0 + s, ... (n of them), the phase's pixels (count) and
  * the first of dy's rows that its pixel 0 reads (first, may be negative: padding). */
@@ -152,6 +154,26 @@ void rn_convb_backward_data(float *dx, const float *dy, const float *packed,
     const int bands = ((sh->h + s - 1) / s + BAND_ROWS - 1) / BAND_ROWS; /* of the largest phase */
     const size_t dy_image = (size_t)kbn * sh->oh * sh->ow * cb, dx_image = (size_t)cbn * sh->h * sh->w * cb;
     const size_t padded = (size_t)hp * wp * cb;
+    if (sh->n >= IMAGES_PER_THREAD * threads) { /* as the forward: one region, an image a task */
+#pragma omp parallel num_threads(threads) if (threads > 1)
+        {
+            float *dyp = work + (size_t)rn_thread_id() * kbn * padded;
+#pragma omp for schedule(dynamic, 1)
+            for (int i = 0; i < sh->n; i++) {
+                for (int kb = 0; kb < kbn; kb++)
+                    rn_convb_pad_plane(dyp + (size_t)kb * padded,
+                                       dy + (size_t)i * dy_image + (size_t)kb * sh->oh * sh->ow * cb,
+                                       sh->oh, sh->ow, p, cb);
+                for (int b = 0; b < cbn; b += 2)
+                    for (int ph = 0; ph < phases; ph++) {
+                        const int py = ph / s, px = ph % s;
+                        phase_band(&v, sh, dx + (size_t)i * dx_image, dyp, packed, py, px, b,
+                                   b + 1 < cbn ? 2 : 1, 0, (sh->h - py + s - 1) / s, p);
+                    }
+            }
+        }
+        return;
+    }
     for (int i0 = 0; i0 < sh->n; i0 += group) {
         const int gi = sh->n - i0 < group ? sh->n - i0 : group;
 #pragma omp parallel for num_threads(threads) schedule(static) collapse(2) if (threads > 1)
