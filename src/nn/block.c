@@ -279,17 +279,26 @@ void rn_block_backward(rn_net *net, rn_block *b, const float *dy, float *dx)
         if (through_branch) df = dfh;
     }
 
-    /* Shortcut first: the branch's ping-pong may overwrite dm. */
-    float *dtap = g->tap;
+    /* Shortcut first: the branch's ping-pong may overwrite dm. An identity shortcut's gradient
+     * is ds itself: the ping-pong then takes the two of g->seq and g->tap that ds is not in,
+     * rather than ds being copied out of its way (a pass over the block's output per block). */
+    float *p = g->seq[0], *q = g->seq[1];
+    const float *dtap = g->tap;
     size_t tap_len = rn_net_act_len(net, b->branch.ops[b->tap].in);
-    if (through_shortcut) shortcut_backward(net, b, ds, dtap, g->temp);
-    else if (!df) memset(dtap, 0, tap_len * sizeof(float)); /* a dropped block, branch only: no way */
+    if (through_shortcut && b->sc == RN_SC_IDENTITY) {
+        dtap = ds;
+        if (ds == p) p = g->tap;
+        else if (ds == q) q = g->tap;
+    } else if (through_shortcut) {
+        shortcut_backward(net, b, ds, g->tap, g->temp);
+    } else if (!df) {
+        memset(g->tap, 0, tap_len * sizeof(float)); /* a dropped block, branch only: no way */
+    }
 
     const float *gtap = dtap;
     if (df) {
-        /* The branch has ops after the tap, so its gradient lands in one of g->seq. */
-        float *gb = (float *)rn_seq_backward(net, &b->branch, df, b->branch.n, b->tap, g->seq[0],
-                                             g->seq[1], 1);
+        /* The branch has ops after the tap, so its gradient lands in p or q. */
+        float *gb = (float *)rn_seq_backward(net, &b->branch, df, b->branch.n, b->tap, p, q, 1);
         if (through_shortcut && b->tap == 0) {
             /* the tap is the block's input: the sum is dx, no copy after it */
             rn_add_scaled(dx, gb, dtap, 1.0f, tap_len);
@@ -298,7 +307,7 @@ void rn_block_backward(rn_net *net, rn_block *b, const float *dy, float *dx)
         if (through_shortcut) rn_add_scaled(gb, gb, dtap, 1.0f, tap_len);
         gtap = gb;
     }
-    const float *gx = rn_seq_backward(net, &b->branch, gtap, b->tap, 0, g->seq[0], g->seq[1], 1);
+    const float *gx = rn_seq_backward(net, &b->branch, gtap, b->tap, 0, p, q, 1);
     rn_copy(dx, gx, rn_net_act_len(net, b->in));
 }
 
