@@ -1223,6 +1223,40 @@ static void test_blk_bn_train(void **state)
     free(xb), free(dyb), free(got), free(work);
 }
 
+/* The residual addition in the BN's pass: the bits of the BN's output added to the shortcut
+ * by rn_add_scaled_relu (rn_add_scaled without the ReLU), at 1 and 2 threads; statistics as
+ * the BN alone. */
+static void test_blk_bn_add(void **state)
+{
+    (void)state;
+    const int n = 5, c = 20, hw = 300;
+    const size_t blen = rn_blk_floats(n, c, hw, 1), len = (size_t)n * c * hw;
+    float *x = alloc_f(len), *s = alloc_f(len), *xb = alloc_f(blen), *sb = alloc_f(blen);
+    float *y = alloc_f(blen), *want = alloc_f(blen), *got = alloc_f(blen);
+    float gamma[20], beta[20], m0[20], v0[20], m1[20], v1[20];
+    double work[4 * 20];
+    rn_test_fill_normal(x, len, 91, 2.0f);
+    rn_test_fill_normal(s, len, 92, 1.0f);
+    rn_test_fill_normal(gamma, c, 93, 1.0f);
+    rn_test_fill_normal(beta, c, 94, 1.0f);
+    rn_blk_from_nchw(xb, x, n, c, hw, 1);
+    rn_blk_from_nchw(sb, s, n, c, hw, 1);
+    for (int relu = 0; relu <= 1; relu++)
+        for (int t = 1; t <= 2; t++) {
+            omp_set_num_threads(t);
+            rn_blk_bn_forward_train(y, m0, v0, xb, gamma, beta, n, c, hw, 1e-5f, 0, work, NULL);
+            (relu ? rn_add_scaled_relu : rn_add_scaled)(want, sb, y, 1.0f, blen);
+            memset(got, 0xff, blen * sizeof(float));
+            rn_blk_bn_add_forward_train(got, m1, v1, xb, sb, gamma, beta, n, c, hw, 1e-5f, relu,
+                                        work, NULL);
+            assert_memory_equal(got, want, blen * sizeof(float));
+            assert_memory_equal(m1, m0, sizeof m0);
+            assert_memory_equal(v1, v0, sizeof v0);
+        }
+    omp_set_num_threads(1);
+    free(x), free(s), free(xb), free(sb), free(y), free(want), free(got);
+}
+
 /* The blocked backward passes of max pooling (ties and a NaN: the planar scan's winner),
  * global average pooling and shortcut A give the planar kernels' bits. */
 static void test_blk_backward_ops(void **state)
@@ -2025,6 +2059,7 @@ int main(void)
         cmocka_unit_test(test_convb_wino_pack_backward_data),
         cmocka_unit_test(test_convb_backward_data),
         cmocka_unit_test(test_blk_bn_train),
+        cmocka_unit_test(test_blk_bn_add),
         cmocka_unit_test(test_blk_backward_ops),
         cmocka_unit_test(test_blk_ops),
         cmocka_unit_test(test_bn_forward_train_values),

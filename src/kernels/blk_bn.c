@@ -63,10 +63,11 @@ static void channel_sums(int kind, double *out0, double *out1, const float *x, c
     }
 }
 
-/* Per (image, block) plane: y = (x - mean) * scale + shift, then max(y, 0) when relu; the
- * lanes past c get scale, mean and shift 0, so they stay 0. */
-static void normalize(float *y, const float *x, const float *mean, const float *scale,
-                      const float *shift, int relu, int n, int c, int hw)
+/* Per (image, block) plane: y = (x - mean) * scale + shift, plus add where it is given, then
+ * max(y, 0) when relu; the lanes past c get scale, mean and shift 0, so they stay 0 (or add's,
+ * which are 0 in a blocked tensor). */
+static void normalize(float *y, const float *x, const float *add, const float *mean,
+                      const float *scale, const float *shift, int relu, int n, int c, int hw)
 {
     const int cb = rn_blk_lanes(), cbn = rn_blk_count(c, cb);
     const long planes = (long)n * cbn;
@@ -78,13 +79,14 @@ static void normalize(float *y, const float *x, const float *mean, const float *
         float mu[RN_BLK_MAX_LANES] = {0}, sc[RN_BLK_MAX_LANES] = {0}, sh[RN_BLK_MAX_LANES] = {0};
         for (int l = 0; l < cb && b * cb + l < c; l++)
             mu[l] = mean[b * cb + l], sc[l] = scale[b * cb + l], sh[l] = shift[b * cb + l];
-        f->normalize(y + (size_t)p * hw * cb, x + (size_t)p * hw * cb, mu, sc, sh, relu, hw, cb);
+        const size_t o = (size_t)p * hw * cb;
+        f->normalize(y + o, x + o, add ? add + o : NULL, mu, sc, sh, relu, hw, cb);
     }
 }
 
-int rn_blk_bn_forward_train(float *y, float *mean, float *var, const float *x, const float *gamma,
-                            const float *beta, int n, int c, int hw, float eps, int relu,
-                            double *work, const rn_bn_allsum *sync)
+static int forward_train(float *y, float *mean, float *var, const float *x, const float *add,
+                         const float *gamma, const float *beta, int n, int c, int hw, float eps,
+                         int relu, double *work, const rn_bn_allsum *sync)
 {
     double m = (double)n * hw;
     /* the sums go through sync's buffer, which has room for the count after them */
@@ -105,8 +107,23 @@ int rn_blk_bn_forward_train(float *y, float *mean, float *var, const float *x, c
         var[ch] = (float)v;
         scale[ch] = (float)(gamma[ch] / sqrt(v + (double)eps));
     }
-    normalize(y, x, mean, scale, beta, relu, n, c, hw);
+    normalize(y, x, add, mean, scale, beta, relu, n, c, hw);
     return (int)m;
+}
+
+int rn_blk_bn_forward_train(float *y, float *mean, float *var, const float *x, const float *gamma,
+                            const float *beta, int n, int c, int hw, float eps, int relu,
+                            double *work, const rn_bn_allsum *sync)
+{
+    return forward_train(y, mean, var, x, NULL, gamma, beta, n, c, hw, eps, relu, work, sync);
+}
+
+int rn_blk_bn_add_forward_train(float *y, float *mean, float *var, const float *x,
+                                const float *add, const float *gamma, const float *beta, int n,
+                                int c, int hw, float eps, int relu, double *work,
+                                const rn_bn_allsum *sync)
+{
+    return forward_train(y, mean, var, x, add, gamma, beta, n, c, hw, eps, relu, work, sync);
 }
 
 void rn_blk_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy,

@@ -13,9 +13,10 @@ typedef struct {
     void (*sums)(int kind, double *s0, double *s1, const float *x, const float *dy,
                  const float *relu_y, const double *mu, int i0, int i1, int cbn, int b, int hw,
                  int cb);
-    /* one plane: y = (x - mu) sc + sh, then max(y, 0) when relu */
-    void (*normalize)(float *yp, const float *xp, const float *mu, const float *sc,
-                      const float *sh, int relu, int hw, int cb);
+    /* one plane: y = (x - mu) sc + sh, plus ap's plane where ap is given, then max(y, 0) when
+     * relu */
+    void (*normalize)(float *yp, const float *xp, const float *ap, const float *mu,
+                      const float *sc, const float *sh, int relu, int hw, int cb);
     /* one plane: dx = f g - o - (x - mu) kk */
     void (*dx)(float *dxp, const float *dyp, const float *rp, const float *xp, const float *f,
                const float *o, const float *kk, const float *mu, int hw, int cb);

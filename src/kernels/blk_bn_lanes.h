@@ -63,21 +63,27 @@ static void sums_of(int kind, double *s0, double *s1, const float *x, const floa
 }
 
 static inline __attribute__((always_inline)) void normalize_lanes(
-    const int cb, float *restrict yp, const float *restrict xp, const float *mu, const float *sc,
-    const float *sh, int relu, int hw)
+    const int cb, float *restrict yp, const float *restrict xp, const float *restrict ap,
+    const float *mu, const float *sc, const float *sh, int relu, int hw)
 {
     for (size_t i = 0; i < (size_t)hw * cb; i += cb)
         for (int l = 0; l < cb; l++) {
-            const float v = (xp[i + l] - mu[l]) * sc[l] + sh[l];
+            float v = (xp[i + l] - mu[l]) * sc[l] + sh[l];
+            if (ap) v = ap[i + l] + v;
             yp[i + l] = relu && !(v > 0.0f) ? 0.0f : v;
         }
 }
 
-static void normalize_plane(float *yp, const float *xp, const float *mu, const float *sc,
-                            const float *sh, int relu, int hw, int cb)
+static void normalize_plane(float *yp, const float *xp, const float *ap, const float *mu,
+                            const float *sc, const float *sh, int relu, int hw, int cb)
 {
-    if (cb == 16) normalize_lanes(16, yp, xp, mu, sc, sh, relu, hw);
-    else normalize_lanes(8, yp, xp, mu, sc, sh, relu, hw);
+    if (cb == 16) {
+        if (ap) normalize_lanes(16, yp, xp, ap, mu, sc, sh, relu, hw);
+        else normalize_lanes(16, yp, xp, NULL, mu, sc, sh, relu, hw);
+    } else {
+        if (ap) normalize_lanes(8, yp, xp, ap, mu, sc, sh, relu, hw);
+        else normalize_lanes(8, yp, xp, NULL, mu, sc, sh, relu, hw);
+    }
 }
 
 static inline __attribute__((always_inline)) void dx_lanes(

@@ -119,6 +119,13 @@ void rn_blk_shortcut_pad_backward(float *dx, const float *dy, int n, int c, int 
 int rn_blk_bn_forward_train(float *y, float *mean, float *var, const float *x, const float *gamma,
                             const float *beta, int n, int c, int hw, float eps, int relu,
                             double *work, const rn_bn_allsum *sync);
+/* The same with a residual addition before the ReLU: y = max(BN(x) + add, 0) (or without the
+ * max when relu is 0), add a blocked tensor of y's shape; the same bits as the BN's output
+ * added to add by rn_add_scaled(_relu) with alpha 1, without the BN's output ever written. */
+int rn_blk_bn_add_forward_train(float *y, float *mean, float *var, const float *x,
+                                const float *add, const float *gamma, const float *beta, int n,
+                                int c, int hw, float eps, int relu, double *work,
+                                const rn_bn_allsum *sync);
 void rn_blk_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
                         const float *relu_y, const float *x, const float *gamma, const float *mean,
                         const float *var, int n, int c, int hw, float eps, int train, double *work,

@@ -155,7 +155,18 @@ void rn_block_forward(rn_net *net, rn_block *b, const float *x)
     /* At test time a stochastic-depth branch is scaled by its survival probability. */
     b->scale = b->dropped ? 0.0f : (net->run.training ? 1.0f : b->survival);
 
-    rn_seq_forward(net, &b->branch, x, 0, b->dropped ? b->tap : b->branch.n);
+    /* A ReLU right after the addition is computed in the addition's pass: the sum itself (m)
+     * is then never written, and nothing reads it (the ReLU's backward reads its output). */
+    const int add_relu = b->kind == RN_BLOCK_RESIDUAL && b->post.n > 0 &&
+                         b->post.ops[0].kind == RN_OP_RELU;
+    /* And where the branch ends in a BN, the addition is in the BN's pass when it can be
+     * (rn_bn_adds): the branch's output is then never written either (its backward reads the
+     * BN's input; probes read planar networks, where this does not run). */
+    const int nb = b->branch.n;
+    const rn_op *last = nb > b->tap ? &b->branch.ops[nb - 1] : NULL;
+    const int bn_add = add_relu && !b->dropped && b->scale == 1.0f && last &&
+                       last->kind == RN_OP_BN && b->sc != RN_SC_NONE && rn_bn_adds(net);
+    rn_seq_forward(net, &b->branch, x, 0, b->dropped ? b->tap : bn_add ? nb - 1 : nb);
     const float *f = rn_seq_output(&b->branch);
     const float *tap = b->branch.buf[b->tap];
 
@@ -181,6 +192,13 @@ void rn_block_forward(rn_net *net, rn_block *b, const float *x)
     }
 
     float *m = b->merged;
+    if (bn_add) {
+        rn_bn_run_forward_add_relu(net, last->bn, b->post.buf[1], b->branch.buf[nb - 1], b->s,
+                                   last->in);
+        b->post.buf[0] = m;
+        rn_seq_forward(net, &b->post, m, 1, b->post.n);
+        return;
+    }
     if (b->kind == RN_BLOCK_PLAIN && b->dropped) {
         /* a deleted plain block (lesion): its input goes on unchanged */
         memcpy(m, x, len * sizeof(float));
@@ -188,10 +206,6 @@ void rn_block_forward(rn_net *net, rn_block *b, const float *x)
         rn_seq_forward(net, &b->post, m, 0, b->post.n);
         return;
     }
-    /* A ReLU right after the addition is computed in the addition's pass: the sum itself (m)
-     * is then never written, and nothing reads it (the ReLU's backward reads its output). */
-    const int add_relu = b->kind == RN_BLOCK_RESIDUAL && b->post.n > 0 &&
-                         b->post.ops[0].kind == RN_OP_RELU;
     if (b->kind == RN_BLOCK_PLAIN) {
         memcpy(m, f, len * sizeof(float));
     } else if (add_relu) {

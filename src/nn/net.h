@@ -220,6 +220,11 @@ size_t rn_conv_blocked_work(const rn_conv *conv, int n, int threads);
 void rn_conv_run_backward(rn_net *net, rn_conv *conv, float *dx, const float *dy,
                           const float *x);
 void rn_bn_run_forward(rn_net *net, rn_bn *bn, float *y, const float *x, rn_shape3 s);
+/* y = max(BN(x) + add, 0) in the BN's own pass, which it can be where rn_bn_adds (training
+ * on blocks). */
+int rn_bn_adds(const rn_net *net);
+void rn_bn_run_forward_add_relu(rn_net *net, rn_bn *bn, float *y, const float *x, const float *add,
+                                rn_shape3 s);
 void rn_bn_run_backward(rn_net *net, rn_bn *bn, float *dx, const float *dy, const float *x,
                         rn_shape3 s);
 

@@ -100,6 +100,19 @@ void rn_conv_run_backward(rn_net *net, rn_conv *conv, float *dx, const float *dy
                      net->run.work);
 }
 
+/* Training on blocks, add (a residual addition after the BN, before the ReLU) or not. */
+static void bn_forward_train_blocked(rn_net *net, rn_bn *bn, float *y, const float *x,
+                                     const float *add, rn_shape3 s, int relu)
+{
+    const int count = rn_blk_bn_add_forward_train(y, bn->batch_mean, bn->batch_var, x, add, bn->w,
+                                                  bn->b, net->run.n, s.c, s.h * s.w, bn_eps, relu,
+                                                  (double *)net->run.work, net->run.bn_allsum);
+    bn->used_batch_stats = 1;
+    rn_bn_update_running(bn->run_mean, bn->run_var, bn->batch_mean, bn->batch_var, s.c, count,
+                         bn_momentum);
+    (*bn->batches_tracked)++;
+}
+
 /* relu: the BN is followed by a ReLU, computed in the same pass (y is then its output). */
 static void bn_forward(rn_net *net, rn_bn *bn, float *y, const float *x, rn_shape3 s, int relu)
 {
@@ -113,12 +126,7 @@ static void bn_forward(rn_net *net, rn_bn *bn, float *y, const float *x, rn_shap
     bn->used_batch_stats = net->run.training;
     if (net->blocked) { /* training on blocks */
         if (net->run.training) {
-            const int count = rn_blk_bn_forward_train(
-                y, bn->batch_mean, bn->batch_var, x, bn->w, bn->b, net->run.n, s.c, hw, bn_eps,
-                relu, (double *)net->run.work, net->run.bn_allsum);
-            rn_bn_update_running(bn->run_mean, bn->run_var, bn->batch_mean, bn->batch_var, s.c,
-                                 count, bn_momentum);
-            (*bn->batches_tracked)++;
+            bn_forward_train_blocked(net, bn, y, x, NULL, s, relu);
         } else {
             rn_blk_bn_eval(y, x, bn->w, bn->b, bn->run_mean, bn->run_var, bn_eps, relu, net->run.n,
                            s.c, hw);
@@ -146,6 +154,17 @@ static void bn_forward(rn_net *net, rn_bn *bn, float *y, const float *x, rn_shap
 void rn_bn_run_forward(rn_net *net, rn_bn *bn, float *y, const float *x, rn_shape3 s)
 {
     bn_forward(net, bn, y, x, s, 0);
+}
+
+int rn_bn_adds(const rn_net *net)
+{
+    return net->blocked && net->run.training && !net->frozen;
+}
+
+void rn_bn_run_forward_add_relu(rn_net *net, rn_bn *bn, float *y, const float *x, const float *add,
+                                rn_shape3 s)
+{
+    bn_forward_train_blocked(net, bn, y, x, add, s, 1);
 }
 
 /* relu_y: the output of a ReLU fused after the BN (dy is then with respect to it), or NULL. */
