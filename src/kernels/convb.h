@@ -99,6 +99,29 @@ static inline size_t rn_convb_wino_position_floats(int blocks, int tiles, int cb
     return (size_t)blocks * tiles * cb + 16;
 }
 
+/* A tile of the batch: image i, tile row ty and column tx of th x tw tiles an image. Walked
+ * one tile at a time, without the two divisions a tile that finding it from its number costs
+ * (as much as a 16-channel tile's transform). */
+typedef struct {
+    int i, ty, tx, th, tw;
+} rn_convb_tile;
+
+static inline rn_convb_tile rn_convb_tile_at(long t, int th, int tw)
+{
+    const long per_image = (long)th * tw;
+    const int in_image = (int)(t % per_image);
+    return (rn_convb_tile){(int)(t / per_image), in_image / tw, in_image % tw, th, tw};
+}
+
+static inline void rn_convb_tile_next(rn_convb_tile *c)
+{
+    if (++c->tx < c->tw) return;
+    c->tx = 0;
+    if (++c->ty < c->th) return;
+    c->ty = 0;
+    c->i++;
+}
+
 #define RN_CONVB_RMAX_AVX512 12
 #define RN_CONVB_RMAX_AVX2 6
 #define RN_CONVB_RMAX_GENERIC 4

@@ -216,17 +216,16 @@ static void chunk(float *y, const float *x, const float *packed, int relu, const
 {
     const int rmax = f->rmax, tm = tf->m;
     const int cb = rn_blk_lanes(), cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
-    const int tw = (sh->ow + tm - 1) / tm, per_image = ((sh->oh + tm - 1) / tm) * tw;
+    const int tw = (sh->ow + tm - 1) / tm, th = (sh->oh + tm - 1) / tm;
     const int nt = (int)(t1 - t0);
     const size_t vblock = (size_t)nt * cb; /* floats of one (position, block) of V or M */
     const size_t vpos = rn_convb_wino_position_floats(cbn, nt, cb);
     const size_t mpos = rn_convb_wino_position_floats(kbn, nt, cb);
-    for (long t = t0; t < t1; t++) {
-        const int i = (int)(t / per_image), ty = (int)(t % per_image) / tw, tx = (int)(t % per_image) % tw;
+    rn_convb_tile at = rn_convb_tile_at(t0, th, tw);
+    for (long t = t0; t < t1; t++, rn_convb_tile_next(&at))
         for (int b = 0; b < cbn; b++)
             tf->in(v + (size_t)b * vblock + (size_t)(t - t0) * cb, vpos,
-                   x + ((size_t)i * cbn + b) * sh->h * sh->w * cb, sh->h, sh->w, ty, tx);
-    }
+                   x + ((size_t)at.i * cbn + b) * sh->h * sh->w * cb, sh->h, sh->w, at.ty, at.tx);
     for (int p = 0; p < tf->positions; p++)
         for (int kb = 0; kb < kbn; kb += 2) {
             const rn_convb_row a = {
@@ -240,13 +239,12 @@ static void chunk(float *y, const float *x, const float *packed, int relu, const
                        v + p * vpos + (size_t)t * cb);
         }
     const float *bias = packed + u_floats(sh, cb);
-    for (long t = t0; t < t1; t++) {
-        const int i = (int)(t / per_image), ty = (int)(t % per_image) / tw, tx = (int)(t % per_image) % tw;
+    at = rn_convb_tile_at(t0, th, tw);
+    for (long t = t0; t < t1; t++, rn_convb_tile_next(&at))
         for (int b = 0; b < kbn; b++)
-            tf->out(y + ((size_t)i * kbn + b) * sh->oh * sh->ow * cb,
+            tf->out(y + ((size_t)at.i * kbn + b) * sh->oh * sh->ow * cb,
                     m + (size_t)b * vblock + (size_t)(t - t0) * cb, mpos,
-                    bias + (size_t)b * cb, relu, sh->oh, sh->ow, ty, tx);
-    }
+                    bias + (size_t)b * cb, relu, sh->oh, sh->ow, at.ty, at.tx);
 }
 
 void rn_convb_wino_forward(float *y, const float *x, const float *packed, int relu,

@@ -93,21 +93,21 @@ static void range(float *acc, const float *dy, const float *x, const rn_conv_sha
 {
     const int cb = f->lanes, cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
     const int pairs = (kbn + 1) / 2, tm = tf->m;
-    const int tw = (sh->ow + tm - 1) / tm, per_image = ((sh->oh + tm - 1) / tm) * tw;
+    const int tw = (sh->ow + tm - 1) / tm, th = (sh->oh + tm - 1) / tm;
+    rn_convb_tile at = rn_convb_tile_at(t0, th, tw);
     for (long c0 = t0; c0 < t1; c0 += ct) {
         const int nt = (int)(t1 - c0 < ct ? t1 - c0 : ct);
         const size_t vblock = (size_t)nt * cb;
         const size_t vpos = rn_convb_wino_position_floats(cbn, nt, cb);
         const size_t gpos = rn_convb_wino_position_floats(kbn, nt, cb);
-        for (int j = 0; j < nt; j++) {
-            const long t = c0 + j;
-            const int i = (int)(t / per_image), ty = (int)(t % per_image) / tw, tx = (int)(t % per_image) % tw;
+        for (int j = 0; j < nt; j++, rn_convb_tile_next(&at)) {
             for (int b = 0; b < cbn; b++)
                 tf->in(v + b * vblock + (size_t)j * cb, vpos,
-                       x + ((size_t)i * cbn + b) * sh->h * sh->w * cb, sh->h, sh->w, ty, tx);
+                       x + ((size_t)at.i * cbn + b) * sh->h * sh->w * cb, sh->h, sh->w, at.ty, at.tx);
             for (int b = 0; b < kbn; b++)
                 tf->dy(g + b * vblock + (size_t)j * cb, gpos,
-                       dy + ((size_t)i * kbn + b) * sh->oh * sh->ow * cb, sh->oh, sh->ow, ty, tx);
+                       dy + ((size_t)at.i * kbn + b) * sh->oh * sh->ow * cb, sh->oh, sh->ow, at.ty,
+                       at.tx);
         }
         /* the range's first chunk starts the sums: nothing to clear beforehand */
         const rn_convb_wgrad_args a = {.imgs = 1, .rows = 1, .cols = nt, .xstep = (size_t)cb,
