@@ -156,7 +156,7 @@ static double check_block(const block_case *bc, char *worst, size_t worst_size)
     /* analytic: forward, then backward of dL/dy = r */
     rn_net_zero_grad(net);
     rn_block_forward(net, b, ctx.x);
-    rn_block_backward(net, b, ctx.r, dx);
+    rn_block_backward(net, b, ctx.r, 0, dx, 0);
 
     double worst_err = 0.0, an, nu;
     int params = 0;

@@ -635,6 +635,52 @@ static void test_blocked_training(void **state)
     }
 }
 
+/* A block's backward applies the gradient of the ReLU that ends the block before it in its
+ * own last pass (rn_block_backward's mask_input), except where the gradients between blocks
+ * are recorded (rn_net_record_input_grads), which need them unmasked: the same bits either
+ * way, planar and on blocks, for every kind of block end (a ReLU after the addition, BN then
+ * ReLU after it, plain and highway blocks, projections, the ImageNet stem). */
+static void test_block_backward_masks_same_bits(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *arch;
+        int ordering, shortcut;
+    } nets[] = {
+        {"resnet8", RN_ORDER_ORIGINAL, RN_SHORTCUT_A},
+        {"resnet8", RN_ORDER_BN_AFTER_ADD, RN_SHORTCUT_B},
+        {"resnet8", RN_ORDER_RELU_BEFORE_ADD, RN_SHORTCUT_C},
+        {"plain20-w24", RN_ORDER_ORIGINAL, RN_SHORTCUT_A},
+        {"highway8", RN_ORDER_ORIGINAL, RN_SHORTCUT_A},
+        {"resnet18", RN_ORDER_ORIGINAL, RN_SHORTCUT_B},
+    };
+    for (size_t a = 0; a < sizeof nets / sizeof nets[0]; a++)
+        for (int blocked = 0; blocked <= 1; blocked++) {
+            rn_net_options o;
+            rn_net_options_init(&o);
+            o.in_c = 3, o.in_h = o.in_w = 16;
+            o.classes = 5;
+            o.ordering = nets[a].ordering;
+            o.shortcut = nets[a].shortcut;
+            rn_net *net[2];
+            const int n = 4, labels[4] = {0, 1, 2, 3};
+            float *x = malloc((size_t)n * 3 * 16 * 16 * sizeof(float));
+            rn_test_fill_normal(x, (size_t)n * 3 * 16 * 16, 31 + a, 1.0f);
+            for (int b = 0; b < 2; b++) {
+                assert_int_equal(rn_net_create(&net[b], nets[a].arch, &o), RN_OK);
+                assert_int_equal(rn_net_set_blocked(net[b], blocked), RN_OK);
+                assert_int_equal(rn_net_record_input_grads(net[b], b), RN_OK);
+                rn_net_zero_grad(net[b]);
+                assert_int_equal(rn_net_forward(net[b], x, n, 1, NULL), RN_OK);
+                assert_int_equal(rn_net_backward(net[b], labels, NULL), RN_OK);
+            }
+            assert_memory_equal(rn_net_grads(net[0]), rn_net_grads(net[1]),
+                                rn_net_num_params(net[0]) * sizeof(float));
+            free(x);
+            for (int b = 0; b < 2; b++) rn_net_free(net[b]);
+        }
+}
+
 /* Test-time stochastic depth (branches scaled by their survival) and deleted blocks (the
  * branch skipped, the shortcut alone) on a frozen network. */
 static void test_freeze_depth_and_lesions(void **state)
@@ -704,6 +750,7 @@ int main(void)
         cmocka_unit_test(test_freeze_then_load),
         cmocka_unit_test(test_freeze_depth_and_lesions),
         cmocka_unit_test(test_blocked_training),
+        cmocka_unit_test(test_block_backward_masks_same_bits),
     };
     return cmocka_run_group_tests(tests, rn_test_group_setup, rn_test_group_teardown);
 }

@@ -57,6 +57,15 @@ void rn_add_scaled_relu(float *y, const float *a, const float *b, float alpha, s
     }
 }
 
+void rn_add_relu_backward(float *dx, const float *a, const float *b, const float *y, size_t len)
+{
+#pragma omp parallel for schedule(dynamic, RN_OMP_CHUNK) if (len >= RN_OMP_MIN_WORK)
+    for (size_t i = 0; i < len; i++) {
+        const float g = a[i] + b[i];
+        dx[i] = y[i] > 0.0f ? g : 0.0f;
+    }
+}
+
 void rn_copy(float *y, const float *x, size_t len)
 {
     const size_t chunks = (len + RN_OMP_CHUNK - 1) / RN_OMP_CHUNK;

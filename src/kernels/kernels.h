@@ -252,6 +252,10 @@ void rn_sigmoid_backward(float *dx, const float *dy, const float *y, size_t len)
 void rn_add_scaled(float *y, const float *a, const float *b, float alpha, size_t len);
 /* y = max(a + alpha * b, 0): rn_add_scaled then rn_relu_forward in one pass, the same bits. */
 void rn_add_scaled_relu(float *y, const float *a, const float *b, float alpha, size_t len);
+/* dx = a + b where y > 0, else 0: the gradient of a ReLU (y its output) whose output gradient
+ * is the sum a + b, in the sum's pass; the bits of rn_add_scaled (alpha 1) then
+ * rn_relu_backward. */
+void rn_add_relu_backward(float *dx, const float *a, const float *b, const float *y, size_t len);
 /* y = x (not overlapping), split between threads like the loops above */
 void rn_copy(float *y, const float *x, size_t len);
 /* sum of a[i]^2 and of (a[i] - b[i])^2, in double, in index order (the same bits for any

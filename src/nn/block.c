@@ -250,11 +250,18 @@ static void shortcut_backward(rn_net *net, rn_block *b, const float *ds, float *
     }
 }
 
-void rn_block_backward(rn_net *net, rn_block *b, const float *dy, float *dx)
+int rn_block_ends_in_relu(const rn_block *b)
+{
+    return b->post.n > 0 && b->post.ops[b->post.n - 1].kind == RN_OP_RELU;
+}
+
+int rn_block_backward(rn_net *net, rn_block *b, const float *dy, int dy_masked, float *dx,
+                      int mask_input)
 {
     rn_grad_buffers *g = &net->run.grad;
     size_t len = rn_net_act_len(net, b->out);
-    const float *dm = rn_seq_backward(net, &b->post, dy, b->post.n, 0, g->seq[0], g->seq[1], 1);
+    const float *dm = rn_seq_backward(net, &b->post, dy, b->post.n - (dy_masked ? 1 : 0), 0,
+                                      g->seq[0], g->seq[1], 1);
     const float *df = NULL;
     const float *ds = NULL; /* the shortcut's output gradient */
     const int through_branch = !b->dropped && b->grad_way != RN_GRAD_SHORTCUT_ONLY;
@@ -262,7 +269,7 @@ void rn_block_backward(rn_net *net, rn_block *b, const float *dy, float *dx)
 
     if (b->kind == RN_BLOCK_PLAIN && b->dropped) {
         rn_copy(dx, dm, len);
-        return;
+        return 0;
     }
     if (b->kind == RN_BLOCK_PLAIN) {
         df = dm;
@@ -314,15 +321,21 @@ void rn_block_backward(rn_net *net, rn_block *b, const float *dy, float *dx)
         /* The branch has ops after the tap, so its gradient lands in p or q. */
         float *gb = (float *)rn_seq_backward(net, &b->branch, df, b->branch.n, b->tap, p, q, 1);
         if (through_shortcut && b->tap == 0) {
-            /* the tap is the block's input: the sum is dx, no copy after it */
+            /* the tap is the block's input: the sum is dx, no copy after it, and where asked
+             * the gradient of the ReLU whose output the input is (a pass fewer) */
+            if (mask_input) {
+                rn_add_relu_backward(dx, gb, dtap, b->branch.buf[0], tap_len);
+                return 1;
+            }
             rn_add_scaled(dx, gb, dtap, 1.0f, tap_len);
-            return;
+            return 0;
         }
         if (through_shortcut) rn_add_scaled(gb, gb, dtap, 1.0f, tap_len);
         gtap = gb;
     }
     const float *gx = rn_seq_backward(net, &b->branch, gtap, b->tap, 0, p, q, 1);
     rn_copy(dx, gx, rn_net_act_len(net, b->in));
+    return 0;
 }
 
 size_t rn_block_params(const rn_block *b)

@@ -240,8 +240,14 @@ typedef struct {
 int rn_block_build(rn_net *net, rn_block *b, const char *name, int stage, rn_shape3 in,
                    const rn_block_spec *spec);
 void rn_block_forward(rn_net *net, rn_block *b, const float *x);
-/* dx receives the gradient w.r.t. the block input; uses the run's gradient buffers but carry. */
-void rn_block_backward(rn_net *net, rn_block *b, const float *dy, float *dx);
+/* dx receives the gradient w.r.t. the block input; uses the run's gradient buffers but carry.
+ * dy_masked: dy has been through the ReLU that ends the block already (the next block's
+ * backward applied it, returning 1), and the block skips it. mask_input: the block may apply
+ * the ReLU that ends the block before it (rn_block_ends_in_relu), whose output is this block's
+ * input, in its last pass; returns 1 where it did, 0 where dx is the plain gradient. */
+int rn_block_backward(rn_net *net, rn_block *b, const float *dy, int dy_masked, float *dx,
+                      int mask_input);
+int rn_block_ends_in_relu(const rn_block *b);
 const float *rn_block_output(const rn_block *b);
 size_t rn_block_params(const rn_block *b);
 uint64_t rn_block_macs(const rn_block *b);

@@ -82,9 +82,12 @@ int rn_stack_backward(rn_net *net, const float *dy)
     const size_t len = rn_shape3_size(s) * (size_t)net->run.n;
     memcpy(g->carry[0], dy, len * sizeof(float));
     if (net->run.input_grad_sq) net->run.input_grad_sq[net->n_blocks] = rn_sum_sq(g->carry[0], len);
-    int cur = 0;
+    int cur = 0, masked = 0;
     for (int i = net->n_blocks - 1; i >= 0; i--) {
-        rn_block_backward(net, net->blocks[i], g->carry[cur], g->carry[1 - cur]);
+        /* the ReLU ending the block before in this block's last pass, unless the gradient
+         * between the blocks is measured */
+        const int mask = i > 0 && !net->run.input_grad_sq && rn_block_ends_in_relu(net->blocks[i - 1]);
+        masked = rn_block_backward(net, net->blocks[i], g->carry[cur], masked, g->carry[1 - cur], mask);
         cur = 1 - cur;
         if (net->run.input_grad_sq) net->run.input_grad_sq[i] = rn_sum_sq(g->carry[cur], len);
     }
