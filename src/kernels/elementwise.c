@@ -2,6 +2,7 @@
 #include "kernels/kernels.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 #include "kernels/parallel.h"
 
@@ -61,8 +62,15 @@ void rn_add_relu_backward(float *dx, const float *a, const float *b, const float
 {
 #pragma omp parallel for schedule(dynamic, RN_OMP_CHUNK) if (len >= RN_OMP_MIN_WORK)
     for (size_t i = 0; i < len; i++) {
+        /* as a mask on the sum's bits (+0 where the ReLU was off): written as a choice, GCC
+         * moved the addition into one branch, as it may not run it where the result is not
+         * used (it could raise an exception), and left the loop scalar, 2.5x the time of the
+         * two passes it replaces */
         const float g = a[i] + b[i];
-        dx[i] = y[i] > 0.0f ? g : 0.0f;
+        uint32_t bits;
+        memcpy(&bits, &g, sizeof bits);
+        bits &= -(uint32_t)(y[i] > 0.0f);
+        memcpy(&dx[i], &bits, sizeof bits);
     }
 }
 
