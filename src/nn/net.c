@@ -187,8 +187,10 @@ int rn_net_backward(rn_net *net, const int *labels, float *loss)
     for (int i = net->n_blocks - 1; i >= 0; i--) {
         /* the ReLU ending the block before in this block's last pass, unless the gradient
          * between the blocks is measured */
-        const int mask = i > 0 && !net->run.input_grad_sq && rn_block_ends_in_relu(net->blocks[i - 1]);
-        masked = rn_block_backward(net, net->blocks[i], g->carry[cur], masked, g->carry[1 - cur], mask);
+        const int mask =
+            i > 0 && !net->run.input_grad_sq && rn_block_ends_in_relu(net->blocks[i - 1]);
+        masked =
+            rn_block_backward(net, net->blocks[i], g->carry[cur], masked, g->carry[1 - cur], mask);
         cur = 1 - cur;
         if (net->run.block_grads_done) net->run.block_grads_done(net->run.block_grads_ctx, i);
         if (net->run.input_grad_sq)
