@@ -7,7 +7,7 @@
  * output pixels, with nothing packed or padded: the tap's border is left out by clipping the
  * rectangle, which is where the padding's zeros would have been.
  *
- * A task is a run of up to SLOTS_MAX slots of one pair. It walks the batch a chunk of output
+ * A task is up to SLOTS_MAX slots of one pair. It walks the batch a chunk of output
  * pixels at a time (whole images on small maps, bands of rows on large ones: about CHUNK_BYTES
  * of dy for the pair) and runs every slot over the chunk before the next, adding each slot's
  * sums to its accumulators in memory: the chunk's dy is read from memory once for all the
@@ -145,22 +145,26 @@ static void backward_weights(float *dw, const float *dy, const float *x, int pla
     const int groups = (slots + per - 1) / per;
     const chunking ch = chunks_of(sh, cb);
     const long tasks = (long)pairs * groups;
+    /* A task takes every groups-th slot from its first, not a run of them: the second half of
+     * a pair's slots is empty where the pair is one block or the input has under CB / 2
+     * channels (a network's first convolution), and runs left one task all the work. */
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
     for (long t = 0; t < tasks; t++) {
-        const int kb = 2 * (int)(t / groups), s0 = (int)(t % groups) * per;
-        const int s1 = s0 + per < slots ? s0 + per : slots;
+        const int kb = 2 * (int)(t / groups), g = (int)(t % groups);
+        const int count = (slots - g + groups - 1) / groups;
         float acc[SLOTS_MAX * RN_BLK_MAX_LANES * RN_BLK_MAX_LANES] __attribute__((aligned(64)));
         const size_t slot_floats = (size_t)cb * cb;
-        for (size_t i = 0; i < (size_t)(s1 - s0) * slot_floats; i++) acc[i] = 0.0f;
+        for (size_t i = 0; i < (size_t)count * slot_floats; i++) acc[i] = 0.0f;
         for (int i0 = 0; i0 < sh->n; i0 += ch.imgs) {
             const int imgs = sh->n - i0 < ch.imgs ? sh->n - i0 : ch.imgs;
             for (int y0 = 0; y0 < sh->oh; y0 += ch.rows) {
                 const int y1 = y0 + ch.rows < sh->oh ? y0 + ch.rows : sh->oh;
-                for (int s = s0; s < s1; s++)
-                    run_slot(&j, kb, s, i0, imgs, y0, y1, acc + (size_t)(s - s0) * slot_floats);
+                for (int q = 0; q < count; q++)
+                    run_slot(&j, kb, g + q * groups, i0, imgs, y0, y1, acc + (size_t)q * slot_floats);
             }
         }
-        for (int s = s0; s < s1; s++) add_slot(&j, dw, kb, s, acc + (size_t)(s - s0) * slot_floats);
+        for (int q = 0; q < count; q++)
+            add_slot(&j, dw, kb, g + q * groups, acc + (size_t)q * slot_floats);
     }
 }
 
