@@ -1151,6 +1151,21 @@ static void test_convb_backward_data(void **state)
     convb_dgrad_case(17, 16, 8, 8, 16, 3, 1, 1);
 }
 
+/* A BN case's inputs from seed on: x (of scale x_scale around x_mean), another tensor of x's
+ * shape (dy, a shortcut), gamma and beta, and the two tensors on blocks. */
+static void fill_bn_case(float *x, float *other, float *xb, float *otherb, float *gamma,
+                         float *beta, int n, int c, int hw, int seed, float x_scale, float x_mean)
+{
+    const size_t len = (size_t)n * c * hw;
+    rn_test_fill_normal(x, len, seed, x_scale);
+    for (size_t i = 0; i < len; i++) x[i] += x_mean;
+    rn_test_fill_normal(other, len, seed + 1, 1.0f);
+    rn_test_fill_normal(gamma, c, seed + 2, 1.0f);
+    rn_test_fill_normal(beta, c, seed + 3, 1.0f);
+    rn_blk_from_nchw(xb, x, n, c, hw, 1);
+    rn_blk_from_nchw(otherb, other, n, c, hw, 1);
+}
+
 /* Training-mode BN on blocks against the planar kernels (themselves checked against double
  * loops above): forward with and without the fused ReLU, backward through it or not, training
  * and evaluation; 1, 2 and 3 threads give the same bits. The sums run in another order than
@@ -1166,13 +1181,8 @@ static void test_blk_bn_train(void **state)
     float *y = alloc_f(len), *dx = alloc_f(len), *mean = alloc_f(c), *var = alloc_f(c);
     float *xb = alloc_f(blen), *dyb = alloc_f(blen), *got = alloc_f(len);
     double *work = malloc(4 * (size_t)c * sizeof(double));
-    rn_test_fill_normal(x, len, 71, 1.0f);
-    for (size_t i = 0; i < len; i++) x[i] += 3.0f; /* a mean well away from 0 */
-    rn_test_fill_normal(dy, len, 72, 1.0f);
-    rn_test_fill_normal(gamma, c, 73, 1.0f);
-    rn_test_fill_normal(beta, c, 74, 1.0f);
-    rn_blk_from_nchw(xb, x, n, c, hw, 1);
-    rn_blk_from_nchw(dyb, dy, n, c, hw, 1);
+    /* x with a mean well away from 0 */
+    fill_bn_case(x, dy, xb, dyb, gamma, beta, n, c, hw, 71, 1.0f, 3.0f);
     for (int relu = 0; relu <= 1; relu++)
         for (int train = 0; train <= 1; train++) {
             float *yb[3], *dxb[3], bmean[3][20], bvar[3][20], dg[3][20], dbeta[3][20];
@@ -1235,12 +1245,7 @@ static void test_blk_bn_add(void **state)
     float *y = alloc_f(blen), *want = alloc_f(blen), *got = alloc_f(blen);
     float gamma[20], beta[20], m0[20], v0[20], m1[20], v1[20];
     double work[4 * 20];
-    rn_test_fill_normal(x, len, 91, 2.0f);
-    rn_test_fill_normal(s, len, 92, 1.0f);
-    rn_test_fill_normal(gamma, c, 93, 1.0f);
-    rn_test_fill_normal(beta, c, 94, 1.0f);
-    rn_blk_from_nchw(xb, x, n, c, hw, 1);
-    rn_blk_from_nchw(sb, s, n, c, hw, 1);
+    fill_bn_case(x, s, xb, sb, gamma, beta, n, c, hw, 91, 2.0f, 0.0f);
     for (int relu = 0; relu <= 1; relu++)
         for (int t = 1; t <= 2; t++) {
             omp_set_num_threads(t);
