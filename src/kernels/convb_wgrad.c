@@ -160,7 +160,8 @@ static void backward_weights(float *dw, const float *dy, const float *x, int pla
             for (int y0 = 0; y0 < sh->oh; y0 += ch.rows) {
                 const int y1 = y0 + ch.rows < sh->oh ? y0 + ch.rows : sh->oh;
                 for (int q = 0; q < count; q++)
-                    run_slot(&j, kb, g + q * groups, i0, imgs, y0, y1, acc + (size_t)q * slot_floats);
+                    run_slot(&j, kb, g + q * groups, i0, imgs, y0, y1,
+                             acc + (size_t)q * slot_floats);
             }
         }
         for (int q = 0; q < count; q++)
