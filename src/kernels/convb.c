@@ -4,10 +4,10 @@
  * size, stride and padding: the input is copied once into zero-padded planes, and the
  * microkernel (convb_row.h) walks output rows RMAX pixels and two output blocks at a time.
  *
- * Threads: a batch of IMAGES_PER_THREAD images a thread or more is shared out an image at a
- * time, each thread padding its image into its own slot; a smaller one (batch-1 inference) by
- * groups of images (as many as threads), padded together, then (image, pair of output blocks,
- * band of rows) tasks. Each output value is computed by one task in one order, so the bits
+ * Threads: a batch of RN_CONVB_IMAGES_PER_THREAD images a thread or more is shared out an
+ * image at a time, each thread padding its image into its own slot; a smaller one (batch-1
+ * inference) by groups of images (as many as threads), padded together, then (image, pair of
+ * output blocks, band of rows) tasks. Each output value is computed by one task in one order, so the bits
  * do not depend on the thread count. */
 #include <string.h>
 
@@ -20,8 +20,6 @@
 enum { BAND_ROWS = 4 }; /* output rows per task: enough tasks for batch 1 on small maps */
 enum { SEG_CALLS = 4 };        /* microkernel calls per task of a 1x1 convolution's map */
 enum { TASKS_PER_THREAD = 8 }; /* fewer, and a thread held up by another process stalls the rest */
-/* Batches of at least this many images a thread are split by image, one image a task. */
-enum { IMAGES_PER_THREAD = TASKS_PER_THREAD };
 
 rn_convb_fns rn_convb_select(void)
 {
@@ -258,7 +256,7 @@ static void forward(float *y, const float *x, const float *packed, int relu, con
         pointwise_forward(&v, a, y, x, packed, sh);
         return;
     }
-    if (sh->n >= IMAGES_PER_THREAD * threads) {
+    if (sh->n >= RN_CONVB_IMAGES_PER_THREAD * threads) {
         /* One parallel region for the batch: per group of images, the two regions (padding,
          * then the bands) cost two fork/joins for a few microseconds of work on small maps
          * (resnet20's 32->64 stride 2 on 14x14 ran no faster on 2 threads than on 1). */

@@ -122,6 +122,10 @@ static inline void rn_convb_tile_next(rn_convb_tile *c)
     c->i++;
 }
 
+/* Batches of at least this many images a thread are shared out an image a task, in one
+ * parallel region (the blocked forward and input gradient); smaller ones by groups of images. */
+enum { RN_CONVB_IMAGES_PER_THREAD = 8 };
+
 #define RN_CONVB_RMAX_AVX512 12
 #define RN_CONVB_RMAX_AVX2 6
 #define RN_CONVB_RMAX_GENERIC 4

@@ -17,7 +17,6 @@
 #include "kernels/parallel.h"
 
 enum { BAND_ROWS = 4 };
-enum { IMAGES_PER_THREAD = 8 }; /* batches of this many images a thread: an image a task */
 
 /* One phase along one axis: taps k0, k0 + s, ... (n of them), the phase's pixels (count) and
  * the first of dy's rows that its pixel 0 reads (first, may be negative: padding). */
@@ -154,7 +153,8 @@ void rn_convb_backward_data(float *dx, const float *dy, const float *packed,
     const int bands = ((sh->h + s - 1) / s + BAND_ROWS - 1) / BAND_ROWS; /* of the largest phase */
     const size_t dy_image = (size_t)kbn * sh->oh * sh->ow * cb, dx_image = (size_t)cbn * sh->h * sh->w * cb;
     const size_t padded = (size_t)hp * wp * cb;
-    if (sh->n >= IMAGES_PER_THREAD * threads) { /* as the forward: one region, an image a task */
+    /* as the forward: one region, an image a task */
+    if (sh->n >= RN_CONVB_IMAGES_PER_THREAD * threads) {
 #pragma omp parallel num_threads(threads) if (threads > 1)
         {
             float *dyp = work + (size_t)rn_thread_id() * kbn * padded;
