@@ -227,14 +227,14 @@ void rn_block_forward(rn_net *net, rn_block *b, const float *x)
     rn_seq_forward(net, &b->post, m, add_relu, b->post.n);
 }
 
-/* Gradient w.r.t. the shortcut's input (the tap), from ds; written to out. */
+/* Gradient w.r.t. the shortcut's input (the tap), from ds; written to out. An identity
+ * shortcut's is ds itself, which rn_block_backward reads where it lies. */
 static void shortcut_backward(rn_net *net, rn_block *b, const float *ds, float *out, float *tmp)
 {
     const float *tap = b->branch.buf[b->tap];
-    size_t tap_len = rn_net_act_len(net, b->branch.ops[b->tap].in);
     switch (b->sc) {
-    case RN_SC_NONE: break;
-    case RN_SC_IDENTITY: memcpy(out, ds, tap_len * sizeof(float)); break;
+    case RN_SC_NONE:
+    case RN_SC_IDENTITY: break;
     case RN_SC_PAD:
         (net->blocked ? rn_blk_shortcut_pad_backward : rn_shortcut_pad_backward)(
             out, ds, net->run.n, b->in.c, b->in.h, b->in.w, b->out.c, b->stride);
