@@ -928,6 +928,12 @@ static void test_convb_forward(void **state)
     convb_case_as(2, 3, 8, 8, 16, 1, 1, 0, 1, 2);
     convb_case_as(2, 20, 9, 9, 16, 3, 1, 1, 1, 2); /* more channels than a block */
     convb_case_as(2, 20, 6, 6, 24, 1, 2, 0, 0, 2);
+    /* rows of 2 to 6 pixels: a call takes as many rows as the microkernel holds (convb.c) */
+    convb_case(17, 20, 7, 7, 40, 3, 2, 1, 1); /* 4x4 out: rows by 2, 16 or 8 lanes */
+    convb_case(2, 16, 6, 6, 32, 3, 1, 1, 0);  /* rows of 6 in bands of 4 rows */
+    convb_case(3, 16, 3, 3, 16, 3, 1, 1, 1);  /* 3 rows of 3 */
+    convb_case(2, 16, 2, 5, 32, 3, 1, 1, 0);  /* 2 rows of 5 */
+    convb_case(17, 16, 5, 2, 48, 3, 1, 1, 0); /* 5 rows of 2: an odd last call */
 }
 
 /* rn_convb_backward_weights against double loops: dw and db accumulate onto what they hold,
@@ -1149,6 +1155,9 @@ static void test_convb_backward_data(void **state)
     convb_dgrad_case(17, 20, 9, 9, 48, 3, 2, 1);
     convb_dgrad_case(17, 24, 6, 6, 40, 1, 2, 0);
     convb_dgrad_case(17, 16, 8, 8, 16, 3, 1, 1);
+    /* phases of 4 and 3 pixels a row, taken several rows a call (convb.c) */
+    convb_dgrad_case(17, 40, 7, 7, 48, 3, 2, 1);
+    convb_dgrad_case(2, 16, 4, 4, 16, 3, 1, 1);
 }
 
 /* A BN case's inputs from seed on: x (of scale x_scale around x_mean), another tensor of x's

@@ -168,6 +168,38 @@ void rn_convb_pad_plane(float *dst, const float *src, int h, int w, int p, int u
     memset(dst + (size_t)(p + h) * wp * unit, 0, (size_t)p * wp * unit * sizeof(float));
 }
 
+/* Rows [m0, m1) of n output pixels each. Where a row is short (4 pixels: resnet8-w32-s2's
+ * 64->128 stride 2, and the 4- and 3-pixel phases of its input gradient), one call takes as
+ * many rows as RMAX allows: a 4-pixel call of two output blocks keeps 8 accumulator chains,
+ * barely the FMA units' latency x their number, and reloads the pair's weights for 4 pixels
+ * where it could serve 8 or 12. The same multiply-adds in the same order: the same bits. */
+void rn_convb_rows(const rn_convb_fns *v, const rn_convb_row *a, int kbs, float *y, size_t yrow,
+                   const float *x, size_t xrow, int m0, int m1, int n)
+{
+    const int per = n >= 2 ? v->rmax / n : 1; /* rows a call can take */
+    if (per >= 2 && m1 - m0 >= 2) {
+        const int rows = m1 - m0, calls = (rows + per - 1) / per;
+        rn_convb_row split = *a;
+        split.split = n;
+        split.xnext = xrow;
+        split.ynext = yrow;
+        for (int j = 0; j < calls; j++) {
+            const int r0 = m0 + rn_convb_call_start(rows, calls, j);
+            const int r1 = m0 + rn_convb_call_start(rows, calls, j + 1);
+            v->row(r1 - r0 > 1 ? &split : a, (r1 - r0) * n, kbs, y + (size_t)r0 * yrow,
+                   x + (size_t)r0 * xrow);
+        }
+        return;
+    }
+    const int calls = rn_convb_row_calls(n, v->rmax);
+    for (int m = m0; m < m1; m++)
+        for (int j = 0; j < calls; j++) {
+            const int l = rn_convb_call_start(n, calls, j);
+            v->row(a, rn_convb_call_start(n, calls, j + 1) - l, kbs,
+                   y + (size_t)m * yrow + (size_t)l * a->ypix, x + (size_t)m * xrow + (size_t)l * a->xstep);
+        }
+}
+
 /* Rows [y0, y1) of image xi's output blocks kb and kb + 1 (when kbs is 2). */
 static void band(const rn_convb_fns *v, rn_convb_row a, float *yi, const float *xi, int kb, int kbs,
                  int y0, int y1, const rn_conv_shape *sh, const float *packed)
@@ -176,15 +208,8 @@ static void band(const rn_convb_fns *v, rn_convb_row a, float *yi, const float *
     const size_t wblock = (size_t)a.cbn * a.kr * a.ks * cb * cb;
     a.w = packed + kb * wblock;
     a.bias = packed + weight_floats(sh, cb) + (size_t)kb * cb;
-    float *yk = yi + (size_t)kb * a.ystride;
-    const int calls = rn_convb_row_calls(sh->ow, v->rmax);
-    for (int oy = y0; oy < y1; oy++)
-        for (int j = 0; j < calls; j++) {
-            const int ox = rn_convb_call_start(sh->ow, calls, j);
-            const int r = rn_convb_call_start(sh->ow, calls, j + 1) - ox;
-            v->row(&a, r, kbs, yk + ((size_t)oy * sh->ow + ox) * cb,
-                   xi + (size_t)oy * sh->stride * a.xrow + (size_t)ox * a.xstep);
-        }
+    rn_convb_rows(v, &a, kbs, yi + (size_t)kb * a.ystride, (size_t)sh->ow * cb, xi,
+                  (size_t)sh->stride * a.xrow, y0, y1, sh->ow);
 }
 
 /* A 1x1 convolution of stride 1 without padding reads output pixel p's input at pixel p, so

@@ -21,6 +21,9 @@ typedef struct {
                          * the input gradient writes one phase of a strided convolution */
     const float *bias;  /* the first output block's CB biases, or NULL */
     int relu;
+    int split;          /* a call of several output rows: the pixels of each; 0: of one row */
+    size_t xnext, ynext; /* with split: floats from a row's first pixel's input / output to the
+                          * next row's */
 } rn_convb_row;
 
 /* The weight gradient's microkernel (convb_wgrad_row.h): one tap, a rectangle of output pixels
@@ -151,6 +154,11 @@ typedef struct {
 } rn_convb_fns;
 
 rn_convb_fns rn_convb_select(void);
+
+/* Rows [m0, m1) of n output pixels each for kbs output blocks, through the microkernel: row m's
+ * first output pixel at y + m * yrow, its input at x + m * xrow (convb.c). */
+void rn_convb_rows(const rn_convb_fns *v, const rn_convb_row *a, int kbs, float *y, size_t yrow,
+                   const float *x, size_t xrow, int m0, int m1, int n);
 
 /* Winograd on blocks (convb_wino.c): the transforms of F(m x m, 3x3), m = 2 or 4 as
  * rn_convb_wino_tile chooses. */

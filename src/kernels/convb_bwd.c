@@ -132,14 +132,9 @@ static void phase_band(const rn_convb_fns *v, const rn_conv_shape *sh, float *dx
         .clast = sh->k - (kbn - 1) * cb, .xplane = (size_t)(sh->oh + 2 * p) * wp * cb,
         .xrow = (size_t)wp * cb, .xpix = (size_t)cb, .xstep = (size_t)cb, .cstride = 1,
         .ystride = plane, .ypix = s * cb, .bias = NULL, .relu = 0};
-    const int calls = rn_convb_row_calls(ax.count, v->rmax);
-    for (int m = m0; m < m1; m++)
-        for (int j = 0; j < calls; j++) {
-            const int l = rn_convb_call_start(ax.count, calls, j);
-            const int r = rn_convb_call_start(ax.count, calls, j + 1) - l;
-            v->row(&a, r, bs, dxi + b * plane + ((py + s * m) * sh->w + px + s * l) * cb,
-                   dyp + ((size_t)(m + ay.first + p) * wp + (l + ax.first + p)) * cb);
-        }
+    rn_convb_rows(v, &a, bs, dxi + b * plane + ((size_t)py * sh->w + px) * cb, s * sh->w * cb,
+                  dyp + ((size_t)(ay.first + p) * wp + (ax.first + p)) * cb, (size_t)wp * cb, m0, m1,
+                  ax.count);
 }
 
 void rn_convb_backward_data(float *dx, const float *dy, const float *packed,

@@ -4,7 +4,8 @@
  * most output pixels per call for two output blocks: 2 * RMAX accumulators and two weight
  * vectors must fit the vector registers), VFMA(a, b, c) = a * b + c and ROW_NAME.
  *
- * One call: r output pixels of one output row, for kbs (1 or 2) blocks of CB output channels,
+ * One call: r output pixels of one output row (or of r / split rows, rn_convb_row.split), for
+ * kbs (1 or 2) blocks of CB output channels,
  * over every input channel block and tap. Each (block, tap, channel) loads the CB weights of
  * each output block once and broadcasts one input value per pixel: r * kbs FMAs for kbs + r
  * loads, no operand packed or shifted. The sum runs over input blocks, then taps row by row,
@@ -26,9 +27,15 @@ typedef float vblk __attribute__((vector_size(CB * sizeof(float)), aligned(sizeo
 typedef int vmask __attribute__((vector_size(CB * sizeof(int))));
 
 static inline __attribute__((always_inline)) void row_tile(const int r, const int kbs,
+                                                           const int split,
                                                            const rn_convb_row *a, float *y,
                                                            const float *x)
 {
+/* pixel i of the call: pixel i % split of its row i / split (split 0: of one row) */
+#define XOFF(i) (split ? (size_t)((i) / split) * a->xnext + (size_t)((i) % split) * a->xstep     \
+                       : (size_t)(i) * a->xstep)
+#define YOFF(i) (split ? (size_t)((i) / split) * a->ynext + (size_t)((i) % split) * a->ypix      \
+                       : (size_t)(i) * a->ypix)
     vblk acc[RMAX][2];
 #pragma GCC unroll 16
     for (int i = 0; i < r; i++) acc[i][0] = acc[i][1] = (vblk){0};
@@ -51,7 +58,7 @@ static inline __attribute__((always_inline)) void row_tile(const int r, const in
                     const float *xv = xt + (size_t)c * a->cstride;
 #pragma GCC unroll 16
                     for (int i = 0; i < r; i++) {
-                        const vblk v = VBCAST(xv[(size_t)i * a->xstep]);
+                        const vblk v = VBCAST(xv[XOFF(i)]);
                         acc[i][0] = VFMA(v, w0, acc[i][0]);
                         if (kbs > 1) acc[i][1] = VFMA(v, w1, acc[i][1]);
                     }
@@ -65,19 +72,50 @@ static inline __attribute__((always_inline)) void row_tile(const int r, const in
         for (int i = 0; i < r; i++) {
             vblk o = acc[i][b] + bias;
             if (a->relu) o = (vblk)((vmask)o & (o > (vblk){0})); /* max(o, 0); NaN stays 0 */
-            *(vblk *)(yb + (size_t)i * a->ypix) = o;
+            *(vblk *)(yb + YOFF(i)) = o;
         }
     }
+#undef XOFF
+#undef YOFF
 }
 
 #define ROW_CASE(R)                                                                                \
     case R:                                                                                        \
-        if (kbs > 1) row_tile(R, 2, a, y, x);                                                      \
-        else row_tile(R, 1, a, y, x);                                                              \
+        if (kbs > 1) row_tile(R, 2, 0, a, y, x);                                                   \
+        else row_tile(R, 1, 0, a, y, x);                                                           \
+        return;
+
+/* A call of several rows of `split` pixels: a case for each (split, r) that rn_convb_rows
+ * asks for, r = rows x split <= RMAX. */
+#define SPLIT_CASE(N, R)                                                                           \
+    case (N) * 16 + (R):                                                                           \
+        if (kbs > 1) row_tile(R, 2, N, a, y, x);                                                   \
+        else row_tile(R, 1, N, a, y, x);                                                           \
         return;
 
 void ROW_NAME(const rn_convb_row *a, int r, int kbs, float *y, const float *x)
 {
+    if (a->split) {
+        switch (a->split * 16 + r) {
+            SPLIT_CASE(2, 4)
+#if RMAX > 4
+            SPLIT_CASE(2, 6)
+            SPLIT_CASE(3, 6)
+#endif
+#if RMAX > 6
+            SPLIT_CASE(2, 8)
+            SPLIT_CASE(2, 10)
+            SPLIT_CASE(2, 12)
+            SPLIT_CASE(3, 9)
+            SPLIT_CASE(3, 12)
+            SPLIT_CASE(4, 8)
+            SPLIT_CASE(4, 12)
+            SPLIT_CASE(5, 10)
+            SPLIT_CASE(6, 12)
+#endif
+        default: return;
+        }
+    }
     switch (r) {
         ROW_CASE(1)
         ROW_CASE(2)
