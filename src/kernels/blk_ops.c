@@ -106,28 +106,39 @@ static int lane_runs(lane_run run[2], int first, int lo, int hi, int cb, size_t 
     return runs;
 }
 
-/* One pixel's block: the runs' values from src (the other tensor's pixel), zeros elsewhere.
- * With the lane count a constant the loops vectorise (a whole block, shortcut A between
- * resnet8-w32-s2's stages, is one vector copy); a scalar loop over a run-time count was
- * as slow as the divisions it replaced. */
-static inline __attribute__((always_inline)) void gather_lanes(float *out, const float *src,
-                                                               const lane_run *run, int runs,
-                                                               const int cb)
+/* rows x cols pixels' blocks (pixel (r, q) at out + r out_row + q out_pix): the runs' values
+ * from the other tensor's pixel (at src + r src_row + q src_pix), zeros elsewhere. Built for 16
+ * and 8 lanes, where the loops vectorise (a whole block, shortcut A between resnet8-w32-s2's
+ * stages, is one vector copy): scalar loops over a run-time lane count took as long as the
+ * divisions they replaced. */
+static inline __attribute__((always_inline)) void gather_lanes(
+    float *out, size_t out_row, size_t out_pix, const float *src, size_t src_row, size_t src_pix,
+    int rows, int cols, const lane_run *run, int runs, const int cb)
 {
-    if (runs == 1 && run[0].len == cb) {
-        for (int l = 0; l < cb; l++) out[l] = src[run[0].from + l];
-        return;
-    }
-    for (int l = 0; l < cb; l++) out[l] = 0.0f;
-    for (int r = 0; r < runs; r++)
-        for (int k = 0; k < run[r].len; k++) out[run[r].lane + k] = src[run[r].from + k];
+    const int whole = runs == 1 && run[0].len == cb;
+    for (int r = 0; r < rows; r++)
+        for (int q = 0; q < cols; q++) {
+            float *o = out + (size_t)r * out_row + (size_t)q * out_pix;
+            const float *v = src + (size_t)r * src_row + (size_t)q * src_pix;
+            if (whole) {
+                for (int l = 0; l < cb; l++) o[l] = v[run[0].from + l];
+                continue;
+            }
+            for (int l = 0; l < cb; l++) o[l] = 0.0f;
+            for (int k = 0; k < runs; k++)
+                for (int l = 0; l < run[k].len; l++) o[run[k].lane + l] = v[run[k].from + l];
+        }
 }
 
-static void gather_pixel(float *out, const float *src, const lane_run *run, int runs, int cb)
+static void gather_plane(float *out, size_t out_row, size_t out_pix, const float *src,
+                         size_t src_row, size_t src_pix, int rows, int cols, const lane_run *run,
+                         int runs, int cb)
 {
-    if (cb == 16) gather_lanes(out, src, run, runs, 16);
-    else if (cb == 8) gather_lanes(out, src, run, runs, 8);
-    else gather_lanes(out, src, run, runs, cb);
+    if (cb == 16)
+        gather_lanes(out, out_row, out_pix, src, src_row, src_pix, rows, cols, run, runs, 16);
+    else if (cb == 8)
+        gather_lanes(out, out_row, out_pix, src, src_row, src_pix, rows, cols, run, runs, 8);
+    else gather_lanes(out, out_row, out_pix, src, src_row, src_pix, rows, cols, run, runs, cb);
 }
 
 void rn_blk_shortcut_pad(float *y, const float *x, int n, int c, int h, int w, int oc, int stride)
@@ -147,10 +158,8 @@ void rn_blk_shortcut_pad(float *y, const float *x, int n, int c, int h, int w, i
         const int runs = lo < hi ? lane_runs(run, first, lo, hi, cb, (size_t)h * w * cb) : 0;
         const float *xi = x + (size_t)i * cbn * h * w * cb;
         float *yp = y + (size_t)p * oh * ow * cb;
-        for (int oy = 0; oy < oh; oy++)
-            for (int ox = 0; ox < ow; ox++)
-                gather_pixel(yp + ((size_t)oy * ow + ox) * cb,
-                             xi + ((size_t)oy * stride * w + (size_t)ox * stride) * cb, run, runs, cb);
+        gather_plane(yp, (size_t)ow * cb, cb, xi, (size_t)stride * w * cb, (size_t)stride * cb, oh,
+                     ow, run, runs, cb);
     }
 }
 
@@ -225,9 +234,7 @@ void rn_blk_shortcut_pad_backward(float *dx, const float *dy, int n, int c, int 
         const float *dyi = dy + (size_t)i * obn * oh * ow * cb;
         float *dxp = dx + (size_t)p * h * w * cb;
         memset(dxp, 0, (size_t)h * w * cb * sizeof(float));
-        for (int oy = 0; oy < oh; oy++)
-            for (int ox = 0; ox < ow; ox++)
-                gather_pixel(dxp + ((size_t)oy * stride * w + (size_t)ox * stride) * cb,
-                             dyi + ((size_t)oy * ow + ox) * cb, run, runs, cb);
+        gather_plane(dxp, (size_t)stride * w * cb, (size_t)stride * cb, dyi, (size_t)ow * cb, cb, oh,
+                     ow, run, runs, cb);
     }
 }
