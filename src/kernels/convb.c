@@ -28,23 +28,23 @@ rn_convb_fns rn_convb_select(void)
         return (rn_convb_fns){16, RN_CONVB_RMAX_AVX512, rn_convb_row_avx512, rn_convb_peak_avx512,
                               rn_convb_wgrad_avx512,
                               {2, 16, rn_convb_wino_in_avx512, rn_convb_wino_out_avx512,
-                               rn_convb_wino_dy_avx512},
+                               rn_convb_wino_dy_avx512, rn_convb_wino_u_avx512},
                               {4, 36, rn_convb_wino4_in_avx512, rn_convb_wino4_out_avx512,
-                               rn_convb_wino4_dy_avx512}};
+                               rn_convb_wino4_dy_avx512, rn_convb_wino4_u_avx512}};
     case RN_SIMD_AVX2:
         return (rn_convb_fns){8, RN_CONVB_RMAX_AVX2, rn_convb_row_avx2, rn_convb_peak_avx2,
                               rn_convb_wgrad_avx2,
                               {2, 16, rn_convb_wino_in_avx2, rn_convb_wino_out_avx2,
-                               rn_convb_wino_dy_avx2},
+                               rn_convb_wino_dy_avx2, rn_convb_wino_u_avx2},
                               {4, 36, rn_convb_wino4_in_avx2, rn_convb_wino4_out_avx2,
-                               rn_convb_wino4_dy_avx2}};
+                               rn_convb_wino4_dy_avx2, rn_convb_wino4_u_avx2}};
     default:
         return (rn_convb_fns){8, RN_CONVB_RMAX_GENERIC, rn_convb_row_generic, rn_convb_peak_generic,
                               rn_convb_wgrad_generic,
                               {2, 16, rn_convb_wino_in_generic, rn_convb_wino_out_generic,
-                               rn_convb_wino_dy_generic},
+                               rn_convb_wino_dy_generic, rn_convb_wino_u_generic},
                               {4, 36, rn_convb_wino4_in_generic, rn_convb_wino4_out_generic,
-                               rn_convb_wino4_dy_generic}};
+                               rn_convb_wino4_dy_generic, rn_convb_wino4_u_generic}};
     }
 }
 

@@ -67,7 +67,8 @@ float rn_convb_peak_generic(long reps);
     void rn_convb_##NAME##_out_##ISA(float *yp, const float *m, size_t pstride, const float *bias, \
                                      int relu, int oh, int ow, int ty, int tx);                    \
     void rn_convb_##NAME##_dy_##ISA(float *v, size_t pstride, const float *dyp, int oh, int ow,   \
-                                    int ty, int tx);
+                                    int ty, int tx);                                               \
+    void rn_convb_##NAME##_u_##ISA(double *u, const float *f, const double *s);
 RN_CONVB_WINO_DECLS(wino, avx512)
 RN_CONVB_WINO_DECLS(wino, avx2)
 RN_CONVB_WINO_DECLS(wino, generic)
@@ -81,6 +82,8 @@ typedef struct {
     void (*out)(float *yp, const float *m, size_t pstride, const float *bias, int relu, int oh,
                 int ow, int ty, int tx);
     void (*dy)(float *v, size_t pstride, const float *dyp, int oh, int ow, int ty, int tx);
+    /* the weights' transform, CB output channels of one input channel (convb_row.h) */
+    void (*u)(double *u, const float *f, const double *s);
 } rn_convb_wino_fns;
 
 /* Blocked Winograd's tiles transformed at a time by one thread: as many as keep their

@@ -16,6 +16,8 @@
 #define WINO4_IN_NAME rn_convb_wino4_in_avx512
 #define WINO4_OUT_NAME rn_convb_wino4_out_avx512
 #define WINO4_DY_NAME rn_convb_wino4_dy_avx512
+#define WINO_U_NAME rn_convb_wino_u_avx512
+#define WINO4_U_NAME rn_convb_wino4_u_avx512
 #define PEAK_NAME rn_convb_peak_avx512
 #define WGRAD_NAME rn_convb_wgrad_avx512
 #include "kernels/convb_row.h"

@@ -13,6 +13,8 @@
 #define WINO4_IN_NAME rn_convb_wino4_in_generic
 #define WINO4_OUT_NAME rn_convb_wino4_out_generic
 #define WINO4_DY_NAME rn_convb_wino4_dy_generic
+#define WINO_U_NAME rn_convb_wino_u_generic
+#define WINO4_U_NAME rn_convb_wino4_u_generic
 #define PEAK_NAME rn_convb_peak_generic
 #define WGRAD_NAME rn_convb_wgrad_generic
 #include "kernels/convb_row.h"

@@ -106,55 +106,34 @@ size_t rn_convb_wino_packed_floats(const rn_conv_shape *sh)
     return u_floats(sh, cb) + (size_t)rn_blk_count(sh->k, cb) * cb;
 }
 
-/* U = G g G^T of one (k, c) pair's taps f [3][3], times s: (m + 2)^2 doubles. m is a constant
- * where this is inlined, so the loops unroll and G's zeros and ones fold away. */
-static inline __attribute__((always_inline)) void transform_weights(const int m, double *u,
-                                                                    const float *f, double s)
-{
-    const int a = m + 2;
-    double t[6][3];
-#pragma GCC unroll 6
-    for (int i = 0; i < a; i++) /* G g: along the kernel's rows */
-#pragma GCC unroll 3
-        for (int j = 0; j < 3; j++)
-            t[i][j] = RN_CONVB_WINO_G(m, i, 0) * f[j] + RN_CONVB_WINO_G(m, i, 1) * f[3 + j] +
-                      RN_CONVB_WINO_G(m, i, 2) * f[6 + j];
-#pragma GCC unroll 6
-    for (int i = 0; i < a; i++) /* (G g) G^T */
-#pragma GCC unroll 6
-        for (int j = 0; j < a; j++)
-            u[i * a + j] = (t[i][0] * RN_CONVB_WINO_G(m, j, 0) + t[i][1] * RN_CONVB_WINO_G(m, j, 1) +
-                            t[i][2] * RN_CONVB_WINO_G(m, j, 2)) *
-                           s;
-}
-
 /* The weights of output block kb from input block cbk, every position: the lanes past c and k
  * zero. One input channel's CB output channels at a time, so that each position's store is
  * one cache line (a store per (k, c) and position, the positions a multiple of 4 KiB apart,
  * missed the L1 cache on every one). */
-static inline __attribute__((always_inline)) void pack_blocks(const int m, float *packed,
-                                                              const float *w, const float *scale,
-                                                              const rn_conv_shape *sh, int flipped,
-                                                              int kb, int cbk)
+static void pack_blocks(const rn_convb_wino_fns *tf, float *packed, const float *w,
+                        const float *scale, const rn_conv_shape *sh, int flipped, int kb, int cbk)
 {
-    const int a = m + 2, cb = rn_blk_lanes();
+    const int a = tf->m + 2, cb = rn_blk_lanes();
     const int cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
     const size_t pstride = (size_t)kbn * cbn * cb * cb;
     float *out = packed + ((size_t)kb * cbn + cbk) * cb * cb;
     for (int p = 0; p < a * a; p++) memset(out + p * pstride, 0, (size_t)cb * cb * sizeof(float));
     const int k0 = kb * cb, k1 = sh->k < k0 + cb ? sh->k : k0 + cb;
     for (int c = cbk * cb; c < sh->c && c < (cbk + 1) * cb; c++) {
-        double u[RN_BLK_MAX_LANES][36];
+        /* lane l: output channel k0 + l's taps and scale (zeros and 1 past k, not stored) */
+        float f[9 * RN_BLK_MAX_LANES] = {0};
+        double s[RN_BLK_MAX_LANES], u[36 * RN_BLK_MAX_LANES];
+        for (int l = 0; l < cb; l++) s[l] = 1.0;
         for (int k = k0; k < k1; k++) {
-            float f[9];
             for (int tap = 0; tap < 9; tap++)
-                f[tap] = flipped ? w[((size_t)c * sh->k + k) * 9 + 8 - tap]
-                                 : w[((size_t)k * sh->c + c) * 9 + tap];
-            transform_weights(m, u[k - k0], f, scale ? scale[k] : 1.0);
+                f[tap * cb + k - k0] = flipped ? w[((size_t)c * sh->k + k) * 9 + 8 - tap]
+                                               : w[((size_t)k * sh->c + c) * 9 + tap];
+            if (scale) s[k - k0] = scale[k];
         }
+        tf->u(u, f, s);
         for (int p = 0; p < a * a; p++) {
             float *o = out + p * pstride + (size_t)(c % cb) * cb;
-            for (int k = k0; k < k1; k++) o[k - k0] = (float)u[k - k0][p];
+            for (int k = k0; k < k1; k++) o[k - k0] = (float)u[p * cb + k - k0];
         }
     }
 }
@@ -166,14 +145,12 @@ static void pack(float *packed, const float *w, const float *scale, const float 
                  const rn_conv_shape *sh, int flipped)
 {
     const int cb = rn_blk_lanes(), cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
-    const int m = rn_convb_wino_tile(sh), tasks = kbn * cbn;
-    const int threads = sh->threads > 1 ? sh->threads : 1;
+    const rn_convb_fns f = rn_convb_select();
+    const rn_convb_wino_fns *tf = rn_convb_wino_pick(&f, rn_convb_wino_tile(sh));
+    const int tasks = kbn * cbn, threads = sh->threads > 1 ? sh->threads : 1;
 #pragma omp parallel for num_threads(threads) schedule(static) \
     if (threads > 1 && tasks > 1 && (size_t)sh->k * sh->c >= 1024)
-    for (int t = 0; t < tasks; t++) {
-        if (m == 4) pack_blocks(4, packed, w, scale, sh, flipped, t / cbn, t % cbn);
-        else pack_blocks(2, packed, w, scale, sh, flipped, t / cbn, t % cbn);
-    }
+    for (int t = 0; t < tasks; t++) pack_blocks(tf, packed, w, scale, sh, flipped, t / cbn, t % cbn);
     float *b = packed + u_floats(sh, cb);
     memset(b, 0, (size_t)kbn * cb * sizeof(float));
     for (int k = 0; bias && k < sh->k; k++) b[k] = bias[k];
