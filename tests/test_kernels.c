@@ -1341,6 +1341,28 @@ static void test_convb_wino_forward(void **state)
     }
 }
 
+/* The tile a frozen network's forward takes (rn_convb_wino_inference_tile): Winograd's
+ * transformed weights larger than the L2 cache only where an image has 32 tiles of them. */
+static void inference_tile_case(int c, int hw, int expected)
+{
+    rn_conv_shape sh;
+    assert_int_equal(rn_conv_shape_init(&sh, 1, c, hw, hw, c, 3, 3, 1, 1), 0);
+    if (rn_convb_wino_inference_tile(&sh) != expected)
+        fail_msg("%d channels on %dx%d: tile %d, expected %d", c, hw, hw,
+                 rn_convb_wino_inference_tile(&sh), expected);
+}
+
+static void test_convb_wino_inference_tile(void **state)
+{
+    (void)state;
+    inference_tile_case(64, 8, 4);   /* resnet20's last stage: 590 KB of 4x4 weights */
+    inference_tile_case(64, 56, 4);  /* resnet50's first stage: 196 tiles of 4x4 an image */
+    inference_tile_case(128, 28, 4); /* 2.4 MB, 49 tiles */
+    inference_tile_case(256, 14, 2); /* 9.4 MB for 16 tiles of 4x4; 4.2 MB for 49 of 2x2 */
+    inference_tile_case(512, 7, 0);  /* 4 tiles of 4x4, 16 of 2x2: the direct kernel */
+    inference_tile_case(512, 1, 0);  /* no Winograd on 1x1 maps */
+}
+
 /* The blocked layout's other operations against the planar kernels, through the conversions:
  * channel counts that fill no block, odd maps; lanes past the channels zero. */
 static void assert_blk_equal(const char *what, const float *yb, const float *ref, int n, int c,
@@ -2072,6 +2094,7 @@ int main(void)
         cmocka_unit_test(test_convb_wino_backward_weights),
         cmocka_unit_test(test_convb_wino_pack_backward_data),
         cmocka_unit_test(test_convb_backward_data),
+        cmocka_unit_test(test_convb_wino_inference_tile),
         cmocka_unit_test(test_blk_bn_train),
         cmocka_unit_test(test_blk_bn_add),
         cmocka_unit_test(test_blk_backward_ops),

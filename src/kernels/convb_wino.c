@@ -59,6 +59,32 @@ int rn_convb_wino_tile(const rn_conv_shape *sh)
     return p4 < p2 ? 4 : 2;
 }
 
+/* A frozen network's forward, which may run one image at a time: there each transformed
+ * weight serves only an image's tiles, and F(4x4, 3x3)'s weights are 4x the direct kernel's
+ * (F(2x2, 3x3)'s 1.8x). Where they outgrow the L2 cache they stream from memory, so a tile is
+ * taken only where an image has INFERENCE_TILES of it (else the smaller tile, else the direct
+ * kernel). Measured (Xeon, family 6 model 207, inference, 3 alternating runs): resnet18's
+ * 512-channel 7x7 layers (4 tiles of 4x4, 16 of 2x2; 37.7 MB of F(4x4) weights a layer)
+ * direct and its 256-channel 14x14 ones F(2x2) took batch 1 at 2 threads from 15.4-19.1 ms
+ * to 11.2-13.3, at 1 thread 23.9-27.3 to 22.2-25.1, resnet50's batch 1 at 2 threads 40.8-44.0
+ * to 35.7-41.2; batch 16 lost up to 1.1x (resnet18 at 2 threads 133-141 ms to 144-155; resnet50
+ * within the noise). The shape alone decides: a network gives the same bits for any batch. */
+enum { INFERENCE_TILES = 32 };
+static const size_t INFERENCE_CACHED_BYTES = (size_t)1 << 20;
+
+int rn_convb_wino_inference_tile(const rn_conv_shape *sh)
+{
+    if (!rn_convb_wino_pays(sh)) return 0;
+    const int m = rn_convb_wino_tile(sh);
+    if (forced_tile || sh->algo == RN_CONV_WINOGRAD_2X2) return m;
+    for (int t = m; t >= 2; t -= 2) {
+        const size_t weights = (size_t)(t + 2) * (t + 2) * sh->c * sh->k * sizeof(float);
+        const long tiles = (long)((sh->oh + t - 1) / t) * ((sh->ow + t - 1) / t);
+        if (weights <= INFERENCE_CACHED_BYTES || tiles >= INFERENCE_TILES) return t;
+    }
+    return 0;
+}
+
 /* The weight gradient's own tile: it computes its transforms itself, so it need not take the
  * forward's. F(4x4, 3x3) holds a range's sums for 36 positions where F(2x2, 3x3) holds 16,
  * which past 64 channels leave the L2 cache (bench/convb_wino_probe.c, batch 128, 1 thread,

@@ -173,6 +173,10 @@ int rn_convb_wino_pays(const rn_conv_shape *sh);
 /* The output tile's edge Winograd takes for sh: 4 where F(4x4, 3x3) is faster, else 2
  * (convb_wino.c has the measurements). */
 int rn_convb_wino_tile(const rn_conv_shape *sh);
+/* The tile a frozen network's forward takes on sh (4 or 2), or 0 for the direct kernel: the
+ * tile rn_convb_wino_tile chooses, or a smaller one, where an image has tiles enough to reuse
+ * the transformed weights (convb_wino.c). */
+int rn_convb_wino_inference_tile(const rn_conv_shape *sh);
 /* ... and the one the weight gradient takes (convb_wino.c). */
 int rn_convb_wino_wgrad_tile(const rn_conv_shape *sh);
 /* sh as a training forward runs it: Winograd with 2x2 tiles only (convb_wino.c has why). */

@@ -32,15 +32,27 @@ static void find_bns(rn_seq *seq, int cut)
             seq->ops[i].conv->fold_bn = seq->ops[i + 1].bn;
 }
 
+/* The shape the frozen kernels run: Winograd's 2x2 tiles where 4x4 ones do not pay for an
+ * image (rn_convb_wino_inference_tile). */
+static rn_conv_shape frozen_shape(const rn_conv *conv, int n, int threads)
+{
+    rn_conv_shape sh = rn_conv_shape_of(conv, n, threads);
+    if (conv->blk_wino == 2) sh.algo = RN_CONV_WINOGRAD_2X2;
+    return sh;
+}
+
 /* w' = w * s and b' = (b - mean) * s + beta per output channel, s = gamma / sqrt(var + eps):
  * the evaluation-mode BN of the convolution's output (s and b' computed in double). The
  * scaled weights themselves exist only packed. */
 static int fold_conv(rn_conv *conv, int planar_in)
 {
     const int k = conv->out_c;
-    rn_conv_shape sh = rn_conv_shape_of(conv, 1, 1);
     const rn_bn *bn = conv->fold_bn;
-    const int wino = !planar_in && rn_convb_wino_pays(&sh);
+    rn_conv_shape sh = rn_conv_shape_of(conv, 1, 1);
+    const int tile = planar_in ? 0 : rn_convb_wino_inference_tile(&sh);
+    conv->blk_wino = tile;
+    sh = frozen_shape(conv, 1, 1);
+    const int wino = tile != 0;
     if (!conv->fold_b) { /* a frozen network folded again keeps its arrays */
         conv->fold_scale = bn ? malloc((size_t)k * sizeof(float)) : NULL;
         conv->fold_b = malloc((size_t)k * sizeof(float));
@@ -49,7 +61,6 @@ static int fold_conv(rn_conv *conv, int planar_in)
         if ((bn && !conv->fold_scale) || !conv->fold_b || !conv->packed)
             return rn_fail(RN_ERR_NOMEM, "out of memory freezing the network");
     }
-    conv->blk_wino = wino;
     conv->blk_planar_in = planar_in;
     for (int kk = 0; kk < k; kk++) {
         const double b = conv->has_bias ? conv->b[kk] : 0.0;
@@ -101,13 +112,13 @@ int rn_net_frozen(const rn_net *net) { return net->frozen; }
 
 size_t rn_conv_frozen_work(const rn_conv *conv, int n, int threads)
 {
-    rn_conv_shape sh = rn_conv_shape_of(conv, n, threads);
+    rn_conv_shape sh = frozen_shape(conv, n, threads);
     return conv->blk_wino ? rn_convb_wino_workspace(&sh) : rn_convb_workspace(&sh);
 }
 
 void rn_conv_run_frozen(rn_net *net, rn_conv *conv, float *y, const float *x, int relu)
 {
-    rn_conv_shape sh = rn_conv_shape_of(conv, net->run.n, net->run.work_threads);
+    rn_conv_shape sh = frozen_shape(conv, net->run.n, net->run.work_threads);
     if (conv->blk_planar_in) rn_convb_forward_planar_in(y, x, conv->packed, relu, &sh, net->run.work);
     else (conv->blk_wino ? rn_convb_wino_forward : rn_convb_forward)(y, x, conv->packed, relu, &sh,
                                                                       net->run.work);

@@ -26,8 +26,8 @@ typedef struct {
     /* A frozen network's (rn_net_freeze): fold_bn, the batch norm that follows this
      * convolution in every forward (or NULL), folded in as a scale of each output channel's
      * weights (fold_scale, NULL without a BN) and a bias (fold_b); packed, the scaled weights
-     * and bias for the channel-blocked kernels (kernels/convb.c), Winograd's (blk_wino) or the
-     * direct one's; a frozen network's activations are blocked. Owned by the network while it
+     * and bias for the channel-blocked kernels (kernels/convb.c), Winograd's (blk_wino: its
+     * tile, 2 or 4) or the direct one's (blk_wino 0); a frozen network's activations are blocked. Owned by the network while it
      * is frozen, NULL otherwise. */
     const rn_bn *fold_bn;
     float *fold_scale, *fold_b, *packed;
