@@ -1341,6 +1341,52 @@ static void test_convb_wino_forward(void **state)
     }
 }
 
+/* rn_convb_forward_add and rn_convb_wino_forward_add: the same bits as the forward then
+ * rn_add_scaled_relu with the shortcut (a frozen residual block's last convolution), on 1 and
+ * 2 threads: the direct kernel (rows, several rows a call, a 1x1 map as one row, stride 2) and
+ * Winograd with either tile. */
+static void convb_add_case(int n, int c, int hw, int k, int r, int stride, int wino)
+{
+    rn_conv_shape sh;
+    assert_int_equal(rn_conv_shape_init(&sh, n, c, hw, hw, k, r, r, stride, r / 2), 0);
+    if (wino) rn_convb_wino_force_tile(wino);
+    const size_t xl = (size_t)n * c * hw * hw, yl = (size_t)n * k * sh.oh * sh.ow;
+    const size_t ybl = rn_blk_floats(n, k, sh.oh, sh.ow);
+    float *x = alloc_f(xl), *wt = alloc_f((size_t)k * c * r * r), *b = alloc_f((size_t)k);
+    float *s = alloc_f(yl), *xb = alloc_nan(rn_blk_floats(n, c, hw, hw)), *sb = alloc_nan(ybl);
+    float *packed = alloc_nan(wino ? rn_convb_wino_packed_floats(&sh) : rn_convb_packed_floats(&sh));
+    rn_test_fill_normal(x, xl, 71, 1.0f);
+    rn_test_fill_normal(wt, (size_t)k * c * r * r, 72, 0.3f);
+    rn_test_fill_normal(b, (size_t)k, 73, 0.5f);
+    rn_test_fill_normal(s, yl, 74, 1.0f);
+    rn_blk_from_nchw(xb, x, n, c, hw, hw);
+    rn_blk_from_nchw(sb, s, n, k, sh.oh, sh.ow);
+    (wino ? rn_convb_wino_pack : rn_convb_pack)(packed, wt, NULL, b, &sh);
+    float *ref = alloc_nan(ybl), *got = alloc_nan(ybl);
+    for (int t = 1; t <= 2; t++) {
+        sh.threads = t;
+        float *work = alloc_nan((wino ? rn_convb_wino_workspace(&sh) : rn_convb_workspace(&sh)) + 1);
+        (wino ? rn_convb_wino_forward : rn_convb_forward)(ref, xb, packed, 0, &sh, work);
+        rn_add_scaled_relu(ref, sb, ref, 1.0f, ybl);
+        (wino ? rn_convb_wino_forward_add : rn_convb_forward_add)(got, xb, sb, packed, 1, &sh, work);
+        assert_memory_equal(got, ref, ybl * sizeof(float));
+        free(work);
+    }
+    rn_convb_wino_force_tile(0);
+    free(x), free(wt), free(b), free(s), free(xb), free(sb), free(packed), free(ref), free(got);
+}
+
+static void test_convb_forward_add(void **state)
+{
+    (void)state;
+    convb_add_case(17, 20, 9, 40, 3, 1, 0); /* an image a task, rows of 9 */
+    convb_add_case(2, 16, 4, 32, 3, 1, 0);  /* groups of images, 2 rows of 4 a call */
+    convb_add_case(2, 24, 9, 48, 3, 2, 0);  /* stride 2 */
+    convb_add_case(2, 40, 7, 24, 1, 1, 0);  /* 1x1: the map as one row */
+    convb_add_case(3, 16, 9, 32, 3, 1, 2);  /* Winograd F(2x2, 3x3) */
+    convb_add_case(3, 16, 9, 32, 3, 1, 4);  /* F(4x4, 3x3) */
+}
+
 /* The tile a frozen network's forward takes (rn_convb_wino_inference_tile): Winograd's
  * transformed weights larger than the L2 cache only where an image has 32 tiles of them. */
 static void inference_tile_case(int c, int hw, int expected)
@@ -2095,6 +2141,7 @@ int main(void)
         cmocka_unit_test(test_convb_wino_pack_backward_data),
         cmocka_unit_test(test_convb_backward_data),
         cmocka_unit_test(test_convb_wino_inference_tile),
+        cmocka_unit_test(test_convb_forward_add),
         cmocka_unit_test(test_blk_bn_train),
         cmocka_unit_test(test_blk_bn_add),
         cmocka_unit_test(test_blk_backward_ops),

@@ -257,8 +257,8 @@ static void pointwise_forward(const rn_convb_fns *v, rn_convb_row a, float *y, c
 
 /* planar_in: x is planar [n, c, h, w], read as blocks whose channels are planes (the network's
  * first convolution, on the images as they come). */
-static void forward(float *y, const float *x, const float *packed, int relu, const rn_conv_shape *sh,
-                    float *work, int planar_in)
+static void forward(float *y, const float *x, const float *sum, const float *packed, int relu,
+                    const rn_conv_shape *sh, float *work, int planar_in)
 {
     const rn_convb_fns v = rn_convb_select();
     const int cb = v.lanes, cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
@@ -275,7 +275,8 @@ static void forward(float *y, const float *x, const float *packed, int relu, con
         .clast = sh->c - (cbn - 1) * cb, .xplane = planar_in ? channel * cb : xplane,
         .xrow = (size_t)wp * unit, .xpix = (size_t)unit, .xstep = (size_t)sh->stride * unit,
         .cstride = planar_in ? channel : 1,
-        .ystride = (size_t)sh->oh * sh->ow * cb, .ypix = (size_t)cb, .relu = relu};
+        .ystride = (size_t)sh->oh * sh->ow * cb, .ypix = (size_t)cb, .relu = relu, .sum = sum,
+        .y_base = y};
     const int pairs = (kbn + 1) / 2, bands = (sh->oh + BAND_ROWS - 1) / BAND_ROWS;
     if (pointwise(sh) && !planar_in) {
         pointwise_forward(&v, a, y, x, packed, sh);
@@ -330,11 +331,17 @@ static void forward(float *y, const float *x, const float *packed, int relu, con
 void rn_convb_forward(float *y, const float *x, const float *packed, int relu,
                       const rn_conv_shape *sh, float *work)
 {
-    forward(y, x, packed, relu, sh, work, 0);
+    forward(y, x, NULL, packed, relu, sh, work, 0);
+}
+
+void rn_convb_forward_add(float *y, const float *x, const float *sum, const float *packed,
+                          int relu, const rn_conv_shape *sh, float *work)
+{
+    forward(y, x, sum, packed, relu, sh, work, 0);
 }
 
 void rn_convb_forward_planar_in(float *y, const float *x, const float *packed, int relu,
                                 const rn_conv_shape *sh, float *work)
 {
-    forward(y, x, packed, relu, sh, work, 1);
+    forward(y, x, NULL, packed, relu, sh, work, 1);
 }

@@ -21,6 +21,9 @@ typedef struct {
                          * the input gradient writes one phase of a strided convolution */
     const float *bias;  /* the first output block's CB biases, or NULL */
     int relu;
+    const float *sum;   /* added to each output before the ReLU, at its offset from y_base in y;
+                         * or NULL (a frozen residual block's last convolution) */
+    const float *y_base;
     int split;          /* a call of several output rows: the pixels of each; 0: of one row */
     size_t xnext, ynext; /* with split: floats from a row's first pixel's input / output to the
                           * next row's */
@@ -65,7 +68,7 @@ float rn_convb_peak_generic(long reps);
     void rn_convb_##NAME##_in_##ISA(float *v, size_t pstride, const float *xp, int h, int w,      \
                                     int ty, int tx);                                               \
     void rn_convb_##NAME##_out_##ISA(float *yp, const float *m, size_t pstride, const float *bias, \
-                                     int relu, int oh, int ow, int ty, int tx);                    \
+                                     const float *sp, int relu, int oh, int ow, int ty, int tx);   \
     void rn_convb_##NAME##_dy_##ISA(float *v, size_t pstride, const float *dyp, int oh, int ow,   \
                                     int ty, int tx);                                               \
     void rn_convb_##NAME##_u_##ISA(double *u, const float *f, const double *s);
@@ -79,8 +82,9 @@ RN_CONVB_WINO_DECLS(wino4, generic)
 typedef struct {
     int m, positions; /* the output tile's edge (2 or 4) and (m + 2)^2 */
     void (*in)(float *v, size_t pstride, const float *xp, int h, int w, int ty, int tx);
-    void (*out)(float *yp, const float *m, size_t pstride, const float *bias, int relu, int oh,
-                int ow, int ty, int tx);
+    /* sp: the plane of a tensor added before the ReLU (laid out as yp's), or NULL */
+    void (*out)(float *yp, const float *m, size_t pstride, const float *bias, const float *sp,
+                int relu, int oh, int ow, int ty, int tx);
     void (*dy)(float *v, size_t pstride, const float *dyp, int oh, int ow, int ty, int tx);
     /* the weights' transform, CB output channels of one input channel (convb_row.h) */
     void (*u)(double *u, const float *f, const double *s);

@@ -71,6 +71,8 @@ static inline __attribute__((always_inline)) void row_tile(const int r, const in
 #pragma GCC unroll 16
         for (int i = 0; i < r; i++) {
             vblk o = acc[i][b] + bias;
+            /* as rn_add_scaled_relu after the convolution: the shortcut plus the output */
+            if (a->sum) o = *(const vblk *)(a->sum + (yb + YOFF(i) - a->y_base)) + o;
             if (a->relu) o = (vblk)((vmask)o & (o > (vblk){0})); /* max(o, 0); NaN stays 0 */
             *(vblk *)(yb + YOFF(i)) = o;
         }
@@ -200,10 +202,11 @@ void WINO_IN_NAME(float *v, size_t pstride, const float *xp, int h, int w, int t
 }
 
 /* Its output transform: A^T m A of one tile's 16 product vectors (position p at m + p *
- * pstride), plus the bias, then max(., 0) when relu, into the output plane yp (oh x ow pixels
- * of CB lanes) where it lies inside it. A^T = [1 1 1 0; 0 1 -1 -1]. */
-void WINO_OUT_NAME(float *yp, const float *m, size_t pstride, const float *bias, int relu, int oh,
-                   int ow, int ty, int tx)
+ * pstride), plus the bias, plus sp's pixel where sp is given, then max(., 0) when relu, into
+ * the output plane yp (oh x ow pixels of CB lanes) where it lies inside it.
+ * A^T = [1 1 1 0; 0 1 -1 -1]. */
+void WINO_OUT_NAME(float *yp, const float *m, size_t pstride, const float *bias, const float *sp,
+                   int relu, int oh, int ow, int ty, int tx)
 {
     vblk t[2][4];
     for (int j = 0; j < 4; j++) {
@@ -217,9 +220,11 @@ void WINO_OUT_NAME(float *yp, const float *m, size_t pstride, const float *bias,
     const vblk b = *(const vblk *)bias;
     for (int i = 0; i < 2 && 2 * ty + i < oh; i++)
         for (int j = 0; j < 2 && 2 * tx + j < ow; j++) {
+            const size_t at = ((size_t)(2 * ty + i) * ow + 2 * tx + j) * CB;
             vblk o = (j == 0 ? t[i][0] + t[i][1] + t[i][2] : t[i][1] - t[i][2] - t[i][3]) + b;
+            if (sp) o = *(const vblk *)(sp + at) + o;
             if (relu) o = (vblk)((vmask)o & (o > (vblk){0}));
-            *(vblk *)(yp + ((size_t)(2 * ty + i) * ow + 2 * tx + j) * CB) = o;
+            *(vblk *)(yp + at) = o;
         }
 }
 
@@ -348,10 +353,11 @@ static inline __attribute__((always_inline)) void wino4_at(vblk *o, const vblk *
     o[3] = d12 + 8.0f * d34 + m[5];
 }
 
-/* A^T m A of one tile's 36 product vectors (position p at m + p * pstride), plus the bias, then
- * max(., 0) when relu, into the output plane yp (oh x ow pixels of CB lanes) where it lies. */
-void WINO4_OUT_NAME(float *yp, const float *m, size_t pstride, const float *bias, int relu, int oh,
-                    int ow, int ty, int tx)
+/* A^T m A of one tile's 36 product vectors (position p at m + p * pstride), plus the bias, plus
+ * sp's pixel where sp is given, then max(., 0) when relu, into the output plane yp (oh x ow
+ * pixels of CB lanes) where it lies. */
+void WINO4_OUT_NAME(float *yp, const float *m, size_t pstride, const float *bias, const float *sp,
+                    int relu, int oh, int ow, int ty, int tx)
 {
     vblk t[4][6];
 #pragma GCC unroll 6
@@ -368,9 +374,11 @@ void WINO4_OUT_NAME(float *yp, const float *m, size_t pstride, const float *bias
         vblk o[4];
         wino4_at(o, t[i]);
         for (int j = 0; j < 4 && 4 * tx + j < ow; j++) {
+            const size_t at = ((size_t)(4 * ty + i) * ow + 4 * tx + j) * CB;
             vblk r = o[j] + b;
+            if (sp) r = *(const vblk *)(sp + at) + r;
             if (relu) r = (vblk)((vmask)r & (r > (vblk){0}));
-            *(vblk *)(yp + ((size_t)(4 * ty + i) * ow + 4 * tx + j) * CB) = r;
+            *(vblk *)(yp + at) = r;
         }
     }
 }

@@ -213,9 +213,9 @@ size_t rn_convb_wino_workspace(const rn_conv_shape *sh)
 }
 
 /* Tiles [t0, t1) of the batch, through V and M of the calling thread. */
-static void chunk(float *y, const float *x, const float *packed, int relu, const rn_conv_shape *sh,
-                  long t0, long t1, float *v, float *m, const rn_convb_fns *f,
-                  const rn_convb_wino_fns *tf)
+static void chunk(float *y, const float *x, const float *sum, const float *packed, int relu,
+                  const rn_conv_shape *sh, long t0, long t1, float *v, float *m,
+                  const rn_convb_fns *f, const rn_convb_wino_fns *tf)
 {
     const int rmax = f->rmax, tm = tf->m;
     const int cb = rn_blk_lanes(), cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
@@ -244,14 +244,16 @@ static void chunk(float *y, const float *x, const float *packed, int relu, const
     const float *bias = packed + u_floats(sh, cb);
     at = rn_convb_tile_at(t0, th, tw);
     for (long t = t0; t < t1; t++, rn_convb_tile_next(&at))
-        for (int b = 0; b < kbn; b++)
-            tf->out(y + ((size_t)at.i * kbn + b) * sh->oh * sh->ow * cb,
-                    m + (size_t)b * vblock + (size_t)(t - t0) * cb, mpos,
-                    bias + (size_t)b * cb, relu, sh->oh, sh->ow, at.ty, at.tx);
+        for (int b = 0; b < kbn; b++) {
+            const size_t plane = ((size_t)at.i * kbn + b) * sh->oh * sh->ow * cb;
+            tf->out(y + plane, m + (size_t)b * vblock + (size_t)(t - t0) * cb, mpos,
+                    bias + (size_t)b * cb, sum ? sum + plane : NULL, relu, sh->oh, sh->ow, at.ty,
+                    at.tx);
+        }
 }
 
-void rn_convb_wino_forward(float *y, const float *x, const float *packed, int relu,
-                           const rn_conv_shape *sh, float *work)
+static void forward(float *y, const float *x, const float *sum, const float *packed, int relu,
+                    const rn_conv_shape *sh, float *work)
 {
     const rn_convb_fns f = rn_convb_select();
     const rn_convb_wino_fns *tf = rn_convb_wino_pick(&f, rn_convb_wino_tile(sh));
@@ -274,7 +276,19 @@ void rn_convb_wino_forward(float *y, const float *x, const float *packed, int re
 #pragma omp for schedule(dynamic, 1)
         for (long c = 0; c < chunks; c++) {
             const long t0 = c * ct, t1 = t0 + ct < tiles ? t0 + ct : tiles;
-            chunk(y, x, packed, relu, sh, t0, t1, v, m, &f, tf);
+            chunk(y, x, sum, packed, relu, sh, t0, t1, v, m, &f, tf);
         }
     }
+}
+
+void rn_convb_wino_forward(float *y, const float *x, const float *packed, int relu,
+                           const rn_conv_shape *sh, float *work)
+{
+    forward(y, x, NULL, packed, relu, sh, work);
+}
+
+void rn_convb_wino_forward_add(float *y, const float *x, const float *sum, const float *packed,
+                               int relu, const rn_conv_shape *sh, float *work)
+{
+    forward(y, x, sum, packed, relu, sh, work);
 }

@@ -141,6 +141,11 @@ void rn_convb_pack(float *packed, const float *w, const float *scale, const floa
 size_t rn_convb_workspace(const rn_conv_shape *sh);
 void rn_convb_forward(float *y, const float *x, const float *packed, int relu,
                       const rn_conv_shape *sh, float *work);
+/* The same with a tensor of y's shape added before the ReLU: y = max(sum + (conv(x, w) + b),
+ * 0), the bits of rn_convb_forward then rn_add_scaled_relu(y, sum, y, 1) (a frozen residual
+ * block's last convolution and its shortcut in one pass). */
+void rn_convb_forward_add(float *y, const float *x, const float *sum, const float *packed,
+                          int relu, const rn_conv_shape *sh, float *work);
 /* The same from a planar input x[n, c, h, w] (a network's first convolution, on the images as
  * they come: no conversion, and for 1 or 3 channels no lanes of zeros), into a blocked y; the
  * same packing and workspace. */
@@ -203,6 +208,8 @@ void rn_convb_wino_pack(float *packed, const float *w, const float *scale, const
 size_t rn_convb_wino_workspace(const rn_conv_shape *sh);
 void rn_convb_wino_forward(float *y, const float *x, const float *packed, int relu,
                            const rn_conv_shape *sh, float *work);
+void rn_convb_wino_forward_add(float *y, const float *x, const float *sum, const float *packed,
+                               int relu, const rn_conv_shape *sh, float *work);
 /* The FMA peak of this build's vector unit in GFLOP/s (2 per FMA lane), threads at once, the
  * best of repeated 1 ms bursts over about seconds: what the benchmarks' shares are of. */
 double rn_convb_fma_peak(int threads, double seconds);

@@ -146,6 +146,20 @@ const float *rn_block_output(const rn_block *b)
     return b->post.n ? b->post.buf[b->post.n] : b->merged;
 }
 
+/* A frozen block's branch ending in a convolution (its BN folded in, if any): that
+ * convolution's op, or -1. */
+static int frozen_last_conv(const rn_net *net, const rn_block *b)
+{
+    const int nb = b->branch.n;
+    if (!net->frozen || nb <= b->tap) return -1;
+    const rn_op *last = &b->branch.ops[nb - 1];
+    if (last->kind == RN_OP_CONV) return nb - 1;
+    if (last->kind == RN_OP_BN && nb - 2 >= b->tap && b->branch.ops[nb - 2].kind == RN_OP_CONV &&
+        b->branch.ops[nb - 2].conv->fold_bn == last->bn)
+        return nb - 2;
+    return -1;
+}
+
 void rn_block_forward(rn_net *net, rn_block *b, const float *x)
 {
     size_t len = rn_net_act_len(net, b->out);
@@ -166,7 +180,12 @@ void rn_block_forward(rn_net *net, rn_block *b, const float *x)
     const rn_op *last = nb > b->tap ? &b->branch.ops[nb - 1] : NULL;
     const int bn_add = add_relu && !b->dropped && b->scale == 1.0f && last &&
                        last->kind == RN_OP_BN && b->sc != RN_SC_NONE && rn_bn_adds(net);
-    rn_seq_forward(net, &b->branch, x, 0, b->dropped ? b->tap : bn_add ? nb - 1 : nb);
+    /* In a frozen network the addition and the ReLU are in the last convolution's own pass
+     * (rn_conv_run_frozen_add): a separate pass over the sum took 5% of resnet50's inference. */
+    const int ci = add_relu && !b->dropped && b->scale == 1.0f && b->sc != RN_SC_NONE
+                       ? frozen_last_conv(net, b)
+                       : -1;
+    rn_seq_forward(net, &b->branch, x, 0, b->dropped ? b->tap : ci >= 0 ? ci : bn_add ? nb - 1 : nb);
     const float *f = rn_seq_output(&b->branch);
     const float *tap = b->branch.buf[b->tap];
 
@@ -192,6 +211,12 @@ void rn_block_forward(rn_net *net, rn_block *b, const float *x)
     }
 
     float *m = b->merged;
+    if (ci >= 0) {
+        rn_conv_run_frozen_add(net, b->branch.ops[ci].conv, b->post.buf[1], b->branch.buf[ci], b->s, 1);
+        b->post.buf[0] = m;
+        rn_seq_forward(net, &b->post, m, 1, b->post.n);
+        return;
+    }
     if (bn_add) {
         rn_bn_run_forward_add_relu(net, last->bn, b->post.buf[1], b->branch.buf[nb - 1], b->s,
                                    last->in);

@@ -123,3 +123,11 @@ void rn_conv_run_frozen(rn_net *net, rn_conv *conv, float *y, const float *x, in
     else (conv->blk_wino ? rn_convb_wino_forward : rn_convb_forward)(y, x, conv->packed, relu, &sh,
                                                                       net->run.work);
 }
+
+void rn_conv_run_frozen_add(rn_net *net, rn_conv *conv, float *y, const float *x,
+                            const float *sum, int relu)
+{
+    rn_conv_shape sh = frozen_shape(conv, net->run.n, net->run.work_threads);
+    (conv->blk_wino ? rn_convb_wino_forward_add : rn_convb_forward_add)(y, x, sum, conv->packed,
+                                                                        relu, &sh, net->run.work);
+}

@@ -197,6 +197,10 @@ void rn_conv_run_forward(rn_net *net, rn_conv *conv, float *y, const float *x);
 /* A frozen network's convolution on blocked tensors (then max(y, 0) when relu), and the
  * workspace floats it needs for a batch of n on threads. */
 void rn_conv_run_frozen(rn_net *net, rn_conv *conv, float *y, const float *x, int relu);
+/* The same with sum (a tensor of y's shape) added before the ReLU, in the kernel's own pass:
+ * the bits of rn_add_scaled_relu(y, sum, y, 1) after it. Not for the first convolution. */
+void rn_conv_run_frozen_add(rn_net *net, rn_conv *conv, float *y, const float *x,
+                            const float *sum, int relu);
 size_t rn_conv_frozen_work(const rn_conv *conv, int n, int threads);
 /* The layout of the activations: 0 planar, 1 channel-blocked (frozen or rn_net_set_blocked),
  * 2 channel-blocked for training (its workspace holds the training kernels'). */
