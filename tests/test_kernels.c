@@ -1388,11 +1388,13 @@ static void test_convb_forward_add(void **state)
 }
 
 /* The tile a frozen network's forward takes (rn_convb_wino_inference_tile): Winograd's
- * transformed weights larger than the L2 cache only where an image has 32 tiles of them. */
+ * transformed weights larger than the L2 cache only where an image has 32 tiles of them, with
+ * 16 lanes; with 8, the tile the shape chooses wherever Winograd pays. */
 static void inference_tile_case(int c, int hw, int expected)
 {
     rn_conv_shape sh;
     assert_int_equal(rn_conv_shape_init(&sh, 1, c, hw, hw, c, 3, 3, 1, 1), 0);
+    if (rn_blk_lanes() != 16) expected = rn_convb_wino_pays(&sh) ? rn_convb_wino_tile(&sh) : 0;
     if (rn_convb_wino_inference_tile(&sh) != expected)
         fail_msg("%d channels on %dx%d: tile %d, expected %d", c, hw, hw,
                  rn_convb_wino_inference_tile(&sh), expected);

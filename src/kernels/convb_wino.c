@@ -68,7 +68,10 @@ int rn_convb_wino_tile(const rn_conv_shape *sh)
  * direct and its 256-channel 14x14 ones F(2x2) took batch 1 at 2 threads from 15.4-19.1 ms
  * to 11.2-13.3, at 1 thread 23.9-27.3 to 22.2-25.1, resnet50's batch 1 at 2 threads 40.8-44.0
  * to 35.7-41.2; batch 16 lost up to 1.1x (resnet18 at 2 threads 133-141 ms to 144-155; resnet50
- * within the noise). The shape alone decides: a network gives the same bits for any batch. */
+ * within the noise). The shape alone decides: a network gives the same bits for any batch.
+ * With 8 lanes (AVX2) the tile stays: there the FMAs take twice the time for the same weights,
+ * and resnet18 at batch 16 on 2 threads took 1.20x the time with these layers direct (3
+ * alternating runs, RN_SIMD=avx2), at batch 1 0.91-0.95x. */
 enum { INFERENCE_TILES = 32 };
 static const size_t INFERENCE_CACHED_BYTES = (size_t)1 << 20;
 
@@ -76,7 +79,7 @@ int rn_convb_wino_inference_tile(const rn_conv_shape *sh)
 {
     if (!rn_convb_wino_pays(sh)) return 0;
     const int m = rn_convb_wino_tile(sh);
-    if (forced_tile || sh->algo == RN_CONV_WINOGRAD_2X2) return m;
+    if (forced_tile || sh->algo == RN_CONV_WINOGRAD_2X2 || rn_blk_lanes() != 16) return m;
     for (int t = m; t >= 2; t -= 2) {
         const size_t weights = (size_t)(t + 2) * (t + 2) * sh->c * sh->k * sizeof(float);
         const long tiles = (long)((sh->oh + t - 1) / t) * ((sh->ow + t - 1) / t);
