@@ -211,15 +211,13 @@ void rn_block_forward(rn_net *net, rn_block *b, const float *x)
     }
 
     float *m = b->merged;
-    if (ci >= 0) {
-        rn_conv_run_frozen_add(net, b->branch.ops[ci].conv, b->post.buf[1], b->branch.buf[ci], b->s, 1);
-        b->post.buf[0] = m;
-        rn_seq_forward(net, &b->post, m, 1, b->post.n);
-        return;
-    }
-    if (bn_add) {
-        rn_bn_run_forward_add_relu(net, last->bn, b->post.buf[1], b->branch.buf[nb - 1], b->s,
-                                   last->in);
+    if (ci >= 0 || bn_add) { /* the sum and its ReLU written straight into the ReLU's slot */
+        if (ci >= 0)
+            rn_conv_run_frozen_add(net, b->branch.ops[ci].conv, b->post.buf[1], b->branch.buf[ci],
+                                   b->s, 1);
+        else
+            rn_bn_run_forward_add_relu(net, last->bn, b->post.buf[1], b->branch.buf[nb - 1], b->s,
+                                       last->in);
         b->post.buf[0] = m;
         rn_seq_forward(net, &b->post, m, 1, b->post.n);
         return;
