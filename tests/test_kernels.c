@@ -768,6 +768,9 @@ static void test_conv_blocked_and_threads(void **state)
     conv_blocked_case_algo(19, 16, 4, 4, 24, 3, 1, 1, RN_CONV_DIRECT);
     conv_blocked_case(19, 16, 4, 4, 24, 3, 1, 1); /* the same, forward by Winograd */
     conv_blocked_case(3, 20, 17, 17, 9, 1, 1, 0);
+    /* stride 2 onto 4- and 3-pixel rows, several rows a call (the microkernel's fixed offsets) */
+    conv_blocked_case_algo(3, 24, 8, 8, 40, 3, 2, 1, RN_CONV_DIRECT);
+    conv_blocked_case(3, 24, 6, 6, 40, 1, 2, 0);
     /* one image: 2 and 3 threads split its multiply and its output pass (bias, compaction) */
     conv_blocked_case(1, 20, 9, 9, 24, 3, 1, 1);
     conv_blocked_case(1, 20, 9, 9, 24, 3, 2, 1);

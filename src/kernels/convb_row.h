@@ -26,14 +26,21 @@ enum { WEIGHTS_AHEAD = CB == 16 ? 16 : 0 };
 typedef float vblk __attribute__((vector_size(CB * sizeof(float)), aligned(sizeof(float))));
 typedef int vmask __attribute__((vector_size(CB * sizeof(int))));
 
+/* xs: 0, or 1 or 2 where the input is blocked (channels 1 float apart) and a row's pixels xs * CB
+ * floats apart (stride 1 or 2: every convolution but the network's first). Then each broadcast
+ * is at a fixed offset from one pointer that steps a float a channel; with the offsets known only
+ * at run time GCC 12 kept them in registers, spilled some, and issued 71 instructions for a
+ * 12 x 2 call's 24 FMAs (44 this way). */
 static inline __attribute__((always_inline)) void row_tile(const int r, const int kbs,
-                                                           const int split,
+                                                           const int split, const int xs,
                                                            const rn_convb_row *a, float *y,
                                                            const float *x)
 {
 /* pixel i of the call: pixel i % split of its row i / split (split 0: of one row) */
 #define XOFF(i) (split ? (size_t)((i) / split) * a->xnext + (size_t)((i) % split) * a->xstep     \
                        : (size_t)(i) * a->xstep)
+#define XOFF_FIXED(i) (split ? (size_t)((i) / split) * a->xnext + (size_t)((i) % split) * xs * CB \
+                             : (size_t)(i) * xs * CB)
 #define YOFF(i) (split ? (size_t)((i) / split) * a->ynext + (size_t)((i) % split) * a->ypix      \
                        : (size_t)(i) * a->ypix)
     vblk acc[RMAX][2];
@@ -48,6 +55,24 @@ static inline __attribute__((always_inline)) void row_tile(const int r, const in
             for (int kx = 0; kx < a->ks; kx++) {
                 const float *xt = xc + (size_t)ky * a->xrow + (size_t)kx * a->xpix;
                 const float *wt = wc + (size_t)(ky * a->ks + kx) * CB * CB;
+                if (xs) {
+                    const float *xv = xt, *wv = wt;
+                    for (int c = 0; c < channels; c++, xv++, wv += CB) {
+                        if (WEIGHTS_AHEAD) {
+                            __builtin_prefetch(wv + WEIGHTS_AHEAD * CB, 0, 3);
+                            if (kbs > 1) __builtin_prefetch(wv + a->wstride + WEIGHTS_AHEAD * CB, 0, 3);
+                        }
+                        const vblk w0 = *(const vblk *)wv;
+                        const vblk w1 = kbs > 1 ? *(const vblk *)(wv + a->wstride) : w0;
+#pragma GCC unroll 16
+                        for (int i = 0; i < r; i++) {
+                            const vblk v = VBCAST(xv[XOFF_FIXED(i)]);
+                            acc[i][0] = VFMA(v, w0, acc[i][0]);
+                            if (kbs > 1) acc[i][1] = VFMA(v, w1, acc[i][1]);
+                        }
+                    }
+                    continue;
+                }
                 for (int c = 0; c < channels; c++) {
                     if (WEIGHTS_AHEAD) {
                         __builtin_prefetch(wt + (c + WEIGHTS_AHEAD) * CB, 0, 3);
@@ -78,25 +103,76 @@ static inline __attribute__((always_inline)) void row_tile(const int r, const in
         }
     }
 #undef XOFF
+#undef XOFF_FIXED
 #undef YOFF
 }
 
+/* Each variant a function of its own: inlined together into one, GCC 12's register allocator
+ * kept the accumulators of the 12 x 2 blocked-input loop in no fixed registers and moved all 24
+ * around each channel (24 register moves beside the 24 FMAs). */
+#define ROW_VARIANT(R, K, S, X)                                                                    \
+    static __attribute__((noinline)) void row_##R##_##K##_##S##_##X(const rn_convb_row *a,        \
+                                                                    float *y, const float *x)      \
+    {                                                                                              \
+        row_tile(R, K, S, X, a, y, x);                                                             \
+    }
+#define ROW_VARIANTS(R, S)                                                                         \
+    ROW_VARIANT(R, 1, S, 0)                                                                        \
+    ROW_VARIANT(R, 2, S, 0)                                                                        \
+    ROW_VARIANT(R, 1, S, 1)                                                                        \
+    ROW_VARIANT(R, 2, S, 1)                                                                        \
+    ROW_VARIANT(R, 1, S, 2)                                                                        \
+    ROW_VARIANT(R, 2, S, 2)
+#define ROW_CALL(R, S)                                                                             \
+    do {                                                                                           \
+        if (xs == 1) (kbs > 1 ? row_##R##_2_##S##_1 : row_##R##_1_##S##_1)(a, y, x);               \
+        else if (xs == 2) (kbs > 1 ? row_##R##_2_##S##_2 : row_##R##_1_##S##_2)(a, y, x);          \
+        else (kbs > 1 ? row_##R##_2_##S##_0 : row_##R##_1_##S##_0)(a, y, x);                      \
+        return;                                                                                    \
+    } while (0)
+
+/* one row's calls, and the calls of several rows of `split` pixels: a variant for each
+ * (split, r) that rn_convb_rows asks for, r = rows x split <= RMAX */
+ROW_VARIANTS(1, 0)
+ROW_VARIANTS(2, 0)
+ROW_VARIANTS(3, 0)
+ROW_VARIANTS(4, 0)
+ROW_VARIANTS(4, 2)
+#if RMAX > 4
+ROW_VARIANTS(5, 0)
+ROW_VARIANTS(6, 0)
+ROW_VARIANTS(6, 2)
+ROW_VARIANTS(6, 3)
+#endif
+#if RMAX > 6
+ROW_VARIANTS(7, 0)
+ROW_VARIANTS(8, 0)
+ROW_VARIANTS(9, 0)
+ROW_VARIANTS(10, 0)
+ROW_VARIANTS(11, 0)
+ROW_VARIANTS(12, 0)
+ROW_VARIANTS(8, 2)
+ROW_VARIANTS(10, 2)
+ROW_VARIANTS(12, 2)
+ROW_VARIANTS(9, 3)
+ROW_VARIANTS(12, 3)
+ROW_VARIANTS(8, 4)
+ROW_VARIANTS(12, 4)
+ROW_VARIANTS(10, 5)
+ROW_VARIANTS(12, 6)
+#endif
+
 #define ROW_CASE(R)                                                                                \
     case R:                                                                                        \
-        if (kbs > 1) row_tile(R, 2, 0, a, y, x);                                                   \
-        else row_tile(R, 1, 0, a, y, x);                                                           \
-        return;
-
-/* A call of several rows of `split` pixels: a case for each (split, r) that rn_convb_rows
- * asks for, r = rows x split <= RMAX. */
-#define SPLIT_CASE(N, R)                                                                           \
-    case (N) * 16 + (R):                                                                           \
-        if (kbs > 1) row_tile(R, 2, N, a, y, x);                                                   \
-        else row_tile(R, 1, N, a, y, x);                                                           \
-        return;
+        ROW_CALL(R, 0);
+#define SPLIT_CASE(S, R)                                                                           \
+    case (S) * 16 + (R):                                                                           \
+        ROW_CALL(R, S);
 
 void ROW_NAME(const rn_convb_row *a, int r, int kbs, float *y, const float *x)
 {
+    /* blocked input at stride 1 or 2: every convolution but the first layer's */
+    const int xs = a->cstride != 1 ? 0 : a->xstep == CB ? 1 : a->xstep == 2 * CB ? 2 : 0;
     if (a->split) {
         switch (a->split * 16 + r) {
             SPLIT_CASE(2, 4)
