@@ -27,10 +27,11 @@ typedef float vblk __attribute__((vector_size(CB * sizeof(float)), aligned(sizeo
 typedef int vmask __attribute__((vector_size(CB * sizeof(int))));
 
 /* xs: 0, or 1 or 2 where the input is blocked (channels 1 float apart) and a row's pixels xs * CB
- * floats apart (stride 1 or 2: every convolution but the network's first). Then each broadcast
- * is at a fixed offset from one pointer that steps a float a channel; with the offsets known only
- * at run time GCC 12 kept them in registers, spilled some, and issued 71 instructions for a
- * 12 x 2 call's 24 FMAs (44 this way). */
+ * floats apart (stride 1 or 2: every convolution but the network's first), or 3 or 4 where it
+ * is planar (channels a plane apart) and the pixels xs - 2 floats apart (the first). Then each
+ * broadcast is at a fixed offset from one pointer that steps a channel at a time; with the
+ * offsets known only at run time GCC 12 kept them in registers, spilled some, and issued 71
+ * instructions for a 12 x 2 call's 24 FMAs (44 this way). */
 static inline __attribute__((always_inline)) void row_tile(const int r, const int kbs,
                                                            const int split, const int xs,
                                                            const rn_convb_row *a, float *y,
@@ -39,8 +40,9 @@ static inline __attribute__((always_inline)) void row_tile(const int r, const in
 /* pixel i of the call: pixel i % split of its row i / split (split 0: of one row) */
 #define XOFF(i) (split ? (size_t)((i) / split) * a->xnext + (size_t)((i) % split) * a->xstep     \
                        : (size_t)(i) * a->xstep)
-#define XOFF_FIXED(i) (split ? (size_t)((i) / split) * a->xnext + (size_t)((i) % split) * xs * CB \
-                             : (size_t)(i) * xs * CB)
+#define XPIX_FIXED ((size_t)(xs <= 2 ? xs * CB : xs - 2))
+#define XOFF_FIXED(i) (split ? (size_t)((i) / split) * a->xnext + (size_t)((i) % split) * XPIX_FIXED \
+                             : (size_t)(i) * XPIX_FIXED)
 #define YOFF(i) (split ? (size_t)((i) / split) * a->ynext + (size_t)((i) % split) * a->ypix      \
                        : (size_t)(i) * a->ypix)
     vblk acc[RMAX][2];
@@ -57,7 +59,8 @@ static inline __attribute__((always_inline)) void row_tile(const int r, const in
                 const float *wt = wc + (size_t)(ky * a->ks + kx) * CB * CB;
                 if (xs) {
                     const float *xv = xt, *wv = wt;
-                    for (int c = 0; c < channels; c++, xv++, wv += CB) {
+                    const size_t xchannel = xs <= 2 ? 1 : a->cstride;
+                    for (int c = 0; c < channels; c++, xv += xchannel, wv += CB) {
                         if (WEIGHTS_AHEAD) {
                             __builtin_prefetch(wv + WEIGHTS_AHEAD * CB, 0, 3);
                             if (kbs > 1) __builtin_prefetch(wv + a->wstride + WEIGHTS_AHEAD * CB, 0, 3);
@@ -104,6 +107,7 @@ static inline __attribute__((always_inline)) void row_tile(const int r, const in
     }
 #undef XOFF
 #undef XOFF_FIXED
+#undef XPIX_FIXED
 #undef YOFF
 }
 
@@ -123,6 +127,11 @@ static inline __attribute__((always_inline)) void row_tile(const int r, const in
     ROW_VARIANT(R, 2, S, 1)                                                                        \
     ROW_VARIANT(R, 1, S, 2)                                                                        \
     ROW_VARIANT(R, 2, S, 2)
+#define ROW_VARIANTS_PLANAR(R)                                                                     \
+    ROW_VARIANT(R, 1, 0, 3)                                                                        \
+    ROW_VARIANT(R, 2, 0, 3)                                                                        \
+    ROW_VARIANT(R, 1, 0, 4)                                                                        \
+    ROW_VARIANT(R, 2, 0, 4)
 #define ROW_CALL(R, S)                                                                             \
     do {                                                                                           \
         if (xs == 1) (kbs > 1 ? row_##R##_2_##S##_1 : row_##R##_1_##S##_1)(a, y, x);               \
@@ -130,27 +139,46 @@ static inline __attribute__((always_inline)) void row_tile(const int r, const in
         else (kbs > 1 ? row_##R##_2_##S##_0 : row_##R##_1_##S##_0)(a, y, x);                      \
         return;                                                                                    \
     } while (0)
+/* the planar first layer: one row a call (its rows are long), so no split variants */
+#define ROW_CALL_PLANAR(R)                                                                         \
+    do {                                                                                           \
+        if (xs == 3) (kbs > 1 ? row_##R##_2_0_3 : row_##R##_1_0_3)(a, y, x);                       \
+        else (kbs > 1 ? row_##R##_2_0_4 : row_##R##_1_0_4)(a, y, x);                               \
+        return;                                                                                    \
+    } while (0)
 
 /* one row's calls, and the calls of several rows of `split` pixels: a variant for each
  * (split, r) that rn_convb_rows asks for, r = rows x split <= RMAX */
 ROW_VARIANTS(1, 0)
+ROW_VARIANTS_PLANAR(1)
 ROW_VARIANTS(2, 0)
+ROW_VARIANTS_PLANAR(2)
 ROW_VARIANTS(3, 0)
+ROW_VARIANTS_PLANAR(3)
 ROW_VARIANTS(4, 0)
+ROW_VARIANTS_PLANAR(4)
 ROW_VARIANTS(4, 2)
 #if RMAX > 4
 ROW_VARIANTS(5, 0)
+ROW_VARIANTS_PLANAR(5)
 ROW_VARIANTS(6, 0)
+ROW_VARIANTS_PLANAR(6)
 ROW_VARIANTS(6, 2)
 ROW_VARIANTS(6, 3)
 #endif
 #if RMAX > 6
 ROW_VARIANTS(7, 0)
+ROW_VARIANTS_PLANAR(7)
 ROW_VARIANTS(8, 0)
+ROW_VARIANTS_PLANAR(8)
 ROW_VARIANTS(9, 0)
+ROW_VARIANTS_PLANAR(9)
 ROW_VARIANTS(10, 0)
+ROW_VARIANTS_PLANAR(10)
 ROW_VARIANTS(11, 0)
+ROW_VARIANTS_PLANAR(11)
 ROW_VARIANTS(12, 0)
+ROW_VARIANTS_PLANAR(12)
 ROW_VARIANTS(8, 2)
 ROW_VARIANTS(10, 2)
 ROW_VARIANTS(12, 2)
@@ -164,6 +192,7 @@ ROW_VARIANTS(12, 6)
 
 #define ROW_CASE(R)                                                                                \
     case R:                                                                                        \
+        if (xs > 2) ROW_CALL_PLANAR(R);                                                            \
         ROW_CALL(R, 0);
 #define SPLIT_CASE(S, R)                                                                           \
     case (S) * 16 + (R):                                                                           \
@@ -171,9 +200,11 @@ ROW_VARIANTS(12, 6)
 
 void ROW_NAME(const rn_convb_row *a, int r, int kbs, float *y, const float *x)
 {
-    /* blocked input at stride 1 or 2: every convolution but the first layer's */
-    const int xs = a->cstride != 1 ? 0 : a->xstep == CB ? 1 : a->xstep == 2 * CB ? 2 : 0;
+    int xs = a->cstride == 1 ? (a->xstep == CB ? 1 : a->xstep == 2 * CB ? 2 : 0)
+             : a->xpix == 1  ? (a->xstep == 1 ? 3 : a->xstep == 2 ? 4 : 0)
+                             : 0;
     if (a->split) {
+        if (xs > 2) xs = 0; /* planar rows this short (a tiny image): run-time offsets */
         switch (a->split * 16 + r) {
             SPLIT_CASE(2, 4)
 #if RMAX > 4
