@@ -26,25 +26,25 @@ enum { WEIGHTS_AHEAD = CB == 16 ? 16 : 0 };
 typedef float vblk __attribute__((vector_size(CB * sizeof(float)), aligned(sizeof(float))));
 typedef int vmask __attribute__((vector_size(CB * sizeof(int))));
 
-/* xs: 0, or 1 or 2 where the input is blocked (channels 1 float apart) and a row's pixels xs * CB
- * floats apart (stride 1 or 2: every convolution but the network's first), or 3 or 4 where it
- * is planar (channels a plane apart) and the pixels xs - 2 floats apart (the first). Then each
- * broadcast is at a fixed offset from one pointer that steps a channel at a time; with the
- * offsets known only at run time GCC 12 kept them in registers, spilled some, and issued 71
- * instructions for a 12 x 2 call's 24 FMAs (44 this way). */
+/* xs: 1 or 2 where the input is blocked (channels 1 float apart) and a row's pixels xs * CB
+ * floats apart (stride 1 or 2: every convolution but the network's first), 3 or 4 where it is
+ * planar (channels a plane apart) and the pixels xs - 2 floats apart (the first), 0 for any
+ * other steps, read at run time. Then each broadcast is at a fixed offset from one pointer that
+ * steps a channel at a time; with the offsets known only at run time GCC 12 kept them in
+ * registers, spilled some, and issued 71 instructions for a 12 x 2 call's 24 FMAs (44 this
+ * way). */
 static inline __attribute__((always_inline)) void row_tile(const int r, const int kbs,
                                                            const int split, const int xs,
                                                            const rn_convb_row *a, float *y,
                                                            const float *x)
 {
 /* pixel i of the call: pixel i % split of its row i / split (split 0: of one row) */
-#define XOFF(i) (split ? (size_t)((i) / split) * a->xnext + (size_t)((i) % split) * a->xstep     \
-                       : (size_t)(i) * a->xstep)
-#define XPIX_FIXED ((size_t)(xs <= 2 ? xs * CB : xs - 2))
-#define XOFF_FIXED(i) (split ? (size_t)((i) / split) * a->xnext + (size_t)((i) % split) * XPIX_FIXED \
-                             : (size_t)(i) * XPIX_FIXED)
+#define XPIX (!xs ? a->xstep : (size_t)(xs <= 2 ? xs * CB : xs - 2))
+#define XOFF(i) (split ? (size_t)((i) / split) * a->xnext + (size_t)((i) % split) * XPIX          \
+                       : (size_t)(i) * XPIX)
 #define YOFF(i) (split ? (size_t)((i) / split) * a->ynext + (size_t)((i) % split) * a->ypix      \
                        : (size_t)(i) * a->ypix)
+    const size_t xchannel = xs == 1 || xs == 2 ? 1 : a->cstride;
     vblk acc[RMAX][2];
 #pragma GCC unroll 16
     for (int i = 0; i < r; i++) acc[i][0] = acc[i][1] = (vblk){0};
@@ -55,35 +55,15 @@ static inline __attribute__((always_inline)) void row_tile(const int r, const in
         const int channels = cb + 1 < a->cbn ? CB : a->clast;
         for (int ky = 0; ky < a->kr; ky++)
             for (int kx = 0; kx < a->ks; kx++) {
-                const float *xt = xc + (size_t)ky * a->xrow + (size_t)kx * a->xpix;
-                const float *wt = wc + (size_t)(ky * a->ks + kx) * CB * CB;
-                if (xs) {
-                    const float *xv = xt, *wv = wt;
-                    const size_t xchannel = xs <= 2 ? 1 : a->cstride;
-                    for (int c = 0; c < channels; c++, xv += xchannel, wv += CB) {
-                        if (WEIGHTS_AHEAD) {
-                            __builtin_prefetch(wv + WEIGHTS_AHEAD * CB, 0, 3);
-                            if (kbs > 1) __builtin_prefetch(wv + a->wstride + WEIGHTS_AHEAD * CB, 0, 3);
-                        }
-                        const vblk w0 = *(const vblk *)wv;
-                        const vblk w1 = kbs > 1 ? *(const vblk *)(wv + a->wstride) : w0;
-#pragma GCC unroll 16
-                        for (int i = 0; i < r; i++) {
-                            const vblk v = VBCAST(xv[XOFF_FIXED(i)]);
-                            acc[i][0] = VFMA(v, w0, acc[i][0]);
-                            if (kbs > 1) acc[i][1] = VFMA(v, w1, acc[i][1]);
-                        }
-                    }
-                    continue;
-                }
-                for (int c = 0; c < channels; c++) {
+                const float *xv = xc + (size_t)ky * a->xrow + (size_t)kx * a->xpix;
+                const float *wv = wc + (size_t)(ky * a->ks + kx) * CB * CB;
+                for (int c = 0; c < channels; c++, xv += xchannel, wv += CB) {
                     if (WEIGHTS_AHEAD) {
-                        __builtin_prefetch(wt + (c + WEIGHTS_AHEAD) * CB, 0, 3);
-                        if (kbs > 1) __builtin_prefetch(wt + a->wstride + (c + WEIGHTS_AHEAD) * CB, 0, 3);
+                        __builtin_prefetch(wv + WEIGHTS_AHEAD * CB, 0, 3);
+                        if (kbs > 1) __builtin_prefetch(wv + a->wstride + WEIGHTS_AHEAD * CB, 0, 3);
                     }
-                    const vblk w0 = *(const vblk *)(wt + c * CB);
-                    const vblk w1 = kbs > 1 ? *(const vblk *)(wt + a->wstride + c * CB) : w0;
-                    const float *xv = xt + (size_t)c * a->cstride;
+                    const vblk w0 = *(const vblk *)wv;
+                    const vblk w1 = kbs > 1 ? *(const vblk *)(wv + a->wstride) : w0;
 #pragma GCC unroll 16
                     for (int i = 0; i < r; i++) {
                         const vblk v = VBCAST(xv[XOFF(i)]);
@@ -105,9 +85,8 @@ static inline __attribute__((always_inline)) void row_tile(const int r, const in
             *(vblk *)(yb + YOFF(i)) = o;
         }
     }
+#undef XPIX
 #undef XOFF
-#undef XOFF_FIXED
-#undef XPIX_FIXED
 #undef YOFF
 }
 
