@@ -33,8 +33,22 @@ static void bn_channels(const char *branch, const char *post, const rn_conv *con
         if (*p == 'B') chan[(*count)++] = c;
 }
 
+static int build(rn_net *net, rn_block *b, const char *name, int stage, rn_shape3 in,
+                 const rn_block_spec *spec);
+
+/* The activations it registers are marked as this block's (rn_act_slot.block): in a frozen
+ * network the blocks two apart share their memory (rn_net_reserve_batch). */
 int rn_block_build(rn_net *net, rn_block *b, const char *name, int stage, rn_shape3 in,
                    const rn_block_spec *spec)
+{
+    net->slot_block = net->n_blocks; /* the caller has counted this block in */
+    const int st = build(net, b, name, stage, in, spec);
+    net->slot_block = 0;
+    return st;
+}
+
+static int build(rn_net *net, rn_block *b, const char *name, int stage, rn_shape3 in,
+                 const rn_block_spec *spec)
 {
     char pfx[96];
     int st;

