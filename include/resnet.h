@@ -292,6 +292,13 @@ typedef struct {
 
 RN_API int rn_net_num_convs(const rn_net *net);
 RN_API int rn_net_conv_info(const rn_net *net, int index, rn_conv_info *out);
+/* Where a frozen network's inference time goes, layer by layer (`resnet bench --mode infer
+ * --layers`): on != 0 zeroes every convolution's time and starts timing each call in the frozen
+ * forward (rn_net_freeze; an unfrozen forward is not timed), 0 stops. rn_net_conv_time: the
+ * seconds convolution `index` (numbered as by rn_net_conv_info) took and its calls since; a
+ * call's time includes its fused bias, ReLU and shortcut addition. */
+RN_API int rn_net_profile_convs(rn_net *net, int on);
+RN_API int rn_net_conv_time(const rn_net *net, int index, double *seconds, long *calls);
 
 /* ---- tensor files -------------------------------------------------------------------------
  * One float32 tensor in a safetensors file: how inputs and outputs travel (see `resnet forward`).

@@ -102,6 +102,29 @@ assert j["fma_peak_gflop_per_s"] > 0 and j["blocked_lanes"] in (8, 16), j
 PY
 expect_error "takes no --mode" "$R" bench --kernels --mode train --arch resnet8 --batch 2
 
+# bench --layers: a row per convolution of the frozen resnet8, each called once a timed step,
+# whose FLOPs add up as the kernel table's; the convolutions' time within the forward's.
+"$R" bench --mode infer --layers --arch resnet8 --batch 2 --threads 1 --warmup 1 --iters 3 --json \
+    >"$T/l.json" 2>"$T/err" && ok || bad "bench --layers: $(cat "$T/err")"
+/usr/bin/python3 - "$T/l.json" "$macs" <<'PY' && ok || bad "bench --layers --json: $(cat "$T/l.json")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+rows = j["layers"]
+assert len(rows) == 7 and rows[0]["name"] == "conv1" and rows[6]["name"] == "layer3.0.conv2", rows
+assert all(r["calls"] == 3 and r["ms_per_call"] > 0 and r["peak_share"] > 0 for r in rows), rows
+flop = sum(2 * j["batch"] * r["in_c"] * r["out_c"] * r["k"] ** 2 * (r["in_h"] // r["stride"]) ** 2
+           for r in rows)
+assert abs(flop / (2 * j["batch"]) - (int(sys.argv[2]) - 640)) < 1, flop
+assert abs(sum(r["gflop_per_s"] * r["ms_per_call"] for r in rows) / 1e3 - flop / 1e9) < 1e-9, rows
+assert 0 < j["conv_share"] <= 1 and abs(sum(r["time_share"] for r in rows) - j["conv_share"]) < 1e-9, j
+PY
+"$R" bench --mode infer --layers --arch resnet8 --batch 2 --warmup 0 --iters 1 >"$T/l.txt" 2>&1 &&
+    grep -q "^6   layer3.0.conv2 " "$T/l.txt" && grep -q "^convolutions: " "$T/l.txt" && ok ||
+    bad "bench --layers table: $(cat "$T/l.txt")"
+expect_error "--layers times a frozen network" "$R" bench --mode train --layers --arch resnet8 --batch 2
+expect_error "--layers times a frozen network" "$R" bench --mode infer --no-freeze --layers \
+    --arch resnet8 --batch 2
+
 # A model file of ours is held to the network asked for: the orderings without a final BN and a
 # plain network share resnet20's tensor names, so only the metadata tells them apart.
 expect_error "saved as ordering 'original', this network is 'relu-before-add'" \

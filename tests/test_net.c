@@ -731,6 +731,36 @@ static void test_freeze_then_load(void **state)
     rn_net_free(b);
 }
 
+/* rn_net_profile_convs: every convolution of a frozen forward timed, once a forward; nothing
+ * counted while off or unfrozen; zeroed when turned on again. */
+static void test_profile_convs(void **state)
+{
+    (void)state;
+    rn_net *net = small_net("resnet8", 1);
+    float x[2 * 3 * 16 * 16], logits[2 * 4];
+    rn_test_fill_normal(x, sizeof x / sizeof x[0], 5, 1.0f);
+    const int n = rn_net_num_convs(net);
+    double s;
+    long calls;
+    assert_int_equal(rn_net_profile_convs(net, 1), RN_OK);
+    assert_int_equal(rn_net_forward(net, x, 2, 0, logits), RN_OK); /* not frozen: not timed */
+    assert_int_equal(rn_net_freeze(net, 1), RN_OK);
+    for (int f = 0; f < 2; f++) assert_int_equal(rn_net_forward(net, x, 2, 0, logits), RN_OK);
+    assert_int_equal(rn_net_profile_convs(net, 0), RN_OK);
+    assert_int_equal(rn_net_forward(net, x, 2, 0, logits), RN_OK);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(rn_net_conv_time(net, i, &s, &calls), RN_OK);
+        assert_int_equal(calls, 2);
+        assert_true(s > 0.0 && s < 10.0);
+    }
+    assert_int_equal(rn_net_conv_time(net, n, &s, &calls), RN_ERR_ARG);
+    assert_int_equal(rn_net_conv_time(net, -1, &s, &calls), RN_ERR_ARG);
+    assert_int_equal(rn_net_profile_convs(net, 1), RN_OK);
+    assert_int_equal(rn_net_conv_time(net, 0, &s, &calls), RN_OK);
+    assert_true(s == 0.0 && calls == 0);
+    rn_net_free(net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -749,6 +779,7 @@ int main(void)
         cmocka_unit_test(test_freeze),
         cmocka_unit_test(test_freeze_then_load),
         cmocka_unit_test(test_freeze_depth_and_lesions),
+        cmocka_unit_test(test_profile_convs),
         cmocka_unit_test(test_blocked_training),
         cmocka_unit_test(test_block_backward_masks_same_bits),
     };

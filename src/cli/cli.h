@@ -42,6 +42,12 @@ int cmd_info(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+/* bench --layers (bench_layers.c): the per-convolution table of a profiled frozen network
+ * (rn_net_profile_convs) after `steps` timed forwards of forward_s seconds in all; printed, or
+ * added to json as "layers". 0, or 1 after an error message. */
+struct cJSON;
+int bench_layers_report(const rn_net *net, int batch, int threads, double forward_s, long steps,
+                        struct cJSON *json);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);

@@ -11,7 +11,10 @@
  * batch size through the kernels' own interface (kernels/kernels.h): forward (rn_conv_forward,
  * no bias), backward-data (rn_conv_backward, dx only) and backward-weights (rn_conv_backward,
  * dw only), each the median over the timed runs; each counts 2 x N x K x C x R x S x OH x OW
- * FLOPs. */
+ * FLOPs.
+ *
+ * --layers (with --mode infer): each convolution of the frozen network timed inside the
+ * forward itself (bench_layers.c). */
 #define _POSIX_C_SOURCE 200809L /* isatty, getrusage */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -52,8 +55,9 @@ static double max_rss_mb(void)
 
 static const char usage_text[] =
     "usage: resnet bench (--arch NAME | --model FILE) [network options] --batch N\n"
-    "                    (--mode train|infer | --kernels) [--input-shape CxHxW] [--threads T]\n"
-    "                    [--warmup W] [--iters K] [--max-seconds S] [--json]\n"
+    "                    (--mode train|infer [--layers] | --kernels) [--input-shape CxHxW]\n"
+    "                    [--threads T]"
+    " [--warmup W] [--iters K] [--max-seconds S] [--json]\n"
     "Times this engine alone on random data (from --seed).\n";
 
 static const char footer_text[] =
@@ -420,7 +424,7 @@ int cmd_bench(int argc, char **argv)
     cli_net_args_init(&a);
     int batch = 0, threads = 0, warmup = 2, iters = 10;
     double max_seconds = 0;
-    int mode = MODE_NONE, json = 0, kernels = 0, no_freeze = 0, planar = 0;
+    int mode = MODE_NONE, json = 0, kernels = 0, no_freeze = 0, planar = 0, layers = 0;
     const cli_opt opts[] = {
         {"--mode", "train|infer", CLI_CUSTOM, &mode, 0, 0, set_mode,
          "train: rn_net_train_step + rn_sgd_step (lr 0.01, momentum 0.9, weight decay 1e-4); "
@@ -429,6 +433,10 @@ int cmd_bench(int argc, char **argv)
          "starts)", NULL},
         {"--no-freeze", NULL, CLI_FLAG, &no_freeze, 0, 0, NULL,
          "with --mode infer: the plain evaluation forward, not frozen", NULL},
+        {"--layers", NULL, CLI_FLAG, &layers, 0, 0, NULL,
+         "with --mode infer: where the time goes, a row per convolution of the frozen network "
+         "(its mean time a call over the timed steps, GFLOP/s and share of the FMA peak, share "
+         "of the forward's time)", NULL},
         {"--planar", NULL, CLI_FLAG, &planar, 0, 0, NULL,
          "with --mode train: on planar activations (default: as `resnet train` runs, on "
          "channel-blocked ones where that is faster on this CPU, rn_net_set_blocked)", NULL},
@@ -459,6 +467,9 @@ int cmd_bench(int argc, char **argv)
     if (!kernels && mode == MODE_NONE)
         return cli_error("bench: give --mode train, --mode infer or --kernels") + 1;
     if (!batch) return cli_error("bench: give --batch N (images per step)") + 1;
+    if (layers && (mode != MODE_INFER || no_freeze))
+        return cli_error("bench: --layers times a frozen network: give --mode infer, without "
+                         "--no-freeze") + 1;
     if (threads) {
         omp_set_num_threads((int)threads);
     }
@@ -497,6 +508,7 @@ int cmd_bench(int argc, char **argv)
     int timed = 0;
     double spent = 0;
     for (long it = 0; !rc && it < warmup + iters; it++) {
+        if (layers && it == warmup) rn_net_profile_convs(net, 1);
         double t0 = rn_clock_s();
         if (mode == MODE_TRAIN) {
             if (rn_net_train_step(net, x, labels, (int)batch, &loss)) rc = cli_lib_error("train step");
@@ -511,6 +523,7 @@ int cmd_bench(int argc, char **argv)
             break;
     }
 
+    rn_net_profile_convs(net, 0);
     if (!rc) {
         qsort(times, (size_t)timed, sizeof *times, cmp_double);
         double med = median_of(times, timed);
@@ -549,6 +562,7 @@ int cmd_bench(int argc, char **argv)
             cJSON *arr = cJSON_CreateArray();
             for (int i = 0; i < timed; i++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(1e3 * times[i]));
             cJSON_AddItemToObject(root, "ms_sorted", arr);
+            if (layers) rc = bench_layers_report(net, (int)batch, omp_threads, spent, timed, root);
             char *text = cJSON_PrintUnformatted(root);
             if (text) puts(text);
             else rc = cli_error("out of memory");
@@ -566,6 +580,7 @@ int cmd_bench(int argc, char **argv)
                    flop_per_image / 1e9, mode == MODE_TRAIN ? "3 x " : "", macs / 1e6);
             printf("  peak RSS  %.0f MB\n", max_rss_mb());
             if (mode == MODE_TRAIN) printf("  last loss %.4f\n", (double)loss);
+            if (layers) rc = bench_layers_report(net, (int)batch, omp_threads, spent, timed, NULL);
         }
     }
     rn_sgd_free(sgd);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "kernels/kernels.h"
 #include "nn/net.h"
@@ -116,18 +117,29 @@ size_t rn_conv_frozen_work(const rn_conv *conv, int n, int threads)
     return conv->blk_wino ? rn_convb_wino_workspace(&sh) : rn_convb_workspace(&sh);
 }
 
+static void profiled(const rn_net *net, rn_conv *conv, double t0)
+{
+    if (!net->profile) return;
+    conv->prof_s += rn_clock_s() - t0;
+    conv->prof_calls++;
+}
+
 void rn_conv_run_frozen(rn_net *net, rn_conv *conv, float *y, const float *x, int relu)
 {
+    const double t0 = net->profile ? rn_clock_s() : 0.0;
     rn_conv_shape sh = frozen_shape(conv, net->run.n, net->run.work_threads);
     if (conv->blk_planar_in) rn_convb_forward_planar_in(y, x, conv->packed, relu, &sh, net->run.work);
     else (conv->blk_wino ? rn_convb_wino_forward : rn_convb_forward)(y, x, conv->packed, relu, &sh,
                                                                       net->run.work);
+    profiled(net, conv, t0);
 }
 
 void rn_conv_run_frozen_add(rn_net *net, rn_conv *conv, float *y, const float *x,
                             const float *sum, int relu)
 {
+    const double t0 = net->profile ? rn_clock_s() : 0.0;
     rn_conv_shape sh = frozen_shape(conv, net->run.n, net->run.work_threads);
     (conv->blk_wino ? rn_convb_wino_forward_add : rn_convb_forward_add)(y, x, sum, conv->packed,
                                                                         relu, &sh, net->run.work);
+    profiled(net, conv, t0);
 }

@@ -33,6 +33,8 @@ typedef struct {
     float *fold_scale, *fold_b, *packed;
     int blk_wino;
     int blk_planar_in; /* the network's first convolution: reads the planar images */
+    double prof_s;     /* seconds in its frozen forwards since rn_net_profile_convs, and calls */
+    long prof_calls;
 } rn_conv;
 
 struct rn_bn {

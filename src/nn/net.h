@@ -149,6 +149,7 @@ struct rn_net {
 
     /* ---- how it runs: settings, random state and the run state ---- */
     int frozen; /* rn_net_freeze: batch norms folded into the convolutions, weights packed */
+    int profile; /* rn_net_profile_convs: frozen convolutions timed */
     int blocked; /* rn_net_set_blocked: trains and evaluates on channel-blocked activations */
     float label_smoothing; /* loss of rn_net_backward: 0 = plain cross-entropy */
     rn_rng rng;            /* stochastic depth's draws; saved in checkpoints */

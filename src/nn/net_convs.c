@@ -1,6 +1,6 @@
 /* Read-only listing of a network's convolutions (rn_net_num_convs, rn_net_conv_info): the
  * shapes a kernel benchmark or a summary needs, which the named tensors alone do not give
- * (strides and input sizes). */
+ * (strides and input sizes); and the time each took in a frozen forward (rn_net_conv_time). */
 #include <stdio.h>
 #include <string.h>
 
@@ -40,5 +40,25 @@ int rn_net_conv_info(const rn_net *net, int index, rn_conv_info *out)
     out->stride = c->stride;
     out->pad = c->pad;
     out->has_bias = c->has_bias;
+    return RN_OK;
+}
+
+int rn_net_profile_convs(rn_net *net, int on)
+{
+    for (int i = 0; on && i < net->n_convs; i++) {
+        net->convs[i]->prof_s = 0.0;
+        net->convs[i]->prof_calls = 0;
+    }
+    net->profile = on != 0;
+    return RN_OK;
+}
+
+int rn_net_conv_time(const rn_net *net, int index, double *seconds, long *calls)
+{
+    if (index < 0 || index >= net->n_convs)
+        return rn_fail(RN_ERR_ARG, "convolution %d out of range (the network has %d)", index,
+                       net->n_convs);
+    *seconds = net->convs[index]->prof_s;
+    *calls = net->convs[index]->prof_calls;
     return RN_OK;
 }
