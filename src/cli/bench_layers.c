@@ -9,11 +9,6 @@
 #include "cli/cli.h"
 #include "kernels/kernels.h"
 
-static double conv_gflop(const rn_conv_info *c, int batch)
-{
-    return 2.0 * batch * c->in_c * c->out_c * c->k * c->k * c->out_h * c->out_w / 1e9;
-}
-
 int bench_layers_report(const rn_net *net, int batch, int threads, double forward_s, long steps,
                         cJSON *json)
 {
@@ -35,7 +30,7 @@ int bench_layers_report(const rn_net *net, int batch, int threads, double forwar
             return cli_lib_error("layers");
         if (!calls) continue; /* a deleted block's */
         conv_s += s;
-        const double ms = 1e3 * s / (double)calls, gf = conv_gflop(&c, batch) / (ms / 1e3);
+        const double ms = 1e3 * s / (double)calls, gf = bench_conv_gflop(&c, batch) / (ms / 1e3);
         const double share = forward_s > 0 ? s / forward_s : 0.0;
         if (json) {
             cJSON *r = cJSON_CreateObject();

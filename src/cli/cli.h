@@ -42,6 +42,9 @@ int cmd_info(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_forward(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+/* GFLOP of one convolution at the batch size, counting direct multiply-adds:
+ * 2 x N x K x C x R x S x OH x OW (cmd_bench.c). */
+double bench_conv_gflop(const rn_conv_info *c, int batch);
 /* bench --layers (bench_layers.c): the per-convolution table of a profiled frozen network
  * (rn_net_profile_convs) after `steps` timed forwards of forward_s seconds in all; printed, or
  * added to json as "layers". 0, or 1 after an error message. */

@@ -107,7 +107,7 @@ static int same_shape(const rn_conv_info *a, const rn_conv_info *b)
            a->out_c == b->out_c && a->k == b->k && a->stride == b->stride && a->pad == b->pad;
 }
 
-static double kernel_gflop(const rn_conv_info *c, int batch)
+double bench_conv_gflop(const rn_conv_info *c, int batch)
 {
     return 2.0 * batch * c->out_c * c->in_c * c->k * c->k * c->out_h * c->out_w / 1e9;
 }
@@ -282,7 +282,7 @@ static int kernels_json(const rn_net *net, const bench_settings *bs, const kerne
         cJSON_AddNumberToObject(j, "blocked_winograd", r->wino);
         cJSON_AddItemToObject(j, "winograd_tiles", cJSON_CreateIntArray(r->tiles, 3));
         cJSON_AddItemToObject(j, "names", row_names(net, r));
-        double gf = kernel_gflop(c, bs->batch);
+        double gf = bench_conv_gflop(c, bs->batch);
         cJSON_AddNumberToObject(j, "gflop", gf);
         for (int d = 0; d < N_TIMED; d++) {
             cJSON *m = cJSON_CreateObject();
@@ -328,7 +328,7 @@ static void kernels_table(const rn_net *net, const bench_settings *bs, const ker
         for (int d = 0; d < N_DIRS; d++) {
             int m = d == DIR_BACKWARD_DATA ? rows[i].dx_count : rows[i].count;
             total[d] += m * row_ms(&rows[i], d);
-            flop[d] += m * kernel_gflop(&rows[i].info, bs->batch);
+            flop[d] += m * bench_conv_gflop(&rows[i].info, bs->batch);
         }
     all = total[0] + total[1] + total[2];
     int starred = 0;
@@ -341,7 +341,7 @@ static void kernels_table(const rn_net *net, const bench_settings *bs, const ker
         else if (r->wino) snprintf(mark, sizeof mark, " w%d%d", r->tiles[0], r->tiles[1]);
         snprintf(shape, sizeof shape, "%d->%d %dx%d/%d %dx%d%s", c->in_c, c->out_c, c->k, c->k,
                  c->stride, c->in_h, c->in_w, mark);
-        double gf = kernel_gflop(c, bs->batch), mine = 0;
+        double gf = bench_conv_gflop(c, bs->batch), mine = 0;
         int star = r->dx_count < r->count;
         starred |= star;
         printf("%-3d %-24s %5d %8.3f", i + 1, shape, r->count, gf);

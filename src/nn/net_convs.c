@@ -12,11 +12,18 @@ int rn_net_num_convs(const rn_net *net)
     return net->n_convs;
 }
 
-int rn_net_conv_info(const rn_net *net, int index, rn_conv_info *out)
+static int check_index(const rn_net *net, int index)
 {
     if (index < 0 || index >= net->n_convs)
         return rn_fail(RN_ERR_ARG, "convolution %d out of range (the network has %d)", index,
                        net->n_convs);
+    return RN_OK;
+}
+
+int rn_net_conv_info(const rn_net *net, int index, rn_conv_info *out)
+{
+    const int st = check_index(net, index);
+    if (st) return st;
     const rn_conv *c = net->convs[index];
     memset(out, 0, sizeof *out);
     /* The name: the weight tensor registered for this convolution, less ".weight". */
@@ -55,9 +62,8 @@ int rn_net_profile_convs(rn_net *net, int on)
 
 int rn_net_conv_time(const rn_net *net, int index, double *seconds, long *calls)
 {
-    if (index < 0 || index >= net->n_convs)
-        return rn_fail(RN_ERR_ARG, "convolution %d out of range (the network has %d)", index,
-                       net->n_convs);
+    const int st = check_index(net, index);
+    if (st) return st;
     *seconds = net->convs[index]->prof_s;
     *calls = net->convs[index]->prof_calls;
     return RN_OK;
