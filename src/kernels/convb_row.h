@@ -48,8 +48,27 @@ static inline __attribute__((always_inline)) void row_tile(const int r, const in
     vblk acc[RMAX][2];
 #pragma GCC unroll 16
     for (int i = 0; i < r; i++) acc[i][0] = acc[i][1] = (vblk){0};
+    /* The call's output lines, and its shortcut's, asked for now: they are touched only after
+     * the whole sum, by when they have come, where the hardware's prefetcher, following a
+     * plane per output block, did not have them in cache (a 56x56 map's 256 channels are 3.2
+     * MB). Likewise the next input block's lines, a block ahead. Measured with and without,
+     * alternating forward by forward in one process (Zen 4, resnet50 batch 1): the
+     * convolutions 0.957x the time at 1 thread, 0.976x at 2; 64->256 on 56x56 0.91x, the 1x1
+     * stride-2 layers 0.85-0.93x; the Winograd layers, which do not call this, 1.00x. */
+    for (int b = 0; b < kbs; b++) {
+        const float *yb = y + (size_t)b * a->ystride;
+#pragma GCC unroll 16
+        for (int i = 0; i < r; i++) {
+            __builtin_prefetch(yb + YOFF(i), 1, 3);
+            if (a->sum) __builtin_prefetch(a->sum + (yb + YOFF(i) - a->y_base), 0, 3);
+        }
+    }
     for (int cb = 0; cb < a->cbn; cb++) {
         const float *xc = x + (size_t)cb * a->xplane;
+        if (cb + 1 < a->cbn) {
+#pragma GCC unroll 16
+            for (int i = 0; i < r; i++) __builtin_prefetch(xc + a->xplane + XOFF(i), 0, 3);
+        }
         const float *wc = a->w + (size_t)cb * a->kr * a->ks * CB * CB;
         /* an image's 1 or 3 channels: 16 lanes of zeros are not worth their FMAs */
         const int channels = cb + 1 < a->cbn ? CB : a->clast;
