@@ -19,7 +19,10 @@
 
 enum { BAND_ROWS = 4 }; /* output rows per task: enough tasks for batch 1 on small maps */
 enum { SEG_CALLS = 4 };        /* microkernel calls per task of a 1x1 convolution's map */
-enum { TASKS_PER_THREAD = 8 }; /* fewer, and a thread held up by another process stalls the rest */
+/* Fewer, and a thread held up by another process stalls the rest; with 8, the 17 tasks of
+ * resnet50's 28x28 1x1 layers at batch 1 left one of 2 threads idle for a task's time (32: those
+ * layers 0.92-0.94x the time at 2 threads). */
+enum { TASKS_PER_THREAD = 32 };
 enum { GUIDED_IMAGE_BYTES = 1 << 20 }; /* an image's input this small: runs of tasks a thread */
 
 rn_convb_fns rn_convb_select(void)
@@ -217,7 +220,11 @@ static void band(const rn_convb_fns *v, rn_convb_row a, float *yi, const float *
  * a whole map is one row, cut into calls of equal width (49 pixels: 10, 10, 10, 10, 9; rows
  * of 7 or 14 would leave short calls at every row's end). A task is a segment of SEG_CALLS
  * calls for a group of output-block pairs: all of them when there are tasks enough, so the
- * segment's input is read from cache once for every pair rather than once per pair. */
+ * segment's input is read from cache once for every pair rather than once per pair; one pair
+ * where the output has as many channels as the input or more, since there the output's planes,
+ * written a segment at a time for every pair, are the larger stream (resnet50 batch 1, both
+ * alternating forward by forward: 64->256 on 56x56 0.96x the time at 1 and 2 threads, 128->512
+ * on 28x28 0.99x and 0.92x; the layers that reduce the channels 1.01x with one pair a task). */
 static int pointwise(const rn_conv_shape *sh)
 {
     return sh->r == 1 && sh->s == 1 && sh->stride == 1 && sh->pad == 0;
@@ -231,7 +238,7 @@ static void pointwise_forward(const rn_convb_fns *v, rn_convb_row a, float *y, c
     const long pixels = (long)sh->oh * sh->ow, calls = (pixels + v->rmax - 1) / v->rmax;
     const long segs = (calls + SEG_CALLS - 1) / SEG_CALLS;
     long groups = ((long)TASKS_PER_THREAD * threads + sh->n * segs - 1) / (sh->n * segs);
-    if (groups > pairs) groups = pairs;
+    if (groups > pairs || sh->k >= sh->c) groups = pairs;
     const size_t in_image = (size_t)a.cbn * pixels * cb, out_image = (size_t)kbn * pixels * cb;
     const size_t wblock = (size_t)a.cbn * cb * cb;
     a.xplane = (size_t)pixels * cb;
