@@ -1947,8 +1947,43 @@ typedef struct {
 static double fc_loss(void *p)
 {
     fc_ctx *f = p;
-    rn_fc_forward(f->y, f->x, f->w, f->b, f->n, f->d, f->k, NULL);
+    rn_fc_forward(f->y, f->x, f->w, f->b, f->n, f->d, f->k, NULL, 1);
     return dot_d(f->r, f->y, (size_t)f->n * f->k);
+}
+
+/* A layer large enough to be split among threads (resnet50's is 2048 -> 1000): the outputs
+ * of 1, 2 and 3 threads, with the caller's scratch and without, are the same bits, and
+ * match a sum in double. */
+static void test_fc_threads(void)
+{
+    const int n = 2, d = 700, k = 1000;
+    float *x = alloc_f((size_t)n * d), *w = alloc_f((size_t)k * d), *b = alloc_f((size_t)k);
+    float *y1 = alloc_nan((size_t)n * k), *y = alloc_nan((size_t)n * k);
+    rn_test_fill_normal(x, (size_t)n * d, 81, 1.0f);
+    rn_test_fill_normal(w, (size_t)k * d, 82, 0.05f);
+    rn_test_fill_normal(b, (size_t)k, 83, 0.5f);
+    assert_int_equal(rn_fc_forward(y1, x, w, b, n, d, k, NULL, 1), 0);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < k; j += 37) {
+            double s = b[j];
+            for (int p = 0; p < d; p++) s += (double)x[i * d + p] * w[(size_t)j * d + p];
+            assert_close(y1[i * k + j], s, 1e-4);
+        }
+    assert_true(rn_fc_scratch_floats(n, d, k, 2) > rn_fc_scratch_floats(n, d, k, 1));
+    for (int t = 2; t <= 3; t++) {
+        float *scratch = alloc_nan(rn_fc_scratch_floats(n, d, k, t));
+        for (int own = 0; own < 2; own++) {
+            for (size_t i = 0; i < (size_t)n * k; i++) y[i] = NAN;
+            assert_int_equal(rn_fc_forward(y, x, w, b, n, d, k, own ? scratch : NULL, t), 0);
+            assert_memory_equal(y, y1, sizeof(float) * n * k);
+        }
+        free(scratch);
+    }
+    free(x);
+    free(w);
+    free(b);
+    free(y1);
+    free(y);
 }
 
 static void test_fc(void **state)
@@ -1983,7 +2018,7 @@ static void test_fc(void **state)
     memcpy(dw2, dw, sizeof(float) * nw);
     memcpy(db2, db, sizeof(float) * (size_t)f.k);
     /* the caller's scratch (as the network passes its workspace) gives the same bits */
-    float *scratch = alloc_nan(rn_fc_scratch_floats(f.n, f.d, f.k));
+    float *scratch = alloc_nan(rn_fc_scratch_floats(f.n, f.d, f.k, 1));
     rn_fc_backward(dx2, dw2, db2, f.r, f.x, f.w, f.n, f.d, f.k, scratch);
     rn_fc_backward(NULL, dw2, NULL, f.r, f.x, f.w, f.n, f.d, f.k, scratch);
     free(scratch);
@@ -1998,6 +2033,7 @@ static void test_fc(void **state)
     free(f.y);
     free(f.r);
     free(dx);
+    test_fc_threads();
     free(dw);
     free(db);
     free(dx2);

@@ -1,10 +1,27 @@
 /* Fully connected layer: y[n, k] = x[n, d] * w[k, d]^T + b[k]. */
 #include "kernels/kernels.h"
 
-/* The largest of the three products' scratch below. */
-size_t rn_fc_scratch_floats(int n, int d, int k)
+#include "kernels/gemm.h"
+
+/* The forward's outputs go to threads in whole strips of the multiply's GEMM_NR columns, each
+ * thread through its own part of the scratch; every output is summed in the same order however
+ * the columns are split (gemm.h), so the bits do not depend on the thread count. Worth it
+ * where the layer is large: resnet50's 2048 -> 1000 at batch 1 read its 8 MB of weights in
+ * 0.75 ms with one thread, 0.36 ms with two (Zen 4; 1.32 and 0.63 ms at batch 16), while one
+ * of two threads waited. */
+static const double FC_SPLIT_MACS = 1 << 20;
+
+static int fc_parts(int n, int d, int k, int threads)
 {
-    size_t f = rn_sgemm_scratch_floats(0, 1, n, k, d, 1.0f, 0.0f);
+    const int strips = (k + GEMM_NR - 1) / GEMM_NR;
+    if (threads <= 1 || (double)n * d * k < FC_SPLIT_MACS) return 1;
+    return threads < strips ? threads : strips;
+}
+
+/* The largest of the three products' scratch below, the forward's once a part. */
+size_t rn_fc_scratch_floats(int n, int d, int k, int threads)
+{
+    size_t f = (size_t)fc_parts(n, d, k, threads) * rn_sgemm_scratch_floats(0, 1, n, k, d, 1.0f, 0.0f);
     size_t g = rn_sgemm_scratch_floats(0, 0, n, d, k, 1.0f, 0.0f);
     size_t h = rn_sgemm_scratch_floats(1, 0, k, d, n, 1.0f, 1.0f);
     if (g > f) f = g;
@@ -12,9 +29,18 @@ size_t rn_fc_scratch_floats(int n, int d, int k)
 }
 
 int rn_fc_forward(float *y, const float *x, const float *w, const float *b, int n, int d, int k,
-                  float *scratch)
+                  float *scratch, int threads)
 {
-    const int st = rn_sgemm(0, 1, n, k, d, 1.0f, x, d, w, d, 0.0f, y, k, scratch);
+    const int parts = fc_parts(n, d, k, threads), strips = (k + GEMM_NR - 1) / GEMM_NR;
+    const size_t per = rn_sgemm_scratch_floats(0, 1, n, k, d, 1.0f, 0.0f);
+    int st = 0;
+#pragma omp parallel for num_threads(parts) schedule(static, 1) reduction(| : st) if (parts > 1)
+    for (int t = 0; t < parts; t++) {
+        const int j0 = strips * t / parts * GEMM_NR, j1 = strips * (t + 1) / parts * GEMM_NR;
+        const int cols = (j1 < k ? j1 : k) - j0;
+        st |= rn_sgemm(0, 1, n, cols, d, 1.0f, x, d, w + (size_t)j0 * d, d, 0.0f, y + j0, k,
+                       scratch ? scratch + (size_t)t * per : NULL);
+    }
     if (st || !b) return st;
     for (int i = 0; i < n; i++) {
         float *yi = y + (size_t)i * k;

@@ -220,7 +220,7 @@ int rn_net_reserve_batch(rn_net *net, int n)
     /* The classifier shares the convolutions' workspace (it runs after the last convolution
      * forward and before the first backward), so a training step allocates nothing. */
     if (net->fc.out_dim) {
-        size_t f = rn_fc_scratch_floats(n, net->fc.in_dim, net->fc.out_dim);
+        size_t f = rn_fc_scratch_floats(n, net->fc.in_dim, net->fc.out_dim, threads);
         if (f > net->run.work_floats) net->run.work_floats = f;
     }
     /* The last forward's activations go with the old arrays: a backward (or a probe) after
