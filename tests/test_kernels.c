@@ -1947,13 +1947,13 @@ typedef struct {
 static double fc_loss(void *p)
 {
     fc_ctx *f = p;
-    rn_fc_forward(f->y, f->x, f->w, f->b, f->n, f->d, f->k, NULL, 1);
+    rn_fc_forward(f->y, f->x, f->w, NULL, f->b, f->n, f->d, f->k, NULL, 1);
     return dot_d(f->r, f->y, (size_t)f->n * f->k);
 }
 
 /* A layer large enough to be split among threads (resnet50's is 2048 -> 1000): the outputs
- * of 1, 2 and 3 threads, with the caller's scratch and without, are the same bits, and
- * match a sum in double. */
+ * of 1, 2 and 3 threads, with the caller's scratch and without, from the weights as stored
+ * and transposed, are the same bits, and match a sum in double. */
 static void test_fc_threads(void)
 {
     const int n = 2, d = 700, k = 1000;
@@ -1962,7 +1962,7 @@ static void test_fc_threads(void)
     rn_test_fill_normal(x, (size_t)n * d, 81, 1.0f);
     rn_test_fill_normal(w, (size_t)k * d, 82, 0.05f);
     rn_test_fill_normal(b, (size_t)k, 83, 0.5f);
-    assert_int_equal(rn_fc_forward(y1, x, w, b, n, d, k, NULL, 1), 0);
+    assert_int_equal(rn_fc_forward(y1, x, w, NULL, b, n, d, k, NULL, 1), 0);
     for (int i = 0; i < n; i++)
         for (int j = 0; j < k; j += 37) {
             double s = b[j];
@@ -1970,15 +1970,21 @@ static void test_fc_threads(void)
             assert_close(y1[i * k + j], s, 1e-4);
         }
     assert_true(rn_fc_scratch_floats(n, d, k, 2) > rn_fc_scratch_floats(n, d, k, 1));
-    for (int t = 2; t <= 3; t++) {
+    float *wt = alloc_nan((size_t)k * d);
+    for (int j = 0; j < k; j++)
+        for (int p = 0; p < d; p++) wt[(size_t)p * k + j] = w[(size_t)j * d + p];
+    for (int t = 1; t <= 3; t++) {
         float *scratch = alloc_nan(rn_fc_scratch_floats(n, d, k, t));
-        for (int own = 0; own < 2; own++) {
-            for (size_t i = 0; i < (size_t)n * k; i++) y[i] = NAN;
-            assert_int_equal(rn_fc_forward(y, x, w, b, n, d, k, own ? scratch : NULL, t), 0);
-            assert_memory_equal(y, y1, sizeof(float) * n * k);
-        }
+        for (int own = 0; own < 2; own++)
+            for (int trans = 0; trans < 2; trans++) {
+                for (size_t i = 0; i < (size_t)n * k; i++) y[i] = NAN;
+                assert_int_equal(rn_fc_forward(y, x, w, trans ? wt : NULL, b, n, d, k,
+                                               own ? scratch : NULL, t), 0);
+                assert_memory_equal(y, y1, sizeof(float) * n * k);
+            }
         free(scratch);
     }
+    free(wt);
     free(x);
     free(w);
     free(b);

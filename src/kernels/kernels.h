@@ -294,11 +294,11 @@ void rn_gap_backward(float *dx, const float *dy, int n, int c, int hw);
 /* ---- fully connected: y[n, k] = x[n, d] * w[k, d]^T + b[k] (b may be NULL) -----------
  * scratch: rn_fc_scratch_floats(n, d, k, threads) floats, or NULL to allocate it per call
  * (then both may return RN_ERR_NOMEM; with scratch given they cannot fail). The forward runs
- * on up to `threads` threads (call it from outside a parallel region), the same bits for any
- * count. */
+ * on up to `threads` threads (call it from outside a parallel region); wt, w transposed
+ * ([d][k]) or NULL, serves a few rows faster. The same bits for any count and either. */
 size_t rn_fc_scratch_floats(int n, int d, int k, int threads);
-int rn_fc_forward(float *y, const float *x, const float *w, const float *b, int n, int d, int k,
-                  float *scratch, int threads);
+int rn_fc_forward(float *y, const float *x, const float *w, const float *wt, const float *b,
+                  int n, int d, int k, float *scratch, int threads);
 /* dx overwritten (may be NULL), dw += , db += (may be NULL). */
 int rn_fc_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                    const float *w, int n, int d, int k, float *scratch);

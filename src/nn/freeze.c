@@ -83,6 +83,8 @@ int rn_net_freeze(rn_net *net, int frozen)
      * allocates nothing and cannot fail after the weights have changed. */
     if (!(frozen && net->frozen)) {
         for (int i = 0; i < net->n_convs; i++) unfreeze_conv(net->convs[i]);
+        free(net->fc.wt);
+        net->fc.wt = NULL;
         net->frozen = 0;
         net->stem_conv.blk_planar_in = net->blocked; /* training on blocks, if set, again */
     }
@@ -103,6 +105,16 @@ int rn_net_freeze(rn_net *net, int frozen)
             rn_net_freeze(net, 0);
             return st;
         }
+    }
+    if (net->fc.out_dim) {
+        const int d = net->fc.in_dim, k = net->fc.out_dim;
+        if (!net->fc.wt) net->fc.wt = malloc((size_t)d * k * sizeof(float));
+        if (!net->fc.wt) {
+            rn_net_freeze(net, 0);
+            return rn_fail(RN_ERR_NOMEM, "out of memory freezing the network");
+        }
+        for (int j = 0; j < k; j++)
+            for (int p = 0; p < d; p++) net->fc.wt[(size_t)p * k + j] = net->fc.w[(size_t)j * d + p];
     }
     net->frozen = 1;
     net->run.forward_done = 0;

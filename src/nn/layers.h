@@ -49,6 +49,7 @@ struct rn_bn {
 typedef struct {
     int in_dim, out_dim;
     float *w, *b, *dw, *db;
+    float *wt; /* a frozen network's: w transposed, [in_dim][out_dim]; else NULL */
 } rn_fc;
 
 typedef enum { RN_OP_CONV, RN_OP_BN, RN_OP_RELU, RN_OP_MAXPOOL } rn_op_kind;

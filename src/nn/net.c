@@ -146,7 +146,8 @@ int rn_net_forward(rn_net *net, const float *x, int n, int training, float *logi
     const rn_shape3 last = net->n_blocks ? net->blocks[net->n_blocks - 1]->out : net->stem.ops[net->stem.n - 1].out;
     h = net->head.n ? rn_seq_output(&net->head) : h;
     (rn_net_layout(net) ? rn_blk_gap : rn_gap_forward)(net->run.pooled, h, n, last.c, last.h * last.w);
-    st = rn_fc_forward(net->run.logits, net->run.pooled, net->fc.w, net->fc.b, n, net->fc.in_dim,
+    st = rn_fc_forward(net->run.logits, net->run.pooled, net->fc.w, net->fc.wt, net->fc.b, n,
+                       net->fc.in_dim,
                        net->fc.out_dim, net->run.work, net->run.work_threads);
     if (st) return st;
     if (logits) memcpy(logits, net->run.logits, (size_t)n * net->fc.out_dim * sizeof(float));
