@@ -1410,8 +1410,47 @@ static void test_convb_wino_inference_tile(void **state)
     inference_tile_case(64, 56, 4);  /* resnet50's first stage: 196 tiles of 4x4 an image */
     inference_tile_case(128, 28, 4); /* 2.4 MB, 49 tiles */
     inference_tile_case(256, 14, 2); /* 9.4 MB for 16 tiles of 4x4; 4.2 MB for 49 of 2x2 */
-    inference_tile_case(512, 7, 0);  /* 4 tiles of 4x4, 16 of 2x2: the direct kernel */
+    inference_tile_case(512, 7, 2);  /* 4 tiles of 4x4 (37.7 MB), 16 of 2x2 (16.8 MB) */
+    inference_tile_case(512, 5, 0);  /* 9 tiles of 2x2: the direct kernel */
     inference_tile_case(512, 1, 0);  /* no Winograd on 1x1 maps */
+}
+
+/* Where the transformed weights outweigh the transforms of a small batch's tiles, a thread
+ * takes its share of them as one chunk, more than the chunk of a larger batch: a workspace
+ * sized for the larger batch (as a network reserves it) must hold the smaller one's chunks.
+ * 128 channels on 14x14 with 2x2 tiles: 1 MB of weights, 16 KB of transforms a tile, 49 tiles
+ * an image; one image one chunk of 49 (of 25 on 2 threads), two images chunks of 32. The output
+ * the same bits with either workspace, the floats past the larger one's end untouched. */
+static void test_convb_wino_small_batch_chunks(void **state)
+{
+    (void)state;
+    const int c = 128, hw = 14, guard = 64;
+    rn_convb_wino_force_tile(2);
+    rn_conv_shape one, two;
+    assert_int_equal(rn_conv_shape_init(&one, 1, c, hw, hw, c, 3, 3, 1, 1), 0);
+    assert_int_equal(rn_conv_shape_init(&two, 2, c, hw, hw, c, 3, 3, 1, 1), 0);
+    const size_t xl = (size_t)c * hw * hw, ybl = rn_blk_floats(1, c, hw, hw);
+    float *x = alloc_f(xl), *wt = alloc_f((size_t)c * c * 9), *xb = alloc_nan(ybl);
+    float *packed = alloc_nan(rn_convb_wino_packed_floats(&one));
+    rn_test_fill_normal(x, xl, 91, 1.0f);
+    rn_test_fill_normal(wt, (size_t)c * c * 9, 92, 0.05f);
+    rn_blk_from_nchw(xb, x, 1, c, hw, hw);
+    rn_convb_wino_pack(packed, wt, NULL, NULL, &one);
+    float *ref = alloc_nan(ybl), *got = alloc_nan(ybl);
+    for (int t = 1; t <= 2; t++) {
+        one.threads = two.threads = t;
+        const size_t w1 = rn_convb_wino_workspace(&one), w2 = rn_convb_wino_workspace(&two);
+        assert_true(w2 >= w1);
+        float *work1 = alloc_nan(w1), *work2 = alloc_f(w2 + guard);
+        for (int i = 0; i < guard; i++) work2[w2 + i] = 1234.5f;
+        rn_convb_wino_forward(ref, xb, packed, 1, &one, work1);
+        rn_convb_wino_forward(got, xb, packed, 1, &one, work2);
+        assert_memory_equal(got, ref, ybl * sizeof(float));
+        for (int i = 0; i < guard; i++) assert_true(work2[w2 + i] == 1234.5f);
+        free(work1), free(work2);
+    }
+    rn_convb_wino_force_tile(0);
+    free(x), free(wt), free(xb), free(packed), free(ref), free(got);
 }
 
 /* The blocked layout's other operations against the planar kernels, through the conversions:
@@ -2188,6 +2227,7 @@ int main(void)
         cmocka_unit_test(test_convb_wino_pack_backward_data),
         cmocka_unit_test(test_convb_backward_data),
         cmocka_unit_test(test_convb_wino_inference_tile),
+        cmocka_unit_test(test_convb_wino_small_batch_chunks),
         cmocka_unit_test(test_convb_forward_add),
         cmocka_unit_test(test_blk_bn_train),
         cmocka_unit_test(test_blk_bn_add),

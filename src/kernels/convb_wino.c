@@ -62,17 +62,25 @@ int rn_convb_wino_tile(const rn_conv_shape *sh)
 /* A frozen network's forward, which may run one image at a time: there each transformed
  * weight serves only an image's tiles, and F(4x4, 3x3)'s weights are 4x the direct kernel's
  * (F(2x2, 3x3)'s 1.8x). Where they outgrow the L2 cache they stream from memory, so a tile is
- * taken only where an image has INFERENCE_TILES of it (else the smaller tile, else the direct
- * kernel). Measured (Xeon, family 6 model 207, inference, 3 alternating runs): resnet18's
+ * taken only where an image has INFERENCE_TILES of it (INFERENCE_TILES_2X2 of 2x2 ones; else
+ * the smaller tile, else the direct kernel). Measured (Xeon, family 6 model 207, inference, 3
+ * alternating runs), when the weights were read once a chunk of 8-16 tiles: resnet18's
  * 512-channel 7x7 layers (4 tiles of 4x4, 16 of 2x2; 37.7 MB of F(4x4) weights a layer)
  * direct and its 256-channel 14x14 ones F(2x2) took batch 1 at 2 threads from 15.4-19.1 ms
  * to 11.2-13.3, at 1 thread 23.9-27.3 to 22.2-25.1, resnet50's batch 1 at 2 threads 40.8-44.0
  * to 35.7-41.2; batch 16 lost up to 1.1x (resnet18 at 2 threads 133-141 ms to 144-155; resnet50
- * within the noise). The shape alone decides: a network gives the same bits for any batch.
- * With 8 lanes (AVX2) the tile stays: there the FMAs take twice the time for the same weights,
- * and resnet18 at batch 16 on 2 threads took 1.20x the time with these layers direct (3
- * alternating runs, RN_SIMD=avx2), at batch 1 0.91-0.95x. */
-enum { INFERENCE_TILES = 32 };
+ * within the noise). Since a thread reads them once for all its tiles of an image or two
+ * (chunk_tiles below), F(2x2, 3x3) pays on the 7x7 maps' 16 tiles (Zen 4, resnet50's two
+ * 512-channel 7x7 layers against the direct kernel, per-layer timer, alternating runs: batch 1
+ * 3.70 ms against 4.63-4.70 at 1 thread, 2.00-2.03 against 2.34-2.48 at 2; batch 16 61-67
+ * against 75 and 25-30 against 34-35; resnet18 batch 1 at 1 thread 20.4-20.5 ms against
+ * 22.5-23.1, batch 16 at 2 threads 166-171 against 180-185), while F(4x4, 3x3) on 14x14 (16
+ * tiles) still lost at batch 1 (6.64-6.67 ms against 6.39-6.48 with 2x2 tiles). The shape alone
+ * decides: a network gives the same bits for any batch. With 8 lanes (AVX2) the tile stays:
+ * there the FMAs take twice the time for the same weights, and resnet18 at batch 16 on 2
+ * threads took 1.20x the time with these layers direct (3 alternating runs, RN_SIMD=avx2), at
+ * batch 1 0.91-0.95x. */
+enum { INFERENCE_TILES = 32, INFERENCE_TILES_2X2 = 16 };
 static const size_t INFERENCE_CACHED_BYTES = (size_t)1 << 20;
 
 int rn_convb_wino_inference_tile(const rn_conv_shape *sh)
@@ -83,7 +91,9 @@ int rn_convb_wino_inference_tile(const rn_conv_shape *sh)
     for (int t = m; t >= 2; t -= 2) {
         const size_t weights = (size_t)(t + 2) * (t + 2) * sh->c * sh->k * sizeof(float);
         const long tiles = (long)((sh->oh + t - 1) / t) * ((sh->ow + t - 1) / t);
-        if (weights <= INFERENCE_CACHED_BYTES || tiles >= INFERENCE_TILES) return t;
+        if (weights <= INFERENCE_CACHED_BYTES ||
+            tiles >= (t == 2 ? INFERENCE_TILES_2X2 : INFERENCE_TILES))
+            return t;
     }
     return 0;
 }
@@ -127,6 +137,41 @@ static int positions_of(const rn_conv_shape *sh)
 static size_t u_floats(const rn_conv_shape *sh, int cb)
 {
     return (size_t)positions_of(sh) * rn_blk_count(sh->k, cb) * rn_blk_count(sh->c, cb) * cb * cb;
+}
+
+/* Tiles a chunk: as many as keep a chunk's transforms in the L2 cache, or, where the weights
+ * are larger than the transforms of all tiles (an image or two in a frozen network), a
+ * thread's share of all tiles: each chunk reads every weight once, so a layer then reads them
+ * once a thread rather than once a chunk (resnet50 batch 1, both alternating forward by
+ * forward: its 256-channel 14x14 layers 0.95x the time at 1 thread, 0.93x at 2, the 128-channel
+ * 28x28 ones 0.98x and 0.97x). */
+static int chunk_tiles(const rn_conv_shape *sh, long tiles)
+{
+    const int cb = rn_blk_lanes(), cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
+    const int positions = positions_of(sh), threads = sh->threads > 1 ? sh->threads : 1;
+    const int fit = rn_convb_wino_chunk_tiles(cbn + kbn, cb, positions);
+    if (u_floats(sh, cb) <= (size_t)tiles * positions * (cbn + kbn) * cb) return fit;
+    const long share = (tiles + threads - 1) / threads;
+    return share > fit ? (int)share : fit;
+}
+
+static long tiles_of(const rn_conv_shape *sh)
+{
+    const int m = rn_convb_wino_tile(sh);
+    return (long)sh->n * ((sh->oh + m - 1) / m) * ((sh->ow + m - 1) / m);
+}
+
+/* The most tiles a chunk of a batch of up to sh->n images takes: the thread's share grows with
+ * the batch until the transforms outgrow the weights. */
+static int chunk_tiles_most(const rn_conv_shape *sh)
+{
+    const int cb = rn_blk_lanes(), positions = positions_of(sh);
+    const size_t per_tile = (size_t)positions *
+                            (rn_blk_count(sh->c, cb) + rn_blk_count(sh->k, cb)) * cb;
+    const long below = (long)((u_floats(sh, cb) + per_tile - 1) / per_tile) - 1;
+    const long tiles = tiles_of(sh);
+    const int a = chunk_tiles(sh, tiles), b = chunk_tiles(sh, below < tiles ? below : tiles);
+    return below >= 1 && b > a ? b : a;
 }
 
 size_t rn_convb_wino_packed_floats(const rn_conv_shape *sh)
@@ -210,7 +255,7 @@ size_t rn_convb_wino_workspace(const rn_conv_shape *sh)
     const int cb = rn_blk_lanes(), threads = sh->threads > 1 ? sh->threads : 1;
     const int cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
     const int positions = positions_of(sh);
-    const int ct = rn_convb_wino_chunk_tiles(cbn + kbn, cb, positions);
+    const int ct = chunk_tiles_most(sh);
     return (size_t)threads * positions *
            (rn_convb_wino_position_floats(cbn, ct, cb) + rn_convb_wino_position_floats(kbn, ct, cb));
 }
@@ -264,7 +309,7 @@ static void forward(float *y, const float *x, const float *sum, const float *pac
     const long tiles =
         (long)sh->n * ((sh->oh + tf->m - 1) / tf->m) * ((sh->ow + tf->m - 1) / tf->m);
     const int threads = sh->threads > 1 ? sh->threads : 1;
-    const int ct = rn_convb_wino_chunk_tiles(cbn + kbn, cb, tf->positions);
+    const int ct = chunk_tiles(sh, tiles);
     const size_t vfloats = (size_t)tf->positions * rn_convb_wino_position_floats(cbn, ct, cb);
     const size_t per_thread =
         vfloats + (size_t)tf->positions * rn_convb_wino_position_floats(kbn, ct, cb);
