@@ -306,8 +306,7 @@ static void forward(float *y, const float *x, const float *sum, const float *pac
     const rn_convb_fns f = rn_convb_select();
     const rn_convb_wino_fns *tf = rn_convb_wino_pick(&f, rn_convb_wino_tile(sh));
     const int cb = f.lanes, cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
-    const long tiles =
-        (long)sh->n * ((sh->oh + tf->m - 1) / tf->m) * ((sh->ow + tf->m - 1) / tf->m);
+    const long tiles = tiles_of(sh);
     const int threads = sh->threads > 1 ? sh->threads : 1;
     const int ct = chunk_tiles(sh, tiles);
     const size_t vfloats = (size_t)tf->positions * rn_convb_wino_position_floats(cbn, ct, cb);
