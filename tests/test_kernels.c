@@ -1453,6 +1453,52 @@ static void test_convb_wino_small_batch_chunks(void **state)
     free(x), free(wt), free(xb), free(packed), free(ref), free(got);
 }
 
+/* A batch of few tiles whose weights outweigh their transforms is shared out by output blocks
+ * on more than one thread (128->80 channels on 5x5 maps: 9 tiles of 2x2 at batch 1; 18 at
+ * batch 2 are shared out by tiles): the same bits as one thread, with a shortcut added and
+ * without, the last output block alone in its pair, and nothing written past the workspace. */
+static void test_convb_wino_by_blocks(void **state)
+{
+    (void)state;
+    const int c = 128, k = 80, hw = 5, guard = 64;
+    rn_convb_wino_force_tile(2);
+    for (int n = 1; n <= 2; n++) {
+        rn_conv_shape sh;
+        assert_int_equal(rn_conv_shape_init(&sh, n, c, hw, hw, k, 3, 3, 1, 1), 0);
+        const size_t xl = (size_t)n * c * hw * hw, xbl = rn_blk_floats(n, c, hw, hw);
+        const size_t ybl = rn_blk_floats(n, k, hw, hw);
+        float *x = alloc_f(xl), *wt = alloc_f((size_t)k * c * 9), *bias = alloc_f((size_t)k);
+        float *xb = alloc_nan(xbl), *sum = alloc_f(ybl);
+        float *packed = alloc_nan(rn_convb_wino_packed_floats(&sh));
+        rn_test_fill_normal(x, xl, 93, 1.0f);
+        rn_test_fill_normal(wt, (size_t)k * c * 9, 94, 0.05f);
+        rn_test_fill_normal(bias, (size_t)k, 95, 0.1f);
+        rn_test_fill_normal(sum, ybl, 96, 1.0f);
+        rn_blk_from_nchw(xb, x, n, c, hw, hw);
+        rn_convb_wino_pack(packed, wt, NULL, bias, &sh);
+        float *ref = alloc_nan(ybl), *ref_add = alloc_nan(ybl);
+        float *got = alloc_nan(ybl), *got_add = alloc_nan(ybl);
+        for (int t = 1; t <= 3; t++) {
+            sh.threads = t;
+            const size_t ws = rn_convb_wino_workspace(&sh);
+            float *work = alloc_f(ws + guard);
+            for (int i = 0; i < guard; i++) work[ws + i] = 1234.5f;
+            float *y = t == 1 ? ref : got, *y_add = t == 1 ? ref_add : got_add;
+            rn_convb_wino_forward(y, xb, packed, 1, &sh, work);
+            rn_convb_wino_forward_add(y_add, xb, sum, packed, 0, &sh, work);
+            if (t > 1) {
+                assert_memory_equal(got, ref, ybl * sizeof(float));
+                assert_memory_equal(got_add, ref_add, ybl * sizeof(float));
+            }
+            for (int i = 0; i < guard; i++) assert_true(work[ws + i] == 1234.5f);
+            free(work);
+        }
+        free(x), free(wt), free(bias), free(xb), free(sum), free(packed);
+        free(ref), free(ref_add), free(got), free(got_add);
+    }
+    rn_convb_wino_force_tile(0);
+}
+
 /* The blocked layout's other operations against the planar kernels, through the conversions:
  * channel counts that fill no block, odd maps; lanes past the channels zero. */
 static void assert_blk_equal(const char *what, const float *yb, const float *ref, int n, int c,
@@ -2228,6 +2274,7 @@ int main(void)
         cmocka_unit_test(test_convb_backward_data),
         cmocka_unit_test(test_convb_wino_inference_tile),
         cmocka_unit_test(test_convb_wino_small_batch_chunks),
+        cmocka_unit_test(test_convb_wino_by_blocks),
         cmocka_unit_test(test_convb_forward_add),
         cmocka_unit_test(test_blk_bn_train),
         cmocka_unit_test(test_blk_bn_add),

@@ -248,6 +248,36 @@ void rn_convb_wino_pack_backward_data(float *packed, const float *w, const rn_co
     pack(packed, w, NULL, NULL, t, 1);
 }
 
+/* Tiles of a batch this small or fewer are shared out by output blocks rather than by tiles
+ * (there is more than one thread, and the weights outweigh the transforms of all the tiles
+ * BY_BLOCKS_WEIGHTS times or more): the threads transform the input together, then each takes
+ * whole pairs of output blocks for every tile. Shared out by tiles, every thread read all the
+ * weights: 16 MB for each of resnet50's 512-channel 7x7 layers at batch 1, 16 times their
+ * tiles' transforms. Measured (Xeon, family 6 model 207, resnet50 batch 1, 2 threads, both
+ * alternating forward by forward, three sets of 80 pairs): those layers 0.84-0.87x the time;
+ * the 256-channel 14x14 layers (2.5 times) 0.97-1.01x, the 128-channel 28x28 ones (1.3 times)
+ * 0.99-1.04x, hence the bound. */
+enum { BY_BLOCKS_WEIGHTS = 4 };
+
+static long by_blocks_most(const rn_conv_shape *sh)
+{
+    const int cb = rn_blk_lanes(), cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
+    if (sh->threads <= 1 || kbn < 2) return 0;
+    const size_t per_tile = (size_t)BY_BLOCKS_WEIGHTS * positions_of(sh) * (cbn + kbn) * cb;
+    return (long)(u_floats(sh, cb) / per_tile);
+}
+
+static int by_blocks(const rn_conv_shape *sh, long tiles) { return tiles <= by_blocks_most(sh); }
+
+/* Its V and M, [positions][blocks][tiles][CB], shared by the threads. */
+static size_t by_blocks_floats(const rn_conv_shape *sh, long tiles)
+{
+    const int cb = rn_blk_lanes(), nt = (int)tiles;
+    return (size_t)positions_of(sh) *
+           (rn_convb_wino_position_floats(rn_blk_count(sh->c, cb), nt, cb) +
+            rn_convb_wino_position_floats(rn_blk_count(sh->k, cb), nt, cb));
+}
+
 /* Per thread: V and M of one chunk, [positions][blocks][chunk tiles][CB], positions
  * rn_convb_wino_position_floats apart. */
 size_t rn_convb_wino_workspace(const rn_conv_shape *sh)
@@ -256,48 +286,93 @@ size_t rn_convb_wino_workspace(const rn_conv_shape *sh)
     const int cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
     const int positions = positions_of(sh);
     const int ct = chunk_tiles_most(sh);
-    return (size_t)threads * positions *
-           (rn_convb_wino_position_floats(cbn, ct, cb) + rn_convb_wino_position_floats(kbn, ct, cb));
+    const size_t by_tiles = (size_t)threads * positions * (rn_convb_wino_position_floats(cbn, ct, cb) +
+                                                           rn_convb_wino_position_floats(kbn, ct, cb));
+    /* the most tiles a batch of up to sh->n images shares out by blocks */
+    const long most = tiles_of(sh) < by_blocks_most(sh) ? tiles_of(sh) : by_blocks_most(sh);
+    const size_t blocks = most > 0 ? by_blocks_floats(sh, most) : 0;
+    return by_tiles > blocks ? by_tiles : blocks;
 }
 
-/* Tiles [t0, t1) of the batch, through V and M of the calling thread. */
-static void chunk(float *y, const float *x, const float *sum, const float *packed, int relu,
-                  const rn_conv_shape *sh, long t0, long t1, float *v, float *m,
-                  const rn_convb_fns *f, const rn_convb_wino_fns *tf)
+/* Where a chunk's transforms and products lie: tiles [t0, t1) of the batch, their V and M
+ * positions vpos and mpos floats apart, each (position, block) nt tiles of CB. */
+typedef struct {
+    const rn_conv_shape *sh;
+    const rn_convb_fns *f;
+    const rn_convb_wino_fns *tf;
+    const float *packed;
+    long t0, t1;
+    float *v, *m;
+    size_t vpos, mpos;
+} wino_chunk;
+
+static size_t chunk_block(const wino_chunk *c) { return (size_t)(c->t1 - c->t0) * rn_blk_lanes(); }
+
+/* V of the chunk's tiles [u0, u1). */
+static void transform_in(const wino_chunk *c, const float *x, long u0, long u1)
 {
-    const int rmax = f->rmax, tm = tf->m;
-    const int cb = rn_blk_lanes(), cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
+    const rn_conv_shape *sh = c->sh;
+    const int tm = c->tf->m, cb = rn_blk_lanes(), cbn = rn_blk_count(sh->c, cb);
     const int tw = (sh->ow + tm - 1) / tm, th = (sh->oh + tm - 1) / tm;
-    const int nt = (int)(t1 - t0);
-    const size_t vblock = (size_t)nt * cb; /* floats of one (position, block) of V or M */
-    const size_t vpos = rn_convb_wino_position_floats(cbn, nt, cb);
-    const size_t mpos = rn_convb_wino_position_floats(kbn, nt, cb);
-    rn_convb_tile at = rn_convb_tile_at(t0, th, tw);
-    for (long t = t0; t < t1; t++, rn_convb_tile_next(&at))
+    const size_t vblock = chunk_block(c);
+    rn_convb_tile at = rn_convb_tile_at(u0, th, tw);
+    for (long t = u0; t < u1; t++, rn_convb_tile_next(&at))
         for (int b = 0; b < cbn; b++)
-            tf->in(v + (size_t)b * vblock + (size_t)(t - t0) * cb, vpos,
-                   x + ((size_t)at.i * cbn + b) * sh->h * sh->w * cb, sh->h, sh->w, at.ty, at.tx);
+            c->tf->in(c->v + (size_t)b * vblock + (size_t)(t - c->t0) * cb, c->vpos,
+                      x + ((size_t)at.i * cbn + b) * sh->h * sh->w * cb, sh->h, sh->w, at.ty, at.tx);
+}
+
+/* M of output blocks [kb0, kb1) for all the chunk's tiles, then their output tiles. The tiles
+ * go to the microkernel in calls of equal width (49: 10, 10, 10, 10, 9, not four of 12 and a
+ * call of one tile; resnet50 batch 1, 1 thread, both alternating forward by forward on the
+ * Xeon: its 56x56, 28x28 and 14x14 Winograd layers 0.96x, 0.95x and 0.975x the time, the 7x7
+ * ones' 8 + 8 tiles against 12 + 4 within the noise); each tile's sums are the same whatever
+ * call it falls in. */
+static void products_out(const wino_chunk *c, float *y, const float *sum, int relu, int kb0,
+                         int kb1)
+{
+    const rn_conv_shape *sh = c->sh;
+    const rn_convb_wino_fns *tf = c->tf;
+    const int tm = tf->m, cb = rn_blk_lanes();
+    const int cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
+    const int tw = (sh->ow + tm - 1) / tm, th = (sh->oh + tm - 1) / tm;
+    const int nt = (int)(c->t1 - c->t0), calls = rn_convb_row_calls(nt, c->f->rmax);
+    const size_t vblock = chunk_block(c);
     for (int p = 0; p < tf->positions; p++)
-        for (int kb = 0; kb < kbn; kb += 2) {
+        for (int kb = kb0; kb < kb1; kb += 2) {
             const rn_convb_row a = {
-                .w = packed + ((size_t)p * kbn + kb) * cbn * cb * cb, .wstride = (size_t)cbn * cb * cb,
-                .cbn = cbn, .kr = 1, .ks = 1, .clast = sh->c - (cbn - 1) * cb, .xplane = vblock,
-                .xrow = 0, .xpix = (size_t)cb, .xstep = (size_t)cb, .cstride = 1, .ystride = vblock,
-                .ypix = (size_t)cb, .bias = NULL, .relu = 0};
-            const int kbs = kb + 1 < kbn ? 2 : 1;
-            for (int t = 0; t < nt; t += rmax)
-                f->row(&a, nt - t < rmax ? nt - t : rmax, kbs, m + p * mpos + kb * vblock + (size_t)t * cb,
-                       v + p * vpos + (size_t)t * cb);
+                .w = c->packed + ((size_t)p * kbn + kb) * cbn * cb * cb,
+                .wstride = (size_t)cbn * cb * cb, .cbn = cbn, .kr = 1, .ks = 1,
+                .clast = sh->c - (cbn - 1) * cb, .xplane = vblock, .xrow = 0, .xpix = (size_t)cb,
+                .xstep = (size_t)cb, .cstride = 1, .ystride = vblock, .ypix = (size_t)cb,
+                .bias = NULL, .relu = 0};
+            const int kbs = kb + 1 < kb1 ? 2 : 1;
+            for (int j = 0; j < calls; j++) {
+                const int l = rn_convb_call_start(nt, calls, j);
+                c->f->row(&a, rn_convb_call_start(nt, calls, j + 1) - l, kbs,
+                          c->m + p * c->mpos + kb * vblock + (size_t)l * cb,
+                          c->v + p * c->vpos + (size_t)l * cb);
+            }
         }
-    const float *bias = packed + u_floats(sh, cb);
-    at = rn_convb_tile_at(t0, th, tw);
-    for (long t = t0; t < t1; t++, rn_convb_tile_next(&at))
-        for (int b = 0; b < kbn; b++) {
+    const float *bias = c->packed + u_floats(sh, cb);
+    rn_convb_tile at = rn_convb_tile_at(c->t0, th, tw);
+    for (long t = c->t0; t < c->t1; t++, rn_convb_tile_next(&at))
+        for (int b = kb0; b < kb1; b++) {
             const size_t plane = ((size_t)at.i * kbn + b) * sh->oh * sh->ow * cb;
-            tf->out(y + plane, m + (size_t)b * vblock + (size_t)(t - t0) * cb, mpos,
+            tf->out(y + plane, c->m + (size_t)b * vblock + (size_t)(t - c->t0) * cb, c->mpos,
                     bias + (size_t)b * cb, sum ? sum + plane : NULL, relu, sh->oh, sh->ow, at.ty,
                     at.tx);
         }
+}
+
+static wino_chunk chunk_at(const rn_conv_shape *sh, const rn_convb_fns *f,
+                           const rn_convb_wino_fns *tf, const float *packed, long t0, long t1,
+                           float *v, float *m)
+{
+    const int cb = rn_blk_lanes(), nt = (int)(t1 - t0);
+    return (wino_chunk){sh, f, tf, packed, t0, t1, v, m,
+                        rn_convb_wino_position_floats(rn_blk_count(sh->c, cb), nt, cb),
+                        rn_convb_wino_position_floats(rn_blk_count(sh->k, cb), nt, cb)};
 }
 
 static void forward(float *y, const float *x, const float *sum, const float *packed, int relu,
@@ -308,6 +383,21 @@ static void forward(float *y, const float *x, const float *sum, const float *pac
     const int cb = f.lanes, cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
     const long tiles = tiles_of(sh);
     const int threads = sh->threads > 1 ? sh->threads : 1;
+    if (by_blocks(sh, tiles)) {
+        const wino_chunk wc = chunk_at(sh, &f, tf, packed, 0, tiles, work,
+                                       work + (size_t)tf->positions *
+                                                  rn_convb_wino_position_floats(cbn, (int)tiles, cb));
+        const int pairs = (kbn + 1) / 2;
+#pragma omp parallel num_threads(threads)
+        {
+#pragma omp for schedule(static)
+            for (long t = 0; t < tiles; t++) transform_in(&wc, x, t, t + 1);
+#pragma omp for schedule(dynamic, 1)
+            for (int pair = 0; pair < pairs; pair++)
+                products_out(&wc, y, sum, relu, 2 * pair, 2 * pair + 2 < kbn ? 2 * pair + 2 : kbn);
+        }
+        return;
+    }
     const int ct = chunk_tiles(sh, tiles);
     const size_t vfloats = (size_t)tf->positions * rn_convb_wino_position_floats(cbn, ct, cb);
     const size_t per_thread =
@@ -331,7 +421,9 @@ static void forward(float *y, const float *x, const float *sum, const float *pac
         for (long c = 0; c < chunks; c++) {
             long t0 = c * ct, t1 = t0 + ct < tiles ? t0 + ct : tiles;
             if (balanced) t0 = c * tiles / chunks, t1 = (c + 1) * tiles / chunks;
-            chunk(y, x, sum, packed, relu, sh, t0, t1, v, m, &f, tf);
+            const wino_chunk wc = chunk_at(sh, &f, tf, packed, t0, t1, v, m);
+            transform_in(&wc, x, t0, t1);
+            products_out(&wc, y, sum, relu, 0, kbn);
         }
     }
 }
