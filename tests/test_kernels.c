@@ -937,6 +937,11 @@ static void test_convb_forward(void **state)
     convb_case(3, 16, 3, 3, 16, 3, 1, 1, 1);  /* 3 rows of 3 */
     convb_case(2, 16, 2, 5, 32, 3, 1, 1, 0);  /* 2 rows of 5 */
     convb_case(17, 16, 5, 2, 48, 3, 1, 1, 0); /* 5 rows of 2: an odd last call */
+    /* weights outweighing the output: wide calls (14 pixels with 16 lanes, convb.c) */
+    convb_case(1, 64, 14, 14, 64, 3, 2, 1, 1); /* rows of 7 by two */
+    convb_case(1, 32, 28, 28, 32, 3, 2, 1, 0); /* a row of 14 a call */
+    convb_case(1, 64, 7, 7, 48, 1, 1, 0, 1);   /* 1x1: 49 pixels in calls of 12 and 13 */
+    convb_case(17, 64, 28, 4, 32, 3, 2, 1, 1); /* an image a task: 14 rows of 2 by seven */
 }
 
 /* rn_convb_backward_weights against double loops: dw and db accumulate onto what they hold,

@@ -136,7 +136,12 @@ static inline void rn_convb_tile_next(rn_convb_tile *c)
  * parallel region (the blocked forward and input gradient); smaller ones by groups of images. */
 enum { RN_CONVB_IMAGES_PER_THREAD = 8 };
 
-#define RN_CONVB_RMAX_AVX512 12
+/* The most output pixels a call of each build takes (2 x RMAX accumulators, two weight vectors
+ * and a broadcast in the vector registers), and the most it takes by default (..._CALL): the
+ * AVX-512 build's wide calls of up to 14 pixels serve layers whose weights outweigh their
+ * output (rn_convb_fns.rmax_wide). */
+#define RN_CONVB_RMAX_AVX512 14
+#define RN_CONVB_CALL_AVX512 12
 #define RN_CONVB_RMAX_AVX2 6
 #define RN_CONVB_RMAX_GENERIC 4
 
@@ -152,7 +157,8 @@ void rn_convb_pad_plane(float *dst, const float *src, int h, int w, int p, int u
 
 /* The builds this CPU runs (kernels/cpu.c), with their lane count and microkernel row. */
 typedef struct {
-    int lanes, rmax;
+    int lanes, rmax; /* rmax: the most pixels of a call, as a rule */
+    int rmax_wide;   /* the most of any call: RMAX of the build */
     void (*row)(const rn_convb_row *a, int r, int kbs, float *y, const float *x);
     float (*peak)(long reps);
     void (*wgrad)(const rn_convb_wgrad_args *a, int r, int kbs, float *acc, const float *x,

@@ -187,6 +187,14 @@ ROW_VARIANTS(12, 4)
 ROW_VARIANTS(10, 5)
 ROW_VARIANTS(12, 6)
 #endif
+#if RMAX > 12
+ROW_VARIANTS(13, 0)
+ROW_VARIANTS_PLANAR(13)
+ROW_VARIANTS(14, 0)
+ROW_VARIANTS_PLANAR(14)
+ROW_VARIANTS(14, 2)
+ROW_VARIANTS(14, 7)
+#endif
 
 #define ROW_CASE(R)                                                                                \
     case R:                                                                                        \
@@ -220,6 +228,10 @@ void ROW_NAME(const rn_convb_row *a, int r, int kbs, float *y, const float *x)
             SPLIT_CASE(5, 10)
             SPLIT_CASE(6, 12)
 #endif
+#if RMAX > 12
+            SPLIT_CASE(2, 14)
+            SPLIT_CASE(7, 14)
+#endif
         default: return;
         }
     }
@@ -239,6 +251,10 @@ void ROW_NAME(const rn_convb_row *a, int r, int kbs, float *y, const float *x)
         ROW_CASE(10)
         ROW_CASE(11)
         ROW_CASE(12)
+#endif
+#if RMAX > 12
+        ROW_CASE(13)
+        ROW_CASE(14)
 #endif
     default: return;
     }
