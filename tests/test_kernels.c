@@ -1336,6 +1336,10 @@ static void test_convb_wino_forward(void **state)
         /* several chunks of tiles, a partial one */
         convb_case_as(1, 256, 13, 14, 192, 3, 1, 1, 1, 1);
     }
+    /* weights outweighing the transforms: wide calls, 28 tiles by 14 (one thread) and 14 (two) */
+    rn_convb_wino_force_tile(2);
+    convb_case_as(1, 128, 14, 8, 64, 3, 1, 1, 1, 1);
+    rn_convb_wino_force_tile(0);
     rn_convb_wino_force_tile(0);
     /* the choice: the tile with fewer positions over the map, F(2x2, 3x3) on a tie */
     const int maps[][3] = {{2, 2, 2}, {3, 3, 4}, {4, 4, 4},   {5, 5, 2},
