@@ -29,22 +29,22 @@ rn_convb_fns rn_convb_select(void)
 {
     switch (rn_cpu_simd()) {
     case RN_SIMD_AVX512:
-        return (rn_convb_fns){16, RN_CONVB_CALL_AVX512, RN_CONVB_RMAX_AVX512, rn_convb_row_avx512, rn_convb_peak_avx512,
-                              rn_convb_wgrad_avx512,
+        return (rn_convb_fns){16, RN_CONVB_CALL_AVX512, RN_CONVB_RMAX_AVX512, rn_convb_row_avx512,
+                              rn_convb_peak_avx512, rn_convb_wgrad_avx512,
                               {2, 16, rn_convb_wino_in_avx512, rn_convb_wino_out_avx512,
                                rn_convb_wino_dy_avx512, rn_convb_wino_u_avx512},
                               {4, 36, rn_convb_wino4_in_avx512, rn_convb_wino4_out_avx512,
                                rn_convb_wino4_dy_avx512, rn_convb_wino4_u_avx512}};
     case RN_SIMD_AVX2:
-        return (rn_convb_fns){8, RN_CONVB_RMAX_AVX2, RN_CONVB_RMAX_AVX2, rn_convb_row_avx2, rn_convb_peak_avx2,
-                              rn_convb_wgrad_avx2,
+        return (rn_convb_fns){8, RN_CONVB_RMAX_AVX2, RN_CONVB_RMAX_AVX2, rn_convb_row_avx2,
+                              rn_convb_peak_avx2, rn_convb_wgrad_avx2,
                               {2, 16, rn_convb_wino_in_avx2, rn_convb_wino_out_avx2,
                                rn_convb_wino_dy_avx2, rn_convb_wino_u_avx2},
                               {4, 36, rn_convb_wino4_in_avx2, rn_convb_wino4_out_avx2,
                                rn_convb_wino4_dy_avx2, rn_convb_wino4_u_avx2}};
     default:
-        return (rn_convb_fns){8, RN_CONVB_RMAX_GENERIC, RN_CONVB_RMAX_GENERIC, rn_convb_row_generic, rn_convb_peak_generic,
-                              rn_convb_wgrad_generic,
+        return (rn_convb_fns){8, RN_CONVB_RMAX_GENERIC, RN_CONVB_RMAX_GENERIC, rn_convb_row_generic,
+                              rn_convb_peak_generic, rn_convb_wgrad_generic,
                               {2, 16, rn_convb_wino_in_generic, rn_convb_wino_out_generic,
                                rn_convb_wino_dy_generic, rn_convb_wino_u_generic},
                               {4, 36, rn_convb_wino4_in_generic, rn_convb_wino4_out_generic,
@@ -291,19 +291,19 @@ static void band_task(const band_tasks *b, long t)
          kb + 1 < b->kbn ? 2 : 1, y0, y1, b->sh, b->packed);
 }
 
-/* planar_in: x is planar [n, c, h, w], read as blocks whose channels are planes (the network's
- * first convolution, on the images as they come). */
 /* Wide calls (rmax_wide pixels, not rmax) where the layer's weights outweigh its output: each
  * weight vector loaded then serves more pixels. Measured (Xeon, family 6 model 207, resnet50
- * batch 1, 14 pixels against 12 for every direct layer, alternating forward by forward): the
- * layers on 7x7 and 14x14 maps and the strided ones 0.74-0.98x the time at 1 thread, 0.86-0.99x
- * at 2; those whose output outweighs the weights (the 56x56 1x1 layers, the first convolution)
- * 1.01-1.07x, hence the rule. */
+ * batch 1, alternating forward by forward): with this rule the convolutions 0.967x the time at
+ * 1 thread and 0.984-0.992x at 2, the stride-2 layers on 28x28 and below 0.85-1.00x; 14 pixels
+ * for every layer took the ones whose output outweighs their weights (64->256 on 56x56, the
+ * first convolution) to 1.03-1.07x, hence the rule. */
 static int wide_calls(const rn_conv_shape *sh, int cb)
 {
     return weight_floats(sh, cb) > (size_t)sh->n * rn_blk_count(sh->k, cb) * sh->oh * sh->ow * cb;
 }
 
+/* planar_in: x is planar [n, c, h, w], read as blocks whose channels are planes (the network's
+ * first convolution, on the images as they come). */
 static void forward(float *y, const float *x, const float *sum, const float *packed, int relu,
                     const rn_conv_shape *sh, float *work, int planar_in)
 {

@@ -1,6 +1,6 @@
-/* The blocked convolution's microkernel with 16 lanes and AVX-512 FMAs: up to 2 x 14 accumulators,
- * two weight vectors and a broadcast in 32 zmm registers; called only where the CPU has
- * AVX-512F (kernels/cpu.c). */
+/* The blocked convolution's microkernel with 16 lanes and AVX-512 FMAs: up to 2 x 14
+ * accumulators, two weight vectors and a broadcast in 32 zmm registers; called only where the
+ * CPU has AVX-512F (kernels/cpu.c). */
 #include <immintrin.h>
 
 #include "kernels/convb.h"

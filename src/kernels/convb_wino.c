@@ -256,7 +256,8 @@ void rn_convb_wino_pack_backward_data(float *packed, const float *w, const rn_co
  * tiles' transforms. Measured (Xeon, family 6 model 207, resnet50 batch 1, 2 threads, both
  * alternating forward by forward, three sets of 80 pairs): those layers 0.84-0.87x the time;
  * the 256-channel 14x14 layers (2.5 times) 0.97-1.01x, the 128-channel 28x28 ones (1.3 times)
- * 0.99-1.04x, hence the bound. */
+ * 0.99-1.04x, hence the bound. With AVX2 (RN_SIMD=avx2, 2 threads), where the 14x14 layers take
+ * F(4x4, 3x3) tiles and fall under it too: 7x7 0.63-0.68x, 14x14 0.82-0.86x. */
 enum { BY_BLOCKS_WEIGHTS = 4 };
 
 static long by_blocks_most(const rn_conv_shape *sh)
@@ -286,8 +287,9 @@ size_t rn_convb_wino_workspace(const rn_conv_shape *sh)
     const int cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
     const int positions = positions_of(sh);
     const int ct = chunk_tiles_most(sh);
-    const size_t by_tiles = (size_t)threads * positions * (rn_convb_wino_position_floats(cbn, ct, cb) +
-                                                           rn_convb_wino_position_floats(kbn, ct, cb));
+    const size_t by_tiles = (size_t)threads * positions *
+                            (rn_convb_wino_position_floats(cbn, ct, cb) +
+                             rn_convb_wino_position_floats(kbn, ct, cb));
     /* the most tiles a batch of up to sh->n images shares out by blocks */
     const long most = tiles_of(sh) < by_blocks_most(sh) ? tiles_of(sh) : by_blocks_most(sh);
     const size_t blocks = most > 0 ? by_blocks_floats(sh, most) : 0;
@@ -319,7 +321,8 @@ static void transform_in(const wino_chunk *c, const float *x, long u0, long u1)
     for (long t = u0; t < u1; t++, rn_convb_tile_next(&at))
         for (int b = 0; b < cbn; b++)
             c->tf->in(c->v + (size_t)b * vblock + (size_t)(t - c->t0) * cb, c->vpos,
-                      x + ((size_t)at.i * cbn + b) * sh->h * sh->w * cb, sh->h, sh->w, at.ty, at.tx);
+                      x + ((size_t)at.i * cbn + b) * sh->h * sh->w * cb, sh->h, sh->w, at.ty,
+                      at.tx);
 }
 
 /* M of output blocks [kb0, kb1) for all the chunk's tiles, then their output tiles. The tiles
@@ -390,9 +393,9 @@ static void forward(float *y, const float *x, const float *sum, const float *pac
     const long tiles = tiles_of(sh);
     const int threads = sh->threads > 1 ? sh->threads : 1;
     if (by_blocks(sh, tiles)) {
-        const wino_chunk wc = chunk_at(sh, &f, tf, packed, 0, tiles, work,
-                                       work + (size_t)tf->positions *
-                                                  rn_convb_wino_position_floats(cbn, (int)tiles, cb));
+        const size_t v_all =
+            (size_t)tf->positions * rn_convb_wino_position_floats(cbn, (int)tiles, cb);
+        const wino_chunk wc = chunk_at(sh, &f, tf, packed, 0, tiles, work, work + v_all);
         const int pairs = (kbn + 1) / 2;
 #pragma omp parallel num_threads(threads)
         {
