@@ -342,7 +342,7 @@ static void products_out(const wino_chunk *c, float *y, const float *sum, int re
     const int nt = (int)(c->t1 - c->t0);
     /* wide calls where the weights outweigh the chunk's transforms, as in the direct kernel
      * (convb.c): each weight vector loaded then serves more tiles. Measured (Xeon, resnet50,
-     * both alternating forward by forward): at batch 1 the Winograd layers 0.95-1.00x the
+     * both alternating forward by forward): at batch 1 the Winograd layers 0.93-1.00x the
      * time at 1 and 2 threads (two sets each), at batch 16 (2 threads) 0.88-1.01x. */
     const int wide = u_floats(sh, cb) > (size_t)nt * tf->positions * (cbn + kbn) * cb;
     const int calls = rn_convb_row_calls(nt, wide ? c->f->rmax_wide : c->f->rmax);
