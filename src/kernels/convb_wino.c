@@ -291,7 +291,8 @@ size_t rn_convb_wino_workspace(const rn_conv_shape *sh)
                             (rn_convb_wino_position_floats(cbn, ct, cb) +
                              rn_convb_wino_position_floats(kbn, ct, cb));
     /* the most tiles a batch of up to sh->n images shares out by blocks */
-    const long most = tiles_of(sh) < by_blocks_most(sh) ? tiles_of(sh) : by_blocks_most(sh);
+    const long tiles = tiles_of(sh), below = by_blocks_most(sh);
+    const long most = tiles < below ? tiles : below;
     const size_t blocks = most > 0 ? by_blocks_floats(sh, most) : 0;
     return by_tiles > blocks ? by_tiles : blocks;
 }
