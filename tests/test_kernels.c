@@ -942,6 +942,10 @@ static void test_convb_forward(void **state)
     convb_case(1, 32, 28, 28, 32, 3, 2, 1, 0); /* a row of 14 a call */
     convb_case(1, 64, 7, 7, 48, 1, 1, 0, 1);   /* 1x1: 49 pixels in calls of 12 and 13 */
     convb_case(17, 64, 28, 4, 32, 3, 2, 1, 1); /* an image a task: 14 rows of 2 by seven */
+    /* strided 1x1: the input gathered, then run as a pointwise convolution (convb.c) */
+    convb_case(3, 20, 9, 7, 24, 1, 2, 0, 1);   /* an odd map: the last row and column read */
+    convb_case(2, 16, 10, 11, 40, 1, 3, 0, 0); /* stride 3 */
+    convb_case(1, 64, 14, 14, 48, 1, 2, 0, 1); /* weights outweighing the output: wide calls */
 }
 
 /* rn_convb_backward_weights against double loops: dw and db accumulate onto what they hold,
@@ -1355,7 +1359,8 @@ static void test_convb_wino_forward(void **state)
 
 /* rn_convb_forward_add and rn_convb_wino_forward_add: the same bits as the forward then
  * rn_add_scaled_relu with the shortcut (a frozen residual block's last convolution), on 1 and
- * 2 threads: the direct kernel (rows, several rows a call, a 1x1 map as one row, stride 2) and
+ * 2 threads: the direct kernel (rows, several rows a call, a 1x1 map as one row, stride 2, a
+ * strided 1x1 on its gathered input) and
  * Winograd with either tile. */
 static void convb_add_case(int n, int c, int hw, int k, int r, int stride, int wino)
 {
@@ -1395,6 +1400,8 @@ static void test_convb_forward_add(void **state)
     convb_add_case(2, 16, 4, 32, 3, 1, 0);  /* groups of images, 2 rows of 4 a call */
     convb_add_case(2, 24, 9, 48, 3, 2, 0);  /* stride 2 */
     convb_add_case(2, 40, 7, 24, 1, 1, 0);  /* 1x1: the map as one row */
+    convb_add_case(2, 24, 9, 40, 1, 2, 0);  /* 1x1/2: gathered, a group of images */
+    convb_add_case(17, 24, 8, 40, 1, 2, 0); /* an image a task */
     convb_add_case(3, 16, 9, 32, 3, 1, 2);  /* Winograd F(2x2, 3x3) */
     convb_add_case(3, 16, 9, 32, 3, 1, 4);  /* F(4x4, 3x3) */
 }

@@ -151,10 +151,43 @@ static int group_of(const rn_conv_shape *sh)
     return t < sh->n ? t : sh->n;
 }
 
+/* A 1x1 convolution of stride 2 or more without padding (a projection shortcut's) reads one
+ * pixel of each stride x stride square: gathered into the workspace, those make a map of the
+ * output's size, which the layer then runs through as a pointwise one (one row of equal calls,
+ * rather than rows of the output's width whose calls skip every other input pixel). The same
+ * multiply-adds in the same order: the same bits. Measured (Xeon, family 6 model 207, resnet50
+ * batch 1, both ways alternating forward by forward in one process, 120 forwards): 256->512
+ * on 56x56 0.83x the time at 1 thread and 0.79x at 2, 512->1024 0.87x / 0.91x, 1024->2048 0.97x
+ * / 0.95x; the forward 0.984x / 0.989x. */
+static int strided_pointwise(const rn_conv_shape *sh)
+{
+    return sh->r == 1 && sh->s == 1 && sh->stride > 1 && sh->pad == 0;
+}
+
+/* Images i0 .. i0 + gi of x: their pixels (s y, s x) into dst, oh x ow a block. */
+static void gather_strided(float *dst, const float *x, int i0, int gi, int cbn, int cb,
+                           const rn_conv_shape *sh, int threads)
+{
+    const size_t out_plane = (size_t)sh->oh * sh->ow * cb, in_plane = (size_t)sh->h * sh->w * cb;
+#pragma omp parallel for num_threads(threads) schedule(static) collapse(2) if (threads > 1)
+    for (int i = 0; i < gi; i++)
+        for (int u = 0; u < cbn; u++) {
+            float *d = dst + ((size_t)i * cbn + u) * out_plane;
+            const float *src = x + ((size_t)(i0 + i) * cbn + u) * in_plane;
+            for (int oy = 0; oy < sh->oh; oy++) {
+                const float *row = src + (size_t)oy * sh->stride * sh->w * cb;
+                for (int ox = 0; ox < sh->ow; ox++, d += cb)
+                    memcpy(d, row + (size_t)ox * sh->stride * cb, (size_t)cb * sizeof(float));
+            }
+        }
+}
+
 size_t rn_convb_workspace(const rn_conv_shape *sh)
 {
-    if (!sh->pad) return 0;
     const int cb = rn_blk_lanes();
+    if (strided_pointwise(sh))
+        return (size_t)group_of(sh) * rn_blk_count(sh->c, cb) * sh->oh * sh->ow * cb;
+    if (!sh->pad) return 0;
     const size_t plane = (size_t)(sh->h + 2 * sh->pad) * (sh->w + 2 * sh->pad) * cb;
     return (size_t)group_of(sh) * rn_blk_count(sh->c, cb) * plane;
 }
@@ -268,6 +301,44 @@ static void pointwise_forward(const rn_convb_fns *v, rn_convb_row a, float *y, c
     }
 }
 
+/* A strided 1x1 convolution (strided_pointwise) as a pointwise one on its gathered input: a
+ * group of images at a time, or, at RN_CONVB_IMAGES_PER_THREAD images a thread or more, an
+ * image a task, gathered into the thread's own slot and run by that thread alone. */
+static void strided_forward(const rn_convb_fns *v, rn_convb_row a, float *y, const float *x,
+                            const float *packed, const rn_conv_shape *sh, float *work)
+{
+    const int cb = v->lanes, cbn = rn_blk_count(sh->c, cb), threads = threads_of(sh);
+    const size_t gathered = (size_t)cbn * sh->oh * sh->ow * cb;
+    const size_t out_image = (size_t)rn_blk_count(sh->k, cb) * sh->oh * sh->ow * cb;
+    rn_conv_shape unit = *sh;
+    unit.stride = 1;
+    unit.h = sh->oh;
+    unit.w = sh->ow;
+    a.xstep = (size_t)cb;
+    a.xrow = (size_t)sh->ow * cb;
+    if (sh->n >= RN_CONVB_IMAGES_PER_THREAD * threads) {
+        unit.n = 1;
+        unit.threads = 1;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+        {
+            float *slot = work + (size_t)rn_thread_id() * gathered;
+#pragma omp for schedule(dynamic, 1)
+            for (int i = 0; i < sh->n; i++) {
+                gather_strided(slot, x, i, 1, cbn, cb, sh, 1);
+                pointwise_forward(v, a, y + (size_t)i * out_image, slot, packed, &unit);
+            }
+        }
+        return;
+    }
+    const int group = group_of(sh);
+    for (int i0 = 0; i0 < sh->n; i0 += group) {
+        const int gi = sh->n - i0 < group ? sh->n - i0 : group;
+        gather_strided(work, x, i0, gi, cbn, cb, sh, threads);
+        unit.n = gi;
+        pointwise_forward(v, a, y + (size_t)i0 * out_image, work, packed, &unit);
+    }
+}
+
 /* The (image, pair of output blocks, band of rows) tasks of a group of images (forward). */
 typedef struct {
     const rn_convb_fns *v;
@@ -328,6 +399,10 @@ static void forward(float *y, const float *x, const float *sum, const float *pac
     const int pairs = (kbn + 1) / 2, bands = (sh->oh + BAND_ROWS - 1) / BAND_ROWS;
     if (pointwise(sh) && !planar_in) {
         pointwise_forward(&v, a, y, x, packed, sh);
+        return;
+    }
+    if (strided_pointwise(sh) && !planar_in) {
+        strided_forward(&v, a, y, x, packed, sh, work);
         return;
     }
     if (sh->n >= RN_CONVB_IMAGES_PER_THREAD * threads) {
