@@ -333,6 +333,16 @@ static void test_frozen_runs_blocked(void **state)
     }
     /* the 3x3 convolutions of stride 1 after the stem: 6 + 5 + 5 */
     assert_int_equal(wino, 16);
+    /* Each block with an identity shortcut but the first writes its output over its input
+     * (rn_block_in_place); those with a zero-padded one (3 and 6) move to the other buffer. */
+    for (int b = 1; b < net->n_blocks; b++) {
+        const int in_place = b != 3 && b != 6;
+        assert_int_equal(rn_block_in_place(net, net->blocks[b]), in_place);
+        assert_int_equal(rn_block_output(net->blocks[b]) == rn_block_output(net->blocks[b - 1]),
+                         in_place);
+    }
+    /* the first's input may be the caller's (a network without a stem): never written */
+    assert_true(rn_block_output(net->blocks[0]) != net->stem.buf[net->stem.n]);
     rn_block_probe probe;
     assert_int_equal(rn_net_probe_block(net, 0, &probe), RN_ERR_ARG);
     assert_int_equal(rn_net_freeze(net, 0), RN_OK);

@@ -1361,7 +1361,7 @@ static void test_convb_wino_forward(void **state)
  * rn_add_scaled_relu with the shortcut (a frozen residual block's last convolution), on 1 and
  * 2 threads: the direct kernel (rows, several rows a call, a 1x1 map as one row, stride 2, a
  * strided 1x1 on its gathered input) and
- * Winograd with either tile. */
+ * Winograd with either tile; and with the output written over the shortcut. */
 static void convb_add_case(int n, int c, int hw, int k, int r, int stride, int wino)
 {
     rn_conv_shape sh;
@@ -1386,6 +1386,10 @@ static void convb_add_case(int n, int c, int hw, int k, int r, int stride, int w
         (wino ? rn_convb_wino_forward : rn_convb_forward)(ref, xb, packed, 0, &sh, work);
         rn_add_scaled_relu(ref, sb, ref, 1.0f, ybl);
         (wino ? rn_convb_wino_forward_add : rn_convb_forward_add)(got, xb, sb, packed, 1, &sh, work);
+        assert_memory_equal(got, ref, ybl * sizeof(float));
+        /* in place: the output written over the shortcut (a frozen identity block) */
+        memcpy(got, sb, ybl * sizeof(float));
+        (wino ? rn_convb_wino_forward_add : rn_convb_forward_add)(got, xb, got, packed, 1, &sh, work);
         assert_memory_equal(got, ref, ybl * sizeof(float));
         free(work);
     }

@@ -155,6 +155,11 @@ static int build(rn_net *net, rn_block *b, const char *name, int stage, rn_shape
     return rn_seq_build(net, &b->post, post, b->conv, &next_conv, b->bn, &next_bn, name, &shape);
 }
 
+float **rn_block_output_bind(rn_block *b)
+{
+    return b->post.n ? &b->post.buf[b->post.n] : &b->merged;
+}
+
 const float *rn_block_output(const rn_block *b)
 {
     return b->post.n ? b->post.buf[b->post.n] : b->merged;
@@ -172,6 +177,16 @@ static int frozen_last_conv(const rn_net *net, const rn_block *b)
         b->branch.ops[nb - 2].conv->fold_bn == last->bn)
         return nb - 2;
     return -1;
+}
+
+/* Each output value then reads its own shortcut value, and nothing else reads the input after
+ * the block's first convolution: the identity shortcut from the block's input itself (tap 0),
+ * one ReLU after the addition, in the last convolution's pass (rn_block_forward's ci). The
+ * other ways a frozen block merges (dropped, scaled by its survival) go value by value too. */
+int rn_block_in_place(const rn_net *net, const rn_block *b)
+{
+    return b->kind == RN_BLOCK_RESIDUAL && b->sc == RN_SC_IDENTITY && b->tap == 0 &&
+           b->post.n == 1 && b->post.ops[0].kind == RN_OP_RELU && frozen_last_conv(net, b) >= 0;
 }
 
 void rn_block_forward(rn_net *net, rn_block *b, const float *x)

@@ -256,6 +256,12 @@ int rn_block_backward(rn_net *net, rn_block *b, const float *dy, int dy_masked, 
                       int mask_input);
 int rn_block_ends_in_relu(const rn_block *b);
 const float *rn_block_output(const rn_block *b);
+/* The slot of the block's output (where rn_block_output's pointer is bound). */
+float **rn_block_output_bind(rn_block *b);
+/* A frozen block whose last convolution adds the identity shortcut, the block's input, in its
+ * own pass: it may write its output over its input, and does but for the first block, whose
+ * input may be the caller's (rn_net_reserve_batch binds the two together). */
+int rn_block_in_place(const rn_net *net, const rn_block *b);
 size_t rn_block_params(const rn_block *b);
 uint64_t rn_block_macs(const rn_block *b);
 

@@ -172,14 +172,23 @@ int rn_net_bind(rn_net *net)
     return RN_OK;
 }
 
-/* Floats an image of the activation arena takes. A frozen network (layout 1) runs forward only,
- * and a block's forward reads only the block before's output and its own activations: two
- * arenas, for the blocks of even and of odd index, each the size of its largest block, hold
- * them all (arena[], per image). resnet50's inference at batch 16 peaked at 635 MB resident
- * rather than 933 (batch 1: 241 rather than 260); its speed did not change measurably. */
-static size_t act_layout(const rn_net *net, int layout, size_t arena[2])
+/* Is slot s its block's output? */
+static int block_output_slot(const rn_net *net, const rn_act_slot *s)
 {
-    arena[0] = arena[1] = 0;
+    return s->block && s->bind == rn_block_output_bind(net->blocks[s->block - 1]);
+}
+
+/* Floats an image of the activation arena takes. A frozen network (layout 1) runs forward only,
+ * and a block's forward reads only the block before's output and its own activations: the
+ * blocks' outputs take turns in two buffers, each the size of the largest (outs, per image),
+ * and their other activations share one arena the size of the largest block's (inner). A block
+ * that writes its output over its input (rn_block_in_place) keeps the buffer of the block
+ * before, so that its output is its input's memory. resnet50's inference at batch 16 peaked at
+ * 635 MB resident with an arena for the blocks of even and one for those of odd index, rather
+ * than 933 (batch 1: 241 rather than 260). */
+static size_t act_layout(const rn_net *net, int layout, size_t *outs, size_t *inner)
+{
+    *outs = *inner = 0;
     if (layout != 1) return layout ? net->act_per_image_blk : net->act_per_image;
     size_t other = 0, in_block = 0;
     for (int i = 0; i < net->n_slots; i++) {
@@ -188,11 +197,45 @@ static size_t act_layout(const rn_net *net, int layout, size_t arena[2])
             other += s->per_image_blk;
             continue;
         }
-        in_block = i > 0 && net->slots[i - 1].block == s->block ? in_block + s->per_image_blk
-                                                                 : s->per_image_blk;
-        if (in_block > arena[s->block % 2]) arena[s->block % 2] = in_block;
+        if (i == 0 || net->slots[i - 1].block != s->block) in_block = 0;
+        if (block_output_slot(net, s)) {
+            if (s->per_image_blk > *outs) *outs = s->per_image_blk;
+            continue;
+        }
+        in_block += s->per_image_blk;
+        if (in_block > *inner) *inner = in_block;
     }
-    return other + arena[0] + arena[1];
+    return other + 2 * *outs + *inner;
+}
+
+/* Binds a frozen network's slots as act_layout lays them out, from p. */
+static void bind_frozen(rn_net *net, float *p, int n, size_t outs)
+{
+    size_t other = 0;
+    for (int i = 0; i < net->n_slots; i++)
+        if (!net->slots[i].block) other += net->slots[i].per_image_blk;
+    float *const out[2] = {p + other * n, p + (other + outs) * n};
+    float *const inner = p + (other + 2 * outs) * n, *at = inner;
+    int block = 0, turn = 1; /* the first block's output goes to out[0] */
+    for (int i = 0; i < net->n_slots; i++) {
+        const rn_act_slot *s = &net->slots[i];
+        if (!s->block) {
+            *s->bind = p;
+            p += s->per_image_blk * (size_t)n;
+            continue;
+        }
+        if (s->block != block) { /* a block's slots are registered together, in order */
+            block = s->block;
+            at = inner;
+            if (!(block > 1 && rn_block_in_place(net, net->blocks[block - 1]))) turn = !turn;
+        }
+        if (block_output_slot(net, s)) {
+            *s->bind = out[turn];
+            continue;
+        }
+        *s->bind = at;
+        at += s->per_image_blk * (size_t)n;
+    }
 }
 
 int rn_net_reserve_batch(rn_net *net, int n)
@@ -234,8 +277,8 @@ int rn_net_reserve_batch(rn_net *net, int n)
     net->run.batch_cap = 0;
     /* a frozen network keeps the planar size: it never runs a backward */
     const size_t max_tensor = layout == 2 ? net->max_tensor_blk : net->max_tensor;
-    size_t arena[2];
-    const size_t per_image = act_layout(net, layout, arena);
+    size_t outs, inner;
+    const size_t per_image = act_layout(net, layout, &outs, &inner);
     net->run.act = rn_alloc_lines(per_image * (size_t)n, sizeof(float));
     net->run.work = rn_alloc_lines(net->run.work_floats + 1, sizeof(float));
     int ok = net->run.act && net->run.work;
@@ -248,25 +291,7 @@ int rn_net_reserve_batch(rn_net *net, int n)
                        n, (double)(per_image + 9 * max_tensor) * n * 4 / 1048576.0);
     float *p = net->run.act;
     if (layout == 1) {
-        /* after the other slots, blocks of even index in one arena, odd in the other */
-        float *base[2] = {p + (per_image - arena[0] - arena[1]) * (size_t)n, NULL};
-        base[1] = base[0] + arena[0] * (size_t)n;
-        float *at[2] = {base[0], base[1]};
-        int block = 0;
-        for (int i = 0; i < net->n_slots; i++) {
-            const rn_act_slot *s = &net->slots[i];
-            if (!s->block) {
-                *s->bind = p;
-                p += s->per_image_blk * (size_t)n;
-                continue;
-            }
-            if (s->block != block) { /* a block's slots are registered together */
-                block = s->block;
-                at[block % 2] = base[block % 2];
-            }
-            *s->bind = at[block % 2];
-            at[block % 2] += s->per_image_blk * (size_t)n;
-        }
+        bind_frozen(net, p, n, outs);
     } else {
         for (int i = 0; i < net->n_slots; i++) {
             *net->slots[i].bind = p;
