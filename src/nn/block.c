@@ -37,7 +37,8 @@ static int build(rn_net *net, rn_block *b, const char *name, int stage, rn_shape
                  const rn_block_spec *spec);
 
 /* The activations it registers are marked as this block's (rn_act_slot.block): in a frozen
- * network the blocks two apart share their memory (rn_net_reserve_batch). */
+ * network every block's inner activations share one arena, and the blocks' outputs take turns
+ * in two buffers (rn_net_reserve_batch). */
 int rn_block_build(rn_net *net, rn_block *b, const char *name, int stage, rn_shape3 in,
                    const rn_block_spec *spec)
 {
