@@ -1553,10 +1553,22 @@ static void test_blk_ops(void **state)
         rn_blk_bn_eval(yb, xb, g, b, m, v, 1e-5f, relu, n, c, h * w);
         assert_blk_equal("blocked bn", yb, ref, n, c, h, w, 1e-6);
     }
-    const int oh = (h + 2 - 3) / 2 + 1, ow = (w + 2 - 3) / 2 + 1;
-    rn_maxpool_forward(ref, x, n, c, h, w, 3, 2, 1, oh, ow);
-    rn_blk_maxpool(yb, xb, n, c, h, w, 3, 2, 1, oh, ow);
-    assert_blk_equal("blocked maxpool", yb, ref, n, c, oh, ow, 0.0);
+    /* max pooling as the planar scan, to the bit: NaNs, ties of 0 and -0 (the first wins), a
+     * channel all below zero (the padding never wins); the stem's 3/2/1 and other windows */
+    for (size_t i = 0; i < len; i += 37) x[i] = NAN;
+    for (size_t i = 5; i < len; i += 11) x[i] = i % 2 ? -0.0f : 0.0f;
+    for (size_t i = 0; i < (size_t)h * w; i++) x[(size_t)3 * h * w + i] = -1.0f - (float)(i % 5);
+    rn_blk_from_nchw(xb, x, n, c, h, w);
+    static const int windows[][3] = {{3, 2, 1}, {3, 1, 1}, {2, 2, 0}, {3, 3, 2}};
+    for (int q = 0; q < 4; q++) {
+        const int k = windows[q][0], st = windows[q][1], pd = windows[q][2];
+        const int oh = (h + 2 * pd - k) / st + 1, ow = (w + 2 * pd - k) / st + 1;
+        rn_maxpool_forward(ref, x, n, c, h, w, k, st, pd, oh, ow);
+        rn_blk_maxpool(yb, xb, n, c, h, w, k, st, pd, oh, ow);
+        assert_blk_equal("blocked maxpool", yb, ref, n, c, oh, ow, 0.0);
+    }
+    rn_test_fill_normal(x, len, 51, 1.0f);
+    rn_blk_from_nchw(xb, x, n, c, h, w);
     float pooled[3 * 20], pooled_b[3 * 20];
     rn_gap_forward(pooled, x, n, c, h * w);
     rn_blk_gap(pooled_b, xb, n, c, h * w);

@@ -18,8 +18,7 @@
 
 enum { IMAGE_GROUPS = 8, CHUNK_BLOCKS = 8 };
 
-/* The loops' build for this CPU (blk_bn_lanes.h). */
-static const rn_blk_bn_fns *fns(void)
+const rn_blk_bn_fns *rn_blk_bn_select(void)
 {
     switch (rn_cpu_simd()) {
     case RN_SIMD_AVX512: return &rn_blk_bn_avx512;
@@ -34,7 +33,7 @@ static void channel_sums(int kind, double *out0, double *out1, const float *x, c
 {
     const int cb = rn_blk_lanes(), cbn = rn_blk_count(c, cb);
     const int groups = n < IMAGE_GROUPS ? n : IMAGE_GROUPS;
-    const rn_blk_bn_fns *f = fns();
+    const rn_blk_bn_fns *f = rn_blk_bn_select();
     for (int b0 = 0; b0 < cbn; b0 += CHUNK_BLOCKS) {
         const int nb = cbn - b0 < CHUNK_BLOCKS ? cbn - b0 : CHUNK_BLOCKS;
         double part[CHUNK_BLOCKS][IMAGE_GROUPS][2][RN_BLK_MAX_LANES];
@@ -71,7 +70,7 @@ static void normalize(float *y, const float *x, const float *add, const float *m
 {
     const int cb = rn_blk_lanes(), cbn = rn_blk_count(c, cb);
     const long planes = (long)n * cbn;
-    const rn_blk_bn_fns *f = fns();
+    const rn_blk_bn_fns *f = rn_blk_bn_select();
 #pragma omp parallel for schedule(dynamic, rn_omp_plane_chunk((size_t)hw * cb)) \
     if ((size_t)planes * hw * cb >= RN_OMP_MIN_WORK)
     for (long p = 0; p < planes; p++) {
@@ -160,7 +159,7 @@ void rn_blk_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
     }
     if (!dx) return;
     const long planes = (long)n * cbn;
-    const rn_blk_bn_fns *fn = fns();
+    const rn_blk_bn_fns *fn = rn_blk_bn_select();
 #pragma omp parallel for schedule(dynamic, rn_omp_plane_chunk((size_t)hw * cb)) \
     if ((size_t)planes * hw * cb >= RN_OMP_MIN_WORK)
     for (long p = 0; p < planes; p++) {

@@ -20,8 +20,14 @@ typedef struct {
     /* one plane: dx = f g - o - (x - mu) kk */
     void (*dx)(float *dxp, const float *dyp, const float *rp, const float *xp, const float *f,
                const float *o, const float *kk, const float *mu, int hw, int cb);
+    /* not the batch norm's, but per-lane loops too: one plane's max pooling (rn_blk_maxpool) */
+    void (*maxpool)(float *yp, const float *xp, int h, int w, int k, int stride, int pad, int oh,
+                    int ow, int cb);
 } rn_blk_bn_fns;
 
 extern const rn_blk_bn_fns rn_blk_bn_avx512, rn_blk_bn_avx2, rn_blk_bn_generic;
+
+/* The loops' build for this CPU. */
+const rn_blk_bn_fns *rn_blk_bn_select(void);
 
 #endif

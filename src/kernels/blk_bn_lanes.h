@@ -106,4 +106,58 @@ static void dx_plane(float *dxp, const float *dyp, const float *rp, const float 
     else dx_lanes(8, dxp, dyp, rp, xp, f, o, kk, mu, hw);
 }
 
-const rn_blk_bn_fns BLK_BN_FNS = {sums_of, normalize_plane, dx_plane};
+/* Per lane the planar scan's winner (pool.c): row-major, a later value taking over where
+ * strictly greater, or a NaN over a number; the padding never wins, and a window wholly in it
+ * gives 0. The lanes in vectors of the build's width (GCC's vector extension), the window
+ * clipped once a pixel: lane by lane, with the rule for NaNs, GCC 12 left the loop scalar (64
+ * channels 112x112 -> 56x56: 1.67 ms in the AVX-512 build; 0.17 ms this way, 0.61 for the lane
+ * loop without the rule). */
+#if defined(__AVX512F__)
+enum { POOL_VEC = 16 };
+#elif defined(__AVX2__)
+enum { POOL_VEC = 8 };
+#else
+enum { POOL_VEC = 4 }; /* SSE2: 32-byte vectors took 5 ms, these 0.6 */
+#endif
+typedef float pool_vec __attribute__((vector_size(POOL_VEC * sizeof(float)), aligned(4)));
+typedef int pool_mask __attribute__((vector_size(POOL_VEC * sizeof(int)), aligned(4)));
+
+static inline __attribute__((always_inline)) void maxpool_lanes(const int cb, float *yp,
+                                                                const float *xp, int h, int w,
+                                                                int k, int stride, int pad,
+                                                                int oh, int ow)
+{
+    for (int oy = 0; oy < oh; oy++) {
+        const int y0 = oy * stride - pad;
+        const int ky0 = y0 < 0 ? -y0 : 0, ky1 = y0 + k > h ? h - y0 : k;
+        for (int ox = 0; ox < ow; ox++) {
+            const int x0 = ox * stride - pad;
+            const int kx0 = x0 < 0 ? -x0 : 0, kx1 = x0 + k > w ? w - x0 : k;
+            float *out = yp + ((size_t)oy * ow + ox) * cb;
+            if (ky1 <= ky0 || kx1 <= kx0) {
+                memset(out, 0, (size_t)cb * sizeof(float));
+                continue;
+            }
+            const float *xw = xp + ((ptrdiff_t)y0 * w + x0) * cb;
+            for (int j = 0; j < cb; j += POOL_VEC) {
+                pool_vec best = *(const pool_vec *)(xw + ((size_t)ky0 * w + kx0) * cb + j);
+                for (int ky = ky0; ky < ky1; ky++)
+                    for (int kx = ky == ky0 ? kx0 + 1 : kx0; kx < kx1; kx++) {
+                        const pool_vec v = *(const pool_vec *)(xw + ((size_t)ky * w + kx) * cb + j);
+                        const pool_mask m = (v > best) | ((v != v) & (best == best));
+                        best = (pool_vec)((m & (pool_mask)v) | (~m & (pool_mask)best));
+                    }
+                *(pool_vec *)(out + j) = best;
+            }
+        }
+    }
+}
+
+static void maxpool_plane(float *yp, const float *xp, int h, int w, int k, int stride, int pad,
+                          int oh, int ow, int cb)
+{
+    if (cb == 16) maxpool_lanes(16, yp, xp, h, w, k, stride, pad, oh, ow);
+    else maxpool_lanes(8, yp, xp, h, w, k, stride, pad, oh, ow);
+}
+
+const rn_blk_bn_fns BLK_BN_FNS = {sums_of, normalize_plane, dx_plane, maxpool_plane};

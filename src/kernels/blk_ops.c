@@ -8,6 +8,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/blk_bn.h"
 #include "kernels/kernels.h"
 #include "kernels/parallel.h"
 
@@ -43,30 +44,11 @@ void rn_blk_maxpool(float *y, const float *x, int n, int c, int h, int w, int k,
 {
     const int cb = rn_blk_lanes(), cbn = rn_blk_count(c, cb);
     const long planes = (long)n * cbn;
+    const rn_blk_bn_fns *f = rn_blk_bn_select(); /* built for the CPU's vectors */
 #pragma omp parallel for schedule(static) if ((size_t)planes * h * w * cb >= RN_OMP_MIN_WORK)
-    for (long p = 0; p < planes; p++) {
-        const float *xp = x + (size_t)p * h * w * cb;
-        float *yp = y + (size_t)p * oh * ow * cb;
-        for (int oy = 0; oy < oh; oy++)
-            for (int ox = 0; ox < ow; ox++) {
-                float best[RN_BLK_MAX_LANES];
-                int any = 0;
-                for (int ky = 0; ky < k; ky++) {
-                    const int iy = oy * stride - pad + ky;
-                    if (iy < 0 || iy >= h) continue;
-                    for (int kx = 0; kx < k; kx++) {
-                        const int ix = ox * stride - pad + kx;
-                        if (ix < 0 || ix >= w) continue;
-                        const float *v = xp + ((size_t)iy * w + ix) * cb;
-                        /* the first maximum wins, as in the planar scan; padding never does */
-                        for (int l = 0; l < cb; l++) best[l] = !any || v[l] > best[l] ? v[l] : best[l];
-                        any = 1;
-                    }
-                }
-                float *out = yp + ((size_t)oy * ow + ox) * cb;
-                for (int l = 0; l < cb; l++) out[l] = any ? best[l] : 0.0f;
-            }
-    }
+    for (long p = 0; p < planes; p++)
+        f->maxpool(y + (size_t)p * oh * ow * cb, x + (size_t)p * h * w * cb, h, w, k, stride, pad,
+                   oh, ow, cb);
 }
 
 void rn_blk_gap(float *y, const float *x, int n, int c, int hw)
