@@ -1360,8 +1360,8 @@ static void test_convb_wino_forward(void **state)
 /* rn_convb_forward_add and rn_convb_wino_forward_add: the same bits as the forward then
  * rn_add_scaled_relu with the shortcut (a frozen residual block's last convolution), on 1 and
  * 2 threads: the direct kernel (rows, several rows a call, a 1x1 map as one row, stride 2, a
- * strided 1x1 on its gathered input) and
- * Winograd with either tile; and with the output written over the shortcut. */
+ * strided 1x1 on its gathered input) and Winograd with either tile; and with the output written
+ * over the shortcut. */
 static void convb_add_case(int n, int c, int hw, int k, int r, int stride, int wino)
 {
     rn_conv_shape sh;
