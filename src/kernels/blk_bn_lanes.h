@@ -108,19 +108,34 @@ static void dx_plane(float *dxp, const float *dyp, const float *rp, const float 
 
 /* Per lane the planar scan's winner (pool.c): row-major, a later value taking over where
  * strictly greater, or a NaN over a number; the padding never wins, and a window wholly in it
- * gives 0. The lanes in vectors of the build's width (GCC's vector extension), the window
- * clipped once a pixel: lane by lane, with the rule for NaNs, GCC 12 left the loop scalar (64
- * channels 112x112 -> 56x56: 1.67 ms in the AVX-512 build; 0.17 ms this way, 0.61 for the lane
- * loop without the rule). */
+ * gives 0. The lanes in vectors of the build's width (GCC's vector extension), or half of it
+ * for blocks narrower than that, the window clipped once a pixel: lane by lane, with the rule
+ * for NaNs, GCC 12 left the loop scalar (64 channels 112x112 -> 56x56: 1.67 ms in the AVX-512
+ * build; 0.17 ms this way, 0.36-0.61 for the lane loop without the rule). */
 #if defined(__AVX512F__)
 enum { POOL_VEC = 16 };
 #elif defined(__AVX2__)
 enum { POOL_VEC = 8 };
 #else
-enum { POOL_VEC = 4 }; /* SSE2: 32-byte vectors took 5 ms, these 0.6 */
+enum { POOL_VEC = 4 }; /* SSE2: 32-byte vectors took 5 ms, these 0.6-0.7 */
 #endif
 typedef float pool_vec __attribute__((vector_size(POOL_VEC * sizeof(float)), aligned(4)));
 typedef int pool_mask __attribute__((vector_size(POOL_VEC * sizeof(int)), aligned(4)));
+typedef float pool_half __attribute__((vector_size(POOL_VEC / 2 * sizeof(float)), aligned(4)));
+typedef int pool_half_mask __attribute__((vector_size(POOL_VEC / 2 * sizeof(int)), aligned(4)));
+
+/* Lanes [j, j + the vector's width) of one window, from xw (its top-left tap) into out. */
+#define MAXPOOL_WINDOW(V, M)                                                                       \
+    do {                                                                                           \
+        V best = *(const V *)(xw + ((size_t)ky0 * w + kx0) * cb + j);                              \
+        for (int ky = ky0; ky < ky1; ky++)                                                         \
+            for (int kx = ky == ky0 ? kx0 + 1 : kx0; kx < kx1; kx++) {                             \
+                const V v = *(const V *)(xw + ((size_t)ky * w + kx) * cb + j);                     \
+                const M m = (v > best) | ((v != v) & (best == best));                              \
+                best = (V)((m & (M)v) | (~m & (M)best));                                           \
+            }                                                                                      \
+        *(V *)(out + j) = best;                                                                    \
+    } while (0)
 
 static inline __attribute__((always_inline)) void maxpool_lanes(const int cb, float *yp,
                                                                 const float *xp, int h, int w,
@@ -139,19 +154,15 @@ static inline __attribute__((always_inline)) void maxpool_lanes(const int cb, fl
                 continue;
             }
             const float *xw = xp + ((ptrdiff_t)y0 * w + x0) * cb;
-            for (int j = 0; j < cb; j += POOL_VEC) {
-                pool_vec best = *(const pool_vec *)(xw + ((size_t)ky0 * w + kx0) * cb + j);
-                for (int ky = ky0; ky < ky1; ky++)
-                    for (int kx = ky == ky0 ? kx0 + 1 : kx0; kx < kx1; kx++) {
-                        const pool_vec v = *(const pool_vec *)(xw + ((size_t)ky * w + kx) * cb + j);
-                        const pool_mask m = (v > best) | ((v != v) & (best == best));
-                        best = (pool_vec)((m & (pool_mask)v) | (~m & (pool_mask)best));
-                    }
-                *(pool_vec *)(out + j) = best;
-            }
+            if (cb >= POOL_VEC)
+                for (int j = 0; j < cb; j += POOL_VEC) MAXPOOL_WINDOW(pool_vec, pool_mask);
+            else
+                for (int j = 0; j < cb; j += POOL_VEC / 2)
+                    MAXPOOL_WINDOW(pool_half, pool_half_mask);
         }
     }
 }
+#undef MAXPOOL_WINDOW
 
 static void maxpool_plane(float *yp, const float *xp, int h, int w, int k, int stride, int pad,
                           int oh, int ow, int cb)
