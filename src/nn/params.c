@@ -208,14 +208,12 @@ static size_t act_layout(const rn_net *net, int layout, size_t *outs, size_t *in
     return other + 2 * *outs + *inner;
 }
 
-/* Binds a frozen network's slots as act_layout lays them out, from p. */
-static void bind_frozen(rn_net *net, float *p, int n, size_t outs)
+/* Binds a frozen network's slots as act_layout lays them out (per_image floats an image, the
+ * other slots first, then the two output buffers, then the arena), from p. */
+static void bind_frozen(rn_net *net, float *p, int n, size_t per_image, size_t outs, size_t inner)
 {
-    size_t other = 0;
-    for (int i = 0; i < net->n_slots; i++)
-        if (!net->slots[i].block) other += net->slots[i].per_image_blk;
-    float *const out[2] = {p + other * n, p + (other + outs) * n};
-    float *const inner = p + (other + 2 * outs) * n, *at = inner;
+    float *const arena = p + (per_image - inner) * n, *at = arena;
+    float *const out[2] = {arena - 2 * outs * n, arena - outs * n};
     int block = 0, turn = 1; /* the first block's output goes to out[0] */
     for (int i = 0; i < net->n_slots; i++) {
         const rn_act_slot *s = &net->slots[i];
@@ -226,7 +224,7 @@ static void bind_frozen(rn_net *net, float *p, int n, size_t outs)
         }
         if (s->block != block) { /* a block's slots are registered together, in order */
             block = s->block;
-            at = inner;
+            at = arena;
             if (!(block > 1 && rn_block_in_place(net, net->blocks[block - 1]))) turn = !turn;
         }
         if (block_output_slot(net, s)) {
@@ -291,7 +289,7 @@ int rn_net_reserve_batch(rn_net *net, int n)
                        n, (double)(per_image + 9 * max_tensor) * n * 4 / 1048576.0);
     float *p = net->run.act;
     if (layout == 1) {
-        bind_frozen(net, p, n, outs);
+        bind_frozen(net, p, n, per_image, outs, inner);
     } else {
         for (int i = 0; i < net->n_slots; i++) {
             *net->slots[i].bind = p;
