@@ -44,8 +44,9 @@ int main(int argc, char **argv)
     float *y = rn_alloc_lines(len, sizeof *y), *dw = rn_alloc_lines_zero(wl, sizeof *dw);
     float *direct = rn_alloc_lines(rn_convb_packed_floats(&sh), sizeof(float));
     float *work_d = rn_alloc_lines(rn_convb_workspace(&sh) + 1, sizeof(float));
+    float *work_dg = rn_alloc_lines(rn_convb_backward_weights_workspace(&sh) + 1, sizeof(float));
     float *wino[2], *work_w[2], *work_g[2];
-    int ok = x && dy && w && y && dw && direct && work_d;
+    int ok = x && dy && w && y && dw && direct && work_d && work_dg;
     for (int t = 0; t < 2; t++) {
         rn_convb_wino_force_tile(2 + 2 * t);
         wino[t] = rn_alloc_lines(rn_convb_wino_packed_floats(&sh), sizeof(float));
@@ -68,7 +69,7 @@ int main(int argc, char **argv)
             const double t0 = rn_clock_s();
             if (k == 0) rn_convb_forward(y, x, direct, 0, &sh, work_d);
             else if (k < 3) rn_convb_wino_forward(y, x, wino[t], 0, &sh, work_w[t]);
-            else if (k == 3) rn_convb_backward_weights(dw, NULL, dy, x, &sh);
+            else if (k == 3) rn_convb_backward_weights(dw, NULL, dy, x, &sh, work_dg);
             else rn_convb_wino_backward_weights(dw, dy, x, &sh, work_g[t]);
             const double dt = rn_clock_s() - t0;
             if (dt < best[k]) best[k] = dt;
@@ -84,7 +85,7 @@ int main(int argc, char **argv)
                gflop / b[0], 1e3 * b[1], gflop / b[1], b[0] / b[1], 1e3 * b[2], gflop / b[2],
                b[0] / b[2]);
     }
-    free(x), free(dy), free(w), free(y), free(dw), free(direct), free(work_d);
+    free(x), free(dy), free(w), free(y), free(dw), free(direct), free(work_d), free(work_dg);
     for (int t = 0; t < 2; t++) free(wino[t]), free(work_w[t]), free(work_g[t]);
     return 0;
 }

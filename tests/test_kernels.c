@@ -979,10 +979,14 @@ static void convb_wgrad_case(int n, int c, int h, int w, int k, int r, int strid
         if (how == WGRAD_WINOGRAD) {
             float *work = alloc_nan(rn_convb_wino_wgrad_workspace(&sh));
             rn_convb_wino_backward_weights(dw[t - 1], dyb, xb, &sh, work);
-            rn_convb_backward_weights(NULL, db[t - 1], dyb, xb, &sh);
+            rn_convb_backward_weights(NULL, db[t - 1], dyb, xb, &sh, NULL);
             free(work);
-        } else if (planar_in) rn_convb_backward_weights_planar_in(dw[t - 1], db[t - 1], dyb, x, &sh);
-        else rn_convb_backward_weights(dw[t - 1], db[t - 1], dyb, xb, &sh);
+        } else {
+            float *work = alloc_nan(rn_convb_backward_weights_workspace(&sh));
+            if (planar_in) rn_convb_backward_weights_planar_in(dw[t - 1], db[t - 1], dyb, x, &sh, work);
+            else rn_convb_backward_weights(dw[t - 1], db[t - 1], dyb, xb, &sh, work);
+            free(work);
+        }
         if (t > 1) {
             assert_memory_equal(dw[t - 1], dw[0], wl * sizeof(float));
             assert_memory_equal(db[t - 1], db[0], (size_t)k * sizeof(float));
@@ -1039,6 +1043,11 @@ static void test_convb_backward_weights(void **state)
     convb_wgrad_case(2, 20, 40, 36, 24, 3, 2, 1, WGRAD_BLOCKED);
     convb_wgrad_case(20, 16, 4, 4, 16, 3, 1, 1, WGRAD_BLOCKED);
     convb_wgrad_case(2, 3, 46, 46, 16, 7, 2, 3, WGRAD_PLANAR_IN);
+    /* tasks of tiles (convb_wgrad.c, plan_of) on one thread as well: more pairs by slots than
+     * a thread's accumulators hold (9 pairs, the last single, by 33 slots, the last half
+     * empty), and wide rows whose chunk's x for all the slots would not fit the budget */
+    convb_wgrad_case(2, 264, 3, 3, 264, 1, 1, 0, WGRAD_BLOCKED);
+    convb_wgrad_case(1, 320, 2, 1000, 48, 1, 1, 0, WGRAD_BLOCKED);
 }
 
 /* The input gradient's Winograd weights, packed straight from the forward's (transposed and

@@ -179,10 +179,12 @@ static int time_kernel(kernel_row *r, const bench_settings *bs, uint64_t seed)
         wino ? rn_convb_wino_packed_floats(&t) : rn_convb_backward_data_packed_floats(&sh), sizeof(float));
     float *workd = rn_alloc_lines(
         (wino ? rn_convb_wino_workspace(&t) : rn_convb_backward_data_workspace(&sh)) + 1, sizeof(float));
-    float *workg = wino_wgrad ? rn_alloc_lines(rn_convb_wino_wgrad_workspace(&sh) + 1, sizeof(float)) : NULL;
+    float *workg = rn_alloc_lines((wino_wgrad ? rn_convb_wino_wgrad_workspace(&sh)
+                                              : rn_convb_backward_weights_workspace(&sh)) + 1,
+                                  sizeof(float));
     int rc = 0;
     if (!x || !w || !dy || !y || !dx || !dw || !work || !xb || !yb || !wb || !workb || !dyb ||
-        !dxb || !wd || !workd || (wino_wgrad && !workg))
+        !dxb || !wd || !workd || !workg)
         rc = cli_error("bench: %s: out of memory for a batch of %d", c->name, bs->batch);
     if (!rc) rn_blk_from_nchw(xb, x, sh.n, sh.c, sh.h, sh.w);
     if (!rc) rn_blk_from_nchw(dyb, dy, sh.n, sh.k, sh.oh, sh.ow);
@@ -213,7 +215,7 @@ static int time_kernel(kernel_row *r, const bench_settings *bs, uint64_t seed)
                 rn_convb_backward_data_pack(wd, w, &sh);
                 rn_convb_backward_data(dxb, dyb, wd, &sh, workd);
             } else if (wino_wgrad) rn_convb_wino_backward_weights(dw, dyb, xb, &sh, workg);
-            else rn_convb_backward_weights(dw, NULL, dyb, xb, &sh);
+            else rn_convb_backward_weights(dw, NULL, dyb, xb, &sh, workg);
             double dt = rn_clock_s() - t0;
             if (it < bs->warmup) continue;
             r->ms[d][timed++] = 1e3 * dt;

@@ -7,19 +7,26 @@
  * output pixels, with nothing packed or padded: the tap's border is left out by clipping the
  * rectangle, which is where the padding's zeros would have been.
  *
- * A task is up to SLOTS_MAX slots of one pair. It walks the batch a chunk of output
- * pixels at a time (whole images on small maps, bands of rows on large ones: about CHUNK_BYTES
- * of dy for the pair) and runs every slot over the chunk before the next, adding each slot's
- * sums to its accumulators in memory: the chunk's dy is read from memory once for all the
- * input channels and taps, and then from cache (one slot per task, streaming the whole batch
- * for every input channel, ran the 1x1 weight gradients of resnet50 at 25-50% of the peak).
+ * A task is a tile of slots: a run of pairs by a run of the pairs' slots, whose accumulators
+ * wait in the thread's workspace between calls. It walks the batch a chunk of output pixels
+ * at a time (whole images on small maps, bands of rows on large ones: about CHUNK_BYTES of dy
+ * for a pair) and runs every slot of the tile over the chunk before the next: a pair's dy
+ * chunk is read from memory once and then from L1 for all its slots, and the chunk's x for the
+ * run of slots once and then from L2 for all the pairs. Each task reads x once for its pairs
+ * and dy once for its slots, so the tile's shape is chosen (plan_of) to read the fewest bytes
+ * with the accumulators a thread holds. One slot a task, all of a pair's slots (the scheme
+ * before) read x from memory once for every pair: the 1x1 and strided weight gradients of
+ * resnet50 ran at 20-50% of the peak.
  * Each dw value is summed by one task, chunk after chunk in order: the same bits for any
- * thread count (the chunks depend on the shape only). */
+ * thread count and tiling (the chunks depend on the shape only). */
 #include "kernels/convb.h"
 #include "kernels/kernels.h"
+#include "kernels/parallel.h"
 
-enum { SLOTS_MAX = 64 };            /* accumulator slots of a task: 64 KB of stack at 16 lanes */
+enum { ACC_SLOTS = 256 };          /* accumulator slots of a thread: 256 KB at 16 lanes */
 enum { CHUNK_BYTES = 32 * 1024 };   /* dy of a pair per chunk: with its x, within L1 + L2 */
+enum { X_BYTES_PER_LANE = 32 * 1024 }; /* a chunk's x for a task's slots, at most: with the
+                                        * accumulators, within L2 (512 KB at 16 lanes) */
 
 /* The output pixels whose input at tap offset k lies inside a map of size n: [*lo, *hi). */
 static void inside(int *lo, int *hi, int k, int n, int out, int stride, int pad)
@@ -104,6 +111,11 @@ static void run_slot(const wgrad_job *j, int kb, int s, int i0, int imgs, int y0
         a.xstep = (size_t)sh->stride * cb, a.cstride = 1;
         xt = j->x + (size_t)cbk * plane * cb + ((size_t)iy * sh->w + ix) * cb + (c0 - cbk * cb);
     }
+    /* whole rows that follow each other in x and dy (a 1x1 stride-1 convolution): one run of
+     * pixels, so that small maps do not pay the microkernel's turn at each row (rows of 7:
+     * 73% of the peak in the probe, 90-96% for runs of 56 or more) */
+    if (a.rows > 1 && a.xrow == (size_t)a.cols * a.xstep && a.dyrow == (size_t)a.cols * cb)
+        a.cols *= a.rows, a.rows = 1;
     xt += (size_t)i0 * a.ximg;
     const float *dyt = j->dy + (size_t)i0 * a.dyimg + (size_t)kb * oplane + ((size_t)oy0 * sh->ow + ox0) * cb;
     j->v->wgrad(&a, r, kbs, acc, xt, dyt);
@@ -115,57 +127,124 @@ static void add_slot(const wgrad_job *j, float *dw, int kb, int s, const float *
     const rn_conv_shape *sh = j->sh;
     const int cb = j->cb;
     const slot_info o = slot_of(j, kb, s);
-    for (int i = 0; i < o.r; i++)
-        for (int b = 0; b < o.kbs; b++)
-            for (int l = 0; l < cb; l++) {
-                const int k = (kb + b) * cb + l;
-                if (k < sh->k)
-                    dw[((size_t)k * sh->c + o.c0 + i) * j->taps + o.tap] += acc[(i * o.kbs + b) * cb + l];
-            }
+    /* a row of dw at a time (its r channels), not a column: the scattered adds of a column
+     * took 2.0-2.8 ms of a 512->2048 1x1 gradient's 4.9-5.9 at batch 1 */
+    for (int b = 0; b < o.kbs; b++)
+        for (int l = 0; l < cb; l++) {
+            const int k = (kb + b) * cb + l;
+            if (k >= sh->k) break;
+            float *d = dw + ((size_t)k * sh->c + o.c0) * j->taps + o.tap;
+            for (int i = 0; i < o.r; i++) d[(size_t)i * j->taps] += acc[(i * o.kbs + b) * cb + l];
+        }
+}
+
+/* A pair's slots in the order tasks take them: a double pair's all (the empty ones, the last
+ * block's second half where it holds half a block or less, come last), a single block's
+ * first halves (it takes whole input blocks). */
+static int slot_count(const wgrad_job *j, int kbs)
+{
+    if (kbs == 1) return j->cbn * j->taps;
+    const int last = j->sh->c - (j->cbn - 1) * j->cb;
+    return (2 * j->cbn - (last <= j->cb / 2)) * j->taps;
+}
+
+static int slot_index(const wgrad_job *j, int kbs, int q)
+{
+    return kbs > 1 ? q : q / j->taps * 2 * j->taps + q % j->taps;
+}
+
+/* The tasks' tiles: ps pairs by g slots; sets x groups tasks. */
+typedef struct {
+    int ps, g, sets, groups;
+} wgrad_plan;
+
+/* The tile that reads the fewest bytes from memory (x once for each run of pairs, dy once for
+ * each run of slots) with at most ACC_SLOTS accumulators and a chunk's x for the slots within
+ * X_BYTES_PER_LANE * cb, weighted by how evenly the tasks fill the threads. A function of the
+ * shape and thread count; the bits do not depend on it. */
+static wgrad_plan plan_of(const wgrad_job *j, const chunking *ch, int threads)
+{
+    const rn_conv_shape *sh = j->sh;
+    const int cb = j->cb, pairs = (j->kbn + 1) / 2, slots = slot_count(j, j->kbn > 1 ? 2 : 1);
+    const int rows_in = (ch->rows - 1) * sh->stride + sh->r;
+    const double xblock = (double)ch->imgs * (rows_in < sh->h ? rows_in : sh->h) * sh->w * cb * sizeof(float);
+    const double gmax_x = (double)X_BYTES_PER_LANE * cb / xblock * 2 * j->taps; /* 2 slots a block */
+    const double x = (double)sh->n * j->cbn * sh->h * sh->w * cb * sizeof(float);
+    const double dy = (double)sh->n * j->kbn * sh->oh * sh->ow * cb * sizeof(float);
+    /* the multiply-adds in the same unit, a vector of them (cb lanes) as 4 bytes: a core's
+     * FMA units do two a cycle, about while memory brings it 8 bytes */
+    const double work = (double)sh->n * sh->oh * sh->ow * j->kbn * sh->c * j->taps * 4.0;
+    wgrad_plan best = {1, 1, pairs, slots};
+    double best_cost = -1;
+    for (int ps = 1; ps <= pairs && ps <= ACC_SLOTS; ps++)
+        for (int g = 1; g <= slots && (long)ps * g <= ACC_SLOTS; g++) {
+            if (g > 1 && g > gmax_x) break;
+            const int sets = (pairs + ps - 1) / ps, groups = (slots + g - 1) / g;
+            const long tasks = (long)sets * groups;
+            const long rounds = (tasks + threads - 1) / threads;
+            const double cost = (x * sets + dy * groups + work) * rounds * threads / tasks;
+            if (best_cost < 0 || cost < best_cost) best_cost = cost, best = (wgrad_plan){ps, g, sets, groups};
+        }
+    return best;
+}
+
+/* The job and plan of a shape (x and dy are not read). */
+static wgrad_plan plan_of_shape(const rn_convb_fns *v, const rn_conv_shape *sh, const float *x,
+                                const float *dy, int planar_in, wgrad_job *j, chunking *ch)
+{
+    const int cb = v->lanes;
+    *j = (wgrad_job){v, sh, x, dy, planar_in, cb, rn_blk_count(sh->c, cb), rn_blk_count(sh->k, cb),
+                     sh->r * sh->s};
+    *ch = chunks_of(sh, cb);
+    return plan_of(j, ch, sh->threads > 1 ? sh->threads : 1);
+}
+
+size_t rn_convb_backward_weights_workspace(const rn_conv_shape *sh)
+{
+    const rn_convb_fns v = rn_convb_select();
+    wgrad_job j;
+    chunking ch;
+    const wgrad_plan pl = plan_of_shape(&v, sh, NULL, NULL, 0, &j, &ch);
+    const int threads = sh->threads > 1 ? sh->threads : 1;
+    return (size_t)threads * pl.ps * pl.g * v.lanes * v.lanes;
 }
 
 static void backward_weights(float *dw, const float *dy, const float *x, int planar_in,
-                             const rn_conv_shape *sh)
+                             const rn_conv_shape *sh, float *work)
 {
     const rn_convb_fns v = rn_convb_select();
-    const int cb = v.lanes, kbn = rn_blk_count(sh->k, cb), cbn = rn_blk_count(sh->c, cb);
-    const wgrad_job j = {&v, sh, x, dy, planar_in, cb, cbn, kbn, sh->r * sh->s};
-    const int pairs = (kbn + 1) / 2, slots = cbn * 2 * j.taps;
-    const int threads = sh->threads > 1 ? sh->threads : 1;
-    /* slots per task: all of a pair's (up to SLOTS_MAX), fewer where the pairs alone would
-     * leave threads idle; a function of the shape and thread count that does not change which
-     * task sums a dw value in which order, only how the slots are grouped. Every task streams
-     * the whole batch's dy, so no more tasks than threads: with 8 a thread (as the other
-     * passes cut their work) resnet20's 32->64 stride-2 gradient on 14x14 maps read dy 16
-     * times over at 2 threads and took 1.1-1.5 ms, against 0.84-0.97 ms with one a thread. */
-    int per = slots < SLOTS_MAX ? slots : SLOTS_MAX;
-    const int want = (threads + pairs - 1) / pairs;
-    if (threads > 1 && (slots + per - 1) / per < want) per = (slots + want - 1) / want;
-    if (per < 1) per = 1;
-    const int groups = (slots + per - 1) / per;
-    const chunking ch = chunks_of(sh, cb);
-    const long tasks = (long)pairs * groups;
-    /* A task takes every groups-th slot from its first, not a run of them: the second half of
-     * a pair's slots is empty where the pair is one block or the input has under CB / 2
-     * channels (a network's first convolution), and runs left one task all the work. */
+    wgrad_job j;
+    chunking ch;
+    const wgrad_plan pl = plan_of_shape(&v, sh, x, dy, planar_in, &j, &ch);
+    const int cb = v.lanes, kbn = j.kbn, threads = sh->threads > 1 ? sh->threads : 1;
+    const int pairs = (kbn + 1) / 2;
+    const size_t slot_floats = (size_t)cb * cb, tile_floats = (size_t)pl.ps * pl.g * slot_floats;
+    const long tasks = (long)pl.sets * pl.groups;
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
     for (long t = 0; t < tasks; t++) {
-        const int kb = 2 * (int)(t / groups), g = (int)(t % groups);
-        const int count = (slots - g + groups - 1) / groups;
-        float acc[SLOTS_MAX * RN_BLK_MAX_LANES * RN_BLK_MAX_LANES] __attribute__((aligned(64)));
-        const size_t slot_floats = (size_t)cb * cb;
-        for (size_t i = 0; i < (size_t)count * slot_floats; i++) acc[i] = 0.0f;
+        float *acc = work + (size_t)rn_thread_id() * tile_floats;
+        const int p0 = (int)(t / pl.groups) * pl.ps, q0 = (int)(t % pl.groups) * pl.g;
+        const int np = pairs - p0 < pl.ps ? pairs - p0 : pl.ps;
+        for (size_t i = 0; i < (size_t)np * pl.g * slot_floats; i++) acc[i] = 0.0f;
         for (int i0 = 0; i0 < sh->n; i0 += ch.imgs) {
             const int imgs = sh->n - i0 < ch.imgs ? sh->n - i0 : ch.imgs;
             for (int y0 = 0; y0 < sh->oh; y0 += ch.rows) {
                 const int y1 = y0 + ch.rows < sh->oh ? y0 + ch.rows : sh->oh;
-                for (int q = 0; q < count; q++)
-                    run_slot(&j, kb, g + q * groups, i0, imgs, y0, y1,
-                             acc + (size_t)q * slot_floats);
+                for (int p = 0; p < np; p++) {
+                    const int kb = 2 * (p0 + p), kbs = kb + 1 < kbn ? 2 : 1;
+                    const int end = slot_count(&j, kbs) < q0 + pl.g ? slot_count(&j, kbs) : q0 + pl.g;
+                    for (int q = q0; q < end; q++)
+                        run_slot(&j, kb, slot_index(&j, kbs, q), i0, imgs, y0, y1,
+                                 acc + ((size_t)p * pl.g + q - q0) * slot_floats);
+                }
             }
         }
-        for (int q = 0; q < count; q++)
-            add_slot(&j, dw, kb, g + q * groups, acc + (size_t)q * slot_floats);
+        for (int p = 0; p < np; p++) {
+            const int kb = 2 * (p0 + p), kbs = kb + 1 < kbn ? 2 : 1;
+            const int end = slot_count(&j, kbs) < q0 + pl.g ? slot_count(&j, kbs) : q0 + pl.g;
+            for (int q = q0; q < end; q++)
+                add_slot(&j, dw, kb, slot_index(&j, kbs, q), acc + ((size_t)p * pl.g + q - q0) * slot_floats);
+        }
     }
 }
 
@@ -188,15 +267,15 @@ static void backward_bias(float *db, const float *dy, const rn_conv_shape *sh)
 }
 
 void rn_convb_backward_weights(float *dw, float *db, const float *dy, const float *x,
-                               const rn_conv_shape *sh)
+                               const rn_conv_shape *sh, float *work)
 {
-    if (dw) backward_weights(dw, dy, x, 0, sh);
+    if (dw) backward_weights(dw, dy, x, 0, sh, work);
     if (db) backward_bias(db, dy, sh);
 }
 
 void rn_convb_backward_weights_planar_in(float *dw, float *db, const float *dy, const float *x,
-                                         const rn_conv_shape *sh)
+                                         const rn_conv_shape *sh, float *work)
 {
-    if (dw) backward_weights(dw, dy, x, 1, sh);
+    if (dw) backward_weights(dw, dy, x, 1, sh, work);
     if (db) backward_bias(db, dy, sh);
 }

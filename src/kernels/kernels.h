@@ -153,12 +153,14 @@ void rn_convb_forward_planar_in(float *y, const float *x, const float *packed, i
                                 const rn_conv_shape *sh, float *work);
 /* The weight gradient on blocked tensors: dw += the gradient of the weights [k, c, r, s] given
  * the blocked output gradient dy and input x (planar x[n, c, h, w] for the _planar_in one),
- * db += the sum of dy (each may be NULL). No workspace; sh->threads threads, the same bits
- * whatever their number. */
+ * db += the sum of dy (each may be NULL), with rn_convb_backward_weights_workspace(sh) floats
+ * of work (unused, and may be NULL, when dw is); sh->threads threads, the same bits whatever
+ * their number. */
+size_t rn_convb_backward_weights_workspace(const rn_conv_shape *sh);
 void rn_convb_backward_weights(float *dw, float *db, const float *dy, const float *x,
-                               const rn_conv_shape *sh);
+                               const rn_conv_shape *sh, float *work);
 void rn_convb_backward_weights_planar_in(float *dw, float *db, const float *dy, const float *x,
-                                         const rn_conv_shape *sh);
+                                         const rn_conv_shape *sh, float *work);
 /* The input gradient on blocked tensors: dx = the gradient of the input (overwritten) given
  * the blocked output gradient dy and the weights packed by rn_convb_backward_data_pack into
  * rn_convb_backward_data_packed_floats(sh) floats; any kernel, stride and padding, with

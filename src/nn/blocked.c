@@ -44,6 +44,10 @@ size_t rn_conv_blocked_work(const rn_conv *conv, int n, int threads)
     } else {
         bwd = round16(rn_convb_backward_data_packed_floats(&sh)) + rn_convb_backward_data_workspace(&sh);
     }
+    /* the direct weight gradient's, after the input gradient's in the same space */
+    if (!(use_wino(conv, &sh) && rn_convb_wino_wgrad_pays(&sh)) &&
+        rn_convb_backward_weights_workspace(&sh) > bwd)
+        bwd = rn_convb_backward_weights_workspace(&sh);
     return fwd > bwd ? fwd : bwd;
 }
 
@@ -79,11 +83,11 @@ void rn_conv_run_backward_blocked(rn_net *net, rn_conv *conv, float *dx, const f
     }
     if (use_wino(conv, &sh) && rn_convb_wino_wgrad_pays(&sh)) {
         if (conv->dw) rn_convb_wino_backward_weights(conv->dw, dy, x, &sh, net->run.work);
-        if (conv->has_bias) rn_convb_backward_weights(NULL, conv->db, dy, x, &sh);
+        if (conv->has_bias) rn_convb_backward_weights(NULL, conv->db, dy, x, &sh, NULL);
         return;
     }
     (conv->blk_planar_in ? rn_convb_backward_weights_planar_in : rn_convb_backward_weights)(
-        conv->dw, conv->has_bias ? conv->db : NULL, dy, x, &sh);
+        conv->dw, conv->has_bias ? conv->db : NULL, dy, x, &sh, net->run.work);
 }
 
 /* Where training on blocks pays (measured, docs/performance.md): with AVX-512's 16-lane blocks;
