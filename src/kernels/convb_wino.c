@@ -17,6 +17,7 @@
 #endif
 
 #include "kernels/convb.h"
+#include "kernels/cpu.h"
 #include "kernels/kernels.h"
 
 
@@ -43,6 +44,7 @@ int rn_convb_wino_fits(const rn_conv_shape *sh)
  * choice, so a network gives the same bits for any batch size. */
 int rn_convb_wino_pays(const rn_conv_shape *sh)
 {
+    if (sh->algo == RN_CONV_DIRECT) return 0;
     const int least = rn_blk_lanes() == 16 || rn_convb_wino_tile(sh) == 4 ? 16 : 32;
     return rn_convb_wino_fits(sh) && sh->c >= least && sh->k >= least && sh->oh >= 2 && sh->ow >= 2;
 }
@@ -110,6 +112,18 @@ int rn_convb_wino_wgrad_tile(const rn_conv_shape *sh)
     return forced_tile ? forced_tile : m == 4 && sh->c <= 64 && sh->k <= 64 ? 4 : 2;
 }
 
+/* Below 32 channels F(2x2, 3x3) moves 16 transformed values for every 4 outputs and
+ * multiplies each with only 16 weights: on Intel's AVX-512 cores, with two FMA units of 16
+ * lanes, the direct kernel is faster there (Xeon, family 6 model 207, bench/convb_wino_probe.c,
+ * batch 128, 16->16 channels, the time of F(2x2) over the direct kernel's: 1.41x on 32x32 at 1
+ * thread, 1.25x at 2; 1.30x and 1.06x on 28x28; at 32 channels on 16x16 F(2x2) takes 0.82x
+ * and 0.77x, at 64 on 8x8 0.63x and 0.62x), where on AMD's Zen 4, whose units split a 16-lane
+ * FMA in two, F(2x2) took 0.85x on the 16-channel 32x32 layers (the measurements above). */
+static int direct_training_forward(const rn_conv_shape *sh)
+{
+    return rn_blk_lanes() == 16 && rn_cpu_intel() && (sh->c < 32 || sh->k < 32);
+}
+
 /* The forward's rounding decides which side of the kink each ReLU input falls on, and
  * F(4x4, 3x3)'s, about 30x F(2x2, 3x3)'s on blocks (test_kernels), flipped enough of them in
  * plain20's parity case (tests/test_parity.c on blocks: its first convolution's weights after
@@ -119,7 +133,7 @@ int rn_convb_wino_wgrad_tile(const rn_conv_shape *sh)
 rn_conv_shape rn_convb_wino_training_forward(const rn_conv_shape *sh)
 {
     rn_conv_shape t = *sh;
-    t.algo = RN_CONV_WINOGRAD_2X2;
+    t.algo = direct_training_forward(sh) ? RN_CONV_DIRECT : RN_CONV_WINOGRAD_2X2;
     return t;
 }
 

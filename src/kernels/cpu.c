@@ -19,15 +19,36 @@ static rn_simd detect(void)
     return RN_SIMD_GENERIC;
 }
 
+static int detect_intel(void)
+{
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    return __builtin_cpu_is("intel");
+#else
+    return 0;
+#endif
+}
+
 /* Decided once: networks run on several threads at once, and in C11 an unsynchronised
  * first write racing with another thread's read is undefined, however alike the values. */
 static rn_simd simd_cached;
+static int intel_cached;
 static pthread_once_t simd_once = PTHREAD_ONCE_INIT;
 
-static void detect_once(void) { simd_cached = detect(); }
+static void detect_once(void)
+{
+    simd_cached = detect();
+    intel_cached = detect_intel();
+}
 
 rn_simd rn_cpu_simd(void)
 {
     pthread_once(&simd_once, detect_once);
     return simd_cached;
+}
+
+int rn_cpu_intel(void)
+{
+    pthread_once(&simd_once, detect_once);
+    return intel_cached;
 }

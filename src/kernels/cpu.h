@@ -10,4 +10,8 @@ typedef enum { RN_SIMD_GENERIC = 0, RN_SIMD_AVX2 = 1, RN_SIMD_AVX512 = 2 } rn_si
  * tests exercise those paths, and A/B measurements compare them, on one machine). */
 rn_simd rn_cpu_simd(void);
 
+/* 1 on an Intel CPU: where a choice of algorithm was measured to differ between Intel's
+ * AVX-512 cores and AMD's (convb_wino.c). */
+int rn_cpu_intel(void);
+
 #endif

@@ -186,7 +186,9 @@ int rn_convb_wino_tile(const rn_conv_shape *sh);
 int rn_convb_wino_inference_tile(const rn_conv_shape *sh);
 /* ... and the one the weight gradient takes (convb_wino.c). */
 int rn_convb_wino_wgrad_tile(const rn_conv_shape *sh);
-/* sh as a training forward runs it: Winograd with 2x2 tiles only (convb_wino.c has why). */
+/* sh as a training forward runs it: Winograd with 2x2 tiles only, or the direct kernel where
+ * that is faster (algo RN_CONV_DIRECT, for which rn_convb_wino_pays is 0; convb_wino.c has
+ * why). */
 rn_conv_shape rn_convb_wino_training_forward(const rn_conv_shape *sh);
 /* For tests and probes: 2 or 4 takes that tile for every shape, 0 the choice above. Not to be
  * called while a convolution runs. */
