@@ -153,6 +153,13 @@ static int slot_index(const wgrad_job *j, int kbs, int q)
     return kbs > 1 ? q : q / j->taps * 2 * j->taps + q % j->taps;
 }
 
+/* The end of a tile's run of slots [q0, q0 + g) for a pair of kbs blocks. */
+static int slots_end(const wgrad_job *j, int kbs, int q0, int g)
+{
+    const int count = slot_count(j, kbs);
+    return count < q0 + g ? count : q0 + g;
+}
+
 /* The tasks' tiles: ps pairs by g slots; sets x groups tasks. */
 typedef struct {
     int ps, g, sets, groups;
@@ -232,8 +239,7 @@ static void backward_weights(float *dw, const float *dy, const float *x, int pla
                 const int y1 = y0 + ch.rows < sh->oh ? y0 + ch.rows : sh->oh;
                 for (int p = 0; p < np; p++) {
                     const int kb = 2 * (p0 + p), kbs = kb + 1 < kbn ? 2 : 1;
-                    const int end = slot_count(&j, kbs) < q0 + pl.g ? slot_count(&j, kbs) : q0 + pl.g;
-                    for (int q = q0; q < end; q++)
+                    for (int q = q0, end = slots_end(&j, kbs, q0, pl.g); q < end; q++)
                         run_slot(&j, kb, slot_index(&j, kbs, q), i0, imgs, y0, y1,
                                  acc + ((size_t)p * pl.g + q - q0) * slot_floats);
                 }
@@ -241,8 +247,7 @@ static void backward_weights(float *dw, const float *dy, const float *x, int pla
         }
         for (int p = 0; p < np; p++) {
             const int kb = 2 * (p0 + p), kbs = kb + 1 < kbn ? 2 : 1;
-            const int end = slot_count(&j, kbs) < q0 + pl.g ? slot_count(&j, kbs) : q0 + pl.g;
-            for (int q = q0; q < end; q++)
+            for (int q = q0, end = slots_end(&j, kbs, q0, pl.g); q < end; q++)
                 add_slot(&j, dw, kb, slot_index(&j, kbs, q), acc + ((size_t)p * pl.g + q - q0) * slot_floats);
         }
     }
