@@ -8,12 +8,74 @@
 #include "kernels/blk_bn.h"
 #include "kernels/kernels.h"
 
-/* Over images [i0, i1) of block b: s0 (and s1 for SUM_GRAD) per lane. */
+/* One run of SUM_X, n pixels from xr: their float sum into f0; then, the run now in the L1
+ * cache, about the centre c = f0 / n, the sums of (x - c)^2 into f1 and of x - c into fd. Those
+ * are small where the mean is large against the spread, so the run's mean c + fd / n and
+ * squared deviations f1 - fd^2 / n keep their precision there. Each sum in four chains (pixel
+ * p in chain p % 4, added (0 + 1) + (2 + 3)): with one, each addition waited for the last,
+ * and the two passes over the run took longer than reading it from memory. In vectors of the
+ * block's lanes (GCC's vector extension): as arrays of lanes GCC 12 kept the sums on the
+ * stack, and the statistics took twice the time of the two passes they replace. */
+#define RUN_SUMS(V)                                                                                \
+    do {                                                                                           \
+        const V zero = {0};                                                                        \
+        V s0 = zero, s1 = zero, s2 = zero, s3 = zero;                                              \
+        int p = 0;                                                                                 \
+        for (; p + 4 <= n; p += 4) {                                                               \
+            const float *v = xr + (size_t)p * cb;                                                  \
+            s0 += *(const V *)v;                                                                   \
+            s1 += *(const V *)(v + cb);                                                            \
+            s2 += *(const V *)(v + 2 * cb);                                                        \
+            s3 += *(const V *)(v + 3 * cb);                                                        \
+        }                                                                                          \
+        if (p < n) s0 += *(const V *)(xr + (size_t)p * cb);                                        \
+        if (p + 1 < n) s1 += *(const V *)(xr + (size_t)(p + 1) * cb);                              \
+        if (p + 2 < n) s2 += *(const V *)(xr + (size_t)(p + 2) * cb);                              \
+        const V sum = (s0 + s1) + (s2 + s3), centre = sum / (float)n;                              \
+        V q0 = zero, q1 = zero, q2 = zero, q3 = zero, e0 = zero, e1 = zero, e2 = zero, e3 = zero;  \
+        for (p = 0; p + 4 <= n; p += 4) {                                                          \
+            const float *v = xr + (size_t)p * cb;                                                  \
+            const V d0 = *(const V *)v - centre, d1 = *(const V *)(v + cb) - centre;               \
+            const V d2 = *(const V *)(v + 2 * cb) - centre, d3 = *(const V *)(v + 3 * cb) - centre; \
+            q0 += d0 * d0, q1 += d1 * d1, q2 += d2 * d2, q3 += d3 * d3;                            \
+            e0 += d0, e1 += d1, e2 += d2, e3 += d3;                                                \
+        }                                                                                          \
+        for (int k = 0; p + k < n; k++) {                                                          \
+            const V d = *(const V *)(xr + (size_t)(p + k) * cb) - centre;                          \
+            if (k == 0) q0 += d * d, e0 += d;                                                      \
+            else if (k == 1) q1 += d * d, e1 += d;                                                 \
+            else q2 += d * d, e2 += d;                                                             \
+        }                                                                                          \
+        const V sq = (q0 + q1) + (q2 + q3), dev = (e0 + e1) + (e2 + e3);                          \
+        memcpy(f0, &sum, sizeof sum);                                                              \
+        memcpy(c, &centre, sizeof centre);                                                         \
+        memcpy(f1, &sq, sizeof sq);                                                                \
+        memcpy(fd, &dev, sizeof dev);                                                              \
+    } while (0)
+
+typedef float bn_lanes16 __attribute__((vector_size(16 * sizeof(float)), aligned(sizeof(float))));
+typedef float bn_lanes8 __attribute__((vector_size(8 * sizeof(float)), aligned(sizeof(float))));
+
+static inline __attribute__((always_inline)) void run_sums(const int cb, float *f0, float *f1,
+                                                           float *fd, float *c, const float *xr,
+                                                           int n)
+{
+    if (cb == 16) RUN_SUMS(bn_lanes16);
+    else RUN_SUMS(bn_lanes8);
+}
+#undef RUN_SUMS
+
+/* Over images [i0, i1) of block b: s0 and s1 per lane (SUM_X: s1 the squared deviations,
+ * s1 + RN_BLK_MAX_LANES their mean). SUM_X merges its runs' (count, mean, squared deviations)
+ * one at a time in double (Chan, Golub and LeVeque's update: m2 += m2_run + delta^2 n n_run /
+ * (n + n_run)), so that the statistics take one pass over x rather than two (the second, after
+ * the mean, read the whole tensor again). */
 static inline __attribute__((always_inline)) void group_sums(
     const int cb, const int kind, double *s0, double *s1, const float *x, const float *dy,
     const float *relu_y, const double *mu, int i0, int i1, int cbn, int b, int hw)
 {
-    double d0[RN_BLK_MAX_LANES] = {0}, d1[RN_BLK_MAX_LANES] = {0};
+    double d0[RN_BLK_MAX_LANES] = {0}, d1[RN_BLK_MAX_LANES] = {0}, mean[RN_BLK_MAX_LANES] = {0};
+    double count = 0.0;
     float m[RN_BLK_MAX_LANES];
     for (int l = 0; l < cb; l++) m[l] = mu ? (float)mu[l] : 0.0f;
     for (int i = i0; i < i1; i++) {
@@ -21,30 +83,35 @@ static inline __attribute__((always_inline)) void group_sums(
         for (int p0 = 0; p0 < hw; p0 += SUM_RUN) {
             const int p1 = p0 + SUM_RUN < hw ? p0 + SUM_RUN : hw;
             float f0[RN_BLK_MAX_LANES] = {0}, f1[RN_BLK_MAX_LANES] = {0};
+            if (kind == SUM_X) {
+                float fd[RN_BLK_MAX_LANES] = {0}, c[RN_BLK_MAX_LANES];
+                run_sums(cb, f0, f1, fd, c, x + o + (size_t)p0 * cb, p1 - p0);
+                const double n = p1 - p0, total = count + n;
+                for (int l = 0; l < cb; l++) {
+                    const double dev = fd[l];
+                    const double delta = ((double)c[l] + dev / n) - mean[l];
+                    mean[l] += delta * (n / total);
+                    d0[l] += f0[l];
+                    d1[l] += ((double)f1[l] - dev * dev / n) + delta * delta * (count * n / total);
+                }
+                count = total;
+                continue;
+            }
             for (int p = p0; p < p1; p++) {
-                const float *xp = x + o + (size_t)p * cb;
-                if (kind == SUM_X) {
-                    for (int l = 0; l < cb; l++) f0[l] += xp[l];
-                } else if (kind == SUM_SQDEV) {
-                    for (int l = 0; l < cb; l++) {
-                        const float d = xp[l] - m[l];
-                        f0[l] += d * d;
-                    }
-                } else {
-                    const float *dp = dy + o + (size_t)p * cb;
-                    const float *rp = relu_y ? relu_y + o + (size_t)p * cb : NULL;
-                    for (int l = 0; l < cb; l++) {
-                        const float g = rp && !(rp[l] > 0.0f) ? 0.0f : dp[l];
-                        f0[l] += g;
-                        f1[l] += g * (xp[l] - m[l]);
-                    }
+                const float *xp = x + o + (size_t)p * cb, *dp = dy + o + (size_t)p * cb;
+                const float *rp = relu_y ? relu_y + o + (size_t)p * cb : NULL;
+                for (int l = 0; l < cb; l++) {
+                    const float g = rp && !(rp[l] > 0.0f) ? 0.0f : dp[l];
+                    f0[l] += g;
+                    f1[l] += g * (xp[l] - m[l]);
                 }
             }
             for (int l = 0; l < cb; l++) d0[l] += f0[l], d1[l] += f1[l];
         }
     }
     memcpy(s0, d0, (size_t)cb * sizeof(double));
-    if (s1) memcpy(s1, d1, (size_t)cb * sizeof(double));
+    memcpy(s1, d1, (size_t)cb * sizeof(double));
+    if (kind == SUM_X) memcpy(s1 + RN_BLK_MAX_LANES, mean, (size_t)cb * sizeof(double));
 }
 
 static void sums_of(int kind, double *s0, double *s1, const float *x, const float *dy,
@@ -53,11 +120,9 @@ static void sums_of(int kind, double *s0, double *s1, const float *x, const floa
 {
     if (cb == 16) {
         if (kind == SUM_X) group_sums(16, SUM_X, s0, s1, x, dy, relu_y, mu, i0, i1, cbn, b, hw);
-        else if (kind == SUM_SQDEV) group_sums(16, SUM_SQDEV, s0, s1, x, dy, relu_y, mu, i0, i1, cbn, b, hw);
         else group_sums(16, SUM_GRAD, s0, s1, x, dy, relu_y, mu, i0, i1, cbn, b, hw);
     } else {
         if (kind == SUM_X) group_sums(8, SUM_X, s0, s1, x, dy, relu_y, mu, i0, i1, cbn, b, hw);
-        else if (kind == SUM_SQDEV) group_sums(8, SUM_SQDEV, s0, s1, x, dy, relu_y, mu, i0, i1, cbn, b, hw);
         else group_sums(8, SUM_GRAD, s0, s1, x, dy, relu_y, mu, i0, i1, cbn, b, hw);
     }
 }

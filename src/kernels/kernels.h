@@ -112,7 +112,8 @@ void rn_blk_shortcut_pad_backward(float *dx, const float *dy, int n, int c, int 
 /* Training-mode batch normalization on blocked tensors: as rn_bn_forward_train /
  * rn_bn_relu_forward_train (relu) and rn_bn_backward_train / rn_bn_relu_backward_train
  * (relu_y non-NULL), or with train = 0 the evaluation-mode backward; work: 4 * c doubles.
- * The same numerics as the planar kernels; the bits do not depend on the thread count.
+ * The planar kernels' numerics, but for the forward's variance, taken in one pass over x
+ * (blk_bn.c), which agrees with theirs to rounding; the bits do not depend on the thread count.
  * sync: NULL for this batch alone, or the sums over every process's slice (synchronised batch
  * norm, as rn_bn_forward_train_allsum / rn_bn_backward_train_allsum; with one process the same
  * bits as NULL). The forward returns the values per channel its statistics cover. */
