@@ -125,9 +125,9 @@ static void *run_slice(void *arg)
     slice *sl = arg;
     if (sl->blocked) {
         double work[4 * C];
-        sl->count = rn_blk_bn_forward_train(sl->y, sl->mean, sl->var, sl->x, sl->gamma, sl->beta,
+        sl->count = rn_blk_bn_forward_train(sl->y, sl->mean, sl->var, NULL, sl->x, sl->gamma, sl->beta,
                                             sl->n, C, HW, 1e-5f, sl->relu, work, &sl->s);
-        rn_blk_bn_backward(sl->dx, sl->dgamma, sl->dbeta, sl->dy, sl->relu ? sl->y : NULL, sl->x,
+        rn_blk_bn_backward(sl->dx, sl->dgamma, sl->dbeta, sl->dy, sl->relu ? sl->y : NULL, NULL, NULL, sl->x,
                            sl->gamma, sl->mean, sl->var, sl->n, C, HW, 1e-5f, 1, work, &sl->s);
         return NULL;
     }
@@ -169,8 +169,8 @@ static void check_split(int parts, int relu, int exact, int blocked)
         double work[4 * C];
         rn_blk_from_nchw(x, xp, N, C, HW, 1);
         rn_blk_from_nchw(dy, dyp, N, C, HW, 1);
-        rn_blk_bn_forward_train(y, mean, var, x, gamma, beta, N, C, HW, 1e-5f, relu, work, NULL);
-        rn_blk_bn_backward(dx, dgamma, dbeta, dy, relu ? y : NULL, x, gamma, mean, var, N, C, HW,
+        rn_blk_bn_forward_train(y, mean, var, NULL, x, gamma, beta, N, C, HW, 1e-5f, relu, work, NULL);
+        rn_blk_bn_backward(dx, dgamma, dbeta, dy, relu ? y : NULL, NULL, NULL, x, gamma, mean, var, N, C, HW,
                            1e-5f, 1, work, NULL);
     } else {
         memcpy(x, xp, plen * sizeof *x);

@@ -1215,7 +1215,7 @@ static void test_blk_bn_train(void **state)
     fill_bn_case(x, dy, xb, dyb, gamma, beta, n, c, hw, 71, 1.0f, 3.0f);
     for (int relu = 0; relu <= 1; relu++)
         for (int train = 0; train <= 1; train++) {
-            float *yb[3], *dxb[3], bmean[3][20], bvar[3][20], dg[3][20], dbeta[3][20];
+            float *yb[3], *dxb[3], bmean[3][20], bvar[3][20], dg[3][20], dbeta[3][20], bscale[20];
             float pdg[20] = {0}, pdb[20] = {0};
             (relu ? rn_bn_relu_forward_train : rn_bn_forward_train)(y, mean, var, x, gamma, beta, n,
                                                                     c, hw, 1e-5f);
@@ -1227,12 +1227,23 @@ static void test_blk_bn_train(void **state)
                 omp_set_num_threads(t);
                 yb[t - 1] = alloc_f(blen), dxb[t - 1] = alloc_f(blen);
                 memset(dg[t - 1], 0, sizeof dg[0]), memset(dbeta[t - 1], 0, sizeof dbeta[0]);
-                rn_blk_bn_forward_train(yb[t - 1], bmean[t - 1], bvar[t - 1], xb, gamma, beta, n, c,
-                                        hw, 1e-5f, relu, work, NULL);
+                rn_blk_bn_forward_train(yb[t - 1], bmean[t - 1], bvar[t - 1], bscale, xb, gamma, beta,
+                                        n, c, hw, 1e-5f, relu, work, NULL);
                 /* evaluation backward with the planar batch's statistics, as above */
                 rn_blk_bn_backward(dxb[t - 1], dg[t - 1], dbeta[t - 1], dyb, relu ? yb[t - 1] : NULL,
-                                   xb, gamma, train ? bmean[t - 1] : mean, train ? bvar[t - 1] : var,
-                                   n, c, hw, 1e-5f, train, work, NULL);
+                                   NULL, NULL, xb, gamma, train ? bmean[t - 1] : mean,
+                                   train ? bvar[t - 1] : var, n, c, hw, 1e-5f, train, work, NULL);
+                if (relu && train) {
+                    /* the ReLU's mask from x and the forward's scales: the same bits, the
+                     * ReLU's output not read */
+                    float *dx2 = alloc_f(blen), dg2[20] = {0}, db2[20] = {0};
+                    rn_blk_bn_backward(dx2, dg2, db2, dyb, NULL, bscale, beta, xb, gamma,
+                                       bmean[t - 1], bvar[t - 1], n, c, hw, 1e-5f, 1, work, NULL);
+                    assert_memory_equal(dx2, dxb[t - 1], blen * sizeof(float));
+                    assert_memory_equal(dg2, dg[t - 1], sizeof dg2);
+                    assert_memory_equal(db2, dbeta[t - 1], sizeof db2);
+                    free(dx2);
+                }
                 if (t == 1) continue;
                 assert_memory_equal(yb[t - 1], yb[0], blen * sizeof(float));
                 assert_memory_equal(dxb[t - 1], dxb[0], blen * sizeof(float));
@@ -1279,10 +1290,10 @@ static void test_blk_bn_add(void **state)
     for (int relu = 0; relu <= 1; relu++)
         for (int t = 1; t <= 2; t++) {
             omp_set_num_threads(t);
-            rn_blk_bn_forward_train(y, m0, v0, xb, gamma, beta, n, c, hw, 1e-5f, 0, work, NULL);
+            rn_blk_bn_forward_train(y, m0, v0, NULL, xb, gamma, beta, n, c, hw, 1e-5f, 0, work, NULL);
             (relu ? rn_add_scaled_relu : rn_add_scaled)(want, sb, y, 1.0f, blen);
             memset(got, 0xff, blen * sizeof(float));
-            rn_blk_bn_add_forward_train(got, m1, v1, xb, sb, gamma, beta, n, c, hw, 1e-5f, relu,
+            rn_blk_bn_add_forward_train(got, m1, v1, NULL, xb, sb, gamma, beta, n, c, hw, 1e-5f, relu,
                                         work, NULL);
             assert_memory_equal(got, want, blen * sizeof(float));
             assert_memory_equal(m1, m0, sizeof m0);
@@ -1313,7 +1324,7 @@ static void test_blk_bn_stats_one_pass(void **state)
                 x[((size_t)i * c + ch) * hw + p] += 1000.0f + 40.0f * ch + 7.0f * i + 0.003f * p;
     for (int ch = 0; ch < c; ch++) gamma[ch] = 1.0f, beta[ch] = 0.0f;
     rn_blk_from_nchw(xb, x, n, c, hw, 1);
-    rn_blk_bn_forward_train(y, mean, var, xb, gamma, beta, n, c, hw, 1e-5f, 0, work, NULL);
+    rn_blk_bn_forward_train(y, mean, var, NULL, xb, gamma, beta, n, c, hw, 1e-5f, 0, work, NULL);
     rn_bn_forward_train(py, pmean, pvar, x, gamma, beta, n, c, hw, 1e-5f);
     for (int ch = 0; ch < c; ch++) {
         double s = 0, q = 0;

@@ -35,10 +35,12 @@ const rn_blk_bn_fns *rn_blk_bn_select(void)
 
 /* Per channel over the whole batch: out0 and out1 of length c. mu: per channel, or NULL.
  * SUM_X: out1 the squared deviations from the mean, which goes to out_mean (the groups' merged
- * in order as group_sums merges its runs'; out0 / (n hw) but for rounding). */
+ * in order as group_sums merges its runs'; out0 / (n hw) but for rounding). SUM_GRAD: the ReLU's
+ * mask from relu_y, or from x with the forward's scale rs and shift rh (per channel) where rs
+ * is given. */
 static void channel_sums(int kind, double *out0, double *out1, double *out_mean, const float *x,
-                         const float *dy, const float *relu_y, const float *mu, int n, int c,
-                         int hw)
+                         const float *dy, const float *relu_y, const float *rs, const float *rh,
+                         const float *mu, int n, int c, int hw)
 {
     const int cb = rn_blk_lanes(), cbn = rn_blk_count(c, cb);
     const int groups = n < IMAGE_GROUPS ? n : IMAGE_GROUPS;
@@ -51,10 +53,13 @@ static void channel_sums(int kind, double *out0, double *out1, double *out_mean,
         for (int t = 0; t < tasks; t++) {
             const int bc = t / groups, g = t % groups, b = b0 + bc;
             double m[RN_BLK_MAX_LANES] = {0};
+            float sc[RN_BLK_MAX_LANES] = {0}, sh[RN_BLK_MAX_LANES] = {0};
             for (int l = 0; l < cb && mu; l++) m[l] = b * cb + l < c ? mu[b * cb + l] : 0.0;
+            for (int l = 0; l < cb && rs && b * cb + l < c; l++)
+                sc[l] = rs[b * cb + l], sh[l] = rh[b * cb + l];
             const int i0 = (int)((long)g * n / groups), i1 = (int)((long)(g + 1) * n / groups);
-            f->sums(kind, part[bc][g][0], part[bc][g][1], x, dy, relu_y, mu ? m : NULL, i0, i1,
-                    cbn, b, hw, cb);
+            f->sums(kind, part[bc][g][0], part[bc][g][1], x, dy, relu_y, rs ? sc : NULL, sh,
+                    mu ? m : NULL, i0, i1, cbn, b, hw, cb);
         }
         for (int bc = 0; bc < nb; bc++)
             for (int l = 0; l < cb; l++) {
@@ -104,16 +109,16 @@ static void normalize(float *y, const float *x, const float *add, const float *m
     }
 }
 
-static int forward_train(float *y, float *mean, float *var, const float *x, const float *add,
-                         const float *gamma, const float *beta, int n, int c, int hw, float eps,
-                         int relu, double *work, const rn_bn_allsum *sync)
+static int forward_train(float *y, float *mean, float *var, float *scale_out, const float *x,
+                         const float *add, const float *gamma, const float *beta, int n, int c,
+                         int hw, float eps, int relu, double *work, const rn_bn_allsum *sync)
 {
     const double here = (double)n * hw; /* this process's count */
     double m = here;
     /* the sums go through sync's buffer, which has room for the count after them; this
      * process's squared deviations from its own means wait in work beside the scales */
     double *s = sync ? sync->buf : work, *sqdev = work + 2 * (size_t)c, *own = work + 3 * (size_t)c;
-    channel_sums(SUM_X, s, sqdev, own, x, NULL, NULL, NULL, n, c, hw);
+    channel_sums(SUM_X, s, sqdev, own, x, NULL, NULL, NULL, NULL, NULL, n, c, hw);
     if (sync) {
         s[c] = m;
         sync->sum(sync->ctx, s, c + 1);
@@ -134,27 +139,31 @@ static int forward_train(float *y, float *mean, float *var, const float *x, cons
         scale[ch] = (float)(gamma[ch] / sqrt(v + (double)eps));
     }
     normalize(y, x, add, mean, scale, beta, relu, n, c, hw);
+    if (scale_out) memcpy(scale_out, scale, (size_t)c * sizeof(float));
     return (int)m;
 }
 
-int rn_blk_bn_forward_train(float *y, float *mean, float *var, const float *x, const float *gamma,
-                            const float *beta, int n, int c, int hw, float eps, int relu,
-                            double *work, const rn_bn_allsum *sync)
+int rn_blk_bn_forward_train(float *y, float *mean, float *var, float *scale, const float *x,
+                            const float *gamma, const float *beta, int n, int c, int hw, float eps,
+                            int relu, double *work, const rn_bn_allsum *sync)
 {
-    return forward_train(y, mean, var, x, NULL, gamma, beta, n, c, hw, eps, relu, work, sync);
+    return forward_train(y, mean, var, scale, x, NULL, gamma, beta, n, c, hw, eps, relu, work,
+                         sync);
 }
 
-int rn_blk_bn_add_forward_train(float *y, float *mean, float *var, const float *x,
+int rn_blk_bn_add_forward_train(float *y, float *mean, float *var, float *scale, const float *x,
                                 const float *add, const float *gamma, const float *beta, int n,
                                 int c, int hw, float eps, int relu, double *work,
                                 const rn_bn_allsum *sync)
 {
-    return forward_train(y, mean, var, x, add, gamma, beta, n, c, hw, eps, relu, work, sync);
+    return forward_train(y, mean, var, scale, x, add, gamma, beta, n, c, hw, eps, relu, work,
+                         sync);
 }
 
 void rn_blk_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
-                        const float *relu_y, const float *x, const float *gamma, const float *mean,
-                        const float *var, int n, int c, int hw, float eps, int train, double *work,
+                        const float *relu_y, const float *relu_scale, const float *relu_shift,
+                        const float *x, const float *gamma, const float *mean, const float *var,
+                        int n, int c, int hw, float eps, int train, double *work,
                         const rn_bn_allsum *sync)
 {
     const int cb = rn_blk_lanes(), cbn = rn_blk_count(c, cb);
@@ -163,7 +172,9 @@ void rn_blk_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
     double m = (double)n * hw;
     double *sdy = sync ? sync->buf : work, *sdyx = sdy + c;
     float *fs = (float *)(work + 2 * (size_t)c), *off = fs + c, *k = off + c;
-    if (sums) channel_sums(SUM_GRAD, sdy, sdyx, NULL, x, dy, relu_y, mean, n, c, hw);
+    if (sums)
+        channel_sums(SUM_GRAD, sdy, sdyx, NULL, x, dy, relu_y, relu_scale, relu_shift, mean, n, c,
+                     hw);
     for (int ch = 0; ch < c; ch++) {
         const double invstd = 1.0 / sqrt((double)var[ch] + (double)eps);
         if (sums) sdyx[ch] *= invstd;
@@ -192,12 +203,14 @@ void rn_blk_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
     for (long p = 0; p < planes; p++) {
         const int b = (int)(p % cbn);
         float f[RN_BLK_MAX_LANES] = {0}, o[RN_BLK_MAX_LANES] = {0}, kk[RN_BLK_MAX_LANES] = {0},
-              mu[RN_BLK_MAX_LANES] = {0};
+              mu[RN_BLK_MAX_LANES] = {0}, sc[RN_BLK_MAX_LANES] = {0}, sh[RN_BLK_MAX_LANES] = {0};
         for (int l = 0; l < cb && b * cb + l < c; l++) {
             const int ch = b * cb + l;
             f[l] = fs[ch], o[l] = off[ch], kk[l] = k[ch], mu[l] = mean[ch];
+            if (relu_scale) sc[l] = relu_scale[ch], sh[l] = relu_shift[ch];
         }
         const size_t base = (size_t)p * hw * cb;
-        fn->dx(dx + base, dy + base, relu_y ? relu_y + base : NULL, x + base, f, o, kk, mu, hw, cb);
+        fn->dx(dx + base, dy + base, relu_y && !relu_scale ? relu_y + base : NULL,
+               relu_scale ? sc : NULL, sh, x + base, f, o, kk, mu, hw, cb);
     }
 }

@@ -10,17 +10,19 @@ typedef struct {
     /* Over images [i0, i1) of block b (cbn blocks of hw pixels of cb lanes): per lane, s0 =
      * sum(x), s1 = the sum of the squared deviations from their mean, which goes to
      * s1 + RN_BLK_MAX_LANES (SUM_X; mu unused), or s0 = sum(g), s1 = sum(g (x - mu)) (SUM_GRAD;
-     * g = dy, zero where relu_y <= 0 when relu_y is given). */
+     * g = dy, zero where the ReLU after the BN was off: relu_y <= 0 where relu_y is given, or
+     * where (x - mu) rs + rh <= 0, the forward's ReLU input, where rs is given). */
     void (*sums)(int kind, double *s0, double *s1, const float *x, const float *dy,
-                 const float *relu_y, const double *mu, int i0, int i1, int cbn, int b, int hw,
-                 int cb);
+                 const float *relu_y, const float *rs, const float *rh, const double *mu, int i0,
+                 int i1, int cbn, int b, int hw, int cb);
     /* one plane: y = (x - mu) sc + sh, plus ap's plane where ap is given, then max(y, 0) when
      * relu */
     void (*normalize)(float *yp, const float *xp, const float *ap, const float *mu,
                       const float *sc, const float *sh, int relu, int hw, int cb);
-    /* one plane: dx = f g - o - (x - mu) kk */
-    void (*dx)(float *dxp, const float *dyp, const float *rp, const float *xp, const float *f,
-               const float *o, const float *kk, const float *mu, int hw, int cb);
+    /* one plane: dx = f g - o - (x - mu) kk, g as for SUM_GRAD (rp: relu_y's plane) */
+    void (*dx)(float *dxp, const float *dyp, const float *rp, const float *rs, const float *rh,
+               const float *xp, const float *f, const float *o, const float *kk, const float *mu,
+               int hw, int cb);
     /* not the batch norm's, but per-lane loops too: one plane's max pooling (rn_blk_maxpool) */
     void (*maxpool)(float *yp, const float *xp, int h, int w, int k, int stride, int pad, int oh,
                     int ow, int cb);

@@ -8,6 +8,10 @@
 #include "kernels/blk_bn.h"
 #include "kernels/kernels.h"
 
+/* Where the gradient's ReLU mask comes from: none, the ReLU's output, or its input recomputed
+ * from x (blk_bn.h). */
+enum { MASK_NONE, MASK_Y, MASK_X };
+
 /* One run of SUM_X, n pixels from xr: their float sum into f0; then, the run now in the L1
  * cache, about the centre c = f0 / n, the sums of (x - c)^2 into f1 and of x - c into fd. Those
  * are small where the mean is large against the spread, so the run's mean c + fd / n and
@@ -71,8 +75,9 @@ static inline __attribute__((always_inline)) void run_sums(const int cb, float *
  * (n + n_run)), so that the statistics take one pass over x rather than two (the second, after
  * the mean, read the whole tensor again). */
 static inline __attribute__((always_inline)) void group_sums(
-    const int cb, const int kind, double *s0, double *s1, const float *x, const float *dy,
-    const float *relu_y, const double *mu, int i0, int i1, int cbn, int b, int hw)
+    const int cb, const int kind, const int mask, double *s0, double *s1, const float *x,
+    const float *dy, const float *relu_y, const float *rs, const float *rh, const double *mu,
+    int i0, int i1, int cbn, int b, int hw)
 {
     double d0[RN_BLK_MAX_LANES] = {0}, d1[RN_BLK_MAX_LANES] = {0}, mean[RN_BLK_MAX_LANES] = {0};
     double count = 0.0;
@@ -99,11 +104,15 @@ static inline __attribute__((always_inline)) void group_sums(
             }
             for (int p = p0; p < p1; p++) {
                 const float *xp = x + o + (size_t)p * cb, *dp = dy + o + (size_t)p * cb;
-                const float *rp = relu_y ? relu_y + o + (size_t)p * cb : NULL;
+                const float *rp = mask == MASK_Y ? relu_y + o + (size_t)p * cb : NULL;
                 for (int l = 0; l < cb; l++) {
-                    const float g = rp && !(rp[l] > 0.0f) ? 0.0f : dp[l];
+                    const float d = xp[l] - m[l];
+                    const int off = mask == MASK_Y ? !(rp[l] > 0.0f)
+                                    : mask == MASK_X ? !(d * rs[l] + rh[l] > 0.0f)
+                                                     : 0;
+                    const float g = off ? 0.0f : dp[l];
                     f0[l] += g;
-                    f1[l] += g * (xp[l] - m[l]);
+                    f1[l] += g * d;
                 }
             }
             for (int l = 0; l < cb; l++) d0[l] += f0[l], d1[l] += f1[l];
@@ -114,18 +123,28 @@ static inline __attribute__((always_inline)) void group_sums(
     if (kind == SUM_X) memcpy(s1 + RN_BLK_MAX_LANES, mean, (size_t)cb * sizeof(double));
 }
 
+/* Each combination a loop of its own, its choices known where it is compiled. */
+#define GROUP_SUMS(CB)                                                                             \
+    do {                                                                                           \
+        if (kind == SUM_X)                                                                         \
+            group_sums(CB, SUM_X, MASK_NONE, s0, s1, x, dy, relu_y, rs, rh, mu, i0, i1, cbn, b, hw); \
+        else if (rs)                                                                               \
+            group_sums(CB, SUM_GRAD, MASK_X, s0, s1, x, dy, relu_y, rs, rh, mu, i0, i1, cbn, b, hw); \
+        else if (relu_y)                                                                           \
+            group_sums(CB, SUM_GRAD, MASK_Y, s0, s1, x, dy, relu_y, rs, rh, mu, i0, i1, cbn, b, hw); \
+        else                                                                                       \
+            group_sums(CB, SUM_GRAD, MASK_NONE, s0, s1, x, dy, relu_y, rs, rh, mu, i0, i1, cbn, b, \
+                       hw);                                                                        \
+    } while (0)
+
 static void sums_of(int kind, double *s0, double *s1, const float *x, const float *dy,
-                    const float *relu_y, const double *mu, int i0, int i1, int cbn, int b, int hw,
-                    int cb)
+                    const float *relu_y, const float *rs, const float *rh, const double *mu, int i0,
+                    int i1, int cbn, int b, int hw, int cb)
 {
-    if (cb == 16) {
-        if (kind == SUM_X) group_sums(16, SUM_X, s0, s1, x, dy, relu_y, mu, i0, i1, cbn, b, hw);
-        else group_sums(16, SUM_GRAD, s0, s1, x, dy, relu_y, mu, i0, i1, cbn, b, hw);
-    } else {
-        if (kind == SUM_X) group_sums(8, SUM_X, s0, s1, x, dy, relu_y, mu, i0, i1, cbn, b, hw);
-        else group_sums(8, SUM_GRAD, s0, s1, x, dy, relu_y, mu, i0, i1, cbn, b, hw);
-    }
+    if (cb == 16) GROUP_SUMS(16);
+    else GROUP_SUMS(8);
 }
+#undef GROUP_SUMS
 
 static inline __attribute__((always_inline)) void normalize_lanes(
     const int cb, float *restrict yp, const float *restrict xp, const float *restrict ap,
@@ -152,24 +171,36 @@ static void normalize_plane(float *yp, const float *xp, const float *ap, const f
 }
 
 static inline __attribute__((always_inline)) void dx_lanes(
-    const int cb, float *restrict dxp, const float *restrict dyp, const float *restrict rp,
-    const float *restrict xp, const float *f, const float *o, const float *kk, const float *mu,
-    int hw)
+    const int cb, const int mask, float *restrict dxp, const float *restrict dyp,
+    const float *restrict rp, const float *rs, const float *rh, const float *restrict xp,
+    const float *f, const float *o, const float *kk, const float *mu, int hw)
 {
     for (size_t i = 0; i < (size_t)hw * cb; i += cb)
         for (int l = 0; l < cb; l++) {
-            const float g = rp && !(rp[i + l] > 0.0f) ? 0.0f : dyp[i + l];
-            dxp[i + l] = f[l] * g - o[l] - (xp[i + l] - mu[l]) * kk[l];
+            const float d = xp[i + l] - mu[l];
+            const int off = mask == MASK_Y ? !(rp[i + l] > 0.0f)
+                            : mask == MASK_X ? !(d * rs[l] + rh[l] > 0.0f)
+                                             : 0;
+            const float g = off ? 0.0f : dyp[i + l];
+            dxp[i + l] = f[l] * g - o[l] - d * kk[l];
         }
 }
 
-static void dx_plane(float *dxp, const float *dyp, const float *rp, const float *xp,
-                     const float *f, const float *o, const float *kk, const float *mu, int hw,
-                     int cb)
+#define DX_LANES(CB)                                                                               \
+    do {                                                                                           \
+        if (rs) dx_lanes(CB, MASK_X, dxp, dyp, rp, rs, rh, xp, f, o, kk, mu, hw);                  \
+        else if (rp) dx_lanes(CB, MASK_Y, dxp, dyp, rp, rs, rh, xp, f, o, kk, mu, hw);             \
+        else dx_lanes(CB, MASK_NONE, dxp, dyp, rp, rs, rh, xp, f, o, kk, mu, hw);                  \
+    } while (0)
+
+static void dx_plane(float *dxp, const float *dyp, const float *rp, const float *rs, const float *rh,
+                     const float *xp, const float *f, const float *o, const float *kk,
+                     const float *mu, int hw, int cb)
 {
-    if (cb == 16) dx_lanes(16, dxp, dyp, rp, xp, f, o, kk, mu, hw);
-    else dx_lanes(8, dxp, dyp, rp, xp, f, o, kk, mu, hw);
+    if (cb == 16) DX_LANES(16);
+    else DX_LANES(8);
 }
+#undef DX_LANES
 
 /* Per lane the planar scan's winner (pool.c): row-major, a later value taking over where
  * strictly greater, or a NaN over a number; the padding never wins, and a window wholly in it

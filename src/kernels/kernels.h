@@ -112,24 +112,30 @@ void rn_blk_shortcut_pad_backward(float *dx, const float *dy, int n, int c, int 
 /* Training-mode batch normalization on blocked tensors: as rn_bn_forward_train /
  * rn_bn_relu_forward_train (relu) and rn_bn_backward_train / rn_bn_relu_backward_train
  * (relu_y non-NULL), or with train = 0 the evaluation-mode backward; work: 4 * c doubles.
+ * The forward writes the scales it normalised with, gamma / sqrt(var + eps) as floats, to scale
+ * (or not, where NULL). Given relu_scale (the forward's scale) and relu_shift (its beta), the
+ * backward takes the ReLU's mask from x as the forward computed it, (x - mean) relu_scale +
+ * relu_shift > 0, and does not read relu_y (a BN + ReLU without the residual addition): the
+ * same bits, one tensor fewer read twice.
  * The planar kernels' numerics, but for the forward's variance, taken in one pass over x
  * (blk_bn.c), which agrees with theirs to rounding; the bits do not depend on the thread count.
  * sync: NULL for this batch alone, or the sums over every process's slice (synchronised batch
  * norm, as rn_bn_forward_train_allsum / rn_bn_backward_train_allsum; with one process the same
  * bits as NULL). The forward returns the values per channel its statistics cover. */
-int rn_blk_bn_forward_train(float *y, float *mean, float *var, const float *x, const float *gamma,
-                            const float *beta, int n, int c, int hw, float eps, int relu,
-                            double *work, const rn_bn_allsum *sync);
+int rn_blk_bn_forward_train(float *y, float *mean, float *var, float *scale, const float *x,
+                            const float *gamma, const float *beta, int n, int c, int hw, float eps,
+                            int relu, double *work, const rn_bn_allsum *sync);
 /* The same with a residual addition before the ReLU: y = max(BN(x) + add, 0) (or without the
  * max when relu is 0), add a blocked tensor of y's shape; the same bits as the BN's output
  * added to add by rn_add_scaled(_relu) with alpha 1, without the BN's output ever written. */
-int rn_blk_bn_add_forward_train(float *y, float *mean, float *var, const float *x,
+int rn_blk_bn_add_forward_train(float *y, float *mean, float *var, float *scale, const float *x,
                                 const float *add, const float *gamma, const float *beta, int n,
                                 int c, int hw, float eps, int relu, double *work,
                                 const rn_bn_allsum *sync);
 void rn_blk_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
-                        const float *relu_y, const float *x, const float *gamma, const float *mean,
-                        const float *var, int n, int c, int hw, float eps, int train, double *work,
+                        const float *relu_y, const float *relu_scale, const float *relu_shift,
+                        const float *x, const float *gamma, const float *mean, const float *var,
+                        int n, int c, int hw, float eps, int train, double *work,
                         const rn_bn_allsum *sync);
 /* Direct convolution of blocked tensors, any kernel, stride and padding of rn_conv_shape:
  * rn_convb_pack writes w (each output channel kk's weights times scale[kk]; scale may be

@@ -43,6 +43,7 @@ struct rn_bn {
     float *run_mean, *run_var;
     int64_t *batches_tracked;
     float *batch_mean, *batch_var; /* saved by the training forward for backward */
+    float *batch_scale;            /* and on blocks the scales it normalised with */
     int used_batch_stats;          /* how the last forward normalised */
 };
 

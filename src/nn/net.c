@@ -65,6 +65,7 @@ static void free_bn(rn_bn *bn)
 {
     free(bn->batch_mean);
     free(bn->batch_var);
+    free(bn->batch_scale);
 }
 
 void rn_net_free(rn_net *net)

@@ -89,7 +89,8 @@ int rn_net_add_bn(rn_net *net, rn_bn *bn, const char *name, int c)
     bn->c = c;
     bn->batch_mean = calloc((size_t)c, sizeof(float));
     bn->batch_var = calloc((size_t)c, sizeof(float));
-    if (!bn->batch_mean || !bn->batch_var)
+    bn->batch_scale = calloc((size_t)c, sizeof(float));
+    if (!bn->batch_mean || !bn->batch_var || !bn->batch_scale)
         return rn_fail(RN_ERR_NOMEM, "out of memory for %s", name);
     int st = add_named(net, name, "weight", RN_TENSOR_PARAM, 1, shape, &bn->w, &bn->dw, NULL);
     if (!st) st = add_named(net, name, "bias", RN_TENSOR_PARAM, 1, shape, &bn->b, &bn->db, NULL);

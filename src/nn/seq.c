@@ -104,9 +104,10 @@ void rn_conv_run_backward(rn_net *net, rn_conv *conv, float *dx, const float *dy
 static void bn_forward_train_blocked(rn_net *net, rn_bn *bn, float *y, const float *x,
                                      const float *add, rn_shape3 s, int relu)
 {
-    const int count = rn_blk_bn_add_forward_train(y, bn->batch_mean, bn->batch_var, x, add, bn->w,
-                                                  bn->b, net->run.n, s.c, s.h * s.w, bn_eps, relu,
-                                                  (double *)net->run.work, net->run.bn_allsum);
+    const int count = rn_blk_bn_add_forward_train(y, bn->batch_mean, bn->batch_var, bn->batch_scale,
+                                                  x, add, bn->w, bn->b, net->run.n, s.c, s.h * s.w,
+                                                  bn_eps, relu, (double *)net->run.work,
+                                                  net->run.bn_allsum);
     bn->used_batch_stats = 1;
     rn_bn_update_running(bn->run_mean, bn->run_var, bn->batch_mean, bn->batch_var, s.c, count,
                          bn_momentum);
@@ -174,7 +175,11 @@ static void bn_backward(rn_net *net, rn_bn *bn, float *dx, const float *dy, cons
     int hw = s.h * s.w;
     if (net->blocked) {
         const int train = bn->used_batch_stats;
-        rn_blk_bn_backward(dx, bn->dw, bn->db, dy, relu_y, x, bn->w,
+        /* after a training forward the ReLU's mask comes from x and the scales it normalised
+         * with, not from reading its output (a BN + ReLU here never had a residual addition) */
+        const int from_x = train && relu_y;
+        rn_blk_bn_backward(dx, bn->dw, bn->db, dy, relu_y, from_x ? bn->batch_scale : NULL,
+                           from_x ? bn->b : NULL, x, bn->w,
                            train ? bn->batch_mean : bn->run_mean, train ? bn->batch_var : bn->run_var,
                            net->run.n, s.c, hw, bn_eps, train, (double *)net->run.work,
                            net->run.bn_allsum);
