@@ -12,6 +12,16 @@
  * from x (blk_bn.h). */
 enum { MASK_NONE, MASK_Y, MASK_X };
 
+/* A pixel's lanes of a 16- or 8-lane block as one vector (GCC's vector extension), and the
+ * masks their comparisons give. The loops below are written on them: as loops over arrays of
+ * lanes, GCC 12 kept sums on the stack or left a loop scalar with a branch a lane for the ReLU's
+ * mask (the gradient sums, and some variants of the element passes). The same operations on
+ * each lane in the same order: the same bits. */
+typedef float bn_lanes16 __attribute__((vector_size(16 * sizeof(float)), aligned(sizeof(float))));
+typedef float bn_lanes8 __attribute__((vector_size(8 * sizeof(float)), aligned(sizeof(float))));
+typedef int bn_mask16 __attribute__((vector_size(16 * sizeof(int)), aligned(sizeof(int))));
+typedef int bn_mask8 __attribute__((vector_size(8 * sizeof(int)), aligned(sizeof(int))));
+
 /* One run of SUM_X, n pixels from xr: their float sum into f0; then, the run now in the L1
  * cache, about the centre c = f0 / n, the sums of (x - c)^2 into f1 and of x - c into fd. Those
  * are small where the mean is large against the spread, so the run's mean c + fd / n and
@@ -57,9 +67,6 @@ enum { MASK_NONE, MASK_Y, MASK_X };
         memcpy(fd, &dev, sizeof dev);                                                              \
     } while (0)
 
-typedef float bn_lanes16 __attribute__((vector_size(16 * sizeof(float)), aligned(sizeof(float))));
-typedef float bn_lanes8 __attribute__((vector_size(8 * sizeof(float)), aligned(sizeof(float))));
-
 static inline __attribute__((always_inline)) void run_sums(const int cb, float *f0, float *f1,
                                                            float *fd, float *c, const float *xr,
                                                            int n)
@@ -68,6 +75,27 @@ static inline __attribute__((always_inline)) void run_sums(const int cb, float *
     else RUN_SUMS(bn_lanes8);
 }
 #undef RUN_SUMS
+
+/* One run of SUM_GRAD, pixels [p0, p1) at offset o: g = dy where the ReLU was on (mask), its
+ * sum into f0 and that of g (x - m) into f1, each pixel after the last. */
+#define GRAD_RUN(V, M)                                                                             \
+    do {                                                                                           \
+        const V zero = {0};                                                                        \
+        V a0 = zero, a1 = zero, mv, sv = zero, hv = zero;                                          \
+        memcpy(&mv, m, sizeof mv);                                                                 \
+        if (mask == MASK_X) memcpy(&sv, rs, sizeof sv), memcpy(&hv, rh, sizeof hv);                \
+        for (int p = p0; p < p1; p++) {                                                            \
+            const size_t at = o + (size_t)p * cb;                                                  \
+            const V d = *(const V *)(x + at) - mv, dv = *(const V *)(dy + at);                     \
+            V g = dv;                                                                              \
+            if (mask == MASK_Y) g = (V)((M)dv & (*(const V *)(relu_y + at) > zero));               \
+            else if (mask == MASK_X) g = (V)((M)dv & (d * sv + hv > zero));                        \
+            a0 += g;                                                                               \
+            a1 += g * d;                                                                           \
+        }                                                                                          \
+        memcpy(f0, &a0, sizeof a0);                                                                \
+        memcpy(f1, &a1, sizeof a1);                                                                \
+    } while (0)
 
 /* Over images [i0, i1) of block b: s0 and s1 per lane (SUM_X: s1 the squared deviations,
  * s1 + RN_BLK_MAX_LANES their mean). SUM_X merges its runs' (count, mean, squared deviations)
@@ -102,19 +130,8 @@ static inline __attribute__((always_inline)) void group_sums(
                 count = total;
                 continue;
             }
-            for (int p = p0; p < p1; p++) {
-                const float *xp = x + o + (size_t)p * cb, *dp = dy + o + (size_t)p * cb;
-                const float *rp = mask == MASK_Y ? relu_y + o + (size_t)p * cb : NULL;
-                for (int l = 0; l < cb; l++) {
-                    const float d = xp[l] - m[l];
-                    const int off = mask == MASK_Y ? !(rp[l] > 0.0f)
-                                    : mask == MASK_X ? !(d * rs[l] + rh[l] > 0.0f)
-                                                     : 0;
-                    const float g = off ? 0.0f : dp[l];
-                    f0[l] += g;
-                    f1[l] += g * d;
-                }
-            }
+            if (cb == 16) GRAD_RUN(bn_lanes16, bn_mask16);
+            else GRAD_RUN(bn_lanes8, bn_mask8);
             for (int l = 0; l < cb; l++) d0[l] += f0[l], d1[l] += f1[l];
         }
     }
@@ -145,18 +162,29 @@ static void sums_of(int kind, double *s0, double *s1, const float *x, const floa
     else GROUP_SUMS(8);
 }
 #undef GROUP_SUMS
+#undef GRAD_RUN
+
+#define NORMALIZE(V, M)                                                                            \
+    do {                                                                                           \
+        const V zero = {0};                                                                        \
+        V mv, sv, hv;                                                                              \
+        memcpy(&mv, mu, sizeof mv), memcpy(&sv, sc, sizeof sv), memcpy(&hv, sh, sizeof hv);        \
+        for (size_t i = 0; i < (size_t)hw * cb; i += cb) {                                         \
+            V v = (*(const V *)(xp + i) - mv) * sv + hv;                                           \
+            if (ap) v = *(const V *)(ap + i) + v;                                                  \
+            if (relu) v = (V)((M)v & (v > zero)); /* max(v, 0); NaN gives 0 */                     \
+            *(V *)(yp + i) = v;                                                                    \
+        }                                                                                          \
+    } while (0)
 
 static inline __attribute__((always_inline)) void normalize_lanes(
     const int cb, float *restrict yp, const float *restrict xp, const float *restrict ap,
     const float *mu, const float *sc, const float *sh, int relu, int hw)
 {
-    for (size_t i = 0; i < (size_t)hw * cb; i += cb)
-        for (int l = 0; l < cb; l++) {
-            float v = (xp[i + l] - mu[l]) * sc[l] + sh[l];
-            if (ap) v = ap[i + l] + v;
-            yp[i + l] = relu && !(v > 0.0f) ? 0.0f : v;
-        }
+    if (cb == 16) NORMALIZE(bn_lanes16, bn_mask16);
+    else NORMALIZE(bn_lanes8, bn_mask8);
 }
+#undef NORMALIZE
 
 static void normalize_plane(float *yp, const float *xp, const float *ap, const float *mu,
                             const float *sc, const float *sh, int relu, int hw, int cb)
@@ -175,15 +203,24 @@ static inline __attribute__((always_inline)) void dx_lanes(
     const float *restrict rp, const float *rs, const float *rh, const float *restrict xp,
     const float *f, const float *o, const float *kk, const float *mu, int hw)
 {
-    for (size_t i = 0; i < (size_t)hw * cb; i += cb)
-        for (int l = 0; l < cb; l++) {
-            const float d = xp[i + l] - mu[l];
-            const int off = mask == MASK_Y ? !(rp[i + l] > 0.0f)
-                            : mask == MASK_X ? !(d * rs[l] + rh[l] > 0.0f)
-                                             : 0;
-            const float g = off ? 0.0f : dyp[i + l];
-            dxp[i + l] = f[l] * g - o[l] - d * kk[l];
-        }
+#define DX(V, M)                                                                                   \
+    do {                                                                                           \
+        const V zero = {0};                                                                        \
+        V mv, fv, ov, kv, sv = zero, hv = zero;                                                    \
+        memcpy(&mv, mu, sizeof mv), memcpy(&fv, f, sizeof fv), memcpy(&ov, o, sizeof ov);          \
+        memcpy(&kv, kk, sizeof kv);                                                                \
+        if (mask == MASK_X) memcpy(&sv, rs, sizeof sv), memcpy(&hv, rh, sizeof hv);                \
+        for (size_t i = 0; i < (size_t)hw * cb; i += cb) {                                         \
+            const V d = *(const V *)(xp + i) - mv, dv = *(const V *)(dyp + i);                     \
+            V g = dv;                                                                              \
+            if (mask == MASK_Y) g = (V)((M)dv & (*(const V *)(rp + i) > zero));                    \
+            else if (mask == MASK_X) g = (V)((M)dv & (d * sv + hv > zero));                        \
+            *(V *)(dxp + i) = fv * g - ov - d * kv;                                                \
+        }                                                                                          \
+    } while (0)
+    if (cb == 16) DX(bn_lanes16, bn_mask16);
+    else DX(bn_lanes8, bn_mask8);
+#undef DX
 }
 
 #define DX_LANES(CB)                                                                               \
