@@ -29,7 +29,7 @@ static double per_tile_ns(const rn_convb_wino_fns *t, int which, float *buf, siz
             const int tx = 1 + k % per_row, ty = 1 + k / per_row % per_row;
             float *v = buf + (size_t)k * rn_blk_lanes();
             if (which == 0) t->in(v, ps, plane, HW, HW, ty, tx);
-            else if (which == 1) t->out(out, v, ps, bias, 1, HW, HW, ty, tx);
+            else if (which == 1) t->out(out, v, ps, bias, NULL, 1, HW, HW, ty, tx);
             else t->dy(v, ps, plane, HW, HW, ty, tx);
         }
         const double dt = rn_clock_s() - t0;
