@@ -175,7 +175,7 @@ RN_API int rn_net_frozen(const rn_net *net);
 /* on = 1: training and evaluation forwards and the backward run on channel-blocked
  * activations (NCHW16c with AVX-512, NCHW8c otherwise), where the convolution kernels keep the
  * FMA units busier; the results agree with the planar run's to float rounding. on = 0: planar
- * (the default). on = -1: blocked where that is the faster engine on this CPU (AVX-512), unless
+ * (the default). on = -1: blocked where that is the faster engine on this CPU (AVX-512, AVX2), unless
  * the environment variable RN_BLOCKED is 0 or 1. The block probes (rn_net_probe_block,
  * rn_net_block_gates) need the planar layout.
  * A network with a stem and a classifier head only; not while frozen. */

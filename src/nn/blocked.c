@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "kernels/cpu.h"
 #include "kernels/kernels.h"
 #include "nn/net.h"
 
@@ -90,13 +91,15 @@ void rn_conv_run_backward_blocked(rn_net *net, rn_conv *conv, float *dx, const f
         conv->dw, conv->has_bias ? conv->db : NULL, dy, x, &sh, net->run.work);
 }
 
-/* Where training on blocks pays (measured, docs/performance.md): with AVX-512's 16-lane blocks;
- * with AVX2's 8 lanes it was slower than the planar engine. RN_BLOCKED=0 or 1 overrides. */
+/* Where training on blocks pays (measured, docs/performance.md): with AVX-512's 16-lane blocks
+ * and, since its batch norm's loops run on vectors (they had been scalar there), AVX2's 8-lane
+ * ones (the AVX2 build on the Xeon: 0.64-0.81x the planar engine's step); not in the portable
+ * build, unmeasured. RN_BLOCKED=0 or 1 overrides. */
 static int blocked_by_default(void)
 {
     const char *e = getenv("RN_BLOCKED");
     if (e && (!strcmp(e, "0") || !strcmp(e, "1"))) return e[0] == '1';
-    return rn_blk_lanes() == 16;
+    return rn_cpu_simd() != RN_SIMD_GENERIC;
 }
 
 int rn_net_set_blocked(rn_net *net, int on)
