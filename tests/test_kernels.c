@@ -1303,16 +1303,14 @@ static void test_blk_bn_add(void **state)
     free(x), free(s), free(xb), free(sb), free(y), free(want), free(got);
 }
 
-/* The blocked statistics, taken in one pass (blk_bn.c), against double two-pass ones where
- * the mean dwarfs the spread (1000 + 40 c, spread 0.5) and moves between images (7 an image)
- * and along each image (0.003 a pixel, so that the runs of 256 pixels have their own means):
- * each of the merges (a run's deviations from its own mean, runs into a group, groups into the
- * batch) must carry its means' differences. Measured worst (all three SIMD builds): mean
- * 6.9e-8 of itself, variance 4.4e-8 of itself; the planar two passes' 3.9e-8 and 4.9e-8. */
-static void test_blk_bn_stats_one_pass(void **state)
+/* The blocked statistics against double two-pass ones where the mean dwarfs the spread (1000 +
+ * 40 c, spread 0.5) and moves between images (7 an image) and along each image (0.003 a pixel,
+ * so that the runs of 256 pixels differ). Measured worst (all three SIMD builds): mean 1.5e-7 of
+ * itself, variance 2.6e-7; the planar kernels' 3.9e-8 and 4.9e-8. */
+static void test_blk_bn_stats(void **state)
 {
     (void)state;
-    const int n = 9, c = 20, hw = 299; /* runs of 256 and 43 pixels: 3 past the chains' last 4 */
+    const int n = 9, c = 20, hw = 299; /* runs of 256 and 43 pixels */
     const size_t len = (size_t)n * c * hw, blen = rn_blk_floats(n, c, hw, 1);
     float *x = alloc_f(len), *xb = alloc_f(blen), *y = alloc_f(blen), *py = alloc_f(len);
     float gamma[20], beta[20], mean[20], var[20], pmean[20], pvar[20];
@@ -1342,10 +1340,10 @@ static void test_blk_bn_stats_one_pass(void **state)
         worst_pm = fmax(worst_pm, fabs(pmean[ch] - mu) / mu);
         worst_pv = fmax(worst_pv, fabs(pvar[ch] - v) / v);
     }
-    print_message("    one-pass statistics: mean %.1e, variance %.1e of themselves (planar %.1e, %.1e)\n",
+    print_message("    blocked statistics: mean %.1e, variance %.1e of themselves (planar %.1e, %.1e)\n",
                   worst_m, worst_v, worst_pm, worst_pv);
-    assert_true(worst_m <= 3e-7);
-    assert_true(worst_v <= 3e-7);
+    assert_true(worst_m <= 5e-7);
+    assert_true(worst_v <= 1e-6);
     free(x), free(xb), free(y), free(py);
 }
 
@@ -2382,7 +2380,7 @@ int main(void)
         cmocka_unit_test(test_convb_forward_add),
         cmocka_unit_test(test_blk_bn_train),
         cmocka_unit_test(test_blk_bn_add),
-        cmocka_unit_test(test_blk_bn_stats_one_pass),
+        cmocka_unit_test(test_blk_bn_stats),
         cmocka_unit_test(test_blk_backward_ops),
         cmocka_unit_test(test_blk_ops),
         cmocka_unit_test(test_bn_forward_train_values),

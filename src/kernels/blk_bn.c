@@ -1,13 +1,7 @@
 /* Training-mode batch normalization on channel-blocked tensors (kernels.h), fused with the ReLU
- * after it as the planar kernels are (batchnorm.c), with their numerics but for one thing: sums
- * in float over runs of SUM_RUN pixels and in double across them, the per-element passes in
- * float; the statistics in one pass over x rather than two, each run's squared deviations taken
- * from its own mean while the run is in the L1 cache and the runs' merged in double, each run's
- * sums in four chains (blk_bn_lanes.h). Mean and variance agree with the planar kernels' to
- * rounding (test_blk_bn_stats_one_pass: 7e-8 of themselves where the mean is 2000 times the
- * spread). Measured (Xeon, family 6 model 207, old and new alternating call by call): the
- * forward on 128 x 16 x 32x32 0.83x the time at 1 thread, 0.86x at 2; 32 x 16x16 0.84x / 0.89x;
- * 64 x 8x8 0.91x / 0.95x.
+ * after it as the planar kernels are (batchnorm.c), with the same numerics: two passes for the
+ * statistics (mean, then squared deviations), sums in float over runs of SUM_RUN pixels and in
+ * double across them, the per-element passes in float.
  *
  * On blocks a pixel's CB channels are one vector, so every sum runs over pixels with the
  * channels in the lanes. The batch's images are cut into IMAGE_GROUPS fixed groups whose sums
@@ -33,21 +27,19 @@ const rn_blk_bn_fns *rn_blk_bn_select(void)
     }
 }
 
-/* Per channel over the whole batch: out0 and out1 of length c. mu: per channel, or NULL.
- * SUM_X: out1 the squared deviations from the mean, which goes to out_mean (the groups' merged
- * in order as group_sums merges its runs'; out0 / (n hw) but for rounding). SUM_GRAD: the ReLU's
- * mask from relu_y, or from x with the forward's scale rs and shift rh (per channel) where rs
- * is given. */
-static void channel_sums(int kind, double *out0, double *out1, double *out_mean, const float *x,
-                         const float *dy, const float *relu_y, const float *rs, const float *rh,
-                         const float *mu, int n, int c, int hw)
+/* Per channel over the whole batch: out0 (and out1) of length c. mu: per channel, or NULL.
+ * SUM_GRAD: the ReLU's mask from relu_y, or from x with the forward's scale rs and shift rh (per
+ * channel) where rs is given. */
+static void channel_sums(int kind, double *out0, double *out1, const float *x, const float *dy,
+                         const float *relu_y, const float *rs, const float *rh, const float *mu,
+                         int n, int c, int hw)
 {
     const int cb = rn_blk_lanes(), cbn = rn_blk_count(c, cb);
     const int groups = n < IMAGE_GROUPS ? n : IMAGE_GROUPS;
     const rn_blk_bn_fns *f = rn_blk_bn_select();
     for (int b0 = 0; b0 < cbn; b0 += CHUNK_BLOCKS) {
         const int nb = cbn - b0 < CHUNK_BLOCKS ? cbn - b0 : CHUNK_BLOCKS;
-        double part[CHUNK_BLOCKS][IMAGE_GROUPS][3][RN_BLK_MAX_LANES];
+        double part[CHUNK_BLOCKS][IMAGE_GROUPS][2][RN_BLK_MAX_LANES];
         const int tasks = nb * groups;
 #pragma omp parallel for schedule(dynamic, 1) if ((size_t)n * nb * hw * cb >= RN_OMP_MIN_WORK)
         for (int t = 0; t < tasks; t++) {
@@ -65,25 +57,13 @@ static void channel_sums(int kind, double *out0, double *out1, double *out_mean,
             for (int l = 0; l < cb; l++) {
                 const int ch = (b0 + bc) * cb + l;
                 if (ch >= c) continue;
-                double s0 = 0.0, s1 = 0.0, mean = 0.0;
+                double s0 = 0.0, s1 = 0.0;
                 for (int g = 0; g < groups; g++) {
                     s0 += part[bc][g][0][l];
-                    s1 += part[bc][g][1][l];
-                    if (kind != SUM_X) continue;
-                    if (g == 0) {
-                        mean = part[bc][g][2][l];
-                        continue;
-                    }
-                    /* the counts of the groups before g and of g */
-                    const long a = (long)g * n / groups, e = (long)(g + 1) * n / groups;
-                    const double na = (double)a * hw, ng = (double)(e - a) * hw;
-                    const double delta = part[bc][g][2][l] - mean;
-                    mean += delta * (ng / (na + ng));
-                    s1 += delta * delta * (na * ng / (na + ng));
+                    if (kind == SUM_GRAD) s1 += part[bc][g][1][l];
                 }
                 out0[ch] = s0;
-                out1[ch] = s1;
-                if (out_mean) out_mean[ch] = mean;
+                if (out1) out1[ch] = s1;
             }
     }
 }
@@ -113,24 +93,18 @@ static int forward_train(float *y, float *mean, float *var, float *scale_out, co
                          const float *add, const float *gamma, const float *beta, int n, int c,
                          int hw, float eps, int relu, double *work, const rn_bn_allsum *sync)
 {
-    const double here = (double)n * hw; /* this process's count */
-    double m = here;
-    /* the sums go through sync's buffer, which has room for the count after them; this
-     * process's squared deviations from its own means wait in work beside the scales */
-    double *s = sync ? sync->buf : work, *sqdev = work + 2 * (size_t)c, *own = work + 3 * (size_t)c;
-    channel_sums(SUM_X, s, sqdev, own, x, NULL, NULL, NULL, NULL, NULL, n, c, hw);
+    double m = (double)n * hw;
+    /* the sums go through sync's buffer, which has room for the count after them */
+    double *s = sync ? sync->buf : work;
+    channel_sums(SUM_X, s, NULL, x, NULL, NULL, NULL, NULL, NULL, n, c, hw);
     if (sync) {
         s[c] = m;
         sync->sum(sync->ctx, s, c + 1);
         m = s[c];
     }
     for (int ch = 0; ch < c; ch++) mean[ch] = (float)(s[ch] / m);
-    /* the deviations from the mean as the planar kernel rounds it, a float: from this
-     * process's own mean moved there, then summed over the processes */
-    for (int ch = 0; ch < c; ch++) {
-        const double d = own[ch] - (double)mean[ch];
-        s[ch] = sqdev[ch] + here * d * d;
-    }
+    /* the deviations from the mean as the planar kernel rounds it: a float */
+    channel_sums(SUM_SQDEV, s, NULL, x, NULL, NULL, NULL, NULL, mean, n, c, hw);
     if (sync) sync->sum(sync->ctx, s, c);
     float *scale = (float *)(work + c);
     for (int ch = 0; ch < c; ch++) {
@@ -173,8 +147,7 @@ void rn_blk_bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
     double *sdy = sync ? sync->buf : work, *sdyx = sdy + c;
     float *fs = (float *)(work + 2 * (size_t)c), *off = fs + c, *k = off + c;
     if (sums)
-        channel_sums(SUM_GRAD, sdy, sdyx, NULL, x, dy, relu_y, relu_scale, relu_shift, mean, n, c,
-                     hw);
+        channel_sums(SUM_GRAD, sdy, sdyx, x, dy, relu_y, relu_scale, relu_shift, mean, n, c, hw);
     for (int ch = 0; ch < c; ch++) {
         const double invstd = 1.0 / sqrt((double)var[ch] + (double)eps);
         if (sums) sdyx[ch] *= invstd;

@@ -3,15 +3,14 @@
 #ifndef RN_KERNELS_BLK_BN_H
 #define RN_KERNELS_BLK_BN_H
 
-enum { SUM_RUN = 256 };    /* pixels summed in float before a double addition */
-enum { SUM_X, SUM_GRAD }; /* what a sum adds up */
+enum { SUM_RUN = 256 };              /* pixels summed in float before a double addition */
+enum { SUM_X, SUM_SQDEV, SUM_GRAD }; /* what a sum adds up */
 
 typedef struct {
     /* Over images [i0, i1) of block b (cbn blocks of hw pixels of cb lanes): per lane, s0 =
-     * sum(x), s1 = the sum of the squared deviations from their mean, which goes to
-     * s1 + RN_BLK_MAX_LANES (SUM_X; mu unused), or s0 = sum(g), s1 = sum(g (x - mu)) (SUM_GRAD;
-     * g = dy, zero where the ReLU after the BN was off: relu_y <= 0 where relu_y is given, or
-     * where (x - mu) rs + rh <= 0, the forward's ReLU input, where rs is given). */
+     * sum(x) (SUM_X), sum((x - mu)^2) (SUM_SQDEV), or s0 = sum(g), s1 = sum(g (x - mu))
+     * (SUM_GRAD; g = dy, zero where the ReLU after the BN was off: relu_y <= 0 where relu_y is
+     * given, or where (x - mu) rs + rh <= 0, the forward's ReLU input, where rs is given). */
     void (*sums)(int kind, double *s0, double *s1, const float *x, const float *dy,
                  const float *relu_y, const float *rs, const float *rh, const double *mu, int i0,
                  int i1, int cbn, int b, int hw, int cb);

@@ -22,63 +22,10 @@ typedef float bn_lanes8 __attribute__((vector_size(8 * sizeof(float)), aligned(s
 typedef int bn_mask16 __attribute__((vector_size(16 * sizeof(int)), aligned(sizeof(int))));
 typedef int bn_mask8 __attribute__((vector_size(8 * sizeof(int)), aligned(sizeof(int))));
 
-/* One run of SUM_X, n pixels from xr: their float sum into f0; then, the run now in the L1
- * cache, about the centre c = f0 / n, the sums of (x - c)^2 into f1 and of x - c into fd. Those
- * are small where the mean is large against the spread, so the run's mean c + fd / n and
- * squared deviations f1 - fd^2 / n keep their precision there. Each sum in four chains (pixel
- * p in chain p % 4, added (0 + 1) + (2 + 3)): with one, each addition waited for the last,
- * and the two passes over the run took longer than reading it from memory. In vectors of the
- * block's lanes (GCC's vector extension): as arrays of lanes GCC 12 kept the sums on the
- * stack, and the statistics took twice the time of the two passes they replace. */
-#define RUN_SUMS(V)                                                                                \
-    do {                                                                                           \
-        const V zero = {0};                                                                        \
-        V s0 = zero, s1 = zero, s2 = zero, s3 = zero;                                              \
-        int p = 0;                                                                                 \
-        for (; p + 4 <= n; p += 4) {                                                               \
-            const float *v = xr + (size_t)p * cb;                                                  \
-            s0 += *(const V *)v;                                                                   \
-            s1 += *(const V *)(v + cb);                                                            \
-            s2 += *(const V *)(v + 2 * cb);                                                        \
-            s3 += *(const V *)(v + 3 * cb);                                                        \
-        }                                                                                          \
-        if (p < n) s0 += *(const V *)(xr + (size_t)p * cb);                                        \
-        if (p + 1 < n) s1 += *(const V *)(xr + (size_t)(p + 1) * cb);                              \
-        if (p + 2 < n) s2 += *(const V *)(xr + (size_t)(p + 2) * cb);                              \
-        const V sum = (s0 + s1) + (s2 + s3), centre = sum / (float)n;                              \
-        V q0 = zero, q1 = zero, q2 = zero, q3 = zero, e0 = zero, e1 = zero, e2 = zero, e3 = zero;  \
-        for (p = 0; p + 4 <= n; p += 4) {                                                          \
-            const float *v = xr + (size_t)p * cb;                                                  \
-            const V d0 = *(const V *)v - centre, d1 = *(const V *)(v + cb) - centre;               \
-            const V d2 = *(const V *)(v + 2 * cb) - centre, d3 = *(const V *)(v + 3 * cb) - centre; \
-            q0 += d0 * d0, q1 += d1 * d1, q2 += d2 * d2, q3 += d3 * d3;                            \
-            e0 += d0, e1 += d1, e2 += d2, e3 += d3;                                                \
-        }                                                                                          \
-        for (int k = 0; p + k < n; k++) {                                                          \
-            const V d = *(const V *)(xr + (size_t)(p + k) * cb) - centre;                          \
-            if (k == 0) q0 += d * d, e0 += d;                                                      \
-            else if (k == 1) q1 += d * d, e1 += d;                                                 \
-            else q2 += d * d, e2 += d;                                                             \
-        }                                                                                          \
-        const V sq = (q0 + q1) + (q2 + q3), dev = (e0 + e1) + (e2 + e3);                          \
-        memcpy(f0, &sum, sizeof sum);                                                              \
-        memcpy(c, &centre, sizeof centre);                                                         \
-        memcpy(f1, &sq, sizeof sq);                                                                \
-        memcpy(fd, &dev, sizeof dev);                                                              \
-    } while (0)
-
-static inline __attribute__((always_inline)) void run_sums(const int cb, float *f0, float *f1,
-                                                           float *fd, float *c, const float *xr,
-                                                           int n)
-{
-    if (cb == 16) RUN_SUMS(bn_lanes16);
-    else RUN_SUMS(bn_lanes8);
-}
-#undef RUN_SUMS
-
-/* One run of SUM_GRAD, pixels [p0, p1) at offset o: g = dy where the ReLU was on (mask), its
- * sum into f0 and that of g (x - m) into f1, each pixel after the last. */
-#define GRAD_RUN(V, M)                                                                             \
+/* One run of pixels [p0, p1) at offset o into f0 (and f1): SUM_X adds x, SUM_SQDEV (x - m)^2,
+ * SUM_GRAD g = dy where the ReLU was on (mask) into f0 and g (x - m) into f1; each pixel after
+ * the last, as the planar kernels sum. */
+#define RUN_SUMS(V, M)                                                                             \
     do {                                                                                           \
         const V zero = {0};                                                                        \
         V a0 = zero, a1 = zero, mv, sv = zero, hv = zero;                                          \
@@ -86,7 +33,17 @@ static inline __attribute__((always_inline)) void run_sums(const int cb, float *
         if (mask == MASK_X) memcpy(&sv, rs, sizeof sv), memcpy(&hv, rh, sizeof hv);                \
         for (int p = p0; p < p1; p++) {                                                            \
             const size_t at = o + (size_t)p * cb;                                                  \
-            const V d = *(const V *)(x + at) - mv, dv = *(const V *)(dy + at);                     \
+            const V xv = *(const V *)(x + at);                                                     \
+            if (kind == SUM_X) {                                                                   \
+                a0 += xv;                                                                          \
+                continue;                                                                          \
+            }                                                                                      \
+            const V d = xv - mv;                                                                   \
+            if (kind == SUM_SQDEV) {                                                               \
+                a0 += d * d;                                                                       \
+                continue;                                                                          \
+            }                                                                                      \
+            const V dv = *(const V *)(dy + at);                                                    \
             V g = dv;                                                                              \
             if (mask == MASK_Y) g = (V)((M)dv & (*(const V *)(relu_y + at) > zero));               \
             else if (mask == MASK_X) g = (V)((M)dv & (d * sv + hv > zero));                        \
@@ -97,54 +54,38 @@ static inline __attribute__((always_inline)) void run_sums(const int cb, float *
         memcpy(f1, &a1, sizeof a1);                                                                \
     } while (0)
 
-/* Over images [i0, i1) of block b: s0 and s1 per lane (SUM_X: s1 the squared deviations,
- * s1 + RN_BLK_MAX_LANES their mean). SUM_X merges its runs' (count, mean, squared deviations)
- * one at a time in double (Chan, Golub and LeVeque's update: m2 += m2_run + delta^2 n n_run /
- * (n + n_run)), so that the statistics take one pass over x rather than two (the second, after
- * the mean, read the whole tensor again). */
+/* Over images [i0, i1) of block b: s0 and s1 per lane. */
 static inline __attribute__((always_inline)) void group_sums(
     const int cb, const int kind, const int mask, double *s0, double *s1, const float *x,
     const float *dy, const float *relu_y, const float *rs, const float *rh, const double *mu,
     int i0, int i1, int cbn, int b, int hw)
 {
-    double d0[RN_BLK_MAX_LANES] = {0}, d1[RN_BLK_MAX_LANES] = {0}, mean[RN_BLK_MAX_LANES] = {0};
-    double count = 0.0;
+    double d0[RN_BLK_MAX_LANES] = {0}, d1[RN_BLK_MAX_LANES] = {0};
     float m[RN_BLK_MAX_LANES];
     for (int l = 0; l < cb; l++) m[l] = mu ? (float)mu[l] : 0.0f;
     for (int i = i0; i < i1; i++) {
         const size_t o = ((size_t)i * cbn + b) * hw * cb;
         for (int p0 = 0; p0 < hw; p0 += SUM_RUN) {
             const int p1 = p0 + SUM_RUN < hw ? p0 + SUM_RUN : hw;
-            float f0[RN_BLK_MAX_LANES] = {0}, f1[RN_BLK_MAX_LANES] = {0};
-            if (kind == SUM_X) {
-                float fd[RN_BLK_MAX_LANES] = {0}, c[RN_BLK_MAX_LANES];
-                run_sums(cb, f0, f1, fd, c, x + o + (size_t)p0 * cb, p1 - p0);
-                const double n = p1 - p0, total = count + n;
-                for (int l = 0; l < cb; l++) {
-                    const double dev = fd[l];
-                    const double delta = ((double)c[l] + dev / n) - mean[l];
-                    mean[l] += delta * (n / total);
-                    d0[l] += f0[l];
-                    d1[l] += ((double)f1[l] - dev * dev / n) + delta * delta * (count * n / total);
-                }
-                count = total;
-                continue;
-            }
-            if (cb == 16) GRAD_RUN(bn_lanes16, bn_mask16);
-            else GRAD_RUN(bn_lanes8, bn_mask8);
+            float f0[RN_BLK_MAX_LANES], f1[RN_BLK_MAX_LANES];
+            if (cb == 16) RUN_SUMS(bn_lanes16, bn_mask16);
+            else RUN_SUMS(bn_lanes8, bn_mask8);
             for (int l = 0; l < cb; l++) d0[l] += f0[l], d1[l] += f1[l];
         }
     }
     memcpy(s0, d0, (size_t)cb * sizeof(double));
     memcpy(s1, d1, (size_t)cb * sizeof(double));
-    if (kind == SUM_X) memcpy(s1 + RN_BLK_MAX_LANES, mean, (size_t)cb * sizeof(double));
 }
+#undef RUN_SUMS
 
 /* Each combination a loop of its own, its choices known where it is compiled. */
 #define GROUP_SUMS(CB)                                                                             \
     do {                                                                                           \
         if (kind == SUM_X)                                                                         \
             group_sums(CB, SUM_X, MASK_NONE, s0, s1, x, dy, relu_y, rs, rh, mu, i0, i1, cbn, b, hw); \
+        else if (kind == SUM_SQDEV)                                                                \
+            group_sums(CB, SUM_SQDEV, MASK_NONE, s0, s1, x, dy, relu_y, rs, rh, mu, i0, i1, cbn, b, \
+                       hw);                                                                        \
         else if (rs)                                                                               \
             group_sums(CB, SUM_GRAD, MASK_X, s0, s1, x, dy, relu_y, rs, rh, mu, i0, i1, cbn, b, hw); \
         else if (relu_y)                                                                           \
@@ -162,7 +103,6 @@ static void sums_of(int kind, double *s0, double *s1, const float *x, const floa
     else GROUP_SUMS(8);
 }
 #undef GROUP_SUMS
-#undef GRAD_RUN
 
 #define NORMALIZE(V, M)                                                                            \
     do {                                                                                           \

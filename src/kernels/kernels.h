@@ -117,8 +117,7 @@ void rn_blk_shortcut_pad_backward(float *dx, const float *dy, int n, int c, int 
  * backward takes the ReLU's mask from x as the forward computed it, (x - mean) relu_scale +
  * relu_shift > 0, and does not read relu_y (a BN + ReLU without the residual addition): the
  * same bits, one tensor fewer read twice.
- * The planar kernels' numerics, but for the forward's variance, taken in one pass over x
- * (blk_bn.c), which agrees with theirs to rounding; the bits do not depend on the thread count.
+ * The same numerics as the planar kernels; the bits do not depend on the thread count.
  * sync: NULL for this batch alone, or the sums over every process's slice (synchronised batch
  * norm, as rn_bn_forward_train_allsum / rn_bn_backward_train_allsum; with one process the same
  * bits as NULL). The forward returns the values per channel its statistics cover. */
