@@ -93,7 +93,7 @@ void rn_conv_run_backward_blocked(rn_net *net, rn_conv *conv, float *dx, const f
 
 /* Where training on blocks pays (measured, docs/performance.md): with AVX-512's 16-lane blocks
  * and, since its batch norm's loops run on vectors (they had been scalar there), AVX2's 8-lane
- * ones (the AVX2 build on the Xeon: 0.64-0.81x the planar engine's step); not in the portable
+ * ones (the AVX2 build on the Xeon: 0.63-0.74x the planar engine's step); not in the portable
  * build, unmeasured. RN_BLOCKED=0 or 1 overrides. */
 static int blocked_by_default(void)
 {
