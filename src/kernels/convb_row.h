@@ -72,25 +72,41 @@ static inline __attribute__((always_inline)) void row_tile(const int r, const in
         const float *wc = a->w + (size_t)cb * a->kr * a->ks * CB * CB;
         /* an image's 1 or 3 channels: 16 lanes of zeros are not worth their FMAs */
         const int channels = cb + 1 < a->cbn ? CB : a->clast;
+/* input channel c's multiply-adds: xv and wv at its input values and weights */
+#define CHANNEL_FMAS()                                                                             \
+    do {                                                                                           \
+        if (WEIGHTS_AHEAD) {                                                                       \
+            __builtin_prefetch(wv + WEIGHTS_AHEAD * CB, 0, 3);                                     \
+            if (kbs > 1) __builtin_prefetch(wv + a->wstride + WEIGHTS_AHEAD * CB, 0, 3);           \
+        }                                                                                          \
+        const vblk w0 = *(const vblk *)wv;                                                         \
+        const vblk w1 = kbs > 1 ? *(const vblk *)(wv + a->wstride) : w0;                           \
+        _Pragma("GCC unroll 16") for (int i = 0; i < r; i++) {                                     \
+            const vblk v = VBCAST(xv[XOFF(i)]);                                                    \
+            acc[i][0] = VFMA(v, w0, acc[i][0]);                                                    \
+            if (kbs > 1) acc[i][1] = VFMA(v, w1, acc[i][1]);                                       \
+        }                                                                                          \
+    } while (0)
+        /* A 1x1 kernel and a full block (the pointwise layers, and the products of every
+         * Winograd layer): the block's CB channels in a loop whose count GCC knows, two a turn,
+         * where the taps' loops ran one of `channels` inside two of one turn each. The same
+         * multiply-adds in the same order: the same bits. Measured (Xeon, family 6 model 207,
+         * resnet50 batch 16, both ways alternating forward by forward in one process, a timer
+         * per layer, four runs): the convolutions 0.93-1.02x the time at 1 thread, 0.96-0.99x
+         * at 2. Two a turn for any count instead took them to 1.09x / 1.05x. */
+        if (a->kr == 1 && a->ks == 1 && channels == CB) {
+            const float *xv = xc, *wv = wc;
+#pragma GCC unroll 2
+            for (int c = 0; c < CB; c++, xv += xchannel, wv += CB) CHANNEL_FMAS();
+            continue;
+        }
         for (int ky = 0; ky < a->kr; ky++)
             for (int kx = 0; kx < a->ks; kx++) {
                 const float *xv = xc + (size_t)ky * a->xrow + (size_t)kx * a->xpix;
                 const float *wv = wc + (size_t)(ky * a->ks + kx) * CB * CB;
-                for (int c = 0; c < channels; c++, xv += xchannel, wv += CB) {
-                    if (WEIGHTS_AHEAD) {
-                        __builtin_prefetch(wv + WEIGHTS_AHEAD * CB, 0, 3);
-                        if (kbs > 1) __builtin_prefetch(wv + a->wstride + WEIGHTS_AHEAD * CB, 0, 3);
-                    }
-                    const vblk w0 = *(const vblk *)wv;
-                    const vblk w1 = kbs > 1 ? *(const vblk *)(wv + a->wstride) : w0;
-#pragma GCC unroll 16
-                    for (int i = 0; i < r; i++) {
-                        const vblk v = VBCAST(xv[XOFF(i)]);
-                        acc[i][0] = VFMA(v, w0, acc[i][0]);
-                        if (kbs > 1) acc[i][1] = VFMA(v, w1, acc[i][1]);
-                    }
-                }
+                for (int c = 0; c < channels; c++, xv += xchannel, wv += CB) CHANNEL_FMAS();
             }
+#undef CHANNEL_FMAS
     }
     for (int b = 0; b < kbs; b++) {
         const vblk bias = a->bias ? *(const vblk *)(a->bias + (size_t)b * CB) : (vblk){0};
