@@ -946,6 +946,12 @@ static void test_convb_forward(void **state)
     convb_case(3, 20, 9, 7, 24, 1, 2, 0, 1);   /* an odd map: the last row and column read */
     convb_case(2, 16, 10, 11, 40, 1, 3, 0, 0); /* stride 3 */
     convb_case(1, 64, 14, 14, 48, 1, 2, 0, 1); /* weights outweighing the output: wide calls */
+    /* four output blocks a call where the build has that kernel (AVX-512; convb.c quad_calls):
+     * full input blocks, output blocks in fours, maps of 196 pixels and more */
+    convb_case(2, 32, 14, 14, 64, 1, 1, 0, 1);  /* 196 pixels in calls of 5 and 6 */
+    convb_case(3, 16, 15, 15, 128, 1, 1, 0, 0); /* 225 pixels, eight output blocks */
+    convb_case(17, 48, 14, 15, 64, 1, 1, 0, 1); /* one image's segments for a task */
+    convb_case(2, 32, 28, 28, 64, 1, 2, 0, 1);  /* strided: 196 gathered pixels */
 }
 
 /* rn_convb_backward_weights against double loops: dw and db accumulate onto what they hold,
@@ -1476,6 +1482,7 @@ static void test_convb_forward_add(void **state)
     convb_add_case(2, 40, 7, 24, 1, 1, 0);  /* 1x1: the map as one row */
     convb_add_case(2, 24, 9, 40, 1, 2, 0);  /* 1x1/2: gathered, a group of images */
     convb_add_case(17, 24, 8, 40, 1, 2, 0); /* an image a task */
+    convb_add_case(2, 32, 14, 64, 1, 1, 0);  /* 1x1 in calls of four output blocks */
     convb_add_case(3, 16, 9, 32, 3, 1, 2);  /* Winograd F(2x2, 3x3) */
     convb_add_case(3, 16, 9, 32, 3, 1, 4);  /* F(4x4, 3x3) */
 }

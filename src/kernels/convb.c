@@ -34,21 +34,24 @@ rn_convb_fns rn_convb_select(void)
                               {2, 16, rn_convb_wino_in_avx512, rn_convb_wino_out_avx512,
                                rn_convb_wino_dy_avx512, rn_convb_wino_u_avx512},
                               {4, 36, rn_convb_wino4_in_avx512, rn_convb_wino4_out_avx512,
-                               rn_convb_wino4_dy_avx512, rn_convb_wino4_u_avx512}};
+                               rn_convb_wino4_dy_avx512, rn_convb_wino4_u_avx512},
+                              rn_convb_quad_avx512};
     case RN_SIMD_AVX2:
         return (rn_convb_fns){8, RN_CONVB_RMAX_AVX2, RN_CONVB_RMAX_AVX2, rn_convb_row_avx2,
                               rn_convb_peak_avx2, rn_convb_wgrad_avx2,
                               {2, 16, rn_convb_wino_in_avx2, rn_convb_wino_out_avx2,
                                rn_convb_wino_dy_avx2, rn_convb_wino_u_avx2},
                               {4, 36, rn_convb_wino4_in_avx2, rn_convb_wino4_out_avx2,
-                               rn_convb_wino4_dy_avx2, rn_convb_wino4_u_avx2}};
+                               rn_convb_wino4_dy_avx2, rn_convb_wino4_u_avx2},
+                              NULL};
     default:
         return (rn_convb_fns){8, RN_CONVB_RMAX_GENERIC, RN_CONVB_RMAX_GENERIC, rn_convb_row_generic,
                               rn_convb_peak_generic, rn_convb_wgrad_generic,
                               {2, 16, rn_convb_wino_in_generic, rn_convb_wino_out_generic,
                                rn_convb_wino_dy_generic, rn_convb_wino_u_generic},
                               {4, 36, rn_convb_wino4_in_generic, rn_convb_wino4_out_generic,
-                               rn_convb_wino4_dy_generic, rn_convb_wino4_u_generic}};
+                               rn_convb_wino4_dy_generic, rn_convb_wino4_u_generic},
+                              NULL};
     }
 }
 
@@ -252,26 +255,50 @@ static void band(const rn_convb_fns *v, rn_convb_row a, float *yi, const float *
 /* A 1x1 convolution of stride 1 without padding reads output pixel p's input at pixel p, so
  * a whole map is one row, cut into calls of equal width (49 pixels: 10, 10, 10, 10, 9; rows
  * of 7 or 14 would leave short calls at every row's end). A task is a segment of SEG_CALLS
- * calls for a group of output-block pairs: all of them when there are tasks enough, so the
- * segment's input is read from cache once for every pair rather than once per pair; one pair
- * where the output has as many channels as the input or more, since there the output's planes,
- * written a segment at a time for every pair, are the larger stream (resnet50 batch 1, both
- * alternating forward by forward: 64->256 on 56x56 0.96x the time at 1 and 2 threads, 128->512
- * on 28x28 0.99x and 0.92x; the layers that reduce the channels 1.01x with one pair a task). */
+ * calls for a group of output-block pairs (or of 2 x SEG_CALLS for fours, quad_calls below):
+ * all of them when there are tasks enough, so the segment's input is read from cache once for
+ * every pair rather than once per pair; one pair where the output has as many channels as the
+ * input or more, since there the output's planes, written a segment at a time for every pair,
+ * are the larger stream (resnet50 batch 1, both alternating forward by forward: 64->256 on
+ * 56x56 0.96x the time at 1 and 2 threads, 128->512 on 28x28 0.99x and 0.92x; the layers that
+ * reduce the channels 1.01x with one pair a task). */
 static int pointwise(const rn_conv_shape *sh)
 {
     return sh->r == 1 && sh->s == 1 && sh->stride == 1 && sh->pad == 0;
 }
 
+/* Four output blocks a call (convb_quad.h) where the build has that kernel, the blocks come in
+ * fours, the input fills its blocks and the map has QUAD_MIN_PIXELS or more (the same bits
+ * either way). Measured (Xeon, family 6 model 207, resnet50, both ways alternating forward by
+ * forward in one process, a timer per layer, 24 forwards at batch 16, 100 at batch 1): batch 16
+ * 0.92-0.97x the convolutions' time at 1 thread and 0.92-0.97x at 2 (two runs each), the 1x1
+ * layers on 56x56 and 28x28 0.77-0.95x, on 14x14 0.91-1.06x; batch 1 0.92x and 0.95x. On 7x7
+ * maps, whose weights outweigh their activations, each weight vector serving 6 pixels instead
+ * of 12 took the 2048->512 layers to 1.21x and 1024->2048 to 1.10x at batch 16, hence the
+ * bound. */
+enum { QUAD_MIN_PIXELS = 196 };
+
+static int quad_calls(const rn_convb_fns *v, const rn_conv_shape *sh, int kbn, long pixels)
+{
+    return v->quad && kbn % 4 == 0 && sh->c % v->lanes == 0 && pixels >= QUAD_MIN_PIXELS;
+}
+
 static void pointwise_forward(const rn_convb_fns *v, rn_convb_row a, float *y, const float *x,
                               const float *packed, const rn_conv_shape *sh)
 {
-    const int cb = v->lanes, kbn = rn_blk_count(sh->k, cb), pairs = (kbn + 1) / 2;
+    const int cb = v->lanes, kbn = rn_blk_count(sh->k, cb);
     const int threads = threads_of(sh);
-    const long pixels = (long)sh->oh * sh->ow, calls = (pixels + v->rmax - 1) / v->rmax;
-    const long segs = (calls + SEG_CALLS - 1) / SEG_CALLS;
+    const long pixels = (long)sh->oh * sh->ow;
+    /* output blocks a call (per), its most pixels, and a segment's calls: 48 pixels either way
+     * with 16 lanes */
+    const int quads = quad_calls(v, sh, kbn, pixels), per = quads ? 4 : 2;
+    const int rmax = quads ? RN_CONVB_QUAD_RMAX : v->rmax;
+    const int seg_calls = quads ? 2 * SEG_CALLS : SEG_CALLS;
+    const int units = (kbn + per - 1) / per;
+    const long calls = (pixels + rmax - 1) / rmax;
+    const long segs = (calls + seg_calls - 1) / seg_calls;
     long groups = ((long)TASKS_PER_THREAD * threads + sh->n * segs - 1) / (sh->n * segs);
-    if (groups > pairs || sh->k >= sh->c) groups = pairs;
+    if (groups > units || sh->k >= sh->c) groups = units;
     const size_t in_image = (size_t)a.cbn * pixels * cb, out_image = (size_t)kbn * pixels * cb;
     const size_t wblock = (size_t)a.cbn * cb * cb;
     a.xplane = (size_t)pixels * cb;
@@ -285,17 +312,18 @@ static void pointwise_forward(const rn_convb_fns *v, rn_convb_row a, float *y, c
     for (long t = 0; t < tasks; t++) {
         const int i = (int)(t / (segs * groups));
         const long seg = t % segs, g = t / segs % groups;
-        const long c0 = seg * SEG_CALLS, c1 = c0 + SEG_CALLS < calls ? c0 + SEG_CALLS : calls;
+        const long c0 = seg * seg_calls, c1 = c0 + seg_calls < calls ? c0 + seg_calls : calls;
         const float *xi = x + (size_t)i * in_image;
-        for (int pair = (int)(g * pairs / groups); pair < (g + 1) * pairs / groups; pair++) {
-            const int kb = 2 * pair, kbs = kb + 1 < kbn ? 2 : 1;
+        for (int u = (int)(g * units / groups); u < (g + 1) * units / groups; u++) {
+            const int kb = per * u, kbs = kb + per <= kbn ? per : kbn - kb;
             rn_convb_row b = a;
             b.w = packed + kb * wblock;
             b.bias = packed + weight_floats(sh, cb) + (size_t)kb * cb;
             float *yk = y + (size_t)i * out_image + (size_t)kb * a.ystride;
             for (long c = c0; c < c1; c++) {
                 const long p0 = c * pixels / calls, p1 = (c + 1) * pixels / calls;
-                v->row(&b, (int)(p1 - p0), kbs, yk + (size_t)p0 * cb, xi + (size_t)p0 * cb);
+                if (quads) v->quad(&b, (int)(p1 - p0), yk + (size_t)p0 * cb, xi + (size_t)p0 * cb);
+                else v->row(&b, (int)(p1 - p0), kbs, yk + (size_t)p0 * cb, xi + (size_t)p0 * cb);
             }
         }
     }

@@ -56,6 +56,12 @@ void rn_convb_row_avx512(const rn_convb_row *a, int r, int kbs, float *y, const 
 void rn_convb_row_avx2(const rn_convb_row *a, int r, int kbs, float *y, const float *x);
 void rn_convb_row_generic(const rn_convb_row *a, int r, int kbs, float *y, const float *x);
 
+/* r (1..RN_CONVB_QUAD_RMAX) output pixels of a 1x1 stride-1 convolution for four output blocks
+ * (convb_quad.h), the input's channels filling its blocks: y and x at the first pixel. AVX-512
+ * only. */
+enum { RN_CONVB_QUAD_RMAX = 6 };
+void rn_convb_quad_avx512(const rn_convb_row *a, int r, float *y, const float *x);
+
 /* reps FMAs on each of 2 * RMAX vector accumulators (convb_row.h), for the peak. */
 float rn_convb_peak_avx512(long reps);
 float rn_convb_peak_avx2(long reps);
@@ -164,6 +170,8 @@ typedef struct {
     void (*wgrad)(const rn_convb_wgrad_args *a, int r, int kbs, float *acc, const float *x,
                   const float *dy);
     rn_convb_wino_fns wino2, wino4;
+    /* four output blocks a call for the pointwise layers (rn_convb_quad_avx512), or NULL */
+    void (*quad)(const rn_convb_row *a, int r, float *y, const float *x);
 } rn_convb_fns;
 
 rn_convb_fns rn_convb_select(void);

@@ -20,5 +20,7 @@
 #define WINO4_U_NAME rn_convb_wino4_u_avx512
 #define PEAK_NAME rn_convb_peak_avx512
 #define WGRAD_NAME rn_convb_wgrad_avx512
+#define QUAD_NAME rn_convb_quad_avx512
 #include "kernels/convb_row.h"
 #include "kernels/convb_wgrad_row.h"
+#include "kernels/convb_quad.h"
