@@ -36,7 +36,8 @@ static inline __attribute__((always_inline)) void quad_tile(const int r, const r
 #pragma GCC unroll 2
         for (int c = 0; c < CB; c++, xv++, wv += CB) {
 #pragma GCC unroll 4
-            for (int b = 0; b < 4; b++) __builtin_prefetch(wv + b * a->wstride + WEIGHTS_AHEAD * CB, 0, 3);
+            for (int b = 0; b < 4; b++)
+                __builtin_prefetch(wv + b * a->wstride + WEIGHTS_AHEAD * CB, 0, 3);
             const vblk w0 = *(const vblk *)wv, w1 = *(const vblk *)(wv + a->wstride);
             const vblk w2 = *(const vblk *)(wv + 2 * a->wstride);
             const vblk w3 = *(const vblk *)(wv + 3 * a->wstride);
@@ -65,7 +66,8 @@ static inline __attribute__((always_inline)) void quad_tile(const int r, const r
 
 /* one function a pixel count, as convb_row.h's variants */
 #define QUAD_VARIANT(R)                                                                            \
-    static __attribute__((noinline)) void quad_##R(const rn_convb_row *a, float *y, const float *x) \
+    static __attribute__((noinline)) void quad_##R(const rn_convb_row *a, float *y,               \
+                                                   const float *x)                                 \
     {                                                                                              \
         quad_tile(R, a, y, x);                                                                     \
     }
