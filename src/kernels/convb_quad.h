@@ -1,7 +1,7 @@
 /* A second microkernel for 1x1 stride-1 convolutions on blocked input (convb.c's pointwise
  * layers): four output blocks of r <= RN_CONVB_QUAD_RMAX pixels, where convb_row.h's call holds
- * two blocks of up to 12. Included by convb_avx512.c after convb_row.h (its vblk, vmask, VFMA,
- * VBCAST and WEIGHTS_AHEAD); 4 x 6 accumulators, four weight vectors and a broadcast fill 29
+ * two blocks of up to 12. Included by convb_avx512.c after convb_row.h (its vblk, VFMA, VBCAST,
+ * WEIGHTS_AHEAD, prefetch_out and store_out); 4 x 6 accumulators, four weight vectors and a broadcast fill 29
  * of the 32 zmm registers, so there is no 8-lane build (16 ymm registers).
  *
  * Each input value broadcast serves four blocks instead of two: 10 loads for 24 FMAs instead of
@@ -17,14 +17,11 @@ static inline __attribute__((always_inline)) void quad_tile(const int r, const r
     vblk acc[RN_CONVB_QUAD_RMAX][4];
 #pragma GCC unroll 6
     for (int i = 0; i < r; i++) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = (vblk){0};
-    /* the output's and the shortcut's lines asked for now, as in convb_row.h */
+    /* the output's and the shortcut's lines asked for now, as in row_tile */
     for (int b = 0; b < 4; b++) {
         const float *yb = y + (size_t)b * a->ystride;
 #pragma GCC unroll 6
-        for (int i = 0; i < r; i++) {
-            __builtin_prefetch(yb + (size_t)i * CB, 1, 3);
-            if (a->sum) __builtin_prefetch(a->sum + (yb + (size_t)i * CB - a->y_base), 0, 3);
-        }
+        for (int i = 0; i < r; i++) prefetch_out(a, yb + (size_t)i * CB);
     }
     for (int cb = 0; cb < a->cbn; cb++) {
         const float *xv = x + (size_t)cb * a->xplane;
@@ -55,12 +52,7 @@ static inline __attribute__((always_inline)) void quad_tile(const int r, const r
         const vblk bias = a->bias ? *(const vblk *)(a->bias + (size_t)b * CB) : (vblk){0};
         float *yb = y + (size_t)b * a->ystride;
 #pragma GCC unroll 6
-        for (int i = 0; i < r; i++) {
-            vblk o = acc[i][b] + bias;
-            if (a->sum) o = *(const vblk *)(a->sum + (yb + (size_t)i * CB - a->y_base)) + o;
-            if (a->relu) o = (vblk)((vmask)o & (o > (vblk){0}));
-            *(vblk *)(yb + (size_t)i * CB) = o;
-        }
+        for (int i = 0; i < r; i++) store_out(a, yb + (size_t)i * CB, acc[i][b], bias);
     }
 }
 

@@ -26,6 +26,27 @@ enum { WEIGHTS_AHEAD = CB == 16 ? 16 : 0 };
 typedef float vblk __attribute__((vector_size(CB * sizeof(float)), aligned(sizeof(float))));
 typedef int vmask __attribute__((vector_size(CB * sizeof(int))));
 
+/* Output vector yp's line, and the shortcut's line beside it where there is one, asked for
+ * before a call's sums (why: row_tile below). */
+static inline __attribute__((always_inline)) void prefetch_out(const rn_convb_row *a,
+                                                               const float *yp)
+{
+    __builtin_prefetch(yp, 1, 3);
+    if (a->sum) __builtin_prefetch(a->sum + (yp - a->y_base), 0, 3);
+}
+
+/* One output vector: its sum plus the bias; plus the shortcut's value at yp's place, as
+ * rn_add_scaled_relu after the convolution; then max(o, 0) when relu (NaN stays 0). Every
+ * microkernel ends in this, so their outputs agree to the bit. */
+static inline __attribute__((always_inline)) void store_out(const rn_convb_row *a, float *yp,
+                                                            vblk acc, vblk bias)
+{
+    vblk o = acc + bias;
+    if (a->sum) o = *(const vblk *)(a->sum + (yp - a->y_base)) + o;
+    if (a->relu) o = (vblk)((vmask)o & (o > (vblk){0}));
+    *(vblk *)yp = o;
+}
+
 /* xs: 1 or 2 where the input is blocked (channels 1 float apart) and a row's pixels xs * CB
  * floats apart (stride 1 or 2: every convolution but the network's first), 3 or 4 where it is
  * planar (channels a plane apart) and the pixels xs - 2 floats apart (the first), 0 for any
@@ -58,10 +79,7 @@ static inline __attribute__((always_inline)) void row_tile(const int r, const in
     for (int b = 0; b < kbs; b++) {
         const float *yb = y + (size_t)b * a->ystride;
 #pragma GCC unroll 16
-        for (int i = 0; i < r; i++) {
-            __builtin_prefetch(yb + YOFF(i), 1, 3);
-            if (a->sum) __builtin_prefetch(a->sum + (yb + YOFF(i) - a->y_base), 0, 3);
-        }
+        for (int i = 0; i < r; i++) prefetch_out(a, yb + YOFF(i));
     }
     for (int cb = 0; cb < a->cbn; cb++) {
         const float *xc = x + (size_t)cb * a->xplane;
@@ -112,13 +130,7 @@ static inline __attribute__((always_inline)) void row_tile(const int r, const in
         const vblk bias = a->bias ? *(const vblk *)(a->bias + (size_t)b * CB) : (vblk){0};
         float *yb = y + (size_t)b * a->ystride;
 #pragma GCC unroll 16
-        for (int i = 0; i < r; i++) {
-            vblk o = acc[i][b] + bias;
-            /* as rn_add_scaled_relu after the convolution: the shortcut plus the output */
-            if (a->sum) o = *(const vblk *)(a->sum + (yb + YOFF(i) - a->y_base)) + o;
-            if (a->relu) o = (vblk)((vmask)o & (o > (vblk){0})); /* max(o, 0); NaN stays 0 */
-            *(vblk *)(yb + YOFF(i)) = o;
-        }
+        for (int i = 0; i < r; i++) store_out(a, yb + YOFF(i), acc[i][b], bias);
     }
 #undef XPIX
 #undef XOFF
