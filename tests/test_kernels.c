@@ -1185,6 +1185,19 @@ static void test_convb_backward_data(void **state)
     /* phases of 4 and 3 pixels a row, taken several rows a call (convb.c) */
     convb_dgrad_case(17, 40, 7, 7, 48, 3, 2, 1);
     convb_dgrad_case(2, 16, 4, 4, 16, 3, 1, 1);
+    /* 1x1/1 through the forward's pointwise path with 16 lanes (convb_bwd.c): four blocks of
+     * dx a call (64 and 128 channels, 196 pixels or more), two (a 7x7 map, 40 channels; and
+     * dy's last block partial) */
+    convb_dgrad_case(2, 64, 14, 14, 32, 1, 1, 0);
+    convb_dgrad_case(3, 128, 15, 15, 48, 1, 1, 0);
+    convb_dgrad_case(17, 64, 14, 15, 16, 1, 1, 0);
+    convb_dgrad_case(2, 40, 7, 7, 64, 1, 1, 0);
+    convb_dgrad_case(2, 64, 14, 14, 40, 1, 1, 0);
+    /* and 1x1/2 and /3 (dx at the pixels read, scattered between zeros) */
+    convb_dgrad_case(2, 64, 28, 28, 32, 1, 2, 0);
+    convb_dgrad_case(2, 64, 29, 27, 48, 1, 2, 0);
+    convb_dgrad_case(17, 64, 27, 28, 16, 1, 2, 0);
+    convb_dgrad_case(2, 24, 10, 11, 40, 1, 3, 0);
 }
 
 /* A BN case's inputs from seed on: x (of scale x_scale around x_mean), another tensor of x's

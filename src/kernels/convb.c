@@ -283,8 +283,9 @@ static int quad_calls(const rn_convb_fns *v, const rn_conv_shape *sh, int kbn, l
     return v->quad && kbn % 4 == 0 && sh->c % v->lanes == 0 && pixels >= QUAD_MIN_PIXELS;
 }
 
+/* bias: the K blocks' biases, or NULL */
 static void pointwise_forward(const rn_convb_fns *v, rn_convb_row a, float *y, const float *x,
-                              const float *packed, const rn_conv_shape *sh)
+                              const float *packed, const float *bias, const rn_conv_shape *sh)
 {
     const int cb = v->lanes, kbn = rn_blk_count(sh->k, cb);
     const int threads = threads_of(sh);
@@ -318,7 +319,7 @@ static void pointwise_forward(const rn_convb_fns *v, rn_convb_row a, float *y, c
             const int kb = per * u, kbs = kb + per <= kbn ? per : kbn - kb;
             rn_convb_row b = a;
             b.w = packed + kb * wblock;
-            b.bias = packed + weight_floats(sh, cb) + (size_t)kb * cb;
+            b.bias = bias ? bias + (size_t)kb * cb : NULL;
             float *yk = y + (size_t)i * out_image + (size_t)kb * a.ystride;
             for (long c = c0; c < c1; c++) {
                 const long p0 = c * pixels / calls, p1 = (c + 1) * pixels / calls;
@@ -353,7 +354,8 @@ static void strided_forward(const rn_convb_fns *v, rn_convb_row a, float *y, con
 #pragma omp for schedule(dynamic, 1)
             for (int i = 0; i < sh->n; i++) {
                 gather_strided(slot, x, i, 1, cbn, cb, sh, 1);
-                pointwise_forward(v, a, y + (size_t)i * out_image, slot, packed, &unit);
+                pointwise_forward(v, a, y + (size_t)i * out_image, slot, packed,
+                                  packed + weight_floats(sh, cb), &unit);
             }
         }
         return;
@@ -363,7 +365,8 @@ static void strided_forward(const rn_convb_fns *v, rn_convb_row a, float *y, con
         const int gi = sh->n - i0 < group ? sh->n - i0 : group;
         gather_strided(work, x, i0, gi, cbn, cb, sh, threads);
         unit.n = gi;
-        pointwise_forward(v, a, y + (size_t)i0 * out_image, work, packed, &unit);
+        pointwise_forward(v, a, y + (size_t)i0 * out_image, work, packed,
+                          packed + weight_floats(sh, cb), &unit);
     }
 }
 
@@ -401,6 +404,19 @@ static int wide_calls(const rn_conv_shape *sh, int cb)
     return weight_floats(sh, cb) > (size_t)sh->n * rn_blk_count(sh->k, cb) * sh->oh * sh->ow * cb;
 }
 
+void rn_convb_pointwise(float *y, const float *x, const float *w, const rn_conv_shape *sh)
+{
+    rn_convb_fns v = rn_convb_select();
+    if (wide_calls(sh, v.lanes)) v.rmax = v.rmax_wide;
+    const int cb = v.lanes, cbn = rn_blk_count(sh->c, cb);
+    const rn_convb_row a = {.wstride = (size_t)cbn * cb * cb, .cbn = cbn, .kr = 1, .ks = 1,
+                            .clast = sh->c - (cbn - 1) * cb, .xrow = (size_t)sh->w * cb,
+                            .xpix = (size_t)cb, .xstep = (size_t)cb, .cstride = 1,
+                            .ystride = (size_t)sh->oh * sh->ow * cb, .ypix = (size_t)cb,
+                            .y_base = y};
+    pointwise_forward(&v, a, y, x, w, NULL, sh);
+}
+
 /* planar_in: x is planar [n, c, h, w], read as blocks whose channels are planes (the network's
  * first convolution, on the images as they come). */
 static void forward(float *y, const float *x, const float *sum, const float *packed, int relu,
@@ -426,7 +442,7 @@ static void forward(float *y, const float *x, const float *sum, const float *pac
         .y_base = y};
     const int pairs = (kbn + 1) / 2, bands = (sh->oh + BAND_ROWS - 1) / BAND_ROWS;
     if (pointwise(sh) && !planar_in) {
-        pointwise_forward(&v, a, y, x, packed, sh);
+        pointwise_forward(&v, a, y, x, packed, packed + weight_floats(sh, cb), sh);
         return;
     }
     if (strided_pointwise(sh) && !planar_in) {

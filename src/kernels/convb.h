@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+#include "kernels/kernels.h"
+
 typedef struct {
     const float *w;     /* packed weights of the first output block: [cbn][kr][ks][CB c][CB k] */
     size_t wstride;     /* floats from one output block's weights to the next's */
@@ -180,6 +182,11 @@ rn_convb_fns rn_convb_select(void);
  * first output pixel at y + m * yrow, its input at x + m * xrow (convb.c). */
 void rn_convb_rows(const rn_convb_fns *v, const rn_convb_row *a, int kbs, float *y, size_t yrow,
                    const float *x, size_t xrow, int m0, int m1, int n);
+
+/* y = w x for a 1x1 stride-1 convolution without padding (sh), blocked y and x, w packed as
+ * rn_convb_pack's weights without the bias (convb.c): the pointwise layers' path, with no bias,
+ * ReLU or shortcut. The input gradient of such a layer is one too (convb_bwd.c). */
+void rn_convb_pointwise(float *y, const float *x, const float *w, const rn_conv_shape *sh);
 
 /* Winograd on blocks (convb_wino.c): the transforms of F(m x m, 3x3), m = 2 or 4 as
  * rn_convb_wino_tile chooses. */
