@@ -56,8 +56,9 @@ $(BUILD)/obj/%.o: %.c
 # length scalar) and the microkernels' fixed-size loops unroll into registers. The AVX2 ones
 # are built for AVX2 + FMA, the AVX-512 ones for AVX-512F too, and each only called where the
 # CPU has them (src/kernels/cpu.c).
-# -Wno-psabi: the portable build of the Winograd transforms passes 8-float vectors between
-# static functions, and GCC notes that their ABI changed in GCC 4.6; no call crosses a file.
+# -Wno-psabi: the portable builds (the Winograd transforms, the blocked microkernels' output
+# helper) pass 8-float vectors between static functions, and GCC and clang note that their ABI
+# changed or needs AVX; no call crosses a file.
 $(BUILD)/obj/src/kernels/%.o: src/kernels/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -O3 -Wno-psabi -c $< -o $@
@@ -72,7 +73,7 @@ $(BUILD)/obj/src/kernels/%_avx512.o: src/kernels/%_avx512.c
 
 $(BUILD)/obj/src/kernels/%_generic.o: src/kernels/%_generic.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -O3 -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -O3 -Wno-psabi -c $< -o $@
 
 # The builds of convb_row.h: every variant of the microkernel, unrolled.
 $(foreach isa,avx512 avx2 generic,$(BUILD)/obj/src/kernels/convb_$(isa).o): OBJ_SAN = $(ROW_SAN)
