@@ -94,19 +94,22 @@ static int group_of(const rn_conv_shape *sh)
 
 /* A 1x1 convolution without padding: dx = w^T dy at the pixels it reads, a pointwise
  * convolution of dy (pointwise_data below). */
-static int pointwise_of(const rn_conv_shape *sh)
+static int pointwise_of(const rn_convb_fns *v, const rn_conv_shape *sh)
 {
-    return sh->r == 1 && sh->s == 1 && sh->pad == 0 && rn_convb_select().quad;
+    return sh->r == 1 && sh->s == 1 && sh->pad == 0 && v->quad;
 }
 
 size_t rn_convb_backward_data_workspace(const rn_conv_shape *sh)
 {
-    const int cb = rn_blk_lanes(), p = dy_pad(sh);
-    const size_t padded = (size_t)group_of(sh) * rn_blk_count(sh->k, cb) * (sh->oh + 2 * p) *
-                          (sh->ow + 2 * p) * cb;
-    /* a strided one's dx at the pixels read, a group of images at a time */
-    const size_t gathered = (size_t)group_of(sh) * rn_blk_count(sh->c, cb) * sh->oh * sh->ow * cb;
-    return pointwise_of(sh) && sh->stride > 1 && gathered > padded ? gathered : padded;
+    const rn_convb_fns v = rn_convb_select();
+    const int cb = v.lanes, p = dy_pad(sh);
+    /* the pointwise path reads dy as it is; at stride 2 it writes the pixels read, a group of
+     * images at a time; the phases pad dy */
+    if (pointwise_of(&v, sh)) {
+        if (sh->stride == 1) return 0;
+        return (size_t)group_of(sh) * rn_blk_count(sh->c, cb) * sh->oh * sh->ow * cb;
+    }
+    return (size_t)group_of(sh) * rn_blk_count(sh->k, cb) * (sh->oh + 2 * p) * (sh->ow + 2 * p) * cb;
 }
 
 /* Where phase (py, px)'s weights start in the packing: after the phases before it. */
@@ -169,7 +172,8 @@ static void scatter_strided(float *dx, const float *dxg, int gi, int cbn, int cb
                 const float *gr = g + (size_t)(y / s) * sh->ow * cb;
                 for (int x = 0; x < sh->w; x++) {
                     if (x % s) memset(d + (size_t)x * cb, 0, (size_t)cb * sizeof(float));
-                    else memcpy(d + (size_t)x * cb, gr + (size_t)(x / s) * cb, (size_t)cb * sizeof(float));
+                    else memcpy(d + (size_t)x * cb, gr + (size_t)(x / s) * cb,
+                                (size_t)cb * sizeof(float));
                 }
             }
         }
@@ -201,7 +205,8 @@ static void pointwise_data(const rn_convb_fns *v, float *dx, const float *dy, co
     const int cb = v->lanes, cbn = rn_blk_count(sh->c, cb), kbn = rn_blk_count(sh->k, cb);
     const int threads = threads_of(sh), group = group_of(sh);
     const size_t gathered = (size_t)cbn * sh->oh * sh->ow * cb;
-    const size_t dy_image = (size_t)kbn * sh->oh * sh->ow * cb, dx_image = (size_t)cbn * sh->h * sh->w * cb;
+    const size_t dy_image = (size_t)kbn * sh->oh * sh->ow * cb;
+    const size_t dx_image = (size_t)cbn * sh->h * sh->w * cb;
     if (sh->n >= RN_CONVB_IMAGES_PER_THREAD * threads) {
         t.n = 1, t.threads = 1;
 #pragma omp parallel num_threads(threads) if (threads > 1)
@@ -226,7 +231,7 @@ void rn_convb_backward_data(float *dx, const float *dy, const float *packed,
                             const rn_conv_shape *sh, float *work)
 {
     const rn_convb_fns v = rn_convb_select();
-    if (pointwise_of(sh)) {
+    if (pointwise_of(&v, sh)) {
         pointwise_data(&v, dx, dy, packed, sh, work);
         return;
     }

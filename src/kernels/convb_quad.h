@@ -1,8 +1,8 @@
 /* A second microkernel for 1x1 stride-1 convolutions on blocked input (convb.c's pointwise
  * layers): four output blocks of r <= RN_CONVB_QUAD_RMAX pixels, where convb_row.h's call holds
  * two blocks of up to 12. Included by convb_avx512.c after convb_row.h (its vblk, VFMA, VBCAST,
- * WEIGHTS_AHEAD, prefetch_out and store_out); 4 x 6 accumulators, four weight vectors and a broadcast fill 29
- * of the 32 zmm registers, so there is no 8-lane build (16 ymm registers).
+ * WEIGHTS_AHEAD, prefetch_out and store_out); 4 x 6 accumulators, four weight vectors and a
+ * broadcast fill 29 of the 32 zmm registers, so there is no 8-lane build (16 ymm registers).
  *
  * Each input value broadcast serves four blocks instead of two: 10 loads for 24 FMAs instead of
  * 14, and the segment's input read from cache once for every four output blocks. Each output's
