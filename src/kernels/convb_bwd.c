@@ -191,8 +191,8 @@ static void scatter_strided(float *dx, const float *dxg, int gi, int cbn, int cb
  * family 6 model 207, batch 16, both paths alternating call by call, medians of 10-12): stride 1
  * 0.62-0.93x the time at 1 thread on all twelve shapes, 0.73-1.05x at 2 (minima 0.67-0.96x);
  * stride 2 0.74-1.03x at 1 thread, 0.84-1.01x at 2 (the 14x14 one level). With 8 lanes (AVX2,
- * no four-block kernel) 0.88-0.95x on 56x56 and 7x7 maps but 1.07-1.09x on 14x14 ones, so that
- * build keeps the rows (pointwise_of). */
+ * no four-block kernel) 0.88-0.95x on 56x56 and 7x7 maps, 0.95x and 1.08x on 28x28, 1.07-1.09x
+ * on 14x14 ones, so that build keeps the rows (pointwise_of). */
 static void pointwise_data(const rn_convb_fns *v, float *dx, const float *dy, const float *packed,
                            const rn_conv_shape *sh, float *work)
 {
