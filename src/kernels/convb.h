@@ -41,6 +41,9 @@ typedef struct {
     size_t dyimg, dyrow; /* floats from one image's dy to the next's; from one output row's */
     size_t dyplane;      /* floats from one output block of dy to the next */
     int accumulate;      /* add to the accumulators in memory rather than start from zero */
+    ptrdiff_t x_ahead, dy_ahead; /* floats from a pixel's x, its dy, to the same pixel's in the
+                                  * next chunk, whose lines the call asks L2 for; 0: not asked */
+    long ahead;                  /* the call's first pixels that ask, in its order */
 } rn_convb_wgrad_args;
 
 /* acc: r x kbs vectors of CB, [channel][block]; r <= CB, and

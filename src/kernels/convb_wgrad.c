@@ -79,9 +79,34 @@ static slot_info slot_of(const wgrad_job *j, int kb, int s)
     return o;
 }
 
+/* The chunk after this one (images [i0, i0 + imgs), rows [y0, y1)) as its pixels see it: how
+ * many images and rows on each pixel's counterpart lies, the output row where the pixels that
+ * have one end, and which tensors a slot asks L2 for (none after the last chunk). */
+typedef struct {
+    int imgs, rows, until;
+    int x, dy;
+} chunk_ahead;
+
+static chunk_ahead ahead_of(const rn_conv_shape *sh, int i0, int imgs, int y0, int y1)
+{
+    chunk_ahead a = {0, y1 - y0, 0, 0, 0};
+    int rows; /* of this chunk's rows, those with counterparts */
+    if (y1 < sh->oh) {
+        rows = sh->oh - y1 < y1 - y0 ? sh->oh - y1 : y1 - y0;
+    } else { /* the next images' first rows */
+        a.imgs = imgs, a.rows = -y0;
+        rows = sh->n - (i0 + imgs) >= imgs ? y1 - y0 : 0;
+    }
+    a.until = y0 + rows;
+    a.x = a.dy = rows > 0;
+    return a;
+}
+
 /* Slot s of the pair at output block kb over images [i0, i0 + imgs), output rows [y0, y1),
- * added to acc. */
-static void run_slot(const wgrad_job *j, int kb, int s, int i0, int imgs, int y0, int y1, float *acc)
+ * added to acc; the next chunk's x for the slot's run of input lines (by one slot of each input
+ * block) and dy, as ahead says. */
+static void run_slot(const wgrad_job *j, int kb, int s, int i0, int imgs, int y0, int y1,
+                     chunk_ahead ahead, float *acc)
 {
     const rn_conv_shape *sh = j->sh;
     const int cb = j->cb;
@@ -111,6 +136,11 @@ static void run_slot(const wgrad_job *j, int kb, int s, int i0, int imgs, int y0
         a.xstep = (size_t)sh->stride * cb, a.cstride = 1;
         xt = j->x + (size_t)cbk * plane * cb + ((size_t)iy * sh->w + ix) * cb + (c0 - cbk * cb);
     }
+    const int rows_ahead = ahead.until > oy0 ? (ahead.until < oy1 ? ahead.until : oy1) - oy0 : 0;
+    a.ahead = (long)rows_ahead * a.cols * imgs;
+    if (ahead.x && tap == 0 && c0 == cbk * cb)
+        a.x_ahead = (ptrdiff_t)a.ximg * ahead.imgs + (ptrdiff_t)a.xrow * ahead.rows;
+    if (ahead.dy) a.dy_ahead = (ptrdiff_t)a.dyimg * ahead.imgs + (ptrdiff_t)a.dyrow * ahead.rows;
     /* whole rows that follow each other in x and dy (a 1x1 stride-1 convolution): one run of
      * pixels, so that small maps do not pay the microkernel's turn at each row (rows of 7:
      * 73% of the peak in the probe, 90-96% for runs of 56 or more) */
@@ -237,11 +267,18 @@ static void backward_weights(float *dw, const float *dy, const float *x, int pla
             const int imgs = sh->n - i0 < ch.imgs ? sh->n - i0 : ch.imgs;
             for (int y0 = 0; y0 < sh->oh; y0 += ch.rows) {
                 const int y1 = y0 + ch.rows < sh->oh ? y0 + ch.rows : sh->oh;
+                const chunk_ahead next = ahead_of(sh, i0, imgs, y0, y1);
                 for (int p = 0; p < np; p++) {
                     const int kb = 2 * (p0 + p), kbs = kb + 1 < kbn ? 2 : 1;
-                    for (int q = q0, end = slots_end(&j, kbs, q0, pl.g); q < end; q++)
-                        run_slot(&j, kb, slot_index(&j, kbs, q), i0, imgs, y0, y1,
+                    for (int q = q0, end = slots_end(&j, kbs, q0, pl.g); q < end; q++) {
+                        /* x by the tile's first pair, which reads it first; dy by the pair's
+                         * first slot */
+                        chunk_ahead at = next;
+                        at.x = at.x && p == 0;
+                        at.dy = at.dy && q == q0;
+                        run_slot(&j, kb, slot_index(&j, kbs, q), i0, imgs, y0, y1, at,
                                  acc + ((size_t)p * pl.g + q - q0) * slot_floats);
+                    }
                 }
             }
         }

@@ -14,6 +14,22 @@
  * in order): a fixed order, whatever the thread count. */
 #include <stddef.h>
 
+/* The next chunk's lines of this pixel's x and dy into L2, where the call was asked to: a
+ * chunk's first reads otherwise wait on memory, as the hardware's prefetcher follows each
+ * block's run of a few kilobytes too late (resnet50's 1x1 gradients at batch 16 ran at 40-55%
+ * of the peak, against 75-80% at batch 4 whose tensors stay in cache). */
+static inline __attribute__((always_inline)) void ask_ahead(const rn_convb_wgrad_args *a,
+                                                            const int kbs, const float *xp,
+                                                            const float *dp, long pixel)
+{
+    if (pixel >= a->ahead) return;
+    if (a->x_ahead) __builtin_prefetch(xp + a->x_ahead, 0, 2);
+    if (a->dy_ahead) {
+        __builtin_prefetch(dp + a->dy_ahead, 0, 2);
+        if (kbs > 1) __builtin_prefetch(dp + a->dyplane + a->dy_ahead, 0, 2);
+    }
+}
+
 static inline __attribute__((always_inline)) void wgrad_tile(const int r, const int kbs,
                                                              const rn_convb_wgrad_args *a,
                                                              float *acc_io, const float *x,
@@ -36,6 +52,7 @@ static inline __attribute__((always_inline)) void wgrad_tile(const int r, const 
         for (int row = 0; row < a->rows; row++) {
             const float *xr = x + (size_t)img * a->ximg + (size_t)row * a->xrow;
             const float *dr = dy + (size_t)img * a->dyimg + (size_t)row * a->dyrow;
+            const long first = ((long)img * a->rows + row) * a->cols;
             int p = 0;
             for (; p + sets <= a->cols; p += sets) {
 #pragma GCC unroll 4
@@ -43,6 +60,7 @@ static inline __attribute__((always_inline)) void wgrad_tile(const int r, const 
                     const vblk d0 = *(const vblk *)(dr + (size_t)(p + s) * CB);
                     const vblk d1 = kbs > 1 ? *(const vblk *)(dr + a->dyplane + (size_t)(p + s) * CB) : d0;
                     const float *xp = xr + (size_t)(p + s) * a->xstep;
+                    ask_ahead(a, kbs, xp, dr + (size_t)(p + s) * CB, first + p + s);
 #pragma GCC unroll 16
                     for (int i = 0; i < r; i++) {
                         const vblk v = VBCAST(xp[(size_t)i * a->cstride]);
@@ -55,6 +73,7 @@ static inline __attribute__((always_inline)) void wgrad_tile(const int r, const 
                 const vblk d0 = *(const vblk *)(dr + (size_t)p * CB);
                 const vblk d1 = kbs > 1 ? *(const vblk *)(dr + a->dyplane + (size_t)p * CB) : d0;
                 const float *xp = xr + (size_t)p * a->xstep;
+                ask_ahead(a, kbs, xp, dr + (size_t)p * CB, first + p);
 #pragma GCC unroll 16
                 for (int i = 0; i < r; i++) {
                     const vblk v = VBCAST(xp[(size_t)i * a->cstride]);
