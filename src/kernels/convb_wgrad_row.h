@@ -14,27 +14,50 @@
  * in order): a fixed order, whatever the thread count. */
 #include <stddef.h>
 
-/* The next chunk's lines of this pixel's x and dy into L2, where the call was asked to: a
- * chunk's first reads otherwise wait on memory, as the hardware's prefetcher follows each
- * block's run of a few kilobytes too late (resnet50's 1x1 gradients at batch 16 ran at 40-55%
- * of the peak, against 75-80% at batch 4 whose tensors stay in cache). */
-static inline __attribute__((always_inline)) void ask_ahead(const rn_convb_wgrad_args *a,
-                                                            const int kbs, const float *xp,
-                                                            const float *dp, long pixel)
+/* Where a call asks L2 for the next chunk's lines (convb_wgrad.c): floats from a pixel's x and
+ * its dy blocks to their counterparts' (0 where not asked: the pixel's own lines, in L1 by
+ * then), for the call's first `pixels` pixels. A chunk's first reads otherwise wait on memory,
+ * as the hardware's prefetcher follows each block's run of a few kilobytes too late (resnet50's
+ * 1x1 gradients at batch 16 ran at 40-55% of the peak, 75-84% at batch 4, whose tensors stay
+ * in cache). */
+typedef struct {
+    ptrdiff_t x, dy, dy2;
+    long pixels;
+} ahead_lines;
+
+/* One pixel onto one set of accumulators; ask: with the next chunk's lines. */
+static inline __attribute__((always_inline)) void wgrad_pixel(const int r, const int kbs,
+                                                              vblk acc[CB][2], const float *xp,
+                                                              const float *dp, size_t dyplane,
+                                                              size_t cstride,
+                                                              const ahead_lines *h, int ask)
 {
-    if (pixel >= a->ahead) return;
-    if (a->x_ahead) __builtin_prefetch(xp + a->x_ahead, 0, 2);
-    if (a->dy_ahead) {
-        __builtin_prefetch(dp + a->dy_ahead, 0, 2);
-        if (kbs > 1) __builtin_prefetch(dp + a->dyplane + a->dy_ahead, 0, 2);
+    const vblk d0 = *(const vblk *)dp;
+    const vblk d1 = kbs > 1 ? *(const vblk *)(dp + dyplane) : d0;
+    if (ask) {
+        __builtin_prefetch(xp + h->x, 0, 2);
+        __builtin_prefetch(dp + h->dy, 0, 2);
+        if (kbs > 1) __builtin_prefetch(dp + h->dy2, 0, 2);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < r; i++) {
+        const vblk v = VBCAST(xp[(size_t)i * cstride]);
+        acc[i][0] = VFMA(v, d0, acc[i][0]);
+        if (kbs > 1) acc[i][1] = VFMA(v, d1, acc[i][1]);
     }
 }
 
+/* adjacent: the input's channels lie next to each other (blocks; cstride 1), which spares the
+ * loop an address computation a channel */
 static inline __attribute__((always_inline)) void wgrad_tile(const int r, const int kbs,
                                                              const rn_convb_wgrad_args *a,
                                                              float *acc_io, const float *x,
-                                                             const float *dy)
+                                                             const float *dy, const int adjacent)
 {
+    const size_t cstride = adjacent ? 1 : a->cstride, dyplane = a->dyplane;
+    const int asked = a->x_ahead || a->dy_ahead;
+    const ahead_lines h = {a->x_ahead, a->dy_ahead, (ptrdiff_t)dyplane + a->dy_ahead,
+                           asked ? a->ahead : 0};
     /* few channels (a network's first convolution: 1 or 3): the pixels go round SETS sets of
      * accumulators, so that there are chains enough to hide the FMA's latency */
     enum { SETS_MAX = 4 };
@@ -52,35 +75,24 @@ static inline __attribute__((always_inline)) void wgrad_tile(const int r, const 
         for (int row = 0; row < a->rows; row++) {
             const float *xr = x + (size_t)img * a->ximg + (size_t)row * a->xrow;
             const float *dr = dy + (size_t)img * a->dyimg + (size_t)row * a->dyrow;
-            const long first = ((long)img * a->rows + row) * a->cols;
+            const long ask = h.pixels - ((long)img * a->rows + row) * a->cols;
+            const int asking = ask <= 0 ? 0 : ask < a->cols ? (int)ask : a->cols;
             int p = 0;
+            for (; p + sets <= asking; p += sets) {
+#pragma GCC unroll 4
+                for (int s = 0; s < sets; s++)
+                    wgrad_pixel(r, kbs, acc[s], xr + (size_t)(p + s) * a->xstep,
+                                dr + (size_t)(p + s) * CB, dyplane, cstride, &h, 1);
+            }
             for (; p + sets <= a->cols; p += sets) {
 #pragma GCC unroll 4
-                for (int s = 0; s < sets; s++) {
-                    const vblk d0 = *(const vblk *)(dr + (size_t)(p + s) * CB);
-                    const vblk d1 = kbs > 1 ? *(const vblk *)(dr + a->dyplane + (size_t)(p + s) * CB) : d0;
-                    const float *xp = xr + (size_t)(p + s) * a->xstep;
-                    ask_ahead(a, kbs, xp, dr + (size_t)(p + s) * CB, first + p + s);
-#pragma GCC unroll 16
-                    for (int i = 0; i < r; i++) {
-                        const vblk v = VBCAST(xp[(size_t)i * a->cstride]);
-                        acc[s][i][0] = VFMA(v, d0, acc[s][i][0]);
-                        if (kbs > 1) acc[s][i][1] = VFMA(v, d1, acc[s][i][1]);
-                    }
-                }
+                for (int s = 0; s < sets; s++)
+                    wgrad_pixel(r, kbs, acc[s], xr + (size_t)(p + s) * a->xstep,
+                                dr + (size_t)(p + s) * CB, dyplane, cstride, &h, 0);
             }
-            for (; p < a->cols; p++) { /* the row's last pixels, into the first set */
-                const vblk d0 = *(const vblk *)(dr + (size_t)p * CB);
-                const vblk d1 = kbs > 1 ? *(const vblk *)(dr + a->dyplane + (size_t)p * CB) : d0;
-                const float *xp = xr + (size_t)p * a->xstep;
-                ask_ahead(a, kbs, xp, dr + (size_t)p * CB, first + p);
-#pragma GCC unroll 16
-                for (int i = 0; i < r; i++) {
-                    const vblk v = VBCAST(xp[(size_t)i * a->cstride]);
-                    acc[0][i][0] = VFMA(v, d0, acc[0][i][0]);
-                    if (kbs > 1) acc[0][i][1] = VFMA(v, d1, acc[0][i][1]);
-                }
-            }
+            for (; p < a->cols; p++) /* the row's last pixels, into the first set */
+                wgrad_pixel(r, kbs, acc[0], xr + (size_t)p * a->xstep, dr + (size_t)p * CB,
+                            dyplane, cstride, &h, p < asking);
         }
 #pragma GCC unroll 16
     for (int i = 0; i < r; i++) {
@@ -96,12 +108,16 @@ static inline __attribute__((always_inline)) void wgrad_tile(const int r, const 
 
 #define WGRAD_CASE(R)                                                                              \
     case R:                                                                                        \
-        if (kbs > 1) wgrad_tile(R, 2, a, acc, x, dy);                                              \
-        else wgrad_tile(R, 1, a, acc, x, dy);                                                      \
+        if (R == CB / 2 && kbs > 1 && a->cstride == 1) wgrad_tile(R, 2, a, acc, x, dy, 1);         \
+        else if (kbs > 1) wgrad_tile(R, 2, a, acc, x, dy, 0);                                      \
+        else wgrad_tile(R, 1, a, acc, x, dy, 0);                                                   \
         return;
 /* more than CB / 2 channels: one output block only (the registers hold CB accumulators) */
 #define WGRAD_CASE1(R)                                                                             \
-    case R: wgrad_tile(R, 1, a, acc, x, dy); return;
+    case R:                                                                                        \
+        if (R == CB && a->cstride == 1) wgrad_tile(R, 1, a, acc, x, dy, 1);                        \
+        else wgrad_tile(R, 1, a, acc, x, dy, 0);                                                   \
+        return;
 
 void WGRAD_NAME(const rn_convb_wgrad_args *a, int r, int kbs, float *acc, const float *x,
                 const float *dy)
