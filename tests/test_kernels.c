@@ -1054,6 +1054,10 @@ static void test_convb_backward_weights(void **state)
      * empty), and wide rows whose chunk's x for all the slots would not fit the budget */
     convb_wgrad_case(2, 264, 3, 3, 264, 1, 1, 0, WGRAD_BLOCKED);
     convb_wgrad_case(1, 320, 2, 1000, 48, 1, 1, 0, WGRAD_BLOCKED);
+    /* a strided 1x1 convolution with 256 output channels or more runs on its pixels gathered
+     * (convb_wgrad.c): an odd map, an input block half filled, a single last output block */
+    convb_wgrad_case(3, 24, 9, 11, 264, 1, 2, 0, WGRAD_BLOCKED);
+    convb_wgrad_case(2, 32, 8, 8, 256, 1, 2, 0, WGRAD_BLOCKED);
 }
 
 /* The input gradient's Winograd weights, packed straight from the forward's (transposed and

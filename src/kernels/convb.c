@@ -167,9 +167,8 @@ static int strided_pointwise(const rn_conv_shape *sh)
     return sh->r == 1 && sh->s == 1 && sh->stride > 1 && sh->pad == 0;
 }
 
-/* Images i0 .. i0 + gi of x: their pixels (s y, s x) into dst, oh x ow a block. */
-static void gather_strided(float *dst, const float *x, int i0, int gi, int cbn, int cb,
-                           const rn_conv_shape *sh, int threads)
+void rn_convb_gather_strided(float *dst, const float *x, int i0, int gi, int cbn, int cb,
+                             const rn_conv_shape *sh, int threads)
 {
     const size_t out_plane = (size_t)sh->oh * sh->ow * cb, in_plane = (size_t)sh->h * sh->w * cb;
 #pragma omp parallel for num_threads(threads) schedule(static) collapse(2) if (threads > 1)
@@ -353,7 +352,7 @@ static void strided_forward(const rn_convb_fns *v, rn_convb_row a, float *y, con
             float *slot = work + (size_t)rn_thread_id() * gathered;
 #pragma omp for schedule(dynamic, 1)
             for (int i = 0; i < sh->n; i++) {
-                gather_strided(slot, x, i, 1, cbn, cb, sh, 1);
+                rn_convb_gather_strided(slot, x, i, 1, cbn, cb, sh, 1);
                 pointwise_forward(v, a, y + (size_t)i * out_image, slot, packed,
                                   packed + weight_floats(sh, cb), &unit);
             }
@@ -363,7 +362,7 @@ static void strided_forward(const rn_convb_fns *v, rn_convb_row a, float *y, con
     const int group = group_of(sh);
     for (int i0 = 0; i0 < sh->n; i0 += group) {
         const int gi = sh->n - i0 < group ? sh->n - i0 : group;
-        gather_strided(work, x, i0, gi, cbn, cb, sh, threads);
+        rn_convb_gather_strided(work, x, i0, gi, cbn, cb, sh, threads);
         unit.n = gi;
         pointwise_forward(v, a, y + (size_t)i0 * out_image, work, packed,
                           packed + weight_floats(sh, cb), &unit);

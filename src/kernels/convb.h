@@ -209,4 +209,9 @@ static const double RN_CONVB_WINO_G4[6][3] = {{1.0 / 4, 0, 0},
                                               {0, 0, 1}};
 #define RN_CONVB_WINO_G(m, i, j) ((m) == 4 ? RN_CONVB_WINO_G4[i][j] : RN_CONVB_WINO_G2[i][j])
 
+/* The pixels a strided 1x1 convolution reads (every stride-th of every stride-th row) of
+ * images [i0, i0 + gi) of blocked x, as a blocked tensor of the output's size (convb.c). */
+void rn_convb_gather_strided(float *dst, const float *x, int i0, int gi, int cbn, int cb,
+                             const rn_conv_shape *sh, int threads);
+
 #endif
