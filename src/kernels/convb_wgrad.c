@@ -276,19 +276,21 @@ static void backward_weights(float *dw, const float *dy, const float *x, int pla
                              const rn_conv_shape *sh, float *work)
 {
     const rn_convb_fns v = rn_convb_select();
+    const rn_conv_shape *given = sh;
     rn_conv_shape unit;
-    if (gathered(sh, planar_in, &unit)) {
-        float *xs = work + accumulator_floats(&v, &unit);
-        rn_convb_gather_strided(xs, x, 0, sh->n, rn_blk_count(sh->c, v.lanes), v.lanes, sh,
-                                sh->threads > 1 ? sh->threads : 1);
-        x = xs, sh = &unit;
-    }
+    const int gather = gathered(sh, planar_in, &unit);
+    if (gather) sh = &unit;
     wgrad_job j;
     chunking ch;
     const wgrad_plan pl = plan_of_shape(&v, sh, x, dy, planar_in, &j, &ch);
     const int cb = v.lanes, kbn = j.kbn, threads = sh->threads > 1 ? sh->threads : 1;
     const int pairs = (kbn + 1) / 2;
     const size_t slot_floats = (size_t)cb * cb, tile_floats = (size_t)pl.ps * pl.g * slot_floats;
+    if (gather) { /* after the threads' accumulators, as the workspace counts it */
+        float *xs = work + (size_t)threads * tile_floats;
+        rn_convb_gather_strided(xs, x, 0, given->n, j.cbn, cb, given, threads);
+        j.x = xs;
+    }
     const long tasks = (long)pl.sets * pl.groups;
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
     for (long t = 0; t < tasks; t++) {
