@@ -79,7 +79,7 @@ static inline __attribute__((always_inline)) void wgrad_tile(const int r, const 
      * quiet one, same bits): 512->512 3x3/2 on 14x14 at batch 16 0.90-0.96x the time, 16->32 on
      * 32x32 at 128 0.87-0.97x, 32->64 0.93-0.99x, 256->256 and 128->128 0.96-1.00x. The
      * portable and 8-lane builds and stride 1 do not ask (8 lanes: 1.00-1.04x; stride 1
-     * 1.00-1.03x; few-channel planar inputs 1.11-1.23x). */
+     * 1.00-1.04x; few-channel planar inputs 1.11-1.23x). */
     const int ask_next_row = CB > 8 && a->cstride == 1 && a->xstep > CB;
     for (int img = 0; img < a->imgs; img++)
         for (int row = 0; row < a->rows; row++) {
