@@ -241,9 +241,10 @@ static wgrad_plan plan_of_shape(const rn_convb_fns *v, const rn_conv_shape *sh, 
  * rows of a few pixels each on every other line: the same products, in the same order where a
  * slot's accumulators are one set (16 lanes). With 8 lanes (4 channels x 2 blocks a slot) the
  * pixels go round two sets in the run's order, so on maps of odd width the last bits differ
- * from the strided path's (the same for any thread count still). Only with GATHER_MIN_K output channels or more: with fewer, a gathered value serves too few
- * multiply-adds for its copy (16->32 on 32x32 at batch 128 took 1.15-1.27x the time gathered,
- * 32->64 and 64->128 1.03-1.10x, where 128->256 and up took 0.69-0.96x). */
+ * from the strided path's (the same for any thread count still). Only with GATHER_MIN_K output
+ * channels or more: with fewer, a gathered value serves too few multiply-adds for its copy
+ * (16->32 on 32x32 at batch 128 took 1.15-1.27x the time gathered, 32->64 and 64->128
+ * 1.03-1.10x, where 128->256 and up took 0.69-0.96x). */
 enum { GATHER_MIN_K = 256 };
 
 static int gathered(const rn_conv_shape *sh, int planar_in, rn_conv_shape *unit)

@@ -75,9 +75,11 @@ static inline __attribute__((always_inline)) void wgrad_tile(const int r, const 
      * rows of 7-28 pixels two lines apart, where the hardware's prefetcher does not keep up
      * (every pixel's first FMA waited on its x in the profile). Each row asks L1 for the next
      * row's lines (the next image's first where it ends one) as it starts. Measured (Zen 4,
-     * family 25 model 17, 1 thread, both ways alternating call by call, in a noisy hour and a
+     * family 25 model 17, 1 thread, both ways alternating call by call, in a slow spell and a
      * quiet one, same bits): 512->512 3x3/2 on 14x14 at batch 16 0.90-0.96x the time, 16->32 on
-     * 32x32 at 128 0.87-0.97x, 32->64 0.93-0.99x, 256->256 and 128->128 0.96-1.00x. The
+     * 32x32 at 128 0.87-0.97x, 32->64 0.93-0.99x, 256->256 and 128->128 0.96-1.00x; strided 1x1
+     * gradients of fewer than 256 outputs (not gathered) 0.91-0.97x, but 1.03-1.04x on 4-pixel
+     * rows (64->128 on 8x8, in none of the benchmark's networks). The
      * portable and 8-lane builds and stride 1 do not ask (8 lanes: 1.00-1.04x; stride 1
      * 1.00-1.04x; few-channel planar inputs 1.11-1.23x). */
     const int ask_next_row = CB > 8 && a->cstride == 1 && a->xstep > CB;
