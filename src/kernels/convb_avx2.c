@@ -9,6 +9,7 @@
 #define RMAX RN_CONVB_RMAX_AVX2
 #define VFMA(a, b, c) ((vblk)_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
 #define VBCAST(x) ((vblk)_mm256_set1_ps(x))
+#define KEEP_IN_REGISTER(v) __asm__("" : "+x"(v))
 #define ROW_NAME rn_convb_row_avx2
 #define WINO_IN_NAME rn_convb_wino_in_avx2
 #define WINO_OUT_NAME rn_convb_wino_out_avx2

@@ -9,6 +9,7 @@
 #define RMAX RN_CONVB_RMAX_AVX512
 #define VFMA(a, b, c) ((vblk)_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
 #define VBCAST(x) ((vblk)_mm512_set1_ps(x))
+#define KEEP_IN_REGISTER(v) __asm__("" : "+v"(v))
 #define ROW_NAME rn_convb_row_avx512
 #define WINO_IN_NAME rn_convb_wino_in_avx512
 #define WINO_OUT_NAME rn_convb_wino_out_avx512

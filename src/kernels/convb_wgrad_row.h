@@ -14,6 +14,18 @@
  * in order): a fixed order, whatever the thread count. */
 #include <stddef.h>
 
+/* A pixel's dy vectors loaded once, into registers: with few channels a pixel (1-3, a network's
+ * first convolution, planar), GCC 12 folded the load into each of the pixel's FMAs instead,
+ * loading the same 64 bytes r times beside r broadcasts. The includer's KEEP_IN_REGISTER(v)
+ * (an empty asm that takes v in a vector register) stops that; none: the compiler's choice.
+ * Measured (Zen 4, family 25 model 17, 1 thread, old and new library alternating by process,
+ * three rounds, the same bits): resnet20's first layer (3->16 on 32x32, batch 128) 1.70-1.78
+ * ms -> 1.31-1.35 (0.76x the time); the stem's 3->64 7x7/2 and 1-channel inputs 1.00x, as
+ * GCC kept their dy in registers already; with 8 lanes 1.00x. */
+#ifndef KEEP_IN_REGISTER
+#define KEEP_IN_REGISTER(v) ((void)0)
+#endif
+
 /* Where a call asks L2 for the next chunk's lines (convb_wgrad.c): floats from a pixel's x and
  * its dy blocks to their counterparts' (0 where not asked: the pixel's own lines, in L1 by
  * then), for the call's first `pixels` pixels. A chunk's first reads otherwise wait on memory,
@@ -32,8 +44,10 @@ static inline __attribute__((always_inline)) void wgrad_pixel(const int r, const
                                                               size_t cstride,
                                                               const ahead_lines *h, int ask)
 {
-    const vblk d0 = *(const vblk *)dp;
-    const vblk d1 = kbs > 1 ? *(const vblk *)(dp + dyplane) : d0;
+    vblk d0 = *(const vblk *)dp;
+    vblk d1 = kbs > 1 ? *(const vblk *)(dp + dyplane) : d0;
+    KEEP_IN_REGISTER(d0);
+    if (kbs > 1) KEEP_IN_REGISTER(d1);
     if (ask) {
         __builtin_prefetch(xp + h->x, 0, 2);
         __builtin_prefetch(dp + h->dy, 0, 2);
