@@ -98,6 +98,10 @@ typedef struct {
     double *ms[N_TIMED]; /* sorted times of the timed runs */
     int runs[N_TIMED];
     int wino;          /* on blocks by Winograd: 1 forward and input gradient, 2 all three */
+    int planar_in;     /* the network's first convolution alone: on blocks, training runs its
+                        * forward and weight gradient on the planar images (rn_convb_*_planar_in),
+                        * so those are what is timed, not a blocked input of 1-3 channels in
+                        * 16 lanes */
     int tiles[3];      /* ... with output tiles of tiles[pass] (0: the direct kernel) */
 } kernel_row;
 
@@ -161,9 +165,11 @@ static int time_kernel(kernel_row *r, const bench_settings *bs, uint64_t seed)
     float *dxb = rn_alloc_lines(rn_blk_floats(sh.n, sh.c, sh.h, sh.w), sizeof(float));
     /* where the network runs Winograd on blocks (rn_conv_run_*_blocked), the same here, its
      * forward as training runs it */
+    r->planar_in = r->dx_count == 0;
     const rn_conv_shape fs = rn_convb_wino_training_forward(&sh);
-    const int wino_fwd = rn_convb_wino_pays(&fs);
-    const int wino = rn_convb_wino_pays(&sh), wino_wgrad = rn_convb_wino_wgrad_pays(&sh);
+    const int wino_fwd = !r->planar_in && rn_convb_wino_pays(&fs);
+    const int wino = rn_convb_wino_pays(&sh);
+    const int wino_wgrad = !r->planar_in && rn_convb_wino_wgrad_pays(&sh);
     const rn_conv_shape t = rn_convb_wino_transposed(&sh);
     r->wino = wino + wino_wgrad;
     r->tiles[0] = wino_fwd ? rn_convb_wino_tile(&fs) : 0;
@@ -207,7 +213,8 @@ static int time_kernel(kernel_row *r, const bench_settings *bs, uint64_t seed)
                 rn_convb_wino_forward(yb, xb, wb, 0, &fs, workb);
             } else if (d == DIR_FORWARD_BLOCKED) {
                 rn_convb_pack(wb, w, NULL, NULL, &sh);
-                rn_convb_forward(yb, xb, wb, 0, &sh, workb);
+                if (r->planar_in) rn_convb_forward_planar_in(yb, x, wb, 0, &sh, workb);
+                else rn_convb_forward(yb, xb, wb, 0, &sh, workb);
             } else if (d == DIR_BACKWARD_DATA_BLOCKED && wino) {
                 rn_convb_wino_pack_backward_data(wd, w, &t);
                 rn_convb_wino_forward(dxb, dyb, wd, 0, &t, workd);
@@ -215,6 +222,7 @@ static int time_kernel(kernel_row *r, const bench_settings *bs, uint64_t seed)
                 rn_convb_backward_data_pack(wd, w, &sh);
                 rn_convb_backward_data(dxb, dyb, wd, &sh, workd);
             } else if (wino_wgrad) rn_convb_wino_backward_weights(dw, dyb, xb, &sh, workg);
+            else if (r->planar_in) rn_convb_backward_weights_planar_in(dw, NULL, dyb, x, &sh, workg);
             else rn_convb_backward_weights(dw, NULL, dyb, xb, &sh, workg);
             double dt = rn_clock_s() - t0;
             if (it < bs->warmup) continue;
@@ -282,6 +290,7 @@ static int kernels_json(const rn_net *net, const bench_settings *bs, const kerne
         cJSON_AddNumberToObject(j, "count", r->count);
         cJSON_AddNumberToObject(j, "dx_count", r->dx_count);
         cJSON_AddNumberToObject(j, "blocked_winograd", r->wino);
+        cJSON_AddBoolToObject(j, "blocked_planar_in", r->planar_in);
         cJSON_AddItemToObject(j, "winograd_tiles", cJSON_CreateIntArray(r->tiles, 3));
         cJSON_AddItemToObject(j, "names", row_names(net, r));
         double gf = bench_conv_gflop(c, bs->batch);
@@ -341,6 +350,7 @@ static void kernels_table(const rn_net *net, const bench_settings *bs, const ker
         if (r->wino == 2)
             snprintf(mark, sizeof mark, " W%d%d%d", r->tiles[0], r->tiles[1], r->tiles[2]);
         else if (r->wino) snprintf(mark, sizeof mark, " w%d%d", r->tiles[0], r->tiles[1]);
+        else if (r->planar_in) snprintf(mark, sizeof mark, " p");
         snprintf(shape, sizeof shape, "%d->%d %dx%d/%d %dx%d%s", c->in_c, c->out_c, c->k, c->k,
                  c->stride, c->in_h, c->in_w, mark);
         double gf = bench_conv_gflop(c, bs->batch), mine = 0;
@@ -377,7 +387,9 @@ static void kernels_table(const rn_net *net, const bench_settings *bs, const ker
            "blocks runs; each forward packs its weights, as a training step must; W: all three "
            "blocked passes by Winograd, w: forward and backward-data, with output tiles of the "
            "digits' size in that order (2: F(2x2, 3x3), 4: F(4x4, 3x3), 0: the direct kernel; "
-           "GFLOP/s and peak count direct multiply-adds)\n", rn_blk_lanes());
+           "GFLOP/s and peak count direct multiply-adds); p: the network's first convolution, "
+           "whose blocked forward and weight gradient read the planar images, as training's "
+           "do\n", rn_blk_lanes());
     if (starred)
         printf("*: holds the network's first convolution, whose input gradient training never "
                "computes (left out of the totals)\n");
