@@ -114,8 +114,19 @@ static inline __attribute__((always_inline)) void row_tile(const int r, const in
          * at 2. Two a turn for any count instead took them to 1.09x / 1.05x. */
         if (a->kr == 1 && a->ks == 1 && channels == CB) {
             const float *xv = xc, *wv = wc;
+            /* One a turn from 12 pixels x 2 blocks up: two turns' 24 accumulators and four
+             * weight vectors left GCC 12 too few registers for the broadcasts, and it spilled
+             * accumulators to the stack inside the loop. Measured (Zen 4, family 25 model 17,
+             * 1 thread, both ways alternating call by call, the same bits): 1024->2048 1x1/2
+             * at batch 16 (7x7 calls of 12-13 pixels) 0.94-0.97x the time, 2048->512 on 7x7
+             * 0.93-0.97x; the 56x56, 28x28 and 14x14 layers 0.99-1.01x. */
+            if (r * kbs > 22) {
+#pragma GCC unroll 1
+                for (int c = 0; c < CB; c++, xv += xchannel, wv += CB) CHANNEL_FMAS();
+            } else {
 #pragma GCC unroll 2
-            for (int c = 0; c < CB; c++, xv += xchannel, wv += CB) CHANNEL_FMAS();
+                for (int c = 0; c < CB; c++, xv += xchannel, wv += CB) CHANNEL_FMAS();
+            }
             continue;
         }
         for (int ky = 0; ky < a->kr; ky++)
