@@ -163,8 +163,9 @@ static inline int rn_convb_row_calls(int n, int rmax) { return (n + rmax - 1) / 
 static inline int rn_convb_call_start(int n, int calls, int j) { return (int)((long)j * n / calls); }
 
 /* One plane of h x w pixels of unit floats (a channel block, or one planar channel) into dst,
- * bordered by p zeros on every side. */
-void rn_convb_pad_plane(float *dst, const float *src, int h, int w, int p, int unit);
+ * bordered by p zeros on every side; border 0: the border is not written (zero already, from
+ * an earlier call on dst). */
+void rn_convb_pad_plane(float *dst, const float *src, int h, int w, int p, int unit, int border);
 
 /* The builds this CPU runs (kernels/cpu.c), with their lane count and microkernel row. */
 typedef struct {

@@ -281,12 +281,14 @@ void rn_convb_backward_data(float *dx, const float *dy, const float *packed,
 #pragma omp parallel num_threads(threads) if (threads > 1)
         {
             float *dyp = work + (size_t)rn_thread_id() * kbn * padded;
+            int border = 1; /* the slot's border is zero after its first image (as convb.c) */
 #pragma omp for schedule(dynamic, 1)
             for (int i = 0; i < sh->n; i++) {
                 for (int kb = 0; kb < kbn; kb++)
                     rn_convb_pad_plane(dyp + (size_t)kb * padded,
                                        dy + (size_t)i * dy_image + (size_t)kb * sh->oh * sh->ow * cb,
-                                       sh->oh, sh->ow, p, cb);
+                                       sh->oh, sh->ow, p, cb, border);
+                border = 0;
                 for (int b = 0; b < cbn; b += 2)
                     for (int ph = 0; ph < phases; ph++) {
                         const int py = ph / s, px = ph % s;
@@ -304,7 +306,7 @@ void rn_convb_backward_data(float *dx, const float *dy, const float *packed,
             for (int kb = 0; kb < kbn; kb++)
                 rn_convb_pad_plane(work + ((size_t)i * kbn + kb) * padded,
                                    dy + (size_t)(i0 + i) * dy_image + (size_t)kb * sh->oh * sh->ow * cb,
-                                   sh->oh, sh->ow, p, cb);
+                                   sh->oh, sh->ow, p, cb, i0 == 0);
         const long tasks = (long)gi * pairs * phases * bands;
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
         for (long t = 0; t < tasks; t++) {
