@@ -84,7 +84,7 @@ static size_t phase_offset(const rn_conv_shape *sh, int py, int px)
  * 0.23-0.37x on the large ones. */
 enum { TILE_FLOATS = 9 * RN_BLK_MAX_LANES * RN_BLK_MAX_LANES }; /* a stride-1 3x3 tile */
 enum { THREADS_MIN_FLOATS = 1 << 14 }; /* fewer weights are packed on one thread */
-enum { AHEAD = 4 };
+enum { AHEAD = 4 }; /* K blocks ahead whose rows a tile asks for */
 
 void rn_convb_backward_data_pack(float *packed, const float *w, const rn_conv_shape *sh)
 {
