@@ -134,9 +134,7 @@ size_t rn_convb_packed_floats(const rn_conv_shape *sh)
  * bits): resnet50's 1024->2048 layer 0.41-0.53x the time at 1 thread (4.3-4.8 ms before),
  * 512->512 3x3 0.40-0.56x, 2048->512 0.31-0.50x; at 2 threads 0.23-0.28x. Written in place
  * from the rows (no buffer), the stores to new lines held it up. */
-enum { PACK_TILE_FLOATS = 9 * RN_BLK_MAX_LANES * RN_BLK_MAX_LANES }; /* a 3x3 tile */
 enum { PACK_AHEAD = 4 };                /* tiles ahead that a tile asks its rows' lines for */
-enum { PACK_THREADS_MIN_FLOATS = 1 << 14 }; /* fewer weights are packed on one thread */
 
 void rn_convb_pack(float *packed, const float *w, const float *scale, const float *bias,
                    const rn_conv_shape *sh)
@@ -145,12 +143,13 @@ void rn_convb_pack(float *packed, const float *w, const float *scale, const floa
     const int taps = sh->r * sh->s;
     const size_t tile = (size_t)taps * cb * cb;
 #pragma omp parallel for num_threads(threads_of(sh)) schedule(static) \
-    if (threads_of(sh) > 1 && kbn > 1 && (size_t)sh->k * sh->c * taps >= PACK_THREADS_MIN_FLOATS)
+    if (threads_of(sh) > 1 && kbn > 1 &&                                                          \
+        (size_t)sh->k * sh->c * taps >= RN_CONVB_PACK_THREADS_MIN)
     for (int kb = 0; kb < kbn; kb++) {
-        float buffer[PACK_TILE_FLOATS] __attribute__((aligned(64)));
+        float buffer[RN_CONVB_PACK_TILE_FLOATS] __attribute__((aligned(64)));
         for (int b = 0; b < cbn; b++) {
             float *out = packed + ((size_t)kb * cbn + b) * tile;
-            float *dst = tile <= PACK_TILE_FLOATS ? buffer : out; /* [taps][CB c][CB k] */
+            float *dst = tile <= RN_CONVB_PACK_TILE_FLOATS ? buffer : out; /* [taps][CB c][CB k] */
             const int cl_end = sh->c - b * cb < cb ? sh->c - b * cb : cb;
             for (int kl = 0; kl < cb; kl++) {
                 const int k = kb * cb + kl;

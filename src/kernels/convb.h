@@ -162,6 +162,12 @@ enum { RN_CONVB_IMAGES_PER_THREAD = 8 };
 static inline int rn_convb_row_calls(int n, int rmax) { return (n + rmax - 1) / rmax; }
 static inline int rn_convb_call_start(int n, int calls, int j) { return (int)((long)j * n / calls); }
 
+/* The weight packs (rn_convb_pack, rn_convb_backward_data_pack) put a tile of up to this many
+ * floats (a 3x3 one) together in a buffer on the stack, and share out the blocks among the
+ * threads from RN_CONVB_PACK_THREADS_MIN weights up (fewer are packed on one thread). */
+enum { RN_CONVB_PACK_TILE_FLOATS = 9 * RN_BLK_MAX_LANES * RN_BLK_MAX_LANES };
+enum { RN_CONVB_PACK_THREADS_MIN = 1 << 14 };
+
 /* One plane of h x w pixels of unit floats (a channel block, or one planar channel) into dst,
  * bordered by p zeros on every side; border 0: the border is not written (zero already, from
  * an earlier call on dst). */

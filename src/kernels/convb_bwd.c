@@ -86,8 +86,6 @@ static size_t phase_offset(const rn_conv_shape *sh, int py, int px)
  * 1.2-1.65x the old time: worked out once a call, no asking where a row's run is under a line
  * and the small tiles written in place, 1024->2048/2 1.02-1.14x, the other 1x1 layers
  * 0.87-0.93x, 3x3 0.52-0.82x. */
-enum { TILE_FLOATS = 9 * RN_BLK_MAX_LANES * RN_BLK_MAX_LANES }; /* a stride-1 3x3 tile */
-enum { THREADS_MIN_FLOATS = 1 << 14 }; /* fewer weights are packed on one thread */
 enum { AHEAD = 4 }; /* K blocks ahead whose rows a tile asks for */
 enum { SMALL_TILE = 64 }; /* floats of a tile written in place, not through the buffer */
 
@@ -115,9 +113,9 @@ void rn_convb_backward_data_pack(float *packed, const float *w, const rn_conv_sh
     phase_tiles held[PHASES_HELD];
     for (int q = 0; q < phases && q < PHASES_HELD; q++) held[q] = phase_tiles_of(sh, q);
 #pragma omp parallel for num_threads(threads) schedule(static) \
-    if (threads > 1 && cbn > 1 && (size_t)sh->k * sh->c * taps >= THREADS_MIN_FLOATS)
+    if (threads > 1 && cbn > 1 && (size_t)sh->k * sh->c * taps >= RN_CONVB_PACK_THREADS_MIN)
     for (int b = 0; b < cbn; b++) {
-        float buffer[TILE_FLOATS] __attribute__((aligned(64)));
+        float buffer[RN_CONVB_PACK_TILE_FLOATS] __attribute__((aligned(64)));
         const int cl_end = sh->c - b * cb < cb ? sh->c - b * cb : cb;
         for (int kb = 0; kb < kbn; kb++) {
             const int kl_end = sh->k - kb * cb < cb ? sh->k - kb * cb : cb;
@@ -135,7 +133,8 @@ void rn_convb_backward_data_pack(float *packed, const float *w, const rn_conv_sh
                 if (!pt.tile) continue;
                 float *out = packed + pt.offset + ((size_t)b * kbn + kb) * pt.tile;
                 /* a small tile (1x1 with 8 lanes: 64 floats) straight into place */
-                float *dst = pt.tile <= TILE_FLOATS && pt.tile > SMALL_TILE ? buffer : out;
+                const int buffered = pt.tile <= RN_CONVB_PACK_TILE_FLOATS && pt.tile > SMALL_TILE;
+                float *dst = buffered ? buffer : out;
                 if (kl_end < cb || cl_end < cb) memset(dst, 0, pt.tile * sizeof(float));
                 for (int kl = 0; kl < kl_end; kl++) {
                     const size_t row = (size_t)kb * cb + kl;
