@@ -5,7 +5,9 @@
  *   make build/libresnet.a
  *   cc -O2 -fopenmp -Isrc bench/conv_time.c build/libresnet.a -lm -o build/conv_time
  *   build/conv_time DIR N C HW K R STRIDE [THREADS [ITERS [ALGO]]]
- * DIR: fwd | dx | dw; padding R / 2; ALGO: auto | direct | winograd (default auto).
+ * DIR: fwd | dx | dw; padding R / 2; ALGO: auto | direct | winograd (default auto), or blocked:
+ * the channel-blocked engine's direct forward (rn_convb_forward on NCHW16c / NCHW8c tensors,
+ * fwd only).
  * e.g. build/conv_time dw 64 128 4 128 3 1 1 20 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,9 +22,17 @@ static double now(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* on cache lines, as the engine's tensors are (the blocked kernels' vectors then never straddle
+ * two lines) */
+static float *lines(size_t len)
+{
+    const size_t bytes = ((len ? len : 1) * sizeof(float) + 63) / 64 * 64;
+    return aligned_alloc(64, bytes);
+}
+
 static float *filled(size_t len, unsigned seed)
 {
-    float *p = malloc((len ? len : 1) * sizeof *p);
+    float *p = lines(len);
     if (!p) return NULL;
     for (size_t i = 0; i < len; i++) {
         seed = seed * 1664525u + 1013904223u;
@@ -42,6 +52,7 @@ int main(int argc, char **argv)
     const int r = atoi(argv[6]), stride = atoi(argv[7]);
     const int threads = argc > 8 ? atoi(argv[8]) : 1, iters = argc > 9 ? atoi(argv[9]) : 20;
     const char *algo = argc > 10 ? argv[10] : "auto";
+    const int blocked = !strcmp(algo, "blocked");
     if (strcmp(dir, "fwd") && strcmp(dir, "dx") && strcmp(dir, "dw")) {
         fprintf(stderr, "conv_time: direction must be fwd, dx or dw, not '%s'\n", dir);
         return 2;
@@ -51,22 +62,34 @@ int main(int argc, char **argv)
         fprintf(stderr, "conv_time: invalid shape\n");
         return 2;
     }
+    if (blocked && strcmp(dir, "fwd")) {
+        fprintf(stderr, "conv_time: ALGO blocked times the forward only\n");
+        return 2;
+    }
     sh.threads = threads;
     sh.algo = !strcmp(algo, "direct") ? RN_CONV_DIRECT
               : !strcmp(algo, "winograd") ? RN_CONV_WINOGRAD : RN_CONV_AUTO;
-    const size_t nx = (size_t)n * c * hw * hw, ny = (size_t)n * k * sh.oh * sh.ow;
+    /* blocked: channels rounded up to whole blocks (timing only: the lanes past c hold data) */
+    const int cb = rn_blk_lanes();
+    const int cs = blocked ? rn_blk_count(c, cb) * cb : c;
+    const int ks = blocked ? rn_blk_count(k, cb) * cb : k;
+    const size_t nx = (size_t)n * cs * hw * hw, ny = (size_t)n * ks * sh.oh * sh.ow;
     const size_t nw = (size_t)k * c * r * r;
+    const size_t nwork = blocked ? rn_convb_workspace(&sh) : rn_conv_workspace(&sh);
     float *x = filled(nx, 1), *w = filled(nw, 2), *dy = filled(ny, 3);
-    float *out = malloc((nx > ny ? nx : ny) * sizeof(float)), *dw = calloc(nw, sizeof(float));
-    float *work = malloc((rn_conv_workspace(&sh) + 1) * sizeof(float));
-    if (!x || !w || !dy || !out || !dw || !work) {
+    float *out = lines(nx > ny ? nx : ny), *dw = calloc(nw, sizeof(float));
+    float *work = lines(nwork + 1);
+    float *packed = blocked ? lines(rn_convb_packed_floats(&sh)) : NULL;
+    if (!x || !w || !dy || !out || !dw || !work || (blocked && !packed)) {
         fprintf(stderr, "conv_time: out of memory\n");
         return 1;
     }
+    if (blocked) rn_convb_pack(packed, w, NULL, NULL, &sh);
     double best = 1e30;
     for (int i = 0; i < iters; i++) {
         const double t0 = now();
-        if (!strcmp(dir, "fwd")) rn_conv_forward(out, x, w, NULL, &sh, work);
+        if (blocked) rn_convb_forward(out, x, packed, 0, &sh, work);
+        else if (!strcmp(dir, "fwd")) rn_conv_forward(out, x, w, NULL, &sh, work);
         else if (!strcmp(dir, "dx")) rn_conv_backward(out, NULL, NULL, dy, x, w, &sh, work);
         else rn_conv_backward(NULL, dw, NULL, dy, x, w, &sh, work);
         const double t = now() - t0;
@@ -81,5 +104,6 @@ int main(int argc, char **argv)
     free(out);
     free(dw);
     free(work);
+    free(packed);
     return 0;
 }

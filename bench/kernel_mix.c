@@ -20,6 +20,8 @@
 #include <string.h>
 #include <time.h>
 
+enum { AHEAD = 16 * 16 }; /* floats ahead a weight prefetch asks for: 16 channels, as the kernels */
+
 static double now(void)
 {
     struct timespec t;
@@ -43,7 +45,7 @@ static double now(void)
             for (int ch = 0; ch < c; ch++, wv += 16, xv++) {                                       \
                 if (prefetch)                                                                      \
                     for (int b = 0; b < (B); b++)                                                  \
-                        __builtin_prefetch(wv + b * wstride + 16 * 16, 0, 3);                      \
+                        __builtin_prefetch(wv + b * wstride + AHEAD, 0, 3);                        \
                 __m512 wb[B];                                                                      \
                 for (int b = 0; b < (B); b++) wb[b] = _mm512_load_ps(wv + b * wstride);            \
                 _Pragma("GCC unroll 12") for (int i = 0; i < (P); i++) {                           \
@@ -78,10 +80,11 @@ int main(int argc, char **argv)
         return 2;
     }
     const int pixels = quad ? 6 : 12, blocks = quad ? 4 : 2;
-    float *w = aligned_alloc(64, (size_t)blocks * c * 16 * sizeof(float) + 64 * 16 * 4);
+    const size_t wfloats = (size_t)blocks * c * 16 + AHEAD; /* the last prefetches stay inside */
+    float *w = aligned_alloc(64, wfloats * sizeof(float));
     float *x = aligned_alloc(64, (size_t)pixels * c * sizeof(float) + 64);
     if (!w || !x) return 1;
-    for (size_t i = 0; i < (size_t)blocks * c * 16 + 64 * 16; i++) w[i] = 1e-6f * (float)(i % 13);
+    for (size_t i = 0; i < wfloats; i++) w[i] = 1e-6f * (float)(i % 13);
     for (size_t i = 0; i < (size_t)pixels * c; i++) x[i] = 1e-3f * (float)(i % 7);
     float check[16];
     double best = 1e30;
